@@ -1,0 +1,66 @@
+import { z } from "zod";
+
+/**
+ * The worker's configuration, parsed once per isolate from `env` (vars + secrets).
+ * A bad value is collected into `problems` and replaced by its default, never thrown:
+ * a misconfigured deployment still serves the origin.
+ */
+const boolString = z.enum(["true", "false"]).transform((v) => v === "true");
+
+export const ConfigSchema = z.object({
+  ORIGIN: z.url({ protocol: /^https?$/ }),
+  NS_PREFIX: z
+    .string()
+    .regex(/^\/[a-z0-9_-]+$/i, "must look like /_ns")
+    .default("/_ns"),
+  STORE_DEADLINE_MS: z.coerce.number().int().min(1).max(5000).default(50),
+  ADMIN_TOKEN: z.string().min(8).optional(),
+  COOKIE_SECRET: z.string().min(16).optional(),
+  IDENTITY_SECRET: z.string().min(16).optional(),
+  SERVER_API_KEY: z.string().min(8).optional(),
+  COOKIE_SECURE: boolString.default(true),
+  COOKIE_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .default("ns_vid"),
+  COOKIE_DOMAIN: z.string().optional(),
+  BEACON_AUTO_INJECT: boolString.default(true),
+  RESPECT_GPC: boolString.default(true),
+  DEBUG_HEADERS: boolString.default(true),
+  BOT_USER_AGENTS: z.string().optional(),
+});
+export type Config = z.infer<typeof ConfigSchema>;
+
+export interface ParsedConfig {
+  readonly config: Config;
+  readonly problems: readonly string[];
+}
+
+const cache = new WeakMap<object, ParsedConfig>();
+
+/** Parses `env` once per isolate (env is the same object for the isolate's lifetime). */
+export function readConfig(env: object): ParsedConfig {
+  const hit = cache.get(env);
+  if (hit) return hit;
+  const raw = env as Record<string, unknown>;
+  const picked: Record<string, unknown> = {};
+  for (const key of Object.keys(ConfigSchema.shape)) {
+    if (typeof raw[key] === "string") picked[key] = raw[key];
+  }
+  const problems: string[] = [];
+  let parsed = ConfigSchema.safeParse(picked);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = String(issue.path[0]);
+      problems.push(`${key}: ${issue.message}`);
+      delete picked[key];
+    }
+    parsed = ConfigSchema.safeParse(picked);
+  }
+  const result: ParsedConfig = parsed.success
+    ? { config: parsed.data, problems }
+    : // Only ORIGIN has no default; without it there is nothing to proxy to.
+      { config: ConfigSchema.parse({ ...picked, ORIGIN: "http://origin.invalid" }), problems };
+  cache.set(env, result);
+  return result;
+}

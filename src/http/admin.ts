@@ -1,0 +1,27 @@
+import type { MiddlewareHandler } from "hono";
+import { readConfig } from "../edge/config.ts";
+import type { Env } from "../edge/env.ts";
+import { jsonError } from "./errors.ts";
+
+const encoder = new TextEncoder();
+
+/** Compares two secrets in constant time: both are hashed first so lengths never leak. */
+export async function secretsEqual(given: string, expected: string): Promise<boolean> {
+  const [a, b] = await Promise.all([
+    crypto.subtle.digest("SHA-256", encoder.encode(given)),
+    crypto.subtle.digest("SHA-256", encoder.encode(expected)),
+  ]);
+  return crypto.subtle.timingSafeEqual(a, b);
+}
+
+/** Admin routes need `Authorization: Bearer <ADMIN_TOKEN>`; without a configured token they are closed. */
+export const requireAdmin: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
+  const { config } = readConfig(c.env);
+  if (!config.ADMIN_TOKEN) return jsonError(503, "admin_disabled", "ADMIN_TOKEN is not configured");
+  const header = c.req.header("authorization") ?? "";
+  const match = /^Bearer\s+(.+)$/i.exec(header);
+  if (!match?.[1] || !(await secretsEqual(match[1].trim(), config.ADMIN_TOKEN))) {
+    return jsonError(401, "unauthorized", "admin routes need Authorization: Bearer <ADMIN_TOKEN>");
+  }
+  await next();
+};

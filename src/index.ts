@@ -1,0 +1,10 @@
+import type { Env } from "./edge/env.ts";
+import { handle } from "./http/app.ts";
+
+export { VisitorDO } from "./state/visitor-do.ts";
+
+export default {
+  fetch(request, env, ctx) {
+    return handle(request, env, ctx);
+  },
+} satisfies ExportedHandler<Env>;

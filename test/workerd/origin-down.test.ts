@@ -1,0 +1,26 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { readConfig } from "../../src/edge/config.ts";
+import { servePage } from "../../src/http/page.ts";
+
+describe("origin unreachable", () => {
+  it("gives the visitor a clear 502 page, not a stack trace", async () => {
+    const { config } = readConfig(env);
+    const broken: Fetcher = {
+      fetch: () => Promise.reject(new Error("connect ECONNREFUSED 10.0.0.1:443 at internal/stack.js")),
+      connect: () => {
+        throw new Error("unused");
+      },
+    } as unknown as Fetcher;
+    const res = await servePage(new Request("https://shop.test/"), config, {
+      origin: new URL(config.ORIGIN),
+      service: broken,
+    });
+    expect(res.status).toBe(502);
+    expect(res.headers.get("content-type")).toContain("text/html");
+    const html = await res.text();
+    expect(html).toContain("unavailable");
+    expect(html).not.toContain("ECONNREFUSED");
+    expect(html).not.toContain("stack");
+  });
+});

@@ -1,0 +1,34 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+// Two kinds of test, told apart by folder: test/core runs the pure engine in Node;
+// test/workerd runs the worker inside workerd with real KV and Durable Object bindings.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: { name: "core", include: ["test/core/**/*.test.ts"], environment: "node" },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              // The test origin replaces the demo shop: a worker with the endpoints the proxy tests need.
+              serviceBindings: { ORIGIN_SERVICE: "test-origin" },
+              workers: [
+                {
+                  name: "test-origin",
+                  modules: true,
+                  scriptPath: "./test/fixtures/origin.js",
+                  compatibilityDate: "2026-08-22",
+                },
+              ],
+            },
+          }),
+        ],
+        test: { name: "workerd", include: ["test/workerd/**/*.test.ts"] },
+      },
+    ],
+  },
+});
