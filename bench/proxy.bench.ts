@@ -1,0 +1,245 @@
+/**
+ * The proxy benchmark: the same ~100 KB page through five targets, measured in one interleaved
+ * run (A B C D A B C D …) so machine noise falls on all of them alike. Each worker runs in its
+ * own workerd (one Miniflare each), fetching a real origin on loopback, with no `wrangler dev`
+ * hop in front.
+ *
+ *   origin       the origin server itself (node:http)
+ *   passthrough  a worker that only fetches the origin
+ *   rewriter     a worker whose native HTMLRewriter replaces one selector (the floor for any rewriting proxy)
+ *   northstar    Northstar with the demo rules: KV + Durable Object + decide + beacon
+ *   northstar-nochange  Northstar on a URL with no placement and auto-injection off (the pass-through path)
+ *
+ * Run: `npm run bench -- proxy` (or `node bench/proxy.bench.ts`). Environment: BENCH_SECONDS (per
+ * slice, default 4), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 10).
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import autocannon from "autocannon";
+import { Miniflare } from "miniflare";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const COMPAT = "2026-08-22";
+
+function bigPage(): string {
+  try {
+    return readFileSync(join(ROOT, "demo/site/big.html"), "utf8");
+  } catch {
+    const cards = Array.from(
+      { length: 700 },
+      (_, i) =>
+        `<li class="card"><a href="/running/p-${i}">Trail shoe ${i}</a><span class="price">$${99 + (i % 50)}</span></li>`,
+    ).join("\n");
+    return `<!doctype html><html><head><title>Summit &amp; Stride</title></head><body><main><div id="promo-banner"></div><section id="hero"><h1>Gear for every trail</h1></section><ul>${cards}</ul></main></body></html>`;
+  }
+}
+
+async function startOrigin(): Promise<{ server: Server; url: string }> {
+  const page = Buffer.from(bigPage());
+  const server = createServer((req, res) => {
+    if (req.url?.startsWith("/slow")) {
+      // First half at once, the rest 300 ms later: time to first byte shows any buffering.
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      res.write(page.subarray(0, page.length >> 1));
+      setTimeout(() => res.end(page.subarray(page.length >> 1)), 300);
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": page.length });
+    res.end(page);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+const PASSTHROUGH = (origin: string) => `export default { fetch(req) {
+  const u = new URL(req.url); return fetch(new Request(${JSON.stringify(origin)} + u.pathname + u.search, req));
+} };`;
+
+const REWRITER = (origin: string) => `export default { async fetch(req) {
+  const u = new URL(req.url);
+  const res = await fetch(new Request(${JSON.stringify(origin)} + u.pathname + u.search, req));
+  return new HTMLRewriter().on("#hero", { element(e) { e.setInnerContent("<h1>Hello runner</h1>", { html: true }); } }).transform(res);
+} };`;
+
+function buildNorthstar(): string {
+  const outdir = join(ROOT, ".wrangler/bench-build");
+  execFileSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir, "--config", "wrangler.toml"], {
+    cwd: ROOT,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  return join(outdir, "index.js");
+}
+
+interface Target {
+  readonly name: string;
+  readonly url: string;
+  readonly path: string;
+  readonly cookies?: readonly string[];
+  dispose(): Promise<void>;
+}
+
+async function workerTarget(name: string, script: string): Promise<Target> {
+  const mf = new Miniflare({ modules: true, script, compatibilityDate: COMPAT, port: 0 });
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  return { name, url, path: "/big", dispose: () => mf.dispose() };
+}
+
+async function northstarTarget(
+  name: string,
+  origin: string,
+  path: string,
+  autoInject: boolean,
+): Promise<Target> {
+  const scriptPath = buildNorthstar();
+  const mf = new Miniflare({
+    modules: [{ type: "ESModule", path: scriptPath }],
+    modulesRoot: join(ROOT, ".wrangler/bench-build"),
+    compatibilityDate: COMPAT,
+    compatibilityFlags: ["nodejs_compat"],
+    port: 0,
+    bindings: {
+      ORIGIN: origin,
+      NS_PREFIX: "/_ns",
+      STORE_DEADLINE_MS: "50",
+      ADMIN_TOKEN: "bench-admin-token",
+      COOKIE_SECRET: "bench-cookie-secret-0123456789",
+      IDENTITY_SECRET: "bench-identity-secret-0123456789",
+      SERVER_API_KEY: "bench-server-key",
+      COOKIE_SECURE: "false",
+      BEACON_AUTO_INJECT: autoInject ? "true" : "false",
+      DEBUG_HEADERS: "true",
+    },
+    kvNamespaces: ["RULES", "PROFILES"],
+    durableObjects: { VISITOR: { className: "VisitorDO", useSQLite: true } },
+  });
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  // Twenty returning visitors: the load spreads over their cookies, as real traffic spreads over people.
+  const cookies: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const res = await fetch(`${url}${path}`);
+    await res.arrayBuffer();
+    const set = res.headers.getSetCookie().find((c) => c.includes("ns_vid"));
+    if (set) cookies.push(set.split(";")[0]!);
+  }
+  return { name, url, path, cookies, dispose: () => mf.dispose() };
+}
+
+interface Slice {
+  rps: number;
+  p50: number;
+  p99: number;
+}
+
+async function load(target: Target): Promise<Slice> {
+  let n = 0;
+  const cookies = target.cookies ?? [];
+  const result = await autocannon({
+    url: `${target.url}${target.path}`,
+    connections: CONNECTIONS,
+    duration: SECONDS,
+    requests: [
+      {
+        setupRequest(req) {
+          const cookie = cookies[n++ % Math.max(1, cookies.length)];
+          return cookie ? { ...req, headers: { ...req.headers, cookie } } : req;
+        },
+      },
+    ],
+  });
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 };
+}
+
+async function single(target: Target, path: string, count: number): Promise<{ total: number; ttfb: number }> {
+  const totals: number[] = [];
+  const ttfbs: number[] = [];
+  const cookie = target.cookies?.[0];
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    const res = await fetch(`${target.url}${path}`, { headers: cookie ? { cookie } : {} });
+    const reader = res.body!.getReader();
+    await reader.read();
+    ttfbs.push(performance.now() - t0);
+    while (!(await reader.read()).done) {}
+    totals.push(performance.now() - t0);
+  }
+  return { total: median(totals), ttfb: median(ttfbs) };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export async function run(): Promise<string[]> {
+  const { server, url: origin } = await startOrigin();
+  const targets: Target[] = [
+    { name: "origin", url: origin, path: "/big", dispose: async () => {} },
+    await workerTarget("passthrough", PASSTHROUGH(origin)),
+    await workerTarget("rewriter", REWRITER(origin)),
+    await northstarTarget("northstar", origin, "/big", true),
+    await northstarTarget("northstar-nochange", origin, "/nochange/big", false),
+  ];
+  try {
+    const slices = new Map<string, Slice[]>(targets.map((t) => [t.name, []]));
+    for (const t of targets) await load({ ...t }); // warm-up, discarded
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const t of targets) slices.get(t.name)!.push(await load(t));
+    }
+    const singles = new Map<string, { total: number; ttfb: number }>();
+    const slow = new Map<string, { total: number; ttfb: number }>();
+    for (let round = 0; round < 3; round++) {
+      for (const t of targets) {
+        const s = await single(t, t.path, 30);
+        const w = await single(t, t.path.replace("big", "slow"), 3);
+        const prev = singles.get(t.name);
+        singles.set(
+          t.name,
+          prev ? { total: Math.min(prev.total, s.total), ttfb: Math.min(prev.ttfb, s.ttfb) } : s,
+        );
+        const prevSlow = slow.get(t.name);
+        slow.set(t.name, prevSlow ? { total: prevSlow.total, ttfb: Math.min(prevSlow.ttfb, w.ttfb) } : w);
+      }
+    }
+    const med = (name: string) => {
+      const s = slices.get(name)!;
+      return {
+        rps: median(s.map((x) => x.rps)),
+        p50: median(s.map((x) => x.p50)),
+        p99: median(s.map((x) => x.p99)),
+      };
+    };
+    const pass = med("passthrough");
+    const floor = med("rewriter");
+    const lines = [
+      `proxy bench: ${Buffer.byteLength(bigPage())} B page, ${CONNECTIONS} connections, ${ROUNDS}×${SECONDS}s interleaved slices, medians`,
+      "target               req/s    p50ms  p99ms  single-ms  ×pass  ×rewriter  slow-origin TTFB ms (×pass)",
+    ];
+    for (const t of targets) {
+      const m = med(t.name);
+      const s = singles.get(t.name)!;
+      const w = slow.get(t.name)!;
+      lines.push(
+        `${t.name.padEnd(20)} ${m.rps.toFixed(0).padStart(6)} ${m.p50.toFixed(1).padStart(7)} ${m.p99.toFixed(1).padStart(6)} ${s.total.toFixed(2).padStart(10)}  ${(m.rps / pass.rps).toFixed(2).padStart(5)}  ${(m.rps / floor.rps).toFixed(2).padStart(9)}  ${w.ttfb.toFixed(1).padStart(8)} (${(w.ttfb / slow.get("passthrough")!.ttfb).toFixed(2)})`,
+      );
+    }
+    const ns = singles.get("northstar")!;
+    lines.push(
+      `northstar single-request latency ×rewriter: ${(ns.total / singles.get("rewriter")!.total).toFixed(2)} (budget ≤ 1.3)`,
+    );
+    return lines;
+  } finally {
+    for (const t of targets) await t.dispose();
+    server.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const line of await run()) console.log(line);
+}

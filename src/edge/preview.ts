@@ -1,0 +1,86 @@
+import { z } from "zod";
+
+/**
+ * Preview/QA: an admin-signed token forces experiences or variants for the browser that carries it,
+ * and asks for the explain panel. The token is `<payload>.<signature>`, both base64url, the
+ * signature an HMAC-SHA256 over the payload with a key derived from ADMIN_TOKEN, so only an admin
+ * can mint one and a tampered token is simply ignored.
+ */
+export const PreviewSchema = z.object({
+  forced: z.record(z.string(), z.object({ experience: z.string(), variant: z.string().optional() })),
+  explain: z.boolean().default(true),
+  /** Expiry, epoch seconds. */
+  exp: z.number().int(),
+});
+export type Preview = z.infer<typeof PreviewSchema>;
+
+const encoder = new TextEncoder();
+const keys = new Map<string, Promise<CryptoKey>>();
+
+function key(secret: string): Promise<CryptoKey> {
+  let k = keys.get(secret);
+  if (!k) {
+    k = crypto.subtle.importKey(
+      "raw",
+      encoder.encode(`northstar-preview:${secret}`),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign", "verify"],
+    );
+    keys.set(secret, k);
+  }
+  return k;
+}
+
+function toBase64Url(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function fromBase64Url(text: string): Uint8Array | null {
+  try {
+    const s = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
+    return Uint8Array.from(s, (c) => c.charCodeAt(0));
+  } catch {
+    return null;
+  }
+}
+
+export async function signPreview(secret: string, preview: Preview): Promise<string> {
+  const payload = toBase64Url(encoder.encode(JSON.stringify(preview)));
+  const sig = new Uint8Array(await crypto.subtle.sign("HMAC", await key(secret), encoder.encode(payload)));
+  return `${payload}.${toBase64Url(sig)}`;
+}
+
+/** A valid, unexpired token's preview, or null for anything else (never an error to the visitor). */
+export async function verifyPreview(secret: string, token: string, nowMs: number): Promise<Preview | null> {
+  const [payload, sigText, extra] = token.split(".");
+  if (!payload || !sigText || extra !== undefined || token.length > 4096) return null;
+  const sig = fromBase64Url(sigText);
+  if (!sig) return null;
+  const ok = await crypto.subtle.verify("HMAC", await key(secret), sig, encoder.encode(payload));
+  if (!ok) return null;
+  const bytes = fromBase64Url(payload);
+  if (!bytes) return null;
+  try {
+    const parsed = PreviewSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+    if (!parsed.success || parsed.data.exp * 1000 < nowMs) return null;
+    return parsed.data;
+  } catch {
+    return null;
+  }
+}
+
+export const PREVIEW_PARAM = "ns_preview";
+export const PREVIEW_COOKIE = "ns_preview";
+
+export function readCookie(request: Request, name: string): string | null {
+  const header = request.headers.get("cookie");
+  if (!header) return null;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return null;
+}
