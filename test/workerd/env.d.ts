@@ -1,7 +1,9 @@
 // Types for `cloudflare:workers` in the workerd tests: the bindings of wrangler.toml and the
 // worker's default export.
+type NorthstarEnv = import("../../src/edge/env.ts").Env;
+
 declare namespace Cloudflare {
-  interface Env extends import("../../src/edge/env.ts").Env {}
+  interface Env extends NorthstarEnv {}
   interface Exports {
     default: Fetcher;
   }
