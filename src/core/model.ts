@@ -7,7 +7,16 @@
 export type Millis = number;
 
 /** Channels Northstar knows; any other string is allowed for custom channels. */
-export type Channel = "web" | "app" | "email" | "sms" | "push" | "kiosk" | "pos" | "call_center" | (string & {});
+export type Channel =
+  | "web"
+  | "app"
+  | "email"
+  | "sms"
+  | "push"
+  | "kiosk"
+  | "pos"
+  | "call_center"
+  | (string & {});
 
 /** One behavioural event as stored in a visitor's recent log (already validated and clock-corrected). */
 export interface VisitorEvent {

@@ -1,0 +1,337 @@
+import type {
+  CompiledContent,
+  CompiledExperience,
+  CompiledPlacement,
+  CompiledRules,
+} from "../rules/compile.ts";
+import type { EvalScope, Trace } from "../rules/conditions.ts";
+import { intentOf, topOf } from "../rules/conditions.ts";
+import { pickVariant } from "./bucketing.ts";
+import { bestHour, preferredChannel } from "./channels.ts";
+import type { Consent, RequestContext, Traits, VisitorState } from "./model.ts";
+import type { TemplateScope } from "./templates.ts";
+
+/**
+ * decide(): for each placement, the experience a visitor sees and why. Pure and deterministic (time
+ * is an input), never throws on any profile or state shape, and builds explanations only when asked.
+ */
+
+export interface DecisionInput {
+  readonly visitorId: string;
+  readonly now: number;
+  readonly traits: Traits;
+  readonly state: VisitorState | null;
+  readonly context: RequestContext;
+  readonly consent: Consent;
+  /** Placements to decide; default: every placement (web: those whose pages match context.path). */
+  readonly placements?: readonly string[] | undefined;
+  /** Preview: force an experience (and variant) per placement. */
+  readonly forced?:
+    | Readonly<Record<string, { readonly experience: string; readonly variant?: string | undefined }>>
+    | undefined;
+  readonly explain?: boolean | undefined;
+}
+
+export type Reason =
+  | "FORCED"
+  | "TARGET_MATCH"
+  | "EXPERIMENT"
+  | "HOLDOUT"
+  | "DEFAULT"
+  | "FALLTHROUGH"
+  | "EXCLUDED";
+
+export interface Decision {
+  readonly placement: string;
+  readonly experience: string | null;
+  readonly variant: string | null;
+  readonly action: CompiledPlacement["action"];
+  readonly selector: string | null;
+  readonly attribute: string | null;
+  /** Rendered fragment (web), redirect target (redirect), or attribute value (set_attribute). Null: keep the origin's. */
+  readonly html: string | null;
+  readonly json: unknown;
+  readonly ttl: number;
+  readonly reason: Reason;
+  /** Index of the winning experience in the document's `experiences`, or null. */
+  readonly ruleIndex: number | null;
+}
+
+export type LossReason =
+  | "channel"
+  | "audience"
+  | "capped"
+  | "suppressed"
+  | "held_out"
+  | "excluded"
+  | "lower_priority"
+  | "lower_score"
+  | "experiment_stopped";
+
+export interface CandidateTrace {
+  readonly experience: string;
+  readonly outcome: "won" | LossReason;
+  readonly detail: string | null;
+}
+
+export interface DecisionResult {
+  readonly decisions: readonly Decision[];
+  readonly segments: readonly string[];
+  readonly intent: { readonly top: string | null; readonly scores: Readonly<Record<string, number>> };
+  /** Experiment assignments made in this decision that the visitor did not have yet (to persist). */
+  readonly assignments: Readonly<Record<string, string>>;
+  /** What was shown, to record as exposures (frequency caps, measurement). */
+  readonly exposures: ReadonlyArray<{
+    readonly experience: string;
+    readonly placement: string;
+    readonly experiment: string | null;
+    readonly variant: string | null;
+  }>;
+  readonly unknownPlacements: readonly string[];
+  /** For outbound channels: the channel and hour this person engages with most. */
+  readonly outbound: { readonly channel: string | null; readonly hour: number | null } | null;
+  readonly explanation: Readonly<Record<string, readonly CandidateTrace[]>> | null;
+}
+
+const OUTBOUND = new Set(["email", "sms", "push"]);
+
+function render(content: CompiledContent | null, placement: CompiledPlacement, scope: TemplateScope) {
+  if (!content) return { html: null, json: null };
+  const value =
+    placement.action === "redirect"
+      ? content.redirect
+      : placement.action === "set_attribute"
+        ? content.attribute
+        : content.html;
+  return { html: value ? value(scope) : null, json: content.json ? content.json(scope) : null };
+}
+
+function countSince(times: readonly number[] | undefined, since: number): number {
+  if (!times) return 0;
+  let n = 0;
+  for (const t of times) if (t > since) n++;
+  return n;
+}
+
+export function decide(rules: CompiledRules, input: DecisionInput): DecisionResult {
+  const personalize = input.consent.personalization !== false;
+  // Without consent for personalization, only the request context counts: no traits, no history.
+  const state = personalize ? input.state : null;
+  const traits = personalize ? input.traits : {};
+  const assignments: Record<string, string> = { ...(state?.assignments ?? {}) };
+  const newAssignments: Record<string, string> = {};
+  const scope: EvalScope = {
+    now: input.now,
+    traits,
+    context: input.context,
+    state,
+    consent: input.consent,
+    assignments,
+    halfLives: rules.halfLives,
+  };
+  const scores = intentOf(scope);
+  const top = topOf(scope);
+  const templateScope: TemplateScope = {
+    traits,
+    context: input.context,
+    intent: { top: top.dimension, scores },
+    visitor: { id: input.visitorId, sessionCount: state?.sessionCount ?? 0 },
+  };
+
+  const requested =
+    input.placements ??
+    (input.context.channel === "web" ? rules.placementsForPath(input.context.path) : rules.placementOrder);
+  const unknownPlacements: string[] = [];
+  const decisions: Decision[] = [];
+  const exposures: Array<{
+    experience: string;
+    placement: string;
+    experiment: string | null;
+    variant: string | null;
+  }> = [];
+  const explanation: Record<string, CandidateTrace[]> | null = input.explain ? {} : null;
+  const usedGroups = new Set<string>();
+
+  for (const placementId of requested) {
+    const placement = rules.placements[placementId];
+    if (!placement) {
+      unknownPlacements.push(placementId);
+      continue;
+    }
+    const traces: CandidateTrace[] | null = explanation ? [] : null;
+    const lose = (x: CompiledExperience, outcome: LossReason, detail: string | null = null) => {
+      traces?.push({ experience: x.id, outcome, detail });
+    };
+    const base = {
+      placement: placementId,
+      action: placement.action,
+      selector: placement.selector,
+      attribute: placement.attribute,
+      ttl: placement.ttl,
+    };
+    let decision: Decision | null = null;
+
+    const forced = input.forced?.[placementId];
+    if (forced) {
+      const x = placement.experiences.find((e) => e.id === forced.experience);
+      if (x) {
+        const content = (forced.variant && x.variants[forced.variant]) || x.content;
+        decision = {
+          ...base,
+          experience: x.id,
+          variant: forced.variant ?? null,
+          ...render(content, placement, templateScope),
+          reason: "FORCED",
+          ruleIndex: x.index,
+        };
+        traces?.push({ experience: x.id, outcome: "won", detail: "forced by preview" });
+      }
+    }
+
+    const excluded = placement.group !== null && usedGroups.has(placement.group);
+    let heldOut = false;
+    const eligible: Array<{
+      x: CompiledExperience;
+      variant: string | null;
+      content: CompiledContent | null;
+    }> = [];
+    if (!decision) {
+      for (const x of placement.experiences) {
+        if (excluded) {
+          lose(x, "excluded", `group ${placement.group} already shows an experience on this page`);
+          continue;
+        }
+        if (x.channels && !x.channels.has(input.context.channel)) {
+          lose(x, "channel", `not for channel ${input.context.channel}`);
+          continue;
+        }
+        if (x.audience) {
+          let failed: string | null = null;
+          const trace: Trace | undefined = traces
+            ? (path, result, why) => {
+                if (!result && failed === null) failed = `${path}: ${why}`;
+              }
+            : undefined;
+          if (!x.audience(scope, trace)) {
+            lose(x, "audience", failed);
+            continue;
+          }
+        }
+        const capped = x.caps.find((c) => countSince(state?.exposures[x.id], input.now - c.perMs) >= c.max);
+        if (capped) {
+          lose(x, "capped", `shown ${capped.max} times within the cap period`);
+          continue;
+        }
+        const suppressed = x.suppress.find((s) => {
+          const at = state?.conversions[s.event] ?? state?.lastByType[s.event];
+          return at !== undefined && input.now - at <= s.withinMs;
+        });
+        if (suppressed) {
+          lose(x, "suppressed", `after ${suppressed.event}`);
+          continue;
+        }
+        let variant: string | null = null;
+        let content = x.content;
+        const exp = x.experiment;
+        if (exp) {
+          if (exp.status !== "running") {
+            variant = exp.variants[0]?.id ?? null;
+            content = (variant && x.variants[variant]) || x.content;
+          } else {
+            // A recorded assignment is sticky, even if the weights have changed since.
+            let assigned = assignments[exp.id];
+            if (assigned === undefined) {
+              const pick = pickVariant(exp.seed, input.visitorId, exp.variants, exp.holdout);
+              assigned = pick.heldOut ? "holdout" : (pick.variant ?? "holdout");
+              assignments[exp.id] = assigned;
+              newAssignments[exp.id] = assigned;
+            }
+            if (assigned === "holdout") {
+              lose(x, "held_out", `held out of ${exp.id}`);
+              heldOut = true;
+              break;
+            }
+            variant = assigned;
+            content = x.variants[assigned] ?? x.content;
+          }
+        }
+        eligible.push({ x, variant, content });
+        if (placement.pick === "priority") break;
+      }
+    }
+
+    if (!decision && eligible.length > 0) {
+      let winner = eligible[0]!;
+      if (placement.pick === "score") {
+        const scoreOf = (e: (typeof eligible)[number]) => (e.x.scoreBy ? (scores[e.x.scoreBy] ?? 0) : 0);
+        for (const e of eligible) if (scoreOf(e) > scoreOf(winner)) winner = e;
+        for (const e of eligible)
+          if (e !== winner) lose(e.x, "lower_score", `score ${scoreOf(e).toFixed(2)}`);
+      }
+      const rendered = render(winner.content, placement, templateScope);
+      decision = {
+        ...base,
+        experience: winner.x.id,
+        variant: winner.variant,
+        ...rendered,
+        reason: winner.x.experiment && winner.variant ? "EXPERIMENT" : "TARGET_MATCH",
+        ruleIndex: winner.x.index,
+      };
+      traces?.push({ experience: winner.x.id, outcome: "won", detail: null });
+      if (traces && placement.pick === "priority") {
+        const shown = new Set(traces.map((t) => t.experience));
+        for (const x of placement.experiences)
+          if (!shown.has(x.id)) lose(x, "lower_priority", `after ${winner.x.id}`);
+      }
+      exposures.push({
+        experience: winner.x.id,
+        placement: placementId,
+        experiment: winner.x.experiment?.id ?? null,
+        variant: winner.variant,
+      });
+      if (placement.group) usedGroups.add(placement.group);
+    }
+
+    if (!decision) {
+      const rendered = render(placement.fallback, placement, templateScope);
+      decision = {
+        ...base,
+        experience: null,
+        variant: null,
+        ...rendered,
+        reason: heldOut
+          ? "HOLDOUT"
+          : excluded
+            ? "EXCLUDED"
+            : placement.experiences.length
+              ? "DEFAULT"
+              : "FALLTHROUGH",
+        ruleIndex: null,
+      };
+    } else if (decision.reason === "FORCED" && placement.group) usedGroups.add(placement.group);
+
+    decisions.push(decision);
+    if (explanation && traces) explanation[placementId] = traces;
+  }
+
+  const segments: string[] = [];
+  for (const [id, test] of Object.entries(rules.segments)) if (test(scope)) segments.push(id);
+
+  const outbound = OUTBOUND.has(input.context.channel)
+    ? {
+        channel: state ? preferredChannel(state.engagement).channel : null,
+        hour: state ? bestHour(state.engagementHours) : null,
+      }
+    : null;
+
+  return {
+    decisions,
+    segments,
+    intent: { top: top.dimension, scores },
+    assignments: newAssignments,
+    exposures,
+    unknownPlacements,
+    outbound,
+    explanation,
+  };
+}

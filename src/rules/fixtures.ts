@@ -1,0 +1,139 @@
+import { z } from "zod";
+import { decide } from "../core/decide.ts";
+import type { RequestContext, VisitorEvent } from "../core/model.ts";
+import { applyEvent, emptyState } from "../core/visitor-state.ts";
+import type { CompiledRules } from "./compile.ts";
+
+/**
+ * Rule tests, as OPA has policy tests: a fixture is a person (traits, events, consent) on a page at
+ * a time, and what the rules must decide for them. `npm run rules -- test` and the test suite run
+ * the same files (rules/tests/*.json).
+ */
+export const FixtureSchema = z.strictObject({
+  name: z.string(),
+  visitorId: z.string().default("fixture-visitor"),
+  now: z.string().describe("ISO time of the decision"),
+  traits: z.record(z.string(), z.unknown()).default({}),
+  consent: z.record(z.string(), z.boolean()).default({}),
+  events: z
+    .array(
+      z.strictObject({
+        type: z.string(),
+        ago: z.string().describe('how long before `now`, e.g. "5m"'),
+        channel: z.string().default("web"),
+        props: z.record(z.string(), z.unknown()).default({}),
+      }),
+    )
+    .default([]),
+  context: z
+    .strictObject({
+      channel: z.string().default("web"),
+      path: z.string().default("/"),
+      query: z.record(z.string(), z.string()).default({}),
+      timezone: z.string().optional(),
+      country: z.string().optional(),
+      device: z.enum(["mobile", "tablet", "desktop", "bot", "unknown"]).default("desktop"),
+    })
+    .default({ channel: "web", path: "/", query: {}, device: "desktop" }),
+  placements: z.array(z.string()).optional(),
+  expect: z.strictObject({
+    decisions: z
+      .record(z.string(), z.string().nullable())
+      .optional()
+      .describe("placement → experience id, or null for the default"),
+    segments: z.array(z.string()).optional().describe("exactly these segments"),
+    includesSegments: z.array(z.string()).optional(),
+    topIntent: z.string().nullable().optional(),
+    html: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe("placement → text the rendered fragment contains"),
+  }),
+});
+export type Fixture = z.infer<typeof FixtureSchema>;
+
+export const FixtureFileSchema = z.strictObject({
+  $schema: z.string().optional(),
+  cases: z.array(FixtureSchema),
+});
+
+const UNITS: Record<string, number> = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 };
+function ago(text: string): number {
+  const m = /^(\d+)(s|m|h|d|w)$/.exec(text);
+  return m ? Number(m[1]) * UNITS[m[2]!]! : 0;
+}
+
+export function fixtureInput(rules: CompiledRules, f: Fixture) {
+  const now = Date.parse(f.now);
+  const state = emptyState(f.visitorId);
+  const events = f.events
+    .map(
+      (e, i): VisitorEvent => ({
+        id: `e${i}`,
+        type: e.type,
+        ts: now - ago(e.ago),
+        channel: e.channel,
+        props: e.props,
+      }),
+    )
+    .sort((a, b) => a.ts - b.ts);
+  for (const e of events) applyEvent(state, e, rules);
+  const context: RequestContext = {
+    channel: f.context.channel,
+    url: `https://shop.example${f.context.path}`,
+    path: f.context.path,
+    query: f.context.query,
+    referrer: null,
+    geo: {
+      country: f.context.country ?? null,
+      region: null,
+      city: null,
+      timezone: f.context.timezone ?? null,
+    },
+    device: f.context.device,
+    locale: null,
+    userAgent: null,
+    custom: {},
+  };
+  return {
+    visitorId: f.visitorId,
+    now,
+    traits: f.traits,
+    state: f.events.length ? state : null,
+    context,
+    consent: f.consent,
+    placements: f.placements,
+  };
+}
+
+export function runFixture(rules: CompiledRules, f: Fixture): string[] {
+  const result = decide(rules, fixtureInput(rules, f));
+  const failures: string[] = [];
+  const byPlacement = new Map(result.decisions.map((d) => [d.placement, d]));
+  for (const [placement, want] of Object.entries(f.expect.decisions ?? {})) {
+    const got = byPlacement.get(placement);
+    if (!got) failures.push(`${placement}: not decided (does the placement apply to ${f.context.path}?)`);
+    else if (got.experience !== want)
+      failures.push(
+        `${placement}: expected ${want ?? "the default"}, got ${got.experience ?? "the default"} (${got.reason})`,
+      );
+  }
+  for (const [placement, text] of Object.entries(f.expect.html ?? {})) {
+    const got = byPlacement.get(placement)?.html ?? "";
+    if (!got.includes(text))
+      failures.push(`${placement}: fragment does not contain ${JSON.stringify(text)}: ${got}`);
+  }
+  if (f.expect.segments) {
+    const want = [...f.expect.segments].sort().join(",");
+    const got = [...result.segments].sort().join(",");
+    if (want !== got) failures.push(`segments: expected [${want}], got [${got}]`);
+  }
+  for (const s of f.expect.includesSegments ?? []) {
+    if (!result.segments.includes(s))
+      failures.push(`segments: expected to include ${s}, got [${result.segments.join(",")}]`);
+  }
+  if (f.expect.topIntent !== undefined && result.intent.top !== f.expect.topIntent) {
+    failures.push(`top intent: expected ${f.expect.topIntent}, got ${result.intent.top}`);
+  }
+  return failures;
+}

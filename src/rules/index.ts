@@ -1,0 +1,23 @@
+export type {
+  CompiledContent,
+  CompiledExperience,
+  CompiledExperiment,
+  CompiledPlacement,
+  CompiledRules,
+} from "./compile.ts";
+export { compileRules, pageMatcher } from "./compile.ts";
+export type { EvalScope, Test, Trace } from "./conditions.ts";
+export { parseDuration } from "./duration.ts";
+export type {
+  Condition,
+  Content,
+  Experience,
+  Experiment,
+  Placement,
+  RulesDocument,
+  RulesDocumentInput,
+} from "./schema.ts";
+export { MAJOR_VERSION, RulesDocumentSchema, rulesJsonSchema, SCHEMA_ID } from "./schema.ts";
+export { isSupportedSelector } from "./selector.ts";
+export type { ParseResult, RulesProblem } from "./validate.ts";
+export { hashRules, parseRules } from "./validate.ts";

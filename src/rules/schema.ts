@@ -1,0 +1,243 @@
+import { z } from "zod";
+import { DURATION_PATTERN } from "./duration.ts";
+
+/**
+ * The rules document, v1. This zod schema is the single source of truth: the JSON Schema in
+ * rules/schema.json is generated from it (`npm run rules -- schema`) and a test fails on drift.
+ * Semantic checks that a schema cannot express (references, weights, reachability, selectors)
+ * live in validate.ts.
+ */
+export const SCHEMA_ID = "https://northstar.dev/schemas/rules/v1.json";
+export const MAJOR_VERSION = 1;
+
+const Id = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "ids are lowercase letters, digits, - and _ (max 64)");
+const Duration = z.string().regex(DURATION_PATTERN, 'a duration such as "90s", "30m", "12h", "7d"');
+const EventType = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "event types are snake_case");
+/** A dotted path into the evaluation scope: traits.*, context.*, visitor.*, event.* (signals). */
+const Path = z
+  .string()
+  .regex(
+    /^(traits|context|visitor|event|intent)(\.[A-Za-z0-9_-]+)+$/,
+    "a path such as traits.tier or context.geo.country",
+  )
+  .refine((p) => !/(^|\.)(__proto__|constructor|prototype)(\.|$)/.test(p), "path uses a forbidden segment");
+
+export const COMPARISON_OPS = [
+  "eq",
+  "neq",
+  "lt",
+  "lte",
+  "gt",
+  "gte",
+  "in",
+  "contains",
+  "startsWith",
+  "endsWith",
+  "exists",
+  "between",
+  "matches",
+  "semverEq",
+  "semverGt",
+  "semverGte",
+  "semverLt",
+  "semverLte",
+] as const;
+export type ComparisonOp = (typeof COMPARISON_OPS)[number];
+const CountOp = z.enum(["eq", "gte", "gt", "lte", "lt"]);
+
+export type Condition =
+  | { all: Condition[] }
+  | { any: Condition[] }
+  | { not: Condition }
+  | { ref: string }
+  | { segment: string }
+  | { op: ComparisonOp; path: string; value?: unknown }
+  | {
+      countWithin: {
+        event: string;
+        window: string;
+        where?: { path: string; op: ComparisonOp; value?: unknown };
+      };
+      op: z.infer<typeof CountOp>;
+      value: number;
+    }
+  | { silence: { after: string; without: string[]; for: string; within?: string } }
+  | { inactive: { for: string } }
+  | { intent: { dimension?: string; top?: string; above?: number } }
+  | { affinity: { tag: string; min?: number } }
+  | { preferredChannel: string }
+  | { consent: string }
+  | { experiment: string; variant?: string }
+  | { timeOfDay: { from: string; to: string } }
+  | { dayOfWeek: number[] };
+
+const HourMinute = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a time such as "08:30"');
+
+export const ConditionSchema: z.ZodType<Condition> = z.lazy(() =>
+  z.union([
+    z.strictObject({ all: z.array(ConditionSchema).min(1) }),
+    z.strictObject({ any: z.array(ConditionSchema).min(1) }),
+    z.strictObject({ not: ConditionSchema }),
+    z.strictObject({ ref: Id.describe("a named condition from `conditions`") }),
+    z.strictObject({ segment: Id.describe("a segment id") }),
+    z.strictObject({ op: z.enum(COMPARISON_OPS), path: Path, value: z.unknown().optional() }),
+    z.strictObject({
+      countWithin: z.strictObject({
+        event: EventType,
+        window: Duration,
+        where: z
+          .strictObject({ path: Path, op: z.enum(COMPARISON_OPS), value: z.unknown().optional() })
+          .optional(),
+      }),
+      op: CountOp,
+      value: z.number().int().min(0),
+    }),
+    z.strictObject({
+      silence: z.strictObject({
+        after: EventType.describe("the event that starts the clock, e.g. add_to_cart"),
+        without: z.array(EventType).min(1).describe("events that end it, e.g. purchase"),
+        for: Duration.describe("how long the silence must last"),
+        within: Duration.optional().describe("ignore starting events older than this"),
+      }),
+    }),
+    z.strictObject({ inactive: z.strictObject({ for: Duration }) }),
+    z.strictObject({
+      intent: z.strictObject({ dimension: Id.optional(), top: Id.optional(), above: z.number().optional() }),
+    }),
+    z.strictObject({
+      affinity: z.strictObject({ tag: z.string().min(1).max(64), min: z.number().int().min(1).optional() }),
+    }),
+    z.strictObject({ preferredChannel: z.string().min(1).max(32) }),
+    z.strictObject({ consent: z.string().min(1).max(64) }),
+    z.strictObject({ experiment: Id, variant: Id.optional() }),
+    z.strictObject({ timeOfDay: z.strictObject({ from: HourMinute, to: HourMinute }) }),
+    z.strictObject({ dayOfWeek: z.array(z.number().int().min(0).max(6)).min(1) }),
+  ]),
+);
+
+export const ContentSchema = z.strictObject({
+  html: z
+    .string()
+    .max(64 * 1024)
+    .optional()
+    .describe("HTML fragment; {{ }} values are HTML-escaped"),
+  json: z.unknown().optional().describe("payload for apps and messages; {{ }} strings are rendered"),
+  redirect: z.string().max(2048).optional().describe("for redirect placements: a path or URL"),
+  attribute: z.string().max(1024).optional().describe("for set_attribute placements: the value"),
+});
+export type Content = z.infer<typeof ContentSchema>;
+
+export const WEB_ACTIONS = [
+  "replace_content",
+  "replace_element",
+  "before",
+  "after",
+  "prepend",
+  "append",
+  "remove",
+  "set_attribute",
+  "redirect",
+] as const;
+
+export const PlacementSchema = z.strictObject({
+  description: z.string().optional(),
+  selector: z.string().optional().describe("CSS selector for the web; absent for app-only placements"),
+  action: z.enum(WEB_ACTIONS).default("replace_content"),
+  attribute: z
+    .string()
+    .regex(/^[a-zA-Z_:][-a-zA-Z0-9_:.]*$/)
+    .optional(),
+  pages: z
+    .array(z.string().regex(/^(\*|\/[^\s]*)$/))
+    .default(["*"])
+    .describe('"/", "/running", "/running/*", "*"'),
+  group: Id.optional().describe(
+    "placements sharing a group never both show a non-default experience on one page",
+  ),
+  pick: z.enum(["priority", "score"]).default("priority"),
+  default: ContentSchema.nullable().default(null).describe("null keeps the origin's content"),
+  ttl: z.number().int().min(0).default(300).describe("seconds an app may cache the decision"),
+});
+
+const Cap = z.strictObject({ max: z.number().int().min(1), per: Duration });
+
+export const ExperienceSchema = z.strictObject({
+  id: Id,
+  description: z.string().optional(),
+  placement: Id,
+  audience: ConditionSchema.optional().describe("absent: everyone"),
+  priority: z.number().int().default(0),
+  scoreBy: Id.optional().describe("with pick=score: the intent dimension that ranks this experience"),
+  content: ContentSchema.optional(),
+  experiment: Id.optional(),
+  variants: z.record(Id, ContentSchema).optional().describe("content per variant when tied to an experiment"),
+  caps: z.array(Cap).default([]),
+  suppressAfter: z.array(z.strictObject({ event: EventType, within: Duration })).default([]),
+  channels: z.array(z.string()).optional().describe("limit to these channels"),
+});
+
+export const ExperimentSchema = z.strictObject({
+  description: z.string().optional(),
+  seed: z.string().min(1).max(128).describe("hash seed, independent of the id"),
+  variants: z.array(z.strictObject({ id: Id, weight: z.number().min(0) })).min(1),
+  holdout: z.number().min(0).max(1).optional().describe("fraction held out; defaults to settings.holdout"),
+  goal: EventType,
+  status: z.enum(["running", "paused", "stopped"]).default("running"),
+});
+
+export const RulesDocumentSchema = z.strictObject({
+  $schema: z.string().optional(),
+  version: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+  meta: z
+    .strictObject({
+      environment: z.string().optional(),
+      generatedAt: z.string().optional(),
+      gitSha: z.string().optional(),
+      description: z.string().optional(),
+    })
+    .default({}),
+  settings: z
+    .strictObject({
+      holdout: z.number().min(0).max(1).default(0),
+      allowKnownMerge: z.boolean().default(false),
+      traitMerge: z.record(z.string(), z.enum(["mostRecent", "oldest", "add", "firstNonEmpty"])).default({}),
+    })
+    .default({ holdout: 0, allowKnownMerge: false, traitMerge: {} }),
+  dimensions: z
+    .record(Id, z.strictObject({ halfLife: Duration, cap: z.number().positive().default(100) }))
+    .default({}),
+  signals: z
+    .array(
+      z.strictObject({
+        id: Id,
+        event: EventType,
+        when: ConditionSchema.optional().describe("over event.* (type, props.*) and context"),
+        add: z.record(Id, z.number()),
+      }),
+    )
+    .default([]),
+  conditions: z.record(Id, ConditionSchema).default({}),
+  segments: z
+    .record(Id, z.strictObject({ description: z.string().optional(), condition: ConditionSchema }))
+    .default({}),
+  placements: z.record(Id, PlacementSchema).default({}),
+  experiences: z.array(ExperienceSchema).default([]),
+  experiments: z.record(Id, ExperimentSchema).default({}),
+});
+
+export type RulesDocument = z.infer<typeof RulesDocumentSchema>;
+export type RulesDocumentInput = z.input<typeof RulesDocumentSchema>;
+export type Placement = z.infer<typeof PlacementSchema>;
+export type Experience = z.infer<typeof ExperienceSchema>;
+export type Experiment = z.infer<typeof ExperimentSchema>;
+
+/** The JSON Schema editors use (referenced by "$schema" in every rules file). */
+export function rulesJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(RulesDocumentSchema, { target: "draft-2020-12", io: "input" }) as Record<
+    string,
+    unknown
+  >;
+  return { ...schema, $id: SCHEMA_ID, title: "Northstar rules v1" };
+}

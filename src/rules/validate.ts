@@ -1,0 +1,236 @@
+import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
+import { unsafeRegex } from "./conditions.ts";
+import {
+  type Condition,
+  type Content,
+  MAJOR_VERSION,
+  type RulesDocument,
+  RulesDocumentSchema,
+  SCHEMA_ID,
+} from "./schema.ts";
+import { isSupportedSelector } from "./selector.ts";
+
+/** A problem in a rules document: where (a JSON path) and what is wrong, in words for its author. */
+export interface RulesProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
+export type ParseResult = { ok: true; rules: RulesDocument } | { ok: false; errors: RulesProblem[] };
+
+function joinPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = "";
+  for (const seg of path) out += typeof seg === "number" ? `[${seg}]` : out ? `.${String(seg)}` : String(seg);
+  return out || "(document)";
+}
+
+/** Walks every condition in a tree, with its path, so reference checks see nested ones too. */
+function eachCondition(cond: Condition, at: string, visit: (c: Condition, at: string) => void): void {
+  visit(cond, at);
+  if ("all" in cond) {
+    for (const [i, c] of cond.all.entries()) eachCondition(c, `${at}.all[${i}]`, visit);
+  } else if ("any" in cond) {
+    for (const [i, c] of cond.any.entries()) eachCondition(c, `${at}.any[${i}]`, visit);
+  } else if ("not" in cond) eachCondition(cond.not, `${at}.not`, visit);
+}
+
+function semanticProblems(doc: RulesDocument): RulesProblem[] {
+  const problems: RulesProblem[] = [];
+  const add = (path: string, message: string) => problems.push({ path, message });
+  const dims = new Set(Object.keys(doc.dimensions));
+
+  const conditionSites: Array<[Condition, string]> = [];
+  for (const [id, c] of Object.entries(doc.conditions)) conditionSites.push([c, `conditions.${id}`]);
+  for (const [id, s] of Object.entries(doc.segments))
+    conditionSites.push([s.condition, `segments.${id}.condition`]);
+  for (const [i, s] of doc.signals.entries()) if (s.when) conditionSites.push([s.when, `signals[${i}].when`]);
+  for (const [i, x] of doc.experiences.entries()) {
+    if (x.audience) conditionSites.push([x.audience, `experiences[${i}].audience`]);
+  }
+
+  for (const [root, rootAt] of conditionSites) {
+    eachCondition(root, rootAt, (c, at) => {
+      if ("ref" in c && !(c.ref in doc.conditions)) add(`${at}.ref`, `unknown condition "${c.ref}"`);
+      if ("segment" in c && !(c.segment in doc.segments))
+        add(`${at}.segment`, `unknown segment "${c.segment}"`);
+      if ("intent" in c) {
+        for (const key of ["dimension", "top"] as const) {
+          const d = c.intent[key];
+          if (d !== undefined && !dims.has(d)) add(`${at}.intent.${key}`, `unknown dimension "${d}"`);
+        }
+      }
+      if ("experiment" in c && !(c.experiment in doc.experiments))
+        add(`${at}.experiment`, `unknown experiment "${c.experiment}"`);
+      if ("op" in c && !("countWithin" in c) && c.op === "matches") {
+        const problem = unsafeRegex(c.value);
+        if (problem) add(`${at}.value`, problem);
+      }
+      if ("op" in c && !("countWithin" in c) && ["in", "between"].includes(c.op) && !Array.isArray(c.value)) {
+        add(`${at}.value`, `${c.op} needs an array value`);
+      }
+      if ("op" in c && !("countWithin" in c) && c.op !== "exists" && c.value === undefined) {
+        add(`${at}.value`, `${c.op} needs a value`);
+      }
+    });
+  }
+
+  // Reference cycles among named conditions and segments would recurse forever at evaluation.
+  const refsOf = (c: Condition): string[] => {
+    const out: string[] = [];
+    eachCondition(c, "", (n) => {
+      if ("ref" in n) out.push(`conditions.${n.ref}`);
+      if ("segment" in n) out.push(`segments.${n.segment}`);
+    });
+    return out;
+  };
+  const graph = new Map<string, string[]>();
+  for (const [id, c] of Object.entries(doc.conditions)) graph.set(`conditions.${id}`, refsOf(c));
+  for (const [id, s] of Object.entries(doc.segments)) graph.set(`segments.${id}`, refsOf(s.condition));
+  const state = new Map<string, 1 | 2>();
+  const visit = (node: string, trail: string[]): void => {
+    if (state.get(node) === 2) return;
+    if (state.get(node) === 1) {
+      add(node, `reference cycle: ${[...trail.slice(trail.indexOf(node)), node].join(" → ")}`);
+      return;
+    }
+    state.set(node, 1);
+    for (const next of graph.get(node) ?? []) if (graph.has(next)) visit(next, [...trail, node]);
+    state.set(node, 2);
+  };
+  for (const node of graph.keys()) visit(node, []);
+
+  const signalIds = new Set<string>();
+  doc.signals.forEach((s, i) => {
+    if (signalIds.has(s.id)) add(`signals[${i}].id`, `duplicate signal id "${s.id}"`);
+    signalIds.add(s.id);
+    for (const d of Object.keys(s.add))
+      if (!dims.has(d)) add(`signals[${i}].add.${d}`, `unknown dimension "${d}"`);
+  });
+
+  const checkContent = (content: Content | null | undefined, at: string) => {
+    if (!content) return;
+    if (content.html !== undefined) {
+      const t = compileTemplate(content.html, "html");
+      if (!t.ok) add(`${at}.html`, t.error);
+    }
+    for (const key of ["redirect", "attribute"] as const) {
+      const v = content[key];
+      if (v !== undefined) {
+        const t = compileTemplate(v, "text");
+        if (!t.ok) add(`${at}.${key}`, t.error);
+      }
+    }
+    if (content.json !== undefined) {
+      const j = compileJsonTemplate(content.json);
+      if (!j.ok) add(`${at}.json`, j.error);
+    }
+  };
+
+  for (const [id, p] of Object.entries(doc.placements)) {
+    const at = `placements.${id}`;
+    if (p.selector !== undefined && !isSupportedSelector(p.selector)) {
+      add(`${at}.selector`, `"${p.selector}" is not a selector HTMLRewriter supports`);
+    }
+    if (p.action === "set_attribute" && !p.attribute)
+      add(`${at}.attribute`, "set_attribute needs an attribute name");
+    checkContent(p.default, `${at}.default`);
+  }
+
+  for (const [id, e] of Object.entries(doc.experiments)) {
+    const total = e.variants.reduce((s, v) => s + v.weight, 0);
+    if (Math.abs(total - 100) > 1e-9) add(`experiments.${id}.variants`, `weights sum to ${total}, not 100`);
+    const seen = new Set<string>();
+    e.variants.forEach((v, i) => {
+      if (seen.has(v.id)) add(`experiments.${id}.variants[${i}].id`, `duplicate variant "${v.id}"`);
+      seen.add(v.id);
+    });
+  }
+
+  const experienceIds = new Set<string>();
+  const blockedAt = new Map<string, { priority: number; id: string }>();
+  doc.experiences.forEach((x, i) => {
+    const at = `experiences[${i}]`;
+    if (experienceIds.has(x.id)) add(`${at}.id`, `duplicate experience id "${x.id}"`);
+    experienceIds.add(x.id);
+    const placement = doc.placements[x.placement];
+    if (!placement) add(`${at}.placement`, `unknown placement "${x.placement}"`);
+    if (x.scoreBy && !dims.has(x.scoreBy)) add(`${at}.scoreBy`, `unknown dimension "${x.scoreBy}"`);
+    if (x.experiment) {
+      const exp = doc.experiments[x.experiment];
+      if (!exp) add(`${at}.experiment`, `unknown experiment "${x.experiment}"`);
+      else {
+        for (const v of exp.variants) {
+          if (!x.variants?.[v.id] && !x.content) add(`${at}.variants`, `no content for variant "${v.id}"`);
+        }
+        for (const v of Object.keys(x.variants ?? {})) {
+          if (!exp.variants.some((ev) => ev.id === v))
+            add(`${at}.variants.${v}`, `"${v}" is not a variant of ${x.experiment}`);
+        }
+      }
+    } else if (x.variants) add(`${at}.variants`, "variants need an experiment");
+    if (!x.content && !x.variants) add(`${at}.content`, "an experience needs content (or variants)");
+    if (placement?.action === "redirect" && x.content && !x.content.redirect) {
+      add(`${at}.content.redirect`, "a redirect placement needs content.redirect");
+    }
+    checkContent(x.content, `${at}.content`);
+    for (const [v, c] of Object.entries(x.variants ?? {})) checkContent(c, `${at}.variants.${v}`);
+    // An experience behind an earlier one that always wins can never show.
+    if (placement && placement.pick === "priority") {
+      const blocker = blockedAt.get(x.placement);
+      if (blocker && blocker.priority >= x.priority) {
+        add(at, `unreachable: "${blocker.id}" always wins placement ${x.placement} before it`);
+      }
+      const always =
+        !x.audience && x.caps.length === 0 && x.suppressAfter.length === 0 && !x.experiment && !x.channels;
+      if (always && (!blocker || x.priority > blocker.priority))
+        blockedAt.set(x.placement, { priority: x.priority, id: x.id });
+    }
+  });
+  return problems;
+}
+
+/** Parses and validates a rules document: the schema first, then the semantic checks. */
+export function parseRules(json: unknown): ParseResult {
+  if (json && typeof json === "object" && "$schema" in json) {
+    const ref = (json as { $schema: unknown }).$schema;
+    const major = typeof ref === "string" ? /\/v(\d+)\.json$/.exec(ref)?.[1] : undefined;
+    if (major !== undefined && Number(major) !== MAJOR_VERSION) {
+      return {
+        ok: false,
+        errors: [
+          {
+            path: "$schema",
+            message: `rules schema v${major} is not supported by this worker (v${MAJOR_VERSION}, ${SCHEMA_ID})`,
+          },
+        ],
+      };
+    }
+  }
+  const parsed = RulesDocumentSchema.safeParse(json);
+  if (!parsed.success) {
+    return {
+      ok: false,
+      errors: parsed.error.issues.map((i) => ({ path: joinPath(i.path), message: i.message })),
+    };
+  }
+  const problems = semanticProblems(parsed.data);
+  return problems.length ? { ok: false, errors: problems } : { ok: true, rules: parsed.data };
+}
+
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    const keys = Object.keys(value).sort();
+    return `{${keys
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+/** SHA-256 of the canonical JSON (sorted keys): the version's content hash and ETag. */
+export async function hashRules(doc: RulesDocument): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical(doc)));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
