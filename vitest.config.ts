@@ -10,6 +10,16 @@ export default defineConfig({
         test: { name: "core", include: ["test/core/**/*.test.ts"], environment: "node" },
       },
       {
+        // Real Chromium against `wrangler dev`, as a shopper meets the demo.
+        test: {
+          name: "browser",
+          include: ["test/browser/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },

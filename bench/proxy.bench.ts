@@ -117,7 +117,10 @@ async function northstarTarget(
       DEBUG_HEADERS: "true",
     },
     kvNamespaces: ["RULES", "PROFILES"],
-    durableObjects: { VISITOR: { className: "VisitorDO", useSQLite: true } },
+    durableObjects: {
+      VISITOR: { className: "VisitorDO", useSQLite: true },
+      EXPERIMENTS: { className: "ExperimentDO", useSQLite: true },
+    },
   });
   const url = (await mf.ready).toString().replace(/\/$/, "");
   // Twenty returning visitors: the load spreads over their cookies, as real traffic spreads over people.

@@ -1,6 +1,7 @@
 import type { Env } from "./edge/env.ts";
 import { handle } from "./http/app.ts";
 
+export { ExperimentDO } from "./measure/experiment-do.ts";
 export { VisitorDO } from "./state/visitor-do.ts";
 
 export default {

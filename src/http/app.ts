@@ -1,7 +1,11 @@
 import { Hono } from "hono";
 import { readConfig } from "../edge/config.ts";
 import type { Env } from "../edge/env.ts";
+import { rulesStatus } from "../edge/rules-loader.ts";
+import { registerAdminRoutes } from "./admin-routes.ts";
+import { BEACON_VERSION, beaconScript } from "./beacon.ts";
 import { jsonError } from "./errors.ts";
+import { openApiDocument } from "./openapi.ts";
 import { servePage } from "./page.ts";
 
 export const VERSION = "0.1.0";
@@ -13,8 +17,29 @@ function buildApi(prefix: string): Hono<AppEnv> {
   const api = new Hono<AppEnv>().basePath(prefix);
   api.get("/health", (c) => {
     const { problems } = readConfig(c.env);
-    return c.json({ status: "ok", version: VERSION, configProblems: problems.length });
+    const rules = rulesStatus().active;
+    return c.json({
+      status: "ok",
+      version: VERSION,
+      rulesVersion: rules?.version ?? null,
+      configProblems: problems.length,
+    });
   });
+
+  // The beacon: a versioned URL cached for a year, and an unversioned one that always points at it.
+  const beacon = beaconScript({ prefix });
+  api.get(`/ns.${BEACON_VERSION}.js`, () => {
+    return new Response(beacon, {
+      headers: {
+        "content-type": "text/javascript; charset=utf-8",
+        "cache-control": "public, max-age=31536000, immutable",
+      },
+    });
+  });
+  api.get("/ns.js", (c) => c.redirect(`${prefix}/ns.${BEACON_VERSION}.js`, 302));
+
+  api.get("/openapi.json", (c) => c.json(openApiDocument(prefix, VERSION)));
+  registerAdminRoutes(api);
   api.notFound(() => jsonError(404, "not_found", "no such Northstar route"));
   // One error boundary for the API: log the detail, answer a generic message, never a stack trace.
   api.onError((err, c) => {
@@ -38,5 +63,8 @@ export async function handle(request: Request, env: Env, ctx: ExecutionContext):
     }
     return api.fetch(request, env, ctx);
   }
-  return servePage(request, config, { origin: new URL(config.ORIGIN), service: env.ORIGIN_SERVICE });
+  return servePage(request, env, ctx, config, {
+    origin: new URL(config.ORIGIN),
+    service: env.ORIGIN_SERVICE,
+  });
 }

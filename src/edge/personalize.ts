@@ -1,0 +1,242 @@
+import { type DecisionResult, decide } from "../core/decide.ts";
+import { escapeHtml, jsonForInlineScript } from "../core/escape.ts";
+import type { RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
+import { BEACON_VERSION } from "../http/beacon.ts";
+import type { RewritePlan, WebChange } from "../http/rewrite.ts";
+import { readTraits } from "../state/profiles.ts";
+import { issueVisitorId, readVisitorCookie, visitorCookieHeader } from "../state/visitor-id.ts";
+import type { Config } from "./config.ts";
+import { isBot, webContext } from "./context.ts";
+import { type Timed, withDeadline } from "./deadline.ts";
+import type { Env } from "./env.ts";
+import { PREVIEW_COOKIE, PREVIEW_PARAM, type Preview, readCookie, verifyPreview } from "./preview.ts";
+import { activeRules } from "./rules-loader.ts";
+
+/**
+ * Everything a proxied page needs from personalization, decided while the origin is fetched:
+ * the rewrite plan, headers, and the work to record afterwards. Never rejects: every failure
+ * becomes "serve the origin's page" plus a note in `failOpen`.
+ */
+export interface PagePersonalization {
+  /** Nothing to rewrite or set: the response takes the pure pass-through path. */
+  readonly passThrough: boolean;
+  readonly plan: RewritePlan;
+  /** True when the page differs per visitor: it must not be shared-cached. */
+  readonly personalized: boolean;
+  readonly redirect: string | null;
+  readonly setCookies: readonly string[];
+  readonly rulesVersion: string | null;
+  readonly failOpen: readonly string[];
+  readonly timings: Readonly<Record<string, number>>;
+  /** Background work (page view, exposures, assignments) for ctx.waitUntil. */
+  readonly record: (() => Promise<unknown>) | null;
+}
+
+const NOTHING: PagePersonalization = {
+  passThrough: true,
+  plan: { changes: [], bodyEnd: "" },
+  personalized: false,
+  redirect: null,
+  setCookies: [],
+  rulesVersion: null,
+  failOpen: [],
+  timings: {},
+  record: null,
+};
+
+function beaconTag(config: Config, autoPageView: boolean): string {
+  const src = `${config.NS_PREFIX}/ns.${BEACON_VERSION}.js`;
+  return `<script src="${escapeHtml(src)}" data-prefix="${escapeHtml(config.NS_PREFIX)}"${autoPageView ? "" : ' data-auto-pageview="false"'} async></script>`;
+}
+
+function previewPanel(explanation: unknown): string {
+  return `<details id="ns-preview" open style="position:fixed;bottom:0;right:0;max-width:40rem;max-height:50vh;overflow:auto;background:#fff;color:#111;border:2px solid #7c3aed;padding:.5rem;font:12px/1.4 ui-monospace,monospace;z-index:2147483647"><summary>Northstar preview</summary><pre>${escapeHtml(JSON.stringify(explanation, null, 2))}</pre></details><script type="application/json" id="ns-preview-data">${jsonForInlineScript(explanation)}</script>`;
+}
+
+async function readPreview(
+  request: Request,
+  url: URL,
+  config: Config,
+  now: number,
+): Promise<{ preview: Preview; token: string } | null> {
+  if (!config.ADMIN_TOKEN) return null;
+  const token = url.searchParams.get(PREVIEW_PARAM) ?? readCookie(request, PREVIEW_COOKIE);
+  if (!token) return null;
+  const preview = await verifyPreview(config.ADMIN_TOKEN, token, now);
+  return preview ? { preview, token } : null;
+}
+
+/** Unique exposures per experiment arm, holdout included, for the experiment's statistics. */
+export async function recordExperimentExposures(
+  env: Env,
+  visitorId: string,
+  exposures: DecisionResult["exposures"],
+  assignments: DecisionResult["assignments"],
+  now: number,
+): Promise<void> {
+  const arms = new Map<string, string>();
+  for (const x of exposures) if (x.experiment && x.variant) arms.set(x.experiment, x.variant);
+  for (const [experiment, variant] of Object.entries(assignments))
+    if (variant === "holdout") arms.set(experiment, variant);
+  await Promise.all(
+    [...arms].map(([experiment, variant]) =>
+      env.EXPERIMENTS.get(env.EXPERIMENTS.idFromName(experiment)).expose([{ visitorId, variant, at: now }]),
+    ),
+  );
+}
+
+export async function personalizePage(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+  config: Config,
+): Promise<PagePersonalization> {
+  const now = Date.now();
+  const url = new URL(request.url);
+  const failOpen: string[] = [];
+  const timings: Record<string, number> = {};
+
+  const rulesStarted = performance.now();
+  const rules = await activeRules(env, ctx);
+  timings.rules = performance.now() - rulesStarted;
+  if (!rules) failOpen.push("rules");
+
+  const placements = rules ? rules.compiled.placementsForPath(url.pathname) : [];
+  const preview = await readPreview(request, url, config, now);
+  if (placements.length === 0 && !config.BEACON_AUTO_INJECT && !preview) {
+    return { ...NOTHING, rulesVersion: rules?.version ?? null, failOpen };
+  }
+
+  const userAgent = request.headers.get("user-agent");
+  const bot = isBot(userAgent, config.BOT_USER_AGENTS);
+  const setCookies: string[] = [];
+  let visitorId: string | null = null;
+  if (!bot && config.COOKIE_SECRET) visitorId = await readVisitorCookie(request, config);
+  const returning = visitorId !== null;
+  if (!visitorId) {
+    // Crawlers are new anonymous visitors like any other (same defaults, same bucketing), never profiled.
+    visitorId = issueVisitorId();
+    if (!bot && config.COOKIE_SECRET) setCookies.push(await visitorCookieHeader(visitorId, config));
+  }
+  if (preview && url.searchParams.has(PREVIEW_PARAM)) {
+    setCookies.push(
+      `${PREVIEW_COOKIE}=${preview.token}; Path=/; HttpOnly; SameSite=Lax${config.COOKIE_SECURE ? "; Secure" : ""}`,
+    );
+  }
+
+  const gpc = config.RESPECT_GPC && request.headers.get("sec-gpc") === "1";
+  const context: RequestContext = webContext(request, url);
+  const injectBeacon = config.BEACON_AUTO_INJECT && !bot;
+  // The proxy records the page view itself only when it also injects the beacon, so each view is
+  // counted once: by the proxy here, or by a beacon the site includes itself.
+  const pageView: VisitorEvent | undefined =
+    injectBeacon && !gpc
+      ? {
+          id: `pv:${crypto.randomUUID()}`,
+          type: "page_view",
+          ts: now,
+          channel: "web",
+          props: { url: url.toString(), path: url.pathname },
+        }
+      : undefined;
+
+  const stub = env.VISITOR.get(env.VISITOR.idFromName(visitorId));
+  let state: VisitorState | null = null;
+  let traits: Record<string, unknown> = {};
+  let consent: Record<string, boolean> = gpc ? { personalization: false, measurement: false } : {};
+  const profiled = returning && !bot && placements.length > 0;
+  if (profiled) {
+    const [stateRead, traitsRead] = await Promise.all([
+      withDeadline(() => stub.snapshot({ now, pageView, visitorId }), config.STORE_DEADLINE_MS) as Promise<
+        Timed<VisitorState>
+      >,
+      withDeadline(() => readTraits(env, visitorId, config.STORE_DEADLINE_MS), config.STORE_DEADLINE_MS),
+    ]);
+    timings.do = stateRead.ms;
+    timings.kv = traitsRead.ms;
+    if (stateRead.ok) state = stateRead.value;
+    else failOpen.push(`do-${stateRead.reason}`);
+    if (traitsRead.ok) {
+      if (traitsRead.value) {
+        traits = { ...traitsRead.value.traits };
+        consent = { ...traitsRead.value.consent, ...consent };
+      }
+    } else failOpen.push(`kv-${traitsRead.reason}`);
+  }
+
+  let changes: WebChange[] = [];
+  let redirect: string | null = null;
+  let personalized = false;
+  let explanation: unknown = null;
+  let exposures: DecisionResult["exposures"] = [];
+  let assignments: DecisionResult["assignments"] = {};
+  if (rules && placements.length > 0) {
+    const decideStarted = performance.now();
+    try {
+      const result = decide(rules.compiled, {
+        visitorId,
+        now,
+        traits,
+        state,
+        context,
+        consent,
+        placements,
+        forced: preview?.preview.forced,
+        explain: preview?.preview.explain ?? false,
+      });
+      for (const d of result.decisions) {
+        if (d.action === "redirect" && d.html) {
+          redirect ??= d.html;
+          continue;
+        }
+        if (d.experience === null || d.html === null || !d.selector || d.action === "redirect") continue;
+        changes.push({
+          selector: d.selector,
+          action: d.action,
+          html: d.html,
+          attribute: d.attribute ?? undefined,
+        });
+      }
+      personalized = changes.length > 0 || redirect !== null;
+      explanation = preview ? (result.explanation ?? result) : null;
+      exposures = result.exposures;
+      assignments = result.assignments;
+    } catch (err) {
+      // decide() is built never to throw; if it does, it is a bug, and the page is still served.
+      console.log(JSON.stringify({ level: "error", msg: "decide_threw", error: String(err) }));
+      failOpen.push("decide");
+      changes = [];
+    }
+    timings.decide = performance.now() - decideStarted;
+  }
+
+  const bodyEnd =
+    (injectBeacon ? beaconTag(config, pageView === undefined) : "") +
+    (preview ? previewPanel(explanation) : "");
+  const measured = !bot && !gpc && consent.measurement !== false;
+  const needsRecord =
+    !bot &&
+    (pageView !== undefined || (measured && (exposures.length > 0 || Object.keys(assignments).length > 0)));
+  const record = needsRecord
+    ? async () => {
+        if (pageView && !profiled) await stub.snapshot({ now, pageView, visitorId });
+        if (measured && (exposures.length > 0 || Object.keys(assignments).length > 0)) {
+          await stub.recordDecision({ now, exposures, assignments });
+          await recordExperimentExposures(env, visitorId, exposures, assignments, now);
+        }
+      }
+    : null;
+
+  const passThrough = changes.length === 0 && bodyEnd === "" && setCookies.length === 0 && redirect === null;
+  return {
+    passThrough,
+    plan: { changes, bodyEnd },
+    personalized: personalized || preview !== null,
+    redirect,
+    setCookies,
+    rulesVersion: rules?.version ?? null,
+    failOpen,
+    timings,
+    record,
+  };
+}

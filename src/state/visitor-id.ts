@@ -1,0 +1,133 @@
+import type { Config } from "../edge/config.ts";
+
+/**
+ * Visitor ids. An anonymous visitor gets a random 128-bit id in a cookie signed with HMAC-SHA256
+ * (`<id>.<signature>`); a tampered or unsigned cookie is ignored, so the browser is simply a new
+ * visitor. A known person's canonical id is derived from their user id, so every device and every
+ * server sender reaches the same Durable Object without a lookup.
+ */
+const encoder = new TextEncoder();
+const keys = new Map<string, Promise<CryptoKey>>();
+
+export const VISITOR_ID_PATTERN = /^(?:[A-Za-z0-9_-]{16,64}|u_[a-f0-9]{32})$/;
+
+function hmacKey(secret: string): Promise<CryptoKey> {
+  let key = keys.get(secret);
+  if (!key) {
+    key = crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+      "sign",
+      "verify",
+    ]);
+    keys.set(secret, key);
+  }
+  return key;
+}
+
+export function toBase64Url(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+export function fromBase64Url(text: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
+  try {
+    return Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+  } catch {
+    return null;
+  }
+}
+
+export function issueVisitorId(): string {
+  return toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+}
+
+/** The canonical id of a known person: `u_` + the first 128 bits of SHA-256(userId), hex. */
+export async function canonicalForUser(userId: string): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", encoder.encode(`northstar-user:${userId}`)),
+  );
+  return `u_${[...digest.slice(0, 16)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+export async function signValue(secret: string, value: string): Promise<string> {
+  const sig = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(value));
+  return toBase64Url(new Uint8Array(sig));
+}
+
+/** Constant-time check of `<value>.<signature>` (crypto.subtle.verify compares in constant time). */
+export async function verifySigned(secret: string, signed: string): Promise<string | null> {
+  const dot = signed.lastIndexOf(".");
+  if (dot <= 0) return null;
+  const value = signed.slice(0, dot);
+  const sig = fromBase64Url(signed.slice(dot + 1));
+  if (!sig || sig.length !== 32) return null;
+  const ok = await crypto.subtle.verify("HMAC", await hmacKey(secret), sig, encoder.encode(value));
+  return ok ? value : null;
+}
+
+export function cookieName(config: Config): string {
+  // `__Host-` binds the cookie to this exact host over HTTPS; it forbids a Domain attribute.
+  return config.COOKIE_SECURE && !config.COOKIE_DOMAIN ? `__Host-${config.COOKIE_NAME}` : config.COOKIE_NAME;
+}
+
+export function readCookieValue(request: Request, name: string): string | null {
+  const header = request.headers.get("cookie");
+  if (!header) return null;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return null;
+}
+
+export async function readVisitorCookie(request: Request, config: Config): Promise<string | null> {
+  if (!config.COOKIE_SECRET) return null;
+  const raw = readCookieValue(request, cookieName(config));
+  if (!raw || raw.length > 200) return null;
+  const id = await verifySigned(config.COOKIE_SECRET, raw);
+  return id && VISITOR_ID_PATTERN.test(id) ? id : null;
+}
+
+const MAX_AGE_SECONDS = 400 * 86400;
+
+export async function visitorCookieHeader(id: string, config: Config): Promise<string> {
+  const value = `${id}.${await signValue(config.COOKIE_SECRET!, id)}`;
+  const parts = [
+    `${cookieName(config)}=${value}`,
+    "Path=/",
+    `Max-Age=${MAX_AGE_SECONDS}`,
+    "HttpOnly",
+    "SameSite=Lax",
+  ];
+  if (config.COOKIE_SECURE) parts.push("Secure");
+  if (config.COOKIE_DOMAIN) parts.push(`Domain=${config.COOKIE_DOMAIN}`);
+  return parts.join("; ");
+}
+
+/**
+ * Identity tokens a site's backend signs to let a browser claim a user id:
+ * `<userId>.<expiry epoch seconds>.<HMAC-SHA256(IDENTITY_SECRET, "<userId>.<expiry>")>`.
+ */
+export async function signIdentityToken(
+  secret: string,
+  userId: string,
+  expiresAtSeconds: number,
+): Promise<string> {
+  const value = `${toBase64Url(encoder.encode(userId))}.${expiresAtSeconds}`;
+  return `${value}.${await signValue(secret, value)}`;
+}
+
+export async function verifyIdentityToken(
+  secret: string,
+  token: string,
+  nowMs: number,
+): Promise<string | null> {
+  if (token.length > 1024) return null;
+  const value = await verifySigned(secret, token);
+  if (!value) return null;
+  const [userPart, expiry] = value.split(".");
+  if (!userPart || !expiry || Number(expiry) * 1000 < nowMs) return null;
+  const bytes = fromBase64Url(userPart);
+  return bytes ? new TextDecoder().decode(bytes) : null;
+}

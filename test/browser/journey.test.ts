@@ -1,0 +1,75 @@
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHROMIUM_ARGS, CHROMIUM_PATH, type DevServer, startDevServer } from "./harness.ts";
+
+// A shopper's journey through the demo shop in real Chromium, against `wrangler dev` as `npm start`
+// runs it: the beacon really sends events from the page, and the home page changes with them.
+let server: DevServer;
+let browser: Browser;
+
+beforeAll(async () => {
+  server = await startDevServer();
+  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function heroText(page: Page): Promise<string> {
+  return (await page.locator("#hero").innerText()).trim();
+}
+
+function eventPosts(page: Page): Array<{ status: number; body: string }> {
+  const seen: Array<{ status: number; body: string }> = [];
+  page.on("requestfinished", async (request) => {
+    if (!request.url().includes("/_ns/v1/events")) return;
+    const response = await request.response();
+    seen.push({ status: response?.status() ?? 0, body: request.postData() ?? "" });
+  });
+  return seen;
+}
+
+describe("demo shop journey", () => {
+  it("browsing running gear turns the home hero to running, with events sent by the page's beacon", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const posts = eventPosts(page);
+
+    await page.goto(`${server.url}/`);
+    const firstHero = await heroText(page);
+    expect(await page.locator('script[src*="/_ns/ns."]').count()).toBe(1);
+    const cookies = await context.cookies();
+    expect(cookies.some((c) => c.name.includes("ns_vid") && c.httpOnly)).toBe(true);
+
+    await page.goto(`${server.url}/running`);
+    await page.locator("a[href^='/running/']").first().click();
+    await page.waitForLoadState("load");
+    await page.locator("[data-ns-event='add_to_cart']").first().click();
+    await page.goto(`${server.url}/running/road-racer`);
+    // The beacon flushes on a short timer and on page hide; navigating away sends what is queued.
+    await page.goto(`${server.url}/cart`);
+    await expect
+      .poll(() => posts.filter((p) => p.status === 202).length, { timeout: 10_000 })
+      .toBeGreaterThan(0);
+    expect(posts.some((p) => p.body.includes("add_to_cart"))).toBe(true);
+
+    await page.goto(`${server.url}/`);
+    const hero = await heroText(page);
+    expect(hero.toLowerCase()).toContain("run");
+    expect(hero).not.toBe(firstHero);
+    await page.screenshot({ path: "test/browser/screenshots/home-after-running.png" });
+    await context.close();
+  }, 60_000);
+
+  it("a visitor with no history sees the default hero or an A/B variant, never an error", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const response = await page.goto(`${server.url}/`);
+    expect(response?.status()).toBe(200);
+    expect(response?.headers()["cache-control"]).toContain("private");
+    expect(await page.locator("#hero h1").count()).toBe(1);
+    await context.close();
+  }, 30_000);
+});
