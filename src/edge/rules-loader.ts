@@ -143,13 +143,15 @@ export async function activeRules(
   return active ?? (await loadBundled());
 }
 
+/** What is serving now: the KV version, or the bundled one when KV has given nothing yet. */
 export function rulesStatus(): RulesStatus {
-  return { active, checkedAt, lastError };
+  return { active: active ?? bundled ?? null, checkedAt, lastError };
 }
 
 /** Tests only: forget everything, as a fresh isolate would. */
 export function resetRulesCache(): void {
   active = null;
+  bundled = undefined;
   checkedAt = 0;
   lastError = null;
   refreshing = null;

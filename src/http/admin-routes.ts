@@ -31,6 +31,8 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
   api.use("/v1/rules", requireAdmin);
   api.use("/v1/experiments/*", requireAdmin);
   api.use("/v1/preview", requireAdmin);
+  api.use("/v1/profiles/*", requireAdmin);
+  api.use("/v1/explain", requireAdmin);
 
   api.get("/v1/rules", async (c) => {
     const loaded = await activeRules(c.env, c.executionCtx);

@@ -4,7 +4,9 @@ import type { Env } from "../edge/env.ts";
 import { rulesStatus } from "../edge/rules-loader.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { BEACON_VERSION, beaconScript } from "./beacon.ts";
+import { registerDecideRoutes } from "./decide.ts";
 import { jsonError } from "./errors.ts";
+import { registerProfileRoutes, registerStateRoutes } from "./events.ts";
 import { openApiDocument } from "./openapi.ts";
 import { servePage } from "./page.ts";
 
@@ -40,6 +42,9 @@ function buildApi(prefix: string): Hono<AppEnv> {
 
   api.get("/openapi.json", (c) => c.json(openApiDocument(prefix, VERSION)));
   registerAdminRoutes(api);
+  registerStateRoutes(api);
+  registerProfileRoutes(api);
+  registerDecideRoutes(api);
   api.notFound(() => jsonError(404, "not_found", "no such Northstar route"));
   // One error boundary for the API: log the detail, answer a generic message, never a stack trace.
   api.onError((err, c) => {

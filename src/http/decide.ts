@@ -1,0 +1,244 @@
+import type { Context, Hono } from "hono";
+import { z } from "zod";
+import { decide } from "../core/decide.ts";
+import type { RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
+import { readConfig } from "../edge/config.ts";
+import { isBot } from "../edge/context.ts";
+import { withDeadline } from "../edge/deadline.ts";
+import type { Env } from "../edge/env.ts";
+import { recordExperimentExposures } from "../edge/personalize.ts";
+import { activeRules } from "../edge/rules-loader.ts";
+import { type Caller, callerOf, subjectOf } from "../state/identity.ts";
+import { findForbiddenKey, readTraits } from "../state/profiles.ts";
+import type { IngestResult } from "../state/visitor-do.ts";
+import { invalidRequest, issuesOf, jsonError } from "./errors.ts";
+import { LIMITS } from "./events.ts";
+import { documentRoute } from "./openapi.ts";
+import { DecideRequestSchema, DecideResponseSchema, EventSchema } from "./schemas.ts";
+
+type AppEnv = { Bindings: Env };
+
+function apiContext(
+  channel: string,
+  input: z.infer<typeof DecideRequestSchema>["context"],
+  request: Request,
+): RequestContext {
+  const url = input.url ? new URL(input.url) : null;
+  const cf = (request as { cf?: Record<string, unknown> }).cf ?? {};
+  const str = (v: unknown) => (typeof v === "string" && v ? v : null);
+  return {
+    channel,
+    url: input.url ?? null,
+    path: input.path ?? url?.pathname ?? "/",
+    query: input.query ?? (url ? Object.fromEntries(url.searchParams) : {}),
+    referrer: input.referrer ?? null,
+    geo: {
+      country: input.country ?? str(cf.country),
+      region: str(cf.region),
+      city: str(cf.city),
+      timezone: input.timezone ?? str(cf.timezone),
+    },
+    device: input.device ?? "unknown",
+    locale: input.locale ?? null,
+    userAgent: null,
+    custom: input.custom ?? {},
+  };
+}
+
+/**
+ * The JSON decision API: the same engine and rules as the proxy, for apps, email/SMS senders and
+ * kiosks. Events sent with the call are recorded first and count in the decision (one round trip).
+ */
+async function decideFor(
+  c: Context<AppEnv>,
+  body: z.infer<typeof DecideRequestSchema>,
+  explain: boolean,
+  caller: Caller,
+) {
+  const { config } = readConfig(c.env);
+  const now = Date.now();
+  let visitorId: string | null;
+  if (caller.kind === "server") visitorId = await subjectOf(body, c.env);
+  else if (body.visitorId || body.userId) {
+    return jsonError(
+      403,
+      "forbidden",
+      "without the server API key, decisions are only for the caller's own visitor cookie",
+    );
+  } else visitorId = caller.visitorId;
+  if (!visitorId)
+    return jsonError(400, "invalid_request", "visitorId or userId is required", {
+      issues: [{ path: "visitorId", message: "required" }],
+    });
+
+  const events: VisitorEvent[] = [];
+  for (const [index, raw] of (body.events ?? []).entries()) {
+    const parsed = EventSchema.safeParse(raw);
+    if (!parsed.success) {
+      return jsonError(400, "invalid_request", "an event is invalid", {
+        issues: issuesOf(parsed.error).map((i) => ({
+          path: `events.${index}.${i.path}`,
+          message: i.message,
+        })),
+      });
+    }
+    if (JSON.stringify(raw).length > LIMITS.eventBytes)
+      return jsonError(400, "invalid_request", `events.${index} is over 32 KB`);
+    const ts = parsed.data.ts ?? now;
+    if (ts > now + LIMITS.futureMs || ts < now - LIMITS.pastMs) {
+      return jsonError(400, "invalid_request", "event time out of range", {
+        issues: [{ path: `events.${index}.ts`, message: "out of range" }],
+      });
+    }
+    events.push({
+      id: parsed.data.id,
+      type: parsed.data.type,
+      ts,
+      channel: parsed.data.channel,
+      props: parsed.data.props,
+    });
+  }
+
+  const failOpen: string[] = [];
+  const rules = await activeRules(c.env, c.executionCtx);
+  if (!rules) failOpen.push("rules");
+  const stub = c.env.VISITOR.get(c.env.VISITOR.idFromName(visitorId));
+  if (events.length) {
+    const stored = await withDeadline(
+      () => stub.ingest(visitorId, events, { now }) as Promise<IngestResult>,
+      2000,
+    );
+    if (!stored.ok) failOpen.push(`events-${stored.reason}`);
+    else if (stored.value.status === "suppressed")
+      return jsonError(410, "suppressed", "this person's data was erased");
+    else if (stored.value.status === "rate_limited")
+      return jsonError(429, "rate_limited", "too many events for this visitor");
+  }
+  const [stateRead, traitsRead] = await Promise.all([
+    withDeadline(() => stub.snapshot({ now }) as Promise<VisitorState>, config.STORE_DEADLINE_MS * 4),
+    withDeadline(() => readTraits(c.env, visitorId), config.STORE_DEADLINE_MS * 4),
+  ]);
+  if (!stateRead.ok) failOpen.push(`do-${stateRead.reason}`);
+  if (!traitsRead.ok) failOpen.push(`kv-${traitsRead.reason}`);
+  const consent = traitsRead.ok && traitsRead.value ? traitsRead.value.consent : {};
+  const context = apiContext(body.channel, body.context, c.req.raw);
+  if (!rules) {
+    return c.json({
+      visitorId,
+      rulesVersion: null,
+      decisions: {},
+      segments: [],
+      intent: { top: null, scores: {} },
+      outbound: null,
+      unknownPlacements: body.placements ?? [],
+      failOpen,
+    });
+  }
+  const result = decide(rules.compiled, {
+    visitorId,
+    now,
+    traits: traitsRead.ok && traitsRead.value ? traitsRead.value.traits : {},
+    state: stateRead.ok ? stateRead.value : null,
+    context,
+    consent,
+    placements: body.placements,
+    explain,
+  });
+  const bot = caller.kind === "browser" && isBot(c.req.header("user-agent") ?? null, config.BOT_USER_AGENTS);
+  if (
+    !bot &&
+    consent.measurement !== false &&
+    (result.exposures.length || Object.keys(result.assignments).length)
+  ) {
+    c.executionCtx.waitUntil(
+      Promise.all([
+        stub.recordDecision({ now, exposures: result.exposures, assignments: result.assignments }),
+        recordExperimentExposures(c.env, visitorId, result.exposures, result.assignments, now),
+      ]).catch(() => undefined),
+    );
+  }
+  const decisions: Record<string, z.infer<typeof DecideResponseSchema>["decisions"][string]> = {};
+  for (const d of result.decisions) {
+    decisions[d.placement] = {
+      experience: d.experience,
+      variant: d.variant,
+      reason: d.reason,
+      content: { html: d.html, json: d.json },
+      ttl: d.ttl,
+    };
+  }
+  const response: z.infer<typeof DecideResponseSchema> = {
+    visitorId,
+    rulesVersion: rules.version,
+    decisions,
+    segments: [...result.segments],
+    intent: { top: result.intent.top, scores: { ...result.intent.scores } },
+    outbound: result.outbound,
+    unknownPlacements: [...result.unknownPlacements],
+    failOpen,
+    ...(explain ? { explanation: result.explanation } : {}),
+  };
+  const res = c.json(response);
+  res.headers.set("cache-control", "private, no-store");
+  if (failOpen.length) res.headers.set("x-northstar-fail-open", failOpen.join(","));
+  return res;
+}
+
+export const ExplainQuerySchema = z.strictObject({
+  visitorId: z.string().optional(),
+  userId: z.string().optional(),
+  url: z.url().optional(),
+  channel: z.string().default("web"),
+});
+
+export function registerDecideRoutes(api: Hono<AppEnv>): void {
+  api.post("/v1/decide", async (c) => {
+    const text = await c.req.text().catch(() => "");
+    if (text.length > LIMITS.batchBytes) return jsonError(413, "payload_too_large", "body over 500 KB");
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return jsonError(400, "invalid_json", "the body is not JSON");
+    }
+    const forbidden = findForbiddenKey(json);
+    if (forbidden) return jsonError(400, "forbidden_key", `key not allowed: ${forbidden}`);
+    const parsed = DecideRequestSchema.safeParse(json);
+    if (!parsed.success) return invalidRequest(parsed.error);
+    return decideFor(c, parsed.data, parsed.data.explain, await callerOf(c.req.raw, c.env));
+  });
+
+  api.get("/v1/explain", async (c) => {
+    const parsed = ExplainQuerySchema.safeParse(c.req.query());
+    if (!parsed.success) return invalidRequest(parsed.error);
+    const url = parsed.data.url ? new URL(parsed.data.url) : null;
+    const body = DecideRequestSchema.parse({
+      visitorId: parsed.data.visitorId,
+      userId: parsed.data.userId,
+      channel: parsed.data.channel,
+      context: url ? { url: url.toString() } : {},
+      explain: true,
+    });
+    // Explain is an admin route (requireAdmin): like a server sender, it may name anyone.
+    return decideFor(c, body, true, { kind: "server" });
+  });
+
+  documentRoute({
+    method: "post",
+    path: "/v1/decide",
+    tag: "decisions",
+    server: true,
+    summary: "Decisions for a visitor or user on a channel (events in the same call count first)",
+    body: DecideRequestSchema,
+    responses: { 200: { description: "a decision per placement", schema: DecideResponseSchema } },
+  });
+  documentRoute({
+    method: "get",
+    path: "/v1/explain",
+    tag: "admin",
+    admin: true,
+    summary: "Why a visitor gets what they get: scores, segments, every candidate and why it won or lost",
+    query: ExplainQuerySchema,
+    responses: { 200: { description: "the decision with its full trace", schema: DecideResponseSchema } },
+  });
+}

@@ -1,0 +1,107 @@
+import { z } from "zod";
+
+/** The API's request and response shapes: validated by the routes, described by /_ns/openapi.json. */
+
+export const EVENT_TYPE = /^[a-z][a-z0-9_]{0,63}$/;
+const VisitorIdSchema = z
+  .string()
+  .regex(/^(?:[A-Za-z0-9_-]{16,64}|u_[a-f0-9]{32})$/, "not a Northstar visitor id");
+const UserIdSchema = z.string().min(1).max(256);
+
+export const EventSchema = z.strictObject({
+  id: z.string().min(1).max(128).describe("unique per visitor: replays with the same id are ignored"),
+  type: z.string().regex(EVENT_TYPE, "event types are snake_case, e.g. add_to_cart"),
+  ts: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe("epoch ms on the sender's clock; default: received time"),
+  channel: z
+    .string()
+    .regex(/^[a-z_]{1,32}$/)
+    .default("web"),
+  props: z.record(z.string().max(128), z.unknown()).default({}),
+});
+export type EventInput = z.infer<typeof EventSchema>;
+
+export const EventsRequestSchema = z.strictObject({
+  visitorId: VisitorIdSchema.optional().describe("server senders only; browsers use their cookie"),
+  userId: UserIdSchema.optional().describe("server senders only: a known person's id"),
+  sentAt: z.number().int().positive().optional().describe("sender clock at send time, to correct skew"),
+  events: z.array(z.unknown()).min(1).max(100),
+});
+
+export const EventsResponseSchema = z.object({
+  accepted: z.number(),
+  duplicates: z.number(),
+  stored: z.number(),
+  reason: z.string().optional(),
+  rejected: z.array(
+    z.object({ index: z.number(), issues: z.array(z.object({ path: z.string(), message: z.string() })) }),
+  ),
+});
+export type EventsResponse = z.infer<typeof EventsResponseSchema>;
+
+export const IdentifyRequestSchema = z.union([
+  z.strictObject({
+    token: z.string().min(1).max(1024).describe("identity token signed by the site's backend"),
+  }),
+  z.strictObject({
+    anonymousId: VisitorIdSchema.describe("server senders: the anonymous visitor to link"),
+    userId: UserIdSchema,
+  }),
+]);
+
+export const ConsentRequestSchema = z.strictObject({
+  visitorId: VisitorIdSchema.optional(),
+  userId: UserIdSchema.optional(),
+  purposes: z.record(z.enum(["personalization", "measurement", "marketing"]), z.boolean()),
+});
+
+export const ContextInputSchema = z.strictObject({
+  url: z.url().optional(),
+  path: z.string().startsWith("/").optional(),
+  referrer: z.string().max(2048).optional(),
+  locale: z.string().max(35).optional(),
+  device: z.enum(["mobile", "tablet", "desktop", "unknown"]).optional(),
+  country: z.string().length(2).optional(),
+  timezone: z.string().max(64).optional(),
+  query: z.record(z.string(), z.string()).optional(),
+  custom: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const DecideRequestSchema = z.strictObject({
+  visitorId: VisitorIdSchema.optional(),
+  userId: UserIdSchema.optional(),
+  channel: z
+    .string()
+    .regex(/^[a-z_]{1,32}$/)
+    .default("app"),
+  context: ContextInputSchema.default({}),
+  placements: z.array(z.string().max(64)).max(50).optional(),
+  events: z.array(z.unknown()).max(100).optional().describe("recorded first, and counted in this decision"),
+  explain: z.boolean().default(false),
+});
+export type DecideRequest = z.input<typeof DecideRequestSchema>;
+
+export const DecisionSchema = z.object({
+  experience: z.string().nullable(),
+  variant: z.string().nullable(),
+  reason: z.string(),
+  content: z.object({ html: z.string().nullable(), json: z.unknown() }),
+  ttl: z.number(),
+});
+
+export const DecideResponseSchema = z.object({
+  visitorId: z.string(),
+  rulesVersion: z.string().nullable(),
+  decisions: z.record(z.string(), DecisionSchema),
+  segments: z.array(z.string()),
+  intent: z.object({ top: z.string().nullable(), scores: z.record(z.string(), z.number()) }),
+  outbound: z.object({ channel: z.string().nullable(), hour: z.number().nullable() }).nullable(),
+  unknownPlacements: z.array(z.string()),
+  failOpen: z.array(z.string()),
+  explanation: z.unknown().optional(),
+});
+export type DecideResponse = z.infer<typeof DecideResponseSchema>;

@@ -1,0 +1,49 @@
+import { readConfig } from "../edge/config.ts";
+import type { Env } from "../edge/env.ts";
+import { secretsEqual } from "../http/admin.ts";
+import { aliasKey } from "./profiles.ts";
+import { canonicalForUser, readVisitorCookie, VISITOR_ID_PATTERN } from "./visitor-id.ts";
+
+/**
+ * Who a request speaks for. A server sender (Authorization: Bearer SERVER_API_KEY) may name any
+ * visitor or user; a browser speaks only for the visitor in its own signed cookie.
+ */
+export type Caller = { kind: "server" } | { kind: "browser"; visitorId: string | null };
+
+export async function callerOf(request: Request, env: Env): Promise<Caller> {
+  const { config } = readConfig(env);
+  const auth = request.headers.get("authorization");
+  const bearer = auth ? /^Bearer\s+(.+)$/i.exec(auth)?.[1]?.trim() : undefined;
+  if (bearer && config.SERVER_API_KEY && (await secretsEqual(bearer, config.SERVER_API_KEY)))
+    return { kind: "server" };
+  return { kind: "browser", visitorId: await readVisitorCookie(request, config) };
+}
+
+const aliasCache = new Map<string, { canonical: string; at: number }>();
+const ALIAS_CACHE_MS = 30_000;
+
+/** The canonical id of a visitor id: itself, or the known profile it was stitched into. */
+export async function resolveCanonical(env: Env, visitorId: string): Promise<string> {
+  if (visitorId.startsWith("u_")) return visitorId;
+  const hit = aliasCache.get(visitorId);
+  if (hit && Date.now() - hit.at < ALIAS_CACHE_MS) return hit.canonical;
+  const alias = await env.PROFILES.get(aliasKey(visitorId));
+  const canonical = alias && VISITOR_ID_PATTERN.test(alias) ? alias : visitorId;
+  if (aliasCache.size > 10_000) aliasCache.clear();
+  aliasCache.set(visitorId, { canonical, at: Date.now() });
+  return canonical;
+}
+
+export function forgetAlias(visitorId: string): void {
+  aliasCache.delete(visitorId);
+}
+
+/** The id a server call names: `userId` (hashed to the canonical id) or a visitor id. */
+export async function subjectOf(
+  body: { visitorId?: string | undefined; userId?: string | undefined },
+  env: Env,
+) {
+  if (body.userId) return canonicalForUser(body.userId);
+  if (body.visitorId) return resolveCanonical(env, body.visitorId);
+  return null;
+}
