@@ -1,3 +1,4 @@
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { readConfig } from "../../src/edge/config.ts";
@@ -12,7 +13,7 @@ describe("origin unreachable", () => {
         throw new Error("unused");
       },
     } as unknown as Fetcher;
-    const res = await servePage(new Request("https://shop.test/"), config, {
+    const res = await servePage(new Request("https://shop.test/"), env, createExecutionContext(), config, {
       origin: new URL(config.ORIGIN),
       service: broken,
     });
