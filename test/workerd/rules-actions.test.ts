@@ -1,0 +1,190 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import { resetRulesCache } from "../../src/edge/rules-loader.ts";
+import { handle } from "../../src/http/app.ts";
+import { hashRules, parseRules } from "../../src/rules/index.ts";
+import { ACTIVE_KEY, HISTORY_KEY, versionKey } from "../../src/rules/keys.ts";
+import { ADMIN, BROWSER_UA, visit } from "./helpers.ts";
+
+// Rules published to the real RULES KV namespace, as `npm run rules -- publish` writes them.
+async function publish(doc: Record<string, unknown>): Promise<string> {
+  const parsed = parseRules(doc);
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+  const hash = await hashRules(parsed.rules);
+  await env.RULES.put(versionKey(parsed.rules.version), JSON.stringify({ hash, publishedAt: new Date().toISOString(), doc }));
+  await env.RULES.put(ACTIVE_KEY, JSON.stringify({ version: parsed.rules.version, hash }));
+  await env.RULES.put(HISTORY_KEY, JSON.stringify([{ version: parsed.rules.version, hash }]));
+  resetRulesCache();
+  return hash;
+}
+
+function actionsDoc(version: string, extra: Record<string, unknown> = {}) {
+  const slot = (selector: string, action: string, more: Record<string, unknown> = {}) => ({ selector, action, pages: ["/"], ...more });
+  const everyone = (id: string, placement: string, content: Record<string, string>) => ({ id, placement, content });
+  return {
+    version,
+    placements: {
+      content: slot("#hero h1", "replace_content"),
+      element: slot("#hero p", "replace_element"),
+      before: slot("#hero", "before"),
+      after: slot("#hero", "after"),
+      prepend: slot("#promo-banner", "prepend"),
+      append: slot("#promo-banner", "append"),
+      remove: slot("#recommendations", "remove"),
+      attr: slot("#hero", "set_attribute", { attribute: "data-variant" }),
+      missing: slot("#does-not-exist", "replace_content"),
+    },
+    experiences: [
+      everyone("c", "content", { html: "<em>New title</em>" }),
+      everyone("e", "element", { html: "<p class=replaced>Replaced paragraph</p>" }),
+      everyone("b", "before", { html: "<div id=before-hero></div>" }),
+      everyone("a", "after", { html: "<div id=after-hero></div>" }),
+      everyone("p", "prepend", { html: "<span id=first></span>" }),
+      everyone("ap", "append", { html: "<span id=last></span>" }),
+      everyone("r", "remove", { html: "" }),
+      { id: "at", placement: "attr", content: { attribute: "personal <\"x\">" } },
+      everyone("m", "missing", { html: "never shown" }),
+    ],
+    ...extra,
+  };
+}
+
+afterEach(async () => {
+  await env.RULES.delete(ACTIVE_KEY);
+  resetRulesCache();
+});
+
+describe("every placement action, applied as the page streams", () => {
+  it("replace content and element, before/after, prepend/append, remove, set attribute; a missing selector is harmless", async () => {
+    await publish(actionsDoc("actions-1"));
+    const res = await visit("/");
+    const html = await res.text();
+    expect(res.headers.get("x-northstar-rules")).toBe("actions-1");
+    expect(html).toContain("<h1><em>New title</em></h1>");
+    expect(html).toContain('<p class=replaced>Replaced paragraph</p>');
+    expect(html).not.toContain("For everyone");
+    expect(html).toMatch(/<div id=before-hero><\/div><section id="hero"/);
+    expect(html).toMatch(/<\/section><div id=after-hero><\/div>/);
+    expect(html).toContain('<div id="promo-banner"><span id=first></span><span id=last></span></div>');
+    expect(html).not.toContain("recommendations");
+    // HTMLRewriter quotes the value: a double quote cannot end the attribute.
+    expect(html).toContain('<section id="hero" data-variant="personal <&quot;x&quot;>"');
+    expect(html).not.toContain("never shown");
+    expect(html.trimEnd().endsWith("</html>")).toBe(true);
+  });
+
+  it("a redirect decision sends the browser elsewhere without waiting for the page", async () => {
+    await publish({
+      version: "redirect-1",
+      placements: { go: { selector: "body", action: "redirect", pages: ["/"] } },
+      experiences: [{ id: "to-running", placement: "go", content: { redirect: "/running" } }],
+    });
+    const res = await visit("/");
+    expect(res.status).toBe(302);
+    expect(res.headers.get("location")).toBe("/running");
+    expect(res.headers.get("cache-control")).toBe("private, no-store");
+  });
+});
+
+describe("rules life cycle", () => {
+  it("publish → served without redeploy; a broken version keeps the last known good; rollback moves the pointer", async () => {
+    await publish(actionsDoc("v-good"));
+    expect((await visit("/")).headers.get("x-northstar-rules")).toBe("v-good");
+    const status = await (await visit("/_ns/v1/rules", { headers: ADMIN })).json();
+    expect(status).toMatchObject({ version: "v-good", source: "kv", lastError: null });
+
+    // A pointer to a version whose document is invalid: the worker keeps serving v-good.
+    await env.RULES.put(versionKey("v-bad"), JSON.stringify({ hash: "0", doc: { version: "v-bad", placements: 42 } }));
+    await env.RULES.put(ACTIVE_KEY, JSON.stringify({ version: "v-bad", hash: "0" }));
+    const { resetRulesCache: _r, ...loader } = await import("../../src/edge/rules-loader.ts");
+    void loader;
+    await new Promise((r) => setTimeout(r, 5100)); // the isolate re-checks KV every 5 s
+    await (await visit("/")).arrayBuffer(); // starts the background refresh
+    await new Promise((r) => setTimeout(r, 200));
+    const after = await visit("/");
+    expect(after.headers.get("x-northstar-rules")).toBe("v-good");
+    const broken = (await (await visit("/_ns/v1/rules", { headers: ADMIN })).json()) as { lastError: string };
+    expect(broken.lastError).toContain("v-bad");
+
+    // Rollback = the pointer moved back; a fresh isolate (reset) loads it at once.
+    const good = JSON.parse((await env.RULES.get(versionKey("v-good")))!) as { hash: string };
+    await env.RULES.put(ACTIVE_KEY, JSON.stringify({ version: "v-good", hash: good.hash }));
+    resetRulesCache();
+    expect((await visit("/")).headers.get("x-northstar-rules")).toBe("v-good");
+  }, 15_000);
+
+  it("with nothing in KV the rules bundled at build time serve", async () => {
+    await env.RULES.delete(ACTIVE_KEY);
+    resetRulesCache();
+    expect((await visit("/")).headers.get("x-northstar-rules")).toBe("2026.11.22-1");
+  });
+
+  it("a page with no placement and auto-injection off takes the pure pass-through path", async () => {
+    await publish({ version: "quiet-1", placements: { hero: { selector: "#hero", pages: ["/running"] } } });
+    const quiet = { ...env, BEACON_AUTO_INJECT: "false" };
+    const res = await handle(new Request("https://shop.test/", { headers: { "user-agent": BROWSER_UA } }), quiet, createExecutionContext());
+    expect(res.headers.get("cache-control")).toBe("public, max-age=300");
+    expect(res.headers.get("etag")).toBe('"home-1"');
+    expect(res.headers.getSetCookie()).toEqual([]);
+    expect(await res.text()).toContain("Default hero");
+  });
+});
+
+describe("fail open", () => {
+  const faultyNamespace = (fault: "throw" | "hang") =>
+    ({
+      idFromName: (name: string) => env.VISITOR.idFromName(name),
+      get: () => ({
+        snapshot: () => (fault === "throw" ? Promise.reject(new Error("DO exploded")) : new Promise(() => {})),
+        recordDecision: () => Promise.resolve(),
+        ingest: () => Promise.resolve({ status: "stored", accepted: 0, duplicates: 0, conversions: [] }),
+      }),
+    }) as unknown as typeof env.VISITOR;
+
+  async function returning(faults: Record<string, unknown>, path = "/") {
+    const first = await visit(path);
+    await first.arrayBuffer();
+    const cookie = first.headers.getSetCookie().find((c) => c.includes("ns_vid"))!.split(";")[0]!;
+    const ctx = createExecutionContext();
+    const res = await handle(
+      new Request(`https://shop.test${path}`, { headers: { "user-agent": BROWSER_UA, cookie } }),
+      { ...env, ...faults },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    return res;
+  }
+
+  it("a Durable Object that throws: the page, with defaults, and a header saying so", async () => {
+    const res = await returning({ VISITOR: faultyNamespace("throw") });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-northstar-fail-open")).toContain("do-error");
+    // What a new visitor would see: the origin's hero or the A/B test's, never an error.
+    expect(await res.text()).toMatch(/Default hero|Gear for every trail|Go further this weekend/);
+  });
+
+  it("a Durable Object that hangs: the deadline passes and the page is served", async () => {
+    const res = await returning({ VISITOR: faultyNamespace("hang"), STORE_DEADLINE_MS: "30" });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-northstar-fail-open")).toContain("do-timeout");
+    expect((await res.text()).trimEnd().endsWith("</html>")).toBe(true);
+  });
+
+  it("KV down: traits are skipped, the page is served", async () => {
+    const brokenKv = { get: () => Promise.reject(new Error("KV unavailable")), put: () => Promise.reject(new Error("KV unavailable")) };
+    const res = await returning({ PROFILES: brokenKv });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-northstar-fail-open")).toContain("kv-error");
+  });
+
+  it("rules KV down on a cold isolate: the bundled rules serve", async () => {
+    resetRulesCache();
+    const brokenKv = { get: () => Promise.reject(new Error("KV unavailable")) };
+    const ctx = createExecutionContext();
+    const res = await handle(new Request("https://shop.test/", { headers: { "user-agent": BROWSER_UA } }), { ...env, RULES: brokenKv }, ctx);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-northstar-rules")).toBe("2026.11.22-1");
+    expect(await res.text()).toContain("First time here?");
+  });
+});
