@@ -56,7 +56,7 @@ export const IdentifyRequestSchema = z.union([
 export const ConsentRequestSchema = z.strictObject({
   visitorId: VisitorIdSchema.optional(),
   userId: UserIdSchema.optional(),
-  purposes: z.record(z.enum(["personalization", "measurement", "marketing"]), z.boolean()),
+  purposes: z.partialRecord(z.enum(["personalization", "measurement", "marketing"]), z.boolean()),
 });
 
 export const ContextInputSchema = z.strictObject({

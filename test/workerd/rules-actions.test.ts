@@ -97,8 +97,6 @@ describe("rules life cycle", () => {
     // A pointer to a version whose document is invalid: the worker keeps serving v-good.
     await env.RULES.put(versionKey("v-bad"), JSON.stringify({ hash: "0", doc: { version: "v-bad", placements: 42 } }));
     await env.RULES.put(ACTIVE_KEY, JSON.stringify({ version: "v-bad", hash: "0" }));
-    const { resetRulesCache: _r, ...loader } = await import("../../src/edge/rules-loader.ts");
-    void loader;
     await new Promise((r) => setTimeout(r, 5100)); // the isolate re-checks KV every 5 s
     await (await visit("/")).arrayBuffer(); // starts the background refresh
     await new Promise((r) => setTimeout(r, 200));
@@ -180,7 +178,7 @@ describe("fail open", () => {
 
   it("rules KV down on a cold isolate: the bundled rules serve", async () => {
     resetRulesCache();
-    const brokenKv = { get: () => Promise.reject(new Error("KV unavailable")) };
+    const brokenKv = { get: () => Promise.reject(new Error("KV unavailable")) } as unknown as KVNamespace;
     const ctx = createExecutionContext();
     const res = await handle(new Request("https://shop.test/", { headers: { "user-agent": BROWSER_UA } }), { ...env, RULES: brokenKv }, ctx);
     expect(res.status).toBe(200);
