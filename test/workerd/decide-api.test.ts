@@ -1,0 +1,116 @@
+import { exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { NorthstarClient, NorthstarError } from "../../src/client/index.ts";
+import { ADMIN, eid, idOf, newVisitor, SERVER, sendEvents, visit } from "./helpers.ts";
+
+// The JSON decision API through the typed client apps use, against the real worker.
+const client = new NorthstarClient({
+  baseUrl: "https://shop.test",
+  apiKey: SERVER.authorization.slice("Bearer ".length),
+  fetch: (input, init) => exports.default.fetch(new Request(input, init)),
+});
+
+describe("POST /_ns/v1/decide", () => {
+  it("events sent with the call count in the same decision (one round trip for apps)", async () => {
+    const userId = `app-user-${Date.now()}`;
+    const before = await client.decide({ userId, channel: "app", placements: ["home-hero"] });
+    expect(before.decisions["home-hero"]?.experience).not.toBe("hero-hiker");
+    const after = await client.decide({
+      userId,
+      channel: "app",
+      placements: ["home-hero", "email-hero"],
+      events: [
+        { id: eid(), type: "product_view", channel: "app", props: { category: "hiking" } },
+        { id: eid(), type: "add_to_cart", channel: "app", props: { category: "hiking" } },
+      ],
+    });
+    expect(after.decisions["home-hero"]).toMatchObject({ experience: "hero-hiker", reason: "TARGET_MATCH" });
+    expect(after.decisions["home-hero"]?.content.html).toContain("The trail is calling");
+    expect(after.segments).toContain("hiker");
+    expect(after.intent.top).toBe("hiking");
+    expect(after.rulesVersion).toBe("2026.11.22-1");
+    expect(after.decisions["email-hero"]?.content.json).toEqual({ headline: "Gear for every trail", cta: "/", image: "/assets/img/trail.svg" });
+  });
+
+  it("the web and the app agree for the same visitor", async () => {
+    const cookie = await newVisitor();
+    await sendEvents(cookie, [{ id: eid(), type: "product_view", props: { category: "running" } }, { id: eid(), type: "product_view", props: { category: "running" } }]);
+    const web = await (await visit("/", { cookie })).text();
+    const app = await client.decide({ visitorId: idOf(cookie), channel: "app", placements: ["home-hero"] });
+    expect(app.decisions["home-hero"]?.experience).toBe("hero-runner");
+    expect(web).toContain(app.decisions["home-hero"]!.content.html!);
+  });
+
+  it("an outbound sender asks which channel and when", async () => {
+    const userId = `sms-fan-${Date.now()}`;
+    await client.track({ userId }, [
+      { id: eid(), type: "email_send", channel: "email", props: {} },
+      { id: eid(), type: "email_send", channel: "email", props: {} },
+      { id: eid(), type: "sms_send", channel: "sms", props: {} },
+      { id: eid(), type: "sms_click", channel: "sms", props: {} },
+      { id: eid(), type: "sms_click", channel: "sms", props: {} },
+    ]);
+    const r = await client.decide({ userId, channel: "sms", placements: ["email-hero"] });
+    expect(r.outbound?.channel).toBe("sms");
+  });
+
+  it("bad input is a 400 naming each field; unknown placements are named, not a 500", async () => {
+    const res = await visit("/_ns/v1/decide", { method: "POST", headers: { ...SERVER, "content-type": "application/json" }, body: JSON.stringify({ userId: "x", channel: "Not A Channel", placements: "home-hero" }) });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: string; issues: Array<{ path: string }> };
+    expect(body.error).toBe("invalid_request");
+    expect(body.issues.map((i) => i.path).sort()).toEqual(["channel", "placements"]);
+    const unknown = await client.decide({ userId: "x", placements: ["home-hero", "no-such-slot"] });
+    expect(unknown.unknownPlacements).toEqual(["no-such-slot"]);
+    await expect(client.decide({ visitorId: "../bad" })).rejects.toBeInstanceOf(NorthstarError);
+  });
+
+  it("without the server key a caller only gets decisions for its own cookie", async () => {
+    const res = await visit("/_ns/v1/decide", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ userId: "someone" }) });
+    expect(res.status).toBe(403);
+    const cookie = await newVisitor();
+    const own = await visit("/_ns/v1/decide", { method: "POST", cookie, headers: { "content-type": "application/json" }, body: JSON.stringify({ channel: "web", placements: ["home-hero"] }) });
+    expect(own.status).toBe(200);
+    expect(((await own.json()) as { visitorId: string }).visitorId).toBe(idOf(cookie));
+  });
+});
+
+describe("admin views", () => {
+  it("explain shows every candidate and why it won or lost", async () => {
+    const cookie = await newVisitor();
+    const res = await visit(`/_ns/v1/explain?visitorId=${idOf(cookie)}&url=${encodeURIComponent("https://shop.test/")}`, { headers: ADMIN });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { explanation: Record<string, Array<{ experience: string; outcome: string; detail: string | null }>> };
+    const hero = body.explanation["home-hero"]!;
+    expect(hero.find((c) => c.experience === "hero-runner")?.outcome).toBe("audience");
+    expect((await visit(`/_ns/v1/explain?visitorId=${idOf(cookie)}`)).status).toBe(401);
+  });
+
+  it("experiment results: unique exposures and conversions per arm, with honest statistics", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const cookie = await newVisitor();
+      ids.push(cookie);
+      await (await visit("/", { cookie })).arrayBuffer();
+    }
+    await sendEvents(ids[0]!, [{ id: eid(), type: "add_to_cart", props: { category: "running" } }]);
+    await new Promise((r) => setTimeout(r, 300));
+    const res = await visit("/_ns/v1/experiments/hero-test", { headers: ADMIN });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { report: { arms: Array<{ id: string; exposures: number }>; enoughData: boolean; note: string } };
+    const exposed = body.report.arms.reduce((s, a) => s + a.exposures, 0);
+    expect(exposed).toBeGreaterThan(0);
+    expect(body.report.enoughData).toBe(false);
+    expect(body.report.note).toContain("not enough data");
+    expect((await visit("/_ns/v1/experiments/nope", { headers: ADMIN })).status).toBe(404);
+  });
+
+  it("the OpenAPI document describes the routes from the same schemas", async () => {
+    const doc = (await (await visit("/_ns/openapi.json")).json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown> } }> } }>> };
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/_ns/v1/decide", "/_ns/v1/events", "/_ns/v1/identify", "/_ns/v1/explain"]));
+    const decideBody = doc.paths["/_ns/v1/decide"]!.post!.requestBody!.content["application/json"]!.schema;
+    expect(Object.keys(decideBody.properties ?? {})).toEqual(expect.arrayContaining(["visitorId", "userId", "channel", "placements", "events"]));
+    expect(Object.keys(doc.paths["/_ns/v1/events"]!.post!.requestBody!.content)).toContain("text/plain");
+  });
+});
