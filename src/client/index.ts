@@ -48,12 +48,19 @@ export class NorthstarClient {
 
   constructor(options: NorthstarClientOptions) {
     this.base = `${options.baseUrl.replace(/\/$/, "")}${options.prefix ?? "/_ns"}`;
-    this.headers = { "content-type": "application/json", ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) };
+    this.headers = {
+      "content-type": "application/json",
+      ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
+    };
     this.fetcher = options.fetch ?? fetch;
   }
 
   private async post<T>(path: string, body: unknown): Promise<T> {
-    const res = await this.fetcher(`${this.base}${path}`, { method: "POST", headers: this.headers, body: JSON.stringify(body) });
+    const res = await this.fetcher(`${this.base}${path}`, {
+      method: "POST",
+      headers: this.headers,
+      body: JSON.stringify(body),
+    });
     const json = (await res.json()) as T;
     if (!res.ok) throw new NorthstarError(res.status, json as ErrorBody);
     return json;

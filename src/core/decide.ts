@@ -95,7 +95,8 @@ export interface DecisionResult {
 
 const OUTBOUND = new Set(["email", "sms", "push"]);
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
 
 /**
  * The state comes from our own Durable Object, but the engine does not trust shapes it did not
@@ -106,7 +107,10 @@ function normalizeState(s: VisitorState | null): VisitorState | null {
   const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
   const rec = <T>(v: unknown) => (isObject(v) ? (v as Record<string, T>) : {});
   const events = Array.isArray(s.events)
-    ? s.events.filter((e): e is VisitorState["events"][number] => isObject(e) && typeof e.type === "string" && typeof e.ts === "number" && isObject(e.props))
+    ? s.events.filter(
+        (e): e is VisitorState["events"][number] =>
+          isObject(e) && typeof e.type === "string" && typeof e.ts === "number" && isObject(e.props),
+      )
     : [];
   return {
     visitorId: typeof s.visitorId === "string" ? s.visitorId : "",
@@ -115,22 +119,42 @@ function normalizeState(s: VisitorState | null): VisitorState | null {
     sessionCount: num(s.sessionCount) ?? 0,
     events: Array.isArray(s.events) && events.length === s.events.length ? s.events : events,
     counts: rec(s.counts),
-    lastByType: Object.fromEntries(Object.entries(rec<unknown>(s.lastByType)).filter((e): e is [string, number] => typeof e[1] === "number")),
+    lastByType: Object.fromEntries(
+      Object.entries(rec<unknown>(s.lastByType)).filter(
+        (e): e is [string, number] => typeof e[1] === "number",
+      ),
+    ),
     intent: Object.fromEntries(
       Object.entries(rec<unknown>(s.intent)).filter(
-        (e): e is [string, { value: number; ts: number }] => isObject(e[1]) && typeof e[1].value === "number" && typeof e[1].ts === "number",
+        (e): e is [string, { value: number; ts: number }] =>
+          isObject(e[1]) && typeof e[1].value === "number" && typeof e[1].ts === "number",
       ),
     ),
     engagement: Object.fromEntries(
       Object.entries(rec<unknown>(s.engagement)).filter(
         (e): e is [string, VisitorState["engagement"][string]] =>
-          isObject(e[1]) && typeof e[1].sends === "number" && typeof e[1].opens === "number" && typeof e[1].clicks === "number",
+          isObject(e[1]) &&
+          typeof e[1].sends === "number" &&
+          typeof e[1].opens === "number" &&
+          typeof e[1].clicks === "number",
       ),
     ),
-    engagementHours: Array.isArray(s.engagementHours) ? s.engagementHours.map((h) => (typeof h === "number" ? h : 0)) : [],
-    exposures: Object.fromEntries(Object.entries(rec<unknown>(s.exposures)).filter((e): e is [string, number[]] => Array.isArray(e[1]))),
-    assignments: Object.fromEntries(Object.entries(rec<unknown>(s.assignments)).filter((e): e is [string, string] => typeof e[1] === "string")),
-    conversions: Object.fromEntries(Object.entries(rec<unknown>(s.conversions)).filter((e): e is [string, number] => typeof e[1] === "number")),
+    engagementHours: Array.isArray(s.engagementHours)
+      ? s.engagementHours.map((h) => (typeof h === "number" ? h : 0))
+      : [],
+    exposures: Object.fromEntries(
+      Object.entries(rec<unknown>(s.exposures)).filter((e): e is [string, number[]] => Array.isArray(e[1])),
+    ),
+    assignments: Object.fromEntries(
+      Object.entries(rec<unknown>(s.assignments)).filter(
+        (e): e is [string, string] => typeof e[1] === "string",
+      ),
+    ),
+    conversions: Object.fromEntries(
+      Object.entries(rec<unknown>(s.conversions)).filter(
+        (e): e is [string, number] => typeof e[1] === "number",
+      ),
+    ),
   };
 }
 

@@ -101,6 +101,31 @@ function withCookie(response: Response, cookie: string | null): Response {
   return response;
 }
 
+/** One event checked: the stored event, or the issues that reject it (by JSON path). */
+function eventIssues(
+  raw: unknown,
+  rawText: string,
+  index: number,
+  receivedAt: number,
+  skew: number,
+): VisitorEvent | Array<{ path: string; message: string }> {
+  if (rawText.length > LIMITS.eventBytes) return [{ path: `events.${index}`, message: "event over 32 KB" }];
+  const parsed = EventSchema.safeParse(raw);
+  if (!parsed.success) {
+    return issuesOf(parsed.error).map((i) => ({ path: `events.${index}.${i.path}`, message: i.message }));
+  }
+  const ts = parsed.data.ts === undefined ? receivedAt : parsed.data.ts + skew;
+  if (ts > receivedAt + LIMITS.futureMs) return [{ path: `events.${index}.ts`, message: "in the future" }];
+  if (ts < receivedAt - LIMITS.pastMs) return [{ path: `events.${index}.ts`, message: "older than 7 days" }];
+  return {
+    id: parsed.data.id,
+    type: parsed.data.type,
+    ts,
+    channel: parsed.data.channel,
+    props: parsed.data.props,
+  };
+}
+
 export function registerStateRoutes(api: Hono<AppEnv>): void {
   api.post("/v1/events", async (c) => {
     const receivedAt = Date.now();
@@ -117,37 +142,18 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
     const events: VisitorEvent[] = [];
     const rejected: Array<{ index: number; issues: Array<{ path: string; message: string }> }> = [];
     const deadLetters: Array<{ index: number; reason: string; raw: string }> = [];
-    envelope.data.events.forEach((raw, index) => {
+    for (const [index, raw] of envelope.data.events.entries()) {
       const rawText = JSON.stringify(raw) ?? "";
-      const reject = (issues: Array<{ path: string; message: string }>) => {
-        rejected.push({ index, issues });
+      const checked = eventIssues(raw, rawText, index, receivedAt, skew);
+      if (Array.isArray(checked)) {
+        rejected.push({ index, issues: checked });
         deadLetters.push({
           index,
-          reason: issues.map((i) => `${i.path}: ${i.message}`).join("; "),
+          reason: checked.map((i) => `${i.path}: ${i.message}`).join("; "),
           raw: rawText,
         });
-      };
-      if (rawText.length > LIMITS.eventBytes)
-        return reject([{ path: `events.${index}`, message: "event over 32 KB" }]);
-      const parsed = EventSchema.safeParse(raw);
-      if (!parsed.success) {
-        return reject(
-          issuesOf(parsed.error).map((i) => ({ path: `events.${index}.${i.path}`, message: i.message })),
-        );
-      }
-      const ts = (parsed.data.ts ?? receivedAt) + (parsed.data.ts ? skew : 0);
-      if (ts > receivedAt + LIMITS.futureMs)
-        return reject([{ path: `events.${index}.ts`, message: "in the future" }]);
-      if (ts < receivedAt - LIMITS.pastMs)
-        return reject([{ path: `events.${index}.ts`, message: "older than 7 days" }]);
-      events.push({
-        id: parsed.data.id,
-        type: parsed.data.type,
-        ts,
-        channel: parsed.data.channel,
-        props: parsed.data.props,
-      });
-    });
+      } else events.push(checked);
+    }
 
     const { config } = readConfig(c.env);
     const gpc = config.RESPECT_GPC && c.req.header("sec-gpc") === "1";
@@ -347,21 +353,22 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     const errors: Array<{ line: number; message: string }> = [];
     // KV allows about one write per second per key: the lines of one id are merged into one write.
     const byId = new Map<string, Record<string, unknown>>();
-    read.text.split("\n").forEach((line, i) => {
-      if (!line.trim()) return;
+    for (const [i, line] of read.text.split("\n").entries()) {
+      if (!line.trim()) continue;
+      let row: { id?: unknown; traits?: unknown };
       try {
-        const row = JSON.parse(line) as { id?: unknown; traits?: unknown };
-        if (typeof row.id !== "string" || !row.id)
-          return errors.push({ line: i + 1, message: "id must be a string" });
-        if (!row.traits || typeof row.traits !== "object")
-          return errors.push({ line: i + 1, message: "traits must be an object" });
-        const forbidden = findForbiddenKey(row.traits);
-        if (forbidden) return errors.push({ line: i + 1, message: `key not allowed: ${forbidden}` });
-        byId.set(row.id, { ...byId.get(row.id), ...(row.traits as object) });
+        row = JSON.parse(line);
       } catch {
         errors.push({ line: i + 1, message: "not JSON" });
+        continue;
       }
-    });
+      const forbidden = findForbiddenKey(row.traits);
+      if (typeof row.id !== "string" || !row.id) errors.push({ line: i + 1, message: "id must be a string" });
+      else if (!row.traits || typeof row.traits !== "object")
+        errors.push({ line: i + 1, message: "traits must be an object" });
+      else if (forbidden) errors.push({ line: i + 1, message: `key not allowed: ${forbidden}` });
+      else byId.set(row.id, { ...byId.get(row.id), ...(row.traits as object) });
+    }
     const ids = [...byId.keys()];
     let written = 0;
     const worker = async () => {

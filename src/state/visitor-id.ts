@@ -61,7 +61,7 @@ export async function verifySigned(secret: string, signed: string): Promise<stri
   if (dot <= 0) return null;
   const value = signed.slice(0, dot);
   const sig = fromBase64Url(signed.slice(dot + 1));
-  if (!sig || sig.length !== 32) return null;
+  if (sig?.length !== 32) return null;
   const ok = await crypto.subtle.verify("HMAC", await hmacKey(secret), sig, encoder.encode(value));
   return ok ? value : null;
 }

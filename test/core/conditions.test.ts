@@ -5,17 +5,40 @@ import type { Condition } from "../../src/rules/index.ts";
 import { compile, context, DAY, event, HOUR, MIN, NOW, stateOf } from "./helpers.ts";
 
 // Each condition is tested through a one-experience document, as an author would write it.
-async function matches(audience: Condition, input: Partial<Parameters<typeof decide>[1]> = {}, extra: Record<string, unknown> = {}) {
+async function matches(
+  audience: Condition,
+  input: Partial<Parameters<typeof decide>[1]> = {},
+  extra: Record<string, unknown> = {},
+) {
   const rules = await compile({
     version: "t",
     dimensions: { running: { halfLife: "1d", cap: 100 }, hiking: { halfLife: "1d", cap: 100 } },
     signals: [
-      { id: "r", event: "product_view", when: { op: "eq", path: "event.props.category", value: "running" }, add: { running: 4 } },
-      { id: "h", event: "product_view", when: { op: "eq", path: "event.props.category", value: "hiking" }, add: { hiking: 4 } },
+      {
+        id: "r",
+        event: "product_view",
+        when: { op: "eq", path: "event.props.category", value: "running" },
+        add: { running: 4 },
+      },
+      {
+        id: "h",
+        event: "product_view",
+        when: { op: "eq", path: "event.props.category", value: "hiking" },
+        add: { hiking: 4 },
+      },
     ],
     placements: { slot: { selector: "#slot" } },
     experiences: [{ id: "x", placement: "slot", audience, content: { html: "yes" } }],
-    experiments: { exp: { seed: "s", variants: [{ id: "a", weight: 50 }, { id: "b", weight: 50 }], goal: "purchase" } },
+    experiments: {
+      exp: {
+        seed: "s",
+        variants: [
+          { id: "a", weight: 50 },
+          { id: "b", weight: 50 },
+        ],
+        goal: "purchase",
+      },
+    },
     ...extra,
   });
   const result = decide(rules, {
@@ -62,13 +85,25 @@ describe("comparison operators", () => {
   });
 
   it("reads the request context: path, UTM, country, device", async () => {
-    const ctx = context({ path: "/running", query: { utm_source: "newsletter" }, geo: { country: "FR", region: null, city: null, timezone: null }, device: "mobile" });
-    expect(await matches({ all: [
-      { op: "startsWith", path: "context.path", value: "/run" },
-      { op: "eq", path: "context.query.utm_source", value: "newsletter" },
-      { op: "eq", path: "context.geo.country", value: "FR" },
-      { op: "eq", path: "context.device", value: "mobile" },
-    ] }, { context: ctx })).toBe(true);
+    const ctx = context({
+      path: "/running",
+      query: { utm_source: "newsletter" },
+      geo: { country: "FR", region: null, city: null, timezone: null },
+      device: "mobile",
+    });
+    expect(
+      await matches(
+        {
+          all: [
+            { op: "startsWith", path: "context.path", value: "/run" },
+            { op: "eq", path: "context.query.utm_source", value: "newsletter" },
+            { op: "eq", path: "context.geo.country", value: "FR" },
+            { op: "eq", path: "context.device", value: "mobile" },
+          ],
+        },
+        { context: ctx },
+      ),
+    ).toBe(true);
   });
 });
 
@@ -82,34 +117,70 @@ describe("behavioural conditions", () => {
   });
 
   it("filters counted events by a property", async () => {
-    const cond: Condition = { countWithin: { event: "product_view", window: "7d", where: { path: "event.props.category", op: "eq", value: "hiking" } }, op: "gte", value: 1 };
-    expect(await matches(cond, { state: stateOf([event("product_view", DAY, { category: "running" })]) })).toBe(false);
-    expect(await matches(cond, { state: stateOf([event("product_view", DAY, { category: "hiking" })]) })).toBe(true);
+    const cond: Condition = {
+      countWithin: {
+        event: "product_view",
+        window: "7d",
+        where: { path: "event.props.category", op: "eq", value: "hiking" },
+      },
+      op: "gte",
+      value: 1,
+    };
+    expect(
+      await matches(cond, { state: stateOf([event("product_view", DAY, { category: "running" })]) }),
+    ).toBe(false);
+    expect(
+      await matches(cond, { state: stateOf([event("product_view", DAY, { category: "hiking" })]) }),
+    ).toBe(true);
   });
 
   it("silence: add to cart then no purchase for 30 minutes", async () => {
     const cond: Condition = { silence: { after: "add_to_cart", without: ["purchase"], for: "30m" } };
     expect(await matches(cond, { state: stateOf([event("add_to_cart", 29 * MIN)]) })).toBe(false);
     expect(await matches(cond, { state: stateOf([event("add_to_cart", 30 * MIN)]) })).toBe(true);
-    expect(await matches(cond, { state: stateOf([event("add_to_cart", 40 * MIN), event("purchase", 35 * MIN)]) })).toBe(false);
+    expect(
+      await matches(cond, { state: stateOf([event("add_to_cart", 40 * MIN), event("purchase", 35 * MIN)]) }),
+    ).toBe(false);
     expect(await matches(cond, { state: null })).toBe(false);
   });
 
   it("intent: top dimension and thresholds decay with time", async () => {
-    const runner = [event("product_view", HOUR, { category: "running" }), event("product_view", HOUR, { category: "running" })];
-    const rules = { dimensions: { running: { halfLife: "1d", cap: 100 }, hiking: { halfLife: "1d", cap: 100 } } };
-    const scoring = await compile({ version: "s", ...rules, signals: [{ id: "r", event: "product_view", when: { op: "eq", path: "event.props.category", value: "running" }, add: { running: 4 } }] });
+    const runner = [
+      event("product_view", HOUR, { category: "running" }),
+      event("product_view", HOUR, { category: "running" }),
+    ];
+    const rules = {
+      dimensions: { running: { halfLife: "1d", cap: 100 }, hiking: { halfLife: "1d", cap: 100 } },
+    };
+    const scoring = await compile({
+      version: "s",
+      ...rules,
+      signals: [
+        {
+          id: "r",
+          event: "product_view",
+          when: { op: "eq", path: "event.props.category", value: "running" },
+          add: { running: 4 },
+        },
+      ],
+    });
     const fresh = stateOf(runner, scoring);
     expect(await matches({ intent: { top: "running" } }, { state: fresh })).toBe(true);
     expect(await matches({ intent: { dimension: "running", above: 7 } }, { state: fresh })).toBe(true);
     // Two days later the score has halved twice: 8 → ~2.
-    expect(await matches({ intent: { dimension: "running", above: 7 } }, { state: fresh, now: NOW + 2 * DAY })).toBe(false);
+    expect(
+      await matches({ intent: { dimension: "running", above: 7 } }, { state: fresh, now: NOW + 2 * DAY }),
+    ).toBe(false);
     expect(await matches({ intent: { top: "hiking" } }, { state: fresh })).toBe(false);
   });
 
   it("inactivity, consent, experiment membership, time of day in the visitor's timezone", async () => {
-    expect(await matches({ inactive: { for: "180d" } }, { state: stateOf([event("page_view", 200 * DAY)]) })).toBe(true);
-    expect(await matches({ inactive: { for: "180d" } }, { state: stateOf([event("page_view", 2 * DAY)]) })).toBe(false);
+    expect(
+      await matches({ inactive: { for: "180d" } }, { state: stateOf([event("page_view", 200 * DAY)]) }),
+    ).toBe(true);
+    expect(
+      await matches({ inactive: { for: "180d" } }, { state: stateOf([event("page_view", 2 * DAY)]) }),
+    ).toBe(false);
     expect(await matches({ consent: "marketing" }, { consent: { marketing: true } })).toBe(true);
     expect(await matches({ consent: "marketing" }, { consent: {} })).toBe(false);
     const assigned = { ...stateOf([event("page_view", MIN)]), assignments: { exp: "b" } };
@@ -124,22 +195,39 @@ describe("behavioural conditions", () => {
   });
 
   it("content affinity from the tags of engaged content", async () => {
-    const s = stateOf([event("product_view", HOUR, { tags: ["trail", "running"] }), event("product_view", MIN, { tags: ["trail"] })]);
+    const s = stateOf([
+      event("product_view", HOUR, { tags: ["trail", "running"] }),
+      event("product_view", MIN, { tags: ["trail"] }),
+    ]);
     expect(await matches({ affinity: { tag: "trail" } }, { state: s })).toBe(true);
     expect(await matches({ affinity: { tag: "running" } }, { state: s })).toBe(false);
   });
 
   it("all / any / not / named conditions", async () => {
     const extra = { conditions: { gold: { op: "eq", path: "traits.tier", value: "gold" } } };
-    expect(await matches({ any: [{ ref: "gold" }, { op: "eq", path: "traits.tier", value: "vip" }] }, { traits: { tier: "vip" } }, extra)).toBe(true);
+    expect(
+      await matches(
+        { any: [{ ref: "gold" }, { op: "eq", path: "traits.tier", value: "vip" }] },
+        { traits: { tier: "vip" } },
+        extra,
+      ),
+    ).toBe(true);
     expect(await matches({ not: { ref: "gold" } }, { traits: { tier: "gold" } }, extra)).toBe(false);
-    expect(await matches({ all: [{ ref: "gold" }, { not: { op: "exists", path: "traits.banned" } }] }, { traits: { tier: "gold" } }, extra)).toBe(true);
+    expect(
+      await matches(
+        { all: [{ ref: "gold" }, { not: { op: "exists", path: "traits.banned" } }] },
+        { traits: { tier: "gold" } },
+        extra,
+      ),
+    ).toBe(true);
   });
 });
 
 describe("evaluation never throws", () => {
   it("on any profile, state or context shape", async () => {
-    const rules = await compile(JSON.parse(JSON.stringify((await import("../../rules/northstar.rules.json")).default)));
+    const rules = await compile(
+      JSON.parse(JSON.stringify((await import("../../rules/northstar.rules.json")).default)),
+    );
     const json = fc.jsonValue({ maxDepth: 4 });
     fc.assert(
       fc.property(json, json, json, fc.integer(), (traits, stateish, custom, now) => {
@@ -164,7 +252,8 @@ describe("evaluation never throws", () => {
     fc.assert(
       fc.property(fc.jsonValue({ maxDepth: 5 }), (doc) => {
         const r = parseRules(doc);
-        if (!r.ok) for (const e of r.errors) expect(typeof e.path === "string" && e.message.length > 0).toBe(true);
+        if (!r.ok)
+          for (const e of r.errors) expect(typeof e.path === "string" && e.message.length > 0).toBe(true);
       }),
       { numRuns: 300 },
     );

@@ -9,7 +9,8 @@ import { analyzeExperiment, chiSquareSf, normalCdf, wilson } from "../../src/cor
 import { compileJsonTemplate, compileTemplate } from "../../src/core/templates.ts";
 import { compile, context, DAY, event, HOUR, MIN, NOW, stateOf } from "./helpers.ts";
 
-const demoRules = () => compile(JSON.parse(readFileSync(new URL("../../rules/northstar.rules.json", import.meta.url), "utf8")));
+const demoRules = () =>
+  compile(JSON.parse(readFileSync(new URL("../../rules/northstar.rules.json", import.meta.url), "utf8")));
 
 describe("bucketing (docs/bucketing.md)", () => {
   it("MurmurHash3 x86_32 matches the reference values", () => {
@@ -19,15 +20,30 @@ describe("bucketing (docs/bucketing.md)", () => {
     expect(murmur3(enc.encode("The quick brown fox jumps over the lazy dog"))).toBe(0x2e4ff723);
   });
 
-  const vectors = JSON.parse(readFileSync(new URL("./vectors/bucketing.json", import.meta.url), "utf8"));
-  it.each(vectors.cases.map((c: { name: string }) => [c.name, c]))("vector: %s", (_n, c) => {
+  interface Vector {
+    name: string;
+    seed: string;
+    visitorId: string;
+    bucket: number;
+    variants: Array<{ id: string; weight: number }>;
+    holdout: number;
+    expected: unknown;
+  }
+  const vectors = JSON.parse(readFileSync(new URL("./vectors/bucketing.json", import.meta.url), "utf8")) as {
+    cases: Vector[];
+  };
+  it.each(vectors.cases.map((c) => [c.name, c] as const))("vector: %s", (_n, c) => {
     expect(bucket(c.seed, c.visitorId)).toBe(c.bucket);
     expect(pickVariant(c.seed, c.visitorId, c.variants, c.holdout)).toEqual(c.expected);
   });
 
   it("splits 100 000 visitors by weight within statistical tolerance, holdout included", () => {
     const counts: Record<string, number> = { a: 0, b: 0, c: 0, holdout: 0 };
-    const variants = [{ id: "a", weight: 20 }, { id: "b", weight: 30 }, { id: "c", weight: 50 }];
+    const variants = [
+      { id: "a", weight: 20 },
+      { id: "b", weight: 30 },
+      { id: "c", weight: 50 },
+    ];
     const n = 100_000;
     for (let i = 0; i < n; i++) {
       const r = pickVariant("split-test", `visitor-${i}`, variants, 0.1);
@@ -41,7 +57,10 @@ describe("bucketing (docs/bucketing.md)", () => {
   });
 
   it("resizing the holdout never moves a visitor between variants", () => {
-    const variants = [{ id: "a", weight: 50 }, { id: "b", weight: 50 }];
+    const variants = [
+      { id: "a", weight: 50 },
+      { id: "b", weight: 50 },
+    ];
     for (let i = 0; i < 2000; i++) {
       const small = pickVariant("s", `v${i}`, variants, 0.05);
       const large = pickVariant("s", `v${i}`, variants, 0.2);
@@ -58,11 +77,13 @@ describe("templates", () => {
     return t.value(scope);
   };
   it("interpolates, escapes HTML, and falls back to defaults — never 'undefined'", () => {
-    expect(render("Hi {{ traits.firstName | default: \"there\" }}!", { traits: {} })).toBe("Hi there!");
-    expect(render("Hi {{ traits.firstName }}!", { traits: { firstName: "<b>Ana</b>" } })).toBe("Hi &lt;b&gt;Ana&lt;/b&gt;!");
+    expect(render('Hi {{ traits.firstName | default: "there" }}!', { traits: {} })).toBe("Hi there!");
+    expect(render("Hi {{ traits.firstName }}!", { traits: { firstName: "<b>Ana</b>" } })).toBe(
+      "Hi &lt;b&gt;Ana&lt;/b&gt;!",
+    );
     expect(render("{{ traits.obj }}|{{ traits.missing }}", { traits: { obj: { a: 1 } } })).toBe("|");
-    expect(render('{{ traits.name | upcase | truncate: 4 }}', { traits: { name: "running" } })).toBe("RUN…");
-    expect(render('{{ traits.q | url_encode }}', { traits: { q: "a b&c" } }, "text")).toBe("a%20b%26c");
+    expect(render("{{ traits.name | upcase | truncate: 4 }}", { traits: { name: "running" } })).toBe("RUN…");
+    expect(render("{{ traits.q | url_encode }}", { traits: { q: "a b&c" } }, "text")).toBe("a%20b%26c");
     expect(render('"{{ traits.q }}"', { traits: { q: 'say "hi"\n' } }, "json")).toBe('"say \\"hi\\"\\n"');
   });
   it("refuses code, prototype paths and unknown filters at compile time", () => {
@@ -72,7 +93,11 @@ describe("templates", () => {
     expect(compileTemplate("{{ traits.x | exec }}", "html").ok).toBe(false);
   });
   it("keeps value types in JSON payloads", () => {
-    const t = compileJsonTemplate({ n: "{{ traits.count }}", s: "Hi {{ traits.name | default: \"you\" }}", d: "{{ traits.x | default: \"none\" }}" });
+    const t = compileJsonTemplate({
+      n: "{{ traits.count }}",
+      s: 'Hi {{ traits.name | default: "you" }}',
+      d: '{{ traits.x | default: "none" }}',
+    });
     if (!t.ok) throw new Error(t.error);
     expect(t.value({ traits: { count: 3 } })).toEqual({ n: 3, s: "Hi you", d: "none" });
   });
@@ -98,7 +123,12 @@ describe("intent scores", () => {
   it("picks a stable top dimension and merges two visitors within the cap", () => {
     expect(topIntent({ running: 3, hiking: 3 }).dimension).toBe("hiking");
     expect(topIntent({ running: 0 }).dimension).toBeNull();
-    const merged = mergeIntent({ running: { value: 60, ts: NOW } }, { running: { value: 60, ts: NOW } }, NOW, { running: { halfLifeMs: DAY, cap: 100 } });
+    const merged = mergeIntent(
+      { running: { value: 60, ts: NOW } },
+      { running: { value: 60, ts: NOW } },
+      NOW,
+      { running: { halfLifeMs: DAY, cap: 100 } },
+    );
     expect(merged.running?.value).toBe(100);
   });
 });
@@ -155,7 +185,10 @@ describe("decisions a marketer would recognise", () => {
       visitorId: "buyer",
       now: NOW,
       traits: { firstName: "Ana", lifetimeValue: 3200 },
-      state: stateOf([event("purchase", 10 * DAY), event("page_view", 2 * DAY), event("page_view", MIN)], rules),
+      state: stateOf(
+        [event("purchase", 10 * DAY), event("page_view", 2 * DAY), event("page_view", MIN)],
+        rules,
+      ),
       context: context(),
       consent: {},
     });
@@ -181,7 +214,15 @@ describe("decisions a marketer would recognise", () => {
       ...[1, 2, 3].map((d) => event("sms_send", d * DAY, {}, "sms")),
       ...[1, 2, 3].map((d) => event("sms_click", d * DAY - 2 * HOUR, {}, "sms")),
     ];
-    const r = decide(rules, { visitorId: "v", now: NOW, traits: {}, state: stateOf(events, rules), context: context({ channel: "sms" }), consent: {}, placements: ["email-hero"] });
+    const r = decide(rules, {
+      visitorId: "v",
+      now: NOW,
+      traits: {},
+      state: stateOf(events, rules),
+      context: context({ channel: "sms" }),
+      consent: {},
+      placements: ["email-hero"],
+    });
     expect(r.outbound?.channel).toBe("sms");
     expect(r.outbound?.hour).toBe(new Date(NOW - (DAY - 2 * HOUR)).getUTCHours());
   });
@@ -189,8 +230,23 @@ describe("decisions a marketer would recognise", () => {
   it("the same visitor gets the same hero on web and in the app", async () => {
     const rules = await demoRules();
     for (const id of ["v-1", "v-2", "v-3", "v-4", "v-5"]) {
-      const web = decide(rules, { visitorId: id, now: NOW, traits: {}, state: null, context: context(), consent: {} });
-      const app = decide(rules, { visitorId: id, now: NOW, traits: {}, state: null, context: context({ channel: "app" }), consent: {}, placements: ["home-hero"] });
+      const web = decide(rules, {
+        visitorId: id,
+        now: NOW,
+        traits: {},
+        state: null,
+        context: context(),
+        consent: {},
+      });
+      const app = decide(rules, {
+        visitorId: id,
+        now: NOW,
+        traits: {},
+        state: null,
+        context: context({ channel: "app" }),
+        consent: {},
+        placements: ["home-hero"],
+      });
       const w = web.decisions.find((d) => d.placement === "home-hero")!;
       expect([app.decisions[0]?.experience, app.decisions[0]?.variant]).toEqual([w.experience, w.variant]);
     }
@@ -200,7 +256,14 @@ describe("decisions a marketer would recognise", () => {
     const rules = await demoRules();
     let held = 0;
     for (let i = 0; i < 400; i++) {
-      const r = decide(rules, { visitorId: `h${i}`, now: NOW, traits: {}, state: null, context: context(), consent: {} });
+      const r = decide(rules, {
+        visitorId: `h${i}`,
+        now: NOW,
+        traits: {},
+        state: null,
+        context: context(),
+        consent: {},
+      });
       const hero = r.decisions.find((d) => d.placement === "home-hero")!;
       if (r.assignments["hero-test"] === "holdout") {
         held++;
@@ -210,7 +273,14 @@ describe("decisions a marketer would recognise", () => {
       } else expect(hero.reason).toBe("EXPERIMENT");
     }
     expect(held).toBeGreaterThan(15);
-    const sticky = decide(rules, { visitorId: "x", now: NOW, traits: {}, state: { ...stateOf([]), assignments: { "hero-test": "bold" } }, context: context(), consent: {} });
+    const sticky = decide(rules, {
+      visitorId: "x",
+      now: NOW,
+      traits: {},
+      state: { ...stateOf([]), assignments: { "hero-test": "bold" } },
+      context: context(),
+      consent: {},
+    });
     expect(sticky.decisions.find((d) => d.placement === "home-hero")?.variant).toBe("bold");
     expect(sticky.assignments).toEqual({});
   });
@@ -219,34 +289,81 @@ describe("decisions a marketer would recognise", () => {
     const rules = await demoRules();
     const s = stateOf([event("page_view", MIN)]);
     s.exposures["first-visit-offer"] = [NOW - 3 * HOUR, NOW - 2 * HOUR, NOW - HOUR];
-    const r = decide(rules, { visitorId: "v", now: NOW, traits: {}, state: s, context: context(), consent: {}, explain: true });
+    const r = decide(rules, {
+      visitorId: "v",
+      now: NOW,
+      traits: {},
+      state: s,
+      context: context(),
+      consent: {},
+      explain: true,
+    });
     expect(r.decisions.find((d) => d.placement === "promo-banner")?.experience).toBeNull();
-    expect(r.explanation?.["promo-banner"]?.find((c) => c.experience === "first-visit-offer")?.outcome).toBe("capped");
+    expect(r.explanation?.["promo-banner"]?.find((c) => c.experience === "first-visit-offer")?.outcome).toBe(
+      "capped",
+    );
     s.exposures["first-visit-offer"] = [NOW - 2 * DAY, NOW - 2 * DAY, NOW - 2 * DAY];
-    const later = decide(rules, { visitorId: "v", now: NOW, traits: {}, state: s, context: context(), consent: {} });
+    const later = decide(rules, {
+      visitorId: "v",
+      now: NOW,
+      traits: {},
+      state: s,
+      context: context(),
+      consent: {},
+    });
     expect(later.decisions.find((d) => d.placement === "promo-banner")?.experience).toBe("first-visit-offer");
   });
 
   it("explains every candidate: which condition failed, who won", async () => {
     const rules = await demoRules();
-    const r = decide(rules, { visitorId: "v-exp", now: NOW, traits: {}, state: null, context: context(), consent: {}, explain: true });
+    const r = decide(rules, {
+      visitorId: "v-exp",
+      now: NOW,
+      traits: {},
+      state: null,
+      context: context(),
+      consent: {},
+      explain: true,
+    });
     const hero = r.explanation?.["home-hero"] ?? [];
     expect(hero.find((c) => c.experience === "hero-runner")).toMatchObject({ outcome: "audience" });
     expect(hero.find((c) => c.experience === "hero-runner")?.detail).toContain("segment runner");
     expect(hero.some((c) => c.outcome === "won" || c.outcome === "held_out")).toBe(true);
-    const quiet = decide(rules, { visitorId: "v-exp", now: NOW, traits: {}, state: null, context: context(), consent: {} });
+    const quiet = decide(rules, {
+      visitorId: "v-exp",
+      now: NOW,
+      traits: {},
+      state: null,
+      context: context(),
+      consent: {},
+    });
     expect(quiet.explanation).toBeNull();
   });
 
   it("is deterministic: the same inputs give the same decisions", async () => {
     const rules = await demoRules();
-    const input = { visitorId: "d", now: NOW, traits: { firstName: "Jo" }, state: stateOf([event("product_view", HOUR, { category: "hiking" })], rules), context: context(), consent: {} };
+    const input = {
+      visitorId: "d",
+      now: NOW,
+      traits: { firstName: "Jo" },
+      state: stateOf([event("product_view", HOUR, { category: "hiking" })], rules),
+      context: context(),
+      consent: {},
+    };
     expect(decide(rules, input)).toEqual(decide(rules, input));
   });
 
   it("names unknown placements instead of failing", async () => {
     const rules = await demoRules();
-    const r = decide(rules, { visitorId: "v", now: NOW, traits: {}, state: null, context: context({ channel: "app" }), consent: {}, placements: ["home-hero", "nope"] });
+    const r = decide(rules, {
+      visitorId: "v",
+      now: NOW,
+      traits: {},
+      state: null,
+      context: context({ channel: "app" }),
+      consent: {},
+      placements: ["home-hero", "nope"],
+    });
     expect(r.unknownPlacements).toEqual(["nope"]);
     expect(r.decisions).toHaveLength(1);
   });

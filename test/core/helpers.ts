@@ -1,6 +1,11 @@
 import type { RequestContext, VisitorEvent } from "../../src/core/model.ts";
-import { applyEvent, emptyState, type MutableVisitorState, type Scoring } from "../../src/core/visitor-state.ts";
-import { compileRules, type CompiledRules, hashRules, parseRules } from "../../src/rules/index.ts";
+import {
+  applyEvent,
+  emptyState,
+  type MutableVisitorState,
+  type Scoring,
+} from "../../src/core/visitor-state.ts";
+import { type CompiledRules, compileRules, hashRules, parseRules } from "../../src/rules/index.ts";
 
 export const NOW = Date.parse("2026-11-22T12:00:00Z");
 export const MIN = 60e3;
@@ -24,12 +29,21 @@ export function context(over: Partial<RequestContext> = {}): RequestContext {
 }
 
 let n = 0;
-export function event(type: string, ago: number, props: Record<string, unknown> = {}, channel = "web"): VisitorEvent {
+export function event(
+  type: string,
+  ago: number,
+  props: Record<string, unknown> = {},
+  channel = "web",
+): VisitorEvent {
   n += 1;
   return { id: `e${n}`, type, ts: NOW - ago, channel, props };
 }
 
-export function stateOf(events: VisitorEvent[], scoring: Scoring | null = null, id = "visitor-1"): MutableVisitorState {
+export function stateOf(
+  events: VisitorEvent[],
+  scoring: Scoring | null = null,
+  id = "visitor-1",
+): MutableVisitorState {
   const s = emptyState(id);
   for (const e of [...events].sort((a, b) => a.ts - b.ts)) applyEvent(s, e, scoring);
   return s;

@@ -2,14 +2,22 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { FixtureFileSchema, runFixture } from "../../src/rules/fixtures.ts";
-import { compileRules, hashRules, parseRules, type RulesDocument, rulesJsonSchema } from "../../src/rules/index.ts";
+import {
+  compileRules,
+  hashRules,
+  parseRules,
+  type RulesDocument,
+  rulesJsonSchema,
+} from "../../src/rules/index.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const demo = JSON.parse(readFileSync(join(ROOT, "rules/northstar.rules.json"), "utf8"));
 
-function withChange(mutate: (doc: Record<string, any>) => void): unknown {
-  // biome-ignore lint/suspicious/noExplicitAny: tests edit arbitrary parts of a JSON document
-  const doc = structuredClone(demo) as Record<string, any>;
+// biome-ignore lint/suspicious/noExplicitAny: the tests reach into arbitrary parts of a JSON document
+type Doc = Record<string, any>;
+
+function withChange(mutate: (doc: Doc) => void): unknown {
+  const doc = structuredClone(demo) as Doc;
   mutate(doc);
   return doc;
 }
@@ -36,23 +44,68 @@ describe("the rules document", () => {
   });
 
   it.each([
-    ["unknown segment", (d: Record<string, any>) => (d.experiences[0].audience = { segment: "nope" }), "experiences[0].audience.segment"],
-    ["unknown dimension in a signal", (d: Record<string, any>) => (d.signals[0].add = { swimming: 1 }), "signals[0].add.swimming"],
-    ["unknown placement", (d: Record<string, any>) => (d.experiences[0].placement = "sidebar"), "experiences[0].placement"],
-    ["duplicate experience id", (d: Record<string, any>) => (d.experiences[1].id = d.experiences[0].id), "experiences[1].id"],
-    ["weights that do not sum to 100", (d: Record<string, any>) => (d.experiments["hero-test"].variants[0].weight = 40), "experiments.hero-test.variants"],
-    ["a selector HTMLRewriter cannot parse", (d: Record<string, any>) => (d.placements["home-hero"].selector = "##hero"), "placements.home-hero.selector"],
-    ["a half-life that is not a duration", (d: Record<string, any>) => (d.dimensions.running.halfLife = "a week"), "dimensions.running.halfLife"],
-    ["a catastrophic regex", (d: Record<string, any>) => (d.conditions.bad = { op: "matches", path: "context.path", value: "(a+)+$" }), "conditions.bad.value"],
-    ["a reference cycle", (d: Record<string, any>) => {
-      d.conditions.a = { ref: "b" };
-      d.conditions.b = { ref: "a" };
-    }, "conditions.a"],
-    ["an unreachable experience", (d: Record<string, any>) => {
-      d.experiences.unshift({ id: "always", placement: "recommendations", priority: 99, content: { html: "x" } });
-    }, "experiences[9]"],
-    ["a template that does not parse", (d: Record<string, any>) => (d.experiences[0].content.html = "Hi {{ traits.name "), "experiences[0].content.html"],
-    ["a prototype path", (d: Record<string, any>) => (d.conditions.p = { op: "eq", path: "traits.__proto__.x", value: 1 }), "conditions.p.path"],
+    [
+      "unknown segment",
+      (d: Doc) => (d.experiences[0].audience = { segment: "nope" }),
+      "experiences[0].audience.segment",
+    ],
+    [
+      "unknown dimension in a signal",
+      (d: Doc) => (d.signals[0].add = { swimming: 1 }),
+      "signals[0].add.swimming",
+    ],
+    ["unknown placement", (d: Doc) => (d.experiences[0].placement = "sidebar"), "experiences[0].placement"],
+    ["duplicate experience id", (d: Doc) => (d.experiences[1].id = d.experiences[0].id), "experiences[1].id"],
+    [
+      "weights that do not sum to 100",
+      (d: Doc) => (d.experiments["hero-test"].variants[0].weight = 40),
+      "experiments.hero-test.variants",
+    ],
+    [
+      "a selector HTMLRewriter cannot parse",
+      (d: Doc) => (d.placements["home-hero"].selector = "##hero"),
+      "placements.home-hero.selector",
+    ],
+    [
+      "a half-life that is not a duration",
+      (d: Doc) => (d.dimensions.running.halfLife = "a week"),
+      "dimensions.running.halfLife",
+    ],
+    [
+      "a catastrophic regex",
+      (d: Doc) => (d.conditions.bad = { op: "matches", path: "context.path", value: "(a+)+$" }),
+      "conditions.bad.value",
+    ],
+    [
+      "a reference cycle",
+      (d: Doc) => {
+        d.conditions.a = { ref: "b" };
+        d.conditions.b = { ref: "a" };
+      },
+      "conditions.a",
+    ],
+    [
+      "an unreachable experience",
+      (d: Doc) => {
+        d.experiences.unshift({
+          id: "always",
+          placement: "recommendations",
+          priority: 99,
+          content: { html: "x" },
+        });
+      },
+      "experiences[9]",
+    ],
+    [
+      "a template that does not parse",
+      (d: Doc) => (d.experiences[0].content.html = "Hi {{ traits.name "),
+      "experiences[0].content.html",
+    ],
+    [
+      "a prototype path",
+      (d: Doc) => (d.conditions.p = { op: "eq", path: "traits.__proto__.x", value: 1 }),
+      "conditions.p.path",
+    ],
   ])("names the JSON path of %s", (_name, mutate, path) => {
     const errors = errorsOf(withChange(mutate));
     expect(errors.map((e) => e.path)).toContain(path);

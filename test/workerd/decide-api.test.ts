@@ -29,12 +29,19 @@ describe("POST /_ns/v1/decide", () => {
     expect(after.segments).toContain("hiker");
     expect(after.intent.top).toBe("hiking");
     expect(after.rulesVersion).toBe("2026.11.22-1");
-    expect(after.decisions["email-hero"]?.content.json).toEqual({ headline: "Gear for every trail", cta: "/", image: "/assets/img/trail.svg" });
+    expect(after.decisions["email-hero"]?.content.json).toEqual({
+      headline: "Gear for every trail",
+      cta: "/",
+      image: "/assets/img/trail.svg",
+    });
   });
 
   it("the web and the app agree for the same visitor", async () => {
     const cookie = await newVisitor();
-    await sendEvents(cookie, [{ id: eid(), type: "product_view", props: { category: "running" } }, { id: eid(), type: "product_view", props: { category: "running" } }]);
+    await sendEvents(cookie, [
+      { id: eid(), type: "product_view", props: { category: "running" } },
+      { id: eid(), type: "product_view", props: { category: "running" } },
+    ]);
     const web = await (await visit("/", { cookie })).text();
     const app = await client.decide({ visitorId: idOf(cookie), channel: "app", placements: ["home-hero"] });
     expect(app.decisions["home-hero"]?.experience).toBe("hero-runner");
@@ -55,7 +62,11 @@ describe("POST /_ns/v1/decide", () => {
   });
 
   it("bad input is a 400 naming each field; unknown placements are named, not a 500", async () => {
-    const res = await visit("/_ns/v1/decide", { method: "POST", headers: { ...SERVER, "content-type": "application/json" }, body: JSON.stringify({ userId: "x", channel: "Not A Channel", placements: "home-hero" }) });
+    const res = await visit("/_ns/v1/decide", {
+      method: "POST",
+      headers: { ...SERVER, "content-type": "application/json" },
+      body: JSON.stringify({ userId: "x", channel: "Not A Channel", placements: "home-hero" }),
+    });
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error: string; issues: Array<{ path: string }> };
     expect(body.error).toBe("invalid_request");
@@ -66,10 +77,19 @@ describe("POST /_ns/v1/decide", () => {
   });
 
   it("without the server key a caller only gets decisions for its own cookie", async () => {
-    const res = await visit("/_ns/v1/decide", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ userId: "someone" }) });
+    const res = await visit("/_ns/v1/decide", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ userId: "someone" }),
+    });
     expect(res.status).toBe(403);
     const cookie = await newVisitor();
-    const own = await visit("/_ns/v1/decide", { method: "POST", cookie, headers: { "content-type": "application/json" }, body: JSON.stringify({ channel: "web", placements: ["home-hero"] }) });
+    const own = await visit("/_ns/v1/decide", {
+      method: "POST",
+      cookie,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ channel: "web", placements: ["home-hero"] }),
+    });
     expect(own.status).toBe(200);
     expect(((await own.json()) as { visitorId: string }).visitorId).toBe(idOf(cookie));
   });
@@ -78,9 +98,14 @@ describe("POST /_ns/v1/decide", () => {
 describe("admin views", () => {
   it("explain shows every candidate and why it won or lost", async () => {
     const cookie = await newVisitor();
-    const res = await visit(`/_ns/v1/explain?visitorId=${idOf(cookie)}&url=${encodeURIComponent("https://shop.test/")}`, { headers: ADMIN });
+    const res = await visit(
+      `/_ns/v1/explain?visitorId=${idOf(cookie)}&url=${encodeURIComponent("https://shop.test/")}`,
+      { headers: ADMIN },
+    );
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { explanation: Record<string, Array<{ experience: string; outcome: string; detail: string | null }>> };
+    const body = (await res.json()) as {
+      explanation: Record<string, Array<{ experience: string; outcome: string; detail: string | null }>>;
+    };
     const hero = body.explanation["home-hero"]!;
     expect(hero.find((c) => c.experience === "hero-runner")?.outcome).toBe("audience");
     expect((await visit(`/_ns/v1/explain?visitorId=${idOf(cookie)}`)).status).toBe(401);
@@ -97,7 +122,9 @@ describe("admin views", () => {
     await new Promise((r) => setTimeout(r, 300));
     const res = await visit("/_ns/v1/experiments/hero-test", { headers: ADMIN });
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { report: { arms: Array<{ id: string; exposures: number }>; enoughData: boolean; note: string } };
+    const body = (await res.json()) as {
+      report: { arms: Array<{ id: string; exposures: number }>; enoughData: boolean; note: string };
+    };
     const exposed = body.report.arms.reduce((s, a) => s + a.exposures, 0);
     expect(exposed).toBeGreaterThan(0);
     expect(body.report.enoughData).toBe(false);
@@ -106,11 +133,24 @@ describe("admin views", () => {
   });
 
   it("the OpenAPI document describes the routes from the same schemas", async () => {
-    const doc = (await (await visit("/_ns/openapi.json")).json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown> } }> } }>> };
+    const doc = (await (await visit("/_ns/openapi.json")).json()) as {
+      openapi: string;
+      paths: Record<
+        string,
+        Record<
+          string,
+          { requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown> } }> } }
+        >
+      >;
+    };
     expect(doc.openapi).toBe("3.1.0");
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/_ns/v1/decide", "/_ns/v1/events", "/_ns/v1/identify", "/_ns/v1/explain"]));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/_ns/v1/decide", "/_ns/v1/events", "/_ns/v1/identify", "/_ns/v1/explain"]),
+    );
     const decideBody = doc.paths["/_ns/v1/decide"]!.post!.requestBody!.content["application/json"]!.schema;
-    expect(Object.keys(decideBody.properties ?? {})).toEqual(expect.arrayContaining(["visitorId", "userId", "channel", "placements", "events"]));
+    expect(Object.keys(decideBody.properties ?? {})).toEqual(
+      expect.arrayContaining(["visitorId", "userId", "channel", "placements", "events"]),
+    );
     expect(Object.keys(doc.paths["/_ns/v1/events"]!.post!.requestBody!.content)).toContain("text/plain");
   });
 });

@@ -4,11 +4,27 @@ import { describe, expect, it } from "vitest";
 import { canonicalForUser, signIdentityToken } from "../../src/state/visitor-id.ts";
 import { ADMIN, eid, idOf, newVisitor, SERVER, sendEvents, visit } from "./helpers.ts";
 
-type Accepted = { accepted: number; duplicates: number; stored: number; rejected: Array<{ index: number; issues: Array<{ path: string }> }> };
+type Accepted = {
+  accepted: number;
+  duplicates: number;
+  stored: number;
+  rejected: Array<{ index: number; issues: Array<{ path: string }> }>;
+};
 
 async function profile(id: string) {
   const res = await visit(`/_ns/v1/profiles/${id}`, { headers: ADMIN });
-  return { status: res.status, body: (await res.json()) as { state: { events: Array<{ id: string; type: string; ts: number }>; intent: Record<string, { value: number }> } | null; deadLetters: unknown[]; traits: Record<string, unknown>; aliases: string[] } };
+  return {
+    status: res.status,
+    body: (await res.json()) as {
+      state: {
+        events: Array<{ id: string; type: string; ts: number }>;
+        intent: Record<string, { value: number }>;
+      } | null;
+      deadLetters: unknown[];
+      traits: Record<string, unknown>;
+      aliases: string[];
+    },
+  };
 }
 
 describe("POST /_ns/v1/events", () => {
@@ -17,7 +33,9 @@ describe("POST /_ns/v1/events", () => {
     const id = eid();
     const batch = [{ id, type: "add_to_cart", props: { category: "running", value: 129 } }];
     const first = (await (await sendEvents(cookie, batch)).json()) as Accepted;
-    const again = (await (await sendEvents(cookie, batch, { contentType: "application/json" })).json()) as Accepted;
+    const again = (await (
+      await sendEvents(cookie, batch, { contentType: "application/json" })
+    ).json()) as Accepted;
     expect(first).toMatchObject({ accepted: 1, duplicates: 0 });
     expect(again).toMatchObject({ accepted: 0, duplicates: 1 });
     const { body } = await profile(idOf(cookie));
@@ -58,14 +76,71 @@ describe("POST /_ns/v1/events", () => {
   });
 
   it.each([
-    ["a batch over 500 KB, whatever Content-Length claims", 413, () => ({ headers: { "content-type": "application/json", "content-length": "10" }, body: JSON.stringify({ events: [{ id: "x", type: "page_view", props: { pad: "x".repeat(600_000) } }] }) })],
-    ["a beacon over 64 KB", 413, () => ({ headers: { "content-type": "text/plain" }, body: JSON.stringify({ events: [{ id: "x", type: "page_view", props: { pad: "x".repeat(70_000) } }] }) })],
-    ["JSON nested too deep", 400, () => ({ headers: { "content-type": "application/json" }, body: JSON.stringify({ events: [{ id: "x", type: "t", props: JSON.parse("[".repeat(20) + "]".repeat(20)) }] }) })],
-    ["more than 100 events", 400, () => ({ headers: { "content-type": "application/json" }, body: JSON.stringify({ events: Array.from({ length: 101 }, (_, i) => ({ id: `e${i}`, type: "page_view" })) }) })],
+    [
+      "a batch over 500 KB, whatever Content-Length claims",
+      413,
+      () => ({
+        headers: { "content-type": "application/json", "content-length": "10" },
+        body: JSON.stringify({
+          events: [{ id: "x", type: "page_view", props: { pad: "x".repeat(600_000) } }],
+        }),
+      }),
+    ],
+    [
+      "a beacon over 64 KB",
+      413,
+      () => ({
+        headers: { "content-type": "text/plain" },
+        body: JSON.stringify({
+          events: [{ id: "x", type: "page_view", props: { pad: "x".repeat(70_000) } }],
+        }),
+      }),
+    ],
+    [
+      "JSON nested too deep",
+      400,
+      () => ({
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          events: [{ id: "x", type: "t", props: JSON.parse("[".repeat(20) + "]".repeat(20)) }],
+        }),
+      }),
+    ],
+    [
+      "more than 100 events",
+      400,
+      () => ({
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          events: Array.from({ length: 101 }, (_, i) => ({ id: `e${i}`, type: "page_view" })),
+        }),
+      }),
+    ],
     ["not JSON", 400, () => ({ headers: { "content-type": "application/json" }, body: "{nope" })],
-    ["a __proto__ key", 400, () => ({ headers: { "content-type": "application/json" }, body: '{"events":[{"id":"x","type":"t","props":{"__proto__":{"admin":true}}}]}' })],
-    ["a visitorId from a browser", 403, () => ({ headers: { "content-type": "application/json" }, body: JSON.stringify({ visitorId: "someone-else-12345678", events: [{ id: "x", type: "t" }] }) })],
-    ["a malformed visitor id from a server", 400, () => ({ headers: { "content-type": "application/json", ...SERVER }, body: JSON.stringify({ visitorId: "../../etc", events: [{ id: "x", type: "t" }] }) })],
+    [
+      "a __proto__ key",
+      400,
+      () => ({
+        headers: { "content-type": "application/json" },
+        body: '{"events":[{"id":"x","type":"t","props":{"__proto__":{"admin":true}}}]}',
+      }),
+    ],
+    [
+      "a visitorId from a browser",
+      403,
+      () => ({
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ visitorId: "someone-else-12345678", events: [{ id: "x", type: "t" }] }),
+      }),
+    ],
+    [
+      "a malformed visitor id from a server",
+      400,
+      () => ({
+        headers: { "content-type": "application/json", ...SERVER },
+        body: JSON.stringify({ visitorId: "../../etc", events: [{ id: "x", type: "t" }] }),
+      }),
+    ],
   ])("answers %s with %i and a JSON error", async (_name, status, init) => {
     const cookie = await newVisitor();
     const res = await visit("/_ns/v1/events", { method: "POST", cookie, ...init() });
@@ -88,7 +163,13 @@ describe("POST /_ns/v1/events", () => {
     const res = await visit("/_ns/v1/events", {
       method: "POST",
       headers: { "content-type": "application/json", ...SERVER },
-      body: JSON.stringify({ userId: "crm-42", events: [{ id: eid(), type: "email_click", channel: "email" }, { id: eid(), type: "purchase", channel: "pos", props: { value: 80 } }] }),
+      body: JSON.stringify({
+        userId: "crm-42",
+        events: [
+          { id: eid(), type: "email_click", channel: "email" },
+          { id: eid(), type: "purchase", channel: "pos", props: { value: 80 } },
+        ],
+      }),
     });
     expect(res.status).toBe(202);
     const { body } = await profile("user:crm-42");
@@ -101,7 +182,12 @@ describe("POST /_ns/v1/events", () => {
     await fc.assert(
       fc.asyncProperty(fc.jsonValue({ maxDepth: 4 }), fc.boolean(), async (value, wrap) => {
         const body = wrap ? { events: [value, { id: eid(), type: "page_view" }] } : value;
-        const res = await visit("/_ns/v1/events", { method: "POST", cookie, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+        const res = await visit("/_ns/v1/events", {
+          method: "POST",
+          cookie,
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
         expect(res.status).toBeLessThan(500);
         expect(res.headers.get("content-type")).toContain("application/json");
         if (res.status === 202) accepted += ((await res.json()) as Accepted).accepted;
@@ -117,16 +203,27 @@ describe("POST /_ns/v1/events", () => {
 describe("consent and privacy", () => {
   it("with personalization consent withdrawn, nothing is stored", async () => {
     const cookie = await newVisitor();
-    const c = await visit("/_ns/v1/consent", { method: "POST", cookie, headers: { "content-type": "application/json" }, body: JSON.stringify({ purposes: { personalization: false } }) });
+    const c = await visit("/_ns/v1/consent", {
+      method: "POST",
+      cookie,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ purposes: { personalization: false } }),
+    });
     expect(c.status).toBe(200);
-    const res = (await (await sendEvents(cookie, [{ id: eid(), type: "add_to_cart" }])).json()) as Accepted & { reason: string };
+    const res = (await (
+      await sendEvents(cookie, [{ id: eid(), type: "add_to_cart" }])
+    ).json()) as Accepted & { reason: string };
     expect(res).toMatchObject({ stored: 0, reason: "consent" });
-    expect((await profile(idOf(cookie))).body.state!.events.some((e) => e.type === "add_to_cart")).toBe(false);
+    expect((await profile(idOf(cookie))).body.state!.events.some((e) => e.type === "add_to_cart")).toBe(
+      false,
+    );
   });
 
   it("Sec-GPC: 1 is an opt-out", async () => {
     const cookie = await newVisitor();
-    const res = (await (await sendEvents(cookie, [{ id: eid(), type: "search" }], { headers: { "sec-gpc": "1" } })).json()) as Accepted & { reason: string };
+    const res = (await (
+      await sendEvents(cookie, [{ id: eid(), type: "search" }], { headers: { "sec-gpc": "1" } })
+    ).json()) as Accepted & { reason: string };
     expect(res).toMatchObject({ stored: 0, reason: "consent" });
   });
 
@@ -134,7 +231,11 @@ describe("consent and privacy", () => {
     const cookie = await newVisitor();
     const id = idOf(cookie);
     await sendEvents(cookie, [{ id: eid(), type: "product_view", props: { category: "hiking" } }]);
-    await visit(`/_ns/v1/profiles/${id}/traits`, { method: "PUT", headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify({ firstName: "Zoë", tier: "gold" }) });
+    await visit(`/_ns/v1/profiles/${id}/traits`, {
+      method: "PUT",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ firstName: "Zoë", tier: "gold" }),
+    });
     const exported = await profile(id);
     expect(exported.status).toBe(200);
     expect(exported.body.traits).toEqual({ firstName: "Zoë", tier: "gold" });
@@ -153,16 +254,33 @@ describe("consent and privacy", () => {
 describe("identity stitching", () => {
   it("a signed identity token links the browser to the person; merging twice changes nothing", async () => {
     const cookie = await newVisitor();
-    await sendEvents(cookie, [{ id: eid(), type: "product_view", props: { category: "running" } }, { id: eid(), type: "add_to_cart", props: { category: "running" } }]);
-    const token = await signIdentityToken(env.IDENTITY_SECRET as string, "customer-7", Math.floor(Date.now() / 1000) + 600);
-    const linked = await visit("/_ns/v1/identify", { method: "POST", cookie, headers: { "content-type": "application/json" }, body: JSON.stringify({ token }) });
+    await sendEvents(cookie, [
+      { id: eid(), type: "product_view", props: { category: "running" } },
+      { id: eid(), type: "add_to_cart", props: { category: "running" } },
+    ]);
+    const token = await signIdentityToken(
+      env.IDENTITY_SECRET as string,
+      "customer-7",
+      Math.floor(Date.now() / 1000) + 600,
+    );
+    const linked = await visit("/_ns/v1/identify", {
+      method: "POST",
+      cookie,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token }),
+    });
     expect(linked.status).toBe(200);
     const canonical = await canonicalForUser("customer-7");
     expect(await linked.json()).toMatchObject({ visitorId: canonical, merged: true, mergedEvents: 3 });
     const newCookie = linked.headers.getSetCookie().find((c) => c.includes("ns_vid="))!;
     expect(newCookie).toContain(canonical);
 
-    const again = await visit("/_ns/v1/identify", { method: "POST", cookie, headers: { "content-type": "application/json" }, body: JSON.stringify({ token }) });
+    const again = await visit("/_ns/v1/identify", {
+      method: "POST",
+      cookie,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token }),
+    });
     expect(await again.json()).toMatchObject({ merged: false });
     const { body } = await profile("user:customer-7");
     expect(body.state!.events.filter((e) => e.type === "add_to_cart")).toHaveLength(1);
@@ -175,18 +293,43 @@ describe("identity stitching", () => {
 
   it("a bare user id from a browser never attaches it to someone's profile", async () => {
     const cookie = await newVisitor();
-    const res = await visit("/_ns/v1/identify", { method: "POST", cookie, headers: { "content-type": "application/json" }, body: JSON.stringify({ anonymousId: idOf(cookie), userId: "victim" }) });
+    const res = await visit("/_ns/v1/identify", {
+      method: "POST",
+      cookie,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ anonymousId: idOf(cookie), userId: "victim" }),
+    });
     expect(res.status).toBe(403);
-    const forged = await visit("/_ns/v1/identify", { method: "POST", cookie, headers: { "content-type": "application/json" }, body: JSON.stringify({ token: "dmljdGlt.9999999999.AAAA" }) });
+    const forged = await visit("/_ns/v1/identify", {
+      method: "POST",
+      cookie,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: "dmljdGlt.9999999999.AAAA" }),
+    });
     expect(forged.status).toBe(403);
   });
 
   it("refuses to merge a visitor already linked to another known person", async () => {
     const cookie = await newVisitor();
-    const sign = (u: string) => signIdentityToken(env.IDENTITY_SECRET as string, u, Math.floor(Date.now() / 1000) + 600);
+    const sign = (u: string) =>
+      signIdentityToken(env.IDENTITY_SECRET as string, u, Math.floor(Date.now() / 1000) + 600);
     const body = async (u: string) => JSON.stringify({ token: await sign(u) });
-    expect((await visit("/_ns/v1/identify", { method: "POST", cookie, headers: { "content-type": "application/json" }, body: await body("alice") })).status).toBe(200);
-    const second = await visit("/_ns/v1/identify", { method: "POST", cookie, headers: { "content-type": "application/json" }, body: await body("bob") });
+    expect(
+      (
+        await visit("/_ns/v1/identify", {
+          method: "POST",
+          cookie,
+          headers: { "content-type": "application/json" },
+          body: await body("alice"),
+        })
+      ).status,
+    ).toBe(200);
+    const second = await visit("/_ns/v1/identify", {
+      method: "POST",
+      cookie,
+      headers: { "content-type": "application/json" },
+      body: await body("bob"),
+    });
     expect(second.status).toBe(409);
   });
 });

@@ -1,6 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 
-export const BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0 Safari/537.36";
+export const BROWSER_UA =
+  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0 Safari/537.36";
 export const ADMIN = { authorization: `Bearer ${env.ADMIN_TOKEN as string}` };
 export const SERVER = { authorization: `Bearer ${env.SERVER_API_KEY as string}` };
 
@@ -8,7 +9,9 @@ export function visit(path: string, init: RequestInit & { cookie?: string } = {}
   const headers = new Headers(init.headers);
   if (!headers.has("user-agent")) headers.set("user-agent", BROWSER_UA);
   if (init.cookie) headers.set("cookie", init.cookie);
-  return exports.default.fetch(new Request(`https://shop.test${path}`, { redirect: "manual", ...init, headers }));
+  return exports.default.fetch(
+    new Request(`https://shop.test${path}`, { redirect: "manual", ...init, headers }),
+  );
 }
 
 /** The `name=value` part of the visitor cookie a response sets. */
@@ -24,7 +27,11 @@ export async function newVisitor(): Promise<string> {
   return visitorCookie(res);
 }
 
-export function sendEvents(cookie: string, events: unknown[], init: { contentType?: string; headers?: Record<string, string> } = {}) {
+export function sendEvents(
+  cookie: string,
+  events: unknown[],
+  init: { contentType?: string; headers?: Record<string, string> } = {},
+) {
   return visit("/_ns/v1/events", {
     method: "POST",
     cookie,

@@ -41,7 +41,9 @@ describe("a proxied page", () => {
   });
 
   it("crawlers get what a new anonymous visitor gets, but no cookie and no profile", async () => {
-    const res = await visit("/", { headers: { "user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)" } });
+    const res = await visit("/", {
+      headers: { "user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)" },
+    });
     expect(res.headers.getSetCookie().some((c) => c.includes("ns_vid"))).toBe(false);
     const html = await res.text();
     expect(html).toContain("First time here?");
@@ -60,7 +62,9 @@ describe("a proxied page", () => {
     const quiet = { ...env, BEACON_AUTO_INJECT: "false" };
     const ctx = createExecutionContext();
     const res = await handle(
-      new Request("https://shop.test/json-page-without-slots", { headers: { "user-agent": "Mozilla/5.0 Chrome/150" } }),
+      new Request("https://shop.test/json-page-without-slots", {
+        headers: { "user-agent": "Mozilla/5.0 Chrome/150" },
+      }),
       quiet,
       ctx,
     );
@@ -69,7 +73,11 @@ describe("a proxied page", () => {
     expect(res.status).toBe(404);
     expect(await res.text()).toContain("First time here?");
     const noSlots = { ...quiet, NS_PREFIX: "/_ns" };
-    const res2 = await handle(new Request("https://shop.test/json", { headers: { "user-agent": "Mozilla/5.0 Chrome/150" } }), noSlots, createExecutionContext());
+    const res2 = await handle(
+      new Request("https://shop.test/json", { headers: { "user-agent": "Mozilla/5.0 Chrome/150" } }),
+      noSlots,
+      createExecutionContext(),
+    );
     expect(res2.headers.get("cache-control")).toBe("max-age=30");
   });
 

@@ -12,7 +12,10 @@ async function publish(doc: Record<string, unknown>): Promise<string> {
   const parsed = parseRules(doc);
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
   const hash = await hashRules(parsed.rules);
-  await env.RULES.put(versionKey(parsed.rules.version), JSON.stringify({ hash, publishedAt: new Date().toISOString(), doc }));
+  await env.RULES.put(
+    versionKey(parsed.rules.version),
+    JSON.stringify({ hash, publishedAt: new Date().toISOString(), doc }),
+  );
   await env.RULES.put(ACTIVE_KEY, JSON.stringify({ version: parsed.rules.version, hash }));
   await env.RULES.put(HISTORY_KEY, JSON.stringify([{ version: parsed.rules.version, hash }]));
   resetRulesCache();
@@ -20,8 +23,17 @@ async function publish(doc: Record<string, unknown>): Promise<string> {
 }
 
 function actionsDoc(version: string, extra: Record<string, unknown> = {}) {
-  const slot = (selector: string, action: string, more: Record<string, unknown> = {}) => ({ selector, action, pages: ["/"], ...more });
-  const everyone = (id: string, placement: string, content: Record<string, string>) => ({ id, placement, content });
+  const slot = (selector: string, action: string, more: Record<string, unknown> = {}) => ({
+    selector,
+    action,
+    pages: ["/"],
+    ...more,
+  });
+  const everyone = (id: string, placement: string, content: Record<string, string>) => ({
+    id,
+    placement,
+    content,
+  });
   return {
     version,
     placements: {
@@ -43,7 +55,7 @@ function actionsDoc(version: string, extra: Record<string, unknown> = {}) {
       everyone("p", "prepend", { html: "<span id=first></span>" }),
       everyone("ap", "append", { html: "<span id=last></span>" }),
       everyone("r", "remove", { html: "" }),
-      { id: "at", placement: "attr", content: { attribute: "personal <\"x\">" } },
+      { id: "at", placement: "attr", content: { attribute: 'personal <"x">' } },
       everyone("m", "missing", { html: "never shown" }),
     ],
     ...extra,
@@ -62,7 +74,7 @@ describe("every placement action, applied as the page streams", () => {
     const html = await res.text();
     expect(res.headers.get("x-northstar-rules")).toBe("actions-1");
     expect(html).toContain("<h1><em>New title</em></h1>");
-    expect(html).toContain('<p class=replaced>Replaced paragraph</p>');
+    expect(html).toContain("<p class=replaced>Replaced paragraph</p>");
     expect(html).not.toContain("For everyone");
     expect(html).toMatch(/<div id=before-hero><\/div><section id="hero"/);
     expect(html).toMatch(/<\/section><div id=after-hero><\/div>/);
@@ -95,7 +107,10 @@ describe("rules life cycle", () => {
     expect(status).toMatchObject({ version: "v-good", source: "kv", lastError: null });
 
     // A pointer to a version whose document is invalid: the worker keeps serving v-good.
-    await env.RULES.put(versionKey("v-bad"), JSON.stringify({ hash: "0", doc: { version: "v-bad", placements: 42 } }));
+    await env.RULES.put(
+      versionKey("v-bad"),
+      JSON.stringify({ hash: "0", doc: { version: "v-bad", placements: 42 } }),
+    );
     await env.RULES.put(ACTIVE_KEY, JSON.stringify({ version: "v-bad", hash: "0" }));
     await new Promise((r) => setTimeout(r, 5100)); // the isolate re-checks KV every 5 s
     await (await visit("/")).arrayBuffer(); // starts the background refresh
@@ -121,7 +136,11 @@ describe("rules life cycle", () => {
   it("a page with no placement and auto-injection off takes the pure pass-through path", async () => {
     await publish({ version: "quiet-1", placements: { hero: { selector: "#hero", pages: ["/running"] } } });
     const quiet = { ...env, BEACON_AUTO_INJECT: "false" };
-    const res = await handle(new Request("https://shop.test/", { headers: { "user-agent": BROWSER_UA } }), quiet, createExecutionContext());
+    const res = await handle(
+      new Request("https://shop.test/", { headers: { "user-agent": BROWSER_UA } }),
+      quiet,
+      createExecutionContext(),
+    );
     expect(res.headers.get("cache-control")).toBe("public, max-age=300");
     expect(res.headers.get("etag")).toBe('"home-1"');
     expect(res.headers.getSetCookie()).toEqual([]);
@@ -134,7 +153,8 @@ describe("fail open", () => {
     ({
       idFromName: (name: string) => env.VISITOR.idFromName(name),
       get: () => ({
-        snapshot: () => (fault === "throw" ? Promise.reject(new Error("DO exploded")) : new Promise(() => {})),
+        snapshot: () =>
+          fault === "throw" ? Promise.reject(new Error("DO exploded")) : new Promise(() => {}),
         recordDecision: () => Promise.resolve(),
         ingest: () => Promise.resolve({ status: "stored", accepted: 0, duplicates: 0, conversions: [] }),
       }),
@@ -143,7 +163,10 @@ describe("fail open", () => {
   async function returning(faults: Record<string, unknown>, path = "/") {
     const first = await visit(path);
     await first.arrayBuffer();
-    const cookie = first.headers.getSetCookie().find((c) => c.includes("ns_vid"))!.split(";")[0]!;
+    const cookie = first.headers
+      .getSetCookie()
+      .find((c) => c.includes("ns_vid"))!
+      .split(";")[0]!;
     const ctx = createExecutionContext();
     const res = await handle(
       new Request(`https://shop.test${path}`, { headers: { "user-agent": BROWSER_UA, cookie } }),
@@ -170,7 +193,10 @@ describe("fail open", () => {
   });
 
   it("KV down: traits are skipped, the page is served", async () => {
-    const brokenKv = { get: () => Promise.reject(new Error("KV unavailable")), put: () => Promise.reject(new Error("KV unavailable")) };
+    const brokenKv = {
+      get: () => Promise.reject(new Error("KV unavailable")),
+      put: () => Promise.reject(new Error("KV unavailable")),
+    };
     const res = await returning({ PROFILES: brokenKv });
     expect(res.status).toBe(200);
     expect(res.headers.get("x-northstar-fail-open")).toContain("kv-error");
@@ -180,7 +206,11 @@ describe("fail open", () => {
     resetRulesCache();
     const brokenKv = { get: () => Promise.reject(new Error("KV unavailable")) } as unknown as KVNamespace;
     const ctx = createExecutionContext();
-    const res = await handle(new Request("https://shop.test/", { headers: { "user-agent": BROWSER_UA } }), { ...env, RULES: brokenKv }, ctx);
+    const res = await handle(
+      new Request("https://shop.test/", { headers: { "user-agent": BROWSER_UA } }),
+      { ...env, RULES: brokenKv },
+      ctx,
+    );
     expect(res.status).toBe(200);
     expect(res.headers.get("x-northstar-rules")).toBe("2026.11.22-1");
     expect(await res.text()).toContain("First time here?");
