@@ -13,20 +13,19 @@
  * Run: `npm run bench -- proxy` (or `node bench/proxy.bench.ts`). Environment: BENCH_SECONDS (per
  * slice, default 4), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 10).
  */
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
+import { hashRules, parseRules } from "../src/rules/index.ts";
+import { ACTIVE_KEY, versionKey } from "../src/rules/keys.ts";
+import { COMPAT, median, ROOT, startNorthstar } from "./workerd.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
-// The newest date the benchmark's workerd (miniflare 4, stable) accepts.
-const COMPAT = "2026-07-30";
 
 function bigPage(): string {
   try {
@@ -68,15 +67,6 @@ const REWRITER = (origin: string) => `export default { async fetch(req) {
   return new HTMLRewriter().on("#hero", { element(e) { e.setInnerContent("<h1>Hello runner</h1>", { html: true }); } }).transform(res);
 } };`;
 
-function buildNorthstar(): string {
-  const outdir = join(ROOT, ".wrangler/bench-build");
-  execFileSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir, "--config", "wrangler.toml"], {
-    cwd: ROOT,
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  return join(outdir, "index.js");
-}
-
 interface Target {
   readonly name: string;
   readonly url: string;
@@ -91,38 +81,20 @@ async function workerTarget(name: string, script: string): Promise<Target> {
   return { name, url, path: "/big", dispose: () => mf.dispose() };
 }
 
-async function northstarTarget(
-  name: string,
-  origin: string,
-  path: string,
-  autoInject: boolean,
-): Promise<Target> {
-  const scriptPath = buildNorthstar();
-  const mf = new Miniflare({
-    modules: [{ type: "ESModule", path: scriptPath }],
-    modulesRoot: join(ROOT, ".wrangler/bench-build"),
-    compatibilityDate: COMPAT,
-    compatibilityFlags: ["nodejs_compat"],
-    port: 0,
-    bindings: {
-      ORIGIN: origin,
-      NS_PREFIX: "/_ns",
-      STORE_DEADLINE_MS: "50",
-      ADMIN_TOKEN: "bench-admin-token",
-      COOKIE_SECRET: "bench-cookie-secret-0123456789",
-      IDENTITY_SECRET: "bench-identity-secret-0123456789",
-      SERVER_API_KEY: "bench-server-key",
-      COOKIE_SECURE: "false",
-      BEACON_AUTO_INJECT: autoInject ? "true" : "false",
-      DEBUG_HEADERS: "true",
-    },
-    kvNamespaces: ["RULES", "PROFILES"],
-    durableObjects: {
-      VISITOR: { className: "VisitorDO", useSQLite: true },
-      EXPERIMENTS: { className: "ExperimentDO", useSQLite: true },
-    },
-  });
-  const url = (await mf.ready).toString().replace(/\/$/, "");
+async function northstarTarget(name: string, origin: string, path: string, autoInject: boolean): Promise<Target> {
+  const { mf, url } = await startNorthstar(origin, { BEACON_AUTO_INJECT: autoInject ? "true" : "false" });
+  if (!autoInject) {
+    // The pass-through case: rules in which no placement applies to the benchmarked page.
+    const doc = JSON.parse(readFileSync(join(ROOT, "rules/northstar.rules.json"), "utf8"));
+    doc.version = "bench-nochange";
+    doc.placements["promo-banner"].pages = ["/", "/running", "/hiking", "/cart"];
+    const parsed = parseRules(doc);
+    if (!parsed.ok) throw new Error("bench rules invalid");
+    const hash = await hashRules(parsed.rules);
+    const kv = await mf.getKVNamespace("RULES");
+    await kv.put(versionKey(doc.version), JSON.stringify({ hash, doc }));
+    await kv.put(ACTIVE_KEY, JSON.stringify({ version: doc.version, hash }));
+  }
   // Twenty returning visitors: the load spreads over their cookies, as real traffic spreads over people.
   const cookies: string[] = [];
   for (let i = 0; i < 20; i++) {
@@ -175,11 +147,6 @@ async function single(target: Target, path: string, count: number): Promise<{ to
   return { total: median(totals), ttfb: median(ttfbs) };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 export async function run(): Promise<string[]> {
   const { server, url: origin } = await startOrigin();
@@ -187,8 +154,8 @@ export async function run(): Promise<string[]> {
     { name: "origin", url: origin, path: "/big", dispose: async () => {} },
     await workerTarget("passthrough", PASSTHROUGH(origin)),
     await workerTarget("rewriter", REWRITER(origin)),
-    await northstarTarget("northstar", origin, "/big", true),
-    await northstarTarget("northstar-nochange", origin, "/nochange/big", false),
+    await northstarTarget("northstar", origin, "/", true),
+    await northstarTarget("northstar-nochange", origin, "/big", false),
   ];
   try {
     const slices = new Map<string, Slice[]>(targets.map((t) => [t.name, []]));
