@@ -23,10 +23,24 @@ function scaledDoc() {
   for (let i = 0; i < 200; i++) {
     const cat = CATEGORIES[i % 4]!;
     const audiences = [
-      { all: [{ op: "eq", path: "traits.tier", value: i % 3 === 0 ? "gold" : "silver" }, { intent: { dimension: cat, above: i % 7 } }] },
-      { countWithin: { event: TYPES[i % TYPES.length]!, window: `${1 + (i % 14)}d` }, op: "gte", value: 3 + (i % 20) },
+      {
+        all: [
+          { op: "eq", path: "traits.tier", value: i % 3 === 0 ? "gold" : "silver" },
+          { intent: { dimension: cat, above: i % 7 } },
+        ],
+      },
+      {
+        countWithin: { event: TYPES[i % TYPES.length]!, window: `${1 + (i % 14)}d` },
+        op: "gte",
+        value: 3 + (i % 20),
+      },
       { silence: { after: "add_to_cart", without: ["purchase"], for: `${5 + i}m` } },
-      { any: [{ op: "in", path: "context.query.utm_campaign", value: [`c${i}`, `c${i + 1}`] }, { op: "gte", path: "traits.lifetimeValue", value: 100 * i }] },
+      {
+        any: [
+          { op: "in", path: "context.query.utm_campaign", value: [`c${i}`, `c${i + 1}`] },
+          { op: "gte", path: "traits.lifetimeValue", value: 100 * i },
+        ],
+      },
       { segment: `seg-${i % 10}` },
     ];
     experiences.push({
@@ -35,15 +49,37 @@ function scaledDoc() {
       priority: 200 - i,
       audience: audiences[i % audiences.length],
       caps: i % 4 === 0 ? [{ max: 3, per: "1d" }] : [],
-      content: { html: `<div class="x${i}">Hello {{ traits.firstName | default: "there" }}, offer ${i}</div>` },
+      content: {
+        html: `<div class="x${i}">Hello {{ traits.firstName | default: "there" }}, offer ${i}</div>`,
+      },
     });
   }
   const segments: Record<string, unknown> = {};
   for (let s = 0; s < 10; s++) {
-    segments[`seg-${s}`] = { condition: { all: [{ countWithin: { event: "product_view", window: "7d", where: { path: "event.props.category", op: "eq", value: CATEGORIES[s % 4] } }, op: "gte", value: s }, { op: "exists", path: "traits.firstName" }] } };
+    segments[`seg-${s}`] = {
+      condition: {
+        all: [
+          {
+            countWithin: {
+              event: "product_view",
+              window: "7d",
+              where: { path: "event.props.category", op: "eq", value: CATEGORIES[s % 4] },
+            },
+            op: "gte",
+            value: s,
+          },
+          { op: "exists", path: "traits.firstName" },
+        ],
+      },
+    };
   }
   const dimensions = Object.fromEntries(CATEGORIES.map((c) => [c, { halfLife: "7d", cap: 100 }]));
-  const signals = CATEGORIES.map((c) => ({ id: `sig-${c}`, event: "product_view", when: { op: "eq", path: "event.props.category", value: c }, add: { [c]: 2 } }));
+  const signals = CATEGORIES.map((c) => ({
+    id: `sig-${c}`,
+    event: "product_view",
+    when: { op: "eq", path: "event.props.category", value: c },
+    add: { [c]: 2 },
+  }));
   return { version: "bench", dimensions, signals, segments, placements, experiences };
 }
 
@@ -91,13 +127,20 @@ export async function run(): Promise<string[]> {
   const traits = { firstName: "Ana", tier: "gold", lifetimeValue: 900 };
   const input = { visitorId: "bench-visitor", now: NOW, traits, state, context, consent: {} };
 
-  const demoDoc = JSON.parse(await (await import("node:fs/promises")).readFile(new URL("../rules/northstar.rules.json", import.meta.url), "utf8"));
+  const demoDoc = JSON.parse(
+    await (await import("node:fs/promises")).readFile(
+      new URL("../rules/northstar.rules.json", import.meta.url),
+      "utf8",
+    ),
+  );
   const demoStart = performance.now();
   for (let i = 0; i < 100; i++) {
     const p = parseRules(demoDoc);
     if (p.ok) compileRules(p.rules, "x");
   }
-  lines.push(`rules: validate+compile demo rules ${((performance.now() - demoStart) / 100).toFixed(3)} ms; scaled (200 experiences, 20 placements) ${compileMs.toFixed(1)} ms`);
+  lines.push(
+    `rules: validate+compile demo rules ${((performance.now() - demoStart) / 100).toFixed(3)} ms; scaled (200 experiences, 20 placements) ${compileMs.toFixed(1)} ms`,
+  );
 
   for (let i = 0; i < 3000; i++) decide(rules, input);
   const samples: number[] = [];
@@ -117,8 +160,20 @@ export async function run(): Promise<string[]> {
 
   // The audience workload alone: 200 audiences, ours compiled vs json-rules-engine, same facts.
   const audiences = Array.from({ length: 200 }, (_, i) => ({
-    ours: { all: [{ op: "eq", path: "traits.tier", value: i % 2 ? "gold" : "silver" }, { op: "gte", path: "traits.lifetimeValue", value: i * 10 }, { op: "in", path: "context.geo.country", value: ["FR", "DE", `X${i}`] }] },
-    theirs: { all: [{ fact: "traits", path: "$.tier", operator: "equal", value: i % 2 ? "gold" : "silver" }, { fact: "traits", path: "$.lifetimeValue", operator: "greaterThanInclusive", value: i * 10 }, { fact: "country", operator: "in", value: ["FR", "DE", `X${i}`] }] },
+    ours: {
+      all: [
+        { op: "eq", path: "traits.tier", value: i % 2 ? "gold" : "silver" },
+        { op: "gte", path: "traits.lifetimeValue", value: i * 10 },
+        { op: "in", path: "context.geo.country", value: ["FR", "DE", `X${i}`] },
+      ],
+    },
+    theirs: {
+      all: [
+        { fact: "traits", path: "$.tier", operator: "equal", value: i % 2 ? "gold" : "silver" },
+        { fact: "traits", path: "$.lifetimeValue", operator: "greaterThanInclusive", value: i * 10 },
+        { fact: "country", operator: "in", value: ["FR", "DE", `X${i}`] },
+      ],
+    },
   }));
   const audienceDoc = {
     version: "aud",
@@ -138,7 +193,8 @@ export async function run(): Promise<string[]> {
     return n;
   };
   const theirRun = async () => (await engine.run(facts)).events.length;
-  if (ourRun() !== (await theirRun())) lines.push("warning: the two engines disagree on the audience workload");
+  if (ourRun() !== (await theirRun()))
+    lines.push("warning: the two engines disagree on the audience workload");
   const oursTimes: number[] = [];
   const theirsTimes: number[] = [];
   for (let round = 0; round < 5; round++) {

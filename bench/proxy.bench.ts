@@ -81,7 +81,12 @@ async function workerTarget(name: string, script: string): Promise<Target> {
   return { name, url, path: "/big", dispose: () => mf.dispose() };
 }
 
-async function northstarTarget(name: string, origin: string, path: string, autoInject: boolean): Promise<Target> {
+async function northstarTarget(
+  name: string,
+  origin: string,
+  path: string,
+  autoInject: boolean,
+): Promise<Target> {
   const { mf, url } = await startNorthstar(origin, { BEACON_AUTO_INJECT: autoInject ? "true" : "false" });
   if (!autoInject) {
     // The pass-through case: rules in which no placement applies to the benchmarked page.
@@ -146,7 +151,6 @@ async function single(target: Target, path: string, count: number): Promise<{ to
   }
   return { total: median(totals), ttfb: median(ttfbs) };
 }
-
 
 export async function run(): Promise<string[]> {
   const { server, url: origin } = await startOrigin();

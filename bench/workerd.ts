@@ -11,10 +11,14 @@ const OUTDIR = join(ROOT, ".wrangler/bench-build");
 let built = false;
 export function buildNorthstar(): string {
   if (!built) {
-    execFileSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", OUTDIR, "--config", "wrangler.toml"], {
-      cwd: ROOT,
-      stdio: ["ignore", "ignore", "inherit"],
-    });
+    execFileSync(
+      "npx",
+      ["wrangler", "deploy", "--dry-run", "--outdir", OUTDIR, "--config", "wrangler.toml"],
+      {
+        cwd: ROOT,
+        stdio: ["ignore", "ignore", "inherit"],
+      },
+    );
     built = true;
   }
   return join(OUTDIR, "index.js");
@@ -22,7 +26,10 @@ export function buildNorthstar(): string {
 
 export const SERVER_KEY = "bench-server-key";
 
-export async function startNorthstar(origin: string, vars: Record<string, string> = {}): Promise<{ mf: Miniflare; url: string }> {
+export async function startNorthstar(
+  origin: string,
+  vars: Record<string, string> = {},
+): Promise<{ mf: Miniflare; url: string }> {
   const mf = new Miniflare({
     modules: [{ type: "ESModule", path: buildNorthstar() }],
     modulesRoot: OUTDIR,
