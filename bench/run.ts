@@ -1,0 +1,16 @@
+/**
+ * `npm run bench` runs every benchmark; `npm run bench -- decide` (or proxy, state) runs one.
+ * Benchmarks measure; tests never assert timings. Run on a quiet machine and read medians.
+ */
+const benches: Record<string, () => Promise<{ run(): Promise<string[]> }>> = {
+  decide: () => import("./decide.bench.ts"),
+  state: () => import("./state.bench.ts"),
+  proxy: () => import("./proxy.bench.ts"),
+};
+
+const wanted = process.argv.slice(2).filter((a) => a in benches);
+for (const name of wanted.length ? wanted : Object.keys(benches)) {
+  console.log(`\n== ${name} ==`);
+  const mod = await benches[name]!();
+  for (const line of await mod.run()) console.log(line);
+}
