@@ -183,7 +183,8 @@ export async function run(): Promise<string[]> {
   if (!ap.ok) throw new Error(JSON.stringify(ap.errors.slice(0, 3)));
   const audienceRules = compileRules(ap.rules, "aud");
   const engine = new Engine([], { allowUndefinedFacts: true });
-  for (const [i, a] of audiences.entries()) engine.addRule({ conditions: a.theirs, event: { type: `a${i}` } });
+  for (const [i, a] of audiences.entries())
+    engine.addRule({ conditions: a.theirs, event: { type: `a${i}` } });
   const facts = { traits, country: "FR" };
   const ourScope = () => ({ now: NOW, traits, context, state, consent: {}, assignments: {}, halfLives: {} });
   const ourRun = () => {

@@ -16,7 +16,9 @@ const BATCH_SIZE = 20;
 export async function run(): Promise<string[]> {
   const origin = createServer((_req, res) => {
     res.writeHead(200, { "content-type": "text/html" });
-    res.end('<!doctype html><html><body><main><div id="promo-banner"></div><section id="hero"><h1>Hi</h1></section></main></body></html>');
+    res.end(
+      '<!doctype html><html><body><main><div id="promo-banner"></div><section id="hero"><h1>Hi</h1></section></main></body></html>',
+    );
   });
   await new Promise<void>((r) => origin.listen(0, "127.0.0.1", r));
   const { mf, url } = await startNorthstar(`http://127.0.0.1:${(origin.address() as AddressInfo).port}`);
@@ -29,7 +31,11 @@ export async function run(): Promise<string[]> {
         headers: { "content-type": "application/json", authorization: `Bearer ${SERVER_KEY}` },
         body: JSON.stringify({
           userId,
-          events: Array.from({ length: BATCH_SIZE }, () => ({ id: `b${++n}`, type: "product_view", props: { category: "running" } })),
+          events: Array.from({ length: BATCH_SIZE }, () => ({
+            id: `b${++n}`,
+            type: "product_view",
+            props: { category: "running" },
+          })),
         }),
       }).then(async (r) => {
         await r.arrayBuffer();
@@ -53,18 +59,28 @@ export async function run(): Promise<string[]> {
     };
     const many = await measure((i) => `user-${i % 100}`);
     const one = await measure(() => `single-${Date.now()}`);
-    lines.push(`events into one visitor's object: ${one.perSecond.toFixed(0)} events/s (${one.limited} batches hit the per-visitor rate cap)`);
-    lines.push(`events across 100 visitors: ${many.perSecond.toFixed(0)} events/s, ${BATCH_SIZE}-event batches, 8 in flight`);
+    lines.push(
+      `events into one visitor's object: ${one.perSecond.toFixed(0)} events/s (${one.limited} batches hit the per-visitor rate cap)`,
+    );
+    lines.push(
+      `events across 100 visitors: ${many.perSecond.toFixed(0)} events/s, ${BATCH_SIZE}-event batches, 8 in flight`,
+    );
 
     const first = await fetch(`${url}/`, { headers: { "user-agent": "Mozilla/5.0 Chrome/150" } });
     await first.arrayBuffer();
-    const cookie = first.headers.getSetCookie().find((c) => c.includes("ns_vid"))!.split(";")[0]!;
+    const cookie = first.headers
+      .getSetCookie()
+      .find((c) => c.includes("ns_vid"))!
+      .split(";")[0]!;
     const timed = async (headers: Record<string, string>) => {
       const t0 = performance.now();
       const r = await fetch(`${url}/`, { headers });
       await r.arrayBuffer();
       const timing = r.headers.get("server-timing") ?? "";
-      return { total: performance.now() - t0, doMs: Number(/ns-do;dur=([\d.]+)/.exec(timing)?.[1] ?? Number.NaN) };
+      return {
+        total: performance.now() - t0,
+        doMs: Number(/ns-do;dur=([\d.]+)/.exec(timing)?.[1] ?? Number.NaN),
+      };
     };
     const returning: number[] = [];
     const doCalls: number[] = [];
