@@ -14,3 +14,5 @@ for (const name of wanted.length ? wanted : Object.keys(benches)) {
   const mod = await benches[name]!();
   for (const line of await mod.run()) console.log(line);
 }
+
+export {};
