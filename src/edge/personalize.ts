@@ -4,12 +4,17 @@ import type { RequestContext, VisitorEvent, VisitorState } from "../core/model.t
 import { BEACON_VERSION } from "../http/beacon.ts";
 import type { RewritePlan, WebChange } from "../http/rewrite.ts";
 import { readTraits } from "../state/profiles.ts";
-import { issueVisitorId, readVisitorCookie, visitorCookieHeader } from "../state/visitor-id.ts";
+import {
+  issueVisitorId,
+  readCookieValue,
+  readVisitorCookie,
+  visitorCookieHeader,
+} from "../state/visitor-id.ts";
 import type { Config } from "./config.ts";
 import { isBot, webContext } from "./context.ts";
 import { type Timed, withDeadline } from "./deadline.ts";
 import type { Env } from "./env.ts";
-import { PREVIEW_COOKIE, PREVIEW_PARAM, type Preview, readCookie, verifyPreview } from "./preview.ts";
+import { PREVIEW_COOKIE, PREVIEW_PARAM, type Preview, verifyPreview } from "./preview.ts";
 import { activeRules } from "./rules-loader.ts";
 
 /**
@@ -32,7 +37,8 @@ export interface PagePersonalization {
   readonly record: (() => Promise<unknown>) | null;
 }
 
-const NOTHING: PagePersonalization = {
+/** Serve the origin's page as it is (also what a failure falls back to). */
+export const NOTHING: PagePersonalization = {
   passThrough: true,
   plan: { changes: [], bodyEnd: "" },
   personalized: false,
@@ -60,7 +66,7 @@ async function readPreview(
   now: number,
 ): Promise<{ preview: Preview; token: string } | null> {
   if (!config.ADMIN_TOKEN) return null;
-  const token = url.searchParams.get(PREVIEW_PARAM) ?? readCookie(request, PREVIEW_COOKIE);
+  const token = url.searchParams.get(PREVIEW_PARAM) ?? readCookieValue(request, PREVIEW_COOKIE);
   if (!token) return null;
   const preview = await verifyPreview(config.ADMIN_TOKEN, token, now);
   return preview ? { preview, token } : null;

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { fromBase64Url, toBase64Url } from "../state/visitor-id.ts";
 
 /**
  * Preview/QA: an admin-signed token forces experiences or variants for the browser that carries it,
@@ -32,21 +33,6 @@ function key(secret: string): Promise<CryptoKey> {
   return k;
 }
 
-function toBase64Url(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function fromBase64Url(text: string): Uint8Array | null {
-  try {
-    const s = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
-    return Uint8Array.from(s, (c) => c.charCodeAt(0));
-  } catch {
-    return null;
-  }
-}
-
 export async function signPreview(secret: string, preview: Preview): Promise<string> {
   const payload = toBase64Url(encoder.encode(JSON.stringify(preview)));
   const sig = new Uint8Array(await crypto.subtle.sign("HMAC", await key(secret), encoder.encode(payload)));
@@ -74,13 +60,3 @@ export async function verifyPreview(secret: string, token: string, nowMs: number
 
 export const PREVIEW_PARAM = "ns_preview";
 export const PREVIEW_COOKIE = "ns_preview";
-
-export function readCookie(request: Request, name: string): string | null {
-  const header = request.headers.get("cookie");
-  if (!header) return null;
-  for (const part of header.split(";")) {
-    const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return null;
-}

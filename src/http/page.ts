@@ -1,7 +1,7 @@
 import type { Config } from "../edge/config.ts";
 import { looksLikeAsset } from "../edge/context.ts";
 import type { Env } from "../edge/env.ts";
-import { type PagePersonalization, personalizePage } from "../edge/personalize.ts";
+import { NOTHING, type PagePersonalization, personalizePage } from "../edge/personalize.ts";
 import {
   badGateway,
   fetchOrigin,
@@ -14,17 +14,7 @@ import {
 } from "./proxy.ts";
 import { buildRewriter } from "./rewrite.ts";
 
-const FAILED_OPEN: PagePersonalization = {
-  passThrough: true,
-  plan: { changes: [], bodyEnd: "" },
-  personalized: false,
-  redirect: null,
-  setCookies: [],
-  rulesVersion: null,
-  failOpen: ["personalization"],
-  timings: {},
-  record: null,
-};
+const FAILED_OPEN: PagePersonalization = { ...NOTHING, failOpen: ["personalization"] };
 
 function serverTiming(timings: Readonly<Record<string, number>>): string {
   return Object.entries(timings)

@@ -151,19 +151,10 @@ export class VisitorDO extends DurableObject<Env> {
     let accepted = 0;
     let duplicates = 0;
     for (const e of events) {
-      if (this.sql.exec("SELECT 1 FROM seen WHERE id = ?", e.id).toArray().length > 0) {
+      if (!this.storeEvent(e)) {
         duplicates++;
         continue;
       }
-      this.sql.exec("INSERT INTO seen (id, ts) VALUES (?, ?)", e.id, e.ts);
-      this.sql.exec(
-        "INSERT INTO event (id, ts, type, channel, props) VALUES (?, ?, ?, ?, ?)",
-        e.id,
-        e.ts,
-        e.type,
-        e.channel,
-        JSON.stringify(e.props),
-      );
       applyEvent(this.state, e, scoring);
       accepted++;
     }
@@ -178,6 +169,21 @@ export class VisitorDO extends DurableObject<Env> {
       }
     }
     return { status: "stored", accepted, duplicates, conversions };
+  }
+
+  /** Writes a new event; false when its id was seen before (idempotency). */
+  private storeEvent(e: VisitorEvent): boolean {
+    if (this.sql.exec("SELECT 1 FROM seen WHERE id = ?", e.id).toArray().length > 0) return false;
+    this.sql.exec("INSERT INTO seen (id, ts) VALUES (?, ?)", e.id, e.ts);
+    this.sql.exec(
+      "INSERT INTO event (id, ts, type, channel, props) VALUES (?, ?, ?, ?, ?)",
+      e.id,
+      e.ts,
+      e.type,
+      e.channel,
+      JSON.stringify(e.props),
+    );
+    return true;
   }
 
   private persistAfterApply(now: Millis): void {
@@ -280,16 +286,7 @@ export class VisitorDO extends DurableObject<Env> {
     const scoring = await this.scoring();
     let added = 0;
     for (const e of source.state.events) {
-      if (this.sql.exec("SELECT 1 FROM seen WHERE id = ?", e.id).toArray().length > 0) continue;
-      this.sql.exec("INSERT INTO seen (id, ts) VALUES (?, ?)", e.id, e.ts);
-      this.sql.exec(
-        "INSERT INTO event (id, ts, type, channel, props) VALUES (?, ?, ?, ?, ?)",
-        e.id,
-        e.ts,
-        e.type,
-        e.channel,
-        JSON.stringify(e.props),
-      );
+      if (!this.storeEvent(e)) continue;
       // Scores are merged below from both stored scores, not re-derived from events.
       applyEvent(this.state, e, scoring ? { ...scoring, scoreEvent: () => [] } : null);
       added++;
