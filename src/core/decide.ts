@@ -106,18 +106,20 @@ function normalizeState(s: VisitorState | null): VisitorState | null {
   if (!isObject(s)) return null;
   const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
   const rec = <T>(v: unknown) => (isObject(v) ? (v as Record<string, T>) : {});
-  const events = Array.isArray(s.events)
-    ? s.events.filter(
-        (e): e is VisitorState["events"][number] =>
-          isObject(e) && typeof e.type === "string" && typeof e.ts === "number" && isObject(e.props),
-      )
-    : [];
+  const validEvent = (e: unknown): e is VisitorState["events"][number] =>
+    isObject(e) && typeof e.type === "string" && typeof e.ts === "number" && isObject(e.props);
+  // The common case (our own object's state) allocates nothing: the array is checked, then kept.
+  const events: VisitorState["events"] = !Array.isArray(s.events)
+    ? []
+    : s.events.every(validEvent)
+      ? s.events
+      : s.events.filter(validEvent);
   return {
     visitorId: typeof s.visitorId === "string" ? s.visitorId : "",
     firstSeen: num(s.firstSeen),
     lastSeen: num(s.lastSeen),
     sessionCount: num(s.sessionCount) ?? 0,
-    events: Array.isArray(s.events) && events.length === s.events.length ? s.events : events,
+    events,
     counts: rec(s.counts),
     lastByType: Object.fromEntries(
       Object.entries(rec<unknown>(s.lastByType)).filter(

@@ -25,6 +25,8 @@ export interface EvalScope {
   tagCache?: Map<string, number>;
   clockCache?: { minutes: number; dow: number };
   segmentCache?: Map<string, boolean>;
+  byTypeCache?: Map<string, VisitorEvent[]>;
+  visitorCache?: Record<string, unknown>;
 }
 
 export type Trace = (path: string, result: boolean, why: string) => void;
@@ -104,29 +106,27 @@ function rootOf(s: EvalScope, root: string): unknown {
     case "intent":
       return intentOf(s);
     case "visitor":
-      return s.state
-        ? {
-            id: s.state.visitorId,
-            sessionCount: s.state.sessionCount,
-            firstSeen: s.state.firstSeen,
-            lastSeen: s.state.lastSeen,
-            eventCount: s.state.events.length,
-          }
-        : { sessionCount: 0, eventCount: 0 };
+      if (!s.visitorCache) s.visitorCache = visitorView(s);
+      return s.visitorCache;
     default:
       return undefined;
   }
 }
 
+function visitorView(s: EvalScope): Record<string, unknown> {
+  return s.state
+    ? {
+        id: s.state.visitorId,
+        sessionCount: s.state.sessionCount,
+        firstSeen: s.state.firstSeen,
+        lastSeen: s.state.lastSeen,
+        eventCount: s.state.events.length,
+      }
+    : { sessionCount: 0, eventCount: 0 };
+}
+
 export function resolvePath(s: EvalScope, segments: readonly string[]): unknown {
-  let current = rootOf(s, segments[0]!);
-  for (let i = 1; i < segments.length; i++) {
-    if (current === null || typeof current !== "object") return undefined;
-    const seg = segments[i]!;
-    if (!Object.hasOwn(current, seg)) return undefined;
-    current = (current as Record<string, unknown>)[seg];
-  }
-  return current;
+  return readPath(rootOf(s, segments[0]!), segments, 1);
 }
 
 function semver(text: unknown): [number, number, number] | null {
@@ -249,22 +249,56 @@ export interface CompileEnv {
   readonly segment: (id: string) => Test;
 }
 
+/** The visitor's events of one type, oldest first, indexed once per decision. */
+function eventsOfType(s: EvalScope, type: string): readonly VisitorEvent[] {
+  if (!s.byTypeCache) {
+    const index = new Map<string, VisitorEvent[]>();
+    for (const e of s.state?.events ?? []) {
+      const list = index.get(e.type);
+      if (list) list.push(e);
+      else index.set(e.type, [e]);
+    }
+    s.byTypeCache = index;
+  }
+  return s.byTypeCache.get(type) ?? [];
+}
+
 function countEvents(
   s: EvalScope,
   type: string,
   since: number,
   where: ((e: VisitorEvent) => boolean) | null,
 ): number {
-  const events = s.state?.events;
-  if (!events) return 0;
+  const events = eventsOfType(s, type);
+  // Oldest first: binary search for the first event inside (since, now], then count or filter.
+  const after = (t: number) => {
+    let lo = 0;
+    let hi = events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (events[mid]!.ts <= t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const start = after(since);
+  const end = after(s.now);
+  if (!where) return end - start;
   let n = 0;
-  // Events are oldest first: walk back from the newest and stop at the window's start.
-  for (let i = events.length - 1; i >= 0; i--) {
-    const e = events[i]!;
-    if (e.ts <= since) break;
-    if (e.type === type && e.ts <= s.now && (!where || where(e))) n++;
-  }
+  for (let i = start; i < end; i++) if (where(events[i]!)) n++;
   return n;
+}
+
+/** Reads a dotted path below an object with own-property checks only. */
+function readPath(root: unknown, segments: readonly string[], from: number): unknown {
+  let current = root;
+  for (let i = from; i < segments.length; i++) {
+    if (current === null || typeof current !== "object") return undefined;
+    const seg = segments[i]!;
+    if (!Object.hasOwn(current, seg)) return undefined;
+    current = (current as Record<string, unknown>)[seg];
+  }
+  return current;
 }
 
 export function compileCondition(cond: Condition, at: string, env: CompileEnv): Test {
@@ -320,7 +354,9 @@ export function compileCondition(cond: Condition, at: string, env: CompileEnv): 
       filter =
         typeof cmp === "string"
           ? () => false
-          : (e) => cmp(resolvePath({ event: e } as unknown as EvalScope, segs));
+          : segs[0] === "event"
+            ? (e) => cmp(readPath(e, segs, 1))
+            : () => false;
     }
     const want = comparator(cond.op, cond.value) as (a: unknown) => boolean;
     return done(
