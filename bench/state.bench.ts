@@ -43,24 +43,28 @@ export async function run(): Promise<string[]> {
       });
     // Warm both paths, then measure one visitor (serialised by its object) and 100 visitors, 8 in flight.
     await post("warm");
-    const measure = async (pick: (i: number) => string) => {
+    const measure = async (pick: (i: number) => string, batches = BATCHES) => {
       const t0 = performance.now();
       let next = 0;
       let limited = 0;
       await Promise.all(
         Array.from({ length: 8 }, async () => {
-          while (next < BATCHES) {
+          while (next < batches) {
             const i = next++;
             if ((await post(pick(i))) === 429) limited++;
           }
         }),
       );
-      return { perSecond: (BATCHES * BATCH_SIZE) / ((performance.now() - t0) / 1000), limited };
+      return { perSecond: ((batches - limited) * BATCH_SIZE) / ((performance.now() - t0) / 1000), limited };
     };
     const many = await measure((i) => `user-${i % 100}`);
-    const one = await measure(() => `single-${Date.now()}`);
+    // One visitor: its rate cap (burst 200, then 20/s) is the point; measure within one burst.
+    const single = `single-${Date.now()}`;
+    const oneRuns: number[] = [];
+    for (let r = 0; r < 5; r++) oneRuns.push((await measure(() => `${single}-${r}`, 10)).perSecond);
+    const capped = await measure(() => `${single}-capped`, 40);
     lines.push(
-      `events into one visitor's object: ${one.perSecond.toFixed(0)} events/s (${one.limited} batches hit the per-visitor rate cap)`,
+      `events into one visitor's object: ${median(oneRuns).toFixed(0)} events/s within its 200-event burst (median of 5); past the burst, ${capped.limited}/40 batches answered 429 by the per-visitor cap`,
     );
     lines.push(
       `events across 100 visitors: ${many.perSecond.toFixed(0)} events/s, ${BATCH_SIZE}-event batches, 8 in flight`,
