@@ -86,6 +86,8 @@ export interface DecisionResult {
     readonly placement: string;
     readonly experiment: string | null;
     readonly variant: string | null;
+    /** The experience has frequency caps: its exposure must be stored for them to count. */
+    readonly capped: boolean;
   }>;
   readonly unknownPlacements: readonly string[];
   /** For outbound channels: the channel and hour this person engages with most. */
@@ -208,12 +210,7 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
     (input.context.channel === "web" ? rules.placementsForPath(input.context.path) : rules.placementOrder);
   const unknownPlacements: string[] = [];
   const decisions: Decision[] = [];
-  const exposures: Array<{
-    experience: string;
-    placement: string;
-    experiment: string | null;
-    variant: string | null;
-  }> = [];
+  const exposures: Array<DecisionResult["exposures"][number]> = [];
   const explanation: Record<string, CandidateTrace[]> | null = input.explain ? {} : null;
   const usedGroups = new Set<string>();
 
@@ -353,6 +350,7 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
         placement: placementId,
         experiment: winner.x.experiment?.id ?? null,
         variant: winner.variant,
+        capped: winner.x.caps.length > 0,
       });
       if (placement.group) usedGroups.add(placement.group);
     }

@@ -73,7 +73,28 @@ async function readPreview(
 }
 
 /** Unique exposures per experiment arm, holdout included, for the experiment's statistics. */
-export async function recordExperimentExposures(
+/**
+ * What a decision leaves behind, written off the critical path: exposures of capped experiences (so
+ * their caps count) and new experiment assignments (sticky, and the experiment's unique exposure).
+ * Nothing is written when nothing changed. Returns null when there is nothing to do.
+ */
+export function decisionRecorder(
+  env: Env,
+  visitorId: string,
+  result: Pick<DecisionResult, "exposures" | "assignments">,
+  now: number,
+): (() => Promise<void>) | null {
+  const capped = result.exposures.filter((x) => x.capped);
+  const assigned = Object.keys(result.assignments).length > 0;
+  if (capped.length === 0 && !assigned) return null;
+  return async () => {
+    const stub = env.VISITOR.get(env.VISITOR.idFromName(visitorId));
+    await stub.recordDecision({ now, exposures: capped, assignments: result.assignments });
+    if (assigned) await recordExperimentExposures(env, visitorId, result.exposures, result.assignments, now);
+  };
+}
+
+async function recordExperimentExposures(
   env: Env,
   visitorId: string,
   exposures: DecisionResult["exposures"],
@@ -220,18 +241,14 @@ export async function personalizePage(
     (injectBeacon ? beaconTag(config, pageView === undefined) : "") +
     (preview ? previewPanel(explanation) : "");
   const measured = !bot && !gpc && consent.measurement !== false;
-  const needsRecord =
-    !bot &&
-    (pageView !== undefined || (measured && (exposures.length > 0 || Object.keys(assignments).length > 0)));
-  const record = needsRecord
-    ? async () => {
-        if (pageView && !profiled) await stub.snapshot({ now, pageView, visitorId });
-        if (measured && (exposures.length > 0 || Object.keys(assignments).length > 0)) {
-          await stub.recordDecision({ now, exposures, assignments });
-          await recordExperimentExposures(env, visitorId, exposures, assignments, now);
+  const recordDecision = measured ? decisionRecorder(env, visitorId, { exposures, assignments }, now) : null;
+  const record =
+    !bot && (pageView !== undefined || recordDecision)
+      ? async () => {
+          if (pageView && !profiled) await stub.snapshot({ now, pageView, visitorId });
+          await recordDecision?.();
         }
-      }
-    : null;
+      : null;
 
   const passThrough = changes.length === 0 && bodyEnd === "" && setCookies.length === 0 && redirect === null;
   return {

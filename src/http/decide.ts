@@ -6,7 +6,7 @@ import { readConfig } from "../edge/config.ts";
 import { isBot } from "../edge/context.ts";
 import { withDeadline } from "../edge/deadline.ts";
 import type { Env } from "../edge/env.ts";
-import { recordExperimentExposures } from "../edge/personalize.ts";
+import { decisionRecorder } from "../edge/personalize.ts";
 import { activeRules } from "../edge/rules-loader.ts";
 import { type Caller, callerOf, subjectOf } from "../state/identity.ts";
 import { findForbiddenKey, readTraits } from "../state/profiles.ts";
@@ -145,18 +145,9 @@ async function decideFor(
     explain,
   });
   const bot = caller.kind === "browser" && isBot(c.req.header("user-agent") ?? null, config.BOT_USER_AGENTS);
-  if (
-    !bot &&
-    consent.measurement !== false &&
-    (result.exposures.length || Object.keys(result.assignments).length)
-  ) {
-    c.executionCtx.waitUntil(
-      Promise.all([
-        stub.recordDecision({ now, exposures: result.exposures, assignments: result.assignments }),
-        recordExperimentExposures(c.env, visitorId, result.exposures, result.assignments, now),
-      ]).catch(() => undefined),
-    );
-  }
+  const record =
+    !bot && consent.measurement !== false ? decisionRecorder(c.env, visitorId, result, now) : null;
+  if (record) c.executionCtx.waitUntil(record().catch(() => undefined));
   const decisions: Record<string, z.infer<typeof DecideResponseSchema>["decisions"][string]> = {};
   for (const d of result.decisions) {
     decisions[d.placement] = {

@@ -204,7 +204,12 @@ export class VisitorDO extends DurableObject<Env> {
     void this.scheduleAlarm(now);
   }
 
+  private alarmChecked = false;
+
+  /** Once per object lifetime: the daily upkeep alarm exists (the alarm re-arms itself). */
   private async scheduleAlarm(now: Millis): Promise<void> {
+    if (this.alarmChecked) return;
+    this.alarmChecked = true;
     if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + DAY_MS);
   }
 
