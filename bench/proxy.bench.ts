@@ -67,6 +67,9 @@ const REWRITER = (origin: string) => `export default { async fetch(req) {
   return new HTMLRewriter().on("#hero", { element(e) { e.setInnerContent("<h1>Hello runner</h1>", { html: true }); } }).transform(res);
 } };`;
 
+const BROWSER_UA =
+  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0 Safari/537.36";
+
 interface Target {
   readonly name: string;
   readonly url: string;
@@ -103,7 +106,7 @@ async function northstarTarget(
   // Twenty returning visitors: the load spreads over their cookies, as real traffic spreads over people.
   const cookies: string[] = [];
   for (let i = 0; i < 20; i++) {
-    const res = await fetch(`${url}${path}`);
+    const res = await fetch(`${url}${path}`, { headers: { "user-agent": BROWSER_UA } });
     await res.arrayBuffer();
     const set = res.headers.getSetCookie().find((c) => c.includes("ns_vid"));
     if (set) cookies.push(set.split(";")[0]!);
@@ -124,6 +127,8 @@ async function load(target: Target): Promise<Slice> {
     url: `${target.url}${target.path}`,
     connections: CONNECTIONS,
     duration: SECONDS,
+    // A browser's user agent: without one Northstar (rightly) treats the client as a crawler.
+    headers: { "user-agent": BROWSER_UA },
     requests: [
       {
         setupRequest(req) {
@@ -142,7 +147,10 @@ async function single(target: Target, path: string, count: number): Promise<{ to
   const cookie = target.cookies?.[0];
   for (let i = 0; i < count; i++) {
     const t0 = performance.now();
-    const res = await fetch(`${target.url}${path}`, { headers: cookie ? { cookie } : {} });
+    // identity: local workerd would otherwise gzip the body itself, buffering it first.
+    const headers: Record<string, string> = { "accept-encoding": "identity", "user-agent": BROWSER_UA };
+    if (cookie) headers.cookie = cookie;
+    const res = await fetch(`${target.url}${path}`, { headers });
     const reader = res.body!.getReader();
     await reader.read();
     ttfbs.push(performance.now() - t0);

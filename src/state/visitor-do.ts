@@ -232,9 +232,16 @@ export class VisitorDO extends DurableObject<Env> {
     pageView?: VisitorEvent | undefined;
     visitorId?: string;
   }): Promise<VisitorState> {
-    if (options.pageView && !this.erased && this.consent.personalization !== false) {
+    const pageView = options.pageView;
+    if (pageView && !this.erased && this.consent.personalization !== false) {
       if (options.visitorId) this.ensureId(options.visitorId);
-      await this.ingest(this.state.visitorId, [options.pageView], { now: options.now });
+      // The page view counts in this decision at once (memory), and is written just after the
+      // answer leaves, so the page never waits on a storage flush. A page view is not an
+      // acknowledged event: losing one to a crash loses a view, never a 202.
+      applyEvent(this.state, pageView, await this.scoring());
+      setTimeout(() => {
+        if (!this.erased && this.storeEvent(pageView)) this.persistAfterApply(options.now);
+      }, 0);
     }
     return this.state;
   }
