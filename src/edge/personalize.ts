@@ -174,9 +174,10 @@ export async function personalizePage(
   const profiled = returning && !bot && placements.length > 0;
   if (profiled) {
     const [stateRead, traitsRead] = await Promise.all([
-      withDeadline(() => stub.snapshot({ now, pageView, visitorId }), config.STORE_DEADLINE_MS) as Promise<
-        Timed<VisitorState>
-      >,
+      withDeadline(
+        () => stub.snapshot({ now, pageView, visitorId, eventsSince: now - rules!.compiled.eventHorizonMs }),
+        config.STORE_DEADLINE_MS,
+      ) as Promise<Timed<VisitorState>>,
       withDeadline(() => readTraits(env, visitorId, config.STORE_DEADLINE_MS), config.STORE_DEADLINE_MS),
     ]);
     timings.do = stateRead.ms;

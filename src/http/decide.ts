@@ -115,7 +115,14 @@ async function decideFor(
       return jsonError(429, "rate_limited", "too many events for this visitor");
   }
   const [stateRead, traitsRead] = await Promise.all([
-    withDeadline(() => stub.snapshot({ now }) as Promise<VisitorState>, config.STORE_DEADLINE_MS * 4),
+    withDeadline(
+      () =>
+        stub.snapshot({
+          now,
+          eventsSince: now - (rules?.compiled.eventHorizonMs ?? 0),
+        }) as Promise<VisitorState>,
+      config.STORE_DEADLINE_MS * 4,
+    ),
     withDeadline(() => readTraits(c.env, visitorId), config.STORE_DEADLINE_MS * 4),
   ]);
   if (!stateRead.ok) failOpen.push(`do-${stateRead.reason}`);

@@ -7,7 +7,8 @@ import {
 } from "../core/templates.ts";
 import { type CompileEnv, compileCondition, type EvalScope, type Test } from "./conditions.ts";
 import { parseDuration } from "./duration.ts";
-import type { Content, RulesDocument } from "./schema.ts";
+import type { Condition, Content, RulesDocument } from "./schema.ts";
+import { eachCondition } from "./validate.ts";
 
 /**
  * A validated rules document turned into closures and indexes, once per version: per-request work
@@ -74,6 +75,12 @@ export interface CompiledRules {
   readonly conversionTypes: ReadonlySet<string>;
   /** The intent deltas an event contributes (used by the visitor's Durable Object at ingest). */
   scoreEvent(event: VisitorEvent): Array<{ dimension: string; delta: number }>;
+  /**
+   * How far back the rules read the event log (the longest countWithin window; unbounded when a
+   * rule reads tags of all recent events; 0 when no rule reads events). The decision path asks the
+   * visitor's object for no more than this.
+   */
+  readonly eventHorizonMs: number;
   /** Web placements that apply to a path, in declaration order. */
   placementsForPath(path: string): readonly string[];
 }
@@ -238,6 +245,20 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     signalsByType.set(sig.event, list);
   });
 
+  let eventHorizonMs = 0;
+  const sites: Condition[] = [
+    ...Object.values(doc.conditions),
+    ...Object.values(doc.segments).map((seg) => seg.condition),
+    ...doc.experiences.flatMap((x) => (x.audience ? [x.audience] : [])),
+  ];
+  for (const site of sites) {
+    eachCondition(site, "", (c) => {
+      if ("countWithin" in c)
+        eventHorizonMs = Math.max(eventHorizonMs, parseDuration(c.countWithin.window) ?? 0);
+      if ("affinity" in c) eventHorizonMs = Number.POSITIVE_INFINITY;
+    });
+  }
+
   const pathCache = new Map<string, readonly string[]>();
   return {
     version: doc.version,
@@ -249,6 +270,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     experiments,
     segments,
     settings: doc.settings,
+    eventHorizonMs,
     conversionTypes: new Set(["purchase", ...Object.values(experiments).map((e) => e.goal)]),
     scoreEvent(event) {
       const signals = signalsByType.get(event.type);

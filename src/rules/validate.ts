@@ -25,7 +25,7 @@ function joinPath(path: ReadonlyArray<PropertyKey>): string {
 }
 
 /** Walks every condition in a tree, with its path, so reference checks see nested ones too. */
-function eachCondition(cond: Condition, at: string, visit: (c: Condition, at: string) => void): void {
+export function eachCondition(cond: Condition, at: string, visit: (c: Condition, at: string) => void): void {
   visit(cond, at);
   if ("all" in cond) {
     for (const [i, c] of cond.all.entries()) eachCondition(c, `${at}.all[${i}]`, visit);

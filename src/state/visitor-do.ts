@@ -231,6 +231,8 @@ export class VisitorDO extends DurableObject<Env> {
     now: Millis;
     pageView?: VisitorEvent | undefined;
     visitorId?: string;
+    /** Only events after this time are sent back: the rules read no further (eventHorizonMs). */
+    eventsSince?: Millis;
   }): Promise<VisitorState> {
     const pageView = options.pageView;
     if (pageView && !this.erased && this.consent.personalization !== false) {
@@ -243,7 +245,19 @@ export class VisitorDO extends DurableObject<Env> {
         if (!this.erased && this.storeEvent(pageView)) this.persistAfterApply(options.now);
       }, 0);
     }
-    return this.state;
+    const since = options.eventsSince;
+    if (since === undefined || since <= (this.state.events[0]?.ts ?? Number.POSITIVE_INFINITY))
+      return this.state;
+    // What crosses the RPC boundary is copied: send only the part of the log the rules read.
+    const events = this.state.events;
+    let lo = 0;
+    let hi = events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (events[mid]!.ts <= since) lo = mid + 1;
+      else hi = mid;
+    }
+    return { ...this.state, events: events.slice(lo) };
   }
 
   /** Exposures (frequency caps) and new experiment assignments (sticky: the first one stays). */
