@@ -120,9 +120,8 @@ function visitorView(s: EvalScope): Record<string, unknown> {
         sessionCount: s.state.sessionCount,
         firstSeen: s.state.firstSeen,
         lastSeen: s.state.lastSeen,
-        eventCount: s.state.events.length,
       }
-    : { sessionCount: 0, eventCount: 0 };
+    : { sessionCount: 0 };
 }
 
 export function resolvePath(s: EvalScope, segments: readonly string[]): unknown {
