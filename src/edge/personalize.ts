@@ -178,7 +178,7 @@ export async function personalizePage(
         () => stub.snapshot({ now, pageView, visitorId, eventsSince: now - rules!.compiled.eventHorizonMs }),
         config.STORE_DEADLINE_MS,
       ) as Promise<Timed<VisitorState>>,
-      withDeadline(() => readTraits(env, visitorId, config.STORE_DEADLINE_MS), config.STORE_DEADLINE_MS),
+      withDeadline(() => readTraits(env, visitorId), config.STORE_DEADLINE_MS),
     ]);
     timings.do = stateRead.ms;
     timings.kv = traitsRead.ms;

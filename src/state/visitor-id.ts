@@ -1,4 +1,5 @@
 import type { Config } from "../edge/config.ts";
+import { Lru } from "../edge/lru.ts";
 
 /**
  * Visitor ids. An anonymous visitor gets a random 128-bit id in a cookie signed with HMAC-SHA256
@@ -81,12 +82,22 @@ export function readCookieValue(request: Request, name: string): string | null {
   return null;
 }
 
+/** Cookies this isolate has verified: a returning visitor's page skips the HMAC. Keyed by the whole signed value. */
+const verifiedCookies = new Lru<string>(10_000, 10 * 60_000);
+
 export async function readVisitorCookie(request: Request, config: Config): Promise<string | null> {
   if (!config.COOKIE_SECRET) return null;
   const raw = readCookieValue(request, cookieName(config));
   if (!raw || raw.length > 200) return null;
+  const now = Date.now();
+  // The secret is part of the key, so rotating it invalidates what was verified with the old one.
+  const key = `${config.COOKIE_SECRET}\u0000${raw}`;
+  const known = verifiedCookies.get(key, now);
+  if (known) return known;
   const id = await verifySigned(config.COOKIE_SECRET, raw);
-  return id && VISITOR_ID_PATTERN.test(id) ? id : null;
+  if (!id || !VISITOR_ID_PATTERN.test(id)) return null;
+  verifiedCookies.set(key, id, now);
+  return id;
 }
 
 const MAX_AGE_SECONDS = 400 * 86400;
