@@ -59,6 +59,7 @@ const BURST = 200;
 const DEAD_LETTER_LIMIT = 100;
 const IDLE_DELETE_MS = 400 * 86400e3;
 const DAY_MS = 86400e3;
+const PAGE_VIEW_FLUSH_MS = 1000;
 
 export class VisitorDO extends DurableObject<Env> {
   private readonly sql: SqlStorage;
@@ -241,9 +242,10 @@ export class VisitorDO extends DurableObject<Env> {
       // answer leaves, so the page never waits on a storage flush. A page view is not an
       // acknowledged event: losing one to a crash loses a view, never a 202.
       applyEvent(this.state, pageView, await this.scoring());
-      setTimeout(() => {
-        if (!this.erased && this.storeEvent(pageView)) this.persistAfterApply(options.now);
-      }, 0);
+      this.pendingViews.push(pageView);
+      // Page views are written together, at most once a second per visitor: one storage flush
+      // for a burst of pages instead of one per page.
+      this.flushTimer ??= setTimeout(() => this.flushPageViews(), PAGE_VIEW_FLUSH_MS);
     }
     const since = options.eventsSince;
     if (since === undefined || since <= (this.state.events[0]?.ts ?? Number.POSITIVE_INFINITY))
@@ -258,6 +260,19 @@ export class VisitorDO extends DurableObject<Env> {
       else hi = mid;
     }
     return { ...this.state, events: events.slice(lo) };
+  }
+
+  private pendingViews: VisitorEvent[] = [];
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+
+  private flushPageViews(): void {
+    this.flushTimer = null;
+    const views = this.pendingViews;
+    this.pendingViews = [];
+    if (this.erased || views.length === 0) return;
+    let stored = 0;
+    for (const v of views) if (this.storeEvent(v)) stored++;
+    if (stored > 0) this.persistAfterApply(Date.now());
   }
 
   /** Exposures (frequency caps) and new experiment assignments (sticky: the first one stays). */
@@ -334,6 +349,7 @@ export class VisitorDO extends DurableObject<Env> {
 
   /** Erases everything held, and leaves a tombstone so later events for this person are refused. */
   async erase(): Promise<void> {
+    this.pendingViews = [];
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
