@@ -172,6 +172,18 @@ export function recordExposure(
     times.splice(0, times.length - limits.maxExposuresPerExperience);
 }
 
+/** In a log sorted oldest first: the index of the first event later than `t` (binary search). */
+export function firstAfter(events: readonly VisitorEvent[], t: Millis): number {
+  let lo = 0;
+  let hi = events.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (events[mid]!.ts <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** A read-only snapshot (a structured clone crosses the RPC boundary anyway). */
 export function snapshotOf(s: MutableVisitorState): VisitorState {
   return s;

@@ -1,6 +1,7 @@
 import { preferredChannel } from "../core/channels.ts";
 import { decayAll, topIntent } from "../core/intent.ts";
 import type { Consent, RequestContext, Traits, VisitorEvent, VisitorState } from "../core/model.ts";
+import { firstAfter } from "../core/visitor-state.ts";
 import { parseDuration } from "./duration.ts";
 import type { ComparisonOp, Condition } from "./schema.ts";
 
@@ -270,18 +271,8 @@ function countEvents(
 ): number {
   const events = eventsOfType(s, type);
   // Oldest first: binary search for the first event inside (since, now], then count or filter.
-  const after = (t: number) => {
-    let lo = 0;
-    let hi = events.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (events[mid]!.ts <= t) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
-  const start = after(since);
-  const end = after(s.now);
+  const start = firstAfter(events, since);
+  const end = firstAfter(events, s.now);
   if (!where) return end - start;
   let n = 0;
   for (let i = start; i < end; i++) if (where(events[i]!)) n++;

@@ -5,6 +5,7 @@ import {
   applyEvent,
   DEFAULT_LIMITS,
   emptyState,
+  firstAfter,
   type MutableVisitorState,
   prune,
   recordExposure,
@@ -251,15 +252,7 @@ export class VisitorDO extends DurableObject<Env> {
     if (since === undefined || since <= (this.state.events[0]?.ts ?? Number.POSITIVE_INFINITY))
       return this.state;
     // What crosses the RPC boundary is copied: send only the part of the log the rules read.
-    const events = this.state.events;
-    let lo = 0;
-    let hi = events.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (events[mid]!.ts <= since) lo = mid + 1;
-      else hi = mid;
-    }
-    return { ...this.state, events: events.slice(lo) };
+    return { ...this.state, events: this.state.events.slice(firstAfter(this.state.events, since)) };
   }
 
   private pendingViews: VisitorEvent[] = [];
