@@ -1,0 +1,87 @@
+import { describe, expect, it } from "vitest";
+import { decide } from "../../src/core/decide.ts";
+import { mergeTraits } from "../../src/core/traits.ts";
+import { applyEvent, emptyState, prune } from "../../src/core/visitor-state.ts";
+import { compile, context, DAY, event, HOUR, MIN, NOW } from "./helpers.ts";
+
+describe("a visitor's state", () => {
+  it("counts sessions after 30 minutes of quiet, keeps the log sorted, and engagement per channel", () => {
+    const s = emptyState("v");
+    for (const e of [
+      event("page_view", 3 * HOUR),
+      event("page_view", 3 * HOUR - 10 * MIN),
+      event("email_send", 2 * HOUR, {}, "email"),
+      event("email_open", HOUR, {}, "email"),
+      event("page_view", 5 * MIN),
+      event("search", 4 * HOUR), // arrives late, belongs first
+    ]) {
+      applyEvent(s, e, null);
+    }
+    expect(s.events.map((e) => e.type)).toEqual([
+      "search",
+      "page_view",
+      "page_view",
+      "email_send",
+      "email_open",
+      "page_view",
+    ]);
+    expect(s.sessionCount).toBe(4);
+    expect(s.engagement.email).toMatchObject({ sends: 1, opens: 1, clicks: 0 });
+    expect(s.engagementHours.reduce((a, b) => a + b, 0)).toBe(4); // three page views and one open
+  });
+
+  it("stays bounded: events by count and age, counters by age", () => {
+    const s = emptyState("v");
+    for (let i = 0; i < 700; i++) applyEvent(s, event("page_view", 40 * DAY - i * HOUR), null);
+    prune(s, NOW);
+    expect(s.events.length).toBeLessThanOrEqual(500);
+    expect(s.events[0]!.ts).toBeGreaterThanOrEqual(NOW - 30 * DAY);
+    prune(s, NOW + 200 * DAY);
+    expect(s.events).toHaveLength(0);
+    expect(s.counts.page_view).toBeUndefined();
+  });
+});
+
+describe("trait merge strategies when two profiles are stitched", () => {
+  it("mostRecent, oldest, add, firstNonEmpty, and no prototype keys", () => {
+    const known = { firstName: "", tier: "silver", orders: 3, city: "Lyon", since: "2020" };
+    const incoming = JSON.parse(
+      '{"firstName":"Ana","tier":"gold","orders":2,"city":"Paris","since":"2024","__proto__":{"admin":true}}',
+    );
+    const merged = mergeTraits(known, incoming, { tier: "mostRecent", orders: "add", since: "oldest" });
+    expect(merged).toEqual({ firstName: "Ana", tier: "gold", orders: 5, city: "Lyon", since: "2020" });
+    expect(({} as Record<string, unknown>).admin).toBeUndefined();
+  });
+});
+
+describe("placements that exclude each other", () => {
+  it("two placements in one group never both show an experience on a page", async () => {
+    const rules = await compile({
+      version: "g",
+      placements: {
+        top: { selector: "#top", group: "promo" },
+        side: { selector: "#side", group: "promo" },
+        free: { selector: "#free" },
+      },
+      experiences: [
+        { id: "top-offer", placement: "top", content: { html: "top" } },
+        { id: "side-offer", placement: "side", content: { html: "side" } },
+        { id: "free-offer", placement: "free", content: { html: "free" } },
+      ],
+    });
+    const r = decide(rules, {
+      visitorId: "v",
+      now: NOW,
+      traits: {},
+      state: null,
+      context: context(),
+      consent: {},
+      explain: true,
+    });
+    const by = Object.fromEntries(r.decisions.map((d) => [d.placement, d]));
+    expect(by.top?.experience).toBe("top-offer");
+    expect(by.side).toMatchObject({ experience: null, reason: "EXCLUDED" });
+    expect(by.free?.experience).toBe("free-offer");
+    expect(r.explanation?.side?.[0]?.outcome).toBe("excluded");
+  });
+});
