@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { readConfig } from "../edge/config.ts";
 import type { Env } from "../edge/env.ts";
-import { rulesStatus } from "../edge/rules-loader.ts";
+import { activeRules } from "../edge/rules-loader.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { BEACON_VERSION, beaconScript } from "./beacon.ts";
 import { registerDecideRoutes } from "./decide.ts";
@@ -17,13 +17,14 @@ type AppEnv = { Bindings: Env };
 /** The routes under the reserved prefix. Built once per prefix; the prefix comes from config. */
 function buildApi(prefix: string): Hono<AppEnv> {
   const api = new Hono<AppEnv>().basePath(prefix);
-  api.get("/health", (c) => {
+  api.get("/health", async (c) => {
     const { problems } = readConfig(c.env);
-    const rules = rulesStatus().active;
+    const rules = await activeRules(c.env, c.executionCtx);
     return c.json({
       status: "ok",
       version: VERSION,
       rulesVersion: rules?.version ?? null,
+      rulesSource: rules?.source ?? null,
       configProblems: problems.length,
     });
   });

@@ -156,9 +156,10 @@ describe("reserved prefix", () => {
   it("answers health as JSON and does not reach the origin", async () => {
     const res = await get("/_ns/health");
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { status: string; version: string };
+    const body = (await res.json()) as { status: string; version: string; rulesVersion: string };
     expect(body.status).toBe("ok");
     expect(body.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(body.rulesVersion).toBe("2026.11.22-1");
   });
 
   it("answers unknown routes under the prefix with a JSON 404", async () => {
