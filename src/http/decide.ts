@@ -11,6 +11,7 @@ import { activeRules } from "../edge/rules-loader.ts";
 import { type Caller, callerOf, subjectOf } from "../state/identity.ts";
 import { findForbiddenKey, readTraits } from "../state/profiles.ts";
 import type { IngestResult } from "../state/visitor-do.ts";
+import { readLimited } from "./body.ts";
 import { invalidRequest, issuesOf, jsonError } from "./errors.ts";
 import { LIMITS } from "./events.ts";
 import { documentRoute } from "./openapi.ts";
@@ -191,8 +192,9 @@ export const ExplainQuerySchema = z.strictObject({
 
 export function registerDecideRoutes(api: Hono<AppEnv>): void {
   api.post("/v1/decide", async (c) => {
-    const text = await c.req.text().catch(() => "");
-    if (text.length > LIMITS.batchBytes) return jsonError(413, "payload_too_large", "body over 500 KB");
+    const read = await readLimited(c.req.raw, LIMITS.batchBytes);
+    if (!read.ok) return jsonError(413, "payload_too_large", "body over 500 KB");
+    const text = read.text;
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -210,15 +212,16 @@ export function registerDecideRoutes(api: Hono<AppEnv>): void {
     const parsed = ExplainQuerySchema.safeParse(c.req.query());
     if (!parsed.success) return invalidRequest(parsed.error);
     const url = parsed.data.url ? new URL(parsed.data.url) : null;
-    const body = DecideRequestSchema.parse({
+    const body = DecideRequestSchema.safeParse({
       visitorId: parsed.data.visitorId,
       userId: parsed.data.userId,
       channel: parsed.data.channel,
       context: url ? { url: url.toString() } : {},
       explain: true,
     });
+    if (!body.success) return invalidRequest(body.error);
     // Explain is an admin route (requireAdmin): like a server sender, it may name anyone.
-    return decideFor(c, body, true, { kind: "server" });
+    return decideFor(c, body.data, true, { kind: "server" });
   });
 
   documentRoute({

@@ -109,6 +109,9 @@ describe("admin views", () => {
     const hero = body.explanation["home-hero"]!;
     expect(hero.find((c) => c.experience === "hero-runner")?.outcome).toBe("audience");
     expect((await visit(`/_ns/v1/explain?visitorId=${idOf(cookie)}`)).status).toBe(401);
+    const bad = await visit("/_ns/v1/explain?visitorId=../../etc", { headers: ADMIN });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { issues: Array<{ path: string }> }).issues[0]?.path).toBe("visitorId");
   });
 
   it("experiment results: unique exposures and conversions per arm, with honest statistics", async () => {
