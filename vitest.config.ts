@@ -37,7 +37,8 @@ export default defineConfig({
             },
           }),
         ],
-        test: { name: "workerd", include: ["test/workerd/**/*.test.ts"] },
+        // The first request of a file loads and transforms the whole worker (seconds on a busy machine).
+        test: { name: "workerd", include: ["test/workerd/**/*.test.ts"], testTimeout: 20_000 },
       },
     ],
   },
