@@ -1,40 +1,76 @@
 import type { ChannelEngagement } from "./model.ts";
 
 /**
- * Channel preference: the engagement rate per channel with a Beta prior, so one click out of one
- * send does not outrank forty out of a hundred. rate = (clicks + opens/2 + 1) / (sends + 4):
- * a channel never used scores 0.25, the prior mean.
+ * Channel preference and timing.
+ *
+ * The engagement rate is a posterior mean with a Beta(α = 1, β = 9) prior — as if every channel had
+ * already been tried 10 times with 1 engagement (a 10% rate, about a typical email click rate):
+ *
+ *   engaged = clicks + opens / 2
+ *   rate    = (engaged + 1) / (max(sends, engaged) + 10)
+ *
+ * so one click out of one send (2/11 ≈ 0.18) does not outrank 40 out of 100 (41/110 ≈ 0.37), and
+ * evidence overtakes the prior after a few dozen sends. Opens count half: they are weaker (and, with
+ * image blocking and privacy proxies, noisier) than clicks. `max(sends, engaged)` keeps channels without
+ * sends (web, app: engagement without outbound messages) and double-counted open+click below 1.
+ * Negative or non-finite counters count as 0.
  */
+const PRIOR_ENGAGED = 1;
+const PRIOR_SENDS = 10;
+
+const count = (n: number) => (Number.isFinite(n) && n > 0 ? n : 0);
+
+/** @example engagementRate({ sends: 100, opens: 0, clicks: 40, lastAt: null }) // 41 / 110 ≈ 0.373 */
 export function engagementRate(e: ChannelEngagement): number {
-  const engaged = e.clicks + e.opens / 2;
-  return (engaged + 1) / (Math.max(e.sends, engaged) + 4);
+  const engaged = count(e.clicks) + count(e.opens) / 2;
+  return (engaged + PRIOR_ENGAGED) / (Math.max(count(e.sends), engaged) + PRIOR_SENDS);
 }
 
+/**
+ * The channel this person engages with most. Only channels with at least one open or click are ranked
+ * (a channel never engaged with is not a preference, however few messages it was sent); ties go to the
+ * name that sorts first. `candidates` restricts the channels
+ * considered, e.g. to those a campaign can actually use; null when none qualifies.
+ *
+ * @example preferredChannel({ email: { sends: 100, opens: 40, clicks: 30, lastAt: null } }, ["email", "sms"])
+ *   // { channel: "email", rate: 0.4909…, ranked: [{ channel: "email", rate: 0.4909… }] }
+ */
 export function preferredChannel(
   engagement: Readonly<Record<string, ChannelEngagement>>,
   candidates?: readonly string[],
 ): { channel: string | null; rate: number; ranked: Array<{ channel: string; rate: number }> } {
-  const names = candidates ?? Object.keys(engagement);
-  const ranked = names
-    .filter((c) => engagement[c] && engagement[c].clicks + engagement[c].opens > 0)
-    .map((channel) => ({ channel, rate: engagementRate(engagement[channel]!) }))
-    .sort((a, b) => b.rate - a.rate || a.channel.localeCompare(b.channel));
+  const names = candidates ? [...new Set(candidates)] : Object.keys(engagement);
+  const ranked: Array<{ channel: string; rate: number }> = [];
+  for (const channel of names) {
+    if (!Object.hasOwn(engagement, channel)) continue;
+    const e = engagement[channel];
+    // Stored state is validated at the edge; a malformed entry is still skipped, never a throw.
+    if (typeof e !== "object" || e === null) continue;
+    if (count(e.clicks) + count(e.opens) > 0) ranked.push({ channel, rate: engagementRate(e) });
+  }
+  ranked.sort((a, b) => b.rate - a.rate || (a.channel < b.channel ? -1 : a.channel > b.channel ? 1 : 0));
   const best = ranked[0];
   return { channel: best?.channel ?? null, rate: best?.rate ?? 0, ranked };
 }
 
-/** The hour (0–23, visitor's time) with most engagement; null until there are `minSamples` events. */
+/**
+ * The hour of day (0–23, in the visitor's timezone) with most engagement; ties go to the earliest hour.
+ * Null until the 24 counters hold at least `minSamples` engagements in all. Entries past 23 are ignored,
+ * negative or non-finite ones count as 0.
+ *
+ * @example bestHour([0, 0, 0, 0, 0, 0, 0, 0, 5, 1, ...]) // 8
+ */
 export function bestHour(engagementHours: readonly number[], minSamples = 3): number | null {
   let total = 0;
-  let best = -1;
+  let best: number | null = null;
   let bestCount = 0;
   for (let h = 0; h < 24; h++) {
-    const n = engagementHours[h] ?? 0;
+    const n = count(engagementHours[h] ?? 0);
     total += n;
     if (n > bestCount) {
       best = h;
       bestCount = n;
     }
   }
-  return total >= minSamples && best >= 0 ? best : null;
+  return total >= minSamples ? best : null;
 }

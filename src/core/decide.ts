@@ -180,19 +180,75 @@ function countSince(times: readonly number[] | undefined, since: number): number
   return n;
 }
 
+const EMPTY_GEO: RequestContext["geo"] = { country: null, region: null, city: null, timezone: null };
+
+/**
+ * The request context is built by the edge, but the engine promises never to throw, whatever it is
+ * handed: a context of the wrong shape is read with safe defaults. Our own contexts pass untouched.
+ */
+function normalizeContext(c: RequestContext): RequestContext {
+  if (
+    isObject(c) &&
+    typeof c.channel === "string" &&
+    typeof c.path === "string" &&
+    isObject(c.geo) &&
+    isObject(c.query) &&
+    (c.geo.timezone === null || typeof c.geo.timezone === "string")
+  ) {
+    return c;
+  }
+  const v = (isObject(c) ? c : {}) as Record<string, unknown>;
+  const geo = isObject(v.geo) ? v.geo : {};
+  const str = (x: unknown) => (typeof x === "string" ? x : null);
+  return {
+    channel: str(v.channel) ?? "web",
+    url: str(v.url),
+    path: str(v.path) ?? "/",
+    query: isObject(v.query) ? (v.query as Record<string, string>) : {},
+    referrer: str(v.referrer),
+    geo: isObject(v.geo)
+      ? {
+          country: str(geo.country),
+          region: str(geo.region),
+          city: str(geo.city),
+          timezone: str(geo.timezone),
+        }
+      : EMPTY_GEO,
+    device: (str(v.device) ?? "unknown") as RequestContext["device"],
+    locale: str(v.locale),
+    userAgent: str(v.userAgent),
+    custom: isObject(v.custom) ? v.custom : {},
+  };
+}
+
+const NO_CONSENT: Consent = {};
+const NO_TRAITS: Traits = {};
+
+/**
+ * Decides every requested placement for one visitor.
+ *
+ * @example
+ * const result = decide(compiled, { visitorId, now: Date.now(), traits, state, context, consent });
+ * for (const d of result.decisions) if (d.html !== null) rewrite(d.selector, d.action, d.html);
+ * // persist result.assignments and result.exposures in the background
+ */
 export function decide(rules: CompiledRules, input: DecisionInput): DecisionResult {
-  const personalize = input.consent.personalization !== false;
+  const consent = isObject(input.consent) ? (input.consent as Consent) : NO_CONSENT;
+  const now = typeof input.now === "number" && Number.isFinite(input.now) ? input.now : 0;
+  const visitorId = typeof input.visitorId === "string" ? input.visitorId : "";
+  const context = normalizeContext(input.context);
+  const personalize = consent.personalization !== false;
   // Without consent for personalization, only the request context counts: no traits, no history.
   const state = personalize ? normalizeState(input.state) : null;
-  const traits = personalize ? input.traits : {};
-  const assignments: Record<string, string> = { ...(state?.assignments ?? {}) };
+  const traits = personalize && isObject(input.traits) ? input.traits : NO_TRAITS;
+  const assignments: Record<string, string> = Object.assign(Object.create(null), state?.assignments);
   const newAssignments: Record<string, string> = {};
   const scope: EvalScope = {
-    now: input.now,
+    now,
     traits,
-    context: input.context,
+    context,
     state,
-    consent: input.consent,
+    consent,
     assignments,
     halfLives: rules.halfLives,
   };
@@ -200,14 +256,16 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
   const top = topOf(scope);
   const templateScope: TemplateScope = {
     traits,
-    context: input.context,
+    context,
     intent: { top: top.dimension, scores },
-    visitor: { id: input.visitorId, sessionCount: state?.sessionCount ?? 0 },
+    visitor: { id: visitorId, sessionCount: state?.sessionCount ?? 0 },
   };
 
-  const requested =
-    input.placements ??
-    (input.context.channel === "web" ? rules.placementsForPath(input.context.path) : rules.placementOrder);
+  const requested = Array.isArray(input.placements)
+    ? input.placements
+    : context.channel === "web"
+      ? rules.placementsForPath(context.path)
+      : rules.placementOrder;
   const unknownPlacements: string[] = [];
   const decisions: Decision[] = [];
   const exposures: Array<DecisionResult["exposures"][number]> = [];
@@ -215,7 +273,11 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
   const usedGroups = new Set<string>();
 
   for (const placementId of requested) {
-    const placement = rules.placements[placementId];
+    // Own keys only: a requested name such as "constructor" is unknown, not Object's constructor.
+    const placement =
+      typeof placementId === "string" && Object.hasOwn(rules.placements, placementId)
+        ? rules.placements[placementId]
+        : undefined;
     if (!placement) {
       unknownPlacements.push(placementId);
       continue;
@@ -233,15 +295,18 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
     };
     let decision: Decision | null = null;
 
-    const forced = input.forced?.[placementId];
-    if (forced) {
+    const forced = isObject(input.forced) ? input.forced[placementId] : undefined;
+    if (isObject(forced)) {
       const x = placement.experiences.find((e) => e.id === forced.experience);
       if (x) {
-        const content = (forced.variant && x.variants[forced.variant]) || x.content;
+        const content =
+          (typeof forced.variant === "string" && Object.hasOwn(x.variants, forced.variant)
+            ? x.variants[forced.variant]
+            : null) ?? x.content;
         decision = {
           ...base,
           experience: x.id,
-          variant: forced.variant ?? null,
+          variant: typeof forced.variant === "string" ? forced.variant : null,
           ...render(content, placement, templateScope),
           reason: "FORCED",
           ruleIndex: x.index,
@@ -263,8 +328,8 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
           lose(x, "excluded", `group ${placement.group} already shows an experience on this page`);
           continue;
         }
-        if (x.channels && !x.channels.has(input.context.channel)) {
-          lose(x, "channel", `not for channel ${input.context.channel}`);
+        if (x.channels && !x.channels.has(context.channel)) {
+          lose(x, "channel", `not for channel ${context.channel}`);
           continue;
         }
         if (x.audience) {
@@ -279,14 +344,14 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
             continue;
           }
         }
-        const capped = x.caps.find((c) => countSince(state?.exposures[x.id], input.now - c.perMs) >= c.max);
+        const capped = x.caps.find((c) => countSince(state?.exposures[x.id], now - c.perMs) >= c.max);
         if (capped) {
           lose(x, "capped", `shown ${capped.max} times within the cap period`);
           continue;
         }
         const suppressed = x.suppress.find((s) => {
           const at = state?.conversions[s.event] ?? state?.lastByType[s.event];
-          return at !== undefined && input.now - at <= s.withinMs;
+          return at !== undefined && now - at <= s.withinMs;
         });
         if (suppressed) {
           lose(x, "suppressed", `after ${suppressed.event}`);
@@ -303,10 +368,12 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
             // A recorded assignment is sticky, even if the weights have changed since.
             let assigned = assignments[exp.id];
             if (assigned === undefined) {
-              const pick = pickVariant(exp.seed, input.visitorId, exp.variants, exp.holdout);
+              const pick = pickVariant(exp.seed, visitorId, exp.variants, exp.holdout);
               assigned = pick.heldOut ? "holdout" : (pick.variant ?? "holdout");
               assignments[exp.id] = assigned;
-              newAssignments[exp.id] = assigned;
+              // Without consent the bucket is still deterministic (a pure hash of seed and id, so the
+              // visitor sees a stable variant), but nothing is handed back to be stored.
+              if (personalize) newAssignments[exp.id] = assigned;
             }
             if (assigned === "holdout") {
               lose(x, "held_out", `held out of ${exp.id}`);
@@ -314,7 +381,7 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
               break;
             }
             variant = assigned;
-            content = x.variants[assigned] ?? x.content;
+            content = (Object.hasOwn(x.variants, assigned) ? x.variants[assigned] : null) ?? x.content;
           }
         }
         eligible.push({ x, variant, content });
@@ -380,7 +447,7 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
   const segments: string[] = [];
   for (const [id, test] of Object.entries(rules.segments)) if (test(scope)) segments.push(id);
 
-  const outbound = OUTBOUND.has(input.context.channel)
+  const outbound = OUTBOUND.has(context.channel)
     ? {
         channel: state ? preferredChannel(state.engagement).channel : null,
         hour: state ? bestHour(state.engagementHours) : null,

@@ -1,46 +1,101 @@
 /**
- * Honest A/B statistics from unique exposures and conversions per arm: Wilson intervals for each
- * rate, the difference against control with Newcombe's interval (hybrid Wilson score), a
- * two-proportion z-test, a sample-ratio-mismatch check, and no verdict on too little data.
+ * Honest A/B statistics for `GET /_ns/v1/experiments/:id`, from unique exposures and conversions per arm.
+ *
+ * - Each arm's conversion rate gets a Wilson score 95% interval (good coverage at small counts and
+ *   near 0, unlike the Wald interval).
+ * - Each non-control arm is compared with the control arm (the one marked `isControl`, else the first;
+ *   to compare with the holdout, pass the holdout as an arm marked `isControl`):
+ *   - the absolute difference of rates with Newcombe's hybrid score interval (Newcombe 1998, method 10),
+ *   - the relative uplift (rate / control rate − 1) with a 95% interval from the delta method on the log
+ *     of the rate ratio: se = √((1 − p1)/c1 + (1 − p0)/c0), exp(log RR ± 1.96 se) − 1; null when either
+ *     arm has no conversion (the log ratio is undefined),
+ *   - a two-sided two-proportion z-test with the pooled rate.
+ *   A difference is `significant` when p < 0.05 AND Newcombe's interval excludes 0 (the two agree
+ *   except at the margin; requiring both is the conservative choice). With more than two arms each
+ *   comparison is at 95% with no multiple-comparison correction; the note says so.
+ * - Sample-ratio mismatch: a chi-square goodness-of-fit test of exposures against the weights,
+ *   flagged when p < 0.001 (assignment or logging is broken; results should not be read).
+ * - No verdict without data: an arm needs ≥ 100 exposures and ≥ 10 conversions, and so does the
+ *   control, before its verdict is anything but "not enough data".
+ *
+ * Normal and chi-square distributions are computed here (no dependency): erfc by the Chebyshev fit in
+ * Numerical Recipes (`erfcc`, relative error < 1.2e-7 everywhere, so small p-values stay accurate),
+ * chi-square through the regularized incomplete gamma function with a Lanczos log-gamma.
  */
 
 export interface ArmInput {
   readonly id: string;
+  /** Planned traffic weight (any scale: weights are normalised), used for the sample-ratio check. */
   readonly weight: number;
+  /** Unique visitors exposed. */
   readonly exposures: number;
+  /** Unique exposed visitors who converted. */
   readonly conversions: number;
   readonly isControl?: boolean;
 }
 
+export type Verdict = "control" | "better" | "worse" | "no significant difference" | "not enough data";
+
+export interface Uplift {
+  /** Rate − control rate. */
+  readonly absolute: number;
+  /** Newcombe hybrid score 95% interval of the difference. */
+  readonly absoluteInterval: readonly [number, number];
+  /** Rate / control rate − 1; null when the control has no conversion. */
+  readonly relative: number | null;
+  /** Delta-method 95% interval on the log rate ratio, as uplift; null when either arm has no conversion. */
+  readonly relativeInterval: readonly [number, number] | null;
+  readonly zScore: number;
+  /** Two-sided p-value of the pooled two-proportion z-test. */
+  readonly pValue: number;
+  readonly significant: boolean;
+}
+
 export interface ArmReport {
   readonly id: string;
+  readonly isControl: boolean;
+  readonly weight: number;
   readonly exposures: number;
   readonly conversions: number;
+  /** Conversions / exposures (0 when no exposure). */
   readonly rate: number;
+  /** Wilson score 95% interval of the rate ([0, 1] when no exposure). */
   readonly interval: readonly [number, number];
-  /** Versus control; null for the control arm. */
-  readonly uplift: {
-    readonly absolute: number;
-    readonly absoluteInterval: readonly [number, number];
-    readonly relative: number | null;
-    readonly pValue: number;
-    readonly significant: boolean;
-  } | null;
+  /** Share of all exposures this arm got, and the share its weight planned. */
+  readonly observedShare: number;
+  readonly expectedShare: number;
+  /** Versus the control; null for the control itself or when either has no exposure. */
+  readonly uplift: Uplift | null;
+  readonly verdict: Verdict;
+}
+
+export interface SampleRatioCheck {
+  readonly chiSquare: number;
+  readonly degreesOfFreedom: number;
+  readonly pValue: number;
+  /** p < 0.001: the split differs from the weights more than chance explains. */
+  readonly flagged: boolean;
 }
 
 export interface ExperimentReport {
   readonly arms: readonly ArmReport[];
+  /** The id of the arm the others are compared with; null when there are no arms. */
   readonly control: string | null;
-  readonly sampleRatioMismatch: { readonly pValue: number; readonly flagged: boolean };
+  readonly sampleRatioMismatch: SampleRatioCheck;
+  /** Every arm has ≥ 100 exposures and ≥ 10 conversions. */
   readonly enoughData: boolean;
+  /** A sentence for humans: what can (not) be concluded. */
   readonly note: string;
 }
 
+export const MIN_EXPOSURES = 100;
+export const MIN_CONVERSIONS = 10;
+export const SRM_THRESHOLD = 0.001;
 const Z95 = 1.959963984540054;
 
-/** Standard normal CDF via erfc (W. J. Cody's rational approximation through Numerical Recipes' erfc). */
-export function normalCdf(x: number): number {
-  const z = Math.abs(x) / Math.SQRT2;
+/** Complementary error function (Numerical Recipes `erfcc`, Chebyshev fit; relative error < 1.2e-7). */
+export function erfc(x: number): number {
+  const z = Math.abs(x);
   const t = 1 / (1 + 0.5 * z);
   const r =
     t *
@@ -59,134 +114,232 @@ export function normalCdf(x: number): number {
                           (0.27886807 +
                             t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
     );
-  return x >= 0 ? 1 - r / 2 : r / 2;
+  return x >= 0 ? r : 2 - r;
 }
 
+/** Standard normal CDF Φ(x). @example normalCdf(1.959964) // 0.975 */
+export function normalCdf(x: number): number {
+  return 0.5 * erfc(-x / Math.SQRT2);
+}
+
+/** Standard normal upper tail 1 − Φ(x), accurate far into the tail (no 1 − Φ cancellation). */
+export function normalSf(x: number): number {
+  return 0.5 * erfc(x / Math.SQRT2);
+}
+
+/** Wilson score interval for `successes` out of `n` (95% by default); [0, 1] when n is 0. */
 export function wilson(successes: number, n: number, z = Z95): [number, number] {
-  if (n <= 0) return [0, 1];
+  if (!(n > 0)) return [0, 1];
   const p = successes / n;
-  const denom = 1 + (z * z) / n;
-  const centre = (p + (z * z) / (2 * n)) / denom;
-  const half = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / denom;
+  const z2 = z * z;
+  const denom = 1 + z2 / n;
+  const centre = (p + z2 / (2 * n)) / denom;
+  const half = (z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n))) / denom;
   return [Math.max(0, centre - half), Math.min(1, centre + half)];
 }
 
-/** Regularized lower incomplete gamma P(a, x), by series or continued fraction (Numerical Recipes). */
-function gammaP(a: number, x: number): number {
-  if (x <= 0) return 0;
-  const lnGammaA = lnGamma(a);
-  if (x < a + 1) {
-    let sum = 1 / a;
-    let term = sum;
-    for (let n = 1; n < 500; n++) {
-      term *= x / (a + n);
-      sum += term;
-      if (Math.abs(term) < Math.abs(sum) * 1e-14) break;
-    }
-    return sum * Math.exp(-x + a * Math.log(x) - lnGammaA);
-  }
-  let b = x + 1 - a;
-  let c = 1 / 1e-300;
-  let d = 1 / b;
-  let h = d;
-  for (let i = 1; i < 500; i++) {
-    const an = -i * (i - a);
-    b += 2;
-    d = an * d + b;
-    if (Math.abs(d) < 1e-300) d = 1e-300;
-    c = b + an / c;
-    if (Math.abs(c) < 1e-300) c = 1e-300;
-    d = 1 / d;
-    const del = d * c;
-    h *= del;
-    if (Math.abs(del - 1) < 1e-14) break;
-  }
-  return 1 - Math.exp(-x + a * Math.log(x) - lnGammaA) * h;
-}
-
-function lnGamma(z: number): number {
-  // Lanczos approximation, g = 7.
-  const g = 7;
+/** ln Γ(z) by the Lanczos approximation (g = 7, n = 9); about 15 significant digits for z > 0. */
+export function lnGamma(z: number): number {
   const c = [
     0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
     12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
   ];
-  if (z < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * z)) - lnGamma(1 - z);
+  if (z < 0.5) return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * z))) - lnGamma(1 - z);
   const x = z - 1;
   let a = c[0]!;
-  const t = x + g + 0.5;
-  for (let i = 1; i < g + 2; i++) a += c[i]! / (x + i);
+  const t = x + 7.5;
+  for (let i = 1; i < 9; i++) a += c[i]! / (x + i);
   return 0.5 * Math.log(2 * Math.PI) + (x + 0.5) * Math.log(t) - t + Math.log(a);
 }
 
-/** Upper tail of the chi-square distribution with k degrees of freedom. */
-export function chiSquareSf(x: number, k: number): number {
-  return 1 - gammaP(k / 2, x / 2);
+/**
+ * Regularized upper incomplete gamma Q(a, x) = 1 − P(a, x): the series for P below x = a + 1, the
+ * Lentz continued fraction for Q above (Numerical Recipes 6.2), so each side keeps its precision.
+ */
+export function gammaQ(a: number, x: number): number {
+  if (!(x > 0)) return 1;
+  if (x === Number.POSITIVE_INFINITY) return 0;
+  const front = Math.exp(-x + a * Math.log(x) - lnGamma(a));
+  if (x < a + 1) {
+    let term = 1 / a;
+    let sum = term;
+    for (let n = 1; n < 1000; n++) {
+      term *= x / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.max(0, 1 - sum * front);
+  }
+  const tiny = 1e-300;
+  let b = x + 1 - a;
+  let c = 1 / tiny;
+  let d = 1 / b;
+  let h = d;
+  for (let i = 1; i < 1000; i++) {
+    const an = -i * (i - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < tiny) d = tiny;
+    c = b + an / c;
+    if (Math.abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return front * h;
 }
 
-export function analyzeExperiment(arms: readonly ArmInput[]): ExperimentReport {
-  const control = arms.find((a) => a.isControl) ?? arms[0];
-  const reports: ArmReport[] = arms.map((arm) => {
-    const rate = arm.exposures > 0 ? arm.conversions / arm.exposures : 0;
-    const interval = wilson(arm.conversions, arm.exposures);
-    if (!control || arm === control || control.exposures === 0 || arm.exposures === 0) {
-      return {
-        id: arm.id,
-        exposures: arm.exposures,
-        conversions: arm.conversions,
-        rate,
-        interval,
-        uplift: null,
-      };
-    }
-    const p0 = control.conversions / control.exposures;
-    const [l0, u0] = wilson(control.conversions, control.exposures);
-    const [l1, u1] = interval;
-    const diff = rate - p0;
-    // Newcombe (1998) method 10: the difference's interval from the two Wilson intervals.
-    const lower = diff - Math.sqrt((rate - l1) ** 2 + (u0 - p0) ** 2);
-    const upper = diff + Math.sqrt((u1 - rate) ** 2 + (p0 - l0) ** 2);
-    const pooled = (arm.conversions + control.conversions) / (arm.exposures + control.exposures);
-    const se = Math.sqrt(pooled * (1 - pooled) * (1 / arm.exposures + 1 / control.exposures));
-    const pValue = se > 0 ? 2 * (1 - normalCdf(Math.abs(diff) / se)) : 1;
+/** Upper tail of the chi-square distribution with k degrees of freedom. @example chiSquareSf(3.841459, 1) // 0.05 */
+export function chiSquareSf(x: number, k: number): number {
+  return gammaQ(k / 2, x / 2);
+}
+
+/** Non-negative whole counts; conversions never above exposures (a logging glitch must not yield rates > 1). */
+function clean(arm: ArmInput): { exposures: number; conversions: number } {
+  const exposures = Number.isFinite(arm.exposures) && arm.exposures > 0 ? arm.exposures : 0;
+  const c = Number.isFinite(arm.conversions) && arm.conversions > 0 ? arm.conversions : 0;
+  return { exposures, conversions: Math.min(c, exposures) };
+}
+
+function compare(
+  arm: { exposures: number; conversions: number },
+  control: { exposures: number; conversions: number },
+): Uplift {
+  const { exposures: n1, conversions: x1 } = arm;
+  const { exposures: n0, conversions: x0 } = control;
+  const p1 = x1 / n1;
+  const p0 = x0 / n0;
+  const diff = p1 - p0;
+  // Newcombe (1998) method 10: the difference's interval from the two Wilson intervals.
+  const [l1, u1] = wilson(x1, n1);
+  const [l0, u0] = wilson(x0, n0);
+  const lower = diff - Math.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2);
+  const upper = diff + Math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2);
+  let relativeInterval: [number, number] | null = null;
+  if (x1 > 0 && x0 > 0) {
+    const logRatio = Math.log(p1 / p0);
+    const se = Math.sqrt((1 - p1) / x1 + (1 - p0) / x0);
+    relativeInterval = [Math.exp(logRatio - Z95 * se) - 1, Math.exp(logRatio + Z95 * se) - 1];
+  }
+  const pooled = (x1 + x0) / (n1 + n0);
+  const se = Math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0));
+  const zScore = se > 0 ? diff / se : 0;
+  const pValue = se > 0 ? 2 * normalSf(Math.abs(zScore)) : 1;
+  return {
+    absolute: diff,
+    absoluteInterval: [lower, upper],
+    relative: p0 > 0 ? diff / p0 : null,
+    relativeInterval,
+    zScore,
+    pValue,
+    significant: pValue < 0.05 && (lower > 0 || upper < 0),
+  };
+}
+
+function sampleRatio(arms: ReadonlyArray<{ weight: number; exposures: number }>): SampleRatioCheck {
+  const weights = arms.map((a) => (Number.isFinite(a.weight) && a.weight > 0 ? a.weight : 0));
+  const weightSum = weights.reduce((s, w) => s + w, 0);
+  const total = arms.reduce((s, a) => s + a.exposures, 0);
+  const planned = weights.filter((w) => w > 0).length;
+  if (total === 0 || weightSum === 0 || arms.length < 2)
+    return { chiSquare: 0, degreesOfFreedom: 0, pValue: 1, flagged: false };
+  // Traffic to an arm planned at weight 0 cannot be chance.
+  if (arms.some((a, i) => weights[i] === 0 && a.exposures > 0))
+    return {
+      chiSquare: Number.POSITIVE_INFINITY,
+      degreesOfFreedom: Math.max(1, planned - 1),
+      pValue: 0,
+      flagged: true,
+    };
+  if (planned < 2) return { chiSquare: 0, degreesOfFreedom: 0, pValue: 1, flagged: false };
+  let chi = 0;
+  arms.forEach((a, i) => {
+    const expected = (total * weights[i]!) / weightSum;
+    if (expected > 0) chi += (a.exposures - expected) ** 2 / expected;
+  });
+  const df = planned - 1;
+  const pValue = chiSquareSf(chi, df);
+  return { chiSquare: chi, degreesOfFreedom: df, pValue, flagged: pValue < SRM_THRESHOLD };
+}
+
+/**
+ * @example
+ * analyzeExperiment([
+ *   { id: "control", weight: 50, exposures: 5000, conversions: 500, isControl: true },
+ *   { id: "bold", weight: 50, exposures: 5000, conversions: 600 },
+ * ]).arms[1].verdict // "better" (uplift +20%, 95% CI about +7% to +34%, p ≈ 0.0014)
+ */
+export function analyzeExperiment(
+  arms: ReadonlyArray<{
+    id: string;
+    weight: number;
+    exposures: number;
+    conversions: number;
+    isControl?: boolean;
+  }>,
+): ExperimentReport {
+  const counts = arms.map(clean);
+  const controlIndex = Math.max(
+    0,
+    arms.findIndex((a) => a.isControl === true),
+  );
+  const control = counts[controlIndex];
+  const enough = (c: { exposures: number; conversions: number }) =>
+    c.exposures >= MIN_EXPOSURES && c.conversions >= MIN_CONVERSIONS;
+  const total = counts.reduce((s, c) => s + c.exposures, 0);
+  const weightSum = arms.reduce((s, a) => s + (Number.isFinite(a.weight) && a.weight > 0 ? a.weight : 0), 0);
+  const srm = sampleRatio(arms.map((a, i) => ({ weight: a.weight, exposures: counts[i]!.exposures })));
+
+  const reports: ArmReport[] = arms.map((arm, i) => {
+    const c = counts[i]!;
+    const isControl = i === controlIndex;
+    const comparable = !isControl && control !== undefined && control.exposures > 0 && c.exposures > 0;
+    const uplift = comparable ? compare(c, control) : null;
+    let verdict: Verdict;
+    if (isControl) verdict = "control";
+    else if (!uplift || !enough(c) || !enough(control!)) verdict = "not enough data";
+    else if (!uplift.significant) verdict = "no significant difference";
+    else verdict = uplift.absolute > 0 ? "better" : "worse";
+    const w = Number.isFinite(arm.weight) && arm.weight > 0 ? arm.weight : 0;
     return {
       id: arm.id,
-      exposures: arm.exposures,
-      conversions: arm.conversions,
-      rate,
-      interval,
-      uplift: {
-        absolute: diff,
-        absoluteInterval: [lower, upper],
-        relative: p0 > 0 ? diff / p0 : null,
-        pValue,
-        significant: pValue < 0.05 && (lower > 0 || upper < 0),
-      },
+      isControl,
+      weight: arm.weight,
+      exposures: c.exposures,
+      conversions: c.conversions,
+      rate: c.exposures > 0 ? c.conversions / c.exposures : 0,
+      interval: wilson(c.conversions, c.exposures),
+      observedShare: total > 0 ? c.exposures / total : 0,
+      expectedShare: weightSum > 0 ? w / weightSum : 0,
+      uplift,
+      verdict,
     };
   });
-  const total = arms.reduce((s, a) => s + a.exposures, 0);
-  const weightSum = arms.reduce((s, a) => s + a.weight, 0);
-  let chi = 0;
-  if (total > 0 && weightSum > 0) {
-    for (const a of arms) {
-      const expected = (total * a.weight) / weightSum;
-      if (expected > 0) chi += (a.exposures - expected) ** 2 / expected;
-    }
-  }
-  const srmP = total > 0 && arms.length > 1 ? chiSquareSf(chi, arms.length - 1) : 1;
-  const enoughData =
-    arms.every((a) => a.exposures >= 100) && arms.reduce((s, a) => s + a.conversions, 0) >= 10;
-  const flagged = srmP < 0.001;
-  const note = flagged
-    ? "sample ratio mismatch: the split differs from the weights; check assignment before reading results"
-    : enoughData
-      ? "95% intervals; a difference is significant when its interval excludes zero"
-      : "not enough data yet: at least 100 exposures per arm and 10 conversions in all before any verdict";
+
+  const enoughData = counts.length > 0 && counts.every(enough);
+  const notes: string[] = [];
+  if (srm.flagged)
+    notes.push(
+      `sample ratio mismatch (p = ${srm.pValue.toExponential(1)}): exposures do not follow the weights; ` +
+        "fix assignment or exposure logging before reading any result",
+    );
+  if (!enoughData)
+    notes.push(
+      `not enough data: every arm needs at least ${MIN_EXPOSURES} exposures and ${MIN_CONVERSIONS} conversions ` +
+        "before a verdict",
+    );
+  else if (!srm.flagged)
+    notes.push(
+      arms.length > 2
+        ? "95% intervals; each variant is compared with the control separately, with no correction for multiple comparisons"
+        : "95% intervals; a difference is significant when p < 0.05 and its interval excludes zero",
+    );
   return {
     arms: reports,
-    control: control?.id ?? null,
-    sampleRatioMismatch: { pValue: srmP, flagged },
+    control: arms[controlIndex]?.id ?? null,
+    sampleRatioMismatch: srm,
     enoughData,
-    note,
+    note: notes.join("; "),
   };
 }

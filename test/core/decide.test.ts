@@ -1,0 +1,197 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { type DecisionInput, type DecisionResult, decide } from "../../src/core/index.ts";
+import type { VisitorEvent } from "../../src/core/model.ts";
+import { recordExposure } from "../../src/core/visitor-state.ts";
+import type { CompiledRules } from "../../src/rules/index.ts";
+import { compile, context, DAY, event, HOUR, MIN, NOW, stateOf } from "./helpers.ts";
+
+/**
+ * decide() on the demo shop's rules (rules/northstar.rules.json), in scenarios a marketer
+ * recognises. State is built from events by the same code the visitor's Durable Object runs.
+ */
+const demo = JSON.parse(readFileSync(new URL("../../rules/northstar.rules.json", import.meta.url), "utf8"));
+const rules: CompiledRules = await compile(demo);
+
+function run(over: Partial<DecisionInput> & { events?: VisitorEvent[] }): DecisionResult {
+  const { events, ...rest } = over;
+  return decide(rules, {
+    visitorId: "visitor-1",
+    now: NOW,
+    traits: {},
+    state: events ? stateOf(events, rules) : null,
+    context: context(),
+    consent: {},
+    ...rest,
+  });
+}
+
+const by = (r: DecisionResult) => Object.fromEntries(r.decisions.map((d) => [d.placement, d]));
+
+describe("decisions a marketer recognises", () => {
+  it("a high-value repeat buyer and a six-months-silent subscriber get different treatment", () => {
+    const buyer = run({
+      traits: { firstName: "Ana", lifetimeValue: 2400 },
+      events: [event("purchase", 3 * DAY, { value: 300 }), event("page_view", 1 * MIN, { path: "/" })],
+    });
+    const silent = run({
+      context: context({ channel: "email" }),
+      placements: ["email-hero"],
+      events: [event("email_open", 200 * DAY, {}, "email")],
+    });
+    expect(by(buyer)["promo-banner"]?.experience).toBe("vip-banner");
+    expect(by(buyer)["home-hero"]?.experience).toBe("hero-welcome-back");
+    expect(buyer.segments).toContain("high-value");
+    expect(silent.segments).toContain("lapsed");
+    expect(by(silent)["email-hero"]).toMatchObject({ experience: "email-winback", html: null });
+    expect(by(silent)["email-hero"]?.json).toMatchObject({ code: "BACK15" });
+  });
+
+  it("cart abandonment shows only after the silence window, and stops after the purchase", () => {
+    const cart = [
+      event("page_view", 3 * HOUR, { path: "/" }),
+      event("add_to_cart", 0, { category: "running" }),
+    ];
+    const at = (minutes: number, extra: VisitorEvent[] = []) =>
+      decide(rules, {
+        visitorId: "visitor-1",
+        now: NOW + minutes * MIN,
+        traits: {},
+        state: stateOf([...cart, ...extra], rules),
+        context: context({ path: "/cart" }),
+        consent: {},
+      });
+    expect(by(at(1))["promo-banner"]?.experience).not.toBe("cart-reminder");
+    expect(by(at(3))["promo-banner"]).toMatchObject({ experience: "cart-reminder", reason: "TARGET_MATCH" });
+    const bought = [{ ...event("purchase", 0, { value: 90 }), ts: NOW + 4 * MIN }];
+    expect(by(at(10, bought))["promo-banner"]?.experience).not.toBe("cart-reminder");
+  });
+
+  it("a visitor whose clicks come from SMS gets SMS as the preferred channel, and an hour to send", () => {
+    const events = [
+      ...[1, 2, 3, 4].map((d) => event("email_open", d * DAY + HOUR, {}, "email")),
+      ...[1, 2, 3].map((d) => event("sms_click", d * DAY, {}, "sms")),
+    ];
+    const state = stateOf(events, rules);
+    state.engagement = {
+      email: { sends: 20, opens: 4, clicks: 0, lastAt: NOW - DAY },
+      sms: { sends: 4, opens: 0, clicks: 3, lastAt: NOW - DAY },
+    };
+    const r = run({ state, context: context({ channel: "sms" }), placements: ["email-hero"] });
+    expect(r.outbound?.channel).toBe("sms");
+    expect(r.outbound?.hour).not.toBeNull();
+    expect(run({ state, placements: [] }).outbound).toBeNull();
+  });
+
+  it("the same visitor gets the same hero on the web and in the app", () => {
+    for (let i = 0; i < 30; i++) {
+      const visitorId = `same-${i}`;
+      const web = by(run({ visitorId }))["home-hero"]!;
+      const app = by(run({ visitorId, context: context({ channel: "app" }), placements: ["home-hero"] }))[
+        "home-hero"
+      ]!;
+      expect([app.experience, app.variant, app.reason]).toEqual([web.experience, web.variant, web.reason]);
+      if (app.reason === "EXPERIMENT") expect(app.json).toMatchObject({ cta: "/running" });
+    }
+  });
+
+  it("holdout visitors always get the default, whatever else they do", () => {
+    let heldOut = 0;
+    for (let i = 0; i < 400; i++) {
+      const r = run({ visitorId: `holdout-${i}`, placements: ["home-hero"] });
+      const hero = by(r)["home-hero"]!;
+      if (r.assignments["hero-test"] !== "holdout") continue;
+      heldOut++;
+      expect(hero).toMatchObject({ experience: null, variant: null, reason: "HOLDOUT", html: null });
+      // Sticky: the same visitor, later, with the holdout stored, is still held out.
+      const later = run({
+        visitorId: `holdout-${i}`,
+        placements: ["home-hero"],
+        state: { ...stateOf([event("page_view", HOUR)], rules), assignments: { "hero-test": "holdout" } },
+      });
+      expect(by(later)["home-hero"]?.reason).toBe("HOLDOUT");
+      expect(later.assignments).toEqual({});
+    }
+    // 10% holdout: about 40 of 400.
+    expect(heldOut).toBeGreaterThan(20);
+    expect(heldOut).toBeLessThan(65);
+  });
+
+  it("a frequency cap stops an experience after N exposures (first-visit offer: 3 a day)", () => {
+    const state = stateOf([], rules);
+    const shown: Array<string | null> = [];
+    for (let i = 0; i < 5; i++) {
+      const now = NOW + i * HOUR;
+      const r = decide(rules, { visitorId: "v", now, traits: {}, state, context: context(), consent: {} });
+      const banner = by(r)["promo-banner"]!;
+      shown.push(banner.experience);
+      for (const x of r.exposures) if (x.capped) recordExposure(state, x.experience, now);
+    }
+    expect(shown).toEqual(["first-visit-offer", "first-visit-offer", "first-visit-offer", null, null]);
+    // A day later the cap has room again.
+    const next = decide(rules, {
+      visitorId: "v",
+      now: NOW + 2 * DAY,
+      traits: {},
+      state,
+      context: context(),
+      consent: {},
+    });
+    expect(by(next)["promo-banner"]?.experience).toBe("first-visit-offer");
+  });
+
+  it("a returning customer is welcomed by name, escaped", () => {
+    const r = run({
+      traits: { firstName: '<img src=x onerror="alert(1)">' },
+      events: [event("page_view", 3 * DAY, { path: "/" }), event("page_view", MIN, { path: "/" })],
+    });
+    const hero = by(r)["home-hero"]!;
+    expect(hero.experience).toBe("hero-welcome-back");
+    expect(hero.html).toContain("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;");
+    expect(hero.html).not.toContain("<img");
+  });
+});
+
+describe("consent, explanations and edges", () => {
+  it("without consent for personalization: only the request counts, and no assignment is handed back", () => {
+    const r = run({
+      consent: { personalization: false },
+      traits: { firstName: "Ana", lifetimeValue: 9000 },
+      events: [event("add_to_cart", 10 * MIN, { category: "running" })],
+    });
+    expect(r.segments).toEqual([]);
+    expect(r.intent).toEqual({ top: null, scores: {} });
+    expect(r.assignments).toEqual({});
+    expect(by(r)["promo-banner"]?.experience).toBe("first-visit-offer");
+  });
+
+  it("explains every candidate — which condition failed, who won — only when asked", () => {
+    const events = [
+      event("product_view", 5 * MIN, { category: "hiking" }),
+      event("product_view", 4 * MIN, { category: "hiking" }),
+    ];
+    expect(run({ events }).explanation).toBeNull();
+    const r = run({ events, explain: true, traits: { lifetimeValue: 5 } });
+    const hero = r.explanation?.["home-hero"] ?? [];
+    expect(hero.find((c) => c.experience === "hero-hiker")?.outcome).toBe("won");
+    expect(hero.find((c) => c.experience === "hero-runner")).toMatchObject({ outcome: "audience" });
+    expect(hero.find((c) => c.experience === "hero-runner")?.detail).toMatch(/segments\.runner/);
+    expect(hero.find((c) => c.experience === "hero-ab")?.outcome).toBe("lower_priority");
+    const banner = r.explanation?.["promo-banner"] ?? [];
+    expect(banner.find((c) => c.experience === "vip-banner")?.detail).toMatch(/traits\.lifetimeValue/);
+  });
+
+  it("a missing path or a value of the wrong type is false, never an error", () => {
+    const r = run({ traits: { lifetimeValue: "a lot", firstName: { nested: true } }, explain: true });
+    expect(by(r)["promo-banner"]?.experience).toBe("first-visit-offer");
+    expect(r.segments).not.toContain("high-value");
+  });
+
+  it("names unknown placements; defaults to the web placements of the path", () => {
+    const r = run({ placements: ["home-hero", "sidebar", "constructor"] });
+    expect(r.unknownPlacements).toEqual(["sidebar", "constructor"]);
+    expect(
+      run({ context: context({ path: "/running/trail-runner-2" }) }).decisions.map((d) => d.placement),
+    ).toEqual(["promo-banner", "recommendations"]);
+  });
+});
