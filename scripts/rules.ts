@@ -8,6 +8,7 @@
  *   npm run rules -- publish [file] [--local|--remote] [--env production]
  *   npm run rules -- rollback [version] [--local|--remote]
  *   npm run rules -- list [--local|--remote]
+ *   (--persist-to <dir> with --local: use that local state instead of .wrangler)
  *
  * Publishing writes the immutable version key first, then the history, and flips the
  * `rules:active` pointer last, so a worker never reads half a publish. `--local` writes the state
@@ -19,13 +20,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FixtureFileSchema, runFixture } from "../src/rules/fixtures.ts";
 import {
+  ACTIVE_KEY,
   compileRules,
+  HISTORY_KEY,
+  type History,
   hashRules,
   parseRules,
+  planPublish,
+  planRollback,
   type RulesDocument,
   rulesJsonSchema,
+  versionKey,
 } from "../src/rules/index.ts";
-import { ACTIVE_KEY, HISTORY_KEY, versionKey } from "../src/rules/keys.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const DEFAULT_FILE = join(ROOT, "rules/northstar.rules.json");
@@ -34,9 +40,19 @@ const SCHEMA_FILE = join(ROOT, "rules/schema.json");
 const args = process.argv.slice(2);
 const command = args[0];
 const flags = new Set(args.filter((a) => a.startsWith("--")));
-const envIndex = args.indexOf("--env");
-const wranglerEnv = envIndex >= 0 ? args[envIndex + 1] : undefined;
-const positional = args.slice(1).filter((a, i, all) => !a.startsWith("--") && all[i - 1] !== "--env");
+const flagValue = (flag: string): string | undefined => {
+  const i = args.indexOf(flag);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const wranglerEnv = flagValue("--env");
+/** `--persist-to <dir>`: local KV state somewhere else than .wrangler (scratch publishes, tests). */
+const persistTo = flagValue("--persist-to");
+const positional = args
+  .slice(1)
+  .filter(
+    (a, i, all) =>
+      !a.startsWith("--") && all[i] !== undefined && !["--env", "--persist-to"].includes(all[i - 1] ?? ""),
+  );
 
 function fail(message: string): never {
   console.error(message);
@@ -59,7 +75,10 @@ function load(file: string): RulesDocument {
 
 function wrangler(kvArgs: string[], input?: string): string {
   const target = flags.has("--remote") ? "--remote" : "--local";
-  const extra = wranglerEnv ? ["--env", wranglerEnv] : [];
+  const extra = [
+    ...(wranglerEnv ? ["--env", wranglerEnv] : []),
+    ...(persistTo && target === "--local" ? ["--persist-to", persistTo] : []),
+  ];
   return execFileSync("npx", ["wrangler", "kv", ...kvArgs, "--binding", "RULES", target, ...extra], {
     cwd: ROOT,
     encoding: "utf8",
@@ -87,8 +106,6 @@ function kvPut(key: string, value: unknown): void {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
-type History = Array<{ version: string; hash: string; publishedAt: string }>;
 
 async function main(): Promise<void> {
   switch (command) {
@@ -155,49 +172,48 @@ async function main(): Promise<void> {
         for (const id of Object.keys(y)) if (!(id in x)) console.log(`+ ${section}.${id}`);
         for (const id of Object.keys(x)) if (!(id in y)) console.log(`- ${section}.${id}`);
         for (const id of Object.keys(y))
-          if (id in x && JSON.stringify(x[id]) !== JSON.stringify(y[id])) console.log(`~ ${section}.${id}`);
+          if (id in x && JSON.stringify(x[id]) !== JSON.stringify(y[id])) {
+            const a = (x[id] ?? {}) as Record<string, unknown>;
+            const b = (y[id] ?? {}) as Record<string, unknown>;
+            const fields = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter(
+              (k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]),
+            );
+            console.log(`~ ${section}.${id} (${fields.join(", ")})`);
+          }
       }
       return;
     }
     case "publish": {
       const doc = load(positional[0] ?? DEFAULT_FILE);
       const hash = await hashRules(doc);
-      const existing = kvGet(versionKey(doc.version)) as { hash?: string } | null;
-      if (existing && existing.hash !== hash) {
-        fail(
-          `version ${doc.version} is already published with other content: published versions are immutable; bump "version"`,
-        );
-      }
-      const publishedAt = new Date().toISOString();
-      if (!existing) kvPut(versionKey(doc.version), { hash, publishedAt, doc });
-      const history = ((kvGet(HISTORY_KEY) as History | null) ?? []).filter((h) => h.version !== doc.version);
-      history.push({ version: doc.version, hash, publishedAt });
-      kvPut(HISTORY_KEY, history.slice(-100));
-      // The pointer flips last: until here, readers still see the previous version whole.
-      kvPut(ACTIVE_KEY, { version: doc.version, hash, publishedAt });
+      const plan = planPublish(
+        doc,
+        hash,
+        kvGet(versionKey(doc.version)),
+        kvGet(HISTORY_KEY),
+        new Date().toISOString(),
+      );
+      if (!plan.ok) fail(plan.message);
+      // In order: the immutable version, the history, and the pointer last, so that until the last
+      // write readers still see the previous version whole.
+      for (const w of plan.writes) kvPut(w.key, w.value);
       console.log(
-        `published ${doc.version} (${hash.slice(0, 12)}) ${flags.has("--remote") ? "to Cloudflare" : "locally"}`,
+        `published ${doc.version} (${hash.slice(0, 12)})${plan.unchanged ? " (version already stored, pointer moved)" : ""} ${flags.has("--remote") ? "to Cloudflare" : "locally"}`,
       );
       return;
     }
     case "rollback": {
-      const history = (kvGet(HISTORY_KEY) as History | null) ?? [];
-      const active = kvGet(ACTIVE_KEY) as { version: string } | null;
-      const target = positional[0]
-        ? history.find((h) => h.version === positional[0])
-        : history.filter((h) => h.version !== active?.version).at(-1);
-      if (!target)
-        fail(
-          positional[0]
-            ? `version ${positional[0]} was never published`
-            : "no earlier version to roll back to",
-        );
-      kvPut(ACTIVE_KEY, {
-        version: target.version,
-        hash: target.hash,
-        publishedAt: new Date().toISOString(),
-      });
-      console.log(`active rules: ${target.version} (was ${active?.version ?? "none"})`);
+      const plan = planRollback(
+        kvGet(HISTORY_KEY),
+        kvGet(ACTIVE_KEY),
+        positional[0],
+        new Date().toISOString(),
+      );
+      if (!plan.ok) fail(plan.message);
+      if (!kvGet(versionKey(plan.pointer.version)))
+        fail(`version ${plan.pointer.version} is in the history but its document is missing`);
+      kvPut(ACTIVE_KEY, plan.pointer);
+      console.log(`active rules: ${plan.pointer.version} (was ${plan.from ?? "none"})`);
       return;
     }
     case "list": {

@@ -91,12 +91,12 @@ function compileContent(content: Content | null | undefined): CompiledContent | 
     if (source === undefined) return null;
     const t = compileTemplate(source, mode);
     // Validation has already rejected templates that do not compile.
-    return t.ok ? t.value : () => "";
+    return t.ok ? t.template : () => "";
   };
   let json: CompiledContent["json"] = null;
   if (content.json !== undefined) {
     const j = compileJsonTemplate(content.json);
-    json = j.ok ? j.value : () => null;
+    json = j.ok ? j.render : () => null;
   }
   return {
     html: text(content.html, "html"),

@@ -1,5 +1,5 @@
 import { preferredChannel } from "../core/channels.ts";
-import { decayAll, topIntent } from "../core/intent.ts";
+import { decayAll, topOfDecayed } from "../core/intent.ts";
 import type { Consent, RequestContext, Traits, VisitorEvent, VisitorState } from "../core/model.ts";
 import { firstAfter } from "../core/visitor-state.ts";
 import { parseDuration } from "./duration.ts";
@@ -39,7 +39,7 @@ export function intentOf(s: EvalScope): Record<string, number> {
 }
 
 export function topOf(s: EvalScope): { dimension: string | null; value: number } {
-  if (!s.topCache) s.topCache = topIntent(intentOf(s));
+  if (!s.topCache) s.topCache = topOfDecayed(intentOf(s));
   return s.topCache;
 }
 
@@ -227,14 +227,62 @@ export function comparator(op: ComparisonOp, expected: unknown): ((actual: unkno
 
 /**
  * Regexes in rules are bounded: short, no backreferences or lookaround, and no quantified group
- * that itself contains a quantifier (the shape of catastrophic backtracking).
+ * that itself contains a quantifier (`(a+)+`, `((a*))*`, `(?:x+){2,}` — the shape of catastrophic
+ * backtracking). A scanner rather than a regex over the pattern, so nesting and escapes are exact.
  */
 export function unsafeRegex(pattern: unknown): string | null {
   if (typeof pattern !== "string") return "matches needs a string pattern";
   if (pattern.length > 200) return "pattern longer than 200 characters";
-  if (/\\[1-9]|\\k</.test(pattern)) return "backreferences are not allowed";
-  if (/\(\?[=!<]/.test(pattern)) return "lookaround is not allowed";
-  if (/\([^)]*[+*}][^)]*\)\s*[+*{]/.test(pattern)) return "nested quantifiers are not allowed";
+  const braces = /^\{\d+(,\d*)?\}/;
+  // One frame per open group: does anything inside it repeat?
+  const frames: boolean[] = [false];
+  let i = 0;
+  const quantifierAt = (at: number): number => {
+    const c = pattern[at];
+    if (c === "*" || c === "+" || c === "?") return 1;
+    if (c === "{") return braces.exec(pattern.slice(at))?.[0].length ?? 0;
+    return 0;
+  };
+  while (i < pattern.length) {
+    const c = pattern[i]!;
+    if (c === "\\") {
+      const next = pattern[i + 1] ?? "";
+      if (/[1-9]/.test(next) || next === "k") return "backreferences are not allowed";
+      i += 2;
+    } else if (c === "[") {
+      i++;
+      if (pattern[i] === "^") i++;
+      if (pattern[i] === "]") i++;
+      while (i < pattern.length && pattern[i] !== "]") i += pattern[i] === "\\" ? 2 : 1;
+      i++;
+    } else if (c === "(") {
+      if (pattern[i + 1] === "?") {
+        const kind = pattern.slice(i + 2, i + 4);
+        if (kind[0] === "=" || kind[0] === "!" || kind === "<=" || kind === "<!")
+          return "lookaround is not allowed";
+      }
+      frames.push(false);
+      i++;
+      continue;
+    } else if (c === ")") {
+      const inner = frames.length > 1 ? frames.pop()! : false;
+      i++;
+      const q = quantifierAt(i);
+      if (q > 0) {
+        if (inner) return "nested quantifiers are not allowed";
+        frames[frames.length - 1] = true;
+        i += q;
+        if (pattern[i] === "?") i++;
+      } else if (inner) frames[frames.length - 1] = true;
+      continue;
+    } else i++;
+    const q = quantifierAt(i);
+    if (q > 0) {
+      frames[frames.length - 1] = true;
+      i += q;
+      if (pattern[i] === "?") i++;
+    }
+  }
   try {
     new RegExp(pattern);
   } catch {
@@ -329,8 +377,13 @@ export function compileCondition(cond: Condition, at: string, env: CompileEnv): 
   if ("segment" in cond) {
     const id = cond.segment;
     return (s, trace) => {
-      const result = env.segment(id)(s);
-      if (trace) trace(at, result, `segment ${id}`);
+      if (!trace) return env.segment(id)(s);
+      // With a trace, the explanation names the segment and the condition inside it that failed.
+      let inner: string | null = null;
+      const result = env.segment(id)(s, (path, ok, why) => {
+        if (!ok && inner === null) inner = `${path}: ${why}`;
+      });
+      trace(at, result, inner && !result ? `segment ${id} — ${inner}` : `segment ${id}`);
       return result;
     };
   }
@@ -344,9 +397,18 @@ export function compileCondition(cond: Condition, at: string, env: CompileEnv): 
       filter =
         typeof cmp === "string"
           ? () => false
-          : segs[0] === "event"
-            ? (e) => cmp(readPath(e, segs, 1))
-            : () => false;
+          : segs[0] === "event" && segs[1] === "props" && segs.length === 3
+            ? // The common shape (event.props.category), read without the generic walk: this runs
+              // once per event in the window, the engine's hottest loop.
+              ((key: string) => (e: VisitorEvent) => {
+                const props = e.props;
+                return (
+                  typeof props === "object" && props !== null && Object.hasOwn(props, key) && cmp(props[key])
+                );
+              })(segs[2]!)
+            : segs[0] === "event"
+              ? (e) => cmp(readPath(e, segs, 1))
+              : () => false;
     }
     const want = comparator(cond.op, cond.value) as (a: unknown) => boolean;
     return done(

@@ -48,6 +48,17 @@ export const FixtureSchema = z.strictObject({
       .record(z.string(), z.string())
       .optional()
       .describe("placement → text the rendered fragment contains"),
+    reasons: z
+      .record(
+        z.string(),
+        z.enum(["FORCED", "TARGET_MATCH", "EXPERIMENT", "HOLDOUT", "DEFAULT", "FALLTHROUGH", "EXCLUDED"]),
+      )
+      .optional()
+      .describe("placement → why it was decided so"),
+    json: z
+      .record(z.string(), z.record(z.string(), z.unknown()))
+      .optional()
+      .describe("placement → fields the JSON payload has (apps, messages)"),
   }),
 });
 export type Fixture = z.infer<typeof FixtureSchema>;
@@ -122,6 +133,20 @@ export function runFixture(rules: CompiledRules, f: Fixture): string[] {
     const got = byPlacement.get(placement)?.html ?? "";
     if (!got.includes(text))
       failures.push(`${placement}: fragment does not contain ${JSON.stringify(text)}: ${got}`);
+  }
+  for (const [placement, reason] of Object.entries(f.expect.reasons ?? {})) {
+    const got = byPlacement.get(placement)?.reason;
+    if (got !== reason) failures.push(`${placement}: expected reason ${reason}, got ${got ?? "no decision"}`);
+  }
+  for (const [placement, fields] of Object.entries(f.expect.json ?? {})) {
+    const got = byPlacement.get(placement)?.json;
+    for (const [key, want] of Object.entries(fields)) {
+      const have = got && typeof got === "object" ? (got as Record<string, unknown>)[key] : undefined;
+      if (JSON.stringify(have) !== JSON.stringify(want))
+        failures.push(
+          `${placement}: json.${key} expected ${JSON.stringify(want)}, got ${JSON.stringify(have)}`,
+        );
+    }
   }
   if (f.expect.segments) {
     const want = [...f.expect.segments].sort().join(",");

@@ -1,3 +1,4 @@
+/** The rules model's public surface: parse, validate, hash, compile, and the KV storage helpers. */
 export type {
   CompiledContent,
   CompiledExperience,
@@ -19,5 +20,29 @@ export type {
 } from "./schema.ts";
 export { MAJOR_VERSION, RulesDocumentSchema, rulesJsonSchema, SCHEMA_ID } from "./schema.ts";
 export { isSupportedSelector } from "./selector.ts";
+export type {
+  ActivePointer,
+  History,
+  KvWrite,
+  LoadedVersion,
+  LoadFailure,
+  LoadResult,
+  PublishPlan,
+  StoredVersion,
+} from "./store.ts";
+export {
+  ACTIVE_KEY,
+  ActivePointerSchema,
+  describeLoadFailure,
+  HISTORY_KEY,
+  HistorySchema,
+  loadRulesFromKvValue,
+  parsePointer,
+  planPublish,
+  planRollback,
+  StoredVersionSchema,
+  VERSION_KEY_PREFIX,
+  versionKey,
+} from "./store.ts";
 export type { ParseResult, RulesProblem } from "./validate.ts";
 export { hashRules, parseRules } from "./validate.ts";

@@ -12,9 +12,14 @@ export const MAJOR_VERSION = 1;
 
 const Id = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "ids are lowercase letters, digits, - and _ (max 64)");
+  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "ids are lowercase letters, digits, - and _ (max 64)")
+  // Ids become keys of lookup tables: a name every object inherits ("constructor", "valueOf") is refused.
+  .refine((id) => !(id in Object.prototype), "this id is reserved");
 const Duration = z.string().regex(DURATION_PATTERN, 'a duration such as "90s", "30m", "12h", "7d"');
-const EventType = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "event types are snake_case");
+const EventType = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]{0,63}$/, "event types are snake_case")
+  .refine((t) => !(t in Object.prototype), "this event type is reserved");
 /** A dotted path into the evaluation scope: traits.*, context.*, visitor.*, event.* (signals). */
 const Path = z
   .string()
@@ -150,7 +155,14 @@ export const PlacementSchema = z.strictObject({
     .regex(/^[a-zA-Z_:][-a-zA-Z0-9_:.]*$/)
     .optional(),
   pages: z
-    .array(z.string().regex(/^(\*|\/[^\s]*)$/))
+    .array(
+      z
+        .string()
+        .max(512)
+        .regex(/^(\*|\/[^\s*]*(\/\*)?)$/, 'a path "/x", a prefix "/x/*", or "*"'),
+    )
+    .min(1)
+    .max(50)
     .default(["*"])
     .describe('"/", "/running", "/running/*", "*"'),
   group: Id.optional().describe(

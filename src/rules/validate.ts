@@ -61,6 +61,25 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
       }
       if ("experiment" in c && !(c.experiment in doc.experiments))
         add(`${at}.experiment`, `unknown experiment "${c.experiment}"`);
+      if ("countWithin" in c && c.countWithin.where) {
+        const w = c.countWithin.where;
+        if (!w.path.startsWith("event.")) {
+          add(`${at}.countWithin.where.path`, "a countWithin filter reads the counted event: event.*");
+        }
+        if (w.op === "matches") {
+          const problem = unsafeRegex(w.value);
+          if (problem) add(`${at}.countWithin.where.value`, problem);
+        }
+      }
+      if (
+        "op" in c &&
+        !("countWithin" in c) &&
+        c.path.startsWith("event.") &&
+        !rootAt.startsWith("signals") &&
+        !rootAt.startsWith("conditions")
+      ) {
+        add(`${at}.path`, "event.* is only defined in signal conditions");
+      }
       if ("op" in c && !("countWithin" in c) && c.op === "matches") {
         const problem = unsafeRegex(c.value);
         if (problem) add(`${at}.value`, problem);
@@ -122,7 +141,7 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
     }
     if (content.json !== undefined) {
       const j = compileJsonTemplate(content.json);
-      if (!j.ok) add(`${at}.json`, j.error);
+      if (!j.ok) add(j.path ? `${at}.json.${j.path}` : `${at}.json`, j.error);
     }
   };
 
