@@ -4,6 +4,7 @@ import type { RequestContext, VisitorEvent, VisitorState } from "../core/model.t
 import { BEACON_VERSION } from "../http/beacon.ts";
 import type { RewritePlan, WebChange } from "../http/rewrite.ts";
 import { readTraits } from "../state/profiles.ts";
+import { visitorObject } from "../state/visitor-do.ts";
 import {
   issueVisitorId,
   readCookieValue,
@@ -12,7 +13,7 @@ import {
 } from "../state/visitor-id.ts";
 import type { Config } from "./config.ts";
 import { isBot, webContext } from "./context.ts";
-import { type Timed, withDeadline } from "./deadline.ts";
+import { withDeadline } from "./deadline.ts";
 import type { Env } from "./env.ts";
 import { PREVIEW_COOKIE, PREVIEW_PARAM, type Preview, verifyPreview } from "./preview.ts";
 import { activeRules } from "./rules-loader.ts";
@@ -88,7 +89,7 @@ export function decisionRecorder(
   const assigned = Object.keys(result.assignments).length > 0;
   if (capped.length === 0 && !assigned) return null;
   return async () => {
-    const stub = env.VISITOR.get(env.VISITOR.idFromName(visitorId));
+    const stub = visitorObject(env, visitorId);
     await stub.recordDecision({ now, exposures: capped, assignments: result.assignments });
     if (assigned) await recordExperimentExposures(env, visitorId, result.exposures, result.assignments, now);
   };
@@ -167,7 +168,7 @@ export async function personalizePage(
         }
       : undefined;
 
-  const stub = env.VISITOR.get(env.VISITOR.idFromName(visitorId));
+  const stub = visitorObject(env, visitorId);
   let state: VisitorState | null = null;
   let traits: Record<string, unknown> = {};
   let consent: Record<string, boolean> = gpc ? { personalization: false, measurement: false } : {};
@@ -177,7 +178,7 @@ export async function personalizePage(
       withDeadline(
         () => stub.snapshot({ now, pageView, visitorId, eventsSince: now - rules!.compiled.eventHorizonMs }),
         config.STORE_DEADLINE_MS,
-      ) as Promise<Timed<VisitorState>>,
+      ),
       withDeadline(() => readTraits(env, visitorId), config.STORE_DEADLINE_MS),
     ]);
     timings.do = stateRead.ms;

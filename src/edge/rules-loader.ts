@@ -1,6 +1,6 @@
 import bundledDocument from "../../rules/northstar.rules.json";
 import { type CompiledRules, compileRules, hashRules, parseRules } from "../rules/index.ts";
-import { ACTIVE_KEY, versionKey } from "../rules/keys.ts";
+import { ACTIVE_KEY, versionKey } from "../rules/store.ts";
 import { withDeadline } from "./deadline.ts";
 import type { Env } from "./env.ts";
 

@@ -6,9 +6,11 @@ import { registerAdminRoutes } from "./admin-routes.ts";
 import { BEACON_VERSION, beaconScript } from "./beacon.ts";
 import { registerDecideRoutes } from "./decide.ts";
 import { jsonError } from "./errors.ts";
-import { registerProfileRoutes, registerStateRoutes } from "./events.ts";
+import { registerStateRoutes } from "./events.ts";
+import { registerIdentityRoutes } from "./identify.ts";
 import { openApiDocument } from "./openapi.ts";
 import { servePage } from "./page.ts";
+import { registerProfileRoutes } from "./profiles.ts";
 
 export const VERSION = "0.1.0";
 
@@ -44,6 +46,7 @@ function buildApi(prefix: string): Hono<AppEnv> {
   api.get("/openapi.json", (c) => c.json(openApiDocument(prefix, VERSION)));
   registerAdminRoutes(api);
   registerStateRoutes(api);
+  registerIdentityRoutes(api);
   registerProfileRoutes(api);
   registerDecideRoutes(api);
   api.notFound(() => jsonError(404, "not_found", "no such Northstar route"));

@@ -1,89 +1,134 @@
 /**
  * The beacon the proxy injects before `</body>` and serves at `<prefix>/ns.<version>.js`. Plain
- * ES2017, no dependencies, a couple of KB: it reports page views, clicks on elements marked with
- * `data-ns-event`, and calls to `northstar.track()`, batched through `navigator.sendBeacon`
- * (text/plain, so no CORS preflight). The visitor id is not in the body: it rides in the
- * HttpOnly cookie. It never throws into the page.
+ * ES2017, no dependencies, no build step, under 4 KB: the string below is the script. It reports
+ * page views (and product views on pages whose `<body>` names a product), clicks on elements marked
+ * with `data-ns-event`, and calls to `northstar.track()`, batched through `navigator.sendBeacon`
+ * (text/plain, a CORS-safelisted type: no preflight) with a keepalive `fetch` as fallback. The
+ * visitor id is not in the body: it rides in the HttpOnly cookie the worker sets. It never throws
+ * into the page and never logs.
+ *
+ * Page markup it reads:
+ * - `<script src="…/ns.1.js" data-prefix="/_ns" data-auto-pageview="false">` (its own config);
+ * - `<body data-ns-tags="running,trail" data-ns-category="running" data-ns-product="trail-runner-2">`;
+ * - `<button data-ns-event="add_to_cart" data-ns-product="…" data-ns-category="…" data-ns-tags="a,b"
+ *   data-ns-value="129">`: any `data-ns-*` becomes a prop (`product` is sent as `productId`, `tags`
+ *   as a list, `value` as a number).
+ *
+ * The site can call it before it loads: `window.northstar = window.northstar || { q: [] };
+ * northstar.q.push(["track", "signup", { plan: "pro" }]); northstar.q.push(["identify", token]);`
+ *
+ * Wire format (POST `<prefix>/v1/events`, at most 20 events a request):
+ * `{ "sentAt": ms, "events": [{ "id", "type", "ts": ms, "channel": "web", "props": {…} }] }`.
  */
 export const BEACON_VERSION = "1";
 
+/** Events per request: the batch flushes when it is full, after 1 s, or when the page is hidden. */
+export const BEACON_MAX_BATCH = 20;
+
 const SOURCE = `(function () {
+  "use strict";
   try {
-    var script = document.currentScript;
-    var prefix = (script && script.getAttribute("data-prefix")) || "/_ns";
-    var autoPageView = !script || script.getAttribute("data-auto-pageview") !== "false";
-    var queue = [];
-    var timer = null;
-    var MAX_BATCH = 20;
+    var w = window, d = document, nav = navigator, old = w.northstar;
+    if (old && old.loaded) return; // included twice: the first copy does the work
+    var script = d.currentScript, cfg = (script && script.dataset) || {};
+    var prefix = cfg.prefix || __PREFIX__;
+    var queue = [], timer = 0, MAX = __MAX__, noop = function () {};
     var uid = function () {
-      try { return crypto.randomUUID(); } catch (e) {
-        return Date.now().toString(36) + Math.random().toString(36).slice(2, 12);
-      }
+      try { return crypto.randomUUID(); } catch (e) {}
+      return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
+    };
+    var post = function (path, body, type) {
+      return fetch(prefix + path, { method: "POST", body: body, keepalive: true, credentials: "same-origin", headers: { "content-type": type } });
     };
     var send = function (body) {
-      try {
-        if (navigator.sendBeacon && navigator.sendBeacon(prefix + "/v1/events", new Blob([body], { type: "text/plain" }))) return;
-      } catch (e) {}
-      try {
-        fetch(prefix + "/v1/events", { method: "POST", body: body, keepalive: true, credentials: "same-origin", headers: { "content-type": "text/plain" } });
-      } catch (e) {}
+      try { if (nav.sendBeacon && nav.sendBeacon(prefix + "/v1/events", new Blob([body], { type: "text/plain" }))) return; } catch (e) {}
+      try { post("/v1/events", body, "text/plain").catch(noop); } catch (e) {}
     };
     var flush = function () {
-      if (timer) { clearTimeout(timer); timer = null; }
-      while (queue.length) send(JSON.stringify({ sentAt: Date.now(), events: queue.splice(0, MAX_BATCH) }));
-    };
-    var tagsOf = function (el) {
-      var raw = el && el.getAttribute("data-ns-tags");
-      return raw ? raw.split(",").map(function (t) { return t.trim(); }).filter(Boolean) : undefined;
+      try {
+        clearTimeout(timer); timer = 0;
+        while (queue.length) send(JSON.stringify({ sentAt: Date.now(), events: queue.splice(0, MAX) }));
+      } catch (e) {}
     };
     var track = function (type, props) {
       try {
-        queue.push({ id: uid(), type: String(type), ts: Date.now(), channel: "web", props: props || {} });
-        if (queue.length >= MAX_BATCH) flush();
-        else if (!timer) timer = setTimeout(flush, 1000);
+        queue.push({ id: uid(), type: String(type), ts: Date.now(), channel: "web", props: props && typeof props === "object" ? props : {} });
+        if (queue.length >= MAX) flush(); else if (!timer) timer = setTimeout(flush, 1000);
       } catch (e) {}
     };
     var identify = function (token) {
-      try {
-        flush();
-        return fetch(prefix + "/v1/identify", { method: "POST", credentials: "same-origin", headers: { "content-type": "application/json" }, body: JSON.stringify({ token: token }) });
-      } catch (e) { return Promise.resolve(); }
+      flush();
+      try { return post("/v1/identify", JSON.stringify({ token: String(token) }), "application/json").then(function (r) { return r.ok; }, function () { return false; }); }
+      catch (e) { return Promise.resolve(false); }
     };
-    var pending = (window.northstar && window.northstar.q) || [];
-    window.northstar = { track: track, identify: identify, flush: flush, q: [] };
-    for (var i = 0; i < pending.length; i++) {
-      var call = pending[i];
-      if (call && call[0] === "track") track(call[1], call[2]);
-      else if (call && call[0] === "identify") identify(call[1]);
-    }
-    var body = document.body;
-    if (autoPageView) {
-      track("page_view", { url: location.href, path: location.pathname, title: document.title, referrer: document.referrer || undefined,
-        tags: tagsOf(body), category: (body && body.getAttribute("data-ns-category")) || undefined });
-    }
-    var category = body && body.getAttribute("data-ns-category");
-    if (category && body.getAttribute("data-ns-product")) {
-      track("product_view", { path: location.pathname, productId: body.getAttribute("data-ns-product"), category: category, tags: tagsOf(body) });
-    }
-    document.addEventListener("click", function (ev) {
+    // data-ns-* of an element as props: data-ns-product="x" -> productId, tags -> list, value -> number.
+    var propsOf = function (el) {
+      var ds = (el && el.dataset) || {}, p = {};
+      for (var k in ds) {
+        if (k.length < 3 || k.slice(0, 2) !== "ns" || k === "nsEvent") continue;
+        var name = k.charAt(2).toLowerCase() + k.slice(3), v = ds[k];
+        if (name === "product") name = "productId";
+        else if (name === "tags") v = v.split(",").map(function (t) { return t.trim(); }).filter(Boolean);
+        else if (name === "value") { v = v.trim() === "" ? NaN : Number(v); if (!isFinite(v)) continue; }
+        p[name] = v;
+      }
+      return p;
+    };
+    var run = function (call) {
       try {
-        var el = ev.target && ev.target.closest && ev.target.closest("[data-ns-event]");
+        if (call && call[0] === "track") track(call[1], call[2]);
+        else if (call && call[0] === "identify") identify(call[1]);
+      } catch (e) {}
+      return 0;
+    };
+    var q = [];
+    q.push = run; // calls pushed after load run at once
+    var pending = (old && old.q) || [];
+    w.northstar = { loaded: true, version: __VERSION__, track: track, identify: identify, flush: flush, q: q };
+    var start = function () {
+      try {
+        var b = propsOf(d.body), loc = location;
+        if (cfg.autoPageview !== "false") {
+          track("page_view", { url: loc.href, path: loc.pathname, title: d.title, referrer: d.referrer || undefined, tags: b.tags, category: b.category });
+        }
+        if (b.productId) track("product_view", Object.assign({ path: loc.pathname }, b));
+        for (var i = 0; i < pending.length; i++) run(pending[i]);
+      } catch (e) {}
+    };
+    if (d.body) start(); else d.addEventListener("DOMContentLoaded", start);
+    d.addEventListener("click", function (ev) {
+      try {
+        var t = ev.target;
+        if (t && t.nodeType !== 1) t = t.parentElement;
+        var el = t && t.closest && t.closest("[data-ns-event]");
         if (!el) return;
-        var props = { path: location.pathname };
-        var product = el.getAttribute("data-ns-product"); if (product) props.productId = product;
-        var cat = el.getAttribute("data-ns-category"); if (cat) props.category = cat;
-        var tags = tagsOf(el); if (tags) props.tags = tags;
-        var value = el.getAttribute("data-ns-value"); if (value && !isNaN(Number(value))) props.value = Number(value);
-        track(el.getAttribute("data-ns-event"), props);
-        flush();
+        track(el.dataset.nsEvent, Object.assign({ path: location.pathname }, propsOf(el)));
+        flush(); // the click may leave the page
       } catch (e) {}
     }, true);
-    addEventListener("pagehide", flush);
-    document.addEventListener("visibilitychange", function () { if (document.visibilityState === "hidden") flush(); });
+    w.addEventListener("pagehide", flush);
+    d.addEventListener("visibilitychange", function () { if (d.visibilityState === "hidden") flush(); });
   } catch (e) {}
 })();
 `;
 
-export function beaconScript(_options: { prefix: string }): string {
-  return SOURCE;
+/** A JS literal for a string, safe to splice into the source (JSON, with the two JSON-only line breaks escaped). */
+function literal(s: string): string {
+  return JSON.stringify(s)
+    .replace(/\u2028/g, "\\u2028")
+    .replace(/\u2029/g, "\\u2029");
+}
+
+/**
+ * The beacon's source. `prefix` (e.g. "/_ns") is where it sends events when its script tag carries
+ * no `data-prefix` (a site that copied the tag without it still reports to the right place).
+ */
+export function beaconScript(options: { prefix: string }): string {
+  const values: Record<string, string> = {
+    __PREFIX__: literal(options.prefix),
+    __MAX__: String(BEACON_MAX_BATCH),
+    __VERSION__: literal(BEACON_VERSION),
+  };
+  // Indentation is for reading this file; the browser gets the lines without it.
+  return SOURCE.replace(/^[ ]+/gm, "").replace(/__[A-Z]+__/g, (name) => values[name] ?? name);
 }

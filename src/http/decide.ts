@@ -1,7 +1,7 @@
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import { decide } from "../core/decide.ts";
-import type { RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
+import type { RequestContext, VisitorEvent } from "../core/model.ts";
 import { readConfig } from "../edge/config.ts";
 import { isBot } from "../edge/context.ts";
 import { withDeadline } from "../edge/deadline.ts";
@@ -10,7 +10,7 @@ import { decisionRecorder } from "../edge/personalize.ts";
 import { activeRules } from "../edge/rules-loader.ts";
 import { type Caller, callerOf, subjectOf } from "../state/identity.ts";
 import { findForbiddenKey, readTraits } from "../state/profiles.ts";
-import type { IngestResult } from "../state/visitor-do.ts";
+import { type IngestResult, visitorObject } from "../state/visitor-do.ts";
 import { readLimited } from "./body.ts";
 import { invalidRequest, issuesOf, jsonError } from "./errors.ts";
 import { LIMITS } from "./events.ts";
@@ -103,7 +103,7 @@ async function decideFor(
   const failOpen: string[] = [];
   const rules = await activeRules(c.env, c.executionCtx);
   if (!rules) failOpen.push("rules");
-  const stub = c.env.VISITOR.get(c.env.VISITOR.idFromName(visitorId));
+  const stub = visitorObject(c.env, visitorId);
   if (events.length) {
     const stored = await withDeadline(
       () => stub.ingest(visitorId, events, { now }) as Promise<IngestResult>,
@@ -121,7 +121,7 @@ async function decideFor(
         stub.snapshot({
           now,
           eventsSince: now - (rules?.compiled.eventHorizonMs ?? 0),
-        }) as Promise<VisitorState>,
+        }),
       config.STORE_DEADLINE_MS * 4,
     ),
     withDeadline(() => readTraits(c.env, visitorId), config.STORE_DEADLINE_MS * 4),

@@ -27,7 +27,9 @@ export async function resolveCanonical(env: Env, visitorId: string): Promise<str
   if (visitorId.startsWith("u_")) return visitorId;
   const hit = aliasCache.get(visitorId);
   if (hit && Date.now() - hit.at < ALIAS_CACHE_MS) return hit.canonical;
-  const alias = await env.PROFILES.get(aliasKey(visitorId));
+  // Edge-cached: a stale alias costs one hop, never a wrong answer (the anonymous visitor's
+  // object forwards to the person it was merged into).
+  const alias = await env.PROFILES.get(aliasKey(visitorId), { cacheTtl: 60 });
   const canonical = alias && VISITOR_ID_PATTERN.test(alias) ? alias : visitorId;
   if (aliasCache.size > 10_000) aliasCache.clear();
   aliasCache.set(visitorId, { canonical, at: Date.now() });
@@ -36,6 +38,20 @@ export async function resolveCanonical(env: Env, visitorId: string): Promise<str
 
 export function forgetAlias(visitorId: string): void {
   aliasCache.delete(visitorId);
+}
+
+/** Known people's canonical ids start with `u_`; anonymous visitors' never do. */
+export function isKnownId(canonicalId: string): boolean {
+  return canonicalId.startsWith("u_");
+}
+
+/** An admin route's `:id`: a canonical or anonymous visitor id, or `user:<userId>`; null if malformed. */
+export async function canonicalFromParam(env: Env, raw: string): Promise<string | null> {
+  if (raw.startsWith("user:")) {
+    const userId = raw.slice(5);
+    return userId.length > 0 && userId.length <= 256 ? canonicalForUser(userId) : null;
+  }
+  return VISITOR_ID_PATTERN.test(raw) ? resolveCanonical(env, raw) : null;
 }
 
 /** The id a server call names: `userId` (hashed to the canonical id) or a visitor id. */

@@ -7,10 +7,12 @@ import { Lru } from "../edge/lru.ts";
  * KV suits read-mostly data read everywhere; it allows about one write per second per key and is
  * eventually consistent, so nothing here is written per event.
  *
- *   profile:<canonicalId>   { "traits": {...}, "consent": {...}, "updatedAt": "…" }
- *   alias:<anonymousId>     "<canonicalId>"
- *   aliases:<canonicalId>   ["<anonymousId>", …]      (for export and erasure)
- *   suppressed:<id>         { "at": "…" }             (erased people: their events are refused)
+ *   profile:<canonicalId>      { "traits": {...}, "consent": {...}, "updatedAt": "…" }
+ *   alias:<anonymousId>        "<canonicalId>"
+ *   aliases:<canonicalId>      ["<anonymousId>", …]      (for export and erasure)
+ *   suppressed:<sha256(id)>    { "at": "…" }             (erased people: identify and imports refused)
+ *
+ * docs/storage.md documents each with an example.
  */
 export interface StoredProfile {
   traits: Record<string, unknown>;
@@ -21,9 +23,26 @@ export interface StoredProfile {
 export const profileKey = (id: string) => `profile:${id}`;
 export const aliasKey = (id: string) => `alias:${id}`;
 export const aliasesKey = (id: string) => `aliases:${id}`;
-export const suppressedKey = (id: string) => `suppressed:${id}`;
 
-type TraitsRead = { traits: Traits; consent: Consent } | null;
+const encoder = new TextEncoder();
+
+/** Erased people are remembered only by a hash of their id: the suppression list holds no ids. */
+export async function suppressedKey(id: string): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", encoder.encode(`northstar-erased:${id}`)),
+  );
+  return `suppressed:${[...digest].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/** Whether any of these ids was erased (one KV read each, in parallel, edge-cached for a minute). */
+export async function isSuppressed(env: Env, ...ids: string[]): Promise<boolean> {
+  const found = await Promise.all(
+    ids.map(async (id) => env.PROFILES.get(await suppressedKey(id), { cacheTtl: 60 })),
+  );
+  return found.some((v) => v !== null);
+}
+
+export type TraitsRead = { traits: Traits; consent: Consent } | null;
 
 /**
  * Traits already read by this isolate, misses included: KV is eventually consistent (≈60 s) anyway,
@@ -31,18 +50,35 @@ type TraitsRead = { traits: Traits; consent: Consent } | null;
  */
 const traitsCache = new Lru<TraitsRead>(10_000, 15_000);
 
-/** The decision path's read: isolate cache, then KV cached at the edge for a minute; a miss is normal. */
-export async function readTraits(env: Env, canonicalId: string): Promise<TraitsRead> {
+/**
+ * The decision path's read: isolate cache, then KV cached at the edge for a minute; a miss is a
+ * normal fast path (most visitors have no imported traits). With `deadlineMs`, a read slower than
+ * that answers null at once (fail open: the page is decided without traits) and fills the cache
+ * when it completes.
+ *
+ * @example const profile = await readTraits(env, visitorId, config.STORE_DEADLINE_MS);
+ */
+export async function readTraits(env: Env, canonicalId: string, deadlineMs?: number): Promise<TraitsRead> {
   const now = Date.now();
   const cached = traitsCache.get(canonicalId, now);
   if (cached !== undefined) return cached;
-  const stored = await env.PROFILES.get<StoredProfile>(profileKey(canonicalId), {
-    type: "json",
-    cacheTtl: 60,
+  const read = env.PROFILES.get<StoredProfile>(profileKey(canonicalId), { type: "json", cacheTtl: 60 }).then(
+    (stored) => {
+      const value = stored ? { traits: stored.traits ?? {}, consent: stored.consent ?? {} } : null;
+      traitsCache.set(canonicalId, value, Date.now());
+      return value;
+    },
+  );
+  if (deadlineMs === undefined) return read;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), deadlineMs);
   });
-  const value = stored ? { traits: stored.traits ?? {}, consent: stored.consent ?? {} } : null;
-  traitsCache.set(canonicalId, value, now);
-  return value;
+  try {
+    return await Promise.race([read.catch(() => null), late]);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
 }
 
 /** Writes made by this isolate are seen by its next read at once. */

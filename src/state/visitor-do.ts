@@ -1,6 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { mergeIntent } from "../core/intent.ts";
-import type { Millis, VisitorEvent, VisitorState } from "../core/model.ts";
+import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
 import {
   applyEvent,
   DEFAULT_LIMITS,
@@ -12,12 +11,19 @@ import {
 } from "../core/visitor-state.ts";
 import type { Env } from "../edge/env.ts";
 import { activeRules } from "../edge/rules-loader.ts";
+import { mergeVisitorState } from "./merge.ts";
 
 /**
  * One Durable Object per canonical visitor, on SQLite storage. Events are rows (idempotent by id);
  * the rest of the state (counters, scores, engagement, assignments, exposures) is one small JSON
  * row. The whole state is held in memory, so the decision path's one call reads no storage.
- * Responses leave the object only after its writes are durable (output gates).
+ * Responses leave the object only after its writes are durable (output gates), so a 202 built
+ * from `ingest`'s answer means the events are stored.
+ *
+ * After identity stitching, an anonymous visitor's object hands its history over to the known
+ * person's object and keeps only a forwarding address (`mergedInto`): a browser or an isolate that
+ * still uses the anonymous id (KV aliases take up to a minute to reach every location) is served
+ * by the known person's object, one hop away, and nothing is written under the old id again.
  */
 
 export interface IngestOptions {
@@ -28,6 +34,8 @@ export interface IngestOptions {
     readonly reason: string;
     readonly raw: string;
   }>;
+  /** Set by an object forwarding to the one it was merged into: a call is forwarded at most once. */
+  readonly forwarded?: boolean;
 }
 
 export type IngestResult =
@@ -46,45 +54,131 @@ export type IngestResult =
   | { readonly status: "suppressed" }
   | { readonly status: "no_consent" };
 
+export interface SnapshotOptions {
+  readonly now: Millis;
+  /** The page being served, counted in this very decision (and stored just after). */
+  readonly pageView?: VisitorEvent | undefined;
+  readonly visitorId?: string;
+  /** Only events after this time are sent back: the rules read no further (eventHorizonMs). */
+  readonly eventsSince?: Millis;
+  readonly forwarded?: boolean;
+}
+
+export interface DecisionRecord {
+  readonly now: Millis;
+  readonly exposures: ReadonlyArray<{ readonly experience: string; readonly placement?: string }>;
+  /** New experiment assignments; sticky: an experiment already assigned keeps its variant. */
+  readonly assignments: Readonly<Record<string, string>>;
+  readonly forwarded?: boolean;
+}
+
+export interface DeadLetter {
+  readonly at: Millis;
+  readonly reason: string;
+  readonly raw: string;
+}
+
+/** Everything one object holds: the admin export, and what a merge carries to the known person. */
 export interface VisitorDump {
   readonly visitorId: string;
   readonly state: VisitorState;
-  readonly consent: Record<string, boolean>;
-  readonly deadLetters: ReadonlyArray<{ at: Millis; reason: string; raw: string }>;
+  readonly consent: Consent;
+  readonly deadLetters: readonly DeadLetter[];
+  /** Merge ids (anonymous visitor ids) already folded into this one. */
   readonly mergedFrom: readonly string[];
+  /** Event ids seen recently (beyond the kept log), so replays stay idempotent after a merge. */
+  readonly seen?: ReadonlyArray<readonly [string, Millis]>;
+}
+
+export interface MergeResult {
+  readonly merged: boolean;
+  /** Events added to the target's log. */
+  readonly events: number;
+  /**
+   * Why nothing was merged: the target was erased, the source is the target itself, or the source
+   * was already merged into another person (`linkedTo`).
+   */
+  readonly refused?: "erased" | "self" | "linked";
+  readonly linkedTo?: string;
 }
 
 /** A token bucket per visitor: a flooding client is slowed down without starving other visitors. */
-const RATE_PER_SECOND = 20;
-const BURST = 200;
-const DEAD_LETTER_LIMIT = 100;
-const IDLE_DELETE_MS = 400 * 86400e3;
+export const RATE_PER_SECOND = 20;
+export const BURST = 200;
+export const DEAD_LETTER_LIMIT = 100;
+export const IDLE_DELETE_MS = 400 * 86400e3;
 const DAY_MS = 86400e3;
+/** How long event ids are remembered: the 7-day acceptance window, the kept log and a day's margin. */
+const SEEN_RETENTION_MS = DEFAULT_LIMITS.maxEventAgeMs + DAY_MS;
 const PAGE_VIEW_FLUSH_MS = 1000;
 
-export class VisitorDO extends DurableObject<Env> {
+/**
+ * A visitor's object as its callers (and other visitors' objects) see it over Workers RPC. Typed by
+ * hand because the derived stub type maps any method whose arguments or result hold `unknown`
+ * (event properties and traits are arbitrary JSON) to `never`.
+ */
+export interface VisitorObject {
+  ingest(visitorId: string, events: readonly VisitorEvent[], options: IngestOptions): Promise<IngestResult>;
+  snapshot(options: SnapshotOptions): Promise<VisitorState>;
+  recordDecision(options: DecisionRecord): Promise<void>;
+  setConsent(
+    consent: Readonly<Record<string, boolean>>,
+    options?: { visitorId?: string; now?: Millis; forwarded?: boolean },
+  ): Promise<Consent>;
+  exportAll(): Promise<VisitorDump | null>;
+  forwardingAddress(): Promise<string | null>;
+  handOver(target: string, mergeId: string, now: Millis): Promise<MergeResult>;
+  mergeFrom(
+    source: VisitorDump,
+    mergeId: string,
+    options: { now: Millis; visitorId?: string; forwarded?: boolean },
+  ): Promise<MergeResult>;
+  erase(): Promise<void>;
+}
+
+/** The object of one canonical visitor id. */
+export function visitorObject(env: Pick<Env, "VISITOR">, visitorId: string): VisitorObject {
+  // The stub has exactly these methods (VisitorDO's public surface); only its derived type is lost.
+  return env.VISITOR.get(env.VISITOR.idFromName(visitorId)) as unknown as VisitorObject;
+}
+
+type EventRow = { id: string; ts: number; type: string; channel: string; props: string };
+
+export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private readonly sql: SqlStorage;
   private state: MutableVisitorState = emptyState("");
   private consent: Record<string, boolean> = {};
   private erased = false;
+  private mergedInto: string | null = null;
+  /** When this object handed its history over (real clock). */
+  private mergedAt = 0;
   private mergedFrom: string[] = [];
+  /** When consent was last set: a visitor who only answered a consent banner is active too. */
+  private consentAt = 0;
   private tokens = BURST;
   private refilledAt = 0;
+  private alarmChecked = false;
+  private pendingViews: VisitorEvent[] = [];
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    ctx.blockConcurrencyWhile(async () => {
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS event (
-        id TEXT PRIMARY KEY, ts INTEGER NOT NULL, type TEXT NOT NULL, channel TEXT NOT NULL, props TEXT NOT NULL)`);
-      this.sql.exec("CREATE INDEX IF NOT EXISTS event_ts ON event (ts)");
-      this.sql.exec("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, ts INTEGER NOT NULL)");
-      this.sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
-      this.sql.exec(
-        "CREATE TABLE IF NOT EXISTS dead_letter (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL)",
-      );
+    void ctx.blockConcurrencyWhile(async () => {
+      this.createTables();
       this.load();
     });
+  }
+
+  private createTables(): void {
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS event (
+      id TEXT PRIMARY KEY, ts INTEGER NOT NULL, type TEXT NOT NULL, channel TEXT NOT NULL, props TEXT NOT NULL)`);
+    this.sql.exec("CREATE INDEX IF NOT EXISTS event_ts ON event (ts)");
+    this.sql.exec("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, ts INTEGER NOT NULL)");
+    this.sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    this.sql.exec(
+      "CREATE TABLE IF NOT EXISTS dead_letter (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL)",
+    );
   }
 
   private load(): void {
@@ -97,26 +191,31 @@ export class VisitorDO extends DurableObject<Env> {
     const stored = meta.get("state");
     this.state = stored ? (JSON.parse(stored) as MutableVisitorState) : emptyState(meta.get("id") ?? "");
     this.state.events = this.sql
-      .exec<{ id: string; ts: number; type: string; channel: string; props: string }>(
-        "SELECT id, ts, type, channel, props FROM event ORDER BY ts, id",
-      )
+      .exec<EventRow>("SELECT id, ts, type, channel, props FROM event ORDER BY ts, id")
       .toArray()
       .map((r) => ({ id: r.id, ts: r.ts, type: r.type, channel: r.channel, props: JSON.parse(r.props) }));
     this.consent = JSON.parse(meta.get("consent") ?? "{}");
     this.erased = meta.get("erased") === "1";
+    this.mergedInto = meta.get("mergedInto") ?? null;
     this.mergedFrom = JSON.parse(meta.get("mergedFrom") ?? "[]");
+    this.consentAt = Number(meta.get("consentAt") ?? 0);
+    this.mergedAt = Number(meta.get("mergedAt") ?? 0);
   }
 
-  private saveMeta(): void {
+  private setMeta(key: string, value: string): void {
+    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, value);
+  }
+
+  private saveState(): void {
     // Events live in their own table; the rest is small and written whole.
     const { events: _events, ...rest } = this.state;
-    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('state', ?)", JSON.stringify(rest));
+    this.setMeta("state", JSON.stringify(rest));
   }
 
-  private ensureId(visitorId: string): void {
-    if (!this.state.visitorId) {
+  private ensureId(visitorId: string | undefined): void {
+    if (visitorId && !this.state.visitorId) {
       this.state.visitorId = visitorId;
-      this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('id', ?)", visitorId);
+      this.setMeta("id", visitorId);
     }
   }
 
@@ -125,28 +224,40 @@ export class VisitorDO extends DurableObject<Env> {
     return rules?.compiled ?? null;
   }
 
+  /** The object this one was merged into, when a call should go there instead. */
+  private forwardTarget(forwarded: boolean | undefined): VisitorObject | null {
+    if (!this.mergedInto || forwarded) return null;
+    return visitorObject(this.env, this.mergedInto);
+  }
+
   private takeTokens(n: number, now: Millis): number {
     const elapsed = Math.max(0, now - this.refilledAt) / 1000;
     this.tokens = Math.min(BURST, this.tokens + elapsed * RATE_PER_SECOND);
-    this.refilledAt = now;
+    this.refilledAt = Math.max(this.refilledAt, now);
     if (this.tokens >= n) {
       this.tokens -= n;
       return 0;
     }
-    return Math.ceil((n - this.tokens) / RATE_PER_SECOND);
+    return Math.max(1, Math.ceil((n - this.tokens) / RATE_PER_SECOND));
   }
 
-  /** Stores new events (duplicates by id are counted, not applied twice) and any dead letters. */
+  /**
+   * Stores new events (an id seen before is counted as a duplicate, never applied twice) and the
+   * batch's rejected events as dead letters. The answer is sent after the writes are durable.
+   */
   async ingest(
     visitorId: string,
     events: readonly VisitorEvent[],
     options: IngestOptions,
   ): Promise<IngestResult> {
     if (this.erased) return { status: "suppressed" };
-    for (const r of options.rejected ?? []) this.deadLetter(options.now, r.reason, r.raw);
+    const target = this.forwardTarget(options.forwarded);
+    if (target) return target.ingest(this.mergedInto!, events, { ...options, forwarded: true });
+    // Without consent nothing about the visitor is kept, rejected events included.
     if (this.consent.personalization === false) return { status: "no_consent" };
     const retryAfterSeconds = this.takeTokens(events.length, options.now);
     if (retryAfterSeconds > 0) return { status: "rate_limited", retryAfterSeconds };
+    for (const r of options.rejected ?? []) this.deadLetter(options.now, r.reason, r.raw);
     this.ensureId(visitorId);
     const scoring = await this.scoring();
     const before = { ...this.state.conversions };
@@ -175,10 +286,12 @@ export class VisitorDO extends DurableObject<Env> {
 
   /** Writes a new event; false when its id was seen before (idempotency). */
   private storeEvent(e: VisitorEvent): boolean {
-    if (this.sql.exec("SELECT 1 FROM seen WHERE id = ?", e.id).toArray().length > 0) return false;
-    this.sql.exec("INSERT INTO seen (id, ts) VALUES (?, ?)", e.id, e.ts);
+    const fresh = this.sql
+      .exec("INSERT INTO seen (id, ts) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id", e.id, e.ts)
+      .toArray();
+    if (fresh.length === 0) return false;
     this.sql.exec(
-      "INSERT INTO event (id, ts, type, channel, props) VALUES (?, ?, ?, ?, ?)",
+      "INSERT OR REPLACE INTO event (id, ts, type, channel, props) VALUES (?, ?, ?, ?, ?)",
       e.id,
       e.ts,
       e.type,
@@ -188,11 +301,12 @@ export class VisitorDO extends DurableObject<Env> {
     return true;
   }
 
+  /** Prunes memory and storage to the same bounds, then writes the aggregate row. */
   private persistAfterApply(now: Millis): void {
     const countBefore = this.state.events.length;
     prune(this.state, now);
     if (this.state.events.length < countBefore) {
-      const oldestKept = this.state.events[0]?.ts ?? now;
+      const oldestKept = this.state.events[0]?.ts ?? now + 1;
       this.sql.exec("DELETE FROM event WHERE ts < ?", oldestKept);
       // Same-millisecond ties at the boundary: keep exactly the ids still in memory.
       const kept = new Set(this.state.events.map((e) => e.id));
@@ -202,17 +316,18 @@ export class VisitorDO extends DurableObject<Env> {
         if (!kept.has(row.id)) this.sql.exec("DELETE FROM event WHERE id = ?", row.id);
       }
     }
-    this.saveMeta();
-    void this.scheduleAlarm(now);
+    this.saveState();
+    void this.scheduleAlarm();
   }
 
-  private alarmChecked = false;
-
-  /** Once per object lifetime: the daily upkeep alarm exists (the alarm re-arms itself). */
-  private async scheduleAlarm(now: Millis): Promise<void> {
+  /**
+   * Once per object lifetime: the daily upkeep alarm exists (the alarm re-arms itself). Alarms run
+   * on the real clock, whatever time the caller simulated.
+   */
+  private async scheduleAlarm(): Promise<void> {
     if (this.alarmChecked) return;
     this.alarmChecked = true;
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + DAY_MS);
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + DAY_MS);
   }
 
   private deadLetter(at: Millis, reason: string, raw: string): void {
@@ -228,17 +343,18 @@ export class VisitorDO extends DurableObject<Env> {
     );
   }
 
-  /** The one decision-path call: the state the engine needs, optionally recording this page view. */
-  async snapshot(options: {
-    now: Millis;
-    pageView?: VisitorEvent | undefined;
-    visitorId?: string;
-    /** Only events after this time are sent back: the rules read no further (eventHorizonMs). */
-    eventsSince?: Millis;
-  }): Promise<VisitorState> {
+  /**
+   * The one decision-path call: the state the engine needs, optionally recording this page view.
+   * A hot object answers from memory, without reading storage.
+   */
+  async snapshot(options: SnapshotOptions): Promise<VisitorState> {
+    const target = this.forwardTarget(options.forwarded);
+    if (target) {
+      return target.snapshot({ ...options, visitorId: this.mergedInto!, forwarded: true });
+    }
     const pageView = options.pageView;
     if (pageView && !this.erased && this.consent.personalization !== false) {
-      if (options.visitorId) this.ensureId(options.visitorId);
+      this.ensureId(options.visitorId);
       // The page view counts in this decision at once (memory), and is written just after the
       // answer leaves, so the page never waits on a storage flush. A page view is not an
       // acknowledged event: losing one to a crash loses a view, never a 202.
@@ -255,10 +371,8 @@ export class VisitorDO extends DurableObject<Env> {
     return { ...this.state, events: this.state.events.slice(firstAfter(this.state.events, since)) };
   }
 
-  private pendingViews: VisitorEvent[] = [];
-  private flushTimer: ReturnType<typeof setTimeout> | null = null;
-
   private flushPageViews(): void {
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     const views = this.pendingViews;
     this.pendingViews = [];
@@ -269,30 +383,47 @@ export class VisitorDO extends DurableObject<Env> {
   }
 
   /** Exposures (frequency caps) and new experiment assignments (sticky: the first one stays). */
-  recordDecision(options: {
-    now: Millis;
-    exposures: ReadonlyArray<{ experience: string }>;
-    assignments: Readonly<Record<string, string>>;
-  }): void {
+  async recordDecision(options: DecisionRecord): Promise<void> {
     if (this.erased) return;
+    const target = this.forwardTarget(options.forwarded);
+    if (target) return target.recordDecision({ ...options, forwarded: true });
     for (const x of options.exposures) recordExposure(this.state, x.experience, options.now);
     for (const [experiment, variant] of Object.entries(options.assignments)) {
       this.state.assignments[experiment] ??= variant;
     }
-    this.saveMeta();
+    this.saveState();
   }
 
-  setConsent(consent: Record<string, boolean>): Record<string, boolean> {
+  /** Consent per purpose, merged into what is held; returns the consent now held. */
+  async setConsent(
+    consent: Readonly<Record<string, boolean>>,
+    options: { visitorId?: string; now?: Millis; forwarded?: boolean } = {},
+  ): Promise<Consent> {
+    if (this.erased) return {};
+    const target = this.forwardTarget(options.forwarded);
+    if (target)
+      return target.setConsent(consent, { ...options, visitorId: this.mergedInto!, forwarded: true });
+    this.ensureId(options.visitorId);
     this.consent = { ...this.consent, ...consent };
-    this.sql.exec(
-      "INSERT OR REPLACE INTO meta (key, value) VALUES ('consent', ?)",
-      JSON.stringify(this.consent),
-    );
+    this.setMeta("consent", JSON.stringify(this.consent));
+    this.consentAt = options.now ?? Date.now();
+    this.setMeta("consentAt", String(this.consentAt));
+    if (this.consent.personalization === false) this.forgetBehaviour();
+    void this.scheduleAlarm();
     return this.consent;
   }
 
-  exportAll(): VisitorDump | null {
-    if (this.erased || (this.state.events.length === 0 && !this.state.visitorId)) return null;
+  /** Withdrawn personalization consent: the behaviour held so far goes too, consent stays. */
+  private forgetBehaviour(): void {
+    this.pendingViews = [];
+    this.sql.exec("DELETE FROM event");
+    this.sql.exec("DELETE FROM dead_letter");
+    const id = this.state.visitorId;
+    this.state = emptyState(id);
+    this.saveState();
+  }
+
+  private dump(seenSince?: Millis): VisitorDump {
     return {
       visitorId: this.state.visitorId,
       state: this.state,
@@ -303,66 +434,158 @@ export class VisitorDO extends DurableObject<Env> {
         )
         .toArray(),
       mergedFrom: this.mergedFrom,
+      ...(seenSince === undefined
+        ? {}
+        : {
+            seen: this.sql
+              .exec<{ id: string; ts: number }>("SELECT id, ts FROM seen WHERE ts >= ?", seenSince)
+              .toArray()
+              .map((r) => [r.id, r.ts] as const),
+          }),
     };
   }
 
+  /** Everything held (admin export); null when nothing is held here. */
+  async exportAll(): Promise<VisitorDump | null> {
+    if (this.erased || this.mergedInto) return null;
+    if (!this.state.visitorId && this.state.events.length === 0 && Object.keys(this.consent).length === 0)
+      return null;
+    return this.dump();
+  }
+
+  /** Where this object's history went, if it was merged into a known person. */
+  async forwardingAddress(): Promise<string | null> {
+    return this.mergedInto;
+  }
+
   /**
-   * Stitching: folds another visitor's history into this one. Idempotent by merge id (the source
-   * visitor's id): merging twice changes nothing. This visitor's assignments win over the source's.
+   * Stitching, on the anonymous visitor's object: hands everything held to `target` (the known
+   * person's canonical id), then keeps only a forwarding address. Idempotent: a second call finds
+   * the history already merged (the target remembers `mergeId`) and changes nothing.
    */
-  async absorb(
-    mergeId: string,
+  async handOver(target: string, mergeId: string, now: Millis): Promise<MergeResult> {
+    if (this.erased) return { merged: false, events: 0, refused: "erased" };
+    if (target === this.state.visitorId || target === mergeId)
+      return { merged: false, events: 0, refused: "self" };
+    // Handed over already (a login on every page): nothing to do.
+    if (this.mergedInto === target) return { merged: false, events: 0 };
+    if (this.mergedInto) {
+      // Already another person's: merging two known people is the caller's decision, not ours.
+      return { merged: false, events: 0, refused: "linked", linkedTo: this.mergedInto };
+    }
+    this.flushPageViews();
+    // Forward first: an event arriving while the history is in flight goes to the target too.
+    const previous = this.mergedInto;
+    this.mergedInto = target;
+    this.setMeta("mergedInto", target);
+    const stub = visitorObject(this.env, target);
+    let result: MergeResult;
+    try {
+      result = await stub.mergeFrom(this.dump(now - SEEN_RETENTION_MS), mergeId, { now, visitorId: target });
+    } catch (err) {
+      this.mergedInto = previous;
+      if (previous === null) this.sql.exec("DELETE FROM meta WHERE key = 'mergedInto'");
+      throw err;
+    }
+    if (result.refused === "erased") {
+      // The person was erased: this history is not theirs to receive; it stays here.
+      this.mergedInto = previous;
+      if (previous === null) this.sql.exec("DELETE FROM meta WHERE key = 'mergedInto'");
+      return result;
+    }
+    // The history now lives with the target; keep only the forwarding address.
+    this.pendingViews = [];
+    this.sql.exec("DELETE FROM event");
+    this.sql.exec("DELETE FROM seen");
+    this.sql.exec("DELETE FROM dead_letter");
+    this.sql.exec("DELETE FROM meta WHERE key NOT IN ('mergedInto', 'id')");
+    this.state = emptyState(this.state.visitorId);
+    this.consent = {};
+    this.consentAt = 0;
+    this.mergedFrom = [];
+    // The forwarding address outlives the anonymous cookie (400 days), then goes.
+    this.mergedAt = Date.now();
+    this.setMeta("mergedAt", String(this.mergedAt));
+    await this.ctx.storage.setAlarm(this.mergedAt + IDLE_DELETE_MS);
+    this.alarmChecked = true;
+    return result;
+  }
+
+  /**
+   * Stitching, on the known person's object: folds another visitor's dump into this one
+   * (see `mergeVisitorState`). Idempotent by merge id: merging twice changes nothing.
+   */
+  async mergeFrom(
     source: VisitorDump,
-    now: Millis,
-  ): Promise<{ merged: boolean; events: number }> {
-    if (this.erased) return { merged: false, events: 0 };
+    mergeId: string,
+    options: { now: Millis; visitorId?: string; forwarded?: boolean },
+  ): Promise<MergeResult> {
+    if (this.erased) return { merged: false, events: 0, refused: "erased" };
+    const target = this.forwardTarget(options.forwarded);
+    if (target) return target.mergeFrom(source, mergeId, { ...options, forwarded: true });
     if (this.mergedFrom.includes(mergeId)) return { merged: false, events: 0 };
+    this.flushPageViews();
+    this.ensureId(options.visitorId);
+    const fresh: VisitorEvent[] = [];
+    const duplicates: VisitorEvent[] = [];
+    for (const e of source.state.events) (this.storeEvent(e) ? fresh : duplicates).push(e);
+    for (const [id, ts] of source.seen ?? []) {
+      this.sql.exec("INSERT INTO seen (id, ts) VALUES (?, ?) ON CONFLICT DO NOTHING", id, ts);
+    }
     const scoring = await this.scoring();
-    let added = 0;
-    for (const e of source.state.events) {
-      if (!this.storeEvent(e)) continue;
-      // Scores are merged below from both stored scores, not re-derived from events.
-      applyEvent(this.state, e, scoring ? { ...scoring, scoreEvent: () => [] } : null);
-      added++;
-    }
-    this.state.intent = mergeIntent(this.state.intent, source.state.intent, now, scoring?.dimensions ?? {});
-    for (const [exp, variant] of Object.entries(source.state.assignments))
-      this.state.assignments[exp] ??= variant;
-    for (const [id, times] of Object.entries(source.state.exposures)) {
-      for (const t of times) recordExposure(this.state, id, t);
-    }
-    this.mergedFrom.push(mergeId);
-    this.sql.exec(
-      "INSERT OR REPLACE INTO meta (key, value) VALUES ('mergedFrom', ?)",
-      JSON.stringify(this.mergedFrom),
-    );
-    this.persistAfterApply(now);
-    return { merged: true, events: added };
+    mergeVisitorState(this.state, source.state, fresh, duplicates, options.now, scoring?.dimensions ?? {});
+    for (const d of source.deadLetters) this.deadLetter(d.at, d.reason, d.raw);
+    // The known person's consent wins; the anonymous visitor's fills purposes it never answered.
+    this.consent = { ...source.consent, ...this.consent };
+    this.setMeta("consent", JSON.stringify(this.consent));
+    this.mergedFrom.push(mergeId, ...source.mergedFrom.filter((m) => !this.mergedFrom.includes(m)));
+    this.setMeta("mergedFrom", JSON.stringify(this.mergedFrom));
+    this.persistAfterApply(options.now);
+    return { merged: true, events: fresh.length };
   }
 
   /** Erases everything held, and leaves a tombstone so later events for this person are refused. */
   async erase(): Promise<void> {
     this.pendingViews = [];
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
-    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('erased', '1')");
+    this.setMeta("erased", "1");
     this.state = emptyState("");
     this.consent = {};
+    this.consentAt = 0;
     this.mergedFrom = [];
+    this.mergedInto = null;
     this.erased = true;
   }
 
-  /** Daily upkeep: prune old data; a visitor idle for 400 days is deleted whole. */
+  /**
+   * Daily upkeep: prune old events, counters and remembered ids. A visitor idle for 400 days (the
+   * cookie's lifetime) and an old forwarding address are deleted whole.
+   */
   override async alarm(): Promise<void> {
     const now = Date.now();
     if (this.erased) return;
-    if (this.state.lastSeen !== null && now - this.state.lastSeen > IDLE_DELETE_MS) {
+    const lastActive = this.mergedInto ? this.mergedAt : Math.max(this.state.lastSeen ?? 0, this.consentAt);
+    if (now - lastActive > IDLE_DELETE_MS) {
       await this.ctx.storage.deleteAll();
       this.state = emptyState("");
+      this.consent = {};
+      this.consentAt = 0;
+      this.mergedInto = null;
+      this.mergedAt = 0;
+      this.mergedFrom = [];
+      this.alarmChecked = false;
+      this.createTables();
       return;
     }
-    this.sql.exec("DELETE FROM seen WHERE ts < ?", now - DEFAULT_LIMITS.maxEventAgeMs - DAY_MS);
+    if (this.mergedInto) {
+      await this.ctx.storage.setAlarm(this.mergedAt + IDLE_DELETE_MS);
+      return;
+    }
+    this.sql.exec("DELETE FROM seen WHERE ts < ?", now - SEEN_RETENTION_MS);
     this.persistAfterApply(now);
     await this.ctx.storage.setAlarm(now + DAY_MS);
   }

@@ -10,7 +10,11 @@ import { Lru } from "../edge/lru.ts";
 const encoder = new TextEncoder();
 const keys = new Map<string, Promise<CryptoKey>>();
 
-export const VISITOR_ID_PATTERN = /^(?:[A-Za-z0-9_-]{16,64}|u_[a-f0-9]{32})$/;
+/**
+ * A known person's canonical id (`u_` + 32 hex), or an anonymous id (16–64 base64url characters
+ * that never start with `u_`, so the two can never be confused).
+ */
+export const VISITOR_ID_PATTERN = /^(?:u_[a-f0-9]{32}|(?!u_)[A-Za-z0-9_-]{16,64})$/;
 
 function hmacKey(secret: string): Promise<CryptoKey> {
   let key = keys.get(secret);
@@ -39,8 +43,13 @@ export function fromBase64Url(text: string): Uint8Array | null {
   }
 }
 
+/** A new anonymous visitor id: 128 random bits, base64url (22 characters), never starting with `u_`. */
 export function issueVisitorId(): string {
-  return toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+  for (;;) {
+    const id = toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+    // 1 in 4096 random ids would look like a known person's prefix: draw again.
+    if (!id.startsWith("u_")) return id;
+  }
 }
 
 /** The canonical id of a known person: `u_` + the first 128 bits of SHA-256(userId), hex. */
@@ -118,17 +127,23 @@ export async function visitorCookieHeader(id: string, config: Config): Promise<s
 
 /**
  * Identity tokens a site's backend signs to let a browser claim a user id:
- * `<userId>.<expiry epoch seconds>.<HMAC-SHA256(IDENTITY_SECRET, "<userId>.<expiry>")>`.
+ * `<userId>.<expiry epoch seconds>.<base64url HMAC-SHA256(IDENTITY_SECRET, "<userId>.<expiry>")>`.
+ * A user id may itself contain dots (an email): the token is read from the right.
+ *
+ * @example
+ * // on the site's backend, after login (Node: crypto.createHmac("sha256", secret).update(`${u}.${exp}`).digest("base64url"))
+ * const token = await signIdentityToken(IDENTITY_SECRET, "customer-42", Math.floor(Date.now() / 1000) + 300);
  */
 export async function signIdentityToken(
   secret: string,
   userId: string,
   expiresAtSeconds: number,
 ): Promise<string> {
-  const value = `${toBase64Url(encoder.encode(userId))}.${expiresAtSeconds}`;
+  const value = `${userId}.${Math.floor(expiresAtSeconds)}`;
   return `${value}.${await signValue(secret, value)}`;
 }
 
+/** The user id a valid, unexpired token names; null for anything else (never throws). */
 export async function verifyIdentityToken(
   secret: string,
   token: string,
@@ -137,8 +152,9 @@ export async function verifyIdentityToken(
   if (token.length > 1024) return null;
   const value = await verifySigned(secret, token);
   if (!value) return null;
-  const [userPart, expiry] = value.split(".");
-  if (!userPart || !expiry || Number(expiry) * 1000 < nowMs) return null;
-  const bytes = fromBase64Url(userPart);
-  return bytes ? new TextDecoder().decode(bytes) : null;
+  const dot = value.lastIndexOf(".");
+  const userId = value.slice(0, dot);
+  const expiry = value.slice(dot + 1);
+  if (dot <= 0 || !/^\d{1,12}$/.test(expiry) || Number(expiry) * 1000 < nowMs) return null;
+  return userId.length <= 256 ? userId : null;
 }

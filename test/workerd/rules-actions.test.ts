@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { resetRulesCache } from "../../src/edge/rules-loader.ts";
 import { handle } from "../../src/http/app.ts";
 import { hashRules, parseRules } from "../../src/rules/index.ts";
-import { ACTIVE_KEY, HISTORY_KEY, versionKey } from "../../src/rules/keys.ts";
+import { ACTIVE_KEY, HISTORY_KEY, versionKey } from "../../src/rules/store.ts";
 import { ADMIN, BROWSER_UA, visit } from "./helpers.ts";
 
 // Rules published to the real RULES KV namespace, as `npm run rules -- publish` writes them.

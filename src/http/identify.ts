@@ -1,0 +1,168 @@
+import type { Hono } from "hono";
+import { readConfig } from "../edge/config.ts";
+import type { Env } from "../edge/env.ts";
+import { activeRules } from "../edge/rules-loader.ts";
+import { callerOf, forgetAlias, isKnownId, resolveCanonical } from "../state/identity.ts";
+import { log } from "../state/log.ts";
+import {
+  aliasesKey,
+  aliasKey,
+  isSuppressed,
+  type MergeStrategy,
+  mergeTraits,
+  readProfile,
+  writeProfile,
+} from "../state/profiles.ts";
+import { type MergeResult, visitorObject } from "../state/visitor-do.ts";
+import {
+  canonicalForUser,
+  VISITOR_ID_PATTERN,
+  verifyIdentityToken,
+  visitorCookieHeader,
+} from "../state/visitor-id.ts";
+import { invalidRequest, jsonError } from "./errors.ts";
+import type { AppEnv } from "./events.ts";
+import { readJson } from "./events.ts";
+import { documentRoute } from "./openapi.ts";
+import { IdentifyRequestSchema } from "./schemas.ts";
+
+/** Aliases kept per person (for export and erasure): far more devices than anyone has. */
+const MAX_ALIASES = 1000;
+
+/**
+ * Records `alias` → `canonical` in KV, and `alias` in the person's alias list. Skips writes that
+ * would change nothing: a login on every page must not hit KV's one write per second per key.
+ */
+async function linkAlias(env: Env, alias: string, canonical: string, extra: readonly string[] = []) {
+  const writes: Promise<void>[] = [];
+  if ((await env.PROFILES.get(aliasKey(alias))) !== canonical) {
+    writes.push(env.PROFILES.put(aliasKey(alias), canonical));
+  }
+  const list = (await env.PROFILES.get<string[]>(aliasesKey(canonical), "json")) ?? [];
+  const next = [...new Set([...list, alias, ...extra])].slice(-MAX_ALIASES);
+  if (next.length !== list.length || next.some((a, i) => list[i] !== a)) {
+    writes.push(env.PROFILES.put(aliasesKey(canonical), JSON.stringify(next)));
+  }
+  await Promise.all(writes);
+  forgetAlias(alias);
+}
+
+/** The anonymous profile's traits (if any) folded into the known one, by the rules' strategies. */
+async function mergeProfiles(
+  env: Env,
+  from: string,
+  into: string,
+  strategies: Readonly<Record<string, MergeStrategy>>,
+): Promise<void> {
+  const source = await readProfile(env, from);
+  if (!source) return;
+  const known = (await readProfile(env, into)) ?? { traits: {}, consent: {}, updatedAt: "" };
+  await writeProfile(env, into, {
+    traits: mergeTraits(known.traits, source.traits, strategies),
+    // The known person's answers win; the anonymous visitor's fill purposes never answered.
+    consent: { ...source.consent, ...known.consent },
+    updatedAt: new Date().toISOString(),
+  });
+}
+
+export function registerIdentityRoutes(api: Hono<AppEnv>): void {
+  api.post("/v1/identify", async (c) => {
+    const read = await readJson(c, 8 * 1024);
+    if (!read.ok) return read.response;
+    const parsed = IdentifyRequestSchema.safeParse(read.value);
+    if (!parsed.success) return invalidRequest(parsed.error);
+    const { config } = readConfig(c.env);
+    const caller = await callerOf(c.req.raw, c.env);
+    const now = Date.now();
+
+    // Who may say "this browser is that person": a token signed by the site's backend, or a
+    // server holding the API key. A bare user id from a browser proves nothing.
+    let anonymousId: string | null;
+    let userId: string;
+    if ("token" in parsed.data) {
+      if (!config.IDENTITY_SECRET)
+        return jsonError(503, "identity_disabled", "IDENTITY_SECRET is not configured");
+      const verified = await verifyIdentityToken(config.IDENTITY_SECRET, parsed.data.token, now);
+      if (!verified) return jsonError(403, "invalid_token", "the identity token is invalid or expired");
+      userId = verified;
+      anonymousId = caller.kind === "browser" ? caller.visitorId : null;
+    } else {
+      if (caller.kind !== "server")
+        return jsonError(403, "forbidden", "linking by userId needs the server API key or a signed token");
+      userId = parsed.data.userId;
+      anonymousId = parsed.data.anonymousId;
+      if (!VISITOR_ID_PATTERN.test(anonymousId)) {
+        return jsonError(400, "invalid_request", "not a Northstar visitor id", {
+          issues: [{ path: "anonymousId", message: "not a Northstar visitor id" }],
+        });
+      }
+    }
+    const canonical = await canonicalForUser(userId);
+    if (await isSuppressed(c.env, canonical, ...(anonymousId ? [anonymousId] : []))) {
+      return jsonError(410, "suppressed", "this person's data was erased; they cannot be re-identified");
+    }
+
+    let merged: MergeResult = { merged: false, events: 0 };
+    if (anonymousId && anonymousId !== canonical) {
+      const rules = await activeRules(c.env, c.executionCtx);
+      const settings = rules?.compiled.settings;
+      const allowKnownMerge = settings?.allowKnownMerge === true;
+      // Already stitched elsewhere (KV), or itself a known person: two known people.
+      const linked = await resolveCanonical(c.env, anonymousId);
+      let source = anonymousId;
+      if (isKnownId(linked) && linked !== canonical) {
+        if (!allowKnownMerge) return alreadyLinked();
+        source = linked;
+      }
+      merged = await visitorObject(c.env, source).handOver(canonical, source, now);
+      if (merged.refused === "linked" && merged.linkedTo && merged.linkedTo !== canonical) {
+        // The object knew better than a stale alias: the visitor is another person's already.
+        if (!allowKnownMerge) return alreadyLinked();
+        source = merged.linkedTo;
+        merged = await visitorObject(c.env, source).handOver(canonical, source, now);
+      }
+      if (merged.refused === "erased") {
+        return jsonError(410, "suppressed", "this person's data was erased; they cannot be re-identified");
+      }
+      const strategies = (settings?.traitMerge ?? {}) as Readonly<Record<string, MergeStrategy>>;
+      if (merged.merged) await mergeProfiles(c.env, source, canonical, strategies);
+      // A merged known person brings their own aliases along (for export and erasure).
+      const carried =
+        source !== anonymousId
+          ? ((await c.env.PROFILES.get<string[]>(aliasesKey(source), "json")) ?? [])
+          : [];
+      // (A known source needs no alias key: its own object forwards to this person.)
+      await linkAlias(c.env, anonymousId, canonical, source !== anonymousId ? [source, ...carried] : []);
+    }
+    log("info", "identified", { merged: merged.merged, events: merged.events, via: caller.kind });
+    const response = c.json({ visitorId: canonical, merged: merged.merged, mergedEvents: merged.events });
+    // The browser carries the canonical id from now on: no alias lookup on its page views.
+    if (caller.kind === "browser" && config.COOKIE_SECRET) {
+      response.headers.append("set-cookie", await visitorCookieHeader(canonical, config));
+    }
+    return response;
+  });
+
+  documentRoute({
+    method: "post",
+    path: "/v1/identify",
+    tag: "identity",
+    server: true,
+    summary: "Link the anonymous visitor to a known person (signed token from a browser, or the server key)",
+    body: IdentifyRequestSchema,
+    responses: {
+      200: { description: "linked; history merged (idempotent: merging twice changes nothing)" },
+      403: { description: "a bare userId from a browser, or an invalid/expired token" },
+      409: { description: "already linked to another known person, and the rules do not allow merging" },
+      410: { description: "the person was erased" },
+    },
+  });
+}
+
+function alreadyLinked(): Response {
+  return jsonError(
+    409,
+    "already_linked",
+    "this visitor is linked to another known person; the rules do not allow merging them",
+  );
+}

@@ -1,0 +1,243 @@
+import type { Context, Hono } from "hono";
+import { z } from "zod";
+import type { Env } from "../edge/env.ts";
+import { canonicalFromParam, forgetAlias } from "../state/identity.ts";
+import { log } from "../state/log.ts";
+import {
+  aliasesKey,
+  aliasKey,
+  findForbiddenKey,
+  forgetTraits,
+  isSuppressed,
+  profileKey,
+  readProfile,
+  suppressedKey,
+  writeProfile,
+} from "../state/profiles.ts";
+import { type VisitorDump, visitorObject } from "../state/visitor-do.ts";
+import { canonicalForUser, VISITOR_ID_PATTERN } from "../state/visitor-id.ts";
+import { depthExceeds, readLimited } from "./body.ts";
+import { jsonError } from "./errors.ts";
+import type { AppEnv } from "./events.ts";
+import { LIMITS, readJson } from "./events.ts";
+import { documentRoute } from "./openapi.ts";
+
+type C = Context<AppEnv>;
+
+/** Traits: a JSON object of at most 64 KB; the values are the CRM's, the keys must be safe. */
+export const TraitsSchema = z.record(z.string().min(1).max(128), z.unknown());
+export type TraitsInput = z.infer<typeof TraitsSchema>;
+
+export const IMPORT_LIMITS = {
+  bytes: 10 * 1024 * 1024,
+  /**
+   * Distinct ids per import request: each costs up to three KV operations, and one Worker
+   * invocation may make 1,000. Larger files are sent in several requests.
+   */
+  ids: 250,
+  /** Writes in flight at once. */
+  concurrency: 6,
+} as const;
+
+/** A prototype-free copy (the keys were checked for __proto__ and friends already). */
+const plain = (o: Readonly<Record<string, unknown>>): Record<string, unknown> => ({
+  ...Object.assign(Object.create(null) as Record<string, unknown>, o),
+});
+
+async function idParam(c: C): Promise<string | Response> {
+  const id = await canonicalFromParam(c.env, c.req.param("id") ?? "");
+  return (
+    id ??
+    jsonError(400, "invalid_request", "not a Northstar visitor id", {
+      issues: [{ path: "id", message: "a visitor id, a canonical id (u_…) or user:<userId>" }],
+    })
+  );
+}
+
+/** The canonical id of an import line's `id` (same forms as the routes' `:id`, without alias lookup). */
+async function importId(raw: string): Promise<string | null> {
+  if (raw.startsWith("user:"))
+    return raw.length > 5 && raw.length <= 261 ? canonicalForUser(raw.slice(5)) : null;
+  return VISITOR_ID_PATTERN.test(raw) ? raw : null;
+}
+
+/**
+ * The object's export. Workers RPC types `unknown` props as not serializable (they are: they came
+ * from JSON), which erases the return type; the object's own signature is the truth.
+ */
+function exportOf(env: Env, id: string): Promise<VisitorDump | null> {
+  return visitorObject(env, id).exportAll();
+}
+
+/** Erases one id everywhere it could be held, and suppresses it. */
+async function eraseOne(env: Env, id: string, at: string): Promise<void> {
+  await Promise.all([
+    visitorObject(env, id).erase(),
+    env.PROFILES.delete(profileKey(id)).then(() => forgetTraits(id)),
+    env.PROFILES.delete(aliasKey(id)).then(() => forgetAlias(id)),
+    suppressedKey(id).then((key) => env.PROFILES.put(key, JSON.stringify({ at }))),
+  ]);
+}
+
+/** Admin: traits import, export and erasure (requireAdmin is applied to /v1/profiles/*). */
+export function registerProfileRoutes(api: Hono<AppEnv>): void {
+  api.put("/v1/profiles/:id/traits", async (c) => {
+    const id = await idParam(c);
+    if (id instanceof Response) return id;
+    const read = await readJson(c, 64 * 1024);
+    if (!read.ok) return read.response;
+    if (!read.value || typeof read.value !== "object" || Array.isArray(read.value)) {
+      return jsonError(400, "invalid_request", "traits must be a JSON object", {
+        issues: [{ path: "(body)", message: "expected an object" }],
+      });
+    }
+    const parsed = TraitsSchema.safeParse(read.value);
+    if (!parsed.success) return jsonError(400, "invalid_request", "trait names are 1–128 characters");
+    if (await isSuppressed(c.env, id)) return jsonError(410, "suppressed", "this person's data was erased");
+    const replace = c.req.query("mode") === "replace";
+    const current = (await readProfile(c.env, id)) ?? { traits: {}, consent: {}, updatedAt: "" };
+    const traits = replace ? plain(parsed.data) : plain({ ...current.traits, ...parsed.data });
+    await writeProfile(c.env, id, { ...current, traits, updatedAt: new Date().toISOString() });
+    return c.json({ id, traits });
+  });
+
+  api.post("/v1/profiles/import", async (c) => {
+    const read = await readLimited(c.req.raw, IMPORT_LIMITS.bytes);
+    if (!read.ok) return jsonError(413, "payload_too_large", "imports are limited to 10 MB; split the file");
+    const errors: Array<{ line: number; message: string }> = [];
+    // KV allows about one write per second per key: the lines of one id become one write.
+    const byId = new Map<string, { traits: Record<string, unknown>; line: number }>();
+    for (const [i, text] of read.text.split("\n").entries()) {
+      const line = i + 1;
+      if (!text.trim()) continue;
+      let row: { id?: unknown; traits?: unknown };
+      try {
+        row = JSON.parse(text);
+      } catch {
+        errors.push({ line, message: "not JSON" });
+        continue;
+      }
+      if (!row || typeof row !== "object" || Array.isArray(row)) {
+        errors.push({ line, message: "each line is an object { id, traits }" });
+        continue;
+      }
+      const id = typeof row.id === "string" ? await importId(row.id) : null;
+      if (typeof row.id !== "string" || !row.id) errors.push({ line, message: "id must be a string" });
+      else if (!id) errors.push({ line, message: "id is not a visitor id or user:<userId>" });
+      else if (!row.traits || typeof row.traits !== "object" || Array.isArray(row.traits))
+        errors.push({ line, message: "traits must be an object" });
+      else if (depthExceeds(row.traits, LIMITS.depth))
+        errors.push({ line, message: `traits nested deeper than ${LIMITS.depth} levels` });
+      else {
+        const forbidden = findForbiddenKey(row.traits);
+        if (forbidden) errors.push({ line, message: `key not allowed: ${forbidden}` });
+        else byId.set(id, { traits: { ...byId.get(id)?.traits, ...(row.traits as object) }, line });
+      }
+    }
+    if (byId.size > IMPORT_LIMITS.ids) {
+      return jsonError(
+        413,
+        "import_too_large",
+        `at most ${IMPORT_LIMITS.ids} distinct ids per import request; split the file`,
+      );
+    }
+    const ids = [...byId.keys()];
+    let written = 0;
+    const now = new Date().toISOString();
+    const worker = async () => {
+      for (let id = ids.shift(); id !== undefined; id = ids.shift()) {
+        const { traits, line } = byId.get(id)!;
+        try {
+          if (await isSuppressed(c.env, id)) {
+            errors.push({ line, message: "suppressed: this person's data was erased" });
+            continue;
+          }
+          const current = (await readProfile(c.env, id)) ?? { traits: {}, consent: {}, updatedAt: "" };
+          await writeProfile(c.env, id, {
+            ...current,
+            traits: plain({ ...current.traits, ...traits }),
+            updatedAt: now,
+          });
+          written++;
+        } catch (err) {
+          errors.push({ line, message: "not written; retry this line" });
+          log("warn", "import_write_failed", { error: String(err) });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: IMPORT_LIMITS.concurrency }, worker));
+    errors.sort((a, b) => a.line - b.line);
+    return c.json({ written, errors });
+  });
+
+  api.get("/v1/profiles/:id", async (c) => {
+    const id = await idParam(c);
+    if (id instanceof Response) return id;
+    const [profile, dump, aliases] = await Promise.all([
+      readProfile(c.env, id),
+      exportOf(c.env, id),
+      c.env.PROFILES.get<string[]>(aliasesKey(id), "json"),
+    ]);
+    if (!profile && !dump) return jsonError(404, "not_found", "nothing is held on this person");
+    return c.json({
+      id,
+      aliases: aliases ?? [],
+      traits: profile?.traits ?? {},
+      consent: { ...profile?.consent, ...dump?.consent },
+      state: dump?.state ?? null,
+      deadLetters: dump?.deadLetters ?? [],
+      mergedFrom: dump?.mergedFrom ?? [],
+    });
+  });
+
+  api.delete("/v1/profiles/:id", async (c) => {
+    const id = await idParam(c);
+    if (id instanceof Response) return id;
+    const aliases = (await c.env.PROFILES.get<string[]>(aliasesKey(id), "json")) ?? [];
+    const dump = await exportOf(c.env, id);
+    const experiments = Object.keys(dump?.state.assignments ?? {});
+    const at = new Date().toISOString();
+    await Promise.all([
+      eraseOne(c.env, id, at),
+      ...aliases.map((a) => eraseOne(c.env, a, at)),
+      ...experiments.map((e) => c.env.EXPERIMENTS.get(c.env.EXPERIMENTS.idFromName(e)).forget(id)),
+      c.env.PROFILES.delete(aliasesKey(id)),
+    ]);
+    log("info", "profile_erased", { aliases: aliases.length });
+    return c.json({ erased: true, aliases: aliases.length });
+  });
+
+  documentRoute({
+    method: "put",
+    path: "/v1/profiles/{id}/traits",
+    tag: "profiles",
+    admin: true,
+    summary: "Set traits from CRM/warehouse (merged; ?mode=replace replaces them)",
+    body: TraitsSchema,
+    responses: { 200: { description: "the traits now held" }, 410: { description: "erased person" } },
+  });
+  documentRoute({
+    method: "post",
+    path: "/v1/profiles/import",
+    tag: "profiles",
+    admin: true,
+    summary: "Bulk NDJSON import, one { id, traits } per line; per-line errors",
+    responses: { 200: { description: "{ written, errors: [{ line, message }] }" } },
+  });
+  documentRoute({
+    method: "get",
+    path: "/v1/profiles/{id}",
+    tag: "privacy",
+    admin: true,
+    summary: "Export everything held on a person (traits, state, aliases, dead letters)",
+    responses: { 200: { description: "the export" }, 404: { description: "nothing held" } },
+  });
+  documentRoute({
+    method: "delete",
+    path: "/v1/profiles/{id}",
+    tag: "privacy",
+    admin: true,
+    summary: "Erase a person everywhere and suppress them",
+    responses: { 200: { description: "erased" } },
+  });
+}

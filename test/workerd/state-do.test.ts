@@ -1,0 +1,309 @@
+// The visitor's Durable Object through its RPC methods, with time passed in (simulated), inside
+// workerd with real SQLite storage. Intent uses the bundled rules: a running product_view adds 4
+// to "running" (half-life 7 days, cap 100).
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { decayed } from "../../src/core/intent.ts";
+import type { VisitorEvent } from "../../src/core/model.ts";
+import {
+  BURST,
+  DEAD_LETTER_LIMIT,
+  IDLE_DELETE_MS,
+  type VisitorDO,
+  visitorObject,
+} from "../../src/state/visitor-do.ts";
+
+const HOUR = 3600e3;
+const DAY = 24 * HOUR;
+const T0 = Date.UTC(2026, 0, 5, 10); // an exact hour
+
+let n = 0;
+const fresh = (prefix = "v") => `${prefix}${Date.now().toString(36)}x${(++n).toString().padStart(14, "0")}`;
+const stubOf = (id: string) => visitorObject(env, id);
+/** The raw stub, for the test pool's helpers that reach inside the object. */
+const rawStubOf = (id: string) => env.VISITOR.get(env.VISITOR.idFromName(id));
+const ev = (ts: number, type = "page_view", props: Record<string, unknown> = {}): VisitorEvent => ({
+  id: `e-${++n}`,
+  type,
+  ts,
+  channel: "web",
+  props,
+});
+
+describe("VisitorDO ingest", () => {
+  it("stores each event id once: a replay is a duplicate, not a second count", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const e = ev(T0, "add_to_cart", { category: "running" });
+    expect(await stub.ingest(id, [e], { now: T0 })).toMatchObject({ status: "stored", accepted: 1 });
+    expect(await stub.ingest(id, [e, e], { now: T0 })).toMatchObject({ accepted: 0, duplicates: 2 });
+    const state = await stub.snapshot({ now: T0 });
+    expect(state.events).toHaveLength(1);
+    expect(state.counts.add_to_cart).toEqual([[T0, 1]]);
+    expect(state.intent.running).toEqual({ value: 8, ts: T0 });
+  });
+
+  it("decays intent over simulated time: value × 2^(−Δt / half-life)", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const view = (ts: number) => ev(ts, "product_view", { category: "running" });
+    await stub.ingest(id, [view(T0)], { now: T0 });
+    await stub.ingest(id, [view(T0 + 7 * DAY)], { now: T0 + 7 * DAY });
+    const state = await stub.snapshot({ now: T0 + 14 * DAY });
+    // 4 halved over one half-life, plus 4: 6 at T0+7d; read a half-life later: 3.
+    expect(state.intent.running).toEqual({ value: 6, ts: T0 + 7 * DAY });
+    expect(decayed(state.intent.running, T0 + 14 * DAY, 7 * DAY)).toBeCloseTo(3, 10);
+  });
+
+  it("counts by hourly bucket, exactly at the boundaries", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    await stub.ingest(id, [ev(T0 - 1), ev(T0), ev(T0 + HOUR - 1), ev(T0 + HOUR)], { now: T0 + HOUR });
+    const state = await stub.snapshot({ now: T0 + HOUR });
+    expect(state.counts.page_view).toEqual([
+      [T0 - HOUR, 1],
+      [T0, 2],
+      [T0 + HOUR, 1],
+    ]);
+    expect(state.lastByType.page_view).toBe(T0 + HOUR);
+    expect(state.sessionCount).toBe(2); // 59 minutes between the 2nd and 3rd: past the 30-minute gap
+  });
+
+  it("tracks sessions, channel engagement and the hour of day in the visitor's timezone", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    await stub.ingest(
+      id,
+      [
+        ev(T0, "email_send"),
+        ev(T0 + 60e3, "email_open", { tz: "America/New_York" }),
+        ev(T0 + 2 * HOUR, "email_click"),
+        ev(T0 + 2 * HOUR, "sms_send"),
+      ],
+      { now: T0 + 2 * HOUR },
+    );
+    const state = await stub.snapshot({ now: T0 + 2 * HOUR });
+    expect(state.engagement.email).toEqual({ sends: 1, opens: 1, clicks: 1, lastAt: T0 + 2 * HOUR });
+    expect(state.engagement.sms).toMatchObject({ sends: 1, opens: 0, clicks: 0 });
+    expect(state.engagementHours[5]).toBe(1); // 10:01 UTC is 05:01 in New York in January
+    expect(state.engagementHours[12]).toBe(1); // the click, in UTC
+    expect(state.sessionCount).toBe(2); // 2 hours idle between the open and the click
+  });
+
+  it("keeps storage bounded: the last 500 events, 30 days of log, 90 days of counters", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    await stub.ingest(id, [ev(T0 - 100 * DAY, "purchase")], { now: T0 - 100 * DAY });
+    await stub.ingest(id, [ev(T0 - 40 * DAY, "search")], { now: T0 - 40 * DAY });
+    for (let b = 0; b < 6; b++) {
+      const batch = Array.from({ length: 100 }, (_, i) => ev(T0 + (b * 100 + i) * 1000));
+      // Simulated time moves 10 s per batch, so the token bucket refills (20/s).
+      await stub.ingest(id, batch, { now: T0 + b * 10_000 });
+    }
+    const state = await stub.snapshot({ now: T0 + 600_000 });
+    expect(state.events).toHaveLength(500);
+    expect(state.events[0]!.ts).toBe(T0 + 100_000);
+    expect(state.counts.purchase).toBeUndefined(); // 100 days old: past the counters' 90 days
+    expect(state.counts.search).toHaveLength(1); // 40 days: the counter stays, the event went
+    expect(state.events.some((e) => e.type === "search")).toBe(false);
+    // Storage matches memory: a restarted object loads the same 500.
+    await runInDurableObject(rawStubOf(id), (_instance: VisitorDO, ctx) => {
+      const rows = ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM event").one();
+      expect(rows.n).toBe(500);
+    });
+  });
+
+  it("caps the rate per visitor with a token bucket and says when to retry", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const batch = (k: number, ts: number) => Array.from({ length: k }, () => ev(ts));
+    expect((await stub.ingest(id, batch(100, T0), { now: T0 })).status).toBe("stored");
+    expect((await stub.ingest(id, batch(BURST - 100, T0), { now: T0 })).status).toBe("stored");
+    const limited = await stub.ingest(id, batch(40, T0), { now: T0 });
+    expect(limited).toEqual({ status: "rate_limited", retryAfterSeconds: 2 });
+    // Two seconds later, 40 tokens are back.
+    expect((await stub.ingest(id, batch(40, T0 + 2000), { now: T0 + 2000 })).status).toBe("stored");
+  });
+
+  it("keeps the last 100 dead letters, with their reason", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const rejected = Array.from({ length: 120 }, (_, i) => ({ index: i, reason: `bad ${i}`, raw: "{}" }));
+    await stub.ingest(id, [ev(T0)], { now: T0, rejected });
+    const dump = await stub.exportAll();
+    expect(dump!.deadLetters).toHaveLength(DEAD_LETTER_LIMIT);
+    expect(dump!.deadLetters[0]!.reason).toBe("bad 20");
+  });
+
+  it("answers a hot snapshot from memory, without reading storage", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    await stub.ingest(id, [ev(T0)], { now: T0 });
+    await runInDurableObject(rawStubOf(id), async (instance: VisitorDO, ctx) => {
+      const sql = ctx.storage.sql;
+      const exec = sql.exec.bind(sql);
+      let calls = 0;
+      sql.exec = ((...args: Parameters<typeof exec>) => {
+        calls++;
+        return exec(...args);
+      }) as typeof sql.exec;
+      try {
+        const state = await instance.snapshot({ now: T0 + 1000 });
+        expect(state.events).toHaveLength(1);
+        expect(calls).toBe(0);
+      } finally {
+        sql.exec = exec;
+      }
+    });
+  });
+
+  it("records exposures, and assignments stay sticky (the first write wins)", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    await stub.recordDecision({
+      now: T0,
+      exposures: [{ experience: "hero-a", placement: "home-hero" }],
+      assignments: { "hero-test": "bold" },
+    });
+    await stub.recordDecision({
+      now: T0 + 1,
+      exposures: [{ experience: "hero-a", placement: "home-hero" }],
+      assignments: { "hero-test": "control" },
+    });
+    const state = await stub.snapshot({ now: T0 + 2 });
+    expect(state.assignments).toEqual({ "hero-test": "bold" });
+    expect(state.exposures["hero-a"]).toEqual([T0, T0 + 1]);
+  });
+});
+
+describe("VisitorDO upkeep", () => {
+  it("a visitor idle for 400 days deletes itself at its alarm", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const longAgo = Date.now() - IDLE_DELETE_MS - DAY;
+    await stub.ingest(id, [ev(longAgo)], { now: longAgo });
+    expect(await runDurableObjectAlarm(rawStubOf(id))).toBe(true);
+    expect(await stub.exportAll()).toBeNull();
+    await runInDurableObject(rawStubOf(id), (_i: VisitorDO, ctx) => {
+      expect(ctx.storage.sql.exec("SELECT * FROM event").toArray()).toHaveLength(0);
+    });
+  });
+
+  it("an active visitor's alarm prunes and re-arms", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const now = Date.now();
+    await stub.ingest(id, [ev(now - 35 * DAY), ev(now - HOUR)], { now: now - HOUR });
+    expect(await runDurableObjectAlarm(rawStubOf(id))).toBe(true);
+    const state = await stub.snapshot({ now });
+    expect(state.events).toHaveLength(1);
+    await runInDurableObject(rawStubOf(id), async (_i: VisitorDO, ctx) => {
+      expect(await ctx.storage.getAlarm()).toBeGreaterThan(now);
+    });
+  });
+});
+
+describe("VisitorDO stitching", () => {
+  it("hands an anonymous history to the known person once; merging twice changes nothing", async () => {
+    const anon = fresh("a");
+    const known = `u_${"0123456789abcdef".repeat(2).slice(0, 24)}${(++n).toString(16).padStart(8, "0")}`;
+    await stubOf(known).ingest(known, [ev(T0, "product_view", { category: "running" })], { now: T0 });
+    await stubOf(known).recordDecision({ now: T0, exposures: [], assignments: { exp: "known-variant" } });
+    await stubOf(anon).ingest(
+      anon,
+      [ev(T0 + HOUR, "add_to_cart", { category: "running" }), ev(T0 + HOUR, "purchase")],
+      { now: T0 + HOUR },
+    );
+    await stubOf(anon).recordDecision({
+      now: T0,
+      exposures: [],
+      assignments: { exp: "anon-variant", other: "b" },
+    });
+
+    const first = await stubOf(anon).handOver(known, anon, T0 + 2 * HOUR);
+    expect(first).toEqual({ merged: true, events: 2 });
+    const once = await stubOf(known).snapshot({ now: T0 + 2 * HOUR });
+
+    expect(await stubOf(anon).handOver(known, anon, T0 + 3 * HOUR)).toMatchObject({ merged: false });
+    // Even a dump replayed directly is recognised by its merge id.
+    const replay = await stubOf(known).mergeFrom(
+      { visitorId: anon, state: once, consent: {}, deadLetters: [], mergedFrom: [] },
+      anon,
+      { now: T0 + 3 * HOUR },
+    );
+    expect(replay).toMatchObject({ merged: false });
+    const twice = await stubOf(known).snapshot({ now: T0 + 3 * HOUR });
+    expect(twice).toEqual(once);
+
+    expect(once.events.map((e) => e.type)).toEqual(["product_view", "add_to_cart", "purchase"]);
+    expect(once.assignments).toEqual({ exp: "known-variant", other: "b" });
+    expect(once.conversions.purchase).toBe(T0 + HOUR);
+    expect(once.counts.add_to_cart).toEqual([[T0 + HOUR, 1]]);
+    // Scores: both decayed to the merge time and added: the known 4 (two hours old) and the
+    // anonymous 8 (one hour old), at a 7-day half-life.
+    const halfLife = 7 * DAY;
+    expect(once.intent.running!.value).toBeCloseTo(
+      4 * 2 ** ((-2 * HOUR) / halfLife) + 8 * 2 ** (-HOUR / halfLife),
+      9,
+    );
+    expect(once.sessionCount).toBe(2); // an hour apart: two visits (within 30 minutes they would be one)
+
+    // The anonymous object keeps only a forwarding address: later calls under its id land with the person.
+    expect(await stubOf(anon).exportAll()).toBeNull();
+    expect(
+      await stubOf(anon).ingest(anon, [ev(T0 + 4 * HOUR, "search")], { now: T0 + 4 * HOUR }),
+    ).toMatchObject({
+      status: "stored",
+      accepted: 1,
+    });
+    const viaAnon = await stubOf(anon).snapshot({ now: T0 + 4 * HOUR });
+    expect(viaAnon.visitorId).toBe(known);
+    expect(viaAnon.events.at(-1)!.type).toBe("search");
+  });
+
+  it("an anonymous visitor already merged into someone else is reported, not silently re-merged", async () => {
+    const anon = fresh("b");
+    const alice = `u_${"a".repeat(24)}${(++n).toString(16).padStart(8, "0")}`;
+    const bob = `u_${"b".repeat(24)}${(++n).toString(16).padStart(8, "0")}`;
+    await stubOf(anon).ingest(anon, [ev(T0)], { now: T0 });
+    expect((await stubOf(anon).handOver(alice, anon, T0)).merged).toBe(true);
+    expect(await stubOf(anon).handOver(bob, anon, T0)).toMatchObject({
+      merged: false,
+      refused: "linked",
+      linkedTo: alice,
+    });
+  });
+
+  it("withdrawn personalization consent removes behaviour already held; nothing new is stored", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    await stub.ingest(id, [ev(T0, "product_view", { category: "running" })], { now: T0 });
+    expect(await stub.setConsent({ personalization: false }, { visitorId: id, now: T0 })).toEqual({
+      personalization: false,
+    });
+    expect(await stub.ingest(id, [ev(T0 + 1)], { now: T0 + 1 })).toEqual({ status: "no_consent" });
+    const state = await stub.snapshot({ now: T0 + 2, pageView: ev(T0 + 2) });
+    expect(state.events).toHaveLength(0);
+    expect(state.intent).toEqual({});
+    expect((await stub.exportAll())!.consent).toEqual({ personalization: false });
+  });
+
+  it("erase leaves a tombstone: later events are refused", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    await stub.ingest(id, [ev(T0)], { now: T0 });
+    await stub.erase();
+    expect(await stub.exportAll()).toBeNull();
+    expect(await stub.ingest(id, [ev(T0 + 1)], { now: T0 + 1 })).toEqual({ status: "suppressed" });
+    await runInDurableObject(rawStubOf(id), (_i: VisitorDO, ctx) => {
+      const tables = ctx.storage.sql
+        .exec<{ name: string }>(
+          "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\'",
+        )
+        .toArray()
+        .map((r) => r.name);
+      expect(tables).toEqual(["meta"]);
+    });
+  });
+});
