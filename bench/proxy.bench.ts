@@ -20,7 +20,7 @@ import { join } from "node:path";
 import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
 import { hashRules, parseRules } from "../src/rules/index.ts";
-import { ACTIVE_KEY, versionKey } from "../src/rules/keys.ts";
+import { ACTIVE_KEY, versionKey } from "../src/rules/store.ts";
 import { COMPAT, median, ROOT, startNorthstar } from "./workerd.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);

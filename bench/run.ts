@@ -1,9 +1,11 @@
 /**
- * `npm run bench` runs every benchmark; `npm run bench -- decide` (or proxy, state) runs one.
+ * `npm run bench` runs every benchmark; `npm run bench -- decide` (or rules, leaves, state, proxy) runs one.
  * Benchmarks measure; tests never assert timings. Run on a quiet machine and read medians.
  */
 const benches: Record<string, () => Promise<{ run(): Promise<string[]> }>> = {
   decide: () => import("./decide.bench.ts"),
+  rules: () => import("./rules.bench.ts"),
+  leaves: () => import("./leaves.bench.ts"),
   state: () => import("./state.bench.ts"),
   proxy: () => import("./proxy.bench.ts"),
 };
