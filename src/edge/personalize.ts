@@ -2,7 +2,7 @@ import { type DecisionResult, decide } from "../core/decide.ts";
 import { escapeHtml, jsonForInlineScript } from "../core/escape.ts";
 import type { RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
 import { BEACON_VERSION } from "../http/beacon.ts";
-import type { RewritePlan, WebChange } from "../http/rewrite.ts";
+import type { RewritePlan, WebChange, WebSlot } from "../http/rewrite.ts";
 import { readTraits } from "../state/profiles.ts";
 import { visitorObject } from "../state/visitor-do.ts";
 import {
@@ -113,12 +113,44 @@ async function recordExperimentExposures(
   );
 }
 
-export async function personalizePage(
+/**
+ * What the response's headers and the rewriter's shape depend on, known before the visitor's state
+ * is read: with it the page can start streaming while the decision is still being made.
+ */
+export interface PageHead {
+  /** The slots the URL's placements rewrite; a deferred handler waits for the decision at each. */
+  readonly slots: readonly WebSlot[];
+  /** A redirect or a preview panel depends on the decision: the response must wait for it. */
+  readonly waitForDecision: boolean;
+  readonly setCookies: readonly string[];
+  readonly rulesVersion: string | null;
+  /** The beacon tag, appended before `</body>` whatever the decision. */
+  readonly bodyEnd: string;
+}
+
+export interface PageStart {
+  readonly head: PageHead;
+  /** The whole personalization; never rejects (a failure is a fail-open result). */
+  readonly result: Promise<PagePersonalization>;
+  /** The result if it is already there, without waiting. */
+  readonly settled: () => PagePersonalization | null;
+}
+
+function started(head: PageHead, result: Promise<PagePersonalization>): PageStart {
+  let value: PagePersonalization | null = null;
+  void result.then((p) => {
+    value = p;
+  });
+  return { head, result, settled: () => value };
+}
+
+/** The personalization of one page, in two steps: what is known at once, then the decision. */
+export async function startPersonalization(
   request: Request,
   env: Env,
   ctx: ExecutionContext,
   config: Config,
-): Promise<PagePersonalization> {
+): Promise<PageStart> {
   const now = Date.now();
   const url = new URL(request.url);
   const failOpen: string[] = [];
@@ -132,7 +164,15 @@ export async function personalizePage(
   const placements = rules ? rules.compiled.placementsForPath(url.pathname) : [];
   const preview = await readPreview(request, url, config, now);
   if (placements.length === 0 && !config.BEACON_AUTO_INJECT && !preview) {
-    return { ...NOTHING, rulesVersion: rules?.version ?? null, failOpen };
+    const nothing: PagePersonalization = { ...NOTHING, rulesVersion: rules?.version ?? null, failOpen };
+    const head = {
+      slots: [],
+      waitForDecision: false,
+      setCookies: [],
+      rulesVersion: nothing.rulesVersion,
+      bodyEnd: "",
+    };
+    return started(head, Promise.resolve(nothing));
   }
 
   const userAgent = request.headers.get("user-agent");
@@ -168,100 +208,127 @@ export async function personalizePage(
         }
       : undefined;
 
-  const stub = visitorObject(env, visitorId);
-  let state: VisitorState | null = null;
-  let traits: Record<string, unknown> = {};
-  let consent: Record<string, boolean> = gpc ? { personalization: false, measurement: false } : {};
-  const profiled = returning && !bot && placements.length > 0;
-  if (profiled) {
-    const [stateRead, traitsRead] = await Promise.all([
-      withDeadline(
-        () => stub.snapshot({ now, pageView, visitorId, eventsSince: now - rules!.compiled.eventHorizonMs }),
-        config.STORE_DEADLINE_MS,
-      ),
-      withDeadline(() => readTraits(env, visitorId), config.STORE_DEADLINE_MS),
-    ]);
-    timings.do = stateRead.ms;
-    timings.kv = traitsRead.ms;
-    if (stateRead.ok) state = stateRead.value;
-    else failOpen.push(`do-${stateRead.reason}`);
-    if (traitsRead.ok) {
-      if (traitsRead.value) {
-        traits = { ...traitsRead.value.traits };
-        consent = { ...traitsRead.value.consent, ...consent };
-      }
-    } else failOpen.push(`kv-${traitsRead.reason}`);
+  const slots: WebSlot[] = [];
+  let mayRedirect = false;
+  for (const id of placements) {
+    const placement = rules!.compiled.placements[id]!;
+    if (placement.action === "redirect") mayRedirect = true;
+    else if (placement.selector)
+      slots.push({ selector: placement.selector, action: placement.action, attribute: placement.attribute });
   }
-
-  let changes: WebChange[] = [];
-  let redirect: string | null = null;
-  let personalized = false;
-  let explanation: unknown = null;
-  let exposures: DecisionResult["exposures"] = [];
-  let assignments: DecisionResult["assignments"] = {};
-  if (rules && placements.length > 0) {
-    const decideStarted = performance.now();
-    try {
-      const result = decide(rules.compiled, {
-        visitorId,
-        now,
-        traits,
-        state,
-        context,
-        consent,
-        placements,
-        forced: preview?.preview.forced,
-        explain: preview?.preview.explain ?? false,
-      });
-      for (const d of result.decisions) {
-        if (d.action === "redirect" && d.html) {
-          redirect ??= d.html;
-          continue;
-        }
-        if (d.experience === null || d.html === null || !d.selector || d.action === "redirect") continue;
-        changes.push({
-          selector: d.selector,
-          action: d.action,
-          html: d.html,
-          attribute: d.attribute ?? undefined,
-        });
-      }
-      personalized = changes.length > 0 || redirect !== null;
-      explanation = preview ? (result.explanation ?? result) : null;
-      exposures = result.exposures;
-      assignments = result.assignments;
-    } catch (err) {
-      // decide() is built never to throw; if it does, it is a bug, and the page is still served.
-      console.log(JSON.stringify({ level: "error", msg: "decide_threw", error: String(err) }));
-      failOpen.push("decide");
-      changes = [];
-    }
-    timings.decide = performance.now() - decideStarted;
-  }
-
-  const bodyEnd =
-    (injectBeacon ? beaconTag(config, pageView === undefined) : "") +
-    (preview ? previewPanel(explanation) : "");
-  const measured = !bot && !gpc && consent.measurement !== false;
-  const recordDecision = measured ? decisionRecorder(env, visitorId, { exposures, assignments }, now) : null;
-  const record =
-    !bot && (pageView !== undefined || recordDecision)
-      ? async () => {
-          if (pageView && !profiled) await stub.snapshot({ now, pageView, visitorId });
-          await recordDecision?.();
-        }
-      : null;
-
-  const passThrough = changes.length === 0 && bodyEnd === "" && setCookies.length === 0 && redirect === null;
-  return {
-    passThrough,
-    plan: { changes, bodyEnd },
-    personalized: personalized || preview !== null,
-    redirect,
+  const beacon = injectBeacon ? beaconTag(config, pageView === undefined) : "";
+  const head: PageHead = {
+    slots,
+    waitForDecision: mayRedirect || preview !== null,
     setCookies,
     rulesVersion: rules?.version ?? null,
-    failOpen,
-    timings,
-    record,
+    bodyEnd: beacon,
   };
+  const decided = (async (): Promise<PagePersonalization> => {
+    const stub = visitorObject(env, visitorId);
+    let state: VisitorState | null = null;
+    let traits: Record<string, unknown> = {};
+    let consent: Record<string, boolean> = gpc ? { personalization: false, measurement: false } : {};
+    const profiled = returning && !bot && placements.length > 0;
+    if (profiled) {
+      const [stateRead, traitsRead] = await Promise.all([
+        withDeadline(
+          () =>
+            stub.snapshot({ now, pageView, visitorId, eventsSince: now - rules!.compiled.eventHorizonMs }),
+          config.STORE_DEADLINE_MS,
+        ),
+        withDeadline(() => readTraits(env, visitorId), config.STORE_DEADLINE_MS),
+      ]);
+      timings.do = stateRead.ms;
+      timings.kv = traitsRead.ms;
+      if (stateRead.ok) state = stateRead.value;
+      else failOpen.push(`do-${stateRead.reason}`);
+      if (traitsRead.ok) {
+        if (traitsRead.value) {
+          traits = { ...traitsRead.value.traits };
+          consent = { ...traitsRead.value.consent, ...consent };
+        }
+      } else failOpen.push(`kv-${traitsRead.reason}`);
+    }
+
+    let changes: WebChange[] = [];
+    let redirect: string | null = null;
+    let personalized = false;
+    let explanation: unknown = null;
+    let exposures: DecisionResult["exposures"] = [];
+    let assignments: DecisionResult["assignments"] = {};
+    if (rules && placements.length > 0) {
+      const decideStarted = performance.now();
+      try {
+        const result = decide(rules.compiled, {
+          visitorId,
+          now,
+          traits,
+          state,
+          context,
+          consent,
+          placements,
+          forced: preview?.preview.forced,
+          explain: preview?.preview.explain ?? false,
+        });
+        for (const d of result.decisions) {
+          if (d.action === "redirect" && d.html) {
+            redirect ??= d.html;
+            continue;
+          }
+          if (d.experience === null || d.html === null || !d.selector || d.action === "redirect") continue;
+          changes.push({
+            selector: d.selector,
+            action: d.action,
+            html: d.html,
+            attribute: d.attribute ?? undefined,
+          });
+        }
+        personalized = changes.length > 0 || redirect !== null;
+        explanation = preview ? (result.explanation ?? result) : null;
+        exposures = result.exposures;
+        assignments = result.assignments;
+      } catch (err) {
+        // decide() is built never to throw; if it does, it is a bug, and the page is still served.
+        console.log(JSON.stringify({ level: "error", msg: "decide_threw", error: String(err) }));
+        failOpen.push("decide");
+        changes = [];
+      }
+      timings.decide = performance.now() - decideStarted;
+    }
+
+    const bodyEnd = beacon + (preview ? previewPanel(explanation) : "");
+    const measured = !bot && !gpc && consent.measurement !== false;
+    const recordDecision = measured
+      ? decisionRecorder(env, visitorId, { exposures, assignments }, now)
+      : null;
+    const record =
+      !bot && (pageView !== undefined || recordDecision)
+        ? async () => {
+            if (pageView && !profiled) await stub.snapshot({ now, pageView, visitorId });
+            await recordDecision?.();
+          }
+        : null;
+
+    const passThrough =
+      changes.length === 0 && bodyEnd === "" && setCookies.length === 0 && redirect === null;
+    return {
+      passThrough,
+      plan: { changes, bodyEnd },
+      personalized: personalized || preview !== null,
+      redirect,
+      setCookies,
+      rulesVersion: rules?.version ?? null,
+      failOpen,
+      timings,
+      record,
+    };
+  })();
+  return started(
+    head,
+    decided.catch((err: unknown) => {
+      console.log(JSON.stringify({ level: "error", msg: "personalize_failed", error: String(err) }));
+      return { ...NOTHING, setCookies, rulesVersion: head.rulesVersion, failOpen: ["personalization"] };
+    }),
+  );
 }

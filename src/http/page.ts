@@ -1,7 +1,13 @@
 import type { Config } from "../edge/config.ts";
 import { looksLikeAsset } from "../edge/context.ts";
 import type { Env } from "../edge/env.ts";
-import { NOTHING, type PagePersonalization, personalizePage } from "../edge/personalize.ts";
+import {
+  NOTHING,
+  type PagePersonalization,
+  type PageStart,
+  startPersonalization,
+} from "../edge/personalize.ts";
+import { log } from "../state/log.ts";
 import {
   badGateway,
   fetchOrigin,
@@ -12,7 +18,7 @@ import {
   relayHeaders,
   rewrittenHeaders,
 } from "./proxy.ts";
-import { buildRewriter } from "./rewrite.ts";
+import { buildDeferredRewriter, buildRewriter } from "./rewrite.ts";
 
 const FAILED_OPEN: PagePersonalization = { ...NOTHING, failOpen: ["personalization"] };
 
@@ -42,6 +48,10 @@ function decorate(headers: Headers, p: PagePersonalization, config: Config): voi
  * A proxied request outside the reserved prefix. The origin fetch starts first; personalization
  * runs beside it under its deadlines. Assets and non-GET requests never enter the decision path;
  * non-HTML streams back untouched, HTML streams through the native HTMLRewriter.
+ *
+ * Personalization never delays the first byte: when the origin answers before the visitor's
+ * decision is ready, the page starts streaming at once and each slot waits for the decision where
+ * it stands in the page (unless a redirect or a preview panel depends on it).
  */
 export async function servePage(
   request: Request,
@@ -53,14 +63,14 @@ export async function servePage(
   const url = new URL(request.url);
   const originResult = fetchOrigin(originRequest(request, target), target);
   const decides = request.method === "GET" && !looksLikeAsset(url.pathname);
-  const personalization = decides
-    ? personalizePage(request, env, ctx, config).catch((err: unknown) => {
+  const starting: Promise<PageStart | null> = decides
+    ? startPersonalization(request, env, ctx, config).catch((err: unknown) => {
         console.log(JSON.stringify({ level: "error", msg: "personalize_failed", error: String(err) }));
-        return FAILED_OPEN;
+        return null;
       })
-    : Promise.resolve(FAILED_OPEN);
+    : Promise.resolve(null);
 
-  const [origin, p] = await Promise.all([originResult, personalization]);
+  const [origin, start] = await Promise.all([originResult, starting]);
   if (!origin.ok) {
     console.log(JSON.stringify({ level: "warn", msg: "origin_unreachable", error: origin.error }));
     return badGateway();
@@ -68,7 +78,14 @@ export async function servePage(
   const response = origin.response;
   const headers = relayHeaders(response, url, target);
   if (!decides || !isHtml(response) || !response.body) return passThrough(response, headers);
-  if (p.record) ctx.waitUntil(p.record().catch(() => undefined));
+
+  const settled = start ? start.settled() : FAILED_OPEN;
+  const result = start?.result ?? Promise.resolve(FAILED_OPEN);
+  ctx.waitUntil(result.then(afterDecision).catch(() => undefined));
+  if (!settled && start && !start.head.waitForDecision && start.head.slots.length > 0) {
+    return streamBeforeDecision(response, headers, start, config);
+  }
+  const p = settled ?? (await result);
   if (p.redirect && response.status === 200) {
     await response.body.cancel();
     const redirectHeaders = new Headers({ location: p.redirect });
@@ -80,11 +97,45 @@ export async function servePage(
     return passThrough(response, headers);
   }
   decorate(headers, p, config);
-  return buildRewriter(p.plan).transform(
-    new Response(response.body, {
-      status: response.status,
-      statusText: response.statusText,
-      headers: rewrittenHeaders(headers),
-    }),
+  return buildRewriter(p.plan).transform(rewritten(response, headers));
+}
+
+/**
+ * Off the critical path: a failed-open decision is logged (the one report of it when the page
+ * streamed before the decision), then the page view and exposures are recorded.
+ */
+async function afterDecision(p: PagePersonalization): Promise<unknown> {
+  if (p.failOpen.length > 0)
+    log("warn", "failed_open", { reasons: p.failOpen, rulesVersion: p.rulesVersion });
+  return p.record?.();
+}
+
+function rewritten(response: Response, headers: Headers): Response {
+  return new Response(response.body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: rewrittenHeaders(headers),
+  });
+}
+
+/**
+ * The page streams now; its slots fill in as the decision arrives. Headers are set from what is
+ * known: the page has slots for this visitor, so it is private; whether personalization failed
+ * open is not known yet, and the header says so (the logs carry the outcome).
+ */
+function streamBeforeDecision(
+  response: Response,
+  headers: Headers,
+  start: PageStart,
+  config: Config,
+): Response {
+  const { head, result } = start;
+  decorate(
+    headers,
+    { ...NOTHING, personalized: true, setCookies: head.setCookies, rulesVersion: head.rulesVersion },
+    config,
   );
+  if (config.DEBUG_HEADERS) headers.set("x-northstar-fail-open", "deferred");
+  const changes = result.then((p) => p.plan.changes);
+  return buildDeferredRewriter(head.slots, changes, head.bodyEnd).transform(rewritten(response, headers));
 }

@@ -22,42 +22,67 @@ export interface WebChange {
   readonly attribute?: string | undefined;
 }
 
+/** Where a placement rewrites, known from the rules before any decision is made. */
+export interface WebSlot {
+  readonly selector: string;
+  readonly action: WebAction;
+  readonly attribute: string | null;
+}
+
 const html = { html: true } as const;
 
-function handlerFor(change: WebChange): HTMLRewriterElementContentHandlers {
-  const { action, html: content, attribute } = change;
+function apply(el: Element, change: WebChange): void {
+  const { html: content, attribute } = change;
+  switch (change.action) {
+    case "replace_content":
+      el.setInnerContent(content, html);
+      return;
+    case "replace_element":
+      el.replace(content, html);
+      return;
+    case "before":
+      el.before(content, html);
+      return;
+    case "after":
+      el.after(content, html);
+      return;
+    case "prepend":
+      el.prepend(content, html);
+      return;
+    case "append":
+      el.append(content, html);
+      return;
+    case "remove":
+      el.remove();
+      return;
+    case "set_attribute":
+      if (attribute) el.setAttribute(attribute, content);
+      return;
+  }
+}
+
+/**
+ * Applies `change` at the first element the selector matches (every match for set_attribute: a slot
+ * is personalized once, even when the selector matches several elements). `change` may be a promise:
+ * the stream then flows up to the first match and waits there, and only there, for the decision.
+ */
+function handlerFor(
+  action: WebAction,
+  change: WebChange | null | Promise<WebChange | null>,
+): HTMLRewriterElementContentHandlers {
   let applied = false;
   return {
     element(el) {
-      // A slot is personalized once, even when the selector matches several elements.
       if (applied && action !== "set_attribute") return;
       applied = true;
-      switch (action) {
-        case "replace_content":
-          el.setInnerContent(content, html);
-          return;
-        case "replace_element":
-          el.replace(content, html);
-          return;
-        case "before":
-          el.before(content, html);
-          return;
-        case "after":
-          el.after(content, html);
-          return;
-        case "prepend":
-          el.prepend(content, html);
-          return;
-        case "append":
-          el.append(content, html);
-          return;
-        case "remove":
-          el.remove();
-          return;
-        case "set_attribute":
-          if (attribute) el.setAttribute(attribute, content);
-          return;
+      if (!(change instanceof Promise)) {
+        if (change) apply(el, change);
+        return;
       }
+      // The promise never rejects (decisions fail open), so the handler cannot throw.
+      return change.then((c) => {
+        if (c) apply(el, c);
+      });
     },
   };
 }
@@ -71,15 +96,38 @@ export interface RewritePlan {
 /** Builds the rewriter for one response. Selectors were validated when the rules were compiled. */
 export function buildRewriter(plan: RewritePlan): HTMLRewriter {
   const rewriter = new HTMLRewriter();
-  for (const change of plan.changes) rewriter.on(change.selector, handlerFor(change));
-  if (plan.bodyEnd) {
+  for (const change of plan.changes) rewriter.on(change.selector, handlerFor(change.action, change));
+  return withBodyEnd(rewriter, plan.bodyEnd);
+}
+
+/**
+ * The rewriter for a page whose decision is still being made: one deferred handler per slot, each
+ * waiting for its own change, so the bytes before the first slot stream at once.
+ */
+export function buildDeferredRewriter(
+  slots: readonly WebSlot[],
+  changes: Promise<readonly WebChange[]>,
+  bodyEnd: string,
+): HTMLRewriter {
+  const rewriter = new HTMLRewriter();
+  for (const slot of slots) {
+    const change = changes.then(
+      (all) => all.find((c) => c.selector === slot.selector && c.action === slot.action) ?? null,
+    );
+    rewriter.on(slot.selector, handlerFor(slot.action, change));
+  }
+  return withBodyEnd(rewriter, bodyEnd);
+}
+
+function withBodyEnd(rewriter: HTMLRewriter, bodyEnd: string): HTMLRewriter {
+  if (bodyEnd) {
     let injected = false;
     rewriter.on("body", {
       element(el) {
         if (injected) return;
         injected = true;
         el.onEndTag((end) => {
-          end.before(plan.bodyEnd, html);
+          end.before(bodyEnd, html);
         });
       },
     });

@@ -2,7 +2,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { handle } from "../../src/http/app.ts";
-import { ADMIN, eid, newVisitor, sendEvents, visit, visitorCookie } from "./helpers.ts";
+import { ADMIN, BROWSER_UA, eid, newVisitor, sendEvents, visit, visitorCookie } from "./helpers.ts";
 
 // The personalizing proxy against the test origin, with the demo rules bundled at build time.
 describe("a proxied page", () => {
@@ -38,6 +38,52 @@ describe("a proxied page", () => {
     const res = await visit("/", { cookie: forged });
     expect(await res.text()).not.toContain("Ready for your next run");
     expect(visitorCookie(res)).not.toBe(cookie);
+  });
+
+  it("the page starts before the visitor's object answers; its slots fill in when it does", async () => {
+    const cookie = await newVisitor();
+    await sendEvents(cookie, [
+      { id: eid(), type: "product_view", props: { category: "running", path: "/running/road-racer" } },
+      { id: eid(), type: "product_view", props: { category: "running", path: "/running/tempo-tee" } },
+    ]);
+    // The visitor's real object, held back until the test lets it answer.
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const held = {
+      idFromName: (name: string) => env.VISITOR.idFromName(name),
+      get: (id: DurableObjectId) => {
+        const real = env.VISITOR.get(id);
+        return {
+          snapshot: (options: unknown) => gate.then(() => real.snapshot(options as never)),
+          recordDecision: (options: unknown) => real.recordDecision(options as never),
+        };
+      },
+    } as unknown as typeof env.VISITOR;
+    const ctx = createExecutionContext();
+    const res = await handle(
+      new Request("https://shop.test/", {
+        headers: { "user-agent": BROWSER_UA, cookie, "accept-encoding": "identity" },
+      }),
+      { ...env, VISITOR: held, STORE_DEADLINE_MS: "5000" },
+      ctx,
+    );
+    // Status, headers and the page's first bytes, all while the object has not answered.
+    expect(res.status).toBe(200);
+    expect(res.headers.get("cache-control")).toBe("private, no-store");
+    expect(res.headers.get("x-northstar-fail-open")).toBe("deferred");
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    const first = decoder.decode((await reader.read()).value);
+    expect(first).toContain("<head>");
+    expect(first).not.toContain("Ready for your next run");
+    release();
+    let rest = "";
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest += decoder.decode(r.value);
+    await waitOnExecutionContext(ctx);
+    expect(first + rest).toContain("Ready for your next run, runner?");
+    expect((first + rest).match(/<script src="\/_ns\/ns\.1\.js"/g)).toHaveLength(1);
   });
 
   it("crawlers get what a new anonymous visitor gets, but no cookie and no profile", async () => {

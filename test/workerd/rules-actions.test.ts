@@ -1,6 +1,6 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { resetRulesCache } from "../../src/edge/rules-loader.ts";
 import { handle } from "../../src/http/app.ts";
 import { hashRules, parseRules } from "../../src/rules/index.ts";
@@ -160,6 +160,11 @@ describe("fail open", () => {
       }),
     }) as unknown as typeof env.VISITOR;
 
+  /**
+   * A returning visitor's page under injected faults, read to the end. `failedOpen` is what the
+   * operator learns: the response header when the decision came before the page's first byte, the
+   * structured log line in every case (the only report when the page streamed first).
+   */
   async function returning(faults: Record<string, unknown>, path = "/") {
     const first = await visit(path);
     await first.arrayBuffer();
@@ -167,29 +172,49 @@ describe("fail open", () => {
       .getSetCookie()
       .find((c) => c.includes("ns_vid"))!
       .split(";")[0]!;
-    const ctx = createExecutionContext();
-    const res = await handle(
-      new Request(`https://shop.test${path}`, { headers: { "user-agent": BROWSER_UA, cookie } }),
-      { ...env, ...faults },
-      ctx,
-    );
-    await waitOnExecutionContext(ctx);
-    return res;
+    const logged: string[] = [];
+    const spy = vi.spyOn(console, "log").mockImplementation((line: unknown) => {
+      logged.push(String(line));
+    });
+    try {
+      const ctx = createExecutionContext();
+      const res = await handle(
+        new Request(`https://shop.test${path}`, { headers: { "user-agent": BROWSER_UA, cookie } }),
+        { ...env, ...faults },
+        ctx,
+      );
+      const body = await res.text();
+      await waitOnExecutionContext(ctx);
+      const header = res.headers.get("x-northstar-fail-open");
+      const line = logged
+        .map((l) => JSON.parse(l) as { msg?: string; reasons?: string[] })
+        .find((l) => l.msg === "failed_open");
+      return { res, body, header, failedOpen: line?.reasons ?? [] };
+    } finally {
+      spy.mockRestore();
+    }
   }
 
-  it("a Durable Object that throws: the page, with defaults, and a header saying so", async () => {
-    const res = await returning({ VISITOR: faultyNamespace("throw") });
+  it("a Durable Object that throws: the page, with defaults, and the failure reported", async () => {
+    const { res, body, header, failedOpen } = await returning({ VISITOR: faultyNamespace("throw") });
     expect(res.status).toBe(200);
-    expect(res.headers.get("x-northstar-fail-open")).toContain("do-error");
+    expect(failedOpen).toContain("do-error");
+    expect(["deferred", "do-error"]).toContain(header);
     // What a new visitor would see: the origin's hero or the A/B test's, never an error.
-    expect(await res.text()).toMatch(/Default hero|Gear for every trail|Go further this weekend/);
+    expect(body).toMatch(/Default hero|Gear for every trail|Go further this weekend/);
   });
 
-  it("a Durable Object that hangs: the deadline passes and the page is served", async () => {
-    const res = await returning({ VISITOR: faultyNamespace("hang"), STORE_DEADLINE_MS: "30" });
+  it("a Durable Object that hangs: the page streams at once and its slots fill after the deadline", async () => {
+    const { res, body, header, failedOpen } = await returning({
+      VISITOR: faultyNamespace("hang"),
+      STORE_DEADLINE_MS: "30",
+    });
     expect(res.status).toBe(200);
-    expect(res.headers.get("x-northstar-fail-open")).toContain("do-timeout");
-    expect((await res.text()).trimEnd().endsWith("</html>")).toBe(true);
+    // The origin answered long before the 30 ms deadline: the page did not wait for the object.
+    expect(header).toBe("deferred");
+    expect(failedOpen).toContain("do-timeout");
+    expect(body).toMatch(/Default hero|Gear for every trail|Go further this weekend/);
+    expect(body.trimEnd().endsWith("</html>")).toBe(true);
   });
 
   it("KV down: traits are skipped, the page is served", async () => {
@@ -197,9 +222,10 @@ describe("fail open", () => {
       get: () => Promise.reject(new Error("KV unavailable")),
       put: () => Promise.reject(new Error("KV unavailable")),
     };
-    const res = await returning({ PROFILES: brokenKv });
+    const { res, body, failedOpen } = await returning({ PROFILES: brokenKv });
     expect(res.status).toBe(200);
-    expect(res.headers.get("x-northstar-fail-open")).toContain("kv-error");
+    expect(failedOpen).toContain("kv-error");
+    expect(body.trimEnd().endsWith("</html>")).toBe(true);
   });
 
   it("rules KV down on a cold isolate: the bundled rules serve", async () => {
