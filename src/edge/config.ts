@@ -7,6 +7,11 @@ import { z } from "zod";
  */
 const boolString = z.enum(["true", "false"]).transform((v) => v === "true");
 
+const headerName = z
+  .string()
+  .regex(/^[a-z0-9-]+$/i, "must be a header name (letters, digits, dashes)")
+  .transform((v) => v.toLowerCase());
+
 export const ConfigSchema = z.object({
   ORIGIN: z.url({ protocol: /^https?$/ }),
   NS_PREFIX: z
@@ -27,6 +32,9 @@ export const ConfigSchema = z.object({
   BEACON_AUTO_INJECT: boolString.default(true),
   RESPECT_GPC: boolString.default(true),
   DEBUG_HEADERS: boolString.default(true),
+  /** Names of the response headers that say which rules applied and whether the proxy failed open. */
+  RULES_HEADER: headerName.default("x-northstar-rules"),
+  FAIL_OPEN_HEADER: headerName.default("x-northstar-fail-open"),
   BOT_USER_AGENTS: z.string().optional(),
 });
 export type Config = z.infer<typeof ConfigSchema>;

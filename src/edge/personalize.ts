@@ -3,6 +3,8 @@ import { escapeHtml, jsonForInlineScript } from "../core/escape.ts";
 import type { RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
 import { BEACON_VERSION } from "../http/beacon.ts";
 import type { RewritePlan, WebChange, WebSlot } from "../http/rewrite.ts";
+import { resolveCanonical } from "../state/identity.ts";
+import { log } from "../state/log.ts";
 import { readTraits } from "../state/profiles.ts";
 import { visitorObject } from "../state/visitor-do.ts";
 import {
@@ -50,6 +52,25 @@ export const NOTHING: PagePersonalization = {
   timings: {},
   record: null,
 };
+
+/**
+ * A redirect decision's target, rendered from a template that may interpolate request or profile
+ * values: only an http(s) URL on this site or an absolute http(s) URL, with no control characters
+ * (a CR/LF would forge a header). Anything else is refused and the page is served instead.
+ */
+export function safeRedirect(target: string, page: URL): string | null {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (/[\u0000-\u001f\u007f]/.test(target)) return null;
+  try {
+    const resolved = new URL(target, page);
+    if (resolved.protocol !== "https:" && resolved.protocol !== "http:") return null;
+    return resolved.origin === page.origin
+      ? `${resolved.pathname}${resolved.search}${resolved.hash}`
+      : resolved.toString();
+  } catch {
+    return null;
+  }
+}
 
 function beaconTag(config: Config, autoPageView: boolean): string {
   const src = `${config.NS_PREFIX}/ns.${BEACON_VERSION}.js`;
@@ -230,6 +251,7 @@ export async function startPersonalization(
     let traits: Record<string, unknown> = {};
     let consent: Record<string, boolean> = gpc ? { personalization: false, measurement: false } : {};
     const profiled = returning && !bot && placements.length > 0;
+    let canonicalId = visitorId;
     if (profiled) {
       const [stateRead, traitsRead] = await Promise.all([
         withDeadline(
@@ -237,7 +259,12 @@ export async function startPersonalization(
             stub.snapshot({ now, pageView, visitorId, eventsSince: now - rules!.compiled.eventHorizonMs }),
           config.STORE_DEADLINE_MS,
         ),
-        withDeadline(() => readTraits(env, visitorId), config.STORE_DEADLINE_MS),
+        // A visitor stitched to a person by a server keeps an anonymous cookie: the person's traits
+        // and consent are under the canonical id (an isolate-cached alias look-up, usually a miss).
+        withDeadline(async () => {
+          canonicalId = await resolveCanonical(env, visitorId);
+          return readTraits(env, canonicalId);
+        }, config.STORE_DEADLINE_MS),
       ]);
       timings.do = stateRead.ms;
       timings.kv = traitsRead.ms;
@@ -261,7 +288,7 @@ export async function startPersonalization(
       const decideStarted = performance.now();
       try {
         const result = decide(rules.compiled, {
-          visitorId,
+          visitorId: canonicalId,
           now,
           traits,
           state,
@@ -273,7 +300,9 @@ export async function startPersonalization(
         });
         for (const d of result.decisions) {
           if (d.action === "redirect" && d.html) {
-            redirect ??= d.html;
+            const target = safeRedirect(d.html, url);
+            if (target) redirect ??= target;
+            else failOpen.push("redirect-invalid");
             continue;
           }
           if (d.experience === null || d.html === null || !d.selector || d.action === "redirect") continue;
@@ -290,7 +319,7 @@ export async function startPersonalization(
         assignments = result.assignments;
       } catch (err) {
         // decide() is built never to throw; if it does, it is a bug, and the page is still served.
-        console.log(JSON.stringify({ level: "error", msg: "decide_threw", error: String(err) }));
+        log("error", "decide_threw", { error: String(err) });
         failOpen.push("decide");
         changes = [];
       }
@@ -300,7 +329,7 @@ export async function startPersonalization(
     const bodyEnd = beacon + (preview ? previewPanel(explanation) : "");
     const measured = !bot && !gpc && consent.measurement !== false;
     const recordDecision = measured
-      ? decisionRecorder(env, visitorId, { exposures, assignments }, now)
+      ? decisionRecorder(env, canonicalId, { exposures, assignments }, now)
       : null;
     const record =
       !bot && (pageView !== undefined || recordDecision)
@@ -327,7 +356,7 @@ export async function startPersonalization(
   return started(
     head,
     decided.catch((err: unknown) => {
-      console.log(JSON.stringify({ level: "error", msg: "personalize_failed", error: String(err) }));
+      log("error", "personalize_failed", { error: String(err) });
       return { ...NOTHING, setCookies, rulesVersion: head.rulesVersion, failOpen: ["personalization"] };
     }),
   );

@@ -37,8 +37,8 @@ function decorate(headers: Headers, p: PagePersonalization, config: Config): voi
     headers.append("vary", "Cookie");
   }
   if (config.DEBUG_HEADERS) {
-    if (p.rulesVersion) headers.set("x-northstar-rules", p.rulesVersion);
-    headers.set("x-northstar-fail-open", p.failOpen.length ? p.failOpen.join(",") : "none");
+    if (p.rulesVersion) headers.set(config.RULES_HEADER, p.rulesVersion);
+    headers.set(config.FAIL_OPEN_HEADER, p.failOpen.length ? p.failOpen.join(",") : "none");
     const timing = serverTiming(p.timings);
     if (timing) headers.append("server-timing", timing);
   }
@@ -65,19 +65,36 @@ export async function servePage(
   const decides = request.method === "GET" && !looksLikeAsset(url.pathname);
   const starting: Promise<PageStart | null> = decides
     ? startPersonalization(request, env, ctx, config).catch((err: unknown) => {
-        console.log(JSON.stringify({ level: "error", msg: "personalize_failed", error: String(err) }));
+        log("error", "personalize_failed", { error: String(err) });
         return null;
       })
     : Promise.resolve(null);
 
   const [origin, start] = await Promise.all([originResult, starting]);
   if (!origin.ok) {
-    console.log(JSON.stringify({ level: "warn", msg: "origin_unreachable", error: origin.error }));
+    log("warn", "origin_unreachable", { error: origin.error });
     return badGateway();
   }
   const response = origin.response;
   const headers = relayHeaders(response, url, target);
   if (!decides || !isHtml(response) || !response.body) return passThrough(response, headers);
+  try {
+    return await personalized(response, headers, start, ctx, config);
+  } catch (err) {
+    // A bug past this point must not cost the visitor the page: the origin's, as it came.
+    log("error", "page_failed_open", { error: String(err) });
+    return passThrough(response, relayHeaders(response, url, target));
+  }
+}
+
+async function personalized(
+  response: Response,
+  headers: Headers,
+  start: PageStart | null,
+  ctx: ExecutionContext,
+  config: Config,
+): Promise<Response> {
+  const body = response.body!;
 
   const settled = start ? start.settled() : FAILED_OPEN;
   const result = start?.result ?? Promise.resolve(FAILED_OPEN);
@@ -87,7 +104,7 @@ export async function servePage(
   }
   const p = settled ?? (await result);
   if (p.redirect && response.status === 200) {
-    await response.body.cancel();
+    await body.cancel();
     const redirectHeaders = new Headers({ location: p.redirect });
     decorate(redirectHeaders, p, config);
     return new Response(null, { status: 302, headers: redirectHeaders });
@@ -135,7 +152,7 @@ function streamBeforeDecision(
     { ...NOTHING, personalized: true, setCookies: head.setCookies, rulesVersion: head.rulesVersion },
     config,
   );
-  if (config.DEBUG_HEADERS) headers.set("x-northstar-fail-open", "deferred");
+  if (config.DEBUG_HEADERS) headers.set(config.FAIL_OPEN_HEADER, "deferred");
   const changes = result.then((p) => p.plan.changes);
   return buildDeferredRewriter(head.slots, changes, head.bodyEnd).transform(rewritten(response, headers));
 }

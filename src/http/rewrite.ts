@@ -4,6 +4,8 @@
  * values prepared before the stream starts.
  */
 
+import { log } from "../state/log.ts";
+
 export type WebAction =
   | "replace_content"
   | "replace_element"
@@ -96,7 +98,7 @@ export interface RewritePlan {
 /** Builds the rewriter for one response. Selectors were validated when the rules were compiled. */
 export function buildRewriter(plan: RewritePlan): HTMLRewriter {
   const rewriter = new HTMLRewriter();
-  for (const change of plan.changes) rewriter.on(change.selector, handlerFor(change.action, change));
+  for (const change of plan.changes) on(rewriter, change.selector, handlerFor(change.action, change));
   return withBodyEnd(rewriter, plan.bodyEnd);
 }
 
@@ -114,9 +116,21 @@ export function buildDeferredRewriter(
     const change = changes.then(
       (all) => all.find((c) => c.selector === slot.selector && c.action === slot.action) ?? null,
     );
-    rewriter.on(slot.selector, handlerFor(slot.action, change));
+    on(rewriter, slot.selector, handlerFor(slot.action, change));
   }
   return withBodyEnd(rewriter, bodyEnd);
+}
+
+/**
+ * Registers a handler; a selector the runtime refuses (validation accepts a superset of what
+ * HTMLRewriter supports) skips that slot instead of failing the page.
+ */
+function on(rewriter: HTMLRewriter, selector: string, handler: HTMLRewriterElementContentHandlers): void {
+  try {
+    rewriter.on(selector, handler);
+  } catch (err) {
+    log("warn", "selector_refused", { selector, error: String(err) });
+  }
 }
 
 function withBodyEnd(rewriter: HTMLRewriter, bodyEnd: string): HTMLRewriter {

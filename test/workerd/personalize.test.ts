@@ -104,29 +104,6 @@ describe("a proxied page", () => {
     expect(asset.headers.get("cache-control")).toBe("public, max-age=3600");
   });
 
-  it("a page with nothing to change keeps the origin's caching headers and bytes", async () => {
-    const quiet = { ...env, BEACON_AUTO_INJECT: "false" };
-    const ctx = createExecutionContext();
-    const res = await handle(
-      new Request("https://shop.test/json-page-without-slots", {
-        headers: { "user-agent": "Mozilla/5.0 Chrome/150" },
-      }),
-      quiet,
-      ctx,
-    );
-    await waitOnExecutionContext(ctx);
-    // The test origin 404s unknown paths with HTML; only promo-banner ("*") could apply there.
-    expect(res.status).toBe(404);
-    expect(await res.text()).toContain("First time here?");
-    const noSlots = { ...quiet, NS_PREFIX: "/_ns" };
-    const res2 = await handle(
-      new Request("https://shop.test/json", { headers: { "user-agent": "Mozilla/5.0 Chrome/150" } }),
-      noSlots,
-      createExecutionContext(),
-    );
-    expect(res2.headers.get("cache-control")).toBe("max-age=30");
-  });
-
   it("preview: an admin-signed link forces an experience for that browser and shows the explain panel", async () => {
     const minted = await visit("/_ns/v1/preview", {
       method: "POST",
