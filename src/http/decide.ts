@@ -11,6 +11,7 @@ import { activeRules } from "../edge/rules-loader.ts";
 import { type Caller, callerOf, subjectOf } from "../state/identity.ts";
 import { findForbiddenKey, readTraits } from "../state/profiles.ts";
 import { type IngestResult, visitorObject } from "../state/visitor-do.ts";
+import { secretsEqual } from "./admin.ts";
 import { readLimited } from "./body.ts";
 import { invalidRequest, issuesOf, jsonError } from "./errors.ts";
 import { LIMITS } from "./events.ts";
@@ -183,6 +184,18 @@ async function decideFor(
   return res;
 }
 
+/**
+ * The admin token may do on this route what the server key may (it can already read any
+ * visitor's explanation through GET /v1/explain); a browser speaks only for its own cookie.
+ */
+async function decideCaller(request: Request, env: Env): Promise<Caller> {
+  const { config } = readConfig(env);
+  const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1]?.trim();
+  if (bearer && config.ADMIN_TOKEN && (await secretsEqual(bearer, config.ADMIN_TOKEN)))
+    return { kind: "server" };
+  return callerOf(request, env);
+}
+
 export const ExplainQuerySchema = z.strictObject({
   visitorId: z.string().optional(),
   userId: z.string().optional(),
@@ -205,7 +218,11 @@ export function registerDecideRoutes(api: Hono<AppEnv>): void {
     if (forbidden) return jsonError(400, "forbidden_key", `key not allowed: ${forbidden}`);
     const parsed = DecideRequestSchema.safeParse(json);
     if (!parsed.success) return invalidRequest(parsed.error);
-    return decideFor(c, parsed.data, parsed.data.explain, await callerOf(c.req.raw, c.env));
+    const caller = await decideCaller(c.req.raw, c.env);
+    // An explanation names every audience condition and the traits it read: it is for the site's
+    // servers and admins, never for a browser, whatever its body asks.
+    const explain = parsed.data.explain && caller.kind === "server";
+    return decideFor(c, parsed.data, explain, caller);
   });
 
   api.get("/v1/explain", async (c) => {

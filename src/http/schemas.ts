@@ -81,7 +81,10 @@ export const DecideRequestSchema = z.strictObject({
   context: ContextInputSchema.default({}),
   placements: z.array(z.string().max(64)).max(50).optional(),
   events: z.array(z.unknown()).max(100).optional().describe("recorded first, and counted in this decision"),
-  explain: z.boolean().default(false),
+  explain: z
+    .boolean()
+    .default(false)
+    .describe("server key or admin token only: ignored for browsers, which get no explanation"),
 });
 export type DecideRequest = z.input<typeof DecideRequestSchema>;
 

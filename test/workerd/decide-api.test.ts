@@ -95,6 +95,44 @@ describe("POST /_ns/v1/decide", () => {
   });
 });
 
+describe("explanations through POST /_ns/v1/decide", () => {
+  const ask = (init: { cookie?: string; headers?: Record<string, string> }, body: Record<string, unknown>) =>
+    visit("/_ns/v1/decide", {
+      method: "POST",
+      ...init,
+      headers: { "content-type": "application/json", ...init.headers },
+      body: JSON.stringify({
+        channel: "web",
+        placements: ["home-hero", "promo-banner"],
+        explain: true,
+        ...body,
+      }),
+    });
+
+  it("a browser asking with its cookie gets its decisions but never the explanation", async () => {
+    const cookie = await newVisitor();
+    const res = await ask({ cookie }, {});
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, unknown> & { decisions: Record<string, unknown> };
+    expect(Object.keys(body.decisions)).toEqual(["home-hero", "promo-banner"]);
+    expect(body).not.toHaveProperty("explanation");
+  });
+
+  it("a server caller, or an admin, gets every candidate and why", async () => {
+    const cookie = await newVisitor();
+    for (const headers of [SERVER, ADMIN]) {
+      const res = await ask({ headers }, { visitorId: idOf(cookie) });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as {
+        explanation: Record<string, Array<{ experience: string; outcome: string }>>;
+      };
+      expect(body.explanation["home-hero"]?.find((c) => c.experience === "hero-runner")?.outcome).toBe(
+        "audience",
+      );
+    }
+  });
+});
+
 describe("admin views", () => {
   it("explain shows every candidate and why it won or lost", async () => {
     const cookie = await newVisitor();
