@@ -31,7 +31,7 @@ function originAfterObject(overrides: Record<string, unknown> = {}) {
   const origin = {
     fetch: async (request: Request) => {
       await objectAnswered;
-      return env.ORIGIN_SERVICE.fetch(request);
+      return env.ORIGIN_SERVICE!.fetch(request);
     },
   };
   return { ...env, VISITOR: visitor, ORIGIN_SERVICE: origin, ...overrides } as unknown as typeof env;
@@ -104,8 +104,9 @@ describe("headers of a personalized page", () => {
   it("an exception after the origin answered serves the origin's page", async () => {
     const cookie = await newVisitor();
     // A rewriter that cannot be built (a broken runtime) is a bug past the origin fetch.
-    const original = globalThis.HTMLRewriter;
-    globalThis.HTMLRewriter = class {
+    const global = globalThis as { HTMLRewriter: typeof HTMLRewriter };
+    const original = global.HTMLRewriter;
+    global.HTMLRewriter = class {
       constructor() {
         throw new Error("rewriter exploded");
       }
@@ -116,7 +117,7 @@ describe("headers of a personalized page", () => {
       expect(body).toContain("Default hero");
       expect(body.trimEnd().endsWith("</html>")).toBe(true);
     } finally {
-      globalThis.HTMLRewriter = original;
+      global.HTMLRewriter = original;
     }
   });
 });
