@@ -104,7 +104,7 @@ describe("headers of a personalized page", () => {
   it("an exception after the origin answered serves the origin's page", async () => {
     const cookie = await newVisitor();
     // A rewriter that cannot be built (a broken runtime) is a bug past the origin fetch.
-    const global = globalThis as { HTMLRewriter: typeof HTMLRewriter };
+    const global = globalThis as unknown as { HTMLRewriter: typeof HTMLRewriter };
     const original = global.HTMLRewriter;
     global.HTMLRewriter = class {
       constructor() {
