@@ -24,6 +24,15 @@ export const DEFAULT_LIMITS: StateLimits = {
 
 export const HOUR_MS = 3600e3;
 
+/**
+ * A state map's entry by a name that came from outside (an event type, an experiment id): the maps
+ * are ordinary objects (null-prototype objects cannot cross Workers RPC), so `counts["constructor"]`
+ * would otherwise read Object's prototype and the event would fail half-applied.
+ */
+export function own<T>(map: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(map, key) ? map[key] : undefined;
+}
+
 /** What scoring needs from the compiled rules (a structural subset of CompiledRules). */
 export interface Scoring {
   scoreEvent(event: VisitorEvent): Array<{ dimension: string; delta: number }>;
@@ -101,32 +110,35 @@ export function applyEvent(
   s.events.splice(i, 0, e);
 
   const bucket = Math.floor(e.ts / HOUR_MS) * HOUR_MS;
-  if (!s.counts[e.type]) s.counts[e.type] = [];
-  const buckets = s.counts[e.type]!;
+  let buckets = own(s.counts, e.type);
+  if (!buckets) {
+    buckets = [];
+    s.counts[e.type] = buckets;
+  }
   const existing = buckets.find((b) => b[0] === bucket);
   if (existing) existing[1] += 1;
   else {
     buckets.push([bucket, 1]);
     buckets.sort((a, b) => a[0] - b[0]);
   }
-  if ((s.lastByType[e.type] ?? Number.NEGATIVE_INFINITY) < e.ts) s.lastByType[e.type] = e.ts;
+  if ((own(s.lastByType, e.type) ?? Number.NEGATIVE_INFINITY) < e.ts) s.lastByType[e.type] = e.ts;
 
   if (scoring) {
     for (const { dimension, delta } of scoring.scoreEvent(e)) {
-      const dim = scoring.dimensions[dimension];
+      const dim = own(scoring.dimensions, dimension);
       if (!dim) continue;
-      s.intent[dimension] = addSignal(s.intent[dimension], delta, e.ts, dim.halfLifeMs, dim.cap);
+      s.intent[dimension] = addSignal(own(s.intent, dimension), delta, e.ts, dim.halfLifeMs, dim.cap);
     }
-    if (scoring.conversionTypes?.has(e.type) && (s.conversions[e.type] ?? 0) < e.ts)
+    if (scoring.conversionTypes?.has(e.type) && (own(s.conversions, e.type) ?? 0) < e.ts)
       s.conversions[e.type] = e.ts;
-  } else if (e.type === "purchase" && (s.conversions.purchase ?? 0) < e.ts) {
+  } else if (e.type === "purchase" && (own(s.conversions, "purchase") ?? 0) < e.ts) {
     s.conversions.purchase = e.ts;
   }
 
   const m = ENGAGEMENT.exec(e.type);
   if (m) {
     const channel = m[1]!;
-    const prev = s.engagement[channel] ?? { sends: 0, opens: 0, clicks: 0, lastAt: null };
+    const prev = own(s.engagement, channel) ?? { sends: 0, opens: 0, clicks: 0, lastAt: null };
     const kind = m[2]!;
     s.engagement[channel] = {
       sends: prev.sends + (kind === "send" || kind === "sent" || kind === "delivered" ? 1 : 0),
@@ -165,8 +177,11 @@ export function recordExposure(
   at: Millis,
   limits = DEFAULT_LIMITS,
 ): void {
-  if (!s.exposures[experience]) s.exposures[experience] = [];
-  const times = s.exposures[experience]!;
+  let times = own(s.exposures, experience);
+  if (!times) {
+    times = [];
+    s.exposures[experience] = times;
+  }
   times.push(at);
   if (times.length > limits.maxExposuresPerExperience)
     times.splice(0, times.length - limits.maxExposuresPerExperience);

@@ -4,6 +4,7 @@ import {
   DEFAULT_LIMITS,
   HOUR_MS,
   type MutableVisitorState,
+  own,
   type StateLimits,
 } from "../core/visitor-state.ts";
 
@@ -41,7 +42,7 @@ export function mergeVisitorState(
     skip.set(key, (skip.get(key) ?? 0) + 1);
   }
   for (const [type, buckets] of Object.entries(source.counts)) {
-    const into = new Map<Millis, number>(target.counts[type] ?? []);
+    const into = new Map<Millis, number>(own(target.counts, type) ?? []);
     for (const [bucket, n] of buckets) {
       const counted = n - (skip.get(`${type}\u0000${bucket}`) ?? 0);
       if (counted > 0) into.set(bucket, (into.get(bucket) ?? 0) + counted);
@@ -49,10 +50,10 @@ export function mergeVisitorState(
     if (into.size) target.counts[type] = [...into].sort((a, b) => a[0] - b[0]);
   }
   for (const [type, at] of Object.entries(source.lastByType)) {
-    if ((target.lastByType[type] ?? Number.NEGATIVE_INFINITY) < at) target.lastByType[type] = at;
+    if ((own(target.lastByType, type) ?? Number.NEGATIVE_INFINITY) < at) target.lastByType[type] = at;
   }
   for (const [goal, at] of Object.entries(source.conversions)) {
-    if ((target.conversions[goal] ?? Number.NEGATIVE_INFINITY) < at) target.conversions[goal] = at;
+    if ((own(target.conversions, goal) ?? Number.NEGATIVE_INFINITY) < at) target.conversions[goal] = at;
   }
 
   const halfLives: Record<string, number> = {};
@@ -64,7 +65,7 @@ export function mergeVisitorState(
   target.intent = mergeIntent(target.intent, source.intent, now, halfLives, caps);
 
   for (const [channel, e] of Object.entries(source.engagement)) {
-    const t: ChannelEngagement = target.engagement[channel] ?? {
+    const t: ChannelEngagement = own(target.engagement, channel) ?? {
       sends: 0,
       opens: 0,
       clicks: 0,
@@ -80,10 +81,10 @@ export function mergeVisitorState(
   target.engagementHours = target.engagementHours.map((n, h) => n + (source.engagementHours[h] ?? 0));
 
   for (const [experiment, variant] of Object.entries(source.assignments)) {
-    target.assignments[experiment] ??= variant;
+    if (!Object.hasOwn(target.assignments, experiment)) target.assignments[experiment] = variant;
   }
   for (const [experience, times] of Object.entries(source.exposures)) {
-    const all = [...(target.exposures[experience] ?? []), ...times].sort((a, b) => a - b);
+    const all = [...(own(target.exposures, experience) ?? []), ...times].sort((a, b) => a - b);
     target.exposures[experience] = all.slice(-limits.maxExposuresPerExperience);
   }
 

@@ -6,6 +6,7 @@ import {
   emptyState,
   firstAfter,
   type MutableVisitorState,
+  own,
   prune,
   recordExposure,
 } from "../core/visitor-state.ts";
@@ -260,23 +261,37 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     for (const r of options.rejected ?? []) this.deadLetter(options.now, r.reason, r.raw);
     this.ensureId(visitorId);
     const scoring = await this.scoring();
+    // Page views held in memory go with this write, so memory and storage agree before the batch
+    // (what a rollback below falls back to).
+    this.flushPageViews();
     const before = { ...this.state.conversions };
     let accepted = 0;
     let duplicates = 0;
-    for (const e of events) {
-      if (!this.storeEvent(e)) {
-        duplicates++;
-        continue;
-      }
-      applyEvent(this.state, e, scoring);
-      accepted++;
+    try {
+      // An event's `seen` row, its log row and its effect on the aggregates commit together: if
+      // applying one throws, nothing of the batch is kept, so a retry is applied, not a "duplicate".
+      this.ctx.storage.transactionSync(() => {
+        for (const e of events) {
+          if (!this.storeEvent(e)) {
+            duplicates++;
+            continue;
+          }
+          applyEvent(this.state, e, scoring);
+          accepted++;
+        }
+        if (accepted > 0) this.pruneAndSave(options.now);
+      });
+    } catch (err) {
+      // Storage rolled back; memory may hold half an event: read it back from storage.
+      this.load();
+      throw err;
     }
-    if (accepted > 0) this.persistAfterApply(options.now);
+    if (accepted > 0) void this.scheduleAlarm();
     const conversions: Array<{ experiment: string; variant: string; at: Millis }> = [];
     if (scoring) {
       for (const exp of Object.values(scoring.experiments)) {
-        const at = this.state.conversions[exp.goal];
-        const variant = this.state.assignments[exp.id];
+        const at = own(this.state.conversions, exp.goal);
+        const variant = own(this.state.assignments, exp.id);
         if (at !== undefined && at !== before[exp.goal] && variant)
           conversions.push({ experiment: exp.id, variant, at });
       }
@@ -301,8 +316,13 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     return true;
   }
 
-  /** Prunes memory and storage to the same bounds, then writes the aggregate row. */
   private persistAfterApply(now: Millis): void {
+    this.pruneAndSave(now);
+    void this.scheduleAlarm();
+  }
+
+  /** Prunes memory and storage to the same bounds, then writes the aggregate row (no I/O awaited). */
+  private pruneAndSave(now: Millis): void {
     const countBefore = this.state.events.length;
     prune(this.state, now);
     if (this.state.events.length < countBefore) {
@@ -317,7 +337,6 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       }
     }
     this.saveState();
-    void this.scheduleAlarm();
   }
 
   /**
@@ -389,7 +408,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (target) return target.recordDecision({ ...options, forwarded: true });
     for (const x of options.exposures) recordExposure(this.state, x.experience, options.now);
     for (const [experiment, variant] of Object.entries(options.assignments)) {
-      this.state.assignments[experiment] ??= variant;
+      if (!Object.hasOwn(this.state.assignments, experiment)) this.state.assignments[experiment] = variant;
     }
     this.saveState();
   }

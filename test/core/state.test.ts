@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { decide } from "../../src/core/decide.ts";
 import { mergeTraits } from "../../src/core/traits.ts";
-import { applyEvent, emptyState, prune } from "../../src/core/visitor-state.ts";
+import { applyEvent, emptyState, own, prune, recordExposure } from "../../src/core/visitor-state.ts";
+import { mergeVisitorState } from "../../src/state/merge.ts";
 import { compile, context, DAY, event, HOUR, MIN, NOW } from "./helpers.ts";
 
 describe("a visitor's state", () => {
@@ -39,6 +40,25 @@ describe("a visitor's state", () => {
     prune(s, NOW + 200 * DAY);
     expect(s.events).toHaveLength(0);
     expect(s.counts.page_view).toBeUndefined();
+  });
+});
+
+describe("state maps keyed by names from outside", () => {
+  it("an event type or experiment named like an Object member counts like any other, and merges", () => {
+    const s = emptyState("v");
+    applyEvent(s, event("constructor", HOUR), null);
+    applyEvent(s, event("constructor", 2 * HOUR), null);
+    recordExposure(s, "constructor", NOW);
+    expect(Object.hasOwn(s.counts, "constructor")).toBe(true);
+    expect(own(s.counts, "constructor")!.reduce((n, [, c]) => n + c, 0)).toBe(2);
+    expect(own(s.lastByType, "constructor")).toBe(NOW - HOUR);
+    expect(own(s.exposures, "constructor")).toEqual([NOW]);
+
+    const into = emptyState("u");
+    mergeVisitorState(into, s, s.events, [], NOW, {});
+    expect(own(into.counts, "constructor")!.reduce((n, [, c]) => n + c, 0)).toBe(2);
+    expect(own(into.lastByType, "constructor")).toBe(NOW - HOUR);
+    expect(own(into.exposures, "constructor")).toEqual([NOW]);
   });
 });
 

@@ -11,6 +11,10 @@ const TYPES = [
   "purchase",
   "email_open",
   "search",
+  // Names of Object's members: "constructor" passes the type rule and must count, not throw.
+  "constructor",
+  "toString",
+  "hasOwnProperty",
   "Bad Type",
   "",
 ];

@@ -60,6 +60,33 @@ describe("POST /_ns/v1/events", () => {
     expect((await profile(idOf(cookie))).body.deadLetters).toHaveLength(3);
   });
 
+  it("an event type named like an Object member (constructor) is stored and counted; a retry stays a duplicate", async () => {
+    const cookie = await newVisitor();
+    const batch = [
+      { id: eid(), type: "constructor" },
+      { id: eid(), type: "constructor" },
+      // camelCase names fail the snake_case rule: a per-event rejection, never a 500.
+      { id: eid(), type: "toString" },
+      { id: eid(), type: "hasOwnProperty" },
+    ];
+    const res = await sendEvents(cookie, batch);
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as Accepted;
+    expect(body).toMatchObject({ accepted: 2, duplicates: 0 });
+    expect(body.rejected.map((r) => r.index)).toEqual([2, 3]);
+    const again = (await (await sendEvents(cookie, batch.slice(0, 2))).json()) as Accepted;
+    expect(again).toMatchObject({ accepted: 0, duplicates: 2 });
+    const state = (await profile(idOf(cookie))).body.state as unknown as {
+      events: Array<{ type: string }>;
+      counts: Record<string, Array<[number, number]>>;
+      lastByType: Record<string, number>;
+    };
+    expect(state.events.filter((e) => e.type === "constructor")).toHaveLength(2);
+    const counts = new Map(Object.entries(state.counts));
+    expect(counts.get("constructor")!.reduce((n, [, c]) => n + c, 0)).toBe(2);
+    expect(typeof new Map(Object.entries(state.lastByType)).get("constructor")).toBe("number");
+  });
+
   it("corrects device clock skew from sentAt", async () => {
     const cookie = await newVisitor();
     const skew = 2 * 3600e3; // the device clock runs two hours fast

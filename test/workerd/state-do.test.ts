@@ -158,6 +158,31 @@ describe("VisitorDO ingest", () => {
     });
   });
 
+  it("an event that fails to apply leaves nothing stored: the retry is applied, not a duplicate", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const first = ev(T0, "page_view");
+    await stub.ingest(id, [first], { now: T0 });
+    const batch = [ev(T0 + 1, "search"), ev(T0 + 2, "add_to_cart")];
+    await runInDurableObject(rawStubOf(id), async (instance: VisitorDO, ctx) => {
+      // A defect in applying the second event (here: a corrupted counter in memory) must not
+      // leave the batch half-stored.
+      const state = (instance as unknown as { state: { counts: Record<string, unknown> } }).state;
+      state.counts.add_to_cart = "not a bucket list";
+      await expect(instance.ingest(id, batch, { now: T0 + 2 })).rejects.toThrow();
+      const seen = ctx.storage.sql
+        .exec<{ id: string }>("SELECT id FROM seen ORDER BY ts")
+        .toArray()
+        .map((r) => r.id);
+      expect(seen).toEqual([first.id]);
+    });
+    // Memory was read back from storage, so the same batch now goes through whole.
+    expect(await stub.ingest(id, batch, { now: T0 + 3 })).toMatchObject({ accepted: 2, duplicates: 0 });
+    const state = await stub.snapshot({ now: T0 + 3 });
+    expect(state.events.map((e) => e.id)).toEqual([first.id, ...batch.map((e) => e.id)]);
+    expect(state.counts.add_to_cart).toEqual([[T0, 1]]);
+  });
+
   it("records exposures, and assignments stay sticky (the first write wins)", async () => {
     const id = fresh();
     const stub = stubOf(id);
