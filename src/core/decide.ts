@@ -32,14 +32,17 @@ export interface DecisionInput {
   readonly explain?: boolean | undefined;
 }
 
-export type Reason =
-  | "FORCED"
-  | "TARGET_MATCH"
-  | "EXPERIMENT"
-  | "HOLDOUT"
-  | "DEFAULT"
-  | "FALLTHROUGH"
-  | "EXCLUDED";
+/** Why a placement shows what it shows (a list, so the API's schema can enumerate it). */
+export const REASONS = [
+  "FORCED",
+  "TARGET_MATCH",
+  "EXPERIMENT",
+  "HOLDOUT",
+  "DEFAULT",
+  "FALLTHROUGH",
+  "EXCLUDED",
+] as const;
+export type Reason = (typeof REASONS)[number];
 
 export interface Decision {
   readonly placement: string;

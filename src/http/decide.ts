@@ -16,7 +16,7 @@ import { readLimited } from "./body.ts";
 import { invalidRequest, issuesOf, jsonError } from "./errors.ts";
 import { LIMITS } from "./events.ts";
 import { documentRoute } from "./openapi.ts";
-import { DecideRequestSchema, DecideResponseSchema, EventSchema } from "./schemas.ts";
+import { DecideRequestSchema, type DecideResponse, DecideResponseSchema, EventSchema } from "./schemas.ts";
 
 type AppEnv = { Bindings: Env };
 
@@ -47,9 +47,26 @@ function apiContext(
   };
 }
 
+type DecisionBody = z.infer<typeof DecideResponseSchema>["decisions"][string];
+
+/**
+ * The answer, whatever happened: always private (a person's decisions), and when a store or the
+ * rules failed, the reasons in `x-northstar-fail-open` (the page path's words: rules, do-error,
+ * do-timeout, kv-error, kv-timeout) as well as in the body's `failOpen`.
+ */
+function respond(c: Context<AppEnv>, body: z.infer<typeof DecideResponseSchema>): Response {
+  const res = c.json(body);
+  res.headers.set("cache-control", "private, no-store");
+  if (body.failOpen.length) res.headers.set("x-northstar-fail-open", body.failOpen.join(","));
+  return res;
+}
+
 /**
  * The JSON decision API: the same engine and rules as the proxy, for apps, email/SMS senders and
  * kiosks. Events sent with the call are recorded first and count in the decision (one round trip).
+ *
+ * Fails open like a page: a store that errs or misses its deadline is decided without (defaults
+ * where the rules have them), never a 5xx, and the answer says which store failed.
  */
 async function decideFor(
   c: Context<AppEnv>,
@@ -58,10 +75,21 @@ async function decideFor(
   caller: Caller,
 ) {
   const { config } = readConfig(c.env);
+  const deadline = config.STORE_DEADLINE_MS * 4;
   const now = Date.now();
+  // A Set: the same store failing twice (events, then the state) is one reason.
+  const failOpen = new Set<DecideResponse["failOpen"][number]>();
   let visitorId: string | null;
-  if (caller.kind === "server") visitorId = await subjectOf(body, c.env);
-  else if (body.visitorId || body.userId) {
+  if (caller.kind === "server") {
+    const subject = await withDeadline(() => subjectOf(body, c.env), deadline);
+    if (subject.ok) visitorId = subject.value;
+    else {
+      // Only an anonymous id's alias is read from KV; its own object forwards to the person it
+      // was merged into, so the id as given still reaches the right state.
+      failOpen.add(`kv-${subject.reason}`);
+      visitorId = body.visitorId ?? null;
+    }
+  } else if (body.visitorId || body.userId) {
     return jsonError(
       403,
       "forbidden",
@@ -101,48 +129,57 @@ async function decideFor(
     });
   }
 
-  const failOpen: string[] = [];
   const rules = await activeRules(c.env, c.executionCtx);
-  if (!rules) failOpen.push("rules");
   const stub = visitorObject(c.env, visitorId);
   if (events.length) {
     const stored = await withDeadline(
       () => stub.ingest(visitorId, events, { now }) as Promise<IngestResult>,
       2000,
     );
-    if (!stored.ok) failOpen.push(`events-${stored.reason}`);
+    if (!stored.ok) failOpen.add(`do-${stored.reason}`);
     else if (stored.value.status === "suppressed")
       return jsonError(410, "suppressed", "this person's data was erased");
     else if (stored.value.status === "rate_limited")
       return jsonError(429, "rate_limited", "too many events for this visitor");
   }
-  const [stateRead, traitsRead] = await Promise.all([
-    withDeadline(
-      () =>
-        stub.snapshot({
-          now,
-          eventsSince: now - (rules?.compiled.eventHorizonMs ?? 0),
-        }),
-      config.STORE_DEADLINE_MS * 4,
-    ),
-    withDeadline(() => readTraits(c.env, visitorId), config.STORE_DEADLINE_MS * 4),
-  ]);
-  if (!stateRead.ok) failOpen.push(`do-${stateRead.reason}`);
-  if (!traitsRead.ok) failOpen.push(`kv-${traitsRead.reason}`);
-  const consent = traitsRead.ok && traitsRead.value ? traitsRead.value.consent : {};
-  const context = apiContext(body.channel, body.context, c.req.raw);
   if (!rules) {
-    return c.json({
+    // No rules at all (neither KV nor the bundled ones): nothing is known of the placements, not
+    // even their defaults. Each one asked for gets an empty decision: the caller shows its own.
+    failOpen.add("rules");
+    const decisions: Record<string, DecisionBody> = {};
+    for (const p of body.placements ?? []) {
+      decisions[p] = {
+        experience: null,
+        variant: null,
+        reason: "FAILED_OPEN",
+        content: { html: null, json: null },
+        ttl: 0,
+      };
+    }
+    return respond(c, {
       visitorId,
       rulesVersion: null,
-      decisions: {},
+      decisions,
       segments: [],
       intent: { top: null, scores: {} },
       outbound: null,
-      unknownPlacements: body.placements ?? [],
-      failOpen,
+      unknownPlacements: [],
+      failOpen: [...failOpen],
     });
   }
+
+  const [stateRead, traitsRead] = await Promise.all([
+    withDeadline(() => stub.snapshot({ now, eventsSince: now - rules.compiled.eventHorizonMs }), deadline),
+    withDeadline(() => readTraits(c.env, visitorId), deadline),
+  ]);
+  if (!stateRead.ok) failOpen.add(`do-${stateRead.reason}`);
+  if (!traitsRead.ok) failOpen.add(`kv-${traitsRead.reason}`);
+  // Consent lives with the traits. Unread, it is unknown: decide as for someone who said no
+  // (request context only, defaults otherwise) rather than personalize a person who may have.
+  const consent = traitsRead.ok
+    ? (traitsRead.value?.consent ?? {})
+    : { personalization: false, measurement: false };
+  const context = apiContext(body.channel, body.context, c.req.raw);
   const result = decide(rules.compiled, {
     visitorId,
     now,
@@ -154,10 +191,14 @@ async function decideFor(
     explain,
   });
   const bot = caller.kind === "browser" && isBot(c.req.header("user-agent") ?? null, config.BOT_USER_AGENTS);
+  // Without the stored state the decision cannot know the visitor's assignments or exposures:
+  // writing what it made of them would count an arm the visitor may never have been in.
   const record =
-    !bot && consent.measurement !== false ? decisionRecorder(c.env, visitorId, result, now) : null;
+    !bot && stateRead.ok && consent.measurement !== false
+      ? decisionRecorder(c.env, visitorId, result, now)
+      : null;
   if (record) c.executionCtx.waitUntil(record().catch(() => undefined));
-  const decisions: Record<string, z.infer<typeof DecideResponseSchema>["decisions"][string]> = {};
+  const decisions: Record<string, DecisionBody> = {};
   for (const d of result.decisions) {
     decisions[d.placement] = {
       experience: d.experience,
@@ -167,7 +208,7 @@ async function decideFor(
       ttl: d.ttl,
     };
   }
-  const response: z.infer<typeof DecideResponseSchema> = {
+  return respond(c, {
     visitorId,
     rulesVersion: rules.version,
     decisions,
@@ -175,13 +216,9 @@ async function decideFor(
     intent: { top: result.intent.top, scores: { ...result.intent.scores } },
     outbound: result.outbound,
     unknownPlacements: [...result.unknownPlacements],
-    failOpen,
-    ...(explain ? { explanation: result.explanation } : {}),
-  };
-  const res = c.json(response);
-  res.headers.set("cache-control", "private, no-store");
-  if (failOpen.length) res.headers.set("x-northstar-fail-open", failOpen.join(","));
-  return res;
+    failOpen: [...failOpen],
+    ...(explain && result.explanation ? { explanation: result.explanation } : {}),
+  });
 }
 
 /**

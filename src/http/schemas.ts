@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { REASONS } from "../core/decide.ts";
 
 /** The API's request and response shapes: validated by the routes, described by /_ns/openapi.json. */
 
@@ -91,7 +92,9 @@ export type DecideRequest = z.input<typeof DecideRequestSchema>;
 export const DecisionSchema = z.object({
   experience: z.string().nullable(),
   variant: z.string().nullable(),
-  reason: z.string(),
+  reason: z
+    .enum([...REASONS, "FAILED_OPEN"])
+    .describe("FAILED_OPEN: no rules could be loaded; show the placement's own default"),
   content: z.object({ html: z.string().nullable(), json: z.unknown() }),
   ttl: z.number(),
 });
@@ -104,7 +107,11 @@ export const DecideResponseSchema = z.object({
   intent: z.object({ top: z.string().nullable(), scores: z.record(z.string(), z.number()) }),
   outbound: z.object({ channel: z.string().nullable(), hour: z.number().nullable() }).nullable(),
   unknownPlacements: z.array(z.string()),
-  failOpen: z.array(z.string()),
+  failOpen: z
+    .array(z.enum(["rules", "do-error", "do-timeout", "kv-error", "kv-timeout"]))
+    .describe(
+      "empty when every store answered; otherwise what failed, and the decisions fell back to what was known (also in the x-northstar-fail-open header)",
+    ),
   explanation: z.unknown().optional(),
 });
 export type DecideResponse = z.infer<typeof DecideResponseSchema>;

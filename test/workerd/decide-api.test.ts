@@ -1,6 +1,8 @@
-import { exports } from "cloudflare:workers";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { NorthstarClient, NorthstarError } from "../../src/client/index.ts";
+import { type DecideResponse, NorthstarClient, NorthstarError } from "../../src/client/index.ts";
+import { handle } from "../../src/http/app.ts";
 import { ADMIN, eid, idOf, newVisitor, SERVER, sendEvents, visit } from "./helpers.ts";
 
 // The JSON decision API through the typed client apps use, against the real worker.
@@ -130,6 +132,75 @@ describe("explanations through POST /_ns/v1/decide", () => {
         "audience",
       );
     }
+  });
+});
+
+describe("fail open", () => {
+  const broken = () => Promise.reject(new Error("store exploded"));
+  const brokenVisitor = {
+    idFromName: (name: string) => env.VISITOR.idFromName(name),
+    get: () => ({ snapshot: broken, ingest: broken, recordDecision: broken }),
+  } as unknown as typeof env.VISITOR;
+  const brokenProfiles = { get: broken, put: broken, delete: broken } as unknown as typeof env.PROFILES;
+
+  /** An email sender's call, with one binding swapped for a broken one. */
+  async function decideWith(
+    faults: Partial<typeof env>,
+    subject: { userId: string } | { visitorId: string },
+  ) {
+    const ctx = createExecutionContext();
+    const res = await handle(
+      new Request("https://shop.test/_ns/v1/decide", {
+        method: "POST",
+        headers: { ...SERVER, "content-type": "application/json" },
+        body: JSON.stringify({
+          ...subject,
+          channel: "email",
+          placements: ["email-hero", "promo-banner"],
+          events: [{ id: eid(), type: "product_view", props: { category: "running" } }],
+        }),
+      }),
+      { ...env, ...faults },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    return { res, body: (await res.json()) as DecideResponse };
+  }
+
+  it("a visitor's object that fails: defaults, private, and the failure named in header and body", async () => {
+    const { res, body } = await decideWith({ VISITOR: brokenVisitor }, { userId: `do-down-${Date.now()}` });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("cache-control")).toBe("private, no-store");
+    expect(res.headers.get("x-northstar-fail-open")).toBe("do-error");
+    expect(body.failOpen).toEqual(["do-error"]);
+    expect(body.unknownPlacements).toEqual([]);
+    expect(body.decisions["email-hero"]).toMatchObject({
+      experience: null,
+      reason: "DEFAULT",
+      content: { json: { headline: "Gear for every trail" } },
+    });
+  });
+
+  it("a profile store that fails: decided as for someone not yet known, and said so", async () => {
+    // A product view in the same call would make a runner (email-runner); unknown consent says no.
+    for (const subject of [{ userId: `kv-down-${Date.now()}` }, { visitorId: `kvdown${Date.now()}abcdef` }]) {
+      const { res, body } = await decideWith({ PROFILES: brokenProfiles }, subject);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("cache-control")).toBe("private, no-store");
+      expect(res.headers.get("x-northstar-fail-open")).toBe("kv-error");
+      expect(body.failOpen).toEqual(["kv-error"]);
+      expect(body.decisions["email-hero"]).toMatchObject({
+        reason: "DEFAULT",
+        content: { json: { headline: "Gear for every trail" } },
+      });
+    }
+  });
+
+  it("when every store answers, nothing is reported and the same call is personal", async () => {
+    const { res, body } = await decideWith({}, { userId: `all-up-${Date.now()}` });
+    expect(res.headers.get("x-northstar-fail-open")).toBeNull();
+    expect(body.failOpen).toEqual([]);
+    expect(body.decisions["email-hero"]?.experience).toBe("email-runner");
   });
 });
 
