@@ -98,44 +98,79 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
       }
     }
     const canonical = await canonicalForUser(userId);
-    if (await isSuppressed(c.env, canonical, ...(anonymousId ? [anonymousId] : []))) {
+    const [personErased, visitorErased] = await Promise.all([
+      isSuppressed(c.env, canonical),
+      anonymousId ? isSuppressed(c.env, anonymousId) : false,
+    ]);
+    if (personErased || (visitorErased && caller.kind === "server")) {
       return jsonError(410, "suppressed", "this person's data was erased; they cannot be re-identified");
     }
+    // A browser whose cookie belongs to an erased person: the one signing in now gets the browser,
+    // and nothing of the erased id is linked to them.
+    if (visitorErased) anonymousId = null;
 
     let merged: MergeResult = { merged: false, events: 0 };
+    /**
+     * Another person signed in on a browser that carries someone else's id (a shared or family
+     * computer): their histories are never merged, and the browser becomes the new person's, so
+     * the previous person's profile neither shows to them nor receives their events.
+     */
+    let switched = false;
     if (anonymousId && anonymousId !== canonical) {
       const rules = await activeRules(c.env, c.executionCtx);
       const settings = rules?.compiled.settings;
       const allowKnownMerge = settings?.allowKnownMerge === true;
+      // A server naming two known people asked for a merge: refused unless the rules allow it.
+      // A browser proved only who is signing in now: that is a hand-over, not a merge request.
+      const knownConflict = () => {
+        if (allowKnownMerge) return null;
+        if (caller.kind === "browser") {
+          switched = true;
+          return null;
+        }
+        return alreadyLinked();
+      };
       // Already stitched elsewhere (KV), or itself a known person: two known people.
       const linked = await resolveCanonical(c.env, anonymousId);
       let source = anonymousId;
       if (isKnownId(linked) && linked !== canonical) {
-        if (!allowKnownMerge) return alreadyLinked();
+        const refusal = knownConflict();
+        if (refusal) return refusal;
         source = linked;
       }
-      merged = await visitorObject(c.env, source).handOver(canonical, source, now);
+      if (!switched) merged = await visitorObject(c.env, source).handOver(canonical, source, now);
       if (merged.refused === "linked" && merged.linkedTo && merged.linkedTo !== canonical) {
         // The object knew better than a stale alias: the visitor is another person's already.
-        if (!allowKnownMerge) return alreadyLinked();
-        source = merged.linkedTo;
-        merged = await visitorObject(c.env, source).handOver(canonical, source, now);
+        const refusal = knownConflict();
+        if (refusal) return refusal;
+        if (!switched) {
+          source = merged.linkedTo;
+          merged = await visitorObject(c.env, source).handOver(canonical, source, now);
+        }
       }
       if (merged.refused === "erased") {
         return jsonError(410, "suppressed", "this person's data was erased; they cannot be re-identified");
       }
-      const strategies = (settings?.traitMerge ?? {}) as Readonly<Record<string, MergeStrategy>>;
-      if (merged.merged) await mergeProfiles(c.env, source, canonical, strategies);
-      // A merged known person brings their own aliases along (for export and erasure).
-      const carried =
-        source !== anonymousId
-          ? ((await c.env.PROFILES.get<string[]>(aliasesKey(source), "json")) ?? [])
-          : [];
-      // (A known source needs no alias key: its own object forwards to this person.)
-      await linkAlias(c.env, anonymousId, canonical, source !== anonymousId ? [source, ...carried] : []);
+      if (!switched) {
+        const strategies = (settings?.traitMerge ?? {}) as Readonly<Record<string, MergeStrategy>>;
+        if (merged.merged) await mergeProfiles(c.env, source, canonical, strategies);
+        // A merged known person brings their own aliases along (for export and erasure).
+        const carried =
+          source !== anonymousId
+            ? ((await c.env.PROFILES.get<string[]>(aliasesKey(source), "json")) ?? [])
+            : [];
+        // (A known source needs no alias key: its own object forwards to this person.)
+        await linkAlias(c.env, anonymousId, canonical, source !== anonymousId ? [source, ...carried] : []);
+      }
     }
-    log("info", "identified", { merged: merged.merged, events: merged.events, via: caller.kind });
-    const response = c.json({ visitorId: canonical, merged: merged.merged, mergedEvents: merged.events });
+    log("info", "identified", { merged: merged.merged, events: merged.events, switched, via: caller.kind });
+    const response = c.json({
+      visitorId: canonical,
+      merged: merged.merged,
+      mergedEvents: merged.events,
+      // The browser now belongs to this person; nothing of the previous one came along.
+      ...(switched ? { switched: true } : {}),
+    });
     // The browser carries the canonical id from now on: no alias lookup on its page views.
     if (caller.kind === "browser" && config.COOKIE_SECRET) {
       response.headers.append("set-cookie", await visitorCookieHeader(canonical, config));
@@ -151,9 +186,15 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
     summary: "Link the anonymous visitor to a known person (signed token from a browser, or the server key)",
     body: IdentifyRequestSchema,
     responses: {
-      200: { description: "linked; history merged (idempotent: merging twice changes nothing)" },
+      200: {
+        description:
+          "linked; history merged (idempotent: merging twice changes nothing). A browser carrying another known person's id is switched to this person (`switched: true`, new cookie), nothing merged",
+      },
       403: { description: "a bare userId from a browser, or an invalid/expired token" },
-      409: { description: "already linked to another known person, and the rules do not allow merging" },
+      409: {
+        description:
+          "a server named an anonymousId linked to another known person, and the rules do not allow merging",
+      },
       410: { description: "the person was erased" },
     },
   });

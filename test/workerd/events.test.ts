@@ -336,7 +336,7 @@ describe("identity stitching", () => {
     expect(forged.status).toBe(403);
   });
 
-  it("refuses to merge a visitor already linked to another known person", async () => {
+  it("never merges a visitor already linked to another known person: the browser switches to the new one", async () => {
     const cookie = await newVisitor();
     const sign = (u: string) =>
       signIdentityToken(env.IDENTITY_SECRET as string, u, Math.floor(Date.now() / 1000) + 600);
@@ -357,6 +357,7 @@ describe("identity stitching", () => {
       headers: { "content-type": "application/json" },
       body: await body("bob"),
     });
-    expect(second.status).toBe(409);
+    expect(second.status).toBe(200);
+    expect(await second.json()).toMatchObject({ merged: false, switched: true });
   });
 });

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { forgetAlias } from "../../src/state/identity.ts";
 import { visitorObject } from "../../src/state/visitor-do.ts";
 import { canonicalForUser, signIdentityToken, toBase64Url } from "../../src/state/visitor-id.ts";
-import { ADMIN, eid, idOf, newVisitor, SERVER, sendEvents, visit } from "./helpers.ts";
+import { ADMIN, eid, idOf, newVisitor, SERVER, sendEvents, visit, visitorCookie } from "./helpers.ts";
 
 const SECRET = env.IDENTITY_SECRET as string;
 const inTenMinutes = () => Math.floor(Date.now() / 1000) + 600;
@@ -144,7 +144,7 @@ describe("stitching", () => {
     });
   });
 
-  it("never merges two known people by default (409), whoever asks", async () => {
+  it("a server asking to merge two known people gets 409 by default", async () => {
     const alice = newUser();
     const bob = newUser();
     await visit("/_ns/v1/events", {
@@ -157,24 +157,52 @@ describe("stitching", () => {
       { headers: SERVER },
     );
     expect(server.status).toBe(409);
-
-    // A browser already carrying Alice's id, now logging in as Bob.
-    const cookie = await newVisitor();
-    const asAlice = await identify(
-      { token: await signIdentityToken(SECRET, alice, inTenMinutes()) },
-      { cookie },
-    );
-    const aliceCookie = asAlice.headers
-      .getSetCookie()
-      .find((c) => c.includes("ns_vid="))!
-      .split(";")[0]!;
-    const asBob = await identify(
-      { token: await signIdentityToken(SECRET, bob, inTenMinutes()) },
-      { cookie: aliceCookie },
-    );
-    expect(asBob.status).toBe(409);
     expect((await exported(`user:${alice}`)).state!.events.some((e) => e.type === "purchase")).toBe(true);
   });
+
+  it.each([
+    ["carrying Alice's canonical id", true],
+    ["carrying an anonymous id stitched into Alice", false],
+  ])(
+    "a shared browser %s: Bob signing in gets the browser, nothing is merged either way",
+    async (_name, canonicalCookie) => {
+      const alice = newUser();
+      const bob = newUser();
+      const anonCookie = await newVisitor();
+      const asAlice = await identify(
+        { token: await signIdentityToken(SECRET, alice, inTenMinutes()) },
+        { cookie: anonCookie },
+      );
+      const cookie = canonicalCookie ? visitorCookie(asAlice) : anonCookie;
+      const aliceEvent = eid();
+      await sendEvents(cookie, [{ id: aliceEvent, type: "purchase" }]);
+      const aliceBefore = await exported(`user:${alice}`);
+
+      const asBob = await identify(
+        { token: await signIdentityToken(SECRET, bob, inTenMinutes()) },
+        { cookie },
+      );
+      expect(asBob.status).toBe(200);
+      expect(await asBob.json()).toEqual({
+        visitorId: await canonicalForUser(bob),
+        merged: false,
+        mergedEvents: 0,
+        switched: true,
+      });
+      const bobCookie = visitorCookie(asBob);
+      expect(idOf(bobCookie)).toBe(await canonicalForUser(bob));
+
+      // Bob's behaviour from now on is Bob's; Alice's profile is exactly as it was.
+      const bobEvent = eid();
+      expect((await sendEvents(bobCookie, [{ id: bobEvent, type: "add_to_cart" }])).status).toBe(202);
+      const bobNow = await exported(`user:${bob}`);
+      expect(bobNow.state!.events.map((e) => e.id)).toEqual([bobEvent]);
+      expect(bobNow.aliases).toEqual([]);
+      const aliceAfter = await exported(`user:${alice}`);
+      expect(aliceAfter).toEqual(aliceBefore);
+      expect(aliceAfter.state!.events.map((e) => e.id)).toContain(aliceEvent);
+    },
+  );
 
   it("a malformed anonymous id is 400", async () => {
     const res = await identify(

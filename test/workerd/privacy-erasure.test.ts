@@ -8,7 +8,17 @@ import { redactedLine } from "../../src/state/log.ts";
 import { suppressedKey } from "../../src/state/profiles.ts";
 import { visitorObject } from "../../src/state/visitor-do.ts";
 import { canonicalForUser, signIdentityToken } from "../../src/state/visitor-id.ts";
-import { ADMIN, BROWSER_UA, eid, idOf, newVisitor, SERVER, sendEvents, visit } from "./helpers.ts";
+import {
+  ADMIN,
+  BROWSER_UA,
+  eid,
+  idOf,
+  newVisitor,
+  SERVER,
+  sendEvents,
+  visit,
+  visitorCookie,
+} from "./helpers.ts";
 
 let users = 0;
 const newUser = () => `privacy-${Date.now()}-${++users}`;
@@ -141,6 +151,23 @@ describe("export and erasure", () => {
       body: JSON.stringify({ anonymousId: (await newVisitor()).split("=")[1]!.split(".")[0], userId: user }),
     });
     expect(again.status).toBe(410);
+    // Someone else signing in on the erased person's browser gets it; nothing erased is linked to them.
+    const other = newUser();
+    const otherLogin = await visit("/_ns/v1/identify", {
+      method: "POST",
+      cookie,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        token: await signIdentityToken(
+          env.IDENTITY_SECRET as string,
+          other,
+          Math.floor(Date.now() / 1000) + 600,
+        ),
+      }),
+    });
+    expect(otherLogin.status).toBe(200);
+    expect(idOf(visitorCookie(otherLogin))).toBe(await canonicalForUser(other));
+    expect(await env.PROFILES.get(`aliases:${await canonicalForUser(other)}`)).toBeNull();
     const traits = await visit(`/_ns/v1/profiles/user:${user}/traits`, {
       method: "PUT",
       headers: { ...ADMIN, "content-type": "application/json" },
