@@ -41,7 +41,9 @@ function buildApi(prefix: string): Hono<AppEnv> {
       },
     });
   });
+  // The plain URL, and any other version (a page cached with an older tag), point at the current one.
   api.get("/ns.js", (c) => c.redirect(`${prefix}/ns.${BEACON_VERSION}.js`, 302));
+  api.get("/:script{ns\\.[0-9a-z]+\\.js}", (c) => c.redirect(`${prefix}/ns.${BEACON_VERSION}.js`, 302));
 
   api.get("/openapi.json", (c) => c.json(openApiDocument(prefix, VERSION)));
   registerAdminRoutes(api);

@@ -1,3 +1,5 @@
+import { murmur3 } from "../core/bucketing.ts";
+
 /**
  * The beacon the proxy injects before `</body>` and serves at `<prefix>/ns.<version>.js`. Plain
  * ES2017, no dependencies, no build step, under 4 KB: the string below is the script. It reports
@@ -8,7 +10,7 @@
  * into the page and never logs.
  *
  * Page markup it reads:
- * - `<script src="…/ns.1.js" data-prefix="/_ns" data-auto-pageview="false">` (its own config);
+ * - `<script src="…/ns.<version>.js" data-prefix="/_ns" data-auto-pageview="false">` (its own config);
  * - `<body data-ns-tags="running,trail" data-ns-category="running" data-ns-product="trail-runner-2">`;
  * - `<button data-ns-event="add_to_cart" data-ns-product="…" data-ns-category="…" data-ns-tags="a,b"
  *   data-ns-value="129">`: any `data-ns-*` becomes a prop (`product` is sent as `productId`, `tags`
@@ -17,10 +19,12 @@
  * The site can call it before it loads: `window.northstar = window.northstar || { q: [] };
  * northstar.q.push(["track", "signup", { plan: "pro" }]); northstar.q.push(["identify", token]);`
  *
+ * Its URL's version is a hash of its source, so a changed script is a new URL and the year-long
+ * `immutable` cache can never serve a stale one.
+ *
  * Wire format (POST `<prefix>/v1/events`, at most 20 events a request):
  * `{ "sentAt": ms, "events": [{ "id", "type", "ts": ms, "channel": "web", "props": {…} }] }`.
  */
-export const BEACON_VERSION = "1";
 
 /** Events per request: the batch flushes when it is full, after 1 s, or when the page is hidden. */
 export const BEACON_MAX_BATCH = 20;
@@ -111,6 +115,11 @@ const SOURCE = `(function () {
   } catch (e) {}
 })();
 `;
+
+/** The first 8 hex digits of the source's hash: the version in the beacon's URL. */
+export const BEACON_VERSION = murmur3(new TextEncoder().encode(`${SOURCE}\n${BEACON_MAX_BATCH}`))
+  .toString(16)
+  .padStart(8, "0");
 
 /** A JS literal for a string, safe to splice into the source (JSON, with the two JSON-only line breaks escaped). */
 function literal(s: string): string {
