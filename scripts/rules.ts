@@ -14,23 +14,21 @@
  * `rules:active` pointer last, so a worker never reads half a publish. `--local` writes the state
  * `npm start` reads; `--remote` writes to Cloudflare through wrangler (CLOUDFLARE_API_TOKEN).
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FixtureFileSchema, runFixture } from "../src/rules/fixtures.ts";
 import {
-  ACTIVE_KEY,
   compileRules,
-  HISTORY_KEY,
-  type History,
   hashRules,
+  listRules,
   parseRules,
-  planPublish,
-  planRollback,
+  publishRules,
   type RulesDocument,
+  type RulesKv,
+  rollbackRules,
   rulesJsonSchema,
-  versionKey,
 } from "../src/rules/index.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -73,37 +71,78 @@ function load(file: string): RulesDocument {
   return parsed.rules;
 }
 
-function wrangler(kvArgs: string[], input?: string): string {
+function wranglerArgs(kvArgs: string[]): string[] {
   const target = flags.has("--remote") ? "--remote" : "--local";
   const extra = [
     ...(wranglerEnv ? ["--env", wranglerEnv] : []),
     ...(persistTo && target === "--local" ? ["--persist-to", persistTo] : []),
   ];
-  return execFileSync("npx", ["wrangler", "kv", ...kvArgs, "--binding", "RULES", target, ...extra], {
-    cwd: ROOT,
-    encoding: "utf8",
-    input,
-    stdio: ["pipe", "pipe", "inherit"],
-  });
+  return ["wrangler", "kv", ...kvArgs, "--binding", "RULES", target, ...extra];
 }
 
-function kvGet(key: string): unknown {
+/** The `✘ [ERROR] …` line of wrangler's stderr, without its colours. */
+function wranglerError(stderr: string): string | undefined {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour codes are control characters
+  const plain = stderr.replace(/\u001b\[[0-9;]*m/g, "");
+  const line =
+    plain.split("\n").find((l) => l.includes("[ERROR]")) ?? plain.split("\n").find((l) => l.trim());
+  return line?.replace(/^.*\[ERROR\]\s*/, "").trim() || undefined;
+}
+
+/**
+ * RULES through wrangler. A missing key is `Value not found` on stdout (local) or a 404 from the
+ * API (remote); anything else that fails is an error the store must see as one, never as "absent".
+ */
+const kv: RulesKv = {
+  async get(key) {
+    const run = spawnSync("npx", wranglerArgs(["key", "get", key, "--text"]), {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    const out = (run.stdout ?? "").trim();
+    const err = `${run.stderr ?? ""}`.trim();
+    if (run.status === 0) {
+      if (!out || out === "Value not found") return { ok: true, value: null };
+      try {
+        return { ok: true, value: JSON.parse(out) };
+      } catch {
+        // Not JSON: the store reports what it expected there rather than treating it as absent.
+        return { ok: true, value: out };
+      }
+    }
+    if (/\b404\b/.test(`${out}\n${err}`) && /not found/i.test(`${out}\n${err}`))
+      return { ok: true, value: null };
+    return {
+      ok: false,
+      error: run.error?.message ?? wranglerError(err) ?? `wrangler exited with ${run.status}`,
+    };
+  },
+  async put(key, value) {
+    const dir = mkdtempSync(join(tmpdir(), "ns-rules-"));
+    const path = join(dir, "value.json");
+    writeFileSync(path, JSON.stringify(value));
+    try {
+      execFileSync("npx", wranglerArgs(["key", "put", key, "--path", path]), {
+        cwd: ROOT,
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, error: err instanceof Error ? err.message : String(err) };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
+
+/** The commit being published: CI's GITHUB_SHA, else the checkout's HEAD, else unknown. */
+function gitSha(): string | undefined {
+  if (process.env.GITHUB_SHA) return process.env.GITHUB_SHA;
   try {
-    const out = wrangler(["key", "get", key, "--text"]).trim();
-    return out && out !== "Value not found" ? JSON.parse(out) : null;
+    return execFileSync("git", ["rev-parse", "HEAD"], { cwd: ROOT, encoding: "utf8", stdio: "pipe" }).trim();
   } catch {
-    return null;
-  }
-}
-
-function kvPut(key: string, value: unknown): void {
-  const dir = mkdtempSync(join(tmpdir(), "ns-rules-"));
-  const path = join(dir, "value.json");
-  writeFileSync(path, JSON.stringify(value));
-  try {
-    wrangler(["key", "put", key, "--path", path]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+    return undefined; // not a git checkout (an unpacked tarball): published without a sha
   }
 }
 
@@ -185,45 +224,29 @@ async function main(): Promise<void> {
     }
     case "publish": {
       const doc = load(positional[0] ?? DEFAULT_FILE);
-      const hash = await hashRules(doc);
-      const plan = planPublish(
-        doc,
-        hash,
-        kvGet(versionKey(doc.version)),
-        kvGet(HISTORY_KEY),
-        new Date().toISOString(),
-      );
-      if (!plan.ok) fail(plan.message);
-      // In order: the immutable version, the history, and the pointer last, so that until the last
-      // write readers still see the previous version whole.
-      for (const w of plan.writes) kvPut(w.key, w.value);
+      const now = new Date().toISOString();
+      // Reads tell "absent" from "failed"; version, history and pointer are written in that order.
+      const done = await publishRules(kv, doc, { generatedAt: now, gitSha: gitSha() }, now);
+      if (!done.ok) fail(`publish refused: ${done.message}`);
       console.log(
-        `published ${doc.version} (${hash.slice(0, 12)})${plan.unchanged ? " (version already stored, pointer moved)" : ""} ${flags.has("--remote") ? "to Cloudflare" : "locally"}`,
+        `published ${done.version} (${done.hash.slice(0, 12)})${done.unchanged ? " (version already stored, pointer moved)" : ""} ${flags.has("--remote") ? "to Cloudflare" : "locally"}`,
       );
       return;
     }
     case "rollback": {
-      const plan = planRollback(
-        kvGet(HISTORY_KEY),
-        kvGet(ACTIVE_KEY),
-        positional[0],
-        new Date().toISOString(),
-      );
-      if (!plan.ok) fail(plan.message);
-      if (!kvGet(versionKey(plan.pointer.version)))
-        fail(`version ${plan.pointer.version} is in the history but its document is missing`);
-      kvPut(ACTIVE_KEY, plan.pointer);
-      console.log(`active rules: ${plan.pointer.version} (was ${plan.from ?? "none"})`);
+      const done = await rollbackRules(kv, positional[0], new Date().toISOString());
+      if (!done.ok) fail(`rollback refused: ${done.message}`);
+      console.log(`active rules: ${done.pointer.version} (was ${done.from ?? "none"})`);
       return;
     }
     case "list": {
-      const history = (kvGet(HISTORY_KEY) as History | null) ?? [];
-      const active = kvGet(ACTIVE_KEY) as { version: string } | null;
-      for (const h of history)
+      const listed = await listRules(kv);
+      if (!listed.ok) fail(listed.message);
+      for (const h of listed.history)
         console.log(
-          `${h.version === active?.version ? "*" : " "} ${h.version}  ${h.hash.slice(0, 12)}  ${h.publishedAt}`,
+          `${h.version === listed.active ? "*" : " "} ${h.version}  ${h.hash.slice(0, 12)}  ${h.publishedAt ?? ""}`,
         );
-      if (!history.length) console.log("no published versions");
+      if (!listed.history.length) console.log("no published versions");
       return;
     }
     default:

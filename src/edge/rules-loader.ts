@@ -1,6 +1,12 @@
 import bundledDocument from "../../rules/northstar.rules.json";
 import { type CompiledRules, compileRules, hashRules, parseRules } from "../rules/index.ts";
-import { ACTIVE_KEY, versionKey } from "../rules/store.ts";
+import {
+  ACTIVE_KEY,
+  describeLoadFailure,
+  loadRulesFromKvValue,
+  parsePointer,
+  versionKey,
+} from "../rules/store.ts";
 import { withDeadline } from "./deadline.ts";
 import type { Env } from "./env.ts";
 
@@ -30,21 +36,11 @@ export interface RulesStatus {
   readonly lastError: string | null;
 }
 
-interface Pointer {
-  version: string;
-  hash: string;
-}
-
 let active: LoadedRules | null = null;
 let checkedAt = 0;
 let lastError: string | null = null;
 let refreshing: Promise<void> | null = null;
 let bundled: LoadedRules | null | undefined;
-
-function isPointer(value: unknown): value is Pointer {
-  const v = value as Pointer | null;
-  return typeof v === "object" && v !== null && typeof v.version === "string" && typeof v.hash === "string";
-}
 
 async function loadBundled(): Promise<LoadedRules | null> {
   if (bundled !== undefined) return bundled;
@@ -64,56 +60,55 @@ async function loadBundled(): Promise<LoadedRules | null> {
   return bundled;
 }
 
+const unreachable = (what: string, read: { reason: string; error?: string }): string =>
+  `${what} unreadable (${read.reason}${read.error ? `: ${read.error}` : ""})`;
+
+/**
+ * One check of KV. Loading itself is `loadRulesFromKvValue` (src/rules/store.ts), the function the
+ * store tests cover: pointer shape, stored value, document, version and both hashes. Only the reads
+ * (with their deadline) and the isolate's cache live here.
+ */
 async function refresh(env: Env): Promise<void> {
   const started = Date.now();
-  const pointerRead = await withDeadline(env.RULES.get(ACTIVE_KEY, "json"), KV_DEADLINE_MS);
+  const pointerRead = await withDeadline(() => env.RULES.get(ACTIVE_KEY, "json"), KV_DEADLINE_MS);
   checkedAt = started;
   if (!pointerRead.ok) {
-    lastError = `rules pointer unreadable (${pointerRead.reason})`;
+    lastError = unreachable("rules pointer", pointerRead);
     return;
   }
-  const pointer = pointerRead.value;
-  if (pointer === null) {
-    lastError = null;
+  const pointer = parsePointer(pointerRead.value);
+  if (!pointer.ok) {
+    // Nothing published yet is not an error while the bundled rules serve; a pointer that vanished
+    // from under a KV version is one worth reporting.
+    lastError =
+      pointer.error.reason === "no_pointer" && active?.source !== "kv"
+        ? null
+        : describeLoadFailure(pointer.error);
     return;
   }
-  if (!isPointer(pointer)) {
-    lastError = "rules pointer is malformed";
-    return;
-  }
-  if (active?.source === "kv" && active.hash === pointer.hash) {
+  const { version, hash } = pointer.value;
+  if (active?.source === "kv" && active.version === version && active.hash === hash) {
     lastError = null;
     return;
   }
   // Versions are immutable, so the edge cache may keep them for a long time.
   const stored = await withDeadline(
-    env.RULES.get<{ hash?: unknown; doc?: unknown }>(versionKey(pointer.version), {
-      type: "json",
-      cacheTtl: 3600,
-    }),
+    () => env.RULES.get(versionKey(version), { type: "json", cacheTtl: 3600 }),
     KV_DEADLINE_MS,
   );
-  if (!stored.ok || stored.value === null) {
-    lastError = `rules version ${pointer.version} unreadable`;
+  if (!stored.ok) {
+    lastError = unreachable(`rules version ${version}`, stored);
     return;
   }
-  const parsed = parseRules(stored.value.doc);
-  if (!parsed.ok) {
-    lastError = `rules version ${pointer.version} is invalid: ${parsed.errors
-      .slice(0, 3)
-      .map((e) => `${e.path}: ${e.message}`)
-      .join("; ")}`;
-    return;
-  }
-  const hash = await hashRules(parsed.rules);
-  if (hash !== pointer.hash) {
-    lastError = `rules version ${pointer.version} does not match its published hash`;
+  const loaded = await loadRulesFromKvValue(pointerRead.value, stored.value);
+  if (!loaded.ok) {
+    lastError = describeLoadFailure(loaded.error);
     return;
   }
   active = {
-    compiled: compileRules(parsed.rules, hash),
-    version: pointer.version,
-    hash,
+    compiled: loaded.value.compiled,
+    version: loaded.value.pointer.version,
+    hash: loaded.value.hash,
     loadedAt: Date.now(),
     source: "kv",
   };

@@ -26,6 +26,15 @@ export const PreviewRequestSchema = z.object({
 });
 export type PreviewRequest = z.infer<typeof PreviewRequestSchema>;
 
+/** RFC 9110 §13.1.2: a list of entity tags or `*`, compared weakly. */
+function ifNoneMatch(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  return header.split(",").some((t) => {
+    const tag = t.trim();
+    return tag === "*" || tag.replace(/^W\//, "") === etag;
+  });
+}
+
 /** Admin routes: rules status, experiment results, preview links. All need the admin token. */
 export function registerAdminRoutes(api: Hono<AppEnv>): void {
   api.use("/v1/rules", requireAdmin);
@@ -37,14 +46,24 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
   api.get("/v1/rules", async (c) => {
     const loaded = await activeRules(c.env, c.executionCtx);
     const status = rulesStatus();
-    return c.json({
-      version: loaded?.version ?? null,
-      hash: loaded?.hash ?? null,
-      source: loaded?.source ?? null,
-      loadedAt: loaded ? new Date(loaded.loadedAt).toISOString() : null,
-      checkedAt: status.checkedAt ? new Date(status.checkedAt).toISOString() : null,
-      lastError: status.lastError,
-    });
+    // The ETag is the serving version's content hash. While refreshes fail there is none, so a
+    // poller's If-None-Match never turns a new lastError into a 304.
+    const etag = loaded && status.lastError === null ? `"${loaded.hash}"` : null;
+    const headers: Record<string, string> = { "cache-control": "private, no-cache" };
+    if (etag) headers.etag = etag;
+    if (etag && ifNoneMatch(c.req.header("if-none-match"), etag)) return c.body(null, 304, headers);
+    return c.json(
+      {
+        version: loaded?.version ?? null,
+        hash: loaded?.hash ?? null,
+        source: loaded?.source ?? null,
+        loadedAt: loaded ? new Date(loaded.loadedAt).toISOString() : null,
+        checkedAt: status.checkedAt ? new Date(status.checkedAt).toISOString() : null,
+        lastError: status.lastError,
+      },
+      200,
+      headers,
+    );
   });
 
   api.get("/v1/experiments/:id", async (c) => {

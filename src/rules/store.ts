@@ -25,7 +25,8 @@ const Version = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
 export const ActivePointerSchema = z.object({
   version: Version,
   hash: Hash,
-  publishedAt: z.string(),
+  // Informational: the CLI always writes it, but a reader needs only version and hash to load.
+  publishedAt: z.string().optional(),
 });
 export type ActivePointer = z.infer<typeof ActivePointerSchema>;
 
@@ -43,7 +44,7 @@ export type StoredVersion = z.infer<typeof StoredVersionSchema>;
 
 export type LoadFailure =
   | { readonly reason: "no_pointer" }
-  | { readonly reason: "bad_pointer"; readonly detail: string }
+  | { readonly reason: "bad_pointer"; readonly detail: string; readonly version?: string }
   | { readonly reason: "missing_version"; readonly version: string }
   | { readonly reason: "bad_version_value"; readonly version: string; readonly detail: string }
   | { readonly reason: "invalid_rules"; readonly version: string; readonly errors: readonly RulesProblem[] }
@@ -73,9 +74,17 @@ export function parsePointer(
   if (value === null || value === undefined) return { ok: false, error: { reason: "no_pointer" } };
   const decoded = decodeJson(value);
   const parsed = ActivePointerSchema.safeParse(decoded);
-  return parsed.success
-    ? { ok: true, value: parsed.data }
-    : { ok: false, error: { reason: "bad_pointer", detail: issuesText(parsed.error) } };
+  if (parsed.success) return { ok: true, value: parsed.data };
+  // The version a broken pointer names is what an operator looks for first.
+  const named = (decoded as { version?: unknown } | null)?.version;
+  return {
+    ok: false,
+    error: {
+      reason: "bad_pointer",
+      detail: issuesText(parsed.error),
+      ...(typeof named === "string" ? { version: named.slice(0, 64) } : {}),
+    },
+  };
 }
 
 function decodeJson(value: unknown): unknown {
@@ -138,7 +147,7 @@ export function describeLoadFailure(f: LoadFailure): string {
     case "no_pointer":
       return "no rules published (rules:active is empty)";
     case "bad_pointer":
-      return `rules:active is malformed: ${f.detail}`;
+      return `rules:active${f.version === undefined ? "" : ` (version ${f.version})`} is malformed: ${f.detail}`;
     case "missing_version":
       return `rules version ${f.version} is missing from KV`;
     case "bad_version_value":
@@ -155,39 +164,148 @@ export function describeLoadFailure(f: LoadFailure): string {
 
 export type KvWrite = { readonly key: string; readonly value: unknown };
 
+/**
+ * What the store needs from KV, so the CLI (through wrangler) and the tests share one decision
+ * path. A read tells "not found" (`value: null`) apart from a failure: treating a failed read as
+ * "not there" would let a publish overwrite an immutable version or reset the history.
+ */
+export interface RulesKv {
+  get(key: string): Promise<{ ok: true; value: unknown } | { ok: false; error: string }>;
+  put(key: string, value: unknown): Promise<{ ok: true } | { ok: false; error: string }>;
+}
+
+/** Where a published document came from, stamped into `meta` before it is hashed. */
+export interface PublishStamp {
+  readonly generatedAt: string;
+  /** The commit published from; a stale sha written in the file is dropped when unknown. */
+  readonly gitSha?: string | undefined;
+}
+
+export function stampRules(doc: RulesDocument, stamp: PublishStamp): RulesDocument {
+  const { gitSha: _stale, ...meta } = doc.meta;
+  return {
+    ...doc,
+    meta: { ...meta, generatedAt: stamp.generatedAt, ...(stamp.gitSha ? { gitSha: stamp.gitSha } : {}) },
+  };
+}
+
+/**
+ * The hash of a document without its publish stamp: "the same content" for immutability, so that
+ * publishing an unchanged file again (a later commit, another time) is not refused.
+ */
+export function contentHash(doc: RulesDocument): Promise<string> {
+  const { generatedAt: _at, gitSha: _sha, ...meta } = doc.meta;
+  return hashRules({ ...doc, meta });
+}
+
 export type PublishPlan =
-  | { ok: true; writes: readonly KvWrite[]; unchanged: boolean }
+  | { ok: true; writes: readonly KvWrite[]; unchanged: boolean; version: string; hash: string }
   | { ok: false; message: string };
 
 /**
  * What a publish writes, in order: the immutable version (unless it is already there with the same
  * content), the history, and the `rules:active` pointer last so readers never see half a publish.
- * Pure, so the CLI and tests share it; `existing` is the current value of `rules:v:<version>`.
+ * `existing` and `history` are the current values of `rules:v:<version>` and `rules:history`
+ * (null when absent). Anything already stored that cannot be read as what it should be is refused,
+ * never overwritten. The result is checked with the edge's own loader before anything is written.
  */
-export function planPublish(
+export async function planPublish(
   doc: RulesDocument,
-  hash: string,
   existing: unknown,
   history: unknown,
+  stamp: PublishStamp,
   publishedAt: string,
-): PublishPlan {
-  const prior = StoredVersionSchema.safeParse(decodeJson(existing));
-  if (existing !== null && existing !== undefined && prior.success && prior.data.hash !== hash) {
-    return {
-      ok: false,
-      message: `version ${doc.version} is already published with other content (${prior.data.hash.slice(0, 12)}): published versions are immutable; bump "version"`,
-    };
-  }
+): Promise<PublishPlan> {
+  const version = doc.version;
   const writes: KvWrite[] = [];
-  const unchanged = prior.success;
-  if (!unchanged) writes.push({ key: versionKey(doc.version), value: { hash, publishedAt, doc } });
-  const past = HistorySchema.safeParse(decodeJson(history));
-  const entries = (past.success ? past.data : []).filter((h) => h.version !== doc.version);
-  const entry: ActivePointer = { version: doc.version, hash, publishedAt };
-  entries.push(entry);
+  let stored: StoredVersion;
+  let unchanged = false;
+  if (existing !== null && existing !== undefined) {
+    const prior = StoredVersionSchema.safeParse(decodeJson(existing));
+    const priorDoc = prior.success ? parseRules(prior.data.doc) : null;
+    if (!prior.success || !priorDoc?.ok) {
+      return {
+        ok: false,
+        message: `${versionKey(version)} already holds something that is not a valid published version: refusing to overwrite it; bump "version"`,
+      };
+    }
+    if ((await contentHash(priorDoc.rules)) !== (await contentHash(doc))) {
+      return {
+        ok: false,
+        message: `version ${version} is already published with other content (${prior.data.hash.slice(0, 12)}): published versions are immutable; bump "version"`,
+      };
+    }
+    stored = prior.data;
+    unchanged = true;
+  } else {
+    const stamped = stampRules(doc, stamp);
+    stored = { hash: await hashRules(stamped), publishedAt, doc: stamped };
+    writes.push({ key: versionKey(version), value: stored });
+  }
+  let past: History = [];
+  if (history !== null && history !== undefined) {
+    const parsed = HistorySchema.safeParse(decodeJson(history));
+    if (!parsed.success) {
+      return {
+        ok: false,
+        message: `${HISTORY_KEY} is malformed (${issuesText(parsed.error)}): refusing to replace it`,
+      };
+    }
+    past = parsed.data;
+  }
+  const entry: ActivePointer = { version, hash: stored.hash, publishedAt };
+  const loadable = await loadRulesFromKvValue(entry, stored);
+  if (!loadable.ok) {
+    return { ok: false, message: `the worker would refuse it: ${describeLoadFailure(loadable.error)}` };
+  }
+  const entries = [...past.filter((h) => h.version !== version), entry];
   writes.push({ key: HISTORY_KEY, value: entries.slice(-HISTORY_LIMIT) });
   writes.push({ key: ACTIVE_KEY, value: entry });
-  return { ok: true, writes, unchanged };
+  return { ok: true, writes, unchanged, version, hash: stored.hash };
+}
+
+/** Carries out writes in order, stopping at the first failure so the pointer never moves ahead. */
+async function applyWrites(
+  kv: RulesKv,
+  writes: readonly KvWrite[],
+): Promise<{ ok: true } | { ok: false; message: string }> {
+  for (const [i, w] of writes.entries()) {
+    const put = await kv.put(w.key, w.value);
+    if (!put.ok) {
+      const done = writes.slice(0, i).map((x) => x.key);
+      return {
+        ok: false,
+        message: `writing ${w.key} failed (${put.error})${done.length ? `; already written: ${done.join(", ")}` : ""}; ${ACTIVE_KEY} was not moved`,
+      };
+    }
+  }
+  return { ok: true };
+}
+
+async function read(
+  kv: RulesKv,
+  key: string,
+): Promise<{ ok: true; value: unknown } | { ok: false; message: string }> {
+  const r = await kv.get(key);
+  return r.ok ? r : { ok: false, message: `cannot read ${key} (${r.error}): nothing was written` };
+}
+
+/** `npm run rules -- publish`: reads what is stored, plans, and writes version, history, pointer. */
+export async function publishRules(
+  kv: RulesKv,
+  doc: RulesDocument,
+  stamp: PublishStamp,
+  publishedAt: string,
+): Promise<{ ok: true; version: string; hash: string; unchanged: boolean } | { ok: false; message: string }> {
+  const existing = await read(kv, versionKey(doc.version));
+  if (!existing.ok) return existing;
+  const history = await read(kv, HISTORY_KEY);
+  if (!history.ok) return history;
+  const plan = await planPublish(doc, existing.value, history.value, stamp, publishedAt);
+  if (!plan.ok) return plan;
+  const written = await applyWrites(kv, plan.writes);
+  if (!written.ok) return written;
+  return { ok: true, version: plan.version, hash: plan.hash, unchanged: plan.unchanged };
 }
 
 /**
@@ -200,8 +318,9 @@ export function planRollback(
   target: string | undefined,
   at: string,
 ): { ok: true; pointer: ActivePointer; from: string | null } | { ok: false; message: string } {
-  const past = HistorySchema.safeParse(decodeJson(history));
-  const entries = past.success ? past.data : [];
+  const past = HistorySchema.safeParse(decodeJson(history ?? []));
+  if (!past.success) return { ok: false, message: `${HISTORY_KEY} is malformed: ${issuesText(past.error)}` };
+  const entries = past.data;
   const current = parsePointer(active);
   const from = current.ok ? current.value.version : null;
   let chosen: ActivePointer | undefined;
@@ -215,4 +334,47 @@ export function planRollback(
     if (!chosen) return { ok: false, message: "no earlier version to roll back to" };
   }
   return { ok: true, pointer: { version: chosen.version, hash: chosen.hash, publishedAt: at }, from };
+}
+
+/**
+ * `npm run rules -- rollback`: moves the pointer, but only to a version the worker would load
+ * (the same `loadRulesFromKvValue` the edge runs), so a rollback cannot strand the fleet on its
+ * last known good version.
+ */
+export async function rollbackRules(
+  kv: RulesKv,
+  target: string | undefined,
+  at: string,
+): Promise<{ ok: true; pointer: ActivePointer; from: string | null } | { ok: false; message: string }> {
+  const history = await read(kv, HISTORY_KEY);
+  if (!history.ok) return history;
+  const active = await read(kv, ACTIVE_KEY);
+  if (!active.ok) return active;
+  const plan = planRollback(history.value, active.value, target, at);
+  if (!plan.ok) return plan;
+  const stored = await read(kv, versionKey(plan.pointer.version));
+  if (!stored.ok) return stored;
+  const loadable = await loadRulesFromKvValue(plan.pointer, stored.value);
+  if (!loadable.ok) {
+    return {
+      ok: false,
+      message: `refusing to roll back to ${plan.pointer.version}: ${describeLoadFailure(loadable.error)}`,
+    };
+  }
+  const written = await applyWrites(kv, [{ key: ACTIVE_KEY, value: plan.pointer }]);
+  return written.ok ? plan : written;
+}
+
+/** `npm run rules -- list`: the history and the active version, or why they cannot be read. */
+export async function listRules(
+  kv: RulesKv,
+): Promise<{ ok: true; history: History; active: string | null } | { ok: false; message: string }> {
+  const history = await read(kv, HISTORY_KEY);
+  if (!history.ok) return history;
+  const active = await read(kv, ACTIVE_KEY);
+  if (!active.ok) return active;
+  const past = HistorySchema.safeParse(decodeJson(history.value ?? []));
+  if (!past.success) return { ok: false, message: `${HISTORY_KEY} is malformed: ${issuesText(past.error)}` };
+  const pointer = parsePointer(active.value);
+  return { ok: true, history: past.data, active: pointer.ok ? pointer.value.version : null };
 }

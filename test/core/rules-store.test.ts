@@ -8,9 +8,11 @@ import {
   hashRules,
   loadRulesFromKvValue,
   parseRules,
-  planPublish,
   planRollback,
+  publishRules,
   type RulesDocument,
+  type RulesKv,
+  rollbackRules,
   versionKey,
 } from "../../src/rules/index.ts";
 
@@ -70,32 +72,121 @@ describe("loading a published version from KV values", () => {
   });
 });
 
+/**
+ * A RULES namespace in memory, as the CLI's wrangler adapter presents it: reads of listed keys fail
+ * (a network error, an expired token), writes are recorded in order and can fail too.
+ */
+function memoryKv(initial: Record<string, unknown> = {}, faults: { read?: string[]; write?: string[] } = {}) {
+  const data = new Map(Object.entries(initial).map(([k, v]) => [k, JSON.parse(JSON.stringify(v))]));
+  const writes: string[] = [];
+  const kv: RulesKv = {
+    async get(key) {
+      if (faults.read?.includes(key)) return { ok: false, error: "503 Service Unavailable" };
+      return { ok: true, value: data.has(key) ? structuredClone(data.get(key)) : null };
+    },
+    async put(key, value) {
+      if (faults.write?.includes(key)) return { ok: false, error: "429 Too Many Requests" };
+      writes.push(key);
+      data.set(key, JSON.parse(JSON.stringify(value)));
+      return { ok: true };
+    },
+  };
+  return { kv, data, writes };
+}
+
+const STAMP = { generatedAt: AT, gitSha: "0123456789abcdef0123456789abcdef01234567" };
+
 describe("publishing and rolling back", () => {
   it("writes the version, then the history, and flips the pointer last", async () => {
-    const { doc, hash } = await published();
-    const plan = planPublish(doc, hash, null, null, AT);
-    if (!plan.ok) throw new Error(plan.message);
-    expect(plan.writes.map((w) => w.key)).toEqual([versionKey(doc.version), HISTORY_KEY, ACTIVE_KEY]);
-    expect(plan.writes[2]!.value).toEqual({ version: doc.version, hash, publishedAt: AT });
-    expect(plan.writes[0]!.value).toEqual({ hash, publishedAt: AT, doc });
+    const { doc } = await published();
+    const { kv, data, writes } = memoryKv();
+    const done = await publishRules(kv, doc, STAMP, AT);
+    if (!done.ok) throw new Error(done.message);
+    expect(writes).toEqual([versionKey(doc.version), HISTORY_KEY, ACTIVE_KEY]);
+    expect(data.get(ACTIVE_KEY)).toEqual({ version: doc.version, hash: done.hash, publishedAt: AT });
+    // What was written is what the edge loads, hash checks included.
+    const loaded = await loadRulesFromKvValue(data.get(ACTIVE_KEY), data.get(versionKey(doc.version)));
+    expect(loaded.ok && loaded.value.rules.meta).toMatchObject({ generatedAt: AT, gitSha: STAMP.gitSha });
   });
 
-  it("never overwrites a published version with other content; republishing the same moves only the pointer", async () => {
+  it("stamps meta.generatedAt and meta.gitSha before hashing; without a sha, a stale one is dropped", async () => {
+    const { doc } = await published();
+    const stale = { ...doc, meta: { ...doc.meta, gitSha: "stale" } };
+    const { kv, data } = memoryKv();
+    const done = await publishRules(kv, stale, { generatedAt: AT }, AT);
+    if (!done.ok) throw new Error(done.message);
+    const stored = data.get(versionKey(doc.version)) as { doc: RulesDocument; hash: string };
+    expect(stored.doc.meta.generatedAt).toBe(AT);
+    expect(stored.doc.meta.gitSha).toBeUndefined();
+    expect(stored.hash).toBe(await hashRules(stored.doc));
+    expect(stored.hash).not.toBe(await hashRules(doc));
+  });
+
+  it.each([versionKey("2026.11.22-1"), HISTORY_KEY])(
+    "a failed read of %s refuses the publish and writes nothing",
+    async (key) => {
+      const first = await published();
+      const before = {
+        [versionKey(first.doc.version)]: { hash: first.hash, publishedAt: AT, doc: first.doc },
+      };
+      const { kv, writes } = memoryKv(before, { read: [key] });
+      const changed = structuredClone(first.doc) as RulesDocument;
+      changed.experiences[0]!.priority = 99;
+      const done = await publishRules(kv, changed, STAMP, AT);
+      expect(done.ok ? "published" : done.message).toMatch(new RegExp(`cannot read ${key}.*503`));
+      expect(writes).toEqual([]);
+    },
+  );
+
+  it("refuses other content under a published version, and anything unreadable stored there", async () => {
     const a = await published();
-    const b = await published("2026.11.22-1");
-    const changed = structuredClone(b.doc) as RulesDocument;
+    const changed = structuredClone(a.doc) as RulesDocument;
     changed.experiences[0]!.priority = 99;
-    const refused = planPublish(
-      changed,
-      await hashRules(changed),
-      { hash: a.hash, publishedAt: AT, doc: a.doc },
-      [],
-      AT,
-    );
-    expect(refused.ok ? "" : refused.message).toMatch(/immutable/);
-    const same = planPublish(a.doc, a.hash, { hash: a.hash, publishedAt: AT, doc: a.doc }, [], AT);
-    expect(same.ok && same.unchanged).toBe(true);
-    expect(same.ok && same.writes.map((w) => w.key)).toEqual([HISTORY_KEY, ACTIVE_KEY]);
+    const stored = { hash: a.hash, publishedAt: AT, doc: a.doc };
+    const taken = memoryKv({ [versionKey(a.doc.version)]: stored });
+    const refused = await publishRules(taken.kv, changed, STAMP, AT);
+    expect(refused.ok ? "published" : refused.message).toMatch(/immutable/);
+    expect(taken.writes).toEqual([]);
+
+    for (const junk of [
+      "not json",
+      { doc: a.doc },
+      { hash: a.hash, publishedAt: AT, doc: { placements: 1 } },
+    ]) {
+      const { kv, writes } = memoryKv({ [versionKey(a.doc.version)]: junk });
+      const r = await publishRules(kv, a.doc, STAMP, AT);
+      expect(r.ok ? "published" : r.message).toMatch(/refusing to overwrite/);
+      expect(writes).toEqual([]);
+    }
+  });
+
+  it("republishing the same content at another time or commit moves only the pointer", async () => {
+    const a = await published();
+    const { kv, data, writes } = memoryKv();
+    const first = await publishRules(kv, a.doc, STAMP, AT);
+    const later = "2026-11-23T09:00:00.000Z";
+    const again = await publishRules(kv, a.doc, { generatedAt: later, gitSha: "f".repeat(40) }, later);
+    expect(again.ok && again.unchanged).toBe(true);
+    expect(again.ok && first.ok && again.hash === first.hash).toBe(true);
+    expect(writes).toEqual([versionKey(a.doc.version), HISTORY_KEY, ACTIVE_KEY, HISTORY_KEY, ACTIVE_KEY]);
+    expect((data.get(versionKey(a.doc.version)) as { publishedAt: string }).publishedAt).toBe(AT);
+  });
+
+  it("a malformed history is refused rather than reset", async () => {
+    const { doc } = await published();
+    const { kv, writes } = memoryKv({ [HISTORY_KEY]: { not: "a list" } });
+    const r = await publishRules(kv, doc, STAMP, AT);
+    expect(r.ok ? "published" : r.message).toMatch(/rules:history is malformed/);
+    expect(writes).toEqual([]);
+  });
+
+  it("a failed version write leaves the pointer where it was", async () => {
+    const { doc } = await published();
+    const { kv, data, writes } = memoryKv({}, { write: [versionKey(doc.version)] });
+    const r = await publishRules(kv, doc, STAMP, AT);
+    expect(r.ok ? "published" : r.message).toMatch(/rules:active was not moved/);
+    expect(writes).toEqual([]);
+    expect(data.has(ACTIVE_KEY)).toBe(false);
   });
 
   it("rolls back to the version before the active one, or to a named one", async () => {
@@ -112,5 +203,35 @@ describe("publishing and rolling back", () => {
     expect(named.ok && named.pointer).toEqual({ version: "v3", hash: v3.hash, publishedAt: AT });
     const unknown = planRollback(history, v3, "v9", AT);
     expect(unknown.ok ? "" : unknown.message).toMatch(/never published/);
+  });
+
+  it("a rollback moves only the pointer, and only to a version the worker would load", async () => {
+    const { kv, data, writes } = memoryKv();
+    for (const v of ["v1", "v2"]) {
+      const r = await publishRules(kv, (await published(v)).doc, STAMP, AT);
+      if (!r.ok) throw new Error(r.message);
+    }
+    writes.length = 0;
+    const back = await rollbackRules(kv, undefined, AT);
+    expect(back.ok && [back.from, back.pointer.version]).toEqual(["v2", "v1"]);
+    expect(writes).toEqual([ACTIVE_KEY]);
+
+    // v1's stored document no longer matches its hash: the worker would refuse it, so rollback does.
+    const v1 = data.get(versionKey("v1")) as { doc: RulesDocument };
+    v1.doc.experiences[0]!.priority = 99;
+    writes.length = 0;
+    const refused = await rollbackRules(kv, "v1", AT);
+    expect(refused.ok ? "rolled back" : refused.message).toMatch(
+      /refusing to roll back to v1: .*published hash/,
+    );
+    data.delete(versionKey("v1"));
+    const missing = await rollbackRules(kv, "v1", AT);
+    expect(missing.ok ? "rolled back" : missing.message).toMatch(/v1 is missing/);
+    expect(writes).toEqual([]);
+
+    const unreadable = memoryKv(Object.fromEntries(data), { read: [HISTORY_KEY] });
+    const failed = await rollbackRules(unreadable.kv, "v2", AT);
+    expect(failed.ok ? "rolled back" : failed.message).toMatch(/cannot read rules:history/);
+    expect(unreadable.writes).toEqual([]);
   });
 });
