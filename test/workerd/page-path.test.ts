@@ -146,3 +146,37 @@ describe("a visitor stitched to a person by a server", () => {
     expect(body).toContain("Ready for your next run, Ana?");
   });
 });
+
+describe("crawlers", () => {
+  const CRAWLER = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+  async function exposuresOfHeroTest(): Promise<number> {
+    const res = await visit("/_ns/v1/experiments/hero-test", { headers: ADMIN });
+    const body = (await res.json()) as { report: { arms: Array<{ exposures: number }> } };
+    return body.report.arms.reduce((sum, arm) => sum + arm.exposures, 0);
+  }
+
+  async function home(userAgent: string): Promise<string> {
+    const ctx = createExecutionContext();
+    const res = await handle(
+      new Request("https://shop.test/", { headers: { "user-agent": userAgent } }),
+      env,
+      ctx,
+    );
+    const body = await res.text();
+    await waitOnExecutionContext(ctx);
+    return body;
+  }
+
+  it("see the A/B test like anyone, but never count in its statistics", async () => {
+    const before = await exposuresOfHeroTest();
+    for (let i = 0; i < 5; i++) {
+      // Same content as a new visitor: one arm of the hero test or the site's own hero.
+      expect(await home(CRAWLER)).toMatch(/Gear for every trail|Go further this weekend|Default hero/);
+    }
+    expect(await exposuresOfHeroTest()).toBe(before);
+    // A person's first visit does count: the statistics are live, the crawlers were left out.
+    await home(BROWSER_UA);
+    expect(await exposuresOfHeroTest()).toBe(before + 1);
+  });
+});
