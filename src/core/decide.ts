@@ -81,8 +81,13 @@ export interface DecisionResult {
   readonly decisions: readonly Decision[];
   readonly segments: readonly string[];
   readonly intent: { readonly top: string | null; readonly scores: Readonly<Record<string, number>> };
-  /** Experiment assignments made in this decision that the visitor did not have yet (to persist). */
+  /**
+   * Experiment assignments made in this decision that the visitor did not have yet (to persist),
+   * including those that replace a stored variant the experiment no longer has.
+   */
   readonly assignments: Readonly<Record<string, string>>;
+  /** Experiment → the stale stored variant an entry of `assignments` replaces (to store it anyway). */
+  readonly replacedAssignments: Readonly<Record<string, string>>;
   /** What was shown, to record as exposures (frequency caps, measurement). */
   readonly exposures: ReadonlyArray<{
     readonly experience: string;
@@ -246,6 +251,7 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
   const traits = personalize && isObject(input.traits) ? input.traits : NO_TRAITS;
   const assignments: Record<string, string> = Object.assign(Object.create(null), state?.assignments);
   const newAssignments: Record<string, string> = {};
+  const replacedAssignments: Record<string, string> = {};
   const scope: EvalScope = {
     now,
     traits,
@@ -368,10 +374,17 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
             variant = exp.variants[0]?.id ?? null;
             content = (variant && x.variants[variant]) || x.content;
           } else {
-            // A recorded assignment is sticky, even if the weights have changed since.
+            // A recorded assignment is sticky, even if the weights have changed since (a variant
+            // now weighted 0 included). One naming a variant the experiment no longer has (removed
+            // or renamed) has nothing to show: the visitor is bucketed again and the new one kept.
             let assigned = assignments[exp.id];
-            if (assigned === undefined) {
+            const stale =
+              assigned !== undefined &&
+              assigned !== "holdout" &&
+              !exp.variants.some((v) => v.id === assigned);
+            if (assigned === undefined || stale) {
               const pick = pickVariant(exp.seed, visitorId, exp.variants, exp.holdout);
+              if (stale && personalize) replacedAssignments[exp.id] = assigned!;
               assigned = pick.heldOut ? "holdout" : (pick.variant ?? "holdout");
               assignments[exp.id] = assigned;
               // Without consent the bucket is still deterministic (a pure hash of seed and id, so the
@@ -462,6 +475,7 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
     segments,
     intent: { top: top.dimension, scores },
     assignments: newAssignments,
+    replacedAssignments,
     exposures,
     unknownPlacements,
     outbound,

@@ -103,7 +103,8 @@ async function readPreview(
 export function decisionRecorder(
   env: Env,
   visitorId: string,
-  result: Pick<DecisionResult, "exposures" | "assignments">,
+  result: Pick<DecisionResult, "exposures" | "assignments"> &
+    Partial<Pick<DecisionResult, "replacedAssignments">>,
   now: number,
 ): (() => Promise<void>) | null {
   const capped = result.exposures.filter((x) => x.capped);
@@ -111,7 +112,12 @@ export function decisionRecorder(
   if (capped.length === 0 && !assigned) return null;
   return async () => {
     const stub = visitorObject(env, visitorId);
-    await stub.recordDecision({ now, exposures: capped, assignments: result.assignments });
+    await stub.recordDecision({
+      now,
+      exposures: capped,
+      assignments: result.assignments,
+      replacing: result.replacedAssignments,
+    });
     if (assigned) await recordExperimentExposures(env, visitorId, result.exposures, result.assignments, now);
   };
 }
@@ -284,6 +290,7 @@ export async function startPersonalization(
     let explanation: unknown = null;
     let exposures: DecisionResult["exposures"] = [];
     let assignments: DecisionResult["assignments"] = {};
+    let replacedAssignments: DecisionResult["replacedAssignments"] = {};
     if (rules && placements.length > 0) {
       const decideStarted = performance.now();
       try {
@@ -317,6 +324,7 @@ export async function startPersonalization(
         explanation = preview ? (result.explanation ?? result) : null;
         exposures = result.exposures;
         assignments = result.assignments;
+        replacedAssignments = result.replacedAssignments;
       } catch (err) {
         // decide() is built never to throw; if it does, it is a bug, and the page is still served.
         log("error", "decide_threw", { error: String(err) });
@@ -329,7 +337,7 @@ export async function startPersonalization(
     const bodyEnd = beacon + (preview ? previewPanel(explanation) : "");
     const measured = !bot && !gpc && consent.measurement !== false;
     const recordDecision = measured
-      ? decisionRecorder(env, canonicalId, { exposures, assignments }, now)
+      ? decisionRecorder(env, canonicalId, { exposures, assignments, replacedAssignments }, now)
       : null;
     const record =
       !bot && (pageView !== undefined || recordDecision)

@@ -70,6 +70,8 @@ export interface DecisionRecord {
   readonly exposures: ReadonlyArray<{ readonly experience: string; readonly placement?: string }>;
   /** New experiment assignments; sticky: an experiment already assigned keeps its variant. */
   readonly assignments: Readonly<Record<string, string>>;
+  /** Experiment → stored variant it no longer has: that one assignment is replaced, if still stored. */
+  readonly replacing?: Readonly<Record<string, string>> | undefined;
   readonly forwarded?: boolean;
 }
 
@@ -408,7 +410,11 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (target) return target.recordDecision({ ...options, forwarded: true });
     for (const x of options.exposures) recordExposure(this.state, x.experience, options.now);
     for (const [experiment, variant] of Object.entries(options.assignments)) {
-      if (!Object.hasOwn(this.state.assignments, experiment)) this.state.assignments[experiment] = variant;
+      const stored = Object.hasOwn(this.state.assignments, experiment)
+        ? this.state.assignments[experiment]
+        : undefined;
+      if (stored === undefined || stored === options.replacing?.[experiment])
+        this.state.assignments[experiment] = variant;
     }
     this.saveState();
   }

@@ -152,6 +152,67 @@ describe("decisions a marketer recognises", () => {
   });
 });
 
+describe("experiment assignments over rule versions", () => {
+  const hero = (r: DecisionResult) => by(r)["home-hero"]!;
+  const stored = (variant: string) => ({
+    ...stateOf([event("page_view", HOUR)], rules),
+    assignments: { "hero-test": variant },
+  });
+
+  it("a stored variant the experiment no longer has is bucketed again, shown with content, and replaced", () => {
+    let shown = 0;
+    for (let i = 0; i < 40; i++) {
+      const visitorId = `gone-${i}`;
+      const r = run({ visitorId, placements: ["home-hero"], state: stored("gone") });
+      const fresh = run({ visitorId, placements: ["home-hero"] });
+      // The same variant (or holdout) a new visitor with this id gets, never an empty experience.
+      expect([hero(r).variant, hero(r).reason]).toEqual([hero(fresh).variant, hero(fresh).reason]);
+      expect(r.assignments["hero-test"]).toBe(fresh.assignments["hero-test"]);
+      expect(r.replacedAssignments).toEqual({ "hero-test": "gone" });
+      if (hero(r).reason === "EXPERIMENT") {
+        shown++;
+        expect(hero(r).html).toMatch(/Gear for every trail|Go further this weekend/);
+      } else expect(hero(r)).toMatchObject({ reason: "HOLDOUT", experience: null });
+    }
+    expect(shown).toBeGreaterThan(20);
+    // A current variant, or the holdout, is kept and nothing is handed back to store.
+    for (const v of ["bold", "holdout"]) {
+      const kept = run({ placements: ["home-hero"], state: stored(v) });
+      expect(kept.assignments).toEqual({});
+      expect(kept.replacedAssignments).toEqual({});
+    }
+  });
+
+  it("weights moved to 100/0: assigned visitors keep their variant, new visitors all get the 100", async () => {
+    const doc = structuredClone(demo);
+    doc.experiments["hero-test"].variants = [
+      { id: "control", weight: 100 },
+      { id: "bold", weight: 0 },
+    ];
+    const shifted = await compile(doc);
+    const decideOn = (visitorId: string, state: DecisionInput["state"]) =>
+      decide(shifted, {
+        visitorId,
+        now: NOW,
+        traits: {},
+        state,
+        context: context(),
+        consent: {},
+        placements: ["home-hero"],
+      });
+    const sticky = decideOn("visitor-1", stored("bold"));
+    expect(hero(sticky)).toMatchObject({ variant: "bold", reason: "EXPERIMENT" });
+    expect(hero(sticky).html).toContain("Go further this weekend");
+    expect(sticky.assignments).toEqual({});
+    const variants = new Set<string | null>();
+    for (let i = 0; i < 100; i++) {
+      const r = decideOn(`newcomer-${i}`, null);
+      if (hero(r).reason !== "HOLDOUT") variants.add(hero(r).variant);
+    }
+    expect([...variants]).toEqual(["control"]);
+  });
+});
+
 describe("consent, explanations and edges", () => {
   it("without consent for personalization: only the request counts, and no assignment is handed back", () => {
     const r = run({

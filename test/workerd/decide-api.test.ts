@@ -3,6 +3,8 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type DecideResponse, NorthstarClient, NorthstarError } from "../../src/client/index.ts";
 import { handle } from "../../src/http/app.ts";
+import { visitorObject } from "../../src/state/visitor-do.ts";
+import { canonicalForUser } from "../../src/state/visitor-id.ts";
 import { ADMIN, eid, idOf, newVisitor, SERVER, sendEvents, visit } from "./helpers.ts";
 
 // The JSON decision API through the typed client apps use, against the real worker.
@@ -76,6 +78,26 @@ describe("POST /_ns/v1/decide", () => {
     const unknown = await client.decide({ userId: "x", placements: ["home-hero", "no-such-slot"] });
     expect(unknown.unknownPlacements).toEqual(["no-such-slot"]);
     await expect(client.decide({ visitorId: "../bad" })).rejects.toBeInstanceOf(NorthstarError);
+  });
+
+  it("an assignment to a variant the experiment no longer has is replaced by a current one, and stored", async () => {
+    const userId = `renamed-variant-${Date.now()}`;
+    const stub = visitorObject(env, await canonicalForUser(userId));
+    // As if hero-test had a variant "gone" when this person was bucketed, since removed.
+    await stub.recordDecision({ now: Date.now(), exposures: [], assignments: { "hero-test": "gone" } });
+    const hero = (await client.decide({ userId, placements: ["home-hero"] })).decisions["home-hero"]!;
+    if (hero.reason === "EXPERIMENT") expect(hero.content.html).toMatch(/Gear for every trail|Go further/);
+    else expect(hero).toMatchObject({ reason: "HOLDOUT", experience: null });
+    const now = hero.variant ?? "holdout";
+    let stored: string | undefined;
+    // The write happens after the answer (waitUntil): wait for it, without timing it.
+    for (let i = 0; i < 100 && stored !== now; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      stored = (await stub.snapshot({ now: Date.now() })).assignments["hero-test"];
+    }
+    expect(stored).toBe(now);
+    const again = (await client.decide({ userId, placements: ["home-hero"] })).decisions["home-hero"]!;
+    expect(again.variant).toBe(hero.variant);
   });
 
   it("without the server key a caller only gets decisions for its own cookie", async () => {
