@@ -208,23 +208,32 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
   return problems;
 }
 
-/** Parses and validates a rules document: the schema first, then the semantic checks. */
+/**
+ * The `$schema` values a v1 document may carry: the committed file (what editors resolve in this
+ * repository) and the published id. A document without `$schema` is v1 too (docs/rules.md).
+ */
+const V1_SCHEMA_REFS: ReadonlySet<string> = new Set(["./schema.json", SCHEMA_ID]);
+
+/** Why this worker cannot read a document of this envelope, or null when it is v1. */
+function envelopeProblem(json: unknown): RulesProblem | null {
+  if (!json || typeof json !== "object" || !("$schema" in json)) return null;
+  const ref = (json as { $schema: unknown }).$schema;
+  // A non-string is the schema's to report, with the rest of the document's errors.
+  if (typeof ref !== "string" || V1_SCHEMA_REFS.has(ref)) return null;
+  const major = /\/v(\d+)\.json$/.exec(ref)?.[1];
+  return {
+    path: "$schema",
+    message:
+      major !== undefined && Number(major) !== MAJOR_VERSION
+        ? `rules schema v${major} is not supported by this worker (v${MAJOR_VERSION}, ${SCHEMA_ID})`
+        : `unknown rules schema "${ref.slice(0, 200)}": use "./schema.json" or "${SCHEMA_ID}" (v${MAJOR_VERSION})`,
+  };
+}
+
+/** Parses and validates a rules document: the envelope, the schema, then the semantic checks. */
 export function parseRules(json: unknown): ParseResult {
-  if (json && typeof json === "object" && "$schema" in json) {
-    const ref = (json as { $schema: unknown }).$schema;
-    const major = typeof ref === "string" ? /\/v(\d+)\.json$/.exec(ref)?.[1] : undefined;
-    if (major !== undefined && Number(major) !== MAJOR_VERSION) {
-      return {
-        ok: false,
-        errors: [
-          {
-            path: "$schema",
-            message: `rules schema v${major} is not supported by this worker (v${MAJOR_VERSION}, ${SCHEMA_ID})`,
-          },
-        ],
-      };
-    }
-  }
+  const envelope = envelopeProblem(json);
+  if (envelope) return { ok: false, errors: [envelope] };
   const parsed = RulesDocumentSchema.safeParse(json);
   if (!parsed.success) {
     return {

@@ -63,6 +63,11 @@ describe("loading a published version from KV values", () => {
       [pointer, { doc }, "bad_version_value"],
       [pointer, { hash, publishedAt: AT, doc: { ...doc, version: "other" } }, "bad_version_value"],
       [pointer, { hash, publishedAt: AT, doc: { version: "2026.11.22-1", placements: 3 } }, "invalid_rules"],
+      [
+        pointer,
+        { hash, publishedAt: AT, doc: { ...doc, $schema: "https://northstar.dev/schemas/rules/v2.json" } },
+        "invalid_rules",
+      ],
     ];
     for (const [p, v, reason] of cases) {
       const r = await loadRulesFromKvValue(p, v);

@@ -31,9 +31,24 @@ describe("the rules document", () => {
     expect(committed.$id).toMatch(/\/v1\.json$/);
   });
 
-  it("rejects an unknown major version", () => {
-    const errors = errorsOf(withChange((d) => (d.$schema = "https://northstar.dev/schemas/rules/v2.json")));
-    expect(errors[0]?.path).toBe("$schema");
+  it.each([
+    ["the committed file", "./schema.json"],
+    ["the published id", "https://northstar.dev/schemas/rules/v1.json"],
+    ["no $schema at all (v1, as docs/rules.md says)", undefined],
+  ])("reads %s as v1", (_what, ref) => {
+    expect(errorsOf(withChange((d) => (ref === undefined ? delete d.$schema : (d.$schema = ref))))).toEqual(
+      [],
+    );
+  });
+
+  it.each([
+    ["https://northstar.dev/schemas/rules/v2.json", /rules schema v2 is not supported by this worker \(v1/],
+    ["./schema-v2.json", /unknown rules schema "\.\/schema-v2\.json"/],
+    ["https://example.com/other.json", /unknown rules schema/],
+    ["../rules/schema.json", /unknown rules schema/],
+  ])("refuses $schema %s, naming the versions it reads", (ref, message) => {
+    const errors = errorsOf(withChange((d) => (d.$schema = ref)));
+    expect(errors).toEqual([{ path: "$schema", message: expect.stringMatching(message) }]);
   });
 
   it.each([
