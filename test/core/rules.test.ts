@@ -36,9 +36,11 @@ describe("the rules document", () => {
     ["the published id", "https://northstar.dev/schemas/rules/v1.json"],
     ["no $schema at all (v1, as docs/rules.md says)", undefined],
   ])("reads %s as v1", (_what, ref) => {
-    expect(errorsOf(withChange((d) => (ref === undefined ? delete d.$schema : (d.$schema = ref))))).toEqual(
-      [],
-    );
+    const doc = withChange((d) => {
+      if (ref === undefined) delete d.$schema;
+      else d.$schema = ref;
+    });
+    expect(errorsOf(doc)).toEqual([]);
   });
 
   it.each([
