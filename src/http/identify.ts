@@ -7,9 +7,11 @@ import { log } from "../state/log.ts";
 import {
   aliasesKey,
   aliasKey,
+  forgetTraits,
   isSuppressed,
   type MergeStrategy,
   mergeTraits,
+  profileKey,
   readProfile,
   writeProfile,
 } from "../state/profiles.ts";
@@ -63,6 +65,12 @@ async function mergeProfiles(
     consent: { ...source.consent, ...known.consent },
     updatedAt: new Date().toISOString(),
   });
+  // The traits now live with the person; an anonymous copy would outlive an erasure of them. (A
+  // known person merged by the rules keeps theirs: their own user id still reads it.)
+  if (!isKnownId(from)) {
+    await env.PROFILES.delete(profileKey(from));
+    forgetTraits(from);
+  }
 }
 
 export function registerIdentityRoutes(api: Hono<AppEnv>): void {
@@ -153,7 +161,16 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
       }
       if (!switched) {
         const strategies = (settings?.traitMerge ?? {}) as Readonly<Record<string, MergeStrategy>>;
-        if (merged.merged) await mergeProfiles(c.env, source, canonical, strategies);
+        if (merged.merged) {
+          await Promise.all([
+            mergeProfiles(c.env, source, canonical, strategies),
+            // Exposures seen before login were recorded under the old id; conversions arrive under
+            // the person's: re-keyed, the experiment counts them together, once.
+            ...(merged.experiments ?? []).map((e) =>
+              c.env.EXPERIMENTS.get(c.env.EXPERIMENTS.idFromName(e)).rekey(source, canonical),
+            ),
+          ]);
+        }
         // A merged known person brings their own aliases along (for export and erasure).
         const carried =
           source !== anonymousId

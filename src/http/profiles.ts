@@ -1,6 +1,7 @@
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import type { Env } from "../edge/env.ts";
+import { activeRules } from "../edge/rules-loader.ts";
 import { canonicalFromParam, forgetAlias } from "../state/identity.ts";
 import { log } from "../state/log.ts";
 import {
@@ -68,6 +69,23 @@ async function importId(raw: string): Promise<string | null> {
 function exportOf(env: Env, id: string): Promise<VisitorDump | null> {
   return visitorObject(env, id).exportAll();
 }
+
+/**
+ * The experiments that may hold rows of a person: those they were assigned to, and every
+ * experiment of the active rules (an alias not yet propagated records under the anonymous id).
+ */
+async function experimentsOf(c: C, dump: VisitorDump | null): Promise<string[]> {
+  const rules = await activeRules(c.env, c.executionCtx);
+  return [
+    ...new Set([
+      ...Object.keys(rules?.compiled.experiments ?? {}),
+      ...Object.keys(dump?.state.assignments ?? {}),
+    ]),
+  ];
+}
+
+const experimentObject = (env: Env, experiment: string) =>
+  env.EXPERIMENTS.get(env.EXPERIMENTS.idFromName(experiment));
 
 /** Erases one id everywhere it could be held, and suppresses it. */
 async function eraseOne(env: Env, id: string, at: string): Promise<void> {
@@ -178,7 +196,18 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
       exportOf(c.env, id),
       c.env.PROFILES.get<string[]>(aliasesKey(id), "json"),
     ]);
-    if (!profile && !dump) return jsonError(404, "not_found", "nothing is held on this person");
+    const ids = [id, ...(aliases ?? [])];
+    const experiments = (
+      await Promise.all(
+        (
+          await experimentsOf(c, dump)
+        ).map(async (experiment) =>
+          (await experimentObject(c.env, experiment).rows(ids)).map((row) => ({ experiment, ...row })),
+        ),
+      )
+    ).flat();
+    if (!profile && !dump && experiments.length === 0)
+      return jsonError(404, "not_found", "nothing is held on this person");
     return c.json({
       id,
       aliases: aliases ?? [],
@@ -187,6 +216,7 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
       state: dump?.state ?? null,
       deadLetters: dump?.deadLetters ?? [],
       mergedFrom: dump?.mergedFrom ?? [],
+      experiments,
     });
   });
 
@@ -195,12 +225,13 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     if (id instanceof Response) return id;
     const aliases = (await c.env.PROFILES.get<string[]>(aliasesKey(id), "json")) ?? [];
     const dump = await exportOf(c.env, id);
-    const experiments = Object.keys(dump?.state.assignments ?? {});
+    const experiments = await experimentsOf(c, dump);
+    const ids = [id, ...aliases];
     const at = new Date().toISOString();
     await Promise.all([
-      eraseOne(c.env, id, at),
-      ...aliases.map((a) => eraseOne(c.env, a, at)),
-      ...experiments.map((e) => c.env.EXPERIMENTS.get(c.env.EXPERIMENTS.idFromName(e)).forget(id)),
+      ...ids.map((one) => eraseOne(c.env, one, at)),
+      // Rows recorded before login are under the anonymous ids: they go too.
+      ...experiments.map((e) => experimentObject(c.env, e).forget(ids)),
       c.env.PROFILES.delete(aliasesKey(id)),
     ]);
     log("info", "profile_erased", { aliases: aliases.length });
@@ -229,7 +260,8 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     path: "/v1/profiles/{id}",
     tag: "privacy",
     admin: true,
-    summary: "Export everything held on a person (traits, state, aliases, dead letters)",
+    summary:
+      "Export everything held on a person (traits, state, aliases, dead letters, experiment exposures)",
     responses: { 200: { description: "the export" }, 404: { description: "nothing held" } },
   });
   documentRoute({

@@ -12,6 +12,16 @@ export interface ArmCounts {
   readonly conversions: number;
 }
 
+/** One visitor's row, as the admin export shows it. */
+export interface ExposureRow {
+  readonly visitorId: string;
+  readonly variant: string;
+  readonly exposedAt: number;
+  readonly convertedAt: number | null;
+}
+
+type Row = { visitor: string; variant: string; at: number; converted_at: number | null };
+
 export class ExperimentDO extends DurableObject<Env> {
   private readonly sql: SqlStorage;
 
@@ -61,8 +71,67 @@ export class ExperimentDO extends DurableObject<Env> {
       }));
   }
 
-  /** Erasure of one person: their exposure row goes, so an export of the experiment holds nothing of them. */
-  forget(visitorId: string): void {
-    this.sql.exec("DELETE FROM exposure WHERE visitor = ?", visitorId);
+  /**
+   * Stitching: the rows recorded under `from` (an anonymous id) become `to`'s (the person's), so a
+   * conversion sent under the person's id after login finds the exposure seen before it. A person
+   * exposed under both ids counts once, in the arm they saw first (intent to treat), converted at
+   * the earliest conversion not before that exposure. Idempotent: nothing left under `from`.
+   */
+  rekey(from: string, to: string): boolean {
+    if (from === to) return false;
+    const rows = this.rowsOf([from, to]);
+    const source = rows.find((r) => r.visitor === from);
+    if (!source) return false;
+    const target = rows.find((r) => r.visitor === to);
+    const first = target && target.at <= source.at ? target : source;
+    const conversions = [source.converted_at, target?.converted_at ?? null].filter(
+      (at): at is number => at !== null && at >= first.at,
+    );
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("DELETE FROM exposure WHERE visitor IN (?, ?)", from, to);
+      this.sql.exec(
+        "INSERT INTO exposure (visitor, variant, at, converted_at) VALUES (?, ?, ?, ?)",
+        to,
+        first.variant,
+        first.at,
+        conversions.length ? Math.min(...conversions) : null,
+      );
+    });
+    return true;
+  }
+
+  /** A person's rows (their canonical id and aliases), for the admin export. */
+  rows(visitorIds: readonly string[]): ExposureRow[] {
+    return this.rowsOf(visitorIds).map((r) => ({
+      visitorId: r.visitor,
+      variant: r.variant,
+      exposedAt: r.at,
+      convertedAt: r.converted_at,
+    }));
+  }
+
+  private rowsOf(visitorIds: readonly string[]): Row[] {
+    const rows: Row[] = [];
+    // Durable Object SQL binds at most 100 parameters per statement; a person may have 1000 aliases.
+    for (let i = 0; i < visitorIds.length; i += 50) {
+      const ids = visitorIds.slice(i, i + 50);
+      rows.push(
+        ...this.sql
+          .exec<Row>(
+            `SELECT visitor, variant, at, converted_at FROM exposure WHERE visitor IN (${ids.map(() => "?").join(", ")})`,
+            ...ids,
+          )
+          .toArray(),
+      );
+    }
+    return rows;
+  }
+
+  /**
+   * Erasure of one person, under every id they were recorded by (canonical and aliases): an
+   * export of the experiment holds nothing of them.
+   */
+  forget(visitorIds: readonly string[]): void {
+    for (const id of visitorIds) this.sql.exec("DELETE FROM exposure WHERE visitor = ?", id);
   }
 }

@@ -103,6 +103,8 @@ export interface MergeResult {
    */
   readonly refused?: "erased" | "self" | "linked";
   readonly linkedTo?: string;
+  /** Experiments the source was assigned to: its exposure rows there are re-keyed to the target. */
+  readonly experiments?: readonly string[];
 }
 
 /** A token bucket per visitor: a flooding client is slowed down without starving other visitors. */
@@ -566,7 +568,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.mergedFrom.push(mergeId, ...source.mergedFrom.filter((m) => !this.mergedFrom.includes(m)));
     this.setMeta("mergedFrom", JSON.stringify(this.mergedFrom));
     this.persistAfterApply(options.now);
-    return { merged: true, events: fresh.length };
+    return { merged: true, events: fresh.length, experiments: Object.keys(source.state.assignments) };
   }
 
   /** Erases everything held, and leaves a tombstone so later events for this person are refused. */

@@ -1,6 +1,6 @@
 // Consent, Global Privacy Control, export, erasure and suppression through the API, inside
 // workerd with the real PROFILES namespace and visitor objects.
-import { createExecutionContext } from "cloudflare:test";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { handle } from "../../src/http/app.ts";
@@ -189,6 +189,109 @@ describe("export and erasure", () => {
     expect((await visit("/_ns/v1/profiles/user:someone")).status).toBe(401);
     expect((await visit("/_ns/v1/profiles/..%2Fetc", { headers: ADMIN })).status).toBe(400);
     expect((await visit(`/_ns/v1/profiles/user:${newUser()}`, { headers: ADMIN })).status).toBe(404);
+  });
+});
+
+describe("experiment rows across login and erasure", () => {
+  it("an exposure before login and a conversion after it count once; export shows the rows; erasure removes them under every id", async () => {
+    const experiment = env.EXPERIMENTS.get(env.EXPERIMENTS.idFromName("hero-test"));
+    const bold = async () => (await experiment.counts()).find((a) => a.variant === "bold");
+    // An anonymous visitor from an events call (no page, so no exposure of its own).
+    const first = await visit("/_ns/v1/events", {
+      method: "POST",
+      headers: { "content-type": "text/plain", "user-agent": BROWSER_UA },
+      body: JSON.stringify({ events: [{ id: eid(), type: "page_view" }] }),
+    });
+    const anonCookie = visitorCookie(first);
+    const anon = idOf(anonCookie);
+    // What a page's decision leaves behind (src/edge/personalize.ts): the sticky assignment and the
+    // experiment's unique exposure, under the id the cookie carries.
+    const exposedAt = Date.now();
+    await visitorObject(env, anon).recordDecision({
+      now: exposedAt,
+      exposures: [],
+      assignments: { "hero-test": "bold" },
+    });
+    await experiment.expose([{ visitorId: anon, variant: "bold", at: exposedAt }]);
+    const before = await bold();
+
+    const user = newUser();
+    const canonical = await canonicalForUser(user);
+    const login = await visit("/_ns/v1/identify", {
+      method: "POST",
+      cookie: anonCookie,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        token: await signIdentityToken(
+          env.IDENTITY_SECRET as string,
+          user,
+          Math.floor(Date.now() / 1000) + 600,
+        ),
+      }),
+    });
+    expect(login.status).toBe(200);
+    const cookie = visitorCookie(login);
+
+    const convert = async () => {
+      const ctx = createExecutionContext();
+      const res = await handle(
+        new Request("https://shop.test/_ns/v1/events", {
+          method: "POST",
+          headers: { "content-type": "text/plain", "user-agent": BROWSER_UA, cookie },
+          body: JSON.stringify({ events: [{ id: eid(), type: "add_to_cart" }] }),
+        }),
+        env,
+        ctx,
+      );
+      expect(res.status).toBe(202);
+      await waitOnExecutionContext(ctx); // the conversion is recorded after the answer
+    };
+    await convert();
+    await convert();
+    expect(await bold()).toEqual({
+      variant: "bold",
+      exposures: before!.exposures,
+      conversions: before!.conversions + 1,
+    });
+    const rows = await experiment.rows([canonical, anon]);
+    expect(rows).toEqual([
+      { visitorId: canonical, variant: "bold", exposedAt, convertedAt: expect.any(Number) },
+    ]);
+
+    // A location where the alias has not arrived yet records under the anonymous id again.
+    await experiment.expose([{ visitorId: anon, variant: "bold", at: Date.now() }]);
+    const held = await visit(`/_ns/v1/profiles/user:${user}`, { headers: ADMIN });
+    const exportedRows = (
+      (await held.json()) as { experiments: Array<{ experiment: string; visitorId: string }> }
+    ).experiments;
+    expect(exportedRows.map((r) => `${r.experiment}/${r.visitorId}`).sort()).toEqual(
+      [`hero-test/${anon}`, `hero-test/${canonical}`].sort(),
+    );
+
+    expect((await visit(`/_ns/v1/profiles/user:${user}`, { method: "DELETE", headers: ADMIN })).status).toBe(
+      200,
+    );
+    expect(await experiment.rows([canonical, anon])).toEqual([]);
+    expect((await exported(`user:${user}`)).status).toBe(404);
+    expect((await exported(anon)).status).toBe(404);
+  });
+
+  it("the anonymous profile's traits are not left behind once merged into the person's", async () => {
+    const cookie = await newVisitor();
+    const anon = idOf(cookie);
+    const user = newUser();
+    await visit(`/_ns/v1/profiles/${anon}/traits`, {
+      method: "PUT",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ tier: "silver" }),
+    });
+    await visit("/_ns/v1/identify", {
+      method: "POST",
+      headers: { "content-type": "application/json", ...SERVER },
+      body: JSON.stringify({ anonymousId: anon, userId: user }),
+    });
+    expect((await exported(`user:${user}`)).body.traits).toEqual({ tier: "silver" });
+    expect(await env.PROFILES.get(`profile:${anon}`)).toBeNull();
   });
 });
 
