@@ -247,7 +247,8 @@ describe("VisitorDO stitching", () => {
     });
 
     const first = await stubOf(anon).handOver(known, anon, T0 + 2 * HOUR);
-    expect(first).toEqual({ merged: true, events: 2 });
+    // The experiments whose rows the caller re-keys to the person.
+    expect(first).toEqual({ merged: true, events: 2, experiments: ["exp", "other"] });
     const once = await stubOf(known).snapshot({ now: T0 + 2 * HOUR });
 
     expect(await stubOf(anon).handOver(known, anon, T0 + 3 * HOUR)).toMatchObject({ merged: false });
