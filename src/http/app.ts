@@ -1,7 +1,9 @@
 import { Hono } from "hono";
+import { routePath } from "hono/route";
 import { readConfig } from "../edge/config.ts";
 import type { Env } from "../edge/env.ts";
 import { activeRules } from "../edge/rules-loader.ts";
+import { log } from "../state/log.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { BEACON_VERSION, beaconScript } from "./beacon.ts";
 import { registerDecideRoutes } from "./decide.ts";
@@ -53,8 +55,9 @@ function buildApi(prefix: string): Hono<AppEnv> {
   registerDecideRoutes(api);
   api.notFound(() => jsonError(404, "not_found", "no such Northstar route"));
   // One error boundary for the API: log the detail, answer a generic message, never a stack trace.
+  // The route's pattern, never the path: paths carry ids and emails (/v1/profiles/user:ana@…).
   api.onError((err, c) => {
-    console.log(JSON.stringify({ level: "error", msg: "api_error", path: c.req.path, error: String(err) }));
+    log("error", "api_error", { method: c.req.method, route: routePath(c), error: String(err) });
     return jsonError(500, "internal_error", "something went wrong on our side");
   });
   return api;

@@ -2,7 +2,7 @@
 // workerd with the real PROFILES namespace and visitor objects.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { handle } from "../../src/http/app.ts";
 import { redactedLine } from "../../src/state/log.ts";
 import { suppressedKey } from "../../src/state/profiles.ts";
@@ -330,6 +330,35 @@ describe("traits import", () => {
 });
 
 describe("logs", () => {
+  it("an error on a path naming a person logs the route pattern, never the path or an email", async () => {
+    const spy = vi.spyOn(console, "log").mockImplementation(() => {});
+    try {
+      const failing = {
+        ...env,
+        PROFILES: {
+          get: () => Promise.reject(new Error("KV unavailable reading profile of ana@x.com")),
+        } as unknown as KVNamespace,
+      };
+      const res = await handle(
+        new Request("https://shop.test/_ns/v1/profiles/user:ana@x.com", { headers: ADMIN }),
+        failing,
+        createExecutionContext(),
+      );
+      expect(res.status).toBe(500);
+      expect(await res.json()).toMatchObject({ error: "internal_error" });
+      const lines = spy.mock.calls.map((call) => call.map(String).join(" "));
+      const line = lines.find((l) => l.includes("api_error"));
+      expect(JSON.parse(line!)).toMatchObject({
+        level: "error",
+        route: "/_ns/v1/profiles/:id",
+        method: "GET",
+      });
+      for (const l of lines) expect(l).not.toContain("@");
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it("are one JSON line each, with email addresses removed at any depth", () => {
     const line = redactedLine("info", "identified", {
       note: 'ana@example.com\r\n{"level":"error"}',
