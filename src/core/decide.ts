@@ -60,19 +60,24 @@ export interface Decision {
   readonly ruleIndex: number | null;
 }
 
-export type LossReason =
-  | "channel"
-  | "audience"
-  | "capped"
-  | "suppressed"
-  | "held_out"
-  | "excluded"
-  | "lower_priority"
-  | "lower_score"
-  | "experiment_stopped";
+/** Why a candidate did not win (a list, so the API's schema can enumerate it). */
+export const LOSS_REASONS = [
+  "channel",
+  "audience",
+  "capped",
+  "suppressed",
+  "held_out",
+  "excluded",
+  "lower_priority",
+  "lower_score",
+  "experiment_stopped",
+] as const;
+export type LossReason = (typeof LOSS_REASONS)[number];
 
 export interface CandidateTrace {
   readonly experience: string;
+  /** As in `Decision.ruleIndex`: the experience's index in the document's `experiences`. */
+  readonly ruleIndex: number;
   readonly outcome: "won" | LossReason;
   readonly detail: string | null;
 }
@@ -293,7 +298,7 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
     }
     const traces: CandidateTrace[] | null = explanation ? [] : null;
     const lose = (x: CompiledExperience, outcome: LossReason, detail: string | null = null) => {
-      traces?.push({ experience: x.id, outcome, detail });
+      traces?.push({ experience: x.id, ruleIndex: x.index, outcome, detail });
     };
     const base = {
       placement: placementId,
@@ -320,12 +325,14 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
           reason: "FORCED",
           ruleIndex: x.index,
         };
-        traces?.push({ experience: x.id, outcome: "won", detail: "forced by preview" });
+        traces?.push({ experience: x.id, ruleIndex: x.index, outcome: "won", detail: "forced by preview" });
       }
     }
 
     const excluded = placement.group !== null && usedGroups.has(placement.group);
     let heldOut = false;
+    /** Why the candidates after the one that ended the search were never evaluated. */
+    let stoppedBy: string | null = null;
     const eligible: Array<{
       x: CompiledExperience;
       variant: string | null;
@@ -394,6 +401,7 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
             if (assigned === "holdout") {
               lose(x, "held_out", `held out of ${exp.id}`);
               heldOut = true;
+              stoppedBy = `not evaluated: held out of ${exp.id} at ${x.id}, the placement keeps its default`;
               break;
             }
             variant = assigned;
@@ -422,12 +430,8 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
         reason: winner.x.experiment && winner.variant ? "EXPERIMENT" : "TARGET_MATCH",
         ruleIndex: winner.x.index,
       };
-      traces?.push({ experience: winner.x.id, outcome: "won", detail: null });
-      if (traces && placement.pick === "priority") {
-        const shown = new Set(traces.map((t) => t.experience));
-        for (const x of placement.experiences)
-          if (!shown.has(x.id)) lose(x, "lower_priority", `after ${winner.x.id}`);
-      }
+      traces?.push({ experience: winner.x.id, ruleIndex: winner.x.index, outcome: "won", detail: null });
+      stoppedBy ??= `after ${winner.x.id}`;
       exposures.push({
         experience: winner.x.id,
         placement: placementId,
@@ -457,7 +461,14 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
     } else if (decision.reason === "FORCED" && placement.group) usedGroups.add(placement.group);
 
     decisions.push(decision);
-    if (explanation && traces) explanation[placementId] = traces;
+    if (explanation && traces) {
+      // Every candidate gets an entry, those the search never reached included.
+      if (stoppedBy !== null) {
+        const traced = new Set(traces.map((t) => t.experience));
+        for (const x of placement.experiences) if (!traced.has(x.id)) lose(x, "lower_priority", stoppedBy);
+      }
+      explanation[placementId] = traces;
+    }
   }
 
   const segments: string[] = [];

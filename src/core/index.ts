@@ -10,7 +10,7 @@ export type {
   LossReason,
   Reason,
 } from "./decide.ts";
-export { decide, REASONS } from "./decide.ts";
+export { decide, LOSS_REASONS, REASONS } from "./decide.ts";
 export type {
   Channel,
   ChannelEngagement,

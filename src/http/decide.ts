@@ -152,6 +152,7 @@ async function decideFor(
         experience: null,
         variant: null,
         reason: "FAILED_OPEN",
+        ruleIndex: null,
         content: { html: null, json: null },
         ttl: 0,
       };
@@ -204,6 +205,7 @@ async function decideFor(
       experience: d.experience,
       variant: d.variant,
       reason: d.reason,
+      ruleIndex: d.ruleIndex,
       content: { html: d.html, json: d.json },
       ttl: d.ttl,
     };
@@ -217,7 +219,13 @@ async function decideFor(
     outbound: result.outbound,
     unknownPlacements: [...result.unknownPlacements],
     failOpen: [...failOpen],
-    ...(explain && result.explanation ? { explanation: result.explanation } : {}),
+    ...(explain && result.explanation
+      ? {
+          explanation: Object.fromEntries(
+            Object.entries(result.explanation).map(([placement, traces]) => [placement, [...traces]]),
+          ),
+        }
+      : {}),
   });
 }
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { REASONS } from "../core/decide.ts";
+import { LOSS_REASONS, REASONS } from "../core/decide.ts";
 
 /** The API's request and response shapes: validated by the routes, described by /_ns/openapi.json. */
 
@@ -95,8 +95,23 @@ export const DecisionSchema = z.object({
   reason: z
     .enum([...REASONS, "FAILED_OPEN"])
     .describe("FAILED_OPEN: no rules could be loaded; show the placement's own default"),
+  ruleIndex: z
+    .number()
+    .int()
+    .nullable()
+    .describe("the winning experience's index in the rules document's `experiences` (null: none won)"),
   content: z.object({ html: z.string().nullable(), json: z.unknown() }),
   ttl: z.number(),
+});
+
+export const CandidateTraceSchema = z.object({
+  experience: z.string(),
+  ruleIndex: z.number().int().describe("the experience's index in the rules document's `experiences`"),
+  outcome: z.enum(["won", ...LOSS_REASONS]),
+  detail: z
+    .string()
+    .nullable()
+    .describe("which condition failed, what it lost to, or why it was not evaluated"),
 });
 
 export const DecideResponseSchema = z.object({
@@ -112,6 +127,9 @@ export const DecideResponseSchema = z.object({
     .describe(
       "empty when every store answered; otherwise what failed, and the decisions fell back to what was known (also in the x-northstar-fail-open header)",
     ),
-  explanation: z.unknown().optional(),
+  explanation: z
+    .record(z.string(), z.array(CandidateTraceSchema))
+    .optional()
+    .describe("server key or admin only, when asked: every candidate per placement, in the order tried"),
 });
 export type DecideResponse = z.infer<typeof DecideResponseSchema>;

@@ -242,6 +242,58 @@ describe("consent, explanations and edges", () => {
     expect(banner.find((c) => c.experience === "vip-banner")?.detail).toMatch(/traits\.lifetimeValue/);
   });
 
+  it("every trace names the candidate's place in the rules file, the winner's as the decision does", () => {
+    const r = run({ events: [event("product_view", 5 * MIN, { category: "hiking" })], explain: true });
+    const hero = r.explanation?.["home-hero"] ?? [];
+    for (const t of hero) expect(demo.experiences[t.ruleIndex].id).toBe(t.experience);
+    expect(hero.map((t) => t.experience).sort()).toEqual(
+      demo.experiences
+        .filter((x: { placement: string }) => x.placement === "home-hero")
+        .map((x: { id: string }) => x.id)
+        .sort(),
+    );
+    const won = hero.find((t) => t.outcome === "won")!;
+    expect(by(r)["home-hero"]).toMatchObject({ experience: "hero-hiker", ruleIndex: won.ruleIndex });
+  });
+
+  it("candidates after a holdout are traced as never evaluated, with the reason", async () => {
+    // hero-ab behind an audience, so a lower candidate is reachable for those it does not take.
+    const doc = structuredClone(demo);
+    const ab = doc.experiences.find((x: { id: string }) => x.id === "hero-ab");
+    ab.audience = { not: { ref: "known-customer" } };
+    doc.experiences.push({
+      id: "hero-fallback",
+      placement: "home-hero",
+      priority: -10,
+      content: { html: "<h1>Fallback</h1>" },
+    });
+    const withFallback = await compile(doc);
+    let checked = 0;
+    for (let i = 0; i < 200 && checked < 3; i++) {
+      const r = decide(withFallback, {
+        visitorId: `trace-${i}`,
+        now: NOW,
+        traits: {},
+        state: null,
+        context: context(),
+        consent: {},
+        placements: ["home-hero"],
+        explain: true,
+      });
+      if (r.decisions[0]?.reason !== "HOLDOUT") continue;
+      checked++;
+      const traces = r.explanation?.["home-hero"] ?? [];
+      expect(traces.find((t) => t.experience === "hero-ab")).toMatchObject({ outcome: "held_out" });
+      expect(traces.find((t) => t.experience === "hero-fallback")).toMatchObject({
+        outcome: "lower_priority",
+        ruleIndex: doc.experiences.length - 1,
+        detail: expect.stringMatching(/not evaluated: held out of hero-test/),
+      });
+      expect(traces).toHaveLength(5);
+    }
+    expect(checked).toBe(3);
+  });
+
   it("a missing path or a value of the wrong type is false, never an error", () => {
     const r = run({ traits: { lifetimeValue: "a lot", firstName: { nested: true } }, explain: true });
     expect(by(r)["promo-banner"]?.experience).toBe("first-visit-offer");

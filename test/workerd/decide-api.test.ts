@@ -147,12 +147,17 @@ describe("explanations through POST /_ns/v1/decide", () => {
     for (const headers of [SERVER, ADMIN]) {
       const res = await ask({ headers }, { visitorId: idOf(cookie) });
       expect(res.status).toBe(200);
-      const body = (await res.json()) as {
-        explanation: Record<string, Array<{ experience: string; outcome: string }>>;
-      };
-      expect(body.explanation["home-hero"]?.find((c) => c.experience === "hero-runner")?.outcome).toBe(
-        "audience",
-      );
+      const body = (await res.json()) as DecideResponse;
+      const hero = body.explanation?.["home-hero"] ?? [];
+      expect(hero.find((c) => c.experience === "hero-runner")).toMatchObject({
+        outcome: "audience",
+        ruleIndex: 0,
+      });
+      // The decision and its winning candidate point at the same rule of the file.
+      const decided = body.decisions["home-hero"]!;
+      const winner = hero.find((c) => c.outcome === "won");
+      expect(decided.ruleIndex).toBe(winner ? winner.ruleIndex : null);
+      expect(decided.ruleIndex === null ? "HOLDOUT" : "EXPERIMENT").toBe(decided.reason);
     }
   });
 });
