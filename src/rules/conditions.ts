@@ -139,22 +139,30 @@ function semverCompare(a: [number, number, number], b: [number, number, number])
   return a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
 }
 
+const describe = (v: unknown): string =>
+  typeof v === "string" ? JSON.stringify(v.slice(0, 40)) : (JSON.stringify(v) ?? String(v)).slice(0, 40);
+
 const isPrimitive = (v: unknown): v is string | number | boolean =>
   typeof v === "string" || typeof v === "number" || typeof v === "boolean";
 
-/** A comparison of an actual value against the rule's value, built once per rule. */
+/**
+ * A comparison of an actual value against the rule's value, built once per rule; or, when the
+ * rule's value can never match the way the author meant, why (validation reports the same words
+ * at the value's JSON path, so no such rule is published).
+ */
 export function comparator(op: ComparisonOp, expected: unknown): ((actual: unknown) => boolean) | string {
+  if (op !== "exists" && expected === undefined) return `${op} needs a value`;
   switch (op) {
     case "eq":
-      return (a) => isPrimitive(a) && a === expected;
     case "neq":
-      return (a) => isPrimitive(a) && a !== expected;
+      if (!isPrimitive(expected)) return `${op} needs a string, number or boolean value`;
+      return op === "eq" ? (a) => isPrimitive(a) && a === expected : (a) => isPrimitive(a) && a !== expected;
     case "lt":
     case "lte":
     case "gt":
     case "gte": {
-      if (typeof expected !== "number" && typeof expected !== "string")
-        return `${op} needs a number or string value`;
+      if (!(typeof expected === "number" && Number.isFinite(expected)) && typeof expected !== "string")
+        return `${op} needs a number or string value, not ${describe(expected)}`;
       const cmp =
         op === "lt"
           ? (x: number) => x < 0
@@ -171,31 +179,36 @@ export function comparator(op: ComparisonOp, expected: unknown): ((actual: unkno
     }
     case "in": {
       if (!Array.isArray(expected)) return "in needs an array value";
+      if (!expected.every(isPrimitive)) return "in needs an array of strings, numbers or booleans";
       const set = new Set(expected);
       return (a) => (Array.isArray(a) ? a.some((x) => set.has(x)) : isPrimitive(a) && set.has(a));
     }
     case "contains":
+      if (!isPrimitive(expected)) return "contains needs a string, number or boolean value";
       return (a) =>
         typeof a === "string"
           ? typeof expected === "string" && a.includes(expected)
           : Array.isArray(a) && a.includes(expected);
     case "startsWith":
-      if (typeof expected !== "string") return "startsWith needs a string value";
+      if (typeof expected !== "string") return `startsWith needs a string value, not ${describe(expected)}`;
       return (a) => typeof a === "string" && a.startsWith(expected);
     case "endsWith":
-      if (typeof expected !== "string") return "endsWith needs a string value";
+      if (typeof expected !== "string") return `endsWith needs a string value, not ${describe(expected)}`;
       return (a) => typeof a === "string" && a.endsWith(expected);
     case "exists":
+      if (expected !== undefined && typeof expected !== "boolean")
+        return "exists takes true, false or no value";
       return expected === false ? (a) => a === undefined || a === null : (a) => a !== undefined && a !== null;
     case "between": {
       if (
         !Array.isArray(expected) ||
         expected.length !== 2 ||
-        !expected.every((x) => typeof x === "number")
+        !expected.every((x) => typeof x === "number" && Number.isFinite(x))
       ) {
         return "between needs [low, high] numbers";
       }
       const [lo, hi] = expected as [number, number];
+      if (lo > hi) return `between needs low ≤ high, got [${lo}, ${hi}]`;
       return (a) => typeof a === "number" && a >= lo && a <= hi;
     }
     case "matches": {
@@ -206,7 +219,7 @@ export function comparator(op: ComparisonOp, expected: unknown): ((actual: unkno
     }
     default: {
       const want = semver(expected);
-      if (!want) return `${op} needs a version such as "2.1.0"`;
+      if (!want) return `${op} needs a version such as "2.1.0", not ${describe(expected)}`;
       const test =
         op === "semverEq"
           ? (c: number) => c === 0

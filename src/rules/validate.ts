@@ -1,5 +1,6 @@
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
-import { unsafeRegex } from "./conditions.ts";
+import { comparator } from "./conditions.ts";
+import { parseDuration } from "./duration.ts";
 import {
   type Condition,
   type Content,
@@ -38,6 +39,11 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
   const problems: RulesProblem[] = [];
   const add = (path: string, message: string) => problems.push({ path, message });
   const dims = new Set(Object.keys(doc.dimensions));
+  // The schema has checked the form; a zero length would divide by zero or count nothing.
+  const positive = (duration: string, path: string) => {
+    if (!((parseDuration(duration) ?? 0) > 0)) add(path, `a duration longer than zero, not "${duration}"`);
+  };
+  for (const [id, d] of Object.entries(doc.dimensions)) positive(d.halfLife, `dimensions.${id}.halfLife`);
 
   const conditionSites: Array<[Condition, string]> = [];
   for (const [id, c] of Object.entries(doc.conditions)) conditionSites.push([c, `conditions.${id}`]);
@@ -66,11 +72,12 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
         if (!w.path.startsWith("event.")) {
           add(`${at}.countWithin.where.path`, "a countWithin filter reads the counted event: event.*");
         }
-        if (w.op === "matches") {
-          const problem = unsafeRegex(w.value);
-          if (problem) add(`${at}.countWithin.where.value`, problem);
-        }
+        const cmp = comparator(w.op, w.value);
+        if (typeof cmp === "string") add(`${at}.countWithin.where.value`, cmp);
       }
+      if ("countWithin" in c) positive(c.countWithin.window, `${at}.countWithin.window`);
+      if ("silence" in c && c.silence.within !== undefined)
+        positive(c.silence.within, `${at}.silence.within`);
       if (
         "op" in c &&
         !("countWithin" in c) &&
@@ -80,15 +87,10 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
       ) {
         add(`${at}.path`, "event.* is only defined in signal conditions");
       }
-      if ("op" in c && !("countWithin" in c) && c.op === "matches") {
-        const problem = unsafeRegex(c.value);
-        if (problem) add(`${at}.value`, problem);
-      }
-      if ("op" in c && !("countWithin" in c) && ["in", "between"].includes(c.op) && !Array.isArray(c.value)) {
-        add(`${at}.value`, `${c.op} needs an array value`);
-      }
-      if ("op" in c && !("countWithin" in c) && c.op !== "exists" && c.value === undefined) {
-        add(`${at}.value`, `${c.op} needs a value`);
+      // A value the operator cannot use would make the condition silently false for everyone.
+      if ("op" in c && !("countWithin" in c)) {
+        const cmp = comparator(c.op, c.value);
+        if (typeof cmp === "string") add(`${at}.value`, cmp);
       }
     });
   }
@@ -188,6 +190,8 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
       }
     } else if (x.variants) add(`${at}.variants`, "variants need an experiment");
     if (!x.content && !x.variants) add(`${at}.content`, "an experience needs content (or variants)");
+    for (const [j, cap] of x.caps.entries()) positive(cap.per, `${at}.caps[${j}].per`);
+    for (const [j, s] of x.suppressAfter.entries()) positive(s.within, `${at}.suppressAfter[${j}].within`);
     if (placement?.action === "redirect" && x.content && !x.content.redirect) {
       add(`${at}.content.redirect`, "a redirect placement needs content.redirect");
     }

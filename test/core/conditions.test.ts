@@ -80,6 +80,19 @@ describe("comparison operators", () => {
     [{ op: "semverGte", path: "traits.app", value: "2.10.0" }, { app: "v2.10.1" }, true],
     [{ op: "semverLt", path: "traits.app", value: "2.10.0" }, { app: "not a version" }, false],
     [{ op: "eq", path: "traits.a.b.c", value: 1 }, { a: { b: "string" } }, false],
+    [{ op: "lte", path: "traits.ltv", value: 100 }, { ltv: 100 }, true],
+    [{ op: "lte", path: "traits.ltv", value: 100 }, { ltv: 100.5 }, false],
+    [{ op: "lte", path: "traits.since", value: "2026-01-01" }, { since: "2025-12-31" }, true],
+    [{ op: "endsWith", path: "traits.sku", value: "-1" }, { sku: "RUN-1" }, true],
+    [{ op: "matches", path: "traits.code", value: "^[A-Z]{3}\\d+$" }, { code: "abc123" }, false],
+    [{ op: "semverEq", path: "traits.app", value: "2.1" }, { app: "2.1.0" }, true],
+    [{ op: "semverEq", path: "traits.app", value: "2.1.0" }, { app: "2.1.1" }, false],
+    [{ op: "semverGt", path: "traits.app", value: "2.9.0" }, { app: "2.10.0" }, true],
+    [{ op: "semverGt", path: "traits.app", value: "2.10.0" }, { app: "2.10.0" }, false],
+    [{ op: "semverLt", path: "traits.app", value: "2.10.0" }, { app: "2.9.9" }, true],
+    [{ op: "semverLt", path: "traits.app", value: "2.10.0" }, { app: "2.10.0" }, false],
+    [{ op: "semverLte", path: "traits.app", value: "2.10.0" }, { app: "2.10.0" }, true],
+    [{ op: "semverLte", path: "traits.app", value: "2.10.0" }, { app: "3.0.0" }, false],
   ] as const)("%j on %j → %s", async (cond, traits, expected) => {
     expect(await matches(cond as Condition, { traits })).toBe(expected);
   });
@@ -114,6 +127,24 @@ describe("behavioural conditions", () => {
     const edge = stateOf([event("product_view", 10 * MIN), event("product_view", HOUR)]);
     expect(await matches(cond, { state: inside })).toBe(true);
     expect(await matches(cond, { state: edge })).toBe(false);
+  });
+
+  it.each([
+    ["eq", 2, true],
+    ["eq", 3, false],
+    ["lt", 3, true],
+    ["lt", 2, false],
+    ["lte", 2, true],
+    ["lte", 1, false],
+  ] as const)("countWithin %s %i over two events in the window → %s", async (op, value, expected) => {
+    const cond: Condition = { countWithin: { event: "product_view", window: "1d" }, op, value };
+    // The third view is older than the window and is not counted.
+    const s = stateOf([
+      event("product_view", 2 * DAY),
+      event("product_view", HOUR),
+      event("product_view", MIN),
+    ]);
+    expect(await matches(cond, { state: s })).toBe(expected);
   });
 
   it("filters counted events by a property", async () => {
@@ -220,6 +251,41 @@ describe("behavioural conditions", () => {
         extra,
       ),
     ).toBe(true);
+  });
+});
+
+describe("explanations", () => {
+  it("say that a path is missing rather than that a comparison failed", async () => {
+    const rules = await compile({
+      version: "t",
+      placements: { slot: { selector: "#slot" } },
+      experiences: [
+        {
+          id: "x",
+          placement: "slot",
+          audience: { op: "semverGte", path: "traits.appVersion", value: "2.0.0" },
+          content: { html: "yes" },
+        },
+      ],
+    });
+    const explain = (traits: Record<string, unknown>) =>
+      decide(rules, {
+        visitorId: "v1",
+        now: NOW,
+        traits,
+        state: null,
+        context: context(),
+        consent: {},
+        explain: true,
+      }).explanation?.slot?.[0];
+    expect(explain({})).toMatchObject({
+      experience: "x",
+      outcome: "audience",
+      detail: "experiences[0].audience: traits.appVersion is missing",
+    });
+    expect(explain({ appVersion: "1.9.0" })?.detail).toBe(
+      'experiences[0].audience: traits.appVersion semverGte "2.0.0"',
+    );
   });
 });
 

@@ -86,7 +86,7 @@ const conditionArb: fc.Arbitrary<Condition> = fc.letrec<{ cond: Condition }>((ti
           op === "in" || op === "between"
             ? [n, n + 10]
             : op === "semverGte"
-              ? `${n}.1.0`
+              ? `${Math.abs(n)}.1.0` // a version has no sign: "-1.1.0" is refused by validation
               : op === "startsWith" || op === "contains"
                 ? "/r"
                 : op === "exists"

@@ -166,6 +166,109 @@ describe("the rules document", () => {
     expect(errors.every((e) => e.message.length > 0)).toBe(true);
   });
 
+  const bad = (cond: unknown) => (d: Doc) => (d.conditions.bad = cond);
+  it.each([
+    [
+      "gt: true",
+      bad({ op: "gt", path: "traits.ltv", value: true }),
+      "conditions.bad.value",
+      /gt needs a number or string value, not true/,
+    ],
+    [
+      "startsWith: 3",
+      bad({ op: "startsWith", path: "context.path", value: 3 }),
+      "conditions.bad.value",
+      /startsWith needs a string value, not 3/,
+    ],
+    [
+      'semverGte: "abc"',
+      bad({ op: "semverGte", path: "traits.app", value: "abc" }),
+      "conditions.bad.value",
+      /semverGte needs a version such as "2.1.0", not "abc"/,
+    ],
+    [
+      "between with low > high",
+      bad({ op: "between", path: "traits.age", value: [30, 18] }),
+      "conditions.bad.value",
+      /between needs low ≤ high, got \[30, 18\]/,
+    ],
+    [
+      "between with three bounds",
+      bad({ op: "between", path: "traits.age", value: [1, 2, 3] }),
+      "conditions.bad.value",
+      /between needs \[low, high\] numbers/,
+    ],
+    [
+      "eq with an object",
+      bad({ op: "eq", path: "traits.tier", value: { a: 1 } }),
+      "conditions.bad.value",
+      /eq needs a string, number or boolean value/,
+    ],
+    [
+      "in without an array",
+      bad({ op: "in", path: "traits.tier", value: "gold" }),
+      "conditions.bad.value",
+      /in needs an array value/,
+    ],
+    [
+      'exists: "yes"',
+      bad({ op: "exists", path: "traits.tier", value: "yes" }),
+      "conditions.bad.value",
+      /exists takes true, false or no value/,
+    ],
+    ["lt without a value", bad({ op: "lt", path: "traits.ltv" }), "conditions.bad.value", /lt needs a value/],
+    [
+      "a countWithin filter value",
+      bad({
+        countWithin: {
+          event: "page_view",
+          window: "1d",
+          where: { path: "event.props.path", op: "startsWith", value: 3 },
+        },
+        op: "gte",
+        value: 1,
+      }),
+      "conditions.bad.countWithin.where.value",
+      /startsWith needs a string value/,
+    ],
+    [
+      "a zero countWithin window",
+      bad({ countWithin: { event: "page_view", window: "0s" }, op: "gte", value: 1 }),
+      "conditions.bad.countWithin.window",
+      /a duration longer than zero, not "0s"/,
+    ],
+    [
+      "a zero half-life",
+      (d: Doc) => (d.dimensions.running.halfLife = "0d"),
+      "dimensions.running.halfLife",
+      /longer than zero/,
+    ],
+    [
+      "a negative half-life",
+      (d: Doc) => (d.dimensions.running.halfLife = "-1d"),
+      "dimensions.running.halfLife",
+      /a duration such as/,
+    ],
+    [
+      "a zero cap window",
+      (d: Doc) => (d.experiences[0].caps = [{ max: 1, per: "0h" }]),
+      "experiences[0].caps[0].per",
+      /longer than zero/,
+    ],
+    [
+      "a zero suppression window",
+      (d: Doc) => (d.experiences[0].suppressAfter = [{ event: "purchase", within: "0m" }]),
+      "experiences[0].suppressAfter[0].within",
+      /longer than zero/,
+    ],
+  ] as const)(
+    "reports an operator value or window that could never work: %s",
+    (_name, mutate, path, message) => {
+      const errors = errorsOf(withChange(mutate));
+      expect(errors).toContainEqual({ path, message: expect.stringMatching(message) });
+    },
+  );
+
   it("hashes canonically: key order does not change the hash, content does", async () => {
     const a = parseRules(demo);
     const reordered = Object.fromEntries(Object.entries(demo).reverse());
