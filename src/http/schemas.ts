@@ -9,28 +9,86 @@ const VisitorIdSchema = z
   .regex(/^(?:[A-Za-z0-9_-]{16,64}|u_[a-f0-9]{32})$/, "not a Northstar visitor id");
 const UserIdSchema = z.string().min(1).max(256);
 
-export const EventSchema = z.strictObject({
+/**
+ * Names other pipelines use (Segment, RudderStack): `timestamp` for `ts` (epoch ms, or an ISO 8601
+ * date-time with its offset) and `properties` for `props`. Stored and exported under the canonical
+ * names, `ts` and `props`; an event giving both names of one field is rejected, not guessed.
+ */
+const EVENT_ALIASES = [
+  ["timestamp", "ts"],
+  ["properties", "props"],
+] as const;
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/;
+
+function canonicalEventNames(raw: unknown, ctx: z.core.$RefinementCtx): unknown {
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) return raw;
+  const event = raw as Record<string, unknown>;
+  if (!EVENT_ALIASES.some(([alias]) => Object.hasOwn(event, alias))) return raw;
+  const out: Record<string, unknown> = { ...event };
+  for (const [alias, name] of EVENT_ALIASES) {
+    if (!Object.hasOwn(out, alias)) continue;
+    if (Object.hasOwn(out, name)) {
+      ctx.addIssue({ code: "custom", path: [alias], message: `give either ${name} or ${alias}, not both` });
+      return raw;
+    }
+    out[name] = out[alias];
+    delete out[alias];
+  }
+  const ts = out.ts;
+  if (Object.hasOwn(event, "timestamp") && typeof ts === "string") {
+    const ms = ISO_DATE_TIME.test(ts) ? Date.parse(ts) : Number.NaN;
+    if (Number.isNaN(ms)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["timestamp"],
+        message: "epoch milliseconds, or an ISO 8601 date-time with an offset (2026-11-22T10:00:00Z)",
+      });
+      return raw;
+    }
+    out.ts = ms;
+  }
+  return out;
+}
+
+const EventObjectSchema = z.strictObject({
   id: z.string().min(1).max(128).describe("unique per visitor: replays with the same id are ignored"),
-  type: z.string().regex(EVENT_TYPE, "event types are snake_case, e.g. add_to_cart"),
+  type: z
+    .string()
+    .regex(EVENT_TYPE, "event types are snake_case, e.g. add_to_cart")
+    .describe(
+      "page_view, product_view, add_to_cart, purchase, search, email_open, email_click, sms_click… or any snake_case type",
+    ),
   ts: z
     .number()
     .int()
     .positive()
     .optional()
-    .describe("epoch ms on the sender's clock; default: received time"),
+    .describe("epoch ms on the sender's clock; default: received time (alias: timestamp, also ISO 8601)"),
   channel: z
     .string()
     .regex(/^[a-z_]{1,32}$/)
     .default("web"),
-  props: z.record(z.string().max(128), z.unknown()).default({}),
+  props: z
+    .record(z.string().max(128), z.unknown())
+    .default({})
+    .describe("event properties (alias: properties)"),
 });
+
+/** One event: canonical names `ts` and `props`; `timestamp` and `properties` are read as aliases. */
+export const EventSchema = z.preprocess(canonicalEventNames, EventObjectSchema);
 export type EventInput = z.infer<typeof EventSchema>;
 
 export const EventsRequestSchema = z.strictObject({
   visitorId: VisitorIdSchema.optional().describe("server senders only; browsers use their cookie"),
   userId: UserIdSchema.optional().describe("server senders only: a known person's id"),
   sentAt: z.number().int().positive().optional().describe("sender clock at send time, to correct skew"),
-  events: z.array(z.unknown()).min(1).max(100),
+  events: z
+    .array(z.unknown())
+    .min(1)
+    .max(100)
+    .describe(
+      "each { id, type, ts?, channel?, props? }, checked one by one (rejections by index); timestamp and properties are read as aliases of ts and props",
+    ),
 });
 
 export const EventsResponseSchema = z.object({

@@ -87,6 +87,60 @@ describe("POST /_ns/v1/events", () => {
     expect(typeof new Map(Object.entries(state.lastByType)).get("constructor")).toBe("number");
   });
 
+  it("accepts the standard event types and any custom snake_case type", async () => {
+    const cookie = await newVisitor();
+    const types = [
+      "page_view",
+      "product_view",
+      "add_to_cart",
+      "purchase",
+      "email_open",
+      "email_click",
+      "sms_click",
+      "search",
+      "wishlist_add",
+      "store_visit2",
+    ];
+    const res = await sendEvents(
+      cookie,
+      types.map((type) => ({ id: eid(), type })),
+    );
+    expect(await res.json()).toMatchObject({ accepted: types.length, rejected: [] });
+    const stored = (await profile(idOf(cookie))).body.state!.events.map((e) => e.type);
+    for (const type of types) expect(stored).toContain(type);
+  });
+
+  it("reads timestamp and properties as ts and props (epoch ms or ISO 8601), stored under the canonical names", async () => {
+    const cookie = await newVisitor();
+    const at = Date.now() - 60e3;
+    const [iso, epoch, both, badTime] = [eid(), eid(), eid(), eid()];
+    const res = await sendEvents(cookie, [
+      { id: iso, type: "purchase", timestamp: new Date(at).toISOString(), properties: { value: 80 } },
+      { id: epoch, type: "search", timestamp: at - 1000, props: { q: "boots" } },
+      { id: both, type: "search", ts: at, timestamp: at },
+      { id: badTime, type: "search", timestamp: "yesterday" },
+    ]);
+    const body = (await res.json()) as Accepted;
+    expect(body.accepted).toBe(2);
+    expect(body.rejected.map((r) => [r.index, r.issues[0]!.path])).toEqual([
+      [2, "events.2.timestamp"],
+      [3, "events.3.timestamp"],
+    ]);
+    const events = (await profile(idOf(cookie))).body.state!.events as Array<{
+      id: string;
+      ts: number;
+      props: Record<string, unknown>;
+    }>;
+    const purchase = events.find((e) => e.id === iso)!;
+    // Shifted only by the sender's clock skew (sentAt), milliseconds here.
+    expect(Math.abs(purchase.ts - at)).toBeLessThan(5_000);
+    expect(purchase.props).toEqual({ value: 80 });
+    expect(purchase).not.toHaveProperty("properties");
+    const search = events.find((e) => e.id === epoch)!;
+    expect(search.ts - purchase.ts).toBe(-1000);
+    expect(search.props).toEqual({ q: "boots" });
+  });
+
   it("corrects device clock skew from sentAt", async () => {
     const cookie = await newVisitor();
     const skew = 2 * 3600e3; // the device clock runs two hours fast
