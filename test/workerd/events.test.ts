@@ -126,7 +126,7 @@ describe("POST /_ns/v1/events", () => {
       [2, "events.2.timestamp"],
       [3, "events.3.timestamp"],
     ]);
-    const events = (await profile(idOf(cookie))).body.state!.events as Array<{
+    const events = (await profile(idOf(cookie))).body.state!.events as unknown as Array<{
       id: string;
       ts: number;
       props: Record<string, unknown>;
