@@ -166,8 +166,12 @@ describe("the rules document", () => {
     expect(errors.every((e) => e.message.length > 0)).toBe(true);
   });
 
-  const bad = (cond: unknown) => (d: Doc) => (d.conditions.bad = cond);
-  it.each([
+  const bad =
+    (cond: unknown) =>
+    (d: Doc): void => {
+      d.conditions.bad = cond;
+    };
+  const impossible: Array<[string, (d: Doc) => void, string, RegExp]> = [
     [
       "gt: true",
       bad({ op: "gt", path: "traits.ltv", value: true }),
@@ -261,7 +265,8 @@ describe("the rules document", () => {
       "experiences[0].suppressAfter[0].within",
       /longer than zero/,
     ],
-  ] as const)(
+  ];
+  it.each(impossible)(
     "reports an operator value or window that could never work: %s",
     (_name, mutate, path, message) => {
       const errors = errorsOf(withChange(mutate));
