@@ -42,9 +42,46 @@ describe("decisions a marketer recognises", () => {
     expect(by(buyer)["promo-banner"]?.experience).toBe("vip-banner");
     expect(by(buyer)["home-hero"]?.experience).toBe("hero-welcome-back");
     expect(buyer.segments).toContain("high-value");
+    // Six months without a sign of life: outbound is paused (the sender skips the send).
     expect(silent.segments).toContain("lapsed");
-    expect(by(silent)["email-hero"]).toMatchObject({ experience: "email-winback", html: null });
-    expect(by(silent)["email-hero"]?.json).toMatchObject({ code: "BACK15" });
+    expect(by(silent)["email-hero"]).toMatchObject({ experience: "email-pause", html: null });
+    expect(by(silent)["email-hero"]?.json).toEqual({ pause: true, reason: "inactive-180d" });
+  });
+
+  it("inactivity: the win-back offer from 60 days, outbound paused after 180, active again on a click", () => {
+    const email = (events: VisitorEvent[]) =>
+      by(run({ context: context({ channel: "email" }), placements: ["email-hero"], events }))["email-hero"]!;
+    expect(email([event("page_view", 30 * DAY, { path: "/" })])).toMatchObject({ experience: null });
+    expect(email([event("page_view", 60 * DAY, { path: "/" })]).json).toMatchObject({ code: "BACK15" });
+    expect(email([event("page_view", 179 * DAY, { path: "/" })]).experience).toBe("email-winback");
+    expect(email([event("page_view", 180 * DAY, { path: "/" })]).json).toMatchObject({ pause: true });
+    const clicked = [event("email_open", 300 * DAY, {}, "email"), event("email_click", DAY, {}, "email")];
+    expect(email(clicked)).toMatchObject({ experience: null, reason: "DEFAULT" });
+  });
+
+  it("browse abandonment: a product viewed and left shows a reminder on the web and by email", () => {
+    const viewed = (ago: number, extra: VisitorEvent[] = []) => [
+      event("product_view", ago, { category: "hiking" }),
+      ...extra,
+    ];
+    expect(by(run({ events: viewed(10 * MIN) }))["promo-banner"]?.experience).toBe("first-visit-offer");
+    const web = by(run({ events: viewed(30 * MIN) }))["promo-banner"]!;
+    expect(web.experience).toBe("browse-reminder");
+    expect(web.html).toContain('href="/hiking"');
+    const mail = by(
+      run({
+        traits: { firstName: "Ana" },
+        events: viewed(3 * HOUR),
+        context: context({ channel: "email" }),
+        placements: ["email-hero"],
+      }),
+    )["email-hero"]!;
+    expect(mail).toMatchObject({ experience: "email-browse-abandon", json: { cta: "/hiking" } });
+    // Added to the cart: that is cart abandonment, not browse abandonment.
+    const carted = by(
+      run({ events: viewed(30 * MIN, [event("add_to_cart", 25 * MIN, { category: "hiking" })]) }),
+    );
+    expect(carted["promo-banner"]?.experience).toBe("cart-reminder");
   });
 
   it("cart abandonment shows only after the silence window, and stops after the purchase", () => {

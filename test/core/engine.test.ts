@@ -7,7 +7,7 @@ const demoRules = () =>
   compile(JSON.parse(readFileSync(new URL("../../rules/northstar.rules.json", import.meta.url), "utf8")));
 
 describe("decisions a marketer would recognise", () => {
-  it("the high-value repeat buyer and the six-months-silent subscriber get different treatment", async () => {
+  it("the high-value repeat buyer and the four-months-silent subscriber get different treatment", async () => {
     const rules = await demoRules();
     const buyer = decide(rules, {
       visitorId: "buyer",
@@ -24,7 +24,7 @@ describe("decisions a marketer would recognise", () => {
       visitorId: "silent",
       now: NOW,
       traits: {},
-      state: stateOf([event("email_open", 190 * DAY, {}, "email")], rules),
+      state: stateOf([event("email_open", 120 * DAY, {}, "email")], rules),
       context: context({ channel: "email" }),
       consent: {},
       placements: ["email-hero"],
@@ -32,7 +32,7 @@ describe("decisions a marketer would recognise", () => {
     expect(buyer.decisions.find((d) => d.placement === "promo-banner")?.experience).toBe("vip-banner");
     expect(buyer.segments).toContain("high-value");
     expect(silent.decisions[0]?.experience).toBe("email-winback");
-    expect(silent.segments).toContain("lapsed");
+    expect(silent.segments).toContain("lapsing");
   });
 
   it("a visitor whose clicks come from SMS gets SMS as the preferred channel, and an hour to send", async () => {
