@@ -1,8 +1,9 @@
 import { z } from "zod";
-import { decide } from "../core/decide.ts";
+import { type DecisionInput, decide } from "../core/decide.ts";
 import type { RequestContext, VisitorEvent } from "../core/model.ts";
 import { applyEvent, emptyState } from "../core/visitor-state.ts";
 import type { CompiledRules } from "./compile.ts";
+import { parseDuration } from "./duration.ts";
 
 /**
  * Rule tests, as OPA has policy tests: a fixture is a person (traits, events, consent) on a page at
@@ -19,7 +20,7 @@ export const FixtureSchema = z.strictObject({
     .array(
       z.strictObject({
         type: z.string(),
-        ago: z.string().describe('how long before `now`, e.g. "5m"'),
+        ago: z.string().describe('how long before `now`: "90s", "5m", "1d12h"'),
         channel: z.string().default("web"),
         props: z.record(z.string(), z.unknown()).default({}),
       }),
@@ -68,21 +69,36 @@ export const FixtureFileSchema = z.strictObject({
   cases: z.array(FixtureSchema),
 });
 
-const UNITS: Record<string, number> = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 };
-function ago(text: string): number {
-  const m = /^(\d+)(s|m|h|d|w)$/.exec(text);
-  return m ? Number(m[1]) * UNITS[m[2]!]! : 0;
-}
+export type FixtureInput = DecisionInput;
 
-export function fixtureInput(rules: CompiledRules, f: Fixture) {
+/**
+ * The decision input a fixture describes, or what is wrong with the fixture itself: a `now` that is
+ * not a time or an `ago` that is not a duration would otherwise become NaN or 0 and make the case
+ * pass or fail for a reason nobody wrote.
+ */
+export function fixtureInput(
+  rules: CompiledRules,
+  f: Fixture,
+): { ok: true; input: FixtureInput } | { ok: false; errors: string[] } {
+  const errors: string[] = [];
   const now = Date.parse(f.now);
+  if (!Number.isFinite(now)) errors.push(`now ${JSON.stringify(f.now)} is not an ISO time`);
+  const agoMs = f.events.map((e, i) => {
+    const ms = parseDuration(e.ago);
+    if (ms === null)
+      errors.push(
+        `events[${i}].ago ${JSON.stringify(e.ago)} is not a duration such as "90s", "5m" or "1d12h"`,
+      );
+    return ms ?? 0;
+  });
+  if (errors.length) return { ok: false, errors: errors.map((e) => `fixture "${f.name}": ${e}`) };
   const state = emptyState(f.visitorId);
   const events = f.events
     .map(
       (e, i): VisitorEvent => ({
         id: `e${i}`,
         type: e.type,
-        ts: now - ago(e.ago),
+        ts: now - agoMs[i]!,
         channel: e.channel,
         props: e.props,
       }),
@@ -107,18 +123,24 @@ export function fixtureInput(rules: CompiledRules, f: Fixture) {
     custom: {},
   };
   return {
-    visitorId: f.visitorId,
-    now,
-    traits: f.traits,
-    state: f.events.length ? state : null,
-    context,
-    consent: f.consent,
-    placements: f.placements,
+    ok: true,
+    input: {
+      visitorId: f.visitorId,
+      now,
+      traits: f.traits,
+      state: f.events.length ? state : null,
+      context,
+      consent: f.consent,
+      placements: f.placements,
+    },
   };
 }
 
+/** What the rules got wrong for this case (empty when it passes), or what is wrong with the case. */
 export function runFixture(rules: CompiledRules, f: Fixture): string[] {
-  const result = decide(rules, fixtureInput(rules, f));
+  const input = fixtureInput(rules, f);
+  if (!input.ok) return input.errors;
+  const result = decide(rules, input.input);
   const failures: string[] = [];
   const byPlacement = new Map(result.decisions.map((d) => [d.placement, d]));
   for (const [placement, want] of Object.entries(f.expect.decisions ?? {})) {
