@@ -32,7 +32,7 @@ describe("POST /_ns/v1/decide", () => {
     expect(after.decisions["home-hero"]?.content.html).toContain("The trail is calling");
     expect(after.segments).toContain("hiker");
     expect(after.intent.top).toBe("hiking");
-    expect(after.rulesVersion).toBe("2026.11.22-1");
+    expect(after.rulesVersion).toBe("2026.11.24-1");
     expect(after.decisions["email-hero"]?.content.json).toEqual({
       headline: "Gear for every trail",
       cta: "/",

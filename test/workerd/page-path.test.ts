@@ -68,7 +68,7 @@ describe("headers of a personalized page", () => {
     const { res } = await page("/", cookie, originAfterObject());
     const timing = res.headers.get("server-timing") ?? "";
     for (const part of ["ns-rules", "ns-kv", "ns-do", "ns-decide"]) expect(timing).toContain(`${part};dur=`);
-    expect(res.headers.get("x-northstar-rules")).toBe("2026.11.22-1");
+    expect(res.headers.get("x-northstar-rules")).toBe("2026.11.24-1");
     expect(res.headers.get("x-northstar-fail-open")).toBe("none");
   });
 
@@ -79,7 +79,7 @@ describe("headers of a personalized page", () => {
       cookie,
       originAfterObject({ RULES_HEADER: "x-shop-rules", FAIL_OPEN_HEADER: "x-shop-fail-open" }),
     );
-    expect(renamed.res.headers.get("x-shop-rules")).toBe("2026.11.22-1");
+    expect(renamed.res.headers.get("x-shop-rules")).toBe("2026.11.24-1");
     expect(renamed.res.headers.get("x-shop-fail-open")).toBe("none");
     expect(renamed.res.headers.get("x-northstar-rules")).toBeNull();
 

@@ -18,7 +18,7 @@ describe("a proxied page", () => {
     expect(maxAge).toBeGreaterThan(0);
     expect(maxAge).toBeLessThanOrEqual(400 * 86400);
     expect(res.headers.get("cache-control")).toBe("private, no-store");
-    expect(res.headers.get("x-northstar-rules")).toBe("2026.11.22-1");
+    expect(res.headers.get("x-northstar-rules")).toBe("2026.11.24-1");
     const html = await res.text();
     expect(html).toContain("First time here?");
     expect(html.split(`<script src="/_ns/ns.${BEACON_VERSION}.js"`)).toHaveLength(2);

@@ -159,7 +159,7 @@ describe("reserved prefix", () => {
     const body = (await res.json()) as { status: string; version: string; rulesVersion: string };
     expect(body.status).toBe("ok");
     expect(body.version).toMatch(/^\d+\.\d+\.\d+/);
-    expect(body.rulesVersion).toBe("2026.11.22-1");
+    expect(body.rulesVersion).toBe("2026.11.24-1");
   });
 
   it("answers unknown routes under the prefix with a JSON 404", async () => {

@@ -130,7 +130,7 @@ describe("rules life cycle", () => {
   it("with nothing in KV the rules bundled at build time serve", async () => {
     await env.RULES.delete(ACTIVE_KEY);
     resetRulesCache();
-    expect((await visit("/")).headers.get("x-northstar-rules")).toBe("2026.11.22-1");
+    expect((await visit("/")).headers.get("x-northstar-rules")).toBe("2026.11.24-1");
   });
 
   it("a page with no placement and auto-injection off takes the pure pass-through path", async () => {
@@ -238,7 +238,7 @@ describe("fail open", () => {
       ctx,
     );
     expect(res.status).toBe(200);
-    expect(res.headers.get("x-northstar-rules")).toBe("2026.11.22-1");
+    expect(res.headers.get("x-northstar-rules")).toBe("2026.11.24-1");
     expect(await res.text()).toContain("First time here?");
   });
 });
