@@ -2,16 +2,18 @@ import { DurableObject } from "cloudflare:workers";
 import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
 import {
   applyEvent,
-  DEFAULT_LIMITS,
   emptyState,
   firstAfter,
+  limitsFrom,
   type MutableVisitorState,
   own,
   prune,
   recordExposure,
+  type StateLimits,
 } from "../core/visitor-state.ts";
 import type { Env } from "../edge/env.ts";
 import { activeRules } from "../edge/rules-loader.ts";
+import { log } from "./log.ts";
 import { mergeVisitorState } from "./merge.ts";
 
 /**
@@ -113,8 +115,8 @@ export const BURST = 200;
 export const DEAD_LETTER_LIMIT = 100;
 export const IDLE_DELETE_MS = 400 * 86400e3;
 const DAY_MS = 86400e3;
-/** How long event ids are remembered: the 7-day acceptance window, the kept log and a day's margin. */
-const SEEN_RETENTION_MS = DEFAULT_LIMITS.maxEventAgeMs + DAY_MS;
+/** Events older than this are refused at the door (LIMITS.pastMs in src/http/events.ts). */
+const ACCEPT_WINDOW_MS = 7 * DAY_MS;
 const PAGE_VIEW_FLUSH_MS = 1000;
 
 /**
@@ -147,6 +149,8 @@ export function visitorObject(env: Pick<Env, "VISITOR">, visitorId: string): Vis
   return env.VISITOR.get(env.VISITOR.idFromName(visitorId)) as unknown as VisitorObject;
 }
 
+let limitProblemsLogged = false;
+
 type EventRow = { id: string; ts: number; type: string; channel: string; props: string };
 
 export class VisitorDO extends DurableObject<Env> implements VisitorObject {
@@ -165,10 +169,20 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private alarmChecked = false;
   private pendingViews: VisitorEvent[] = [];
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The event log's bounds: EVENT_LOG_MAX and EVENT_LOG_MAX_AGE_DAYS from the vars, or defaults. */
+  private readonly limits: StateLimits;
+  /** How long event ids are remembered: the acceptance window or the kept log, and a day's margin. */
+  private readonly seenRetentionMs: Millis;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    const { limits, problems } = limitsFrom(env);
+    // Once per isolate, not once per visitor's object.
+    if (!limitProblemsLogged) for (const problem of problems) log("warn", "config_problem", { problem });
+    limitProblemsLogged = true;
+    this.limits = limits;
+    this.seenRetentionMs = Math.max(limits.maxEventAgeMs, ACCEPT_WINDOW_MS) + DAY_MS;
     void ctx.blockConcurrencyWhile(async () => {
       this.createTables();
       this.load();
@@ -280,7 +294,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
             duplicates++;
             continue;
           }
-          applyEvent(this.state, e, scoring);
+          applyEvent(this.state, e, scoring, this.limits);
           accepted++;
         }
         if (accepted > 0) this.pruneAndSave(options.now);
@@ -328,7 +342,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   /** Prunes memory and storage to the same bounds, then writes the aggregate row (no I/O awaited). */
   private pruneAndSave(now: Millis): void {
     const countBefore = this.state.events.length;
-    prune(this.state, now);
+    prune(this.state, now, this.limits);
     if (this.state.events.length < countBefore) {
       const oldestKept = this.state.events[0]?.ts ?? now + 1;
       this.sql.exec("DELETE FROM event WHERE ts < ?", oldestKept);
@@ -381,7 +395,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       // The page view counts in this decision at once (memory), and is written just after the
       // answer leaves, so the page never waits on a storage flush. A page view is not an
       // acknowledged event: losing one to a crash loses a view, never a 202.
-      applyEvent(this.state, pageView, await this.scoring());
+      applyEvent(this.state, pageView, await this.scoring(), this.limits);
       this.pendingViews.push(pageView);
       // Page views are written together, at most once a second per visitor: one storage flush
       // for a burst of pages instead of one per page.
@@ -410,7 +424,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (this.erased) return;
     const target = this.forwardTarget(options.forwarded);
     if (target) return target.recordDecision({ ...options, forwarded: true });
-    for (const x of options.exposures) recordExposure(this.state, x.experience, options.now);
+    for (const x of options.exposures) recordExposure(this.state, x.experience, options.now, this.limits);
     for (const [experiment, variant] of Object.entries(options.assignments)) {
       const stored = Object.hasOwn(this.state.assignments, experiment)
         ? this.state.assignments[experiment]
@@ -508,7 +522,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const stub = visitorObject(this.env, target);
     let result: MergeResult;
     try {
-      result = await stub.mergeFrom(this.dump(now - SEEN_RETENTION_MS), mergeId, { now, visitorId: target });
+      result = await stub.mergeFrom(this.dump(now - this.seenRetentionMs), mergeId, {
+        now,
+        visitorId: target,
+      });
     } catch (err) {
       this.mergedInto = previous;
       if (previous === null) this.sql.exec("DELETE FROM meta WHERE key = 'mergedInto'");
@@ -560,7 +577,15 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       this.sql.exec("INSERT INTO seen (id, ts) VALUES (?, ?) ON CONFLICT DO NOTHING", id, ts);
     }
     const scoring = await this.scoring();
-    mergeVisitorState(this.state, source.state, fresh, duplicates, options.now, scoring?.dimensions ?? {});
+    mergeVisitorState(
+      this.state,
+      source.state,
+      fresh,
+      duplicates,
+      options.now,
+      scoring?.dimensions ?? {},
+      this.limits,
+    );
     for (const d of source.deadLetters) this.deadLetter(d.at, d.reason, d.raw);
     // The known person's consent wins; the anonymous visitor's fills purposes it never answered.
     this.consent = { ...source.consent, ...this.consent };
@@ -612,7 +637,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       await this.ctx.storage.setAlarm(this.mergedAt + IDLE_DELETE_MS);
       return;
     }
-    this.sql.exec("DELETE FROM seen WHERE ts < ?", now - SEEN_RETENTION_MS);
+    this.sql.exec("DELETE FROM seen WHERE ts < ?", now - this.seenRetentionMs);
     this.persistAfterApply(now);
     await this.ctx.storage.setAlarm(now + DAY_MS);
   }

@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { decide } from "../../src/core/decide.ts";
 import { mergeTraits } from "../../src/core/traits.ts";
-import { applyEvent, emptyState, own, prune, recordExposure } from "../../src/core/visitor-state.ts";
+import {
+  applyEvent,
+  DEFAULT_LIMITS,
+  emptyState,
+  limitsFrom,
+  own,
+  prune,
+  recordExposure,
+} from "../../src/core/visitor-state.ts";
 import { mergeVisitorState } from "../../src/state/merge.ts";
 import { compile, context, DAY, event, HOUR, MIN, NOW } from "./helpers.ts";
 
@@ -40,6 +48,30 @@ describe("a visitor's state", () => {
     prune(s, NOW + 200 * DAY);
     expect(s.events).toHaveLength(0);
     expect(s.counts.page_view).toBeUndefined();
+  });
+});
+
+describe("the event log's bounds from the deployment's vars", () => {
+  it("reads whole numbers in range, keeps the default (and says so) for anything else", () => {
+    expect(limitsFrom({})).toEqual({ limits: DEFAULT_LIMITS, problems: [] });
+    const set = limitsFrom({ EVENT_LOG_MAX: "200", EVENT_LOG_MAX_AGE_DAYS: 14 });
+    expect(set.limits).toEqual({ ...DEFAULT_LIMITS, maxEvents: 200, maxEventAgeMs: 14 * DAY });
+    expect(set.problems).toEqual([]);
+    for (const bad of ["0", "-5", "1e3", "12.5", "lots", "10001", 3.5]) {
+      const read = limitsFrom({ EVENT_LOG_MAX: bad });
+      expect(read.limits.maxEvents).toBe(DEFAULT_LIMITS.maxEvents);
+      expect(read.problems).toHaveLength(1);
+      expect(read.problems[0]).toContain("EVENT_LOG_MAX");
+    }
+  });
+
+  it("pruning keeps what the configured bounds allow", () => {
+    const { limits } = limitsFrom({ EVENT_LOG_MAX: "10", EVENT_LOG_MAX_AGE_DAYS: "1" });
+    const s = emptyState("v");
+    for (let i = 0; i < 30; i++) applyEvent(s, event("page_view", i * HOUR), null, limits);
+    prune(s, NOW, limits);
+    expect(s.events).toHaveLength(10);
+    expect(s.events[0]!.ts).toBe(NOW - 9 * HOUR);
   });
 });
 

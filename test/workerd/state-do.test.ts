@@ -10,7 +10,7 @@ import {
   BURST,
   DEAD_LETTER_LIMIT,
   IDLE_DELETE_MS,
-  type VisitorDO,
+  VisitorDO,
   visitorObject,
 } from "../../src/state/visitor-do.ts";
 
@@ -111,6 +111,27 @@ describe("VisitorDO ingest", () => {
     await runInDurableObject(rawStubOf(id), (_instance: VisitorDO, ctx) => {
       const rows = ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM event").one();
       expect(rows.n).toBe(500);
+    });
+  });
+
+  it("takes the log's bounds from EVENT_LOG_MAX and EVENT_LOG_MAX_AGE_DAYS in its env", async () => {
+    const id = fresh();
+    await runInDurableObject(rawStubOf(id), async (_default: VisitorDO, ctx) => {
+      // The same storage, as an object deployed with these vars would open it.
+      const configured = new VisitorDO(ctx, { ...env, EVENT_LOG_MAX: "3", EVENT_LOG_MAX_AGE_DAYS: "2" });
+      const events = Array.from({ length: 5 }, (_, i) => ev(T0 + i * HOUR));
+      await configured.ingest(id, events, { now: T0 + 4 * HOUR });
+      const rows = () =>
+        ctx.storage.sql
+          .exec<{ id: string }>("SELECT id FROM event ORDER BY ts")
+          .toArray()
+          .map((r) => r.id);
+      expect(rows()).toEqual(events.slice(2).map((e) => e.id));
+      // Three days on, the log's age bound (two days) leaves only the newest event.
+      const late = ev(T0 + 3 * DAY);
+      await configured.ingest(id, [late], { now: T0 + 3 * DAY });
+      expect(rows()).toEqual([late.id]);
+      expect((await configured.snapshot({ now: T0 + 3 * DAY })).events.map((e) => e.id)).toEqual([late.id]);
     });
   });
 
