@@ -51,13 +51,16 @@ type DecisionBody = z.infer<typeof DecideResponseSchema>["decisions"][string];
 
 /**
  * The answer, whatever happened: always private (a person's decisions), and when a store or the
- * rules failed, the reasons in `x-northstar-fail-open` (the page path's words: rules, do-error,
- * do-timeout, kv-error, kv-timeout) as well as in the body's `failOpen`.
+ * rules failed, the reasons in the fail-open header (`x-northstar-fail-open` unless configured; the
+ * page path's words: rules, do-error, do-timeout, kv-error, kv-timeout) as well as in the body's
+ * `failOpen`.
  */
 function respond(c: Context<AppEnv>, body: z.infer<typeof DecideResponseSchema>): Response {
   const res = c.json(body);
   res.headers.set("cache-control", "private, no-store");
-  if (body.failOpen.length) res.headers.set("x-northstar-fail-open", body.failOpen.join(","));
+  const { config } = readConfig(c.env);
+  if (body.failOpen.length && config.DEBUG_HEADERS)
+    res.headers.set(config.FAIL_OPEN_HEADER, body.failOpen.join(","));
   return res;
 }
 
