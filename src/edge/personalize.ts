@@ -18,7 +18,7 @@ import { isBot, webContext } from "./context.ts";
 import { withDeadline } from "./deadline.ts";
 import type { Env } from "./env.ts";
 import { PREVIEW_COOKIE, PREVIEW_PARAM, type Preview, verifyPreview } from "./preview.ts";
-import { activeRules } from "./rules-loader.ts";
+import { activeRules, servingFallback } from "./rules-loader.ts";
 
 /**
  * Everything a proxied page needs from personalization, decided while the origin is fetched:
@@ -184,9 +184,10 @@ export async function startPersonalization(
   const timings: Record<string, number> = {};
 
   const rulesStarted = performance.now();
-  const rules = await activeRules(env, ctx);
+  const rules = await activeRules(env, ctx, config.STORE_DEADLINE_MS);
   timings.rules = performance.now() - rulesStarted;
   if (!rules) failOpen.push("rules");
+  else if (servingFallback(rules)) failOpen.push("rules-bundled");
 
   const placements = rules ? rules.compiled.placementsForPath(url.pathname) : [];
   const preview = await readPreview(request, url, config, now);

@@ -7,7 +7,7 @@ import { isBot } from "../edge/context.ts";
 import { withDeadline } from "../edge/deadline.ts";
 import type { Env } from "../edge/env.ts";
 import { decisionRecorder } from "../edge/personalize.ts";
-import { activeRules } from "../edge/rules-loader.ts";
+import { activeRules, servingFallback } from "../edge/rules-loader.ts";
 import { type Caller, callerOf, subjectOf } from "../state/identity.ts";
 import { findForbiddenKey, readTraits } from "../state/profiles.ts";
 import { type IngestResult, visitorObject } from "../state/visitor-do.ts";
@@ -132,7 +132,8 @@ async function decideFor(
     });
   }
 
-  const rules = await activeRules(c.env, c.executionCtx);
+  const rules = await activeRules(c.env, c.executionCtx, deadline);
+  if (servingFallback(rules)) failOpen.add("rules-bundled");
   const stub = visitorObject(c.env, visitorId);
   if (events.length) {
     const stored = await withDeadline(

@@ -181,7 +181,7 @@ export const DecideResponseSchema = z.object({
   outbound: z.object({ channel: z.string().nullable(), hour: z.number().nullable() }).nullable(),
   unknownPlacements: z.array(z.string()),
   failOpen: z
-    .array(z.enum(["rules", "do-error", "do-timeout", "kv-error", "kv-timeout"]))
+    .array(z.enum(["rules", "rules-bundled", "do-error", "do-timeout", "kv-error", "kv-timeout"]))
     .describe(
       "empty when every store answered; otherwise what failed, and the decisions fell back to what was known (also in the x-northstar-fail-open header)",
     ),

@@ -1,6 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import bundledDocument from "../../rules/northstar.rules.json";
 import type { Env } from "../../src/edge/env.ts";
 import { resetRulesCache } from "../../src/edge/rules-loader.ts";
 import { handle } from "../../src/http/app.ts";
@@ -204,3 +205,40 @@ describe("GET /_ns/v1/rules caching", () => {
     expect(res.status).toBe(401);
   });
 });
+
+describe("a cold isolate whose RULES namespace does not answer", () => {
+  it("serves the bundled rules within the store deadline and says so; the load lands for the next request", async () => {
+    await publish("2026.12.01-1");
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slowRules = {
+      get: async (key: string, options: unknown) => {
+        await held;
+        return env.RULES.get(key, options as "json");
+      },
+    };
+    const bindings = { ...env, RULES: slowRules, STORE_DEADLINE_MS: "30" } as unknown as Env;
+    const ctx = createExecutionContext();
+    const res = await handle(
+      new Request("https://shop.test/", { headers: { "user-agent": BROWSER_UA } }),
+      bindings,
+      ctx,
+    );
+    const body = await res.text();
+    // Answered while KV still had not: the rules bundled at build time, and the header says so.
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-northstar-rules")).toBe(bundledDocument.version);
+    expect(res.headers.get("x-northstar-fail-open")).toContain("rules-bundled");
+    expect(body).toContain("First time here?");
+    release();
+    await waitOnExecutionContext(ctx);
+    expect(await servedVersionWith(bindings)).toBe("2026.12.01-1");
+  });
+});
+
+async function servedVersionWith(bindings: Env): Promise<string | null> {
+  const { res } = await request("/", {}, bindings);
+  return res.headers.get("x-northstar-rules");
+}
