@@ -10,6 +10,7 @@ import { pickVariant } from "./bucketing.ts";
 import { bestHour, preferredChannel } from "./channels.ts";
 import type { Consent, RequestContext, Traits, VisitorState } from "./model.ts";
 import type { TemplateScope } from "./templates.ts";
+import { own } from "./visitor-state.ts";
 
 /**
  * decide(): for each placement, the experience a visitor sees and why. Pure and deterministic (time
@@ -360,13 +361,15 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
             continue;
           }
         }
-        const capped = x.caps.find((c) => countSince(state?.exposures[x.id], now - c.perMs) >= c.max);
+        const capped = x.caps.find(
+          (c) => countSince(state ? own(state.exposures, x.id) : undefined, now - c.perMs) >= c.max,
+        );
         if (capped) {
           lose(x, "capped", `shown ${capped.max} times within the cap period`);
           continue;
         }
         const suppressed = x.suppress.find((s) => {
-          const at = state?.conversions[s.event] ?? state?.lastByType[s.event];
+          const at = state ? (own(state.conversions, s.event) ?? own(state.lastByType, s.event)) : undefined;
           return at !== undefined && now - at <= s.withinMs;
         });
         if (suppressed) {
@@ -384,7 +387,7 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
             // A recorded assignment is sticky, even if the weights have changed since (a variant
             // now weighted 0 included). One naming a variant the experiment no longer has (removed
             // or renamed) has nothing to show: the visitor is bucketed again and the new one kept.
-            let assigned = assignments[exp.id];
+            let assigned = own(assignments, exp.id);
             const stale =
               assigned !== undefined &&
               assigned !== "holdout" &&

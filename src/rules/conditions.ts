@@ -1,7 +1,7 @@
 import { preferredChannel } from "../core/channels.ts";
 import { decayAll, topOfDecayed } from "../core/intent.ts";
 import type { Consent, RequestContext, Traits, VisitorEvent, VisitorState } from "../core/model.ts";
-import { firstAfter } from "../core/visitor-state.ts";
+import { firstAfter, own } from "../core/visitor-state.ts";
 import { parseDuration } from "./duration.ts";
 import type { ComparisonOp, Condition } from "./schema.ts";
 
@@ -447,12 +447,12 @@ export function compileCondition(cond: Condition, at: string, env: CompileEnv): 
     const withinMs = within ? (parseDuration(within) ?? Number.POSITIVE_INFINITY) : Number.POSITIVE_INFINITY;
     return done(
       (s) => {
-        const started = s.state?.lastByType[after];
+        const started = s.state ? own(s.state.lastByType, after) : undefined;
         if (started === undefined) return false;
         const since = s.now - started;
         if (since < quietMs || since > withinMs) return false;
         return without.every((t) => {
-          const ended = s.state?.lastByType[t];
+          const ended = s.state ? own(s.state.lastByType, t) : undefined;
           return ended === undefined || ended < started;
         });
       },
@@ -510,7 +510,7 @@ export function compileCondition(cond: Condition, at: string, env: CompileEnv): 
     const { experiment, variant } = cond;
     return done(
       (s) => {
-        const assigned = s.assignments[experiment];
+        const assigned = own(s.assignments, experiment);
         return variant === undefined
           ? assigned !== undefined && assigned !== "holdout"
           : assigned === variant;
