@@ -174,12 +174,12 @@ function started(head: PageHead, result: Promise<PagePersonalization>): PageStar
 /** The personalization of one page, in two steps: what is known at once, then the decision. */
 export async function startPersonalization(
   request: Request,
+  url: URL,
   env: Env,
   ctx: ExecutionContext,
   config: Config,
 ): Promise<PageStart> {
   const now = Date.now();
-  const url = new URL(request.url);
   const failOpen: string[] = [];
   const timings: Record<string, number> = {};
 

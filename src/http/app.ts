@@ -67,7 +67,8 @@ const apis = new Map<string, Hono<AppEnv>>();
 
 export async function handle(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   const { config } = readConfig(env);
-  const path = new URL(request.url).pathname;
+  const url = new URL(request.url);
+  const path = url.pathname;
   const prefix = config.NS_PREFIX;
   if (path === prefix || path.startsWith(`${prefix}/`)) {
     let api = apis.get(prefix);
@@ -77,8 +78,16 @@ export async function handle(request: Request, env: Env, ctx: ExecutionContext):
     }
     return api.fetch(request, env, ctx);
   }
-  return servePage(request, env, ctx, config, {
-    origin: new URL(config.ORIGIN),
-    service: env.ORIGIN_SERVICE,
-  });
+  return servePage(request, url, env, ctx, config, { origin: originOf(config), service: env.ORIGIN_SERVICE });
+}
+
+const origins = new WeakMap<object, URL>();
+/** The configured origin, parsed once per configuration (a fresh copy is made wherever one is changed). */
+function originOf(config: { readonly ORIGIN: string }): URL {
+  let origin = origins.get(config);
+  if (!origin) {
+    origin = new URL(config.ORIGIN);
+    origins.set(config, origin);
+  }
+  return origin;
 }

@@ -55,16 +55,16 @@ function decorate(headers: Headers, p: PagePersonalization, config: Config): voi
  */
 export async function servePage(
   request: Request,
+  url: URL,
   env: Env,
   ctx: ExecutionContext,
   config: Config,
   target: OriginTarget,
 ): Promise<Response> {
-  const url = new URL(request.url);
-  const originResult = fetchOrigin(originRequest(request, target), target);
+  const originResult = fetchOrigin(originRequest(request, url, target), target);
   const decides = request.method === "GET" && !looksLikeAsset(url.pathname);
   const starting: Promise<PageStart | null> = decides
-    ? startPersonalization(request, env, ctx, config).catch((err: unknown) => {
+    ? startPersonalization(request, url, env, ctx, config).catch((err: unknown) => {
         log("error", "personalize_failed", { error: String(err) });
         return null;
       })

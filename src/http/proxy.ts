@@ -36,8 +36,7 @@ function stripHopByHop(headers: Headers): void {
  * Builds the request to the origin. The target URL is the configured origin plus the incoming
  * path and query, so no request can make the worker fetch another host (no open proxy).
  */
-export function originRequest(request: Request, target: OriginTarget): Request {
-  const incoming = new URL(request.url);
+export function originRequest(request: Request, incoming: URL, target: OriginTarget): Request {
   // Path and query are copied onto the origin URL, never resolved against it: a path such as
   // `//evil.example/x` would otherwise be read as another host.
   const url = new URL(target.origin);

@@ -13,7 +13,8 @@ describe("origin unreachable", () => {
         throw new Error("unused");
       },
     } as unknown as Fetcher;
-    const res = await servePage(new Request("https://shop.test/"), env, createExecutionContext(), config, {
+    const request = new Request("https://shop.test/");
+    const res = await servePage(request, new URL(request.url), env, createExecutionContext(), config, {
       origin: new URL(config.ORIGIN),
       service: broken,
     });
