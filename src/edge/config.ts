@@ -31,6 +31,8 @@ export const ConfigSchema = z.object({
   COOKIE_DOMAIN: z.string().optional(),
   BEACON_AUTO_INJECT: boolString.default(true),
   RESPECT_GPC: boolString.default(true),
+  /** opt-out: a purpose nobody answered for is granted; opt-in: refused until granted (GDPR). */
+  CONSENT_MODE: z.enum(["opt-out", "opt-in"]).default("opt-out"),
   DEBUG_HEADERS: boolString.default(true),
   /** Names of the response headers that say which rules applied and whether the proxy failed open. */
   RULES_HEADER: headerName.default("x-northstar-rules"),

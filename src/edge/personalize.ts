@@ -1,3 +1,4 @@
+import { effectiveConsent } from "../core/consent.ts";
 import { type DecisionResult, decide } from "../core/decide.ts";
 import { escapeHtml, jsonForInlineScript } from "../core/escape.ts";
 import type { RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
@@ -263,7 +264,13 @@ export async function startPersonalization(
       const [stateRead, traitsRead] = await Promise.all([
         withDeadline(
           () =>
-            stub.snapshot({ now, pageView, visitorId, eventsSince: now - rules!.compiled.eventHorizonMs }),
+            stub.snapshot({
+              now,
+              pageView,
+              visitorId,
+              eventsSince: now - rules!.compiled.eventHorizonMs,
+              consentMode: config.CONSENT_MODE,
+            }),
           config.STORE_DEADLINE_MS,
         ),
         // A visitor stitched to a person by a server keeps an anonymous cookie: the person's traits
@@ -284,6 +291,7 @@ export async function startPersonalization(
         }
       } else failOpen.push(`kv-${traitsRead.reason}`);
     }
+    consent = effectiveConsent(consent, config.CONSENT_MODE);
 
     let changes: WebChange[] = [];
     let redirect: string | null = null;
@@ -343,7 +351,8 @@ export async function startPersonalization(
     const record =
       !bot && (pageView !== undefined || recordDecision)
         ? async () => {
-            if (pageView && !profiled) await stub.snapshot({ now, pageView, visitorId });
+            if (pageView && !profiled)
+              await stub.snapshot({ now, pageView, visitorId, consentMode: config.CONSENT_MODE });
             await recordDecision?.();
           }
         : null;

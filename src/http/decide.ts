@@ -1,5 +1,6 @@
 import type { Context, Hono } from "hono";
 import { z } from "zod";
+import { effectiveConsent } from "../core/consent.ts";
 import { decide } from "../core/decide.ts";
 import type { RequestContext, VisitorEvent } from "../core/model.ts";
 import { readConfig } from "../edge/config.ts";
@@ -137,7 +138,8 @@ async function decideFor(
   const stub = visitorObject(c.env, visitorId);
   if (events.length) {
     const stored = await withDeadline(
-      () => stub.ingest(visitorId, events, { now }) as Promise<IngestResult>,
+      () =>
+        stub.ingest(visitorId, events, { now, consentMode: config.CONSENT_MODE }) as Promise<IngestResult>,
       2000,
     );
     if (!stored.ok) failOpen.add(`do-${stored.reason}`);
@@ -182,7 +184,7 @@ async function decideFor(
   // Consent lives with the traits. Unread, it is unknown: decide as for someone who said no
   // (request context only, defaults otherwise) rather than personalize a person who may have.
   const consent = traitsRead.ok
-    ? (traitsRead.value?.consent ?? {})
+    ? effectiveConsent(traitsRead.value?.consent ?? {}, config.CONSENT_MODE)
     : { personalization: false, measurement: false };
   const context = apiContext(body.channel, body.context, c.req.raw);
   const result = decide(rules.compiled, {

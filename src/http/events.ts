@@ -176,7 +176,11 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
     // Global Privacy Control is an opt-out: nothing reaches storage, as with consent withheld.
     if (gpc) return withCookie(c.json(notStored, 202), subject.setCookie);
     const stub = visitorObject(c.env, subject.id);
-    const result = await stub.ingest(subject.id, events, { now: receivedAt, rejected: deadLetters });
+    const result = await stub.ingest(subject.id, events, {
+      now: receivedAt,
+      rejected: deadLetters,
+      consentMode: config.CONSENT_MODE,
+    });
     switch (result.status) {
       case "suppressed":
         return jsonError(410, "suppressed", "this person's data was erased; events are refused");

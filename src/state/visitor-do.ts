@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { type ConsentMode, granted } from "../core/consent.ts";
 import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
 import {
   applyEvent,
@@ -39,6 +40,8 @@ export interface IngestOptions {
   }>;
   /** Set by an object forwarding to the one it was merged into: a call is forwarded at most once. */
   readonly forwarded?: boolean;
+  /** How an unanswered purpose is read (the deployment's CONSENT_MODE); opt-out when absent. */
+  readonly consentMode?: ConsentMode;
 }
 
 export type IngestResult =
@@ -65,6 +68,8 @@ export interface SnapshotOptions {
   /** Only events after this time are sent back: the rules read no further (eventHorizonMs). */
   readonly eventsSince?: Millis;
   readonly forwarded?: boolean;
+  /** How an unanswered purpose is read (the deployment's CONSENT_MODE); opt-out when absent. */
+  readonly consentMode?: ConsentMode;
 }
 
 export interface DecisionRecord {
@@ -273,7 +278,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const target = this.forwardTarget(options.forwarded);
     if (target) return target.ingest(this.mergedInto!, events, { ...options, forwarded: true });
     // Without consent nothing about the visitor is kept, rejected events included.
-    if (this.consent.personalization === false) return { status: "no_consent" };
+    if (!granted(this.consent, "personalization", options.consentMode ?? "opt-out"))
+      return { status: "no_consent" };
     const retryAfterSeconds = this.takeTokens(events.length, options.now);
     if (retryAfterSeconds > 0) return { status: "rate_limited", retryAfterSeconds };
     for (const r of options.rejected ?? []) this.deadLetter(options.now, r.reason, r.raw);
@@ -390,7 +396,11 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       return target.snapshot({ ...options, visitorId: this.mergedInto!, forwarded: true });
     }
     const pageView = options.pageView;
-    if (pageView && !this.erased && this.consent.personalization !== false) {
+    if (
+      pageView &&
+      !this.erased &&
+      granted(this.consent, "personalization", options.consentMode ?? "opt-out")
+    ) {
       this.ensureId(options.visitorId);
       // The page view counts in this decision at once (memory), and is written just after the
       // answer leaves, so the page never waits on a storage flush. A page view is not an
