@@ -158,6 +158,7 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
     const events: VisitorEvent[] = [];
     const rejected: Array<{ index: number; issues: Issue[] }> = [];
     const deadLetters: Array<{ index: number; reason: string; raw: string }> = [];
+    const indexOf = new Map<string, number>();
     for (const [index, raw] of envelope.data.events.entries()) {
       const checked = checkEvent(raw, index, receivedAt, skew);
       if ("issues" in checked) {
@@ -167,7 +168,10 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
           reason: checked.issues.map((i) => `${i.path}: ${i.message}`).join("; "),
           raw: checked.rawText,
         });
-      } else events.push(checked.event);
+      } else {
+        events.push(checked.event);
+        indexOf.set(checked.event.id, index);
+      }
     }
 
     const { config } = readConfig(c.env);
@@ -204,6 +208,13 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
             ).catch((err: unknown) => log("warn", "conversion_not_recorded", { error: String(err) })),
           );
         }
+        // An event the visitor's object could not apply is reported like a rejected one, by index.
+        for (const f of result.failed) {
+          const index = indexOf.get(f.id);
+          if (index !== undefined)
+            rejected.push({ index, issues: [{ path: `events.${index}`, message: f.reason }] });
+        }
+        rejected.sort((a, b) => a.index - b.index);
         const body = {
           accepted: result.accepted,
           duplicates: result.duplicates,

@@ -49,6 +49,8 @@ export type IngestResult =
       readonly status: "stored";
       readonly accepted: number;
       readonly duplicates: number;
+      /** Events that could not be applied (a defect, not bad input): kept as dead letters, not stored, so a retry tries again. */
+      readonly failed: ReadonlyArray<{ readonly id: string; readonly reason: string }>;
       /** Experiment goals reached by this batch, for measurement. */
       readonly conversions: ReadonlyArray<{
         readonly experiment: string;
@@ -291,9 +293,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const before = { ...this.state.conversions };
     let accepted = 0;
     let duplicates = 0;
+    const failed: Array<{ id: string; reason: string }> = [];
     try {
-      // An event's `seen` row, its log row and its effect on the aggregates commit together: if
-      // applying one throws, nothing of the batch is kept, so a retry is applied, not a "duplicate".
+      // An event's `seen` row, its log row and its effect on the aggregates commit together: the
+      // whole batch in one transaction, the fast path.
       this.ctx.storage.transactionSync(() => {
         for (const e of events) {
           if (!this.storeEvent(e)) {
@@ -305,10 +308,32 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
         }
         if (accepted > 0) this.pruneAndSave(options.now);
       });
-    } catch (err) {
-      // Storage rolled back; memory may hold half an event: read it back from storage.
+    } catch {
+      // Storage rolled back; memory may hold half an event: read it back from storage, then go event
+      // by event, so one event that cannot be applied costs only itself. It is kept as a dead letter
+      // with its `seen` row rolled back: never a "duplicate", a retry tries it again.
       this.load();
-      throw err;
+      accepted = 0;
+      duplicates = 0;
+      for (const e of events) {
+        try {
+          this.ctx.storage.transactionSync(() => {
+            if (!this.storeEvent(e)) {
+              duplicates++;
+              return;
+            }
+            applyEvent(this.state, e, scoring, this.limits);
+            this.pruneAndSave(options.now);
+            accepted++;
+          });
+        } catch (err) {
+          this.load();
+          const reason = `not applied: ${err instanceof Error ? err.message : String(err)}`;
+          failed.push({ id: e.id, reason });
+          this.deadLetter(options.now, reason, JSON.stringify(e));
+          log("error", "event_not_applied", { type: e.type, error: reason });
+        }
+      }
     }
     if (accepted > 0) void this.scheduleAlarm();
     const conversions: Array<{ experiment: string; variant: string; at: Millis }> = [];
@@ -320,7 +345,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
           conversions.push({ experiment: exp.id, variant, at });
       }
     }
-    return { status: "stored", accepted, duplicates, conversions };
+    return { status: "stored", accepted, duplicates, failed, conversions };
   }
 
   /** Writes a new event; false when its id was seen before (idempotency). */

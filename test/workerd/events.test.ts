@@ -1,6 +1,8 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import type { VisitorDO } from "../../src/state/visitor-do.ts";
 import { canonicalForUser, signIdentityToken } from "../../src/state/visitor-id.ts";
 import { ADMIN, eid, idOf, newVisitor, SERVER, sendEvents, visit } from "./helpers.ts";
 
@@ -413,5 +415,43 @@ describe("identity stitching", () => {
     });
     expect(second.status).toBe(200);
     expect(await second.json()).toMatchObject({ merged: false, switched: true });
+  });
+});
+
+describe("an event the visitor's object cannot apply", () => {
+  it("is reported by index with the rest of the batch stored, never a 500, and kept for inspection", async () => {
+    const cookie = await newVisitor();
+    const id = idOf(cookie);
+    await runInDurableObject(env.VISITOR.get(env.VISITOR.idFromName(id)), async (instance: VisitorDO) => {
+      // A defect every attempt meets: scoring throws on `search` events, in this object only.
+      type Scoring = { scoreEvent(e: { type: string }): unknown };
+      const poisoned = instance as unknown as { scoring: () => Promise<Scoring | null> };
+      const real = await poisoned.scoring.call(instance);
+      poisoned.scoring = async () => ({
+        ...real!,
+        scoreEvent: (e: { type: string }) => {
+          if (e.type === "search") throw new Error("scoring exploded");
+          return real!.scoreEvent(e);
+        },
+      });
+    });
+    const batch = [
+      { id: eid(), type: "product_view", props: { category: "running" } },
+      { id: eid(), type: "search", props: { query: "trail shoes" } },
+      { id: eid(), type: "add_to_cart", props: { category: "running" } },
+    ];
+    const res = await sendEvents(cookie, batch);
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as Accepted & {
+      rejected: Array<{ index: number; issues: Array<{ message: string }> }>;
+    };
+    expect(body.accepted).toBe(2);
+    expect(body.rejected).toEqual([
+      { index: 1, issues: [{ path: "events.1", message: "not applied: scoring exploded" }] },
+    ]);
+    const held = await profile(id);
+    const kept = held.body.state?.events.map((e) => e.id) ?? [];
+    expect(kept).toEqual(expect.arrayContaining([batch[0]!.id, batch[2]!.id]));
+    expect(kept).not.toContain(batch[1]!.id);
   });
 });

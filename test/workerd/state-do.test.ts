@@ -179,29 +179,61 @@ describe("VisitorDO ingest", () => {
     });
   });
 
-  it("an event that fails to apply leaves nothing stored: the retry is applied, not a duplicate", async () => {
+  it("a batch that fails half-applied is redone event by event from storage: nothing half-stored, nothing lost", async () => {
     const id = fresh();
     const stub = stubOf(id);
     const first = ev(T0, "page_view");
     await stub.ingest(id, [first], { now: T0 });
     const batch = [ev(T0 + 1, "search"), ev(T0 + 2, "add_to_cart")];
-    await runInDurableObject(rawStubOf(id), async (instance: VisitorDO, ctx) => {
-      // A defect in applying the second event (here: a corrupted counter in memory) must not
-      // leave the batch half-stored.
+    await runInDurableObject(rawStubOf(id), async (instance: VisitorDO) => {
+      // A defect in memory (a corrupted counter) makes the batch throw midway; storage rolls back,
+      // memory is read back from storage, and each event is applied on its own.
       const state = (instance as unknown as { state: { counts: Record<string, unknown> } }).state;
       state.counts.add_to_cart = "not a bucket list";
-      await expect(instance.ingest(id, batch, { now: T0 + 2 })).rejects.toThrow();
+      expect(await instance.ingest(id, batch, { now: T0 + 2 })).toMatchObject({
+        accepted: 2,
+        duplicates: 0,
+        failed: [],
+      });
+    });
+    const state = await stub.snapshot({ now: T0 + 3 });
+    expect(state.events.map((e) => e.id)).toEqual([first.id, ...batch.map((e) => e.id)]);
+    expect(state.counts.add_to_cart).toEqual([[T0, 1]]);
+    expect(await stub.ingest(id, batch, { now: T0 + 4 })).toMatchObject({ accepted: 0, duplicates: 2 });
+  });
+
+  it("an event that can never be applied costs only itself: dead-lettered, not seen, the rest stored", async () => {
+    const id = fresh();
+    const batch = [ev(T0, "product_view"), ev(T0 + 1, "search"), ev(T0 + 2, "add_to_cart")];
+    await runInDurableObject(rawStubOf(id), async (instance: VisitorDO, ctx) => {
+      // A defect that every attempt meets: scoring throws on `search` events.
+      type Scoring = { scoreEvent(e: { type: string }): unknown };
+      const poisoned = instance as unknown as { scoring: () => Promise<Scoring | null> };
+      const real = await poisoned.scoring.call(instance);
+      poisoned.scoring = async () => ({
+        ...real!,
+        scoreEvent: (e: { type: string }) => {
+          if (e.type === "search") throw new Error("scoring exploded");
+          return real!.scoreEvent(e);
+        },
+      });
+      const result = await instance.ingest(id, batch, { now: T0 + 2 });
+      expect(result).toMatchObject({ status: "stored", accepted: 2, duplicates: 0 });
+      expect(result.status === "stored" && result.failed).toEqual([
+        { id: batch[1]!.id, reason: "not applied: scoring exploded" },
+      ]);
       const seen = ctx.storage.sql
         .exec<{ id: string }>("SELECT id FROM seen ORDER BY ts")
         .toArray()
         .map((r) => r.id);
-      expect(seen).toEqual([first.id]);
+      expect(seen).toEqual([batch[0]!.id, batch[2]!.id]);
+      const letters = ctx.storage.sql
+        .exec<{ reason: string; raw: string }>("SELECT reason, raw FROM dead_letter")
+        .toArray();
+      expect(letters).toHaveLength(1);
+      expect(letters[0]!.reason).toContain("scoring exploded");
+      expect(letters[0]!.raw).toContain(batch[1]!.id);
     });
-    // Memory was read back from storage, so the same batch now goes through whole.
-    expect(await stub.ingest(id, batch, { now: T0 + 3 })).toMatchObject({ accepted: 2, duplicates: 0 });
-    const state = await stub.snapshot({ now: T0 + 3 });
-    expect(state.events.map((e) => e.id)).toEqual([first.id, ...batch.map((e) => e.id)]);
-    expect(state.counts.add_to_cart).toEqual([[T0, 1]]);
   });
 
   it("records exposures, and assignments stay sticky (the first write wins)", async () => {
