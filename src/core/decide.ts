@@ -267,6 +267,20 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
     assignments,
     halfLives: rules.halfLives,
   };
+  // The program-wide control group: bucketed once, sticky like any assignment; its visitors get
+  // every placement's default, the baseline the whole program's lift is measured against.
+  let globallyHeldOut = false;
+  const global = rules.globalHoldout;
+  if (global) {
+    let assigned = own(assignments, global.id);
+    if (assigned !== "holdout" && assigned !== "personalized") {
+      const pick = pickVariant(global.seed, visitorId, global.variants, global.holdout);
+      assigned = pick.heldOut ? "holdout" : "personalized";
+      assignments[global.id] = assigned;
+      if (personalize) newAssignments[global.id] = assigned;
+    }
+    globallyHeldOut = assigned === "holdout";
+  }
   const scores = intentOf(scope);
   const top = topOf(scope);
   const templateScope: TemplateScope = {
@@ -339,7 +353,10 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
       variant: string | null;
       content: CompiledContent | null;
     }> = [];
-    if (!decision) {
+    if (!decision && globallyHeldOut) {
+      for (const x of placement.experiences) lose(x, "held_out", "in the global holdout: no personalization");
+      heldOut = placement.experiences.length > 0;
+    } else if (!decision) {
       for (const x of placement.experiences) {
         if (excluded) {
           lose(x, "excluded", `group ${placement.group} already shows an experience on this page`);

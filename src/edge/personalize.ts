@@ -4,6 +4,7 @@ import { escapeHtml, jsonForInlineScript } from "../core/escape.ts";
 import type { RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
 import { BEACON_VERSION } from "../http/beacon.ts";
 import type { RewritePlan, WebChange, WebSlot } from "../http/rewrite.ts";
+import { GLOBAL_HOLDOUT } from "../rules/index.ts";
 import { resolveCanonical } from "../state/identity.ts";
 import { log } from "../state/log.ts";
 import { readTraits } from "../state/profiles.ts";
@@ -132,8 +133,10 @@ async function recordExperimentExposures(
 ): Promise<void> {
   const arms = new Map<string, string>();
   for (const x of exposures) if (x.experiment && x.variant) arms.set(x.experiment, x.variant);
+  // Held-out visitors are counted in their experiment's holdout; every visitor assigned to the
+  // global holdout's groups is counted there, in whichever group (that experiment has no exposure).
   for (const [experiment, variant] of Object.entries(assignments))
-    if (variant === "holdout") arms.set(experiment, variant);
+    if (variant === "holdout" || experiment === GLOBAL_HOLDOUT) arms.set(experiment, variant);
   await Promise.all(
     [...arms].map(([experiment, variant]) =>
       env.EXPERIMENTS.get(env.EXPERIMENTS.idFromName(experiment)).expose([{ visitorId, variant, at: now }]),

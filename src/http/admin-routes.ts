@@ -5,6 +5,7 @@ import { readConfig } from "../edge/config.ts";
 import type { Env } from "../edge/env.ts";
 import { signPreview } from "../edge/preview.ts";
 import { activeRules, rulesStatus } from "../edge/rules-loader.ts";
+import { GLOBAL_HOLDOUT } from "../rules/index.ts";
 import { requireAdmin } from "./admin.ts";
 import { invalidRequest, jsonError } from "./errors.ts";
 
@@ -74,13 +75,18 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
     const stub = c.env.EXPERIMENTS.get(c.env.EXPERIMENTS.idFromName(id));
     const counts = await stub.counts();
     const byVariant = new Map(counts.map((a) => [a.variant, a]));
-    const arms = experiment.variants.map((v, i) => ({
-      id: v.id,
-      weight: v.weight,
-      exposures: byVariant.get(v.id)?.exposures ?? 0,
-      conversions: byVariant.get(v.id)?.conversions ?? 0,
-      isControl: i === 0,
-    }));
+    const arm = (variant: string, weight: number, isControl: boolean) => ({
+      id: variant,
+      weight,
+      exposures: byVariant.get(variant)?.exposures ?? 0,
+      conversions: byVariant.get(variant)?.conversions ?? 0,
+      isControl,
+    });
+    // The global holdout is the control of the whole program: held out against personalized.
+    const arms =
+      id === GLOBAL_HOLDOUT
+        ? [arm("holdout", experiment.holdout, true), arm("personalized", 1 - experiment.holdout, false)]
+        : experiment.variants.map((v, i) => arm(v.id, v.weight, i === 0));
     const holdout = byVariant.get("holdout");
     return c.json({
       experiment: id,

@@ -7,7 +7,7 @@ import {
 } from "../core/templates.ts";
 import { type CompileEnv, compileCondition, type EvalScope, type Test } from "./conditions.ts";
 import { parseDuration } from "./duration.ts";
-import type { Condition, Content, RulesDocument } from "./schema.ts";
+import { type Condition, type Content, GLOBAL_HOLDOUT, type RulesDocument } from "./schema.ts";
 import { eachCondition } from "./validate.ts";
 
 /**
@@ -69,6 +69,8 @@ export interface CompiledRules {
   /** Placement ids in declaration order. */
   readonly placementOrder: readonly string[];
   readonly experiments: Readonly<Record<string, CompiledExperiment>>;
+  /** The program-wide control group (settings.globalHoldout), also listed in `experiments`. */
+  readonly globalHoldout: CompiledExperiment | null;
   readonly segments: Readonly<Record<string, Test>>;
   readonly settings: RulesDocument["settings"];
   /** Event types recorded as conversions: purchase and every experiment's goal. */
@@ -189,6 +191,22 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     };
   }
 
+  // The program-wide control group is bucketed, stored, counted and reported like an experiment
+  // with one arm ("personalized") and a holdout, under a reserved id.
+  const global = doc.settings.globalHoldout;
+  const globalHoldout: CompiledExperiment | null =
+    global && global.fraction > 0
+      ? {
+          id: GLOBAL_HOLDOUT,
+          seed: global.seed,
+          variants: [{ id: "personalized", weight: 1 }],
+          holdout: global.fraction,
+          goal: global.goal,
+          status: "running",
+        }
+      : null;
+  if (globalHoldout) experiments[GLOBAL_HOLDOUT] = globalHoldout;
+
   const byPlacement = new Map<string, CompiledExperience[]>();
   doc.experiences.forEach((x, index) => {
     const variants: Record<string, CompiledContent> = {};
@@ -268,6 +286,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     placements,
     placementOrder,
     experiments,
+    globalHoldout,
     segments,
     settings: doc.settings,
     eventHorizonMs,

@@ -18,7 +18,7 @@ export type {
   RulesDocument,
   RulesDocumentInput,
 } from "./schema.ts";
-export { MAJOR_VERSION, RulesDocumentSchema, rulesJsonSchema, SCHEMA_ID } from "./schema.ts";
+export { GLOBAL_HOLDOUT, MAJOR_VERSION, RulesDocumentSchema, rulesJsonSchema, SCHEMA_ID } from "./schema.ts";
 export { isSupportedSelector } from "./selector.ts";
 export type {
   ActivePointer,

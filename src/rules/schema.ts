@@ -190,6 +190,9 @@ export const ExperienceSchema = z.strictObject({
   channels: z.array(z.string()).optional().describe("limit to these channels"),
 });
 
+/** The experiment id under which the global holdout (settings.globalHoldout) is stored and reported. */
+export const GLOBAL_HOLDOUT = "global-holdout";
+
 export const ExperimentSchema = z.strictObject({
   description: z.string().optional(),
   seed: z.string().min(1).max(128).describe("hash seed, independent of the id"),
@@ -215,6 +218,20 @@ export const RulesDocumentSchema = z.strictObject({
       holdout: z.number().min(0).max(1).default(0),
       allowKnownMerge: z.boolean().default(false),
       traitMerge: z.record(z.string(), z.enum(["mostRecent", "oldest", "add", "firstNonEmpty"])).default({}),
+      globalHoldout: z
+        .strictObject({
+          fraction: z
+            .number()
+            .min(0)
+            .max(0.5)
+            .describe("share of visitors who get no personalization at all"),
+          seed: z.string().min(1).max(128).describe("hash seed, independent of everything else"),
+          goal: EventType.default("purchase").describe("the conversion the whole program is measured on"),
+        })
+        .optional()
+        .describe(
+          "a program-wide control group: these visitors see every placement's default, and GET /v1/experiments/global-holdout compares them with everyone else",
+        ),
     })
     .default({ holdout: 0, allowKnownMerge: false, traitMerge: {} }),
   dimensions: z

@@ -4,6 +4,7 @@ import { parseDuration } from "./duration.ts";
 import {
   type Condition,
   type Content,
+  GLOBAL_HOLDOUT,
   MAJOR_VERSION,
   type RulesDocument,
   RulesDocumentSchema,
@@ -158,6 +159,7 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
   }
 
   for (const [id, e] of Object.entries(doc.experiments)) {
+    if (id === GLOBAL_HOLDOUT) add(`experiments.${id}`, "this id is reserved for settings.globalHoldout");
     const total = e.variants.reduce((s, v) => s + v.weight, 0);
     if (Math.abs(total - 100) > 1e-9) add(`experiments.${id}.variants`, `weights sum to ${total}, not 100`);
     const seen = new Set<string>();
