@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
 import { canonicalForUser, signIdentityToken } from "../../src/state/visitor-id.ts";
-import { ADMIN, eid, idOf, newVisitor, SERVER, sendEvents, visit } from "./helpers.ts";
+import { ADMIN, eid, idOf, newVisitor, poisonScoring, SERVER, sendEvents, visit } from "./helpers.ts";
 
 type Accepted = {
   accepted: number;
@@ -424,16 +424,7 @@ describe("an event the visitor's object cannot apply", () => {
     const id = idOf(cookie);
     await runInDurableObject(env.VISITOR.get(env.VISITOR.idFromName(id)), async (instance: VisitorDO) => {
       // A defect every attempt meets: scoring throws on `search` events, in this object only.
-      type Scoring = { scoreEvent(e: { type: string }): unknown };
-      const poisoned = instance as unknown as { scoring: () => Promise<Scoring | null> };
-      const real = await poisoned.scoring.call(instance);
-      poisoned.scoring = async () => ({
-        ...real!,
-        scoreEvent: (e: { type: string }) => {
-          if (e.type === "search") throw new Error("scoring exploded");
-          return real!.scoreEvent(e);
-        },
-      });
+      await poisonScoring(instance, "search");
     });
     const batch = [
       { id: eid(), type: "product_view", props: { category: "running" } },

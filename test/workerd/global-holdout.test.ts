@@ -4,18 +4,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import bundledDocument from "../../rules/northstar.rules.json";
 import { resetRulesCache } from "../../src/edge/rules-loader.ts";
 import { handle } from "../../src/http/app.ts";
-import { ACTIVE_KEY, HISTORY_KEY, parseRules, publishRules, type RulesKv } from "../../src/rules/index.ts";
-import { ADMIN, BROWSER_UA, eid, visitorCookie } from "./helpers.ts";
-
-const kv: RulesKv = {
-  async get(key) {
-    return { ok: true, value: await env.RULES.get(key, "json") };
-  },
-  async put(key, value) {
-    await env.RULES.put(key, JSON.stringify(value));
-    return { ok: true };
-  },
-};
+import { ACTIVE_KEY, HISTORY_KEY, parseRules, publishRules } from "../../src/rules/index.ts";
+import { ADMIN, BROWSER_UA, eid, rulesKv, visitorCookie } from "./helpers.ts";
 
 async function page(cookie?: string) {
   const headers: Record<string, string> = { "user-agent": BROWSER_UA };
@@ -59,7 +49,7 @@ describe("a published global holdout", () => {
     const parsed = parseRules(doc);
     if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
     const now = new Date().toISOString();
-    const published = await publishRules(kv, parsed.rules, { generatedAt: now }, now);
+    const published = await publishRules(rulesKv, parsed.rules, { generatedAt: now }, now);
     expect(published.ok).toBe(true);
     resetRulesCache();
 

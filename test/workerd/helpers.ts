@@ -1,4 +1,6 @@
 import { env, exports } from "cloudflare:workers";
+import type { RulesKv } from "../../src/rules/index.ts";
+import type { VisitorDO } from "../../src/state/visitor-do.ts";
 
 export const BROWSER_UA =
   "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0 Safari/537.36";
@@ -45,4 +47,36 @@ export const eid = () => `evt-${Date.now()}-${++counter}`;
 
 export function idOf(cookie: string): string {
   return cookie.split("=")[1]!.split(".")[0]!;
+}
+
+/** RULES as the CLI's wrangler adapter presents it to the store functions, here over the binding itself. */
+export const rulesKv: RulesKv = {
+  async get(key) {
+    try {
+      return { ok: true, value: await env.RULES.get(key, "json") };
+    } catch (err) {
+      return { ok: false, error: String(err) };
+    }
+  },
+  async put(key, value) {
+    await env.RULES.put(key, JSON.stringify(value));
+    return { ok: true };
+  },
+};
+
+/**
+ * Injects a defect every attempt meets into one live visitor object: its scoring throws on events of
+ * `type` (run inside runInDurableObject).
+ */
+export async function poisonScoring(instance: VisitorDO, type: string): Promise<void> {
+  type Scoring = { scoreEvent(e: { type: string }): unknown };
+  const poisoned = instance as unknown as { scoring: () => Promise<Scoring | null> };
+  const real = await poisoned.scoring.call(instance);
+  poisoned.scoring = async () => ({
+    ...real!,
+    scoreEvent: (e: { type: string }) => {
+      if (e.type === type) throw new Error("scoring exploded");
+      return real!.scoreEvent(e);
+    },
+  });
 }

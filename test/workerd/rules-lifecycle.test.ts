@@ -12,11 +12,10 @@ import {
   parseRules,
   publishRules,
   type RulesDocument,
-  type RulesKv,
   rollbackRules,
   versionKey,
 } from "../../src/rules/index.ts";
-import { ADMIN, BROWSER_UA } from "./helpers.ts";
+import { ADMIN, BROWSER_UA, rulesKv } from "./helpers.ts";
 
 /**
  * The rules life cycle against the real RULES namespace: published with the store functions the
@@ -25,20 +24,7 @@ import { ADMIN, BROWSER_UA } from "./helpers.ts";
  * through its own refresh, which the clock (faked Date, nothing else) lets fall due.
  */
 
-/** RULES as the CLI's wrangler adapter presents it, here over the binding itself. */
-const kv: RulesKv = {
-  async get(key) {
-    try {
-      return { ok: true, value: await env.RULES.get(key, "json") };
-    } catch (err) {
-      return { ok: false, error: String(err) };
-    }
-  },
-  async put(key, value) {
-    await env.RULES.put(key, JSON.stringify(value));
-    return { ok: true };
-  },
-};
+const kv = rulesKv;
 
 function rulesDoc(version: string): RulesDocument {
   const parsed = parseRules({

@@ -13,6 +13,7 @@ import {
   VisitorDO,
   visitorObject,
 } from "../../src/state/visitor-do.ts";
+import { poisonScoring } from "./helpers.ts";
 
 const HOUR = 3600e3;
 const DAY = 24 * HOUR;
@@ -207,16 +208,7 @@ describe("VisitorDO ingest", () => {
     const batch = [ev(T0, "product_view"), ev(T0 + 1, "search"), ev(T0 + 2, "add_to_cart")];
     await runInDurableObject(rawStubOf(id), async (instance: VisitorDO, ctx) => {
       // A defect that every attempt meets: scoring throws on `search` events.
-      type Scoring = { scoreEvent(e: { type: string }): unknown };
-      const poisoned = instance as unknown as { scoring: () => Promise<Scoring | null> };
-      const real = await poisoned.scoring.call(instance);
-      poisoned.scoring = async () => ({
-        ...real!,
-        scoreEvent: (e: { type: string }) => {
-          if (e.type === "search") throw new Error("scoring exploded");
-          return real!.scoreEvent(e);
-        },
-      });
+      await poisonScoring(instance, "search");
       const result = await instance.ingest(id, batch, { now: T0 + 2 });
       expect(result).toMatchObject({ status: "stored", accepted: 2, duplicates: 0 });
       expect(result.status === "stored" && result.failed).toEqual([
