@@ -5,7 +5,6 @@ import type { RequestContext, VisitorEvent, VisitorState } from "../core/model.t
 import { BEACON_VERSION } from "../http/beacon.ts";
 import type { RewritePlan, WebChange, WebSlot } from "../http/rewrite.ts";
 import { GLOBAL_HOLDOUT } from "../rules/index.ts";
-import { resolveCanonical } from "../state/identity.ts";
 import { log } from "../state/log.ts";
 import { readTraits } from "../state/profiles.ts";
 import { visitorObject } from "../state/visitor-do.ts";
@@ -276,10 +275,12 @@ export async function startPersonalization(
             }),
           config.STORE_DEADLINE_MS,
         ),
-        // A visitor stitched to a person by a server keeps an anonymous cookie: the person's traits
-        // and consent are under the canonical id (an isolate-cached alias look-up, usually a miss).
+        // A visitor stitched to a person by a server keeps an anonymous cookie: its profile key then
+        // points at the person's, where their traits and consent are (a second read, that case only).
         withDeadline(async () => {
-          canonicalId = await resolveCanonical(env, visitorId);
+          const own = await readTraits(env, visitorId);
+          if (!own?.canonical || own.canonical === visitorId) return own;
+          canonicalId = own.canonical;
           return readTraits(env, canonicalId);
         }, config.STORE_DEADLINE_MS),
       ]);

@@ -45,6 +45,15 @@ async function linkAlias(env: Env, alias: string, canonical: string, extra: read
   if (next.length !== list.length || next.some((a, i) => list[i] !== a)) {
     writes.push(env.PROFILES.put(aliasesKey(canonical), JSON.stringify(next)));
   }
+  // The page path reads the cookie id's profile key in any case: a pointer there takes a browser
+  // still holding its anonymous cookie to the person's traits and consent without an alias read.
+  if (!isKnownId(alias)) {
+    const held = await readProfile(env, alias);
+    if (held?.canonical !== canonical)
+      writes.push(
+        writeProfile(env, alias, { traits: {}, consent: {}, updatedAt: new Date().toISOString(), canonical }),
+      );
+  }
   await Promise.all(writes);
   forgetAlias(alias);
 }

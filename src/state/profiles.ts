@@ -18,6 +18,12 @@ export interface StoredProfile {
   traits: Record<string, unknown>;
   consent: Record<string, boolean>;
   updatedAt: string;
+  /**
+   * On an anonymous visitor stitched to a person: the person's canonical id. The page path reads
+   * `profile:<cookie id>` anyway, so this pointer costs a second read only for the browsers a server
+   * stitched (their cookie is still anonymous), and none for everyone else.
+   */
+  canonical?: string;
 }
 
 export const profileKey = (id: string) => `profile:${id}`;
@@ -42,7 +48,7 @@ export async function isSuppressed(env: Env, ...ids: string[]): Promise<boolean>
   return found.some((v) => v !== null);
 }
 
-export type TraitsRead = { traits: Traits; consent: Consent } | null;
+export type TraitsRead = { traits: Traits; consent: Consent; canonical?: string } | null;
 
 /**
  * Traits already read by this isolate, misses included: KV is eventually consistent (≈60 s) anyway,
@@ -64,7 +70,13 @@ export async function readTraits(env: Env, canonicalId: string, deadlineMs?: num
   if (cached !== undefined) return cached;
   const read = env.PROFILES.get<StoredProfile>(profileKey(canonicalId), { type: "json", cacheTtl: 60 }).then(
     (stored) => {
-      const value = stored ? { traits: stored.traits ?? {}, consent: stored.consent ?? {} } : null;
+      const value = stored
+        ? {
+            traits: stored.traits ?? {},
+            consent: stored.consent ?? {},
+            ...(typeof stored.canonical === "string" ? { canonical: stored.canonical } : {}),
+          }
+        : null;
       traitsCache.set(canonicalId, value, Date.now());
       return value;
     },

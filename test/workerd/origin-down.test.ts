@@ -8,7 +8,7 @@ describe("origin unreachable", () => {
   it("gives the visitor a clear 502 page, not a stack trace", async () => {
     const { config } = readConfig(env);
     const broken: Fetcher = {
-      fetch: () => Promise.reject(new Error("connect ECONNREFUSED 10.0.0.1:443 at internal/stack.js")),
+      fetch: () => Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:1 at internal/stack.js")),
       connect: () => {
         throw new Error("unused");
       },

@@ -150,17 +150,24 @@ describe("a visitor stitched to a person by a server", () => {
 describe("crawlers", () => {
   const CRAWLER = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
-  async function exposuresOfHeroTest(): Promise<number> {
-    const res = await visit("/_ns/v1/experiments/hero-test", { headers: ADMIN });
-    const body = (await res.json()) as { report: { arms: Array<{ exposures: number }> } };
-    return body.report.arms.reduce((sum, arm) => sum + arm.exposures, 0);
-  }
-
-  async function home(userAgent: string): Promise<string> {
+  /** The page for a user agent, with every exposure the worker hands to an experiment recorded. */
+  async function home(userAgent: string, exposed: string[]): Promise<string> {
+    const experiments = {
+      idFromName: (name: string) => env.EXPERIMENTS.idFromName(name),
+      get: (id: DurableObjectId) => {
+        const real = env.EXPERIMENTS.get(id);
+        return {
+          expose: (rows: Array<{ variant: string }>) => {
+            for (const row of rows) exposed.push(row.variant);
+            return real.expose(rows as never);
+          },
+        };
+      },
+    };
     const ctx = createExecutionContext();
     const res = await handle(
       new Request("https://shop.test/", { headers: { "user-agent": userAgent } }),
-      env,
+      { ...env, EXPERIMENTS: experiments } as unknown as typeof env,
       ctx,
     );
     const body = await res.text();
@@ -169,14 +176,83 @@ describe("crawlers", () => {
   }
 
   it("see the A/B test like anyone, but never count in its statistics", async () => {
-    const before = await exposuresOfHeroTest();
+    const exposed: string[] = [];
     for (let i = 0; i < 5; i++) {
       // Same content as a new visitor: one arm of the hero test or the site's own hero.
-      expect(await home(CRAWLER)).toMatch(/Gear for every trail|Go further this weekend|Default hero/);
+      expect(await home(CRAWLER, exposed)).toMatch(
+        /Gear for every trail|Go further this weekend|Default hero/,
+      );
     }
-    expect(await exposuresOfHeroTest()).toBe(before);
-    // A person's first visit does count: the statistics are live, the crawlers were left out.
-    await home(BROWSER_UA);
-    expect(await exposuresOfHeroTest()).toBe(before + 1);
+    expect(exposed).toEqual([]);
+    // A person's first visit does count, in whichever arm (holdout included).
+    await home(BROWSER_UA, exposed);
+    expect(exposed).toHaveLength(1);
+    expect(["control", "bold", "holdout"]).toContain(exposed[0]);
+  });
+});
+
+describe("preview continues with its cookie alone", () => {
+  it("after opening the signed link, the next pages of that browser are previewed; another browser's are not", async () => {
+    const minted = await visit("/_ns/v1/preview", {
+      method: "POST",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ path: "/", forced: { "home-hero": { experience: "hero-hiker" } } }),
+    });
+    const { url } = (await minted.json()) as { url: string };
+    const opened = await visit(new URL(url).pathname + new URL(url).search);
+    await opened.arrayBuffer();
+    const previewCookie = opened.headers
+      .getSetCookie()
+      .find((c) => c.startsWith("ns_preview="))!
+      .split(";")[0]!;
+    const next = await (await visit("/", { cookie: previewCookie })).text();
+    expect(next).toContain("The trail is calling");
+    expect(next).toContain('id="ns-preview"');
+    const someoneElse = await (await visit("/")).text();
+    expect(someoneElse).not.toContain('id="ns-preview"');
+  });
+});
+
+describe("cookie options", () => {
+  it("COOKIE_NAME and COOKIE_DOMAIN name and scope the visitor cookie (no __Host- prefix with a domain)", async () => {
+    const ctx = createExecutionContext();
+    const res = await handle(
+      new Request("https://shop.test/", { headers: { "user-agent": BROWSER_UA } }),
+      {
+        ...env,
+        COOKIE_NAME: "shopper",
+        COOKIE_DOMAIN: "shop.test",
+        COOKIE_SECURE: "true",
+      } as unknown as typeof env,
+      ctx,
+    );
+    await res.arrayBuffer();
+    await waitOnExecutionContext(ctx);
+    const cookie = res.headers.getSetCookie().find((c) => c.startsWith("shopper="))!;
+    expect(cookie).toContain("Domain=shop.test");
+    expect(cookie).toContain("Secure");
+    expect(res.headers.getSetCookie().some((c) => c.includes("ns_vid") || c.startsWith("__Host-"))).toBe(
+      false,
+    );
+  });
+});
+
+describe("the hot path's KV reads", () => {
+  it("a returning visitor's page reads KV once, then the isolate's copy (a miss included)", async () => {
+    const cookie = await newVisitor();
+    let reads = 0;
+    const counted = {
+      get: (...args: Parameters<typeof env.PROFILES.get>) => {
+        reads++;
+        return (env.PROFILES.get as (...a: unknown[]) => unknown)(...args);
+      },
+    };
+    const testEnv = originAfterObject({ PROFILES: counted });
+    await page("/", cookie, testEnv);
+    // One read on the critical path (the budget: at most one KV read, none once cached).
+    expect(reads).toBe(1);
+    await page("/", cookie, testEnv);
+    await page("/running", cookie, testEnv);
+    expect(reads).toBe(1);
   });
 });

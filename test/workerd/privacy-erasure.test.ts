@@ -291,7 +291,10 @@ describe("experiment rows across login and erasure", () => {
       body: JSON.stringify({ anonymousId: anon, userId: user }),
     });
     expect((await exported(`user:${user}`)).body.traits).toEqual({ tier: "silver" });
-    expect(await env.PROFILES.get(`profile:${anon}`)).toBeNull();
+    // What stays under the anonymous id is only the way to the person: no traits, no consent.
+    const left = (await env.PROFILES.get(`profile:${anon}`, "json")) as Record<string, unknown> | null;
+    expect(left).toMatchObject({ traits: {}, consent: {} });
+    expect(left?.canonical).toBe(await canonicalForUser(user));
   });
 });
 
