@@ -1,8 +1,9 @@
 /**
- * `npm run bench` runs every benchmark; `npm run bench -- decide` (or rules, leaves, state, proxy, breakdown) runs one.
+ * `npm run bench` runs every benchmark; `npm run bench -- decide` (or bundle, rules, leaves, state, proxy, breakdown) runs one.
  * Benchmarks measure; tests never assert timings. Run on a quiet machine and read medians.
  */
 const benches: Record<string, () => Promise<{ run(): Promise<string[]> }>> = {
+  bundle: () => import("./bundle.bench.ts"),
   decide: () => import("./decide.bench.ts"),
   rules: () => import("./rules.bench.ts"),
   leaves: () => import("./leaves.bench.ts"),

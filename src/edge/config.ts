@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * The worker's configuration, parsed once per isolate from `env` (vars + secrets).

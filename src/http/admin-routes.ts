@@ -1,5 +1,5 @@
 import type { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import { analyzeExperiment } from "../core/stats.ts";
 import { readConfig } from "../edge/config.ts";
 import type { Env } from "../edge/env.ts";

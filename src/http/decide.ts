@@ -1,5 +1,5 @@
 import type { Context, Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import { effectiveConsent } from "../core/consent.ts";
 import { decide } from "../core/decide.ts";
 import type { RequestContext, VisitorEvent } from "../core/model.ts";

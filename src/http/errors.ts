@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import type * as z from "zod";
 
 /** The one shape of every error Northstar answers with: a code a program can switch on, and details. */
 export interface ErrorBody {

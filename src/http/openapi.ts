@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * The OpenAPI 3.1 document, generated from the same zod schemas the routes validate with, so the

@@ -1,5 +1,5 @@
 import type { Context, Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import type { Env } from "../edge/env.ts";
 import { activeRules } from "../edge/rules-loader.ts";
 import { canonicalFromParam, forgetAlias } from "../state/identity.ts";

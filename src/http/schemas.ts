@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { LOSS_REASONS, REASONS } from "../core/decide.ts";
 
 /** The API's request and response shapes: validated by the routes, described by /_ns/openapi.json. */

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { type DecisionInput, decide } from "../core/decide.ts";
 import type { RequestContext, VisitorEvent } from "../core/model.ts";
 import { applyEvent, emptyState } from "../core/visitor-state.ts";

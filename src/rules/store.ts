@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { type CompiledRules, compileRules } from "./compile.ts";
 import type { RulesDocument } from "./schema.ts";
 import { hashRules, parseRules, type RulesProblem } from "./validate.ts";
