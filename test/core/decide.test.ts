@@ -105,18 +105,18 @@ describe("decisions a marketer recognises", () => {
   });
 
   it("a visitor whose clicks come from SMS gets SMS as the preferred channel, and an hour to send", () => {
+    // Twenty emails sent, two opened (13:00 UTC), none clicked; four texts sent, three clicked (09:00).
     const events = [
-      ...[1, 2, 3, 4].map((d) => event("email_open", d * DAY + HOUR, {}, "email")),
-      ...[1, 2, 3].map((d) => event("sms_click", d * DAY, {}, "sms")),
+      ...Array.from({ length: 20 }, (_, d) => event("email_send", (d + 1) * DAY, {}, "email")),
+      ...[1, 2].map((d) => event("email_open", d * DAY - HOUR, {}, "email")),
+      ...[1, 2, 3, 4].map((d) => event("sms_send", d * DAY + 4 * HOUR, {}, "sms")),
+      ...[1, 2, 3].map((d) => event("sms_click", d * DAY + 3 * HOUR, {}, "sms")),
     ];
     const state = stateOf(events, rules);
-    state.engagement = {
-      email: { sends: 20, opens: 4, clicks: 0, lastAt: NOW - DAY },
-      sms: { sends: 4, opens: 0, clicks: 3, lastAt: NOW - DAY },
-    };
     const r = run({ state, context: context({ channel: "sms" }), placements: ["email-hero"] });
     expect(r.outbound?.channel).toBe("sms");
-    expect(r.outbound?.hour).not.toBeNull();
+    // NOW is 12:00 UTC: most engagement came at 09:00, the hour to send the next one.
+    expect(r.outbound?.hour).toBe(9);
     expect(run({ state, placements: [] }).outbound).toBeNull();
   });
 
