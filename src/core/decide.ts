@@ -154,7 +154,8 @@ function normalizeState(s: VisitorState | null): VisitorState | null {
           isObject(e[1]) &&
           typeof e[1].sends === "number" &&
           typeof e[1].opens === "number" &&
-          typeof e[1].clicks === "number",
+          typeof e[1].clicks === "number" &&
+          (e[1].hours === undefined || Array.isArray(e[1].hours)),
       ),
     ),
     engagementHours: Array.isArray(s.engagementHours)
@@ -494,12 +495,17 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
   const segments: string[] = [];
   for (const [id, test] of Object.entries(rules.segments)) if (test(scope)) segments.push(id);
 
-  const outbound = OUTBOUND.has(context.channel)
-    ? {
-        channel: state ? preferredChannel(state.engagement).channel : null,
-        hour: state ? bestHour(state.engagementHours) : null,
-      }
-    : null;
+  // Which channel and when: the channel with the best engagement rate, and the hour this person
+  // engages on that channel (all channels' hours until that one has enough of its own).
+  let outbound: DecisionResult["outbound"] = null;
+  if (OUTBOUND.has(context.channel)) {
+    const channel = state ? preferredChannel(state.engagement).channel : null;
+    const hours = channel && state ? own(state.engagement, channel)?.hours : undefined;
+    outbound = {
+      channel,
+      hour: state ? ((hours ? bestHour(hours) : null) ?? bestHour(state.engagementHours)) : null,
+    };
+  }
 
   return {
     decisions,

@@ -41,6 +41,8 @@ export interface ChannelEngagement {
   readonly opens: number;
   readonly clicks: number;
   readonly lastAt: Millis | null;
+  /** 24 counters of this channel's opens and clicks by hour of day (absent in state stored before it existed). */
+  readonly hours?: readonly number[];
 }
 
 /**

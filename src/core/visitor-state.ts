@@ -169,20 +169,23 @@ export function applyEvent(
   }
 
   const m = ENGAGEMENT.exec(e.type);
+  const engaged = m ? m[2] === "open" || m[2] === "click" : e.type === "page_view";
+  const hour = engaged ? hourOf(e.ts, e.props.tz) : 0;
   if (m) {
     const channel = m[1]!;
     const prev = own(s.engagement, channel) ?? { sends: 0, opens: 0, clicks: 0, lastAt: null };
     const kind = m[2]!;
+    const hours = prev.hours?.length === 24 ? [...prev.hours] : new Array<number>(24).fill(0);
+    if (engaged) hours[hour]! += 1;
     s.engagement[channel] = {
       sends: prev.sends + (kind === "send" || kind === "sent" || kind === "delivered" ? 1 : 0),
       opens: prev.opens + (kind === "open" ? 1 : 0),
       clicks: prev.clicks + (kind === "click" ? 1 : 0),
-      lastAt: kind === "open" || kind === "click" ? Math.max(prev.lastAt ?? 0, e.ts) : prev.lastAt,
+      lastAt: engaged ? Math.max(prev.lastAt ?? 0, e.ts) : prev.lastAt,
+      hours,
     };
   }
-  if (m ? m[2] === "open" || m[2] === "click" : e.type === "page_view") {
-    s.engagementHours[hourOf(e.ts, e.props.tz)]! += 1;
-  }
+  if (engaged) s.engagementHours[hour]! += 1;
 }
 
 /** Keeps storage bounded: recent events by count and age, counters by age, exposures by count. */

@@ -76,6 +76,7 @@ export function mergeVisitorState(
       opens: t.opens + e.opens,
       clicks: t.clicks + e.clicks,
       lastAt: t.lastAt === null ? e.lastAt : e.lastAt === null ? t.lastAt : Math.max(t.lastAt, e.lastAt),
+      hours: Array.from({ length: 24 }, (_, h) => (t.hours?.[h] ?? 0) + (e.hours?.[h] ?? 0)),
     };
   }
   target.engagementHours = target.engagementHours.map((n, h) => n + (source.engagementHours[h] ?? 0));

@@ -105,17 +105,18 @@ describe("decisions a marketer recognises", () => {
   });
 
   it("a visitor whose clicks come from SMS gets SMS as the preferred channel, and an hour to send", () => {
-    // Twenty emails sent, two opened (13:00 UTC), none clicked; four texts sent, three clicked (09:00).
+    // Twenty emails sent, four opened (13:00 UTC), none clicked; four texts sent, three clicked (09:00).
     const events = [
       ...Array.from({ length: 20 }, (_, d) => event("email_send", (d + 1) * DAY, {}, "email")),
-      ...[1, 2].map((d) => event("email_open", d * DAY - HOUR, {}, "email")),
+      ...[1, 2, 3, 4].map((d) => event("email_open", d * DAY - HOUR, {}, "email")),
       ...[1, 2, 3, 4].map((d) => event("sms_send", d * DAY + 4 * HOUR, {}, "sms")),
       ...[1, 2, 3].map((d) => event("sms_click", d * DAY + 3 * HOUR, {}, "sms")),
     ];
     const state = stateOf(events, rules);
     const r = run({ state, context: context({ channel: "sms" }), placements: ["email-hero"] });
     expect(r.outbound?.channel).toBe("sms");
-    // NOW is 12:00 UTC: most engagement came at 09:00, the hour to send the next one.
+    // NOW is 12:00 UTC. Overall they engage most at 13:00 (email opens), but texts get clicked at
+    // 09:00: the hour to send the next text is the text channel's own.
     expect(r.outbound?.hour).toBe(9);
     expect(run({ state, placements: [] }).outbound).toBeNull();
   });

@@ -94,6 +94,22 @@ describe("state maps keyed by names from outside", () => {
   });
 });
 
+describe("per-channel engagement hours", () => {
+  it("count each channel's opens and clicks by hour, and add up when two visitors merge", () => {
+    const phone = emptyState("anon");
+    applyEvent(phone, event("sms_click", DAY + 3 * HOUR, {}, "sms"), null); // 09:00 UTC
+    applyEvent(phone, event("sms_send", DAY + 4 * HOUR, {}, "sms"), null); // a send is not engagement
+    const person = emptyState("u_1");
+    applyEvent(person, event("sms_click", 2 * DAY + 3 * HOUR, {}, "sms"), null);
+    applyEvent(person, event("email_open", DAY - HOUR, {}, "email")); // 13:00 UTC
+    mergeVisitorState(person, phone, phone.events, [], NOW, {});
+    expect(own(person.engagement, "sms")?.hours?.[9]).toBe(2);
+    expect(own(person.engagement, "sms")?.hours?.reduce((a, b) => a + b, 0)).toBe(2);
+    expect(own(person.engagement, "email")?.hours?.[13]).toBe(1);
+    expect(person.engagementHours[9]).toBe(2);
+  });
+});
+
 describe("trait merge strategies when two profiles are stitched", () => {
   it("mostRecent, oldest, add, firstNonEmpty, and no prototype keys", () => {
     const known = { firstName: "", tier: "silver", orders: 3, city: "Lyon", since: "2020" };

@@ -85,7 +85,16 @@ describe("VisitorDO ingest", () => {
       { now: T0 + 2 * HOUR },
     );
     const state = await stub.snapshot({ now: T0 + 2 * HOUR });
-    expect(state.engagement.email).toEqual({ sends: 1, opens: 1, clicks: 1, lastAt: T0 + 2 * HOUR });
+    const emailHours = new Array<number>(24).fill(0);
+    emailHours[5] = 1; // the open, 05:01 in New York
+    emailHours[12] = 1; // the click, 12:00 UTC
+    expect(state.engagement.email).toEqual({
+      sends: 1,
+      opens: 1,
+      clicks: 1,
+      lastAt: T0 + 2 * HOUR,
+      hours: emailHours,
+    });
     expect(state.engagement.sms).toMatchObject({ sends: 1, opens: 0, clicks: 0 });
     expect(state.engagementHours[5]).toBe(1); // 10:01 UTC is 05:01 in New York in January
     expect(state.engagementHours[12]).toBe(1); // the click, in UTC
