@@ -11,7 +11,7 @@
  *   northstar-nochange  Northstar on a URL with no placement and auto-injection off (the pass-through path)
  *
  * Run: `npm run bench -- proxy` (or `node bench/proxy.bench.ts`). Environment: BENCH_SECONDS (per
- * slice, default 4), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 10).
+ * slice, default 4), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 10), BENCH_VISITORS (default 20).
  */
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -26,6 +26,7 @@ import { COMPAT, median, ROOT, startNorthstar } from "./workerd.ts";
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const VISITORS = Number(process.env.BENCH_VISITORS ?? 20);
 
 function bigPage(): string {
   try {
