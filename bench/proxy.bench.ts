@@ -112,9 +112,10 @@ async function northstarTarget(
     const published = await publishRules(kv, parsed.rules, { generatedAt: now }, now);
     if (!published.ok) throw new Error(`bench rules not published: ${published.message}`);
   }
-  // Twenty returning visitors: the load spreads over their cookies, as real traffic spreads over people.
+  // Returning visitors (BENCH_VISITORS, default 20): the load spreads over their cookies, as real
+  // traffic spreads over people.
   const cookies: string[] = [];
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < VISITORS; i++) {
     const res = await fetch(`${url}${path}`, { headers: { "user-agent": BROWSER_UA } });
     await res.arrayBuffer();
     const set = res.headers.getSetCookie().find((c) => c.includes("ns_vid"));

@@ -101,7 +101,7 @@ describe("per-channel engagement hours", () => {
     applyEvent(phone, event("sms_send", DAY + 4 * HOUR, {}, "sms"), null); // a send is not engagement
     const person = emptyState("u_1");
     applyEvent(person, event("sms_click", 2 * DAY + 3 * HOUR, {}, "sms"), null);
-    applyEvent(person, event("email_open", DAY - HOUR, {}, "email")); // 13:00 UTC
+    applyEvent(person, event("email_open", DAY - HOUR, {}, "email"), null); // 13:00 UTC
     mergeVisitorState(person, phone, phone.events, [], NOW, {});
     expect(own(person.engagement, "sms")?.hours?.[9]).toBe(2);
     expect(own(person.engagement, "sms")?.hours?.reduce((a, b) => a + b, 0)).toBe(2);
