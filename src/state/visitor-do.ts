@@ -348,12 +348,18 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     return { status: "stored", accepted, duplicates, failed, conversions };
   }
 
-  /** Writes a new event; false when its id was seen before (idempotency). */
-  private storeEvent(e: VisitorEvent): boolean {
-    const fresh = this.sql
-      .exec("INSERT INTO seen (id, ts) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id", e.id, e.ts)
-      .toArray();
-    if (fresh.length === 0) return false;
+  /**
+   * Writes a new event; false when its id was seen before (idempotency). The page views the proxy
+   * records carry ids it just made (`pv:<uuid>`), never sent twice: they skip the idempotency row,
+   * one write fewer on the most frequent event.
+   */
+  private storeEvent(e: VisitorEvent, remember = true): boolean {
+    if (remember) {
+      const fresh = this.sql
+        .exec("INSERT INTO seen (id, ts) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id", e.id, e.ts)
+        .toArray();
+      if (fresh.length === 0) return false;
+    }
     this.sql.exec(
       "INSERT OR REPLACE INTO event (id, ts, type, channel, props) VALUES (?, ?, ?, ?, ?)",
       e.id,
@@ -450,7 +456,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.pendingViews = [];
     if (this.erased || views.length === 0) return;
     let stored = 0;
-    for (const v of views) if (this.storeEvent(v)) stored++;
+    for (const v of views) if (this.storeEvent(v, false)) stored++;
     if (stored > 0) this.persistAfterApply(Date.now());
   }
 
