@@ -11,15 +11,37 @@ export type Timed<T> =
       readonly ms: number;
     };
 
-export async function withDeadline<T>(work: Promise<T> | (() => Promise<T>), ms: number): Promise<Timed<T>> {
-  const started = performance.now();
+/**
+ * One timer that several store calls can share: a page's reads (the visitor's object, traits) run
+ * side by side under the same deadline, so one timer serves them all. `cancel` when they are done.
+ */
+export interface Deadline {
+  readonly passed: Promise<"timeout">;
+  cancel(): void;
+}
+
+export function deadlineIn(ms: number): Deadline {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((resolve) => {
+  const passed = new Promise<"timeout">((resolve) => {
     timer = setTimeout(() => resolve("timeout"), ms);
   });
+  return {
+    passed,
+    cancel: () => {
+      if (timer !== undefined) clearTimeout(timer);
+    },
+  };
+}
+
+export async function withDeadline<T>(
+  work: Promise<T> | (() => Promise<T>),
+  limit: number | Deadline,
+): Promise<Timed<T>> {
+  const started = performance.now();
+  const deadline = typeof limit === "number" ? deadlineIn(limit) : limit;
   try {
     const promise = typeof work === "function" ? work() : work;
-    const winner = await Promise.race([promise, timeout]);
+    const winner = await Promise.race([promise, deadline.passed]);
     const elapsed = performance.now() - started;
     if (winner === "timeout") return { ok: false, reason: "timeout", ms: elapsed };
     return { ok: true, value: winner as T, ms: elapsed };
@@ -31,6 +53,6 @@ export async function withDeadline<T>(work: Promise<T> | (() => Promise<T>), ms:
       ms: performance.now() - started,
     };
   } finally {
-    if (timer !== undefined) clearTimeout(timer);
+    if (typeof limit === "number") deadline.cancel();
   }
 }

@@ -16,7 +16,7 @@ import {
 } from "../state/visitor-id.ts";
 import type { Config } from "./config.ts";
 import { isBot, webContext } from "./context.ts";
-import { withDeadline } from "./deadline.ts";
+import { deadlineIn, withDeadline } from "./deadline.ts";
 import type { Env } from "./env.ts";
 import { PREVIEW_COOKIE, PREVIEW_PARAM, type Preview, verifyPreview } from "./preview.ts";
 import { activeRules, servingFallback } from "./rules-loader.ts";
@@ -263,6 +263,7 @@ export async function startPersonalization(
     const profiled = returning && !bot && placements.length > 0;
     let canonicalId = visitorId;
     if (profiled) {
+      const storeDeadline = deadlineIn(config.STORE_DEADLINE_MS);
       const [stateRead, traitsRead] = await Promise.all([
         withDeadline(
           () =>
@@ -273,7 +274,7 @@ export async function startPersonalization(
               eventsSince: now - rules!.compiled.eventHorizonMs,
               consentMode: config.CONSENT_MODE,
             }),
-          config.STORE_DEADLINE_MS,
+          storeDeadline,
         ),
         // A visitor stitched to a person by a server keeps an anonymous cookie: its profile key then
         // points at the person's, where their traits and consent are (a second read, that case only).
@@ -282,8 +283,9 @@ export async function startPersonalization(
           if (!own?.canonical || own.canonical === visitorId) return own;
           canonicalId = own.canonical;
           return readTraits(env, canonicalId);
-        }, config.STORE_DEADLINE_MS),
+        }, storeDeadline),
       ]);
+      storeDeadline.cancel();
       timings.do = stateRead.ms;
       timings.kv = traitsRead.ms;
       if (stateRead.ok) state = stateRead.value;

@@ -5,7 +5,7 @@ import { decide } from "../core/decide.ts";
 import type { RequestContext, VisitorEvent } from "../core/model.ts";
 import { readConfig } from "../edge/config.ts";
 import { isBot } from "../edge/context.ts";
-import { withDeadline } from "../edge/deadline.ts";
+import { deadlineIn, withDeadline } from "../edge/deadline.ts";
 import type { Env } from "../edge/env.ts";
 import { decisionRecorder } from "../edge/personalize.ts";
 import { activeRules, servingFallback } from "../edge/rules-loader.ts";
@@ -175,10 +175,12 @@ async function decideFor(
     });
   }
 
+  const reads = deadlineIn(deadline);
   const [stateRead, traitsRead] = await Promise.all([
-    withDeadline(() => stub.snapshot({ now, eventsSince: now - rules.compiled.eventHorizonMs }), deadline),
-    withDeadline(() => readTraits(c.env, visitorId), deadline),
+    withDeadline(() => stub.snapshot({ now, eventsSince: now - rules.compiled.eventHorizonMs }), reads),
+    withDeadline(() => readTraits(c.env, visitorId), reads),
   ]);
+  reads.cancel();
   if (!stateRead.ok) failOpen.add(`do-${stateRead.reason}`);
   if (!traitsRead.ok) failOpen.add(`kv-${traitsRead.reason}`);
   // Consent lives with the traits. Unread, it is unknown: decide as for someone who said no
