@@ -3,8 +3,8 @@ import { type DecisionResult, decide } from "../core/decide.ts";
 import { escapeHtml, jsonForInlineScript } from "../core/escape.ts";
 import type { RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
 import { BEACON_VERSION } from "../http/beacon.ts";
-import type { RewritePlan, WebChange, WebSlot } from "../http/rewrite.ts";
-import { GLOBAL_HOLDOUT } from "../rules/index.ts";
+import type { RewritePlan, WebChange } from "../http/rewrite.ts";
+import { GLOBAL_HOLDOUT, type PageSlot, type PageSlots } from "../rules/index.ts";
 import { log } from "../state/log.ts";
 import { readTraits } from "../state/profiles.ts";
 import { visitorObject } from "../state/visitor-do.ts";
@@ -40,6 +40,8 @@ export interface PagePersonalization {
   /** Background work (page view, exposures, assignments) for ctx.waitUntil. */
   readonly record: (() => Promise<unknown>) | null;
 }
+
+const NO_SLOTS: PageSlots = { placements: [], slots: [], mayRedirect: false };
 
 /** Serve the origin's page as it is (also what a failure falls back to). */
 export const NOTHING: PagePersonalization = {
@@ -149,7 +151,7 @@ async function recordExperimentExposures(
  */
 export interface PageHead {
   /** The slots the URL's placements rewrite; a deferred handler waits for the decision at each. */
-  readonly slots: readonly WebSlot[];
+  readonly slots: readonly PageSlot[];
   /** A redirect or a preview panel depends on the decision: the response must wait for it. */
   readonly waitForDecision: boolean;
   readonly setCookies: readonly string[];
@@ -192,7 +194,8 @@ export async function startPersonalization(
   if (!rules) failOpen.push("rules");
   else if (servingFallback(rules)) failOpen.push("rules-bundled");
 
-  const placements = rules ? rules.compiled.placementsForPath(url.pathname) : [];
+  const page = rules?.compiled.pageForPath(url.pathname) ?? NO_SLOTS;
+  const placements = page.placements;
   const preview = await readPreview(request, url, config, now);
   if (placements.length === 0 && !config.BEACON_AUTO_INJECT && !preview) {
     const nothing: PagePersonalization = { ...NOTHING, rulesVersion: rules?.version ?? null, failOpen };
@@ -239,18 +242,10 @@ export async function startPersonalization(
         }
       : undefined;
 
-  const slots: WebSlot[] = [];
-  let mayRedirect = false;
-  for (const id of placements) {
-    const placement = rules!.compiled.placements[id]!;
-    if (placement.action === "redirect") mayRedirect = true;
-    else if (placement.selector)
-      slots.push({ selector: placement.selector, action: placement.action, attribute: placement.attribute });
-  }
   const beacon = injectBeacon ? beaconTag(config, pageView === undefined) : "";
   const head: PageHead = {
-    slots,
-    waitForDecision: mayRedirect || preview !== null,
+    slots: page.slots,
+    waitForDecision: page.mayRedirect || preview !== null,
     setCookies,
     rulesVersion: rules?.version ?? null,
     bodyEnd: beacon,

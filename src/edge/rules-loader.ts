@@ -137,24 +137,13 @@ export async function activeRules(
   }
   // A cold isolate waits for KV no longer than the caller's store deadline: past it, the bundled
   // rules serve this request and the load finishes in the background for the next one.
-  if (!active && refreshing) await settledWithin(refreshing, coldWaitMs);
+  if (!active && refreshing) await withDeadline(refreshing, coldWaitMs);
   return active ?? (await loadBundled());
 }
 
 /** True when the bundled rules serve because KV has not answered (yet) or failed, not because nothing was published. */
 export function servingFallback(rules: LoadedRules | null): boolean {
   return rules?.source === "bundled" && (refreshing !== null || lastError !== null);
-}
-
-async function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    work,
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]);
-  if (timer !== undefined) clearTimeout(timer);
 }
 
 /** What is serving now: the KV version, or the bundled one when KV has given nothing yet. */

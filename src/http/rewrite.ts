@@ -4,6 +4,7 @@
  * values prepared before the stream starts.
  */
 
+import type { PageSlot } from "../rules/index.ts";
 import { log } from "../state/log.ts";
 
 export type WebAction =
@@ -22,13 +23,6 @@ export interface WebChange {
   /** Fragment HTML (already rendered and escaped where it interpolates data), or the attribute value. */
   readonly html: string;
   readonly attribute?: string | undefined;
-}
-
-/** Where a placement rewrites, known from the rules before any decision is made. */
-export interface WebSlot {
-  readonly selector: string;
-  readonly action: WebAction;
-  readonly attribute: string | null;
 }
 
 const html = { html: true } as const;
@@ -107,7 +101,7 @@ export function buildRewriter(plan: RewritePlan): HTMLRewriter {
  * waiting for its own change, so the bytes before the first slot stream at once.
  */
 export function buildDeferredRewriter(
-  slots: readonly WebSlot[],
+  slots: readonly PageSlot[],
   changes: Promise<readonly WebChange[]>,
   bodyEnd: string,
 ): HTMLRewriter {

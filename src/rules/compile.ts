@@ -85,6 +85,23 @@ export interface CompiledRules {
   readonly eventHorizonMs: number;
   /** Web placements that apply to a path, in declaration order. */
   placementsForPath(path: string): readonly string[];
+  /** What a page at `path` rewrites, derived once per path and rules version (cached with it). */
+  pageForPath(path: string): PageSlots;
+}
+
+/** Where a placement rewrites a page, known from the rules alone. */
+export interface PageSlot {
+  readonly selector: string;
+  readonly action: Exclude<CompiledPlacement["action"], "redirect">;
+  readonly attribute: string | null;
+}
+
+export interface PageSlots {
+  readonly placements: readonly string[];
+  /** The rewriting placements' slots (redirects have none). */
+  readonly slots: readonly PageSlot[];
+  /** A redirect placement applies: the response must wait for the decision. */
+  readonly mayRedirect: boolean;
 }
 
 function compileContent(content: Content | null | undefined): CompiledContent | null {
@@ -277,7 +294,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     });
   }
 
-  const pathCache = new Map<string, readonly string[]>();
+  const pathCache = new Map<string, PageSlots>();
   return {
     version: doc.version,
     hash,
@@ -318,12 +335,23 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
       return out;
     },
     placementsForPath(path) {
+      return this.pageForPath(path).placements;
+    },
+    pageForPath(path) {
       let hit = pathCache.get(path);
       if (!hit) {
-        hit = placementOrder.filter((id) => {
+        const ids = placementOrder.filter((id) => {
           const p = placements[id]!;
           return p.selector !== null && p.matchesPath(path);
         });
+        const slots: PageSlot[] = [];
+        let mayRedirect = false;
+        for (const id of ids) {
+          const { selector, action, attribute } = placements[id]!;
+          if (action === "redirect") mayRedirect = true;
+          else if (selector) slots.push({ selector, action, attribute });
+        }
+        hit = { placements: ids, slots, mayRedirect };
         // Bounded: a crawler walking a million URLs must not grow the isolate's memory.
         if (pathCache.size < 2000) pathCache.set(path, hit);
       }

@@ -5,6 +5,8 @@ export type {
   CompiledExperiment,
   CompiledPlacement,
   CompiledRules,
+  PageSlot,
+  PageSlots,
 } from "./compile.ts";
 export { compileRules, pageMatcher } from "./compile.ts";
 export type { EvalScope, Test, Trace } from "./conditions.ts";
