@@ -13,14 +13,20 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
-import { COMPAT, median, ROOT, startNorthstar } from "./workerd.ts";
+import {
+  BROWSER_UA,
+  COMPAT,
+  loadSlice,
+  median,
+  ONE_SELECTOR_REWRITER,
+  ROOT,
+  returningVisitors,
+  startNorthstar,
+} from "./workerd.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
-const BROWSER_UA =
-  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0 Safari/537.36";
 const CRAWLER_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 interface Variant {
@@ -38,13 +44,7 @@ async function northstar(
   crawler = false,
 ): Promise<Variant> {
   const { mf, url } = await startNorthstar(origin, vars);
-  const cookies: string[] = [];
-  for (let i = 0; i < 20 && !crawler; i++) {
-    const res = await fetch(`${url}/`, { headers: { "user-agent": BROWSER_UA } });
-    await res.arrayBuffer();
-    const set = res.headers.getSetCookie().find((c) => c.includes("ns_vid"));
-    if (set) cookies.push(set.split(";")[0]!);
-  }
+  const cookies = crawler ? [] : await returningVisitors(`${url}/`, 20);
   return { name, url, userAgent: crawler ? CRAWLER_UA : BROWSER_UA, cookies, dispose: () => mf.dispose() };
 }
 
@@ -60,11 +60,7 @@ export async function run(): Promise<string[]> {
     modules: true,
     compatibilityDate: COMPAT,
     port: 0,
-    script: `export default { async fetch(req) {
-      const u = new URL(req.url);
-      const res = await fetch(new Request(${JSON.stringify(origin)} + u.pathname + u.search, req));
-      return new HTMLRewriter().on("#hero", { element(e) { e.setInnerContent("<h1>Hello runner</h1>", { html: true }); } }).transform(res);
-    } };`,
+    script: ONE_SELECTOR_REWRITER(origin),
   });
   const variants: Variant[] = [
     {
@@ -83,22 +79,14 @@ export async function run(): Promise<string[]> {
     const rps = new Map<string, number[]>(variants.map((v) => [v.name, []]));
     for (let round = 0; round <= ROUNDS; round++) {
       for (const v of variants) {
-        let n = 0;
-        const result = await autocannon({
+        const result = await loadSlice({
           url: `${v.url}/`,
+          seconds: SECONDS,
           connections: 10,
-          duration: SECONDS,
-          headers: { "user-agent": v.userAgent },
-          requests: [
-            {
-              setupRequest(req) {
-                const cookie = v.cookies[n++ % Math.max(1, v.cookies.length)];
-                return cookie ? { ...req, headers: { ...req.headers, cookie } } : req;
-              },
-            },
-          ],
+          userAgent: v.userAgent,
+          cookies: v.cookies,
         });
-        if (round > 0) rps.get(v.name)!.push(result.requests.average); // round 0 warms up
+        if (round > 0) rps.get(v.name)!.push(result.rps); // round 0 warms up
       }
     }
     const floor = median(rps.get("rewriter")!);

@@ -17,11 +17,19 @@ import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
 import { parseRules } from "../src/rules/index.ts";
 import { publishRules, type RulesKv } from "../src/rules/store.ts";
-import { COMPAT, median, ROOT, startNorthstar } from "./workerd.ts";
+import {
+  BROWSER_UA,
+  COMPAT,
+  loadSlice,
+  median,
+  ONE_SELECTOR_REWRITER,
+  ROOT,
+  returningVisitors,
+  startNorthstar,
+} from "./workerd.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -61,15 +69,6 @@ async function startOrigin(): Promise<{ server: Server; url: string }> {
 const PASSTHROUGH = (origin: string) => `export default { fetch(req) {
   const u = new URL(req.url); return fetch(new Request(${JSON.stringify(origin)} + u.pathname + u.search, req));
 } };`;
-
-const REWRITER = (origin: string) => `export default { async fetch(req) {
-  const u = new URL(req.url);
-  const res = await fetch(new Request(${JSON.stringify(origin)} + u.pathname + u.search, req));
-  return new HTMLRewriter().on("#hero", { element(e) { e.setInnerContent("<h1>Hello runner</h1>", { html: true }); } }).transform(res);
-} };`;
-
-const BROWSER_UA =
-  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0 Safari/537.36";
 
 interface Target {
   readonly name: string;
@@ -114,13 +113,7 @@ async function northstarTarget(
   }
   // Returning visitors (BENCH_VISITORS, default 20): the load spreads over their cookies, as real
   // traffic spreads over people.
-  const cookies: string[] = [];
-  for (let i = 0; i < VISITORS; i++) {
-    const res = await fetch(`${url}${path}`, { headers: { "user-agent": BROWSER_UA } });
-    await res.arrayBuffer();
-    const set = res.headers.getSetCookie().find((c) => c.includes("ns_vid"));
-    if (set) cookies.push(set.split(";")[0]!);
-  }
+  const cookies = await returningVisitors(`${url}${path}`, VISITORS);
   // Measure what the name says: the intended rules serve, and nothing failed open.
   const check = await fetch(`${url}${path}`, {
     headers: { "user-agent": BROWSER_UA, cookie: cookies[0] ?? "" },
@@ -133,32 +126,15 @@ async function northstarTarget(
   return { name, url, path, cookies, dispose: () => mf.dispose() };
 }
 
-interface Slice {
-  rps: number;
-  p50: number;
-  p99: number;
-}
+type Slice = Awaited<ReturnType<typeof loadSlice>>;
 
-async function load(target: Target): Promise<Slice> {
-  let n = 0;
-  const cookies = target.cookies ?? [];
-  const result = await autocannon({
+const load = (target: Target): Promise<Slice> =>
+  loadSlice({
     url: `${target.url}${target.path}`,
+    seconds: SECONDS,
     connections: CONNECTIONS,
-    duration: SECONDS,
-    // A browser's user agent: without one Northstar (rightly) treats the client as a crawler.
-    headers: { "user-agent": BROWSER_UA },
-    requests: [
-      {
-        setupRequest(req) {
-          const cookie = cookies[n++ % Math.max(1, cookies.length)];
-          return cookie ? { ...req, headers: { ...req.headers, cookie } } : req;
-        },
-      },
-    ],
+    cookies: target.cookies ?? [],
   });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 };
-}
 
 async function single(target: Target, path: string, count: number): Promise<{ total: number; ttfb: number }> {
   const totals: number[] = [];
@@ -184,7 +160,7 @@ export async function run(): Promise<string[]> {
   const targets: Target[] = [
     { name: "origin", url: origin, path: "/big", dispose: async () => {} },
     await workerTarget("passthrough", PASSTHROUGH(origin)),
-    await workerTarget("rewriter", REWRITER(origin)),
+    await workerTarget("rewriter", ONE_SELECTOR_REWRITER(origin)),
     await northstarTarget("northstar", origin, "/", true),
     await northstarTarget("northstar-nochange", origin, "/big", false),
   ];

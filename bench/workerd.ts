@@ -1,6 +1,7 @@
 /** Shared by the benchmarks: Northstar built as `wrangler deploy` would bundle it, in its own workerd. */
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
+import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
@@ -67,4 +68,54 @@ export function median(xs: readonly number[]): number {
 export function percentile(xs: readonly number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+}
+
+/** A browser's user agent: without one Northstar (rightly) treats the client as a crawler. */
+export const BROWSER_UA =
+  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0 Safari/537.36";
+
+/** The floor for any rewriting proxy: a worker whose native HTMLRewriter replaces one selector. */
+export const ONE_SELECTOR_REWRITER = (origin: string): string => `export default { async fetch(req) {
+  const u = new URL(req.url);
+  const res = await fetch(new Request(${JSON.stringify(origin)} + u.pathname + u.search, req));
+  return new HTMLRewriter().on("#hero", { element(e) { e.setInnerContent("<h1>Hello runner</h1>", { html: true }); } }).transform(res);
+} };`;
+
+/** `count` returning visitors of a Northstar at `url`: the cookie each one's first page set. */
+export async function returningVisitors(url: string, count: number): Promise<string[]> {
+  const cookies: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const res = await fetch(url, { headers: { "user-agent": BROWSER_UA } });
+    await res.arrayBuffer();
+    const set = res.headers.getSetCookie().find((c) => c.includes("ns_vid"));
+    if (set) cookies.push(set.split(";")[0]!);
+  }
+  return cookies;
+}
+
+/** One load slice against `url`, the requests spread over `cookies` in turn (none: no cookie). */
+export async function loadSlice(options: {
+  url: string;
+  seconds: number;
+  connections: number;
+  userAgent?: string;
+  cookies?: readonly string[];
+}): Promise<{ rps: number; p50: number; p99: number }> {
+  let n = 0;
+  const cookies = options.cookies ?? [];
+  const result = await autocannon({
+    url: options.url,
+    connections: options.connections,
+    duration: options.seconds,
+    headers: { "user-agent": options.userAgent ?? BROWSER_UA },
+    requests: [
+      {
+        setupRequest(req) {
+          const cookie = cookies[n++ % Math.max(1, cookies.length)];
+          return cookie ? { ...req, headers: { ...req.headers, cookie } } : req;
+        },
+      },
+    ],
+  });
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 };
 }
