@@ -80,3 +80,22 @@ export async function poisonScoring(instance: VisitorDO, type: string): Promise<
     },
   });
 }
+
+/**
+ * The VISITOR binding with each object's decision-path call (`snapshot`) passed through `wrap`,
+ * the rest of what the page path calls going to the real object.
+ */
+export function visitorsWithSnapshot(
+  wrap: (snapshot: () => Promise<unknown>) => Promise<unknown>,
+): typeof env.VISITOR {
+  return {
+    idFromName: (name: string) => env.VISITOR.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const real = env.VISITOR.get(id);
+      return {
+        snapshot: (options: unknown) => wrap(() => real.snapshot(options as never)),
+        recordDecision: (options: unknown) => real.recordDecision(options as never),
+      };
+    },
+  } as unknown as typeof env.VISITOR;
+}

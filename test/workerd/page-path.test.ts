@@ -2,7 +2,17 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { handle } from "../../src/http/app.ts";
-import { ADMIN, BROWSER_UA, eid, idOf, newVisitor, SERVER, sendEvents, visit } from "./helpers.ts";
+import {
+  ADMIN,
+  BROWSER_UA,
+  eid,
+  idOf,
+  newVisitor,
+  SERVER,
+  sendEvents,
+  visit,
+  visitorsWithSnapshot,
+} from "./helpers.ts";
 
 /**
  * An environment in which the origin answers only after the visitor's object has: the decision is
@@ -14,20 +24,11 @@ function originAfterObject(overrides: Record<string, unknown> = {}) {
   const objectAnswered = new Promise<void>((resolve) => {
     answered = resolve;
   });
-  const visitor = {
-    idFromName: (name: string) => env.VISITOR.idFromName(name),
-    get: (id: DurableObjectId) => {
-      const real = env.VISITOR.get(id);
-      return {
-        snapshot: async (options: unknown) => {
-          const state = await real.snapshot(options as never);
-          setTimeout(answered, 0);
-          return state;
-        },
-        recordDecision: (options: unknown) => real.recordDecision(options as never),
-      };
-    },
-  };
+  const visitor = visitorsWithSnapshot(async (snapshot) => {
+    const state = await snapshot();
+    setTimeout(answered, 0);
+    return state;
+  });
   const origin = {
     fetch: async (request: Request) => {
       await objectAnswered;

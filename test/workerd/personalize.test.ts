@@ -3,7 +3,16 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { handle } from "../../src/http/app.ts";
 import { BEACON_VERSION } from "../../src/http/beacon.ts";
-import { ADMIN, BROWSER_UA, eid, newVisitor, sendEvents, visit, visitorCookie } from "./helpers.ts";
+import {
+  ADMIN,
+  BROWSER_UA,
+  eid,
+  newVisitor,
+  sendEvents,
+  visit,
+  visitorCookie,
+  visitorsWithSnapshot,
+} from "./helpers.ts";
 
 // The personalizing proxy against the test origin, with the demo rules bundled at build time.
 describe("a proxied page", () => {
@@ -52,16 +61,7 @@ describe("a proxied page", () => {
     const gate = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const held = {
-      idFromName: (name: string) => env.VISITOR.idFromName(name),
-      get: (id: DurableObjectId) => {
-        const real = env.VISITOR.get(id);
-        return {
-          snapshot: (options: unknown) => gate.then(() => real.snapshot(options as never)),
-          recordDecision: (options: unknown) => real.recordDecision(options as never),
-        };
-      },
-    } as unknown as typeof env.VISITOR;
+    const held = visitorsWithSnapshot((snapshot) => gate.then(snapshot));
     const ctx = createExecutionContext();
     const res = await handle(
       new Request("https://shop.test/", {
