@@ -4,6 +4,7 @@ import { escapeHtml, jsonForInlineScript } from "../core/escape.ts";
 import type { RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
 import { BEACON_VERSION } from "../http/beacon.ts";
 import type { RewritePlan, WebChange } from "../http/rewrite.ts";
+import { experimentObject } from "../measure/experiment-do.ts";
 import { GLOBAL_HOLDOUT, type PageSlot, type PageSlots } from "../rules/index.ts";
 import { log } from "../state/log.ts";
 import { readTraits } from "../state/profiles.ts";
@@ -140,7 +141,7 @@ async function recordExperimentExposures(
     if (variant === "holdout" || experiment === GLOBAL_HOLDOUT) arms.set(experiment, variant);
   await Promise.all(
     [...arms].map(([experiment, variant]) =>
-      env.EXPERIMENTS.get(env.EXPERIMENTS.idFromName(experiment)).expose([{ visitorId, variant, at: now }]),
+      experimentObject(env, experiment).expose([{ visitorId, variant, at: now }]),
     ),
   );
 }

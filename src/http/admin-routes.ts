@@ -5,6 +5,7 @@ import { readConfig } from "../edge/config.ts";
 import type { Env } from "../edge/env.ts";
 import { signPreview } from "../edge/preview.ts";
 import { activeRules, rulesStatus } from "../edge/rules-loader.ts";
+import { experimentObject } from "../measure/experiment-do.ts";
 import { GLOBAL_HOLDOUT } from "../rules/index.ts";
 import { requireAdmin } from "./admin.ts";
 import { invalidRequest, jsonError } from "./errors.ts";
@@ -72,7 +73,7 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
     const loaded = await activeRules(c.env, c.executionCtx);
     const experiment = loaded?.compiled.experiments[id];
     if (!experiment) return jsonError(404, "unknown_experiment", `no experiment "${id}" in the active rules`);
-    const stub = c.env.EXPERIMENTS.get(c.env.EXPERIMENTS.idFromName(id));
+    const stub = experimentObject(c.env, id);
     const counts = await stub.counts();
     const byVariant = new Map(counts.map((a) => [a.variant, a]));
     const arm = (variant: string, weight: number, isControl: boolean) => ({

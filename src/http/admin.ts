@@ -14,13 +14,18 @@ export async function secretsEqual(given: string, expected: string): Promise<boo
   return crypto.subtle.timingSafeEqual(a, b);
 }
 
+/** True when the request carries `Authorization: Bearer <secret>` (compared in constant time). */
+export async function bearerIs(request: Request, secret: string | undefined): Promise<boolean> {
+  if (!secret) return false;
+  const token = /^Bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1]?.trim();
+  return token !== undefined && (await secretsEqual(token, secret));
+}
+
 /** Admin routes need `Authorization: Bearer <ADMIN_TOKEN>`; without a configured token they are closed. */
 export const requireAdmin: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
   const { config } = readConfig(c.env);
   if (!config.ADMIN_TOKEN) return jsonError(503, "admin_disabled", "ADMIN_TOKEN is not configured");
-  const header = c.req.header("authorization") ?? "";
-  const match = /^Bearer\s+(.+)$/i.exec(header);
-  if (!match?.[1] || !(await secretsEqual(match[1].trim(), config.ADMIN_TOKEN))) {
+  if (!(await bearerIs(c.req.raw, config.ADMIN_TOKEN))) {
     return jsonError(401, "unauthorized", "admin routes need Authorization: Bearer <ADMIN_TOKEN>");
   }
   await next();

@@ -12,7 +12,7 @@ import { activeRules, servingFallback } from "../edge/rules-loader.ts";
 import { type Caller, callerOf, subjectOf } from "../state/identity.ts";
 import { findForbiddenKey, readTraits } from "../state/profiles.ts";
 import { type IngestResult, visitorObject } from "../state/visitor-do.ts";
-import { secretsEqual } from "./admin.ts";
+import { bearerIs } from "./admin.ts";
 import { readLimited } from "./body.ts";
 import { invalidRequest, issuesOf, jsonError } from "./errors.ts";
 import { LIMITS } from "./events.ts";
@@ -242,10 +242,7 @@ async function decideFor(
  * visitor's explanation through GET /v1/explain); a browser speaks only for its own cookie.
  */
 async function decideCaller(request: Request, env: Env): Promise<Caller> {
-  const { config } = readConfig(env);
-  const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1]?.trim();
-  if (bearer && config.ADMIN_TOKEN && (await secretsEqual(bearer, config.ADMIN_TOKEN)))
-    return { kind: "server" };
+  if (await bearerIs(request, readConfig(env).config.ADMIN_TOKEN)) return { kind: "server" };
   return callerOf(request, env);
 }
 

@@ -2,6 +2,7 @@ import type { Context, Hono } from "hono";
 import type { VisitorEvent } from "../core/model.ts";
 import { readConfig } from "../edge/config.ts";
 import type { Env } from "../edge/env.ts";
+import { experimentObject } from "../measure/experiment-do.ts";
 import { callerOf, resolveCanonical, subjectOf } from "../state/identity.ts";
 import { log } from "../state/log.ts";
 import { findForbiddenKey, readProfile, writeProfile } from "../state/profiles.ts";
@@ -200,10 +201,7 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
           c.executionCtx.waitUntil(
             Promise.all(
               result.conversions.map((conv) =>
-                c.env.EXPERIMENTS.get(c.env.EXPERIMENTS.idFromName(conv.experiment)).convert(
-                  subject.id,
-                  conv.at,
-                ),
+                experimentObject(c.env, conv.experiment).convert(subject.id, conv.at),
               ),
             ).catch((err: unknown) => log("warn", "conversion_not_recorded", { error: String(err) })),
           );

@@ -2,6 +2,7 @@ import type { Hono } from "hono";
 import { readConfig } from "../edge/config.ts";
 import type { Env } from "../edge/env.ts";
 import { activeRules } from "../edge/rules-loader.ts";
+import { experimentObject } from "../measure/experiment-do.ts";
 import { callerOf, forgetAlias, isKnownId, resolveCanonical } from "../state/identity.ts";
 import { log } from "../state/log.ts";
 import {
@@ -175,9 +176,7 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
             mergeProfiles(c.env, source, canonical, strategies),
             // Exposures seen before login were recorded under the old id; conversions arrive under
             // the person's: re-keyed, the experiment counts them together, once.
-            ...(merged.experiments ?? []).map((e) =>
-              c.env.EXPERIMENTS.get(c.env.EXPERIMENTS.idFromName(e)).rekey(source, canonical),
-            ),
+            ...(merged.experiments ?? []).map((e) => experimentObject(c.env, e).rekey(source, canonical)),
           ]);
         }
         // A merged known person brings their own aliases along (for export and erasure).

@@ -2,6 +2,7 @@ import type { Context, Hono } from "hono";
 import * as z from "zod";
 import type { Env } from "../edge/env.ts";
 import { activeRules } from "../edge/rules-loader.ts";
+import { experimentObject } from "../measure/experiment-do.ts";
 import { canonicalFromParam, forgetAlias } from "../state/identity.ts";
 import { log } from "../state/log.ts";
 import {
@@ -83,9 +84,6 @@ async function experimentsOf(c: C, dump: VisitorDump | null): Promise<string[]> 
     ]),
   ];
 }
-
-const experimentObject = (env: Env, experiment: string) =>
-  env.EXPERIMENTS.get(env.EXPERIMENTS.idFromName(experiment));
 
 /** Erases one id everywhere it could be held, and suppresses it. */
 async function eraseOne(env: Env, id: string, at: string): Promise<void> {

@@ -135,3 +135,8 @@ export class ExperimentDO extends DurableObject<Env> {
     for (const id of visitorIds) this.sql.exec("DELETE FROM exposure WHERE visitor = ?", id);
   }
 }
+
+/** The experiment's object (one per experiment id), as visitorObject is the visitor's. */
+export function experimentObject(env: Pick<Env, "EXPERIMENTS">, experiment: string) {
+  return env.EXPERIMENTS.get(env.EXPERIMENTS.idFromName(experiment));
+}

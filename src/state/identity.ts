@@ -1,6 +1,6 @@
 import { readConfig } from "../edge/config.ts";
 import type { Env } from "../edge/env.ts";
-import { secretsEqual } from "../http/admin.ts";
+import { bearerIs } from "../http/admin.ts";
 import { aliasKey } from "./profiles.ts";
 import { canonicalForUser, readVisitorCookie, VISITOR_ID_PATTERN } from "./visitor-id.ts";
 
@@ -12,10 +12,7 @@ export type Caller = { kind: "server" } | { kind: "browser"; visitorId: string |
 
 export async function callerOf(request: Request, env: Env): Promise<Caller> {
   const { config } = readConfig(env);
-  const auth = request.headers.get("authorization");
-  const bearer = auth ? /^Bearer\s+(.+)$/i.exec(auth)?.[1]?.trim() : undefined;
-  if (bearer && config.SERVER_API_KEY && (await secretsEqual(bearer, config.SERVER_API_KEY)))
-    return { kind: "server" };
+  if (await bearerIs(request, config.SERVER_API_KEY)) return { kind: "server" };
   return { kind: "browser", visitorId: await readVisitorCookie(request, config) };
 }
 
