@@ -1,18 +1,11 @@
 /**
  * The rules CLI: validate, test, diff, publish, roll back and list rule versions.
+ * `npm run rules -- --help` prints every command with its options (HELP below).
  *
- *   npm run rules -- validate [file]            schema + semantic checks, errors by JSON path
- *   npm run rules -- test [file]                run rules/tests/*.json against the rules
- *   npm run rules -- schema                     regenerate rules/schema.json from the zod schema
- *   npm run rules -- diff <old> <new>           what changed, by id
- *   npm run rules -- publish [file] [--local|--remote] [--env production]
- *   npm run rules -- rollback [version] [--local|--remote]
- *   npm run rules -- list [--local|--remote]
- *   (--persist-to <dir> with --local: use that local state instead of .wrangler)
- *
- * Publishing writes the immutable version key first, then the history, and flips the
+ * Publishing validates the document and runs every fixture in rules/tests first, and refuses when
+ * any fails. It writes the immutable version key first, then the history, and flips the
  * `rules:active` pointer last, so a worker never reads half a publish. `--local` writes the state
- * `npm start` reads; `--remote` writes to Cloudflare through wrangler (CLOUDFLARE_API_TOKEN).
+ * `npm run dev` reads; `--remote` writes to Cloudflare through wrangler (CLOUDFLARE_API_TOKEN).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -34,6 +27,29 @@ import {
 const ROOT = new URL("..", import.meta.url).pathname;
 const DEFAULT_FILE = join(ROOT, "rules/northstar.rules.json");
 const SCHEMA_FILE = join(ROOT, "rules/schema.json");
+
+const HELP = `Northstar rules: versioned JSON, validated, tested, published to KV without a redeploy.
+
+usage: npm run rules -- <command> [options]
+
+commands
+  validate [file]        schema and semantic checks; each error names its JSON path
+  test [file]            run every case in rules/tests/*.json against the rules
+  schema                 regenerate rules/schema.json from the zod schema (editors autocomplete from it)
+  diff <old> <new>       what changed between two rule files, by id
+  publish [file]         validate, run every fixture, then publish; refused (exit 1) if any fails
+  rollback [version]     make an earlier published version active (default: the previous one)
+  list                   published versions, the active one starred
+  help                   this text (also --help, -h)
+
+[file] defaults to rules/northstar.rules.json.
+
+options (publish, rollback, list)
+  --local                the local KV state that \`npm run dev\` and \`wrangler dev\` read (default)
+  --remote               Cloudflare's KV, through wrangler (needs CLOUDFLARE_API_TOKEN)
+  --env <name>           a wrangler environment, e.g. --env production
+  --persist-to <dir>     with --local: local state in <dir> instead of .wrangler/state
+`;
 
 const args = process.argv.slice(2);
 const command = args[0];
@@ -146,6 +162,36 @@ function gitSha(): string | undefined {
   }
 }
 
+/**
+ * Every case of every fixture file against the document. Returns the failures by name; prints a
+ * line per case when `verbose`, and always the totals.
+ */
+async function runAllFixtures(doc: RulesDocument, verbose: boolean): Promise<{ failed: string[] }> {
+  const rules = compileRules(doc, await hashRules(doc));
+  const dir = join(ROOT, "rules/tests");
+  let passed = 0;
+  const failed: string[] = [];
+  for (const name of readdirSync(dir).filter((f) => f.endsWith(".json"))) {
+    const file = FixtureFileSchema.safeParse(JSON.parse(readFileSync(join(dir, name), "utf8")));
+    if (!file.success) {
+      failed.push(`${name}: ${file.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+      continue;
+    }
+    for (const c of file.data.cases) {
+      const failures = runFixture(rules, c);
+      if (failures.length) {
+        failed.push(`${name}: ${c.name}`);
+        console.log(`✗ ${name}: ${c.name}\n${failures.map((f) => `    ${f}`).join("\n")}`);
+      } else {
+        passed++;
+        if (verbose) console.log(`✓ ${name}: ${c.name}`);
+      }
+    }
+  }
+  console.log(`${passed} passed, ${failed.length} failed`);
+  return { failed };
+}
+
 async function main(): Promise<void> {
   switch (command) {
     case "validate": {
@@ -160,28 +206,8 @@ async function main(): Promise<void> {
       return;
     }
     case "test": {
-      const doc = load(positional[0] ?? DEFAULT_FILE);
-      const rules = compileRules(doc, await hashRules(doc));
-      const dir = join(ROOT, "rules/tests");
-      let passed = 0;
-      let failed = 0;
-      for (const name of readdirSync(dir).filter((f) => f.endsWith(".json"))) {
-        const file = FixtureFileSchema.safeParse(JSON.parse(readFileSync(join(dir, name), "utf8")));
-        if (!file.success)
-          fail(`${name}: ${file.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
-        for (const c of file.data.cases) {
-          const failures = runFixture(rules, c);
-          if (failures.length) {
-            failed++;
-            console.log(`✗ ${name}: ${c.name}\n${failures.map((f) => `    ${f}`).join("\n")}`);
-          } else {
-            passed++;
-            console.log(`✓ ${name}: ${c.name}`);
-          }
-        }
-      }
-      console.log(`${passed} passed, ${failed} failed`);
-      if (failed) process.exit(1);
+      const { failed } = await runAllFixtures(load(positional[0] ?? DEFAULT_FILE), true);
+      if (failed.length) process.exit(1);
       return;
     }
     case "diff": {
@@ -224,6 +250,12 @@ async function main(): Promise<void> {
     }
     case "publish": {
       const doc = load(positional[0] ?? DEFAULT_FILE);
+      // A version that fails its own fixtures never reaches a worker.
+      const { failed } = await runAllFixtures(doc, false);
+      if (failed.length)
+        fail(
+          `publish refused: ${failed.length} rule test(s) failed\n${failed.map((f) => `  ✗ ${f}`).join("\n")}`,
+        );
       const now = new Date().toISOString();
       // Reads tell "absent" from "failed"; version, history and pointer are written in that order.
       const done = await publishRules(kv, doc, { generatedAt: now, gitSha: gitSha() }, now);
@@ -249,8 +281,16 @@ async function main(): Promise<void> {
       if (!listed.history.length) console.log("no published versions");
       return;
     }
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(HELP);
+      return;
     default:
-      fail("usage: npm run rules -- validate|test|schema|diff|publish|rollback|list (see scripts/rules.ts)");
+      console.error(`unknown command: ${command}\n`);
+      console.error(HELP);
+      process.exit(2);
   }
 }
 
