@@ -25,7 +25,8 @@ describe("rules CLI", () => {
     expect(run.status).toBe(0);
     for (const command of ["validate", "test", "schema", "diff", "publish", "rollback", "list"])
       expect(run.stdout).toMatch(new RegExp(`^  ${command}\\b`, "m"));
-    for (const option of ["--local", "--remote", "--env", "--persist-to"]) expect(run.stdout).toContain(option);
+    for (const option of ["--local", "--remote", "--env", "--persist-to"])
+      expect(run.stdout).toContain(option);
   });
 
   it("an unknown command exits non-zero with the help on stderr", () => {
