@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { REDIRECT_HOST_PATTERN } from "../core/url-policy.ts";
 import { DURATION_PATTERN } from "./duration.ts";
 
 /**
@@ -218,6 +219,21 @@ export const RulesDocumentSchema = z.strictObject({
       holdout: z.number().min(0).max(1).default(0),
       allowKnownMerge: z.boolean().default(false),
       traitMerge: z.record(z.string(), z.enum(["mostRecent", "oldest", "add", "firstNonEmpty"])).default({}),
+      redirectHosts: z
+        .array(
+          z
+            .string()
+            .max(261)
+            .regex(
+              REDIRECT_HOST_PATTERN,
+              'a lowercase host, with a port when not the default: "help.example.com"',
+            ),
+        )
+        .max(100)
+        .optional()
+        .describe(
+          "hosts other than the site's own that redirect placements may send visitors to; absent: paths on this site and its own host only",
+        ),
       globalHoldout: z
         .strictObject({
           fraction: z

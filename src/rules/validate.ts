@@ -1,4 +1,5 @@
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
+import { attributeRefusal, redirectTarget, urlScheme } from "../core/url-policy.ts";
 import { comparator } from "./conditions.ts";
 import { parseDuration } from "./duration.ts";
 import {
@@ -6,6 +7,7 @@ import {
   type Content,
   GLOBAL_HOLDOUT,
   MAJOR_VERSION,
+  type Placement,
   type RulesDocument,
   RulesDocumentSchema,
   SCHEMA_ID,
@@ -34,6 +36,12 @@ export function eachCondition(cond: Condition, at: string, visit: (c: Condition,
   } else if ("any" in cond) {
     for (const [i, c] of cond.any.entries()) eachCondition(c, `${at}.any[${i}]`, visit);
   } else if ("not" in cond) eachCondition(cond.not, `${at}.not`, visit);
+}
+
+/** A template's text before its first placeholder: what the rule's author fixed, whatever the data. */
+function literalPrefix(template: string): string {
+  const at = template.indexOf("{{");
+  return at === -1 ? template : template.slice(0, at);
 }
 
 function semanticProblems(doc: RulesDocument): RulesProblem[] {
@@ -148,6 +156,45 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
     }
   };
 
+  // What a browser would turn against the visitor (src/core/url-policy.ts, the runtime's policy too).
+  // The literal text before a template's first placeholder is the author's and fixes the URL's
+  // scheme whatever the data; what the placeholders fill in is checked again on every request.
+  const redirectHosts = doc.settings.redirectHosts ?? [];
+  const checkUrls = (content: Content | null | undefined, placement: Placement | undefined, at: string) => {
+    if (!content || !placement) return;
+    const name = placement.attribute;
+    if (placement.action === "set_attribute" && name && content.attribute !== undefined) {
+      const value = content.attribute;
+      const literal = literalPrefix(value);
+      if (name.toLowerCase() === "style" && literal !== value) {
+        add(
+          `${at}.attribute`,
+          "a style filled from a template lets request or profile data restyle the page (overlays, url() requests to any host): write it literally, or set a class",
+        );
+      } else if (attributeRefusal(name, literal) === "url_scheme") {
+        add(
+          `${at}.attribute`,
+          `"${literal.slice(0, 200)}" is refused in ${name}: a URL there is http, https, mailto, tel or relative, never javascript:, vbscript: or data:`,
+        );
+      }
+    }
+    if (placement.action === "redirect" && content.redirect !== undefined) {
+      const value = content.redirect;
+      const literal = literalPrefix(value);
+      const scheme = urlScheme(literal);
+      if (
+        literal === value
+          ? redirectTarget(value, null, redirectHosts) === null
+          : scheme !== null && scheme !== "http" && scheme !== "https"
+      ) {
+        add(
+          `${at}.redirect`,
+          `"${value.slice(0, 200)}" is refused: a redirect goes to a path on this site (/landing), or to an http(s) URL whose host is listed in settings.redirectHosts (the site's own host too, when written as a full URL); no backslashes, spaces or other schemes`,
+        );
+      }
+    }
+  };
+
   for (const [id, p] of Object.entries(doc.placements)) {
     const at = `placements.${id}`;
     if (p.selector !== undefined && !isSupportedSelector(p.selector)) {
@@ -155,7 +202,19 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
     }
     if (p.action === "set_attribute" && !p.attribute)
       add(`${at}.attribute`, "set_attribute needs an attribute name");
+    const refusal = p.action === "set_attribute" && p.attribute ? attributeRefusal(p.attribute, "") : null;
+    if (refusal === "event_handler")
+      add(
+        `${at}.attribute`,
+        `${p.attribute} is an event handler: its value runs as script, so no rule may set it`,
+      );
+    else if (refusal === "markup")
+      add(
+        `${at}.attribute`,
+        `${p.attribute} holds a whole HTML document: put markup in html content instead`,
+      );
     checkContent(p.default, `${at}.default`);
+    checkUrls(p.default, p, `${at}.default`);
   }
 
   for (const [id, e] of Object.entries(doc.experiments)) {
@@ -198,7 +257,11 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
       add(`${at}.content.redirect`, "a redirect placement needs content.redirect");
     }
     checkContent(x.content, `${at}.content`);
-    for (const [v, c] of Object.entries(x.variants ?? {})) checkContent(c, `${at}.variants.${v}`);
+    checkUrls(x.content, placement, `${at}.content`);
+    for (const [v, c] of Object.entries(x.variants ?? {})) {
+      checkContent(c, `${at}.variants.${v}`);
+      checkUrls(c, placement, `${at}.variants.${v}`);
+    }
     // An experience behind an earlier one that always wins can never show.
     if (placement && placement.pick === "priority") {
       const blocker = blockedAt.get(x.placement);
