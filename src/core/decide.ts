@@ -10,6 +10,7 @@ import { pickVariant } from "./bucketing.ts";
 import { bestHour, preferredChannel } from "./channels.ts";
 import type { Consent, RequestContext, Traits, VisitorState } from "./model.ts";
 import type { TemplateScope } from "./templates.ts";
+import { redirectTarget } from "./url-policy.ts";
 import { own } from "./visitor-state.ts";
 
 /**
@@ -52,7 +53,10 @@ export interface Decision {
   readonly action: CompiledPlacement["action"];
   readonly selector: string | null;
   readonly attribute: string | null;
-  /** Rendered fragment (web), redirect target (redirect), or attribute value (set_attribute). Null: keep the origin's. */
+  /**
+   * Rendered fragment (web), redirect target (redirect), or attribute value (set_attribute). Null: keep
+   * the origin's (so is a redirect target the URL policy refuses: another host, another scheme).
+   */
   readonly html: string | null;
   readonly json: unknown;
   readonly ttl: number;
@@ -177,7 +181,18 @@ function normalizeState(s: VisitorState | null): VisitorState | null {
   };
 }
 
-function render(content: CompiledContent | null, placement: CompiledPlacement, scope: TemplateScope) {
+/** Where this decision's redirects may go: the request's own host and the rules' listed hosts. */
+interface RedirectScope {
+  readonly siteHost: () => string | null;
+  readonly hosts: readonly string[];
+}
+
+function render(
+  content: CompiledContent | null,
+  placement: CompiledPlacement,
+  scope: TemplateScope,
+  redirects: RedirectScope,
+) {
   if (!content) return { html: null, json: null };
   const value =
     placement.action === "redirect"
@@ -185,7 +200,21 @@ function render(content: CompiledContent | null, placement: CompiledPlacement, s
       : placement.action === "set_attribute"
         ? content.attribute
         : content.html;
-  return { html: value ? value(scope) : null, json: content.json ? content.json(scope) : null };
+  let html = value ? value(scope) : null;
+  // A target rendered from request or profile data (`{{ context.query.next }}`) goes only where the
+  // rules allow (url-policy.ts); a refused one renders nothing, so the page is served as it came.
+  if (html && placement.action === "redirect")
+    html = redirectTarget(html, redirects.siteHost(), redirects.hosts);
+  return { html, json: content.json ? content.json(scope) : null };
+}
+
+function hostOf(url: string | null | undefined): string | null {
+  if (typeof url !== "string") return null;
+  try {
+    return new URL(url).host;
+  } catch {
+    return null;
+  }
 }
 
 function countSince(times: readonly number[] | undefined, since: number): number {
@@ -284,6 +313,15 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
   }
   const scores = intentOf(scope);
   const top = topOf(scope);
+  let siteHost: string | null | undefined;
+  const redirects: RedirectScope = {
+    // Parsed only when a redirect renders: most decisions have none.
+    siteHost: () => {
+      if (siteHost === undefined) siteHost = hostOf(context.url);
+      return siteHost;
+    },
+    hosts: rules.settings?.redirectHosts ?? [],
+  };
   const templateScope: TemplateScope = {
     traits,
     context,
@@ -337,7 +375,7 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
           ...base,
           experience: x.id,
           variant: typeof forced.variant === "string" ? forced.variant : null,
-          ...render(content, placement, templateScope),
+          ...render(content, placement, templateScope, redirects),
           reason: "FORCED",
           ruleIndex: x.index,
         };
@@ -442,7 +480,7 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
         for (const e of eligible)
           if (e !== winner) lose(e.x, "lower_score", `score ${scoreOf(e).toFixed(2)}`);
       }
-      const rendered = render(winner.content, placement, templateScope);
+      const rendered = render(winner.content, placement, templateScope, redirects);
       decision = {
         ...base,
         experience: winner.x.id,
@@ -464,7 +502,7 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
     }
 
     if (!decision) {
-      const rendered = render(placement.fallback, placement, templateScope);
+      const rendered = render(placement.fallback, placement, templateScope, redirects);
       decision = {
         ...base,
         experience: null,

@@ -4,6 +4,7 @@
  * values prepared before the stream starts.
  */
 
+import { attributeRefusal } from "../core/url-policy.ts";
 import type { PageSlot } from "../rules/index.ts";
 import { log } from "../state/log.ts";
 
@@ -58,14 +59,34 @@ function apply(el: Element, change: WebChange): void {
 }
 
 /**
+ * The change as it may be applied: an attribute the URL policy refuses (an event handler, a URL
+ * attribute rendered with a `javascript:` or other non-web scheme) is dropped, so the element keeps
+ * the origin's value. Run once per change, so a refusal is logged once, not per matching element.
+ */
+function vetted(change: WebChange | null): WebChange | null {
+  if (change?.action !== "set_attribute" || !change.attribute) return change;
+  const refusal = attributeRefusal(change.attribute, change.html);
+  if (refusal === null) return change;
+  // The value may come from the request: log what was refused and why, never the value itself.
+  log("warn", "attribute_refused", {
+    attribute: change.attribute,
+    selector: change.selector,
+    reason: refusal,
+  });
+  return null;
+}
+
+/**
  * Applies `change` at the first element the selector matches (every match for set_attribute: a slot
  * is personalized once, even when the selector matches several elements). `change` may be a promise:
  * the stream then flows up to the first match and waits there, and only there, for the decision.
  */
 function handlerFor(
   action: WebAction,
-  change: WebChange | null | Promise<WebChange | null>,
+  proposed: WebChange | null | Promise<WebChange | null>,
 ): HTMLRewriterElementContentHandlers {
+  // The promise never rejects (decisions fail open), and vetted() never throws.
+  const change = proposed instanceof Promise ? proposed.then(vetted) : vetted(proposed);
   let applied = false;
   return {
     element(el) {
