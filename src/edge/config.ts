@@ -19,6 +19,25 @@ export const ConfigSchema = z.object({
     .regex(/^\/[a-z0-9_-]+$/i, "must look like /_ns")
     .default("/_ns"),
   STORE_DEADLINE_MS: z.coerce.number().int().min(1).max(5000).default(50),
+  /** How long a page waits for the origin's response headers before the visitor gets a 504 (not the body). */
+  ORIGIN_TIMEOUT_MS: z.coerce
+    .number({ error: "must be a whole number of milliseconds from 1 to 100000" })
+    .int("must be a whole number of milliseconds from 1 to 100000")
+    .min(1, "must be a whole number of milliseconds from 1 to 100000")
+    .max(100_000, "must be a whole number of milliseconds from 1 to 100000")
+    .default(10_000),
+  /** Where the site is served (https://shop.example): the origin's redirects move there. Unset: the request's host. */
+  PUBLIC_ORIGIN: z
+    .url({
+      protocol: /^https?$/,
+      error: "must be an http:// or https:// origin, such as https://shop.example",
+    })
+    .refine((v) => {
+      const u = new URL(v);
+      return u.pathname === "/" && !u.search && !u.hash && !u.username && !u.password;
+    }, "must be an origin alone (scheme, host and port), such as https://shop.example")
+    .transform((v) => new URL(v).origin)
+    .optional(),
   ADMIN_TOKEN: z.string().min(8).optional(),
   COOKIE_SECRET: z.string().min(16).optional(),
   IDENTITY_SECRET: z.string().min(16).optional(),

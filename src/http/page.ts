@@ -1,5 +1,5 @@
 import type { Config } from "../edge/config.ts";
-import { looksLikeAsset } from "../edge/context.ts";
+import { isBot, looksLikeAsset } from "../edge/context.ts";
 import type { Env } from "../edge/env.ts";
 import {
   NOTHING,
@@ -7,14 +7,17 @@ import {
   type PageStart,
   startPersonalization,
 } from "../edge/personalize.ts";
+import { activeRules } from "../edge/rules-loader.ts";
 import { log } from "../state/log.ts";
 import {
   badGateway,
   fetchOrigin,
+  gatewayTimeout,
   isHtml,
   type OriginTarget,
   originRequest,
   passThrough,
+  privateToVisitor,
   relayHeaders,
   rewrittenHeaders,
 } from "./proxy.ts";
@@ -28,14 +31,25 @@ function serverTiming(timings: Readonly<Record<string, number>>): string {
     .join(", ");
 }
 
-function decorate(headers: Headers, p: PagePersonalization, config: Config): void {
+/**
+ * A page is the visitor's own when the personalization path had anything to do on it, whatever it
+ * decided: a shared cache that kept one visitor's default page would serve it to the next visitor,
+ * whose slots would then never be filled, and whose page view would never be counted.
+ */
+function visitorsOwn(start: PageStart | null, p: PagePersonalization): boolean {
+  if (!p.passThrough || p.personalized || p.setCookies.length > 0) return true;
+  return start !== null && (start.head.slots.length > 0 || start.head.waitForDecision);
+}
+
+function decorate(
+  headers: Headers,
+  p: PagePersonalization,
+  config: Config,
+  own: boolean = p.personalized || p.setCookies.length > 0,
+): void {
   for (const cookie of p.setCookies) headers.append("set-cookie", cookie);
-  // A personalized page, or one that sets a visitor's cookie, is that visitor's alone.
-  if (p.personalized || p.setCookies.length > 0) {
-    headers.set("cache-control", "private, no-store");
-    headers.delete("expires");
-    headers.append("vary", "Cookie");
-  }
+  // A page that depended on the visitor, or sets their cookie, is that visitor's alone.
+  if (own) privateToVisitor(headers);
   if (config.DEBUG_HEADERS) {
     if (p.rulesVersion) headers.set(config.RULES_HEADER, p.rulesVersion);
     headers.set(config.FAIL_OPEN_HEADER, p.failOpen.length ? p.failOpen.join(",") : "none");
@@ -61,8 +75,12 @@ export async function servePage(
   config: Config,
   target: OriginTarget,
 ): Promise<Response> {
-  const originResult = fetchOrigin(originRequest(request, url, target), target);
+  const originResult = fetchOrigin(originRequest(request, url, target), target, config.ORIGIN_TIMEOUT_MS);
   const decides = request.method === "GET" && !looksLikeAsset(url.pathname);
+  const headOfPage =
+    request.method === "HEAD" && !looksLikeAsset(url.pathname)
+      ? headIsVisitorsOwn(request, url, env, ctx, config)
+      : Promise.resolve(false);
   const starting: Promise<PageStart | null> = decides
     ? startPersonalization(request, url, env, ctx, config).catch((err: unknown) => {
         log("error", "personalize_failed", { error: String(err) });
@@ -70,21 +88,49 @@ export async function servePage(
       })
     : Promise.resolve(null);
 
-  const [origin, start] = await Promise.all([originResult, starting]);
+  const [origin, start, privateHead] = await Promise.all([originResult, starting, headOfPage]);
   if (!origin.ok) {
+    if (origin.reason === "timeout") {
+      log("warn", "origin_timeout", { timeoutMs: config.ORIGIN_TIMEOUT_MS });
+      return gatewayTimeout();
+    }
     log("warn", "origin_unreachable", { error: origin.error });
     return badGateway();
   }
   const response = origin.response;
-  const headers = relayHeaders(response, url, target);
+  // Never a value the client chose when the public origin is configured; else the host the request
+  // was routed on (in production one of the worker's routes; under `wrangler dev`, the Host header).
+  const publicOrigin = config.PUBLIC_ORIGIN ?? url.origin;
+  const headers = relayHeaders(response, publicOrigin, target);
+  if (privateHead && isHtml(response)) privateToVisitor(headers);
   if (!decides || !isHtml(response) || !response.body) return passThrough(response, headers);
   try {
     return await personalized(response, headers, start, ctx, config);
   } catch (err) {
     // A bug past this point must not cost the visitor the page: the origin's, as it came.
     log("error", "page_failed_open", { error: String(err) });
-    return passThrough(response, relayHeaders(response, url, target));
+    const fallback = relayHeaders(response, publicOrigin, target);
+    if (visitorsOwn(start, FAILED_OPEN)) privateToVisitor(fallback);
+    return passThrough(response, fallback);
   }
+}
+
+/**
+ * Whether a GET of this page would be the visitor's own (see `visitorsOwn`), answered without
+ * deciding anything: a HEAD records nothing and sets no cookie, but a shared cache may refresh a
+ * stored GET from its headers, so they must be as private as the GET's. Preview links are not
+ * looked at (an admin's HEAD of one keeps the origin's policy).
+ */
+async function headIsVisitorsOwn(
+  request: Request,
+  url: URL,
+  env: Env,
+  ctx: ExecutionContext,
+  config: Config,
+): Promise<boolean> {
+  const rules = await activeRules(env, ctx, config.STORE_DEADLINE_MS);
+  if ((rules?.compiled.pageForPath(url.pathname).placements.length ?? 0) > 0) return true;
+  return config.BEACON_AUTO_INJECT && !isBot(request.headers.get("user-agent"), config.BOT_USER_AGENTS);
 }
 
 async function personalized(
@@ -103,6 +149,7 @@ async function personalized(
     return streamBeforeDecision(response, headers, start, config);
   }
   const p = settled ?? (await result);
+  const own = visitorsOwn(start, p);
   if (p.redirect && response.status === 200) {
     await body.cancel();
     const redirectHeaders = new Headers({ location: p.redirect });
@@ -110,10 +157,10 @@ async function personalized(
     return new Response(null, { status: 302, headers: redirectHeaders });
   }
   if (p.passThrough) {
-    if (config.DEBUG_HEADERS) decorate(headers, p, config);
+    decorate(headers, p, config, own);
     return passThrough(response, headers);
   }
-  decorate(headers, p, config);
+  decorate(headers, p, config, own);
   return buildRewriter(p.plan).transform(rewritten(response, headers));
 }
 

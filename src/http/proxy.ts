@@ -1,3 +1,5 @@
+import { withDeadline } from "../edge/deadline.ts";
+
 /**
  * The transparent proxy: every request outside the reserved prefix goes to the one configured
  * origin, and its response streams back. Only HTML may be rewritten, and only by the native
@@ -66,16 +68,33 @@ export function originRequest(request: Request, incoming: URL, target: OriginTar
   });
 }
 
-export type OriginResult = { ok: true; response: Response } | { ok: false; error: string };
+export type OriginResult =
+  | { ok: true; response: Response }
+  | { ok: false; reason: "unreachable" | "timeout"; error: string };
 
-/** Fetches from the origin; a network failure is a value (the caller answers 502), not a throw. */
-export async function fetchOrigin(request: Request, target: OriginTarget): Promise<OriginResult> {
-  try {
-    const response = target.service ? await target.service.fetch(request) : await fetch(request);
-    return { ok: true, response };
-  } catch (err) {
-    return { ok: false, error: err instanceof Error ? err.message : String(err) };
+/**
+ * Fetches from the origin; a network failure (502) or no response headers within `timeoutMs` (504)
+ * is a value, not a throw. The deadline bounds the wait for the headers only: once they are here its
+ * timer is cleared and the signal is never aborted, so a body that streams for longer is not cut.
+ */
+export async function fetchOrigin(
+  request: Request,
+  target: OriginTarget,
+  timeoutMs: number,
+): Promise<OriginResult> {
+  const abort = new AbortController();
+  const init = { signal: abort.signal };
+  const answered = await withDeadline(
+    () => (target.service ? target.service.fetch(request, init) : fetch(request, init)),
+    timeoutMs,
+  );
+  if (answered.ok) return { ok: true, response: answered.value };
+  if (answered.reason === "timeout") {
+    // Nobody is waiting for this response any more: the origin connection is let go.
+    abort.abort();
+    return { ok: false, reason: "timeout", error: `no response headers within ${timeoutMs} ms` };
   }
+  return { ok: false, reason: "unreachable", error: answered.error ?? "fetch failed" };
 }
 
 export function isHtml(response: Response): boolean {
@@ -83,25 +102,62 @@ export function isHtml(response: Response): boolean {
   return /^\s*(text\/html|application\/xhtml\+xml)/i.test(type);
 }
 
-/** Copies the origin's response with mutable headers, fixing what a proxy must fix for every response. */
-export function relayHeaders(response: Response, proxyUrl: URL, target: OriginTarget): Headers {
+/**
+ * Copies the origin's response with mutable headers, fixing what a proxy must fix for every response.
+ * `publicOrigin` is where the site is served (e.g. `https://shop.example`): redirects that name the
+ * origin's host, on any port or scheme, are moved onto it; a Location on any other host is kept.
+ */
+export function relayHeaders(response: Response, publicOrigin: string, target: OriginTarget): Headers {
   const headers = new Headers(response.headers);
   stripHopByHop(headers);
   const location = headers.get("location");
   if (location) {
-    // Redirects go back to the browser; one that points at the origin host is moved to ours.
     try {
       const resolved = new URL(location, target.origin);
-      if (resolved.host === target.origin.host) {
-        resolved.protocol = proxyUrl.protocol;
-        resolved.host = proxyUrl.host;
-        headers.set("location", resolved.toString());
-      }
+      if (resolved.hostname === target.origin.hostname)
+        headers.set("location", onPublicOrigin(resolved, publicOrigin));
     } catch {
       // An unparsable Location goes back as the origin sent it.
     }
   }
   return headers;
+}
+
+/**
+ * The same path, query and fragment on the public origin. Built from the public origin and never by
+ * setting `host` (which keeps the old port when the new host names none), nor by resolving the path
+ * against it (a path such as `//evil.example/x` would be read as another host).
+ */
+function onPublicOrigin(resolved: URL, publicOrigin: string): string {
+  const moved = new URL(publicOrigin);
+  moved.pathname = resolved.pathname;
+  moved.search = resolved.search;
+  moved.hash = resolved.hash;
+  return moved.toString();
+}
+
+/**
+ * Headers by which a shared cache (a CDN in front of the worker, Cloudflare's own) may keep a
+ * response, or tag it to be found and purged: the targeted Cache-Control fields (RFC 9213), the
+ * Surrogate-* ones and Expires. Purge tags go too: on a response no cache may keep they say nothing.
+ */
+const SHARED_CACHE_HEADERS = [
+  "cdn-cache-control",
+  "cloudflare-cdn-cache-control",
+  "surrogate-control",
+  "surrogate-key",
+  "cache-tag",
+  "expires",
+];
+
+/**
+ * Marks a response as one visitor's alone: no cache keeps it, a browser's included (`no-store`), and
+ * none of the origin's shared-cache directives survive to contradict that.
+ */
+export function privateToVisitor(headers: Headers): void {
+  headers.set("cache-control", "private, no-store");
+  for (const name of SHARED_CACHE_HEADERS) headers.delete(name);
+  if (!/(^|,)\s*cookie\s*(,|$)/i.test(headers.get("vary") ?? "")) headers.append("vary", "Cookie");
 }
 
 /** A pass-through response: same status, headers (Set-Cookie kept one by one) and byte stream. */
@@ -120,15 +176,33 @@ export function rewrittenHeaders(headers: Headers): Headers {
   return headers;
 }
 
-/** The page a visitor sees when the origin cannot be reached: plain, honest, no stack trace. */
-export function badGateway(): Response {
-  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Site unavailable</title>
+/** A page the proxy answers itself when the origin fails: plain, honest, no stack trace, never cached. */
+function originFailurePage(status: 502 | 504, title: string, message: string): Response {
+  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1"></head>
 <body style="font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem">
-<h1>This site is unavailable right now</h1><p>We could not reach the site. Please try again in a moment.</p>
+<h1>This site is unavailable right now</h1><p>${message}</p>
 </body></html>`;
   return new Response(html, {
-    status: 502,
+    status,
     headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
   });
+}
+
+/** The page a visitor sees when the origin cannot be reached. */
+export function badGateway(): Response {
+  return originFailurePage(
+    502,
+    "Site unavailable",
+    "We could not reach the site. Please try again in a moment.",
+  );
+}
+
+/** The page a visitor sees when the origin does not answer within ORIGIN_TIMEOUT_MS. */
+export function gatewayTimeout(): Response {
+  return originFailurePage(
+    504,
+    "Site unavailable",
+    "The site took too long to answer. Please try again in a moment.",
+  );
 }

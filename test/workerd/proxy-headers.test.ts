@@ -1,0 +1,246 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { readConfig } from "../../src/edge/config.ts";
+import { activeRules, resetRulesCache } from "../../src/edge/rules-loader.ts";
+import { handle } from "../../src/http/app.ts";
+import { hashRules, parseRules } from "../../src/rules/index.ts";
+import { ACTIVE_KEY, versionKey } from "../../src/rules/store.ts";
+import { BROWSER_UA, newVisitor, visitorsWithSnapshot } from "./helpers.ts";
+
+// What the proxy's response headers let browsers and shared caches (a CDN in front of the worker)
+// do with a page, how long it waits for the origin, and where its redirects send the visitor.
+// The origin is test/fixtures/origin.js.
+
+/** Headers by which a shared cache may keep a response, in each dialect CDNs read. */
+const SHARED_CACHE_HEADERS = [
+  "cdn-cache-control",
+  "cloudflare-cdn-cache-control",
+  "surrogate-control",
+  "surrogate-key",
+  "cache-tag",
+  "expires",
+];
+
+function sharedCacheHeadersOf(res: Response): string[] {
+  return SHARED_CACHE_HEADERS.filter((name) => res.headers.has(name));
+}
+
+async function fetchVia(testEnv: object, request: Request) {
+  const ctx = createExecutionContext();
+  const res = await handle(request, testEnv as typeof env, ctx);
+  return { res, ctx };
+}
+
+function pageRequest(path: string, init: RequestInit & { cookie?: string } = {}, base = "https://shop.test") {
+  const headers = new Headers(init.headers);
+  if (!headers.has("user-agent")) headers.set("user-agent", BROWSER_UA);
+  if (init.cookie) headers.set("cookie", init.cookie);
+  return new Request(`${base}${path}`, { redirect: "manual", ...init, headers });
+}
+
+describe("waiting for the origin", () => {
+  it("an origin that never answers gets the visitor a 504 page, not cacheable, logged origin_timeout", async () => {
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, "log").mockImplementation((line: unknown) => {
+      lines.push(String(line));
+    });
+    try {
+      const { res, ctx } = await fetchVia({ ...env, ORIGIN_TIMEOUT_MS: "50" }, pageRequest("/hang"));
+      expect(res.status).toBe(504);
+      expect(res.headers.get("content-type")).toContain("text/html");
+      expect(res.headers.get("cache-control")).toBe("no-store");
+      expect(await res.text()).toContain("took too long");
+      await waitOnExecutionContext(ctx);
+    } finally {
+      spy.mockRestore();
+    }
+    const timeouts = lines
+      .map((l) => JSON.parse(l) as { msg: string })
+      .filter((l) => l.msg === "origin_timeout");
+    expect(timeouts).toHaveLength(1);
+  });
+
+  it("the timeout bounds the wait for headers only: a page still streaming past it arrives whole", async () => {
+    const { res } = await fetchVia(
+      { ...env, ORIGIN_TIMEOUT_MS: "50" },
+      pageRequest("/slow-html?delay=200", { headers: { "accept-encoding": "identity" } }),
+    );
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html).toContain("first chunk");
+    expect(html).toContain("last chunk");
+  });
+});
+
+describe("an origin that resets in the middle of the body", () => {
+  it("a personalized page that breaks off carries no header that lets a shared cache keep it", async () => {
+    const { res } = await fetchVia(env, pageRequest("/reset-mid-body"));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("cache-control")).toBe("private, no-store");
+    expect(sharedCacheHeadersOf(res)).toEqual([]);
+    await expect(res.text()).rejects.toThrow();
+  });
+
+  it("a pass-through page keeps the origin's policy and breaks off with an error, never a clean end", async () => {
+    await publish({
+      version: "no-slots-here",
+      placements: { hero: { selector: "#hero", pages: ["/elsewhere"] } },
+      experiences: [],
+    });
+    const quiet = { ...env, BEACON_AUTO_INJECT: "false" };
+    const { res } = await fetchVia(quiet, pageRequest("/reset-mid-body"));
+    expect(res.headers.get("cache-control")).toBe("public, max-age=300");
+    // A clean end would let a cache take the half page for the whole one; an error tells it not to.
+    await expect(res.text()).rejects.toThrow();
+  });
+});
+
+describe("pages that depend on the visitor are private", () => {
+  it("a personalized page loses the origin's CDN-Cache-Control, Surrogate-Control, Surrogate-Key, Cache-Tag and Expires", async () => {
+    const { res } = await fetchVia(env, pageRequest("/cdn-cached"));
+    const html = await res.text();
+    expect(html).toContain("First time here?");
+    expect(res.headers.get("cache-control")).toBe("private, no-store");
+    expect(sharedCacheHeadersOf(res)).toEqual([]);
+  });
+
+  it("HEAD on a personalized page is private like its GET, without the origin's shared-cache headers", async () => {
+    const { res } = await fetchVia(env, pageRequest("/cdn-cached", { method: "HEAD" }));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("cache-control")).toBe("private, no-store");
+    expect(sharedCacheHeadersOf(res)).toEqual([]);
+    expect(res.headers.getSetCookie()).toEqual([]);
+  });
+
+  it("HEAD on an asset keeps the origin's caching policy", async () => {
+    const { res } = await fetchVia(env, pageRequest("/binary", { method: "HEAD" }));
+    expect(res.headers.get("cache-control")).toBe("public, max-age=3600");
+  });
+
+  it("a returning visitor whose slots all resolve to the default still gets a private page", async () => {
+    const cookie = await newVisitor();
+    await publish({
+      version: "defaults-only",
+      placements: { hero: { selector: "#hero", pages: ["/cdn-cached"] } },
+      experiences: [
+        {
+          id: "for-regulars",
+          placement: "hero",
+          audience: { op: "gte", path: "visitor.sessionCount", value: 1000 },
+          content: { html: "<h1>Welcome back, regular</h1>" },
+        },
+      ],
+    });
+    for (const beacon of ["true", "false"]) {
+      const { res, ctx } = await fetchVia(
+        originAfterDecision({ BEACON_AUTO_INJECT: beacon }),
+        pageRequest("/cdn-cached", { cookie }),
+      );
+      const html = await res.text();
+      await waitOnExecutionContext(ctx);
+      expect(html).toContain("Default hero");
+      expect(res.headers.getSetCookie()).toEqual([]);
+      expect(res.headers.get("cache-control")).toBe("private, no-store");
+      expect(sharedCacheHeadersOf(res)).toEqual([]);
+    }
+  });
+});
+
+describe("configuration", () => {
+  it("ORIGIN_TIMEOUT_MS and PUBLIC_ORIGIN out of bounds are reported and replaced by their defaults", () => {
+    const { config, problems } = readConfig({
+      ...env,
+      ORIGIN_TIMEOUT_MS: "0",
+      PUBLIC_ORIGIN: "https://shop.example/shop",
+    });
+    expect(problems).toHaveLength(2);
+    expect(config.ORIGIN_TIMEOUT_MS).toBe(10_000);
+    expect(config.PUBLIC_ORIGIN).toBeUndefined();
+    const other = readConfig({ ...env, ORIGIN_TIMEOUT_MS: "100001", PUBLIC_ORIGIN: "ftp://shop.example" });
+    expect(other.problems).toHaveLength(2);
+  });
+
+  it("PUBLIC_ORIGIN is kept as the origin it names", () => {
+    const { config, problems } = readConfig({ ...env, PUBLIC_ORIGIN: "https://Shop.Example:8443/" });
+    expect(problems).toEqual([]);
+    expect(config.PUBLIC_ORIGIN).toBe("https://shop.example:8443");
+  });
+});
+
+describe("redirects from the origin", () => {
+  const origin = { ...env, ORIGIN: "http://127.0.0.1:8822" };
+
+  it("with PUBLIC_ORIGIN set, a Location on the origin moves onto the public host, whatever Host the client sent", async () => {
+    const configured = { ...origin, PUBLIC_ORIGIN: "https://www.shop.example" };
+    // Under `wrangler dev` the request URL carries the Host header the client chose.
+    const { res } = await fetchVia(
+      configured,
+      pageRequest("/redirect-origin-port", { headers: { host: "shop.example" } }, "http://shop.example"),
+    );
+    expect(res.status).toBe(302);
+    expect(res.headers.get("location")).toBe("https://www.shop.example/landing?from=origin");
+  });
+
+  it("without PUBLIC_ORIGIN, a Location on the origin moves onto the request's host, without the origin's port", async () => {
+    const { res } = await fetchVia(
+      origin,
+      pageRequest("/redirect-origin-port", { headers: { host: "shop.example" } }, "http://shop.example"),
+    );
+    expect(res.headers.get("location")).toBe("http://shop.example/landing?from=origin");
+  });
+
+  it("a Location on another host passes unchanged", async () => {
+    const { res } = await fetchVia(
+      { ...origin, PUBLIC_ORIGIN: "https://www.shop.example" },
+      pageRequest("/redirect-external"),
+    );
+    expect(res.headers.get("location")).toBe("https://elsewhere.example/page");
+  });
+});
+
+afterEach(async () => {
+  // Back to the rules bundled at build time for the next test.
+  await env.RULES.delete(ACTIVE_KEY);
+  resetRulesCache();
+});
+
+// Rules published to the RULES KV namespace as `npm run rules -- publish` writes them, then loaded
+// (a cold isolate would otherwise serve the bundled rules if KV were slower than the store deadline).
+async function publish(doc: Record<string, unknown>): Promise<void> {
+  const parsed = parseRules(doc);
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+  const hash = await hashRules(parsed.rules);
+  await env.RULES.put(
+    versionKey(parsed.rules.version),
+    JSON.stringify({ hash, publishedAt: new Date().toISOString(), doc }),
+  );
+  await env.RULES.put(ACTIVE_KEY, JSON.stringify({ version: parsed.rules.version, hash }));
+  resetRulesCache();
+  const loaded = await activeRules(env, undefined, 10_000);
+  if (loaded?.version !== parsed.rules.version) throw new Error("the published rules did not load");
+}
+
+/**
+ * An environment in which the origin answers only after the visitor's decision is made, so the
+ * response's headers are the ones chosen from the decision (not the ones for a page that streams
+ * before it).
+ */
+function originAfterDecision(overrides: Record<string, unknown>) {
+  let answered = () => {};
+  const objectAnswered = new Promise<void>((resolve) => {
+    answered = resolve;
+  });
+  const visitor = visitorsWithSnapshot(async (snapshot) => {
+    const state = await snapshot();
+    setTimeout(answered, 0);
+    return state;
+  });
+  const originService = {
+    fetch: async (request: Request, init?: RequestInit) => {
+      await objectAnswered;
+      return env.ORIGIN_SERVICE!.fetch(request, init);
+    },
+  };
+  return { ...env, VISITOR: visitor, ORIGIN_SERVICE: originService, ...overrides };
+}
