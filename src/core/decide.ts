@@ -266,6 +266,7 @@ function normalizeContext(c: RequestContext): RequestContext {
 }
 
 const NO_CONSENT: Consent = {};
+const NO_HOSTS: readonly string[] = [];
 const NO_TRAITS: Traits = {};
 
 /**
@@ -320,7 +321,7 @@ export function decide(rules: CompiledRules, input: DecisionInput): DecisionResu
       if (siteHost === undefined) siteHost = hostOf(context.url);
       return siteHost;
     },
-    hosts: rules.settings?.redirectHosts ?? [],
+    hosts: rules.settings?.redirectHosts ?? NO_HOSTS,
   };
   const templateScope: TemplateScope = {
     traits,
