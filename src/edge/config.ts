@@ -1,9 +1,10 @@
 import * as z from "zod";
+import { log } from "../state/log.ts";
 
 /**
  * The worker's configuration, parsed once per isolate from `env` (vars + secrets).
  * A bad value is collected into `problems` and replaced by its default, never thrown:
- * a misconfigured deployment still serves the origin.
+ * a misconfigured deployment still serves the origin. Each problem is logged once per isolate.
  */
 const boolString = z.enum(["true", "false"]).transform((v) => v === "true");
 
@@ -12,13 +13,23 @@ const headerName = z
   .regex(/^[a-z0-9-]+$/i, "must be a header name (letters, digits, dashes)")
   .transform((v) => v.toLowerCase());
 
+const DEADLINE = "must be a whole number of milliseconds from 1 to 5000";
+
 export const ConfigSchema = z.object({
-  ORIGIN: z.url({ protocol: /^https?$/ }),
+  ORIGIN: z.url({
+    protocol: /^https?$/,
+    error: "must be an absolute http:// or https:// URL, such as https://www.example.com",
+  }),
   NS_PREFIX: z
     .string()
     .regex(/^\/[a-z0-9_-]+$/i, "must look like /_ns")
     .default("/_ns"),
-  STORE_DEADLINE_MS: z.coerce.number().int().min(1).max(5000).default(50),
+  STORE_DEADLINE_MS: z.coerce
+    .number({ error: DEADLINE })
+    .int(DEADLINE)
+    .min(1, DEADLINE)
+    .max(5000, DEADLINE)
+    .default(50),
   /** How long a page waits for the origin's response headers before the visitor gets a 504 (not the body). */
   ORIGIN_TIMEOUT_MS: z.coerce
     .number({ error: "must be a whole number of milliseconds from 1 to 100000" })
@@ -45,7 +56,7 @@ export const ConfigSchema = z.object({
   COOKIE_SECURE: boolString.default(true),
   COOKIE_NAME: z
     .string()
-    .regex(/^[A-Za-z0-9_-]+$/)
+    .regex(/^[A-Za-z0-9_-]+$/, "must be letters, digits, _ or -")
     .default("ns_vid"),
   COOKIE_DOMAIN: z.string().optional(),
   BEACON_AUTO_INJECT: boolString.default(true),
@@ -60,36 +71,80 @@ export const ConfigSchema = z.object({
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
+/** One bad variable: which, what is wrong with it, and what the worker does instead. Never its value. */
+export interface ConfigProblem {
+  readonly name: string;
+  readonly message: string;
+  readonly usedInstead: string;
+}
+
 export interface ParsedConfig {
   readonly config: Config;
-  readonly problems: readonly string[];
+  readonly problems: readonly ConfigProblem[];
+}
+
+/** Secrets' problems are described from the issue alone: a message can echo its input. */
+const SECRETS = new Set(["ADMIN_TOKEN", "COOKIE_SECRET", "IDENTITY_SECRET", "SERVER_API_KEY"]);
+
+/** Only ORIGIN has no default; without it there is nothing to proxy to, and pages answer 502. */
+const NO_ORIGIN = "http://origin.invalid";
+
+function whatIsWrong(key: string, issue: z.core.$ZodIssue, raw: unknown): string {
+  if (raw === undefined) return "is not set";
+  if (SECRETS.has(key)) {
+    return issue.code === "too_small"
+      ? `must be at least ${String(issue.minimum)} characters`
+      : "is not valid";
+  }
+  return issue.message;
+}
+
+function fallback(key: string, config: Config): string {
+  if (key === "ORIGIN") return "nothing: pages answer 502 until ORIGIN is fixed";
+  const value = SECRETS.has(key) ? undefined : config[key as keyof Config];
+  return value === undefined ? "nothing (as if it were not set)" : String(value);
 }
 
 const cache = new WeakMap<object, ParsedConfig>();
 
-/** Parses `env` once per isolate (env is the same object for the isolate's lifetime). */
+/**
+ * Parses `env` once per isolate (env is the same object for the isolate's lifetime), at its first
+ * request, and logs each problem then: once per isolate, not once per request.
+ */
 export function readConfig(env: object): ParsedConfig {
   const hit = cache.get(env);
   if (hit) return hit;
   const raw = env as Record<string, unknown>;
   const picked: Record<string, unknown> = {};
+  const wrong = new Map<string, string>();
   for (const key of Object.keys(ConfigSchema.shape)) {
-    if (typeof raw[key] === "string") picked[key] = raw[key];
+    const value = raw[key];
+    if (typeof value === "string") picked[key] = value;
+    // wrangler.toml passes an unquoted `STORE_DEADLINE_MS = 50` as a number: named, not ignored.
+    else if (value !== undefined) wrong.set(key, "must be text (in wrangler.toml, put the value in quotes)");
   }
-  const problems: string[] = [];
   let parsed = ConfigSchema.safeParse(picked);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0]);
-      problems.push(`${key}: ${issue.message}`);
+      if (!wrong.has(key)) wrong.set(key, whatIsWrong(key, issue, raw[key]));
       delete picked[key];
     }
     parsed = ConfigSchema.safeParse(picked);
   }
-  const result: ParsedConfig = parsed.success
-    ? { config: parsed.data, problems }
-    : // Only ORIGIN has no default; without it there is nothing to proxy to.
-      { config: ConfigSchema.parse({ ...picked, ORIGIN: "http://origin.invalid" }), problems };
+  const config = parsed.success ? parsed.data : ConfigSchema.parse({ ...picked, ORIGIN: NO_ORIGIN });
+  const problems = [...wrong].map(([name, message]) => ({
+    name,
+    message,
+    usedInstead: fallback(name, config),
+  }));
+  for (const problem of problems) log("warn", "config_problem", { ...problem });
+  const result: ParsedConfig = { config, problems };
   cache.set(env, result);
   return result;
+}
+
+/** Whether pages have an origin to go to: false when ORIGIN is missing or bad (they answer 502). */
+export function hasOrigin({ problems }: ParsedConfig): boolean {
+  return !problems.some((p) => p.name === "ORIGIN");
 }

@@ -8,7 +8,11 @@ export interface Env {
   readonly VISITOR: DurableObjectNamespace<VisitorDO>;
   /** One object per experiment: unique exposures and conversions per variant. */
   readonly EXPERIMENTS: DurableObjectNamespace<ExperimentDO>;
-  /** Development and tests only: the origin as a service binding instead of the network. */
+  /**
+   * Stands in for ORIGIN over a service binding instead of the network. Bound only by `npm start`
+   * ([env.demo] in wrangler.toml: the demo shop) and the workerd tests, never at the top level,
+   * so it cannot shadow an ORIGIN a user configures.
+   */
   readonly ORIGIN_SERVICE?: Fetcher;
   readonly [key: string]: unknown;
 }

@@ -1,6 +1,6 @@
 import type { Hono } from "hono";
 import * as z from "zod";
-import { analyzeExperiment } from "../core/stats.ts";
+import { analyzeExperiment, type ExperimentReport } from "../core/stats.ts";
 import { readConfig } from "../edge/config.ts";
 import type { Env } from "../edge/env.ts";
 import { signPreview } from "../edge/preview.ts";
@@ -9,6 +9,7 @@ import { experimentObject } from "../measure/experiment-do.ts";
 import { GLOBAL_HOLDOUT } from "../rules/index.ts";
 import { requireAdmin } from "./admin.ts";
 import { invalidRequest, jsonError } from "./errors.ts";
+import { documentRoute } from "./openapi.ts";
 
 type AppEnv = { Bindings: Env };
 
@@ -27,6 +28,74 @@ export const PreviewRequestSchema = z.object({
     .default(3600),
 });
 export type PreviewRequest = z.infer<typeof PreviewRequestSchema>;
+
+// Response schemas, for the OpenAPI document; test/workerd/openapi.test.ts parses real answers with them.
+
+export const PreviewResponseSchema = z.strictObject({
+  token: z.string(),
+  url: z.url().describe("the page with `ns_preview=<token>`: open it in the browser to preview"),
+  expiresInSeconds: z.number().int(),
+});
+export type PreviewResponse = z.infer<typeof PreviewResponseSchema>;
+
+export const RulesStatusSchema = z.strictObject({
+  version: z.string().nullable(),
+  hash: z.string().nullable(),
+  source: z.enum(["kv", "bundled"]).nullable(),
+  loadedAt: z.iso.datetime().nullable(),
+  checkedAt: z.iso.datetime().nullable(),
+  lastError: z.string().nullable(),
+});
+export type RulesStatusBody = z.infer<typeof RulesStatusSchema>;
+
+const interval = z.tuple([z.number(), z.number()]);
+
+/** Typed against core's ExperimentReport, so the two cannot disagree without a type error. */
+const ExperimentReportSchema: z.ZodType<ExperimentReport> = z.strictObject({
+  arms: z.array(
+    z.strictObject({
+      id: z.string(),
+      isControl: z.boolean(),
+      weight: z.number(),
+      exposures: z.number().int(),
+      conversions: z.number().int(),
+      rate: z.number(),
+      interval,
+      observedShare: z.number(),
+      expectedShare: z.number(),
+      uplift: z
+        .strictObject({
+          absolute: z.number(),
+          absoluteInterval: interval,
+          relative: z.number().nullable(),
+          relativeInterval: interval.nullable(),
+          zScore: z.number(),
+          pValue: z.number(),
+          significant: z.boolean(),
+        })
+        .nullable(),
+      verdict: z.enum(["control", "better", "worse", "no significant difference", "not enough data"]),
+    }),
+  ),
+  control: z.string().nullable(),
+  sampleRatioMismatch: z.strictObject({
+    chiSquare: z.number(),
+    degreesOfFreedom: z.number().int(),
+    pValue: z.number(),
+    flagged: z.boolean(),
+  }),
+  enoughData: z.boolean(),
+  note: z.string(),
+});
+
+export const ExperimentResultsSchema = z.strictObject({
+  experiment: z.string(),
+  goal: z.string(),
+  rulesVersion: z.string().nullable(),
+  holdout: z.strictObject({ exposures: z.number().int(), conversions: z.number().int() }).nullable(),
+  report: ExperimentReportSchema,
+});
+export type ExperimentResults = z.infer<typeof ExperimentResultsSchema>;
 
 /** RFC 9110 §13.1.2: a list of entity tags or `*`, compared weakly. */
 function ifNoneMatch(header: string | undefined, etag: string): boolean {
@@ -112,5 +181,61 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
     const url = new URL(path, c.req.url);
     url.searchParams.set("ns_preview", token);
     return c.json({ token, url: url.toString(), expiresInSeconds: ttlSeconds });
+  });
+
+  documentRoute({
+    method: "get",
+    path: "/v1/rules",
+    operationId: "getRulesStatus",
+    tag: "admin",
+    admin: true,
+    summary: "The rules being served: version, content hash, where from, and the last refresh's error",
+    responses: {
+      200: {
+        description: "the serving rules; the ETag is their hash while refreshes succeed",
+        schema: RulesStatusSchema,
+        headers: { ETag: "the serving version's content hash (absent while refreshes fail)" },
+      },
+      304: { description: "If-None-Match names the serving hash: nothing changed" },
+    },
+  });
+  documentRoute({
+    method: "get",
+    path: "/v1/experiments/{id}",
+    operationId: "getExperimentResults",
+    tag: "admin",
+    admin: true,
+    summary: "An experiment's exposures, conversions, uplift and 95% intervals per variant",
+    params: { id: "the experiment's id in the active rules" },
+    responses: {
+      200: { description: "the report; the first variant is the control", schema: ExperimentResultsSchema },
+      404: { description: "no such experiment in the active rules" },
+    },
+  });
+  // Served by /v1/experiments/{id}; documented apart because its arms are not the rules' variants.
+  documentRoute({
+    method: "get",
+    path: `/v1/experiments/${GLOBAL_HOLDOUT}`,
+    operationId: "getGlobalHoldoutResults",
+    tag: "admin",
+    admin: true,
+    summary: "The program's lift: visitors held out of every placement against everyone personalized",
+    responses: {
+      200: {
+        description: "two arms, `holdout` (the control) and `personalized`",
+        schema: ExperimentResultsSchema,
+      },
+      404: { description: "the active rules set no settings.globalHoldout" },
+    },
+  });
+  documentRoute({
+    method: "post",
+    path: "/v1/preview",
+    operationId: "createPreviewLink",
+    tag: "admin",
+    admin: true,
+    summary: "A signed link that opens a page with chosen experiences forced, and the explain panel",
+    body: PreviewRequestSchema,
+    responses: { 200: { description: "the link and its token", schema: PreviewResponseSchema } },
   });
 }

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { routePath } from "hono/route";
-import { readConfig } from "../edge/config.ts";
+import { hasOrigin, readConfig } from "../edge/config.ts";
 import type { Env } from "../edge/env.ts";
 import { activeRules } from "../edge/rules-loader.ts";
 import { log } from "../state/log.ts";
@@ -13,6 +13,7 @@ import { registerIdentityRoutes } from "./identify.ts";
 import { openApiDocument } from "./openapi.ts";
 import { servePage } from "./page.ts";
 import { registerProfileRoutes } from "./profiles.ts";
+import { badGateway } from "./proxy.ts";
 
 export const VERSION = "0.1.0";
 
@@ -29,7 +30,8 @@ function buildApi(prefix: string): Hono<AppEnv> {
       version: VERSION,
       rulesVersion: rules?.version ?? null,
       rulesSource: rules?.source ?? null,
-      configProblems: problems.length,
+      // By name, with what is wrong and what is used instead; never a value (secrets are vars too).
+      configProblems: problems,
     });
   });
 
@@ -66,7 +68,8 @@ function buildApi(prefix: string): Hono<AppEnv> {
 const apis = new Map<string, Hono<AppEnv>>();
 
 export async function handle(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
-  const { config } = readConfig(env);
+  const parsed = readConfig(env);
+  const { config } = parsed;
   const url = new URL(request.url);
   const path = url.pathname;
   const prefix = config.NS_PREFIX;
@@ -78,6 +81,10 @@ export async function handle(request: Request, env: Env, ctx: ExecutionContext):
     }
     return api.fetch(request, env, ctx);
   }
+  // A bad ORIGIN has no stand-in: pages answer 502, as /_ns/health and the log say, even where a
+  // service binding (the demo's under `npm start`, the tests') would answer anything.
+  if (!hasOrigin(parsed)) return badGateway();
+  // ORIGIN_SERVICE is bound only by the demo environment and the tests; it stands in for ORIGIN.
   return servePage(request, url, env, ctx, config, { origin: originOf(config), service: env.ORIGIN_SERVICE });
 }
 

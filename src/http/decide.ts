@@ -294,6 +294,7 @@ export function registerDecideRoutes(api: Hono<AppEnv>): void {
   documentRoute({
     method: "post",
     path: "/v1/decide",
+    operationId: "decide",
     tag: "decisions",
     server: true,
     summary: "Decisions for a visitor or user on a channel (events in the same call count first)",
@@ -303,6 +304,7 @@ export function registerDecideRoutes(api: Hono<AppEnv>): void {
   documentRoute({
     method: "get",
     path: "/v1/explain",
+    operationId: "explainDecision",
     tag: "admin",
     admin: true,
     summary: "Why a visitor gets what they get: scores, segments, every candidate and why it won or lost",

@@ -256,6 +256,7 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
   documentRoute({
     method: "post",
     path: "/v1/events",
+    operationId: "recordEvents",
     tag: "events",
     server: true,
     summary: "Record a batch of behavioural events (JSON, or text/plain from navigator.sendBeacon)",
@@ -276,6 +277,7 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
   documentRoute({
     method: "post",
     path: "/v1/consent",
+    operationId: "setConsent",
     tag: "privacy",
     server: true,
     summary: "Set consent per purpose (browser: its cookie's visitor; server: visitorId or userId)",

@@ -206,6 +206,7 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
   documentRoute({
     method: "post",
     path: "/v1/identify",
+    operationId: "identify",
     tag: "identity",
     server: true,
     summary: "Link the anonymous visitor to a known person (signed token from a browser, or the server key)",

@@ -95,6 +95,10 @@ async function eraseOne(env: Env, id: string, at: string): Promise<void> {
   ]);
 }
 
+/** How the OpenAPI document describes a profile route's `{id}`, and the 400 a bad one gets. */
+const PERSON_ID = "a visitor id, a canonical id (u_…) or user:<userId>";
+const BAD_PERSON_ID = { description: `not ${PERSON_ID}` };
+
 /** Admin: traits import, export and erasure (requireAdmin is applied to /v1/profiles/*). */
 export function registerProfileRoutes(api: Hono<AppEnv>): void {
   api.put("/v1/profiles/:id/traits", async (c) => {
@@ -239,35 +243,64 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
   documentRoute({
     method: "put",
     path: "/v1/profiles/{id}/traits",
+    operationId: "setTraits",
+    params: { id: PERSON_ID },
     tag: "profiles",
     admin: true,
     summary: "Set traits from CRM/warehouse (merged; ?mode=replace replaces them)",
     body: TraitsSchema,
-    responses: { 200: { description: "the traits now held" }, 410: { description: "erased person" } },
+    responses: {
+      200: {
+        description: "the traits now held",
+        schema: z.object({ id: z.string().describe("the canonical id"), traits: TraitsSchema }),
+      },
+      400: BAD_PERSON_ID,
+      410: { description: "erased person" },
+    },
   });
   documentRoute({
     method: "post",
     path: "/v1/profiles/import",
+    operationId: "importTraits",
     tag: "profiles",
     admin: true,
     summary: "Bulk NDJSON import, one { id, traits } per line; per-line errors",
-    responses: { 200: { description: "{ written, errors: [{ line, message }] }" } },
+    body: z.string().describe('one JSON object per line: {"id": "user:42", "traits": {…}}'),
+    bodyContentTypes: ["application/x-ndjson"],
+    responses: {
+      200: {
+        description: "how many people were written, and each line that was not",
+        schema: z.object({
+          written: z.number().int(),
+          errors: z.array(z.object({ line: z.number().int(), message: z.string() })),
+        }),
+      },
+      413: { description: "over 10 MB, or too many distinct ids in one request" },
+    },
   });
   documentRoute({
     method: "get",
     path: "/v1/profiles/{id}",
+    operationId: "exportProfile",
+    params: { id: PERSON_ID },
     tag: "privacy",
     admin: true,
     summary:
       "Export everything held on a person (traits, state, aliases, dead letters, experiment exposures)",
-    responses: { 200: { description: "the export" }, 404: { description: "nothing held" } },
+    responses: {
+      200: { description: "the export" },
+      400: BAD_PERSON_ID,
+      404: { description: "nothing held" },
+    },
   });
   documentRoute({
     method: "delete",
     path: "/v1/profiles/{id}",
+    operationId: "eraseProfile",
+    params: { id: PERSON_ID },
     tag: "privacy",
     admin: true,
     summary: "Erase a person everywhere and suppress them",
-    responses: { 200: { description: "erased" } },
+    responses: { 200: { description: "erased" }, 400: BAD_PERSON_ID },
   });
 }

@@ -5,8 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /**
- * Starts `wrangler dev` exactly as `npm start` does (the proxy in front of the demo shop), on a free
- * port with its own state directory, and stops it afterwards.
+ * Starts `wrangler dev` exactly as `npm start` does (the proxy in front of the demo shop), or with
+ * `{ demo: false }` exactly as plain `wrangler dev` (`npm run dev`) does (the worker alone, fronting
+ * the configured ORIGIN), on a free port with its own state directory, and stops it afterwards.
  */
 export interface DevServer {
   readonly url: string;
@@ -27,10 +28,16 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startDevServer(vars: Record<string, string> = {}): Promise<DevServer> {
+export async function startDevServer(
+  vars: Record<string, string> = {},
+  { demo = true }: { readonly demo?: boolean } = {},
+): Promise<DevServer> {
   const port = await freePort();
   const state = mkdtempSync(join(tmpdir(), "northstar-browser-"));
-  const args = ["wrangler", "dev", "-c", "wrangler.toml", "-c", "demo/wrangler.toml"];
+  // The same arguments as package.json's `start` and `dev` scripts.
+  const args = demo
+    ? ["wrangler", "dev", "-c", "wrangler.toml", "-c", "demo/wrangler.toml", "--env", "demo"]
+    : ["wrangler", "dev"];
   args.push("--port", String(port), "--ip", "127.0.0.1", "--persist-to", state, "--inspector-port", "0");
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const child: ChildProcess = spawn("npx", args, {
@@ -65,10 +72,14 @@ export async function startDevServer(vars: Record<string, string> = {}): Promise
   return {
     url,
     async stop() {
-      if (child.exitCode === null && child.pid) {
-        process.kill(-child.pid, "SIGTERM");
-        await new Promise((r) => setTimeout(r, 500));
-        if (child.exitCode === null) process.kill(-child.pid, "SIGKILL");
+      const pid = child.pid;
+      if (child.exitCode === null && pid) {
+        // Waits for the exit itself rather than a fixed pause; a group that ignores SIGTERM is killed.
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        process.kill(-pid, "SIGTERM");
+        const stubborn = setTimeout(() => process.kill(-pid, "SIGKILL"), 5_000);
+        await exited;
+        clearTimeout(stubborn);
       }
       rmSync(state, { recursive: true, force: true });
     },
