@@ -49,7 +49,7 @@ function buildApi(prefix: string): Hono<AppEnv> {
   api.get("/ns.js", (c) => c.redirect(`${prefix}/ns.${BEACON_VERSION}.js`, 302));
   api.get("/:script{ns\\.[0-9a-z]+\\.js}", (c) => c.redirect(`${prefix}/ns.${BEACON_VERSION}.js`, 302));
 
-  api.get("/openapi.json", (c) => c.json(openApiDocument(prefix, VERSION)));
+  api.get("/openapi.json", (c) => c.json(openApiDocument(readConfig(c.env).config, VERSION)));
   registerAdminRoutes(api);
   registerStateRoutes(api);
   registerIdentityRoutes(api);
@@ -63,6 +63,24 @@ function buildApi(prefix: string): Hono<AppEnv> {
     return jsonError(500, "internal_error", "something went wrong on our side");
   });
   return api;
+}
+
+/**
+ * Every (method, path) the API registers under `prefix`, as Hono lists them (`:id`, `:name{regex}`),
+ * middleware included: test/workerd/openapi.test.ts fails on any the OpenAPI document leaves out.
+ */
+export function registeredRoutes(prefix: string): ReadonlyArray<RegisteredRoute> {
+  // Hono's own test for middleware (as `inspectRoutes` in hono/dev): a handler that takes `next`.
+  return buildApi(prefix).routes.map((r) => ({
+    method: r.method,
+    path: r.path,
+    middleware: r.handler.length > 1,
+  }));
+}
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly path: string;
+  readonly middleware: boolean;
 }
 
 const apis = new Map<string, Hono<AppEnv>>();
