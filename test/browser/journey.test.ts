@@ -1,6 +1,7 @@
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHROMIUM_ARGS, CHROMIUM_PATH, type DevServer, startDevServer } from "./harness.ts";
+import { launchBrowser } from "./browser.ts";
+import { type DevServer, startDevServer } from "./harness.ts";
 
 // A shopper's journey through the demo shop in real Chromium, against `wrangler dev` as `npm start`
 // runs it: the beacon really sends events from the page, and the home page changes with them.
@@ -9,7 +10,7 @@ let browser: Browser;
 
 beforeAll(async () => {
   server = await startDevServer();
-  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+  browser = await launchBrowser();
 }, 120_000);
 
 afterAll(async () => {
