@@ -10,6 +10,16 @@ export default defineConfig({
         test: { name: "core", include: ["test/core/**/*.test.ts"], environment: "node" },
       },
       {
+        // The packed client (`npm pack`) installed in a scratch project, run on Node 20 and 22.
+        test: {
+          name: "package",
+          include: ["test/package/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+        },
+      },
+      {
         // Real Chromium against `wrangler dev`, as a shopper meets the demo.
         test: {
           name: "browser",

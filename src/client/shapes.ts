@@ -1,0 +1,131 @@
+import type * as z from "zod";
+import type { Consent, VisitorState } from "../core/model.ts";
+import type { ExperimentReport } from "../core/stats.ts";
+import type { LoadedRules, RulesStatus } from "../edge/rules-loader.ts";
+import type { PreviewRequestSchema } from "../http/admin-routes.ts";
+import type { ExplainQuerySchema } from "../http/decide.ts";
+import type { ErrorBodySchema } from "../http/openapi.ts";
+import type { TraitsSchema } from "../http/profiles.ts";
+import type {
+  ConsentRequestSchema,
+  DecideRequestSchema,
+  DecideResponseSchema,
+  EventSchema,
+  EventsRequestSchema,
+  EventsResponseSchema,
+  IdentifyRequestSchema,
+} from "../http/schemas.ts";
+import type { ExposureRow } from "../measure/experiment-do.ts";
+import type { CompiledExperiment } from "../rules/compile.ts";
+import type { DeadLetter } from "../state/visitor-do.ts";
+
+/**
+ * The shapes the client speaks, derived from the schemas the worker validates with and the types its
+ * routes answer with. This module is not shipped: scripts/client-types.ts prints each type below,
+ * fully expanded, into api-types.ts, so the package's declarations need neither zod nor the worker's
+ * modules. Requests are the schemas' input (defaults optional), responses their output.
+ *
+ * Routes whose answer has no schema are described here from the values they are built of; the
+ * envelope around those values is the one place written by hand (keep it beside its route).
+ */
+
+/** One event, by its canonical names (`ts`, `props`); the worker fills `channel` and `props`. */
+export type EventInput = z.input<(typeof EventSchema)["out"]>;
+
+/** A decision request: a server names `visitorId` or `userId`; a browser is its own cookie. */
+export type DecideRequest = Omit<z.input<typeof DecideRequestSchema>, "events"> & {
+  /** Recorded first, and counted in this decision. */
+  events?: EventInput[];
+};
+export type DecideResponse = z.output<typeof DecideResponseSchema>;
+
+/** A batch of events for one visitor or person (servers name them; a browser is its cookie). */
+export type EventsRequest = Omit<z.input<typeof EventsRequestSchema>, "events"> & { events: EventInput[] };
+export type EventsResponse = z.output<typeof EventsResponseSchema>;
+
+/** Either a token signed by the site's backend (browsers), or, with the server key, both ids. */
+export type IdentifyRequest = z.input<typeof IdentifyRequestSchema>;
+/** src/http/identify.ts: the person's id from now on; whether an anonymous history was merged. */
+export interface IdentifyResponse {
+  visitorId: string;
+  merged: boolean;
+  mergedEvents: number;
+  /** A browser that carried another known person's id now belongs to this one; nothing merged. */
+  switched?: true;
+}
+
+export type ConsentRequest = z.input<typeof ConsentRequestSchema>;
+/** src/http/events.ts: the consent now held, per purpose. */
+export interface ConsentResponse {
+  consent: Consent;
+}
+
+/** The body of every error answer: a code to switch on, and each bad field of a 400. */
+export type ErrorBody = z.output<typeof ErrorBodySchema>;
+
+/** Query of GET /v1/explain: whose decision (`visitorId` or `userId`), on which page and channel. */
+export type ExplainQuery = z.input<typeof ExplainQuerySchema>;
+
+export type Traits = z.input<typeof TraitsSchema>;
+/** src/http/profiles.ts: the traits now held. */
+export interface TraitsResponse {
+  id: string;
+  traits: Traits;
+}
+
+/** One line of an import: a visitor id, a canonical id (`u_…`) or `user:<userId>`, and its traits. */
+export interface ProfileImportRow {
+  id: string;
+  traits: Traits;
+}
+/** src/http/profiles.ts: how many people were written; each refused line by number (from 1). */
+export interface ProfileImportResponse {
+  written: number;
+  errors: Array<{ line: number; message: string }>;
+}
+
+/** src/http/profiles.ts: everything held on a person. */
+export interface ProfileExport {
+  id: string;
+  aliases: string[];
+  traits: Traits;
+  consent: Consent;
+  state: VisitorState | null;
+  deadLetters: DeadLetter[];
+  mergedFrom: string[];
+  experiments: Array<{ experiment: string } & ExposureRow>;
+}
+/** src/http/profiles.ts: erased, with how many linked ids went with the person. */
+export interface ProfileErasure {
+  erased: true;
+  aliases: number;
+}
+
+/** src/http/admin-routes.ts: the rules the worker serves, and how its last refresh went. */
+export interface RulesReport {
+  version: LoadedRules["version"] | null;
+  hash: LoadedRules["hash"] | null;
+  source: LoadedRules["source"] | null;
+  /** ISO 8601. */
+  loadedAt: string | null;
+  /** ISO 8601. */
+  checkedAt: string | null;
+  lastError: RulesStatus["lastError"];
+}
+
+/** src/http/admin-routes.ts: an experiment's arms with intervals, and its holdout. */
+export interface ExperimentResults {
+  experiment: string;
+  goal: CompiledExperiment["goal"];
+  rulesVersion: string | null;
+  holdout: { exposures: number; conversions: number } | null;
+  report: ExperimentReport;
+}
+
+export type PreviewRequest = z.input<typeof PreviewRequestSchema>;
+/** src/http/admin-routes.ts: a signed preview link. */
+export interface PreviewLink {
+  token: string;
+  url: string;
+  expiresInSeconds: number;
+}
