@@ -3,15 +3,52 @@
 /** Objects built from parsed JSON onto prototype-free records, refusing keys that could pollute. */
 export const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
-export function findForbiddenKey(value: unknown, path = "", depth = 0): string | null {
-  if (depth > 20 || value === null || typeof value !== "object") return null;
-  for (const key of Object.keys(value)) {
-    const here = path ? `${path}.${key}` : key;
-    if (FORBIDDEN_KEYS.has(key)) return here;
-    const inner = findForbiddenKey((value as Record<string, unknown>)[key], here, depth + 1);
-    if (inner) return inner;
+/** What is wrong with a parsed JSON value's shape, with the dotted path where it was found. */
+export type JsonShapeProblem =
+  | { readonly reason: "forbidden_key"; readonly path: string }
+  | { readonly reason: "too_deep"; readonly path: string };
+
+type Node = {
+  readonly value: object;
+  readonly depth: number;
+  readonly key: string;
+  readonly parent: Node | null;
+};
+
+/** The dotted path of `node` (of its key `last`, when given); `(body)` for the top value. */
+function pathOf(node: Node, last?: string): string {
+  const keys: string[] = last === undefined ? [] : [last];
+  for (let at: Node | null = node; at?.parent; at = at.parent) keys.push(at.key);
+  return keys.reverse().join(".") || "(body)";
+}
+
+/**
+ * One walk over a parsed JSON value: a forbidden key anywhere (however deep: no cut-off), and
+ * whether arrays and objects nest deeper than `maxDepth` (the top value is level 1). Iterative, so
+ * a 100,000-deep body cannot overflow the stack; bounded by the size of what was parsed. A
+ * forbidden key wins over depth: it is the one a caller must never see stored.
+ */
+export function inspectJson(value: unknown, maxDepth: number): JsonShapeProblem | null {
+  if (value === null || typeof value !== "object") return null;
+  let tooDeep: Node | null = null;
+  const stack: Node[] = [{ value, depth: 1, key: "", parent: null }];
+  for (let node = stack.pop(); node; node = stack.pop()) {
+    if (node.depth > maxDepth && !tooDeep) tooDeep = node;
+    const isArray = Array.isArray(node.value);
+    for (const key of Object.keys(node.value)) {
+      const child = (node.value as Record<string, unknown>)[key];
+      if (!isArray && FORBIDDEN_KEYS.has(key)) return { reason: "forbidden_key", path: pathOf(node, key) };
+      if (child !== null && typeof child === "object")
+        stack.push({ value: child, depth: node.depth + 1, key, parent: node });
+    }
   }
-  return null;
+  return tooDeep ? { reason: "too_deep", path: pathOf(tooDeep) } : null;
+}
+
+/** The path of the first forbidden key at any depth, or null. */
+export function findForbiddenKey(value: unknown): string | null {
+  const problem = inspectJson(value, Number.POSITIVE_INFINITY);
+  return problem?.reason === "forbidden_key" ? problem.path : null;
 }
 
 export type MergeStrategy = "mostRecent" | "oldest" | "add" | "firstNonEmpty";

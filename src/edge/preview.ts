@@ -60,3 +60,13 @@ export async function verifyPreview(secret: string, token: string, nowMs: number
 
 export const PREVIEW_PARAM = "ns_preview";
 export const PREVIEW_COOKIE = "ns_preview";
+
+/**
+ * A path on this site, as a preview link may name: one leading `/`, then no `//`, no backslash,
+ * no whitespace or control character. Browsers read `//host`, `/\host` and `/\t/host` as another
+ * host (the URL parser drops tabs and newlines), so a link built from anything else could send an
+ * admin elsewhere.
+ */
+export function isSitePath(path: string): boolean {
+  return path.startsWith("/") && !path.includes("//") && !/[\\\s\p{Cc}]/u.test(path);
+}

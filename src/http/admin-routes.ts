@@ -3,19 +3,24 @@ import * as z from "zod";
 import { analyzeExperiment, type ExperimentReport } from "../core/stats.ts";
 import { readConfig } from "../edge/config.ts";
 import type { Env } from "../edge/env.ts";
-import { signPreview } from "../edge/preview.ts";
+import { isSitePath, signPreview } from "../edge/preview.ts";
 import { activeRules, rulesStatus } from "../edge/rules-loader.ts";
 import { experimentObject } from "../measure/experiment-do.ts";
 import { GLOBAL_HOLDOUT } from "../rules/index.ts";
 import { requireAdmin } from "./admin.ts";
-import { invalidRequest, jsonError } from "./errors.ts";
+import { jsonError } from "./errors.ts";
 import { documentRoute } from "./openapi.ts";
+import { LIMITS, readBody } from "./request.ts";
 
 type AppEnv = { Bindings: Env };
 
 export const PreviewRequestSchema = z.object({
-  /** Page to open in preview, relative to the site (`/`, `/running`). */
-  path: z.string().startsWith("/").default("/"),
+  /** Page to open in preview, on this site (`/`, `/running`): never a link to another host. */
+  path: z
+    .string()
+    .max(2048)
+    .refine(isSitePath, "a path on this site: one leading /, no //, no backslash, no whitespace")
+    .default("/"),
   forced: z
     .record(z.string(), z.object({ experience: z.string(), variant: z.string().optional() }))
     .default({}),
@@ -140,8 +145,10 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
   api.get("/v1/experiments/:id", async (c) => {
     const id = c.req.param("id");
     const loaded = await activeRules(c.env, c.executionCtx);
-    const experiment = loaded?.compiled.experiments[id];
-    if (!experiment) return jsonError(404, "unknown_experiment", `no experiment "${id}" in the active rules`);
+    // An own property only: "constructor" or "valueOf" is every object's, never an experiment.
+    const experiments = loaded?.compiled.experiments;
+    const experiment = experiments && Object.hasOwn(experiments, id) ? experiments[id] : undefined;
+    if (!experiment) return jsonError("unknown_experiment", `no experiment "${id}" in the active rules`);
     const stub = experimentObject(c.env, id);
     const counts = await stub.counts();
     const byVariant = new Map(counts.map((a) => [a.variant, a]));
@@ -169,9 +176,8 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
 
   api.post("/v1/preview", async (c) => {
     const { config } = readConfig(c.env);
-    const body = await c.req.json().catch(() => undefined);
-    const parsed = PreviewRequestSchema.safeParse(body ?? {});
-    if (!parsed.success) return invalidRequest(parsed.error);
+    const parsed = await readBody(c.req.raw, LIMITS.smallBytes, PreviewRequestSchema);
+    if (!parsed.ok) return parsed.response;
     const { path, forced, explain, ttlSeconds } = parsed.data;
     const token = await signPreview(config.ADMIN_TOKEN!, {
       forced,

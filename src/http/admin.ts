@@ -24,9 +24,9 @@ export async function bearerIs(request: Request, secret: string | undefined): Pr
 /** Admin routes need `Authorization: Bearer <ADMIN_TOKEN>`; without a configured token they are closed. */
 export const requireAdmin: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
   const { config } = readConfig(c.env);
-  if (!config.ADMIN_TOKEN) return jsonError(503, "admin_disabled", "ADMIN_TOKEN is not configured");
+  if (!config.ADMIN_TOKEN) return jsonError("admin_disabled", "ADMIN_TOKEN is not configured");
   if (!(await bearerIs(c.req.raw, config.ADMIN_TOKEN))) {
-    return jsonError(401, "unauthorized", "admin routes need Authorization: Bearer <ADMIN_TOKEN>");
+    return jsonError("unauthorized", "admin routes need Authorization: Bearer <ADMIN_TOKEN>");
   }
   await next();
 };

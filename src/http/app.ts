@@ -55,12 +55,12 @@ function buildApi(prefix: string): Hono<AppEnv> {
   registerIdentityRoutes(api);
   registerProfileRoutes(api);
   registerDecideRoutes(api);
-  api.notFound(() => jsonError(404, "not_found", "no such Northstar route"));
+  api.notFound(() => jsonError("not_found", "no such Northstar route"));
   // One error boundary for the API: log the detail, answer a generic message, never a stack trace.
   // The route's pattern, never the path: paths carry ids and emails (/v1/profiles/user:ana@…).
   api.onError((err, c) => {
     log("error", "api_error", { method: c.req.method, route: routePath(c), error: String(err) });
-    return jsonError(500, "internal_error", "something went wrong on our side");
+    return jsonError("internal_error", "something went wrong on our side");
   });
   return api;
 }

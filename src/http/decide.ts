@@ -10,14 +10,13 @@ import type { Env } from "../edge/env.ts";
 import { decisionRecorder } from "../edge/personalize.ts";
 import { activeRules, servingFallback } from "../edge/rules-loader.ts";
 import { type Caller, callerOf, subjectOf } from "../state/identity.ts";
-import { findForbiddenKey, readTraits } from "../state/profiles.ts";
+import { readTraits } from "../state/profiles.ts";
 import { type IngestResult, visitorObject } from "../state/visitor-do.ts";
 import { bearerIs } from "./admin.ts";
-import { readLimited } from "./body.ts";
-import { invalidRequest, issuesOf, jsonError } from "./errors.ts";
-import { LIMITS } from "./events.ts";
+import { type Issue, invalidRequest, jsonError } from "./errors.ts";
 import { documentRoute } from "./openapi.ts";
-import { DecideRequestSchema, type DecideResponse, DecideResponseSchema, EventSchema } from "./schemas.ts";
+import { checkEvent, clockSkew, LIMITS, readBody } from "./request.ts";
+import { DecideRequestSchema, type DecideResponse, DecideResponseSchema } from "./schemas.ts";
 
 type AppEnv = { Bindings: Env };
 
@@ -95,43 +94,27 @@ async function decideFor(
     }
   } else if (body.visitorId || body.userId) {
     return jsonError(
-      403,
       "forbidden",
       "without the server API key, decisions are only for the caller's own visitor cookie",
     );
   } else visitorId = caller.visitorId;
   if (!visitorId)
-    return jsonError(400, "invalid_request", "visitorId or userId is required", {
+    return jsonError("invalid_request", "visitorId or userId is required", {
       issues: [{ path: "visitorId", message: "required" }],
     });
 
+  // Checked as POST /v1/events checks them (size, time window, skew, allow-listed build). Events
+  // answers a bad event by index and stores the rest; a decision counts its events, so a bad one
+  // refuses the whole call, with the same issue paths and messages.
   const events: VisitorEvent[] = [];
+  const issues: Issue[] = [];
+  const skew = clockSkew(body.sentAt, now);
   for (const [index, raw] of (body.events ?? []).entries()) {
-    const parsed = EventSchema.safeParse(raw);
-    if (!parsed.success) {
-      return jsonError(400, "invalid_request", "an event is invalid", {
-        issues: issuesOf(parsed.error).map((i) => ({
-          path: `events.${index}.${i.path}`,
-          message: i.message,
-        })),
-      });
-    }
-    if (JSON.stringify(raw).length > LIMITS.eventBytes)
-      return jsonError(400, "invalid_request", `events.${index} is over 32 KB`);
-    const ts = parsed.data.ts ?? now;
-    if (ts > now + LIMITS.futureMs || ts < now - LIMITS.pastMs) {
-      return jsonError(400, "invalid_request", "event time out of range", {
-        issues: [{ path: `events.${index}.ts`, message: "out of range" }],
-      });
-    }
-    events.push({
-      id: parsed.data.id,
-      type: parsed.data.type,
-      ts,
-      channel: parsed.data.channel,
-      props: parsed.data.props,
-    });
+    const checked = checkEvent(raw, index, now, skew);
+    if ("issues" in checked) issues.push(...checked.issues);
+    else events.push(checked.event);
   }
+  if (issues.length) return jsonError("invalid_request", "an event is invalid", { issues });
 
   const rules = await activeRules(c.env, c.executionCtx, deadline);
   if (servingFallback(rules)) failOpen.add("rules-bundled");
@@ -144,9 +127,9 @@ async function decideFor(
     );
     if (!stored.ok) failOpen.add(`do-${stored.reason}`);
     else if (stored.value.status === "suppressed")
-      return jsonError(410, "suppressed", "this person's data was erased");
+      return jsonError("suppressed", "this person's data was erased");
     else if (stored.value.status === "rate_limited")
-      return jsonError(429, "rate_limited", "too many events for this visitor");
+      return jsonError("rate_limited", "too many events for this visitor");
   }
   if (!rules) {
     // No rules at all (neither KV nor the bundled ones): nothing is known of the placements, not
@@ -255,19 +238,8 @@ export const ExplainQuerySchema = z.strictObject({
 
 export function registerDecideRoutes(api: Hono<AppEnv>): void {
   api.post("/v1/decide", async (c) => {
-    const read = await readLimited(c.req.raw, LIMITS.batchBytes);
-    if (!read.ok) return jsonError(413, "payload_too_large", "body over 500 KB");
-    const text = read.text;
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      return jsonError(400, "invalid_json", "the body is not JSON");
-    }
-    const forbidden = findForbiddenKey(json);
-    if (forbidden) return jsonError(400, "forbidden_key", `key not allowed: ${forbidden}`);
-    const parsed = DecideRequestSchema.safeParse(json);
-    if (!parsed.success) return invalidRequest(parsed.error);
+    const parsed = await readBody(c.req.raw, LIMITS.batchBytes, DecideRequestSchema);
+    if (!parsed.ok) return parsed.response;
     const caller = await decideCaller(c.req.raw, c.env);
     // An explanation names every audience condition and the traits it read: it is for the site's
     // servers and admins, never for a browser, whatever its body asks.

@@ -5,68 +5,19 @@ import type { Env } from "../edge/env.ts";
 import { experimentObject } from "../measure/experiment-do.ts";
 import { callerOf, resolveCanonical, subjectOf } from "../state/identity.ts";
 import { log } from "../state/log.ts";
-import { findForbiddenKey, readProfile, writeProfile } from "../state/profiles.ts";
+import { readProfile, writeProfile } from "../state/profiles.ts";
 import { visitorObject } from "../state/visitor-do.ts";
-import { issueVisitorId, VISITOR_ID_PATTERN, visitorCookieHeader } from "../state/visitor-id.ts";
-import { depthExceeds, readLimited } from "./body.ts";
-import { invalidRequest, issuesOf, jsonError } from "./errors.ts";
+import { issueVisitorId, visitorCookieHeader } from "../state/visitor-id.ts";
+import { type Issue, jsonError } from "./errors.ts";
 import { documentRoute } from "./openapi.ts";
-import { ConsentRequestSchema, EventSchema, EventsRequestSchema, EventsResponseSchema } from "./schemas.ts";
+import { checkEvent, clockSkew, LIMITS, readBody } from "./request.ts";
+import { ConsentRequestSchema, EventsRequestSchema, EventsResponseSchema } from "./schemas.ts";
 
 export type AppEnv = { Bindings: Env };
 type C = Context<AppEnv>;
 
-/** Limits from the event pipelines users know (Segment, RudderStack). */
-export const LIMITS = {
-  /** One event, as UTF-8 JSON: over it, that event is rejected (the rest of the batch stands). */
-  eventBytes: 32 * 1024,
-  /** A JSON batch (413 over it), counted on the bytes read, never on Content-Length. */
-  batchBytes: 500 * 1024,
-  /** A `text/plain` body from navigator.sendBeacon (413 over it). */
-  beaconBytes: 64 * 1024,
-  /** Nesting of arrays and objects in a body (400 deeper). */
-  depth: 10,
-  /** Accepted event times, after clock-skew correction, around the time received. */
-  futureMs: 5 * 60e3,
-  pastMs: 7 * 86400e3,
-} as const;
-
-const encoder = new TextEncoder();
-
-/**
- * A JSON body read under a byte limit counted on the stream (Hono's bodyLimit trusted
- * Content-Length: CVE-2025-59139), no deeper than LIMITS.depth, with no prototype-polluting keys.
- */
-export async function readJson(
-  c: C,
-  limit: number,
-): Promise<{ ok: true; value: unknown } | { ok: false; response: Response }> {
-  const read = await readLimited(c.req.raw, limit);
-  if (!read.ok)
-    return { ok: false, response: jsonError(413, "payload_too_large", `the body is over ${limit} bytes`) };
-  let value: unknown;
-  try {
-    value = JSON.parse(read.text);
-  } catch {
-    return { ok: false, response: jsonError(400, "invalid_json", "the body is not JSON") };
-  }
-  if (depthExceeds(value, LIMITS.depth)) {
-    return {
-      ok: false,
-      response: jsonError(400, "too_deep", `JSON nested deeper than ${LIMITS.depth} levels`),
-    };
-  }
-  const forbidden = findForbiddenKey(value);
-  if (forbidden) {
-    return {
-      ok: false,
-      response: jsonError(400, "forbidden_key", "keys __proto__, constructor and prototype are not allowed", {
-        issues: [{ path: forbidden, message: "key not allowed" }],
-      }),
-    };
-  }
-  return { ok: true, value };
-}
+/** The limits live with the request module; re-exported for what imported them from here. */
+export { LIMITS };
 
 /**
  * Resolves who a request speaks for: a server (API key) names a visitor or user; a browser is its
@@ -79,24 +30,20 @@ export async function subjectFor(
   const caller = await callerOf(c.req.raw, c.env);
   const { config } = readConfig(c.env);
   if (caller.kind === "server") {
-    if (body.visitorId !== undefined && !VISITOR_ID_PATTERN.test(body.visitorId)) {
-      return jsonError(400, "invalid_request", "not a Northstar visitor id", {
-        issues: [{ path: "visitorId", message: "not a Northstar visitor id" }],
-      });
-    }
+    // The body's schema already checked the visitor id's shape (VisitorIdSchema, as on every route).
     const id = await subjectOf(body, c.env);
     return id
       ? { id, setCookie: null }
-      : jsonError(400, "invalid_request", "visitorId or userId is required", {
+      : jsonError("invalid_request", "visitorId or userId is required", {
           issues: [{ path: "visitorId", message: "server calls name a visitorId or a userId" }],
         });
   }
   if (body.visitorId || body.userId) {
-    return jsonError(403, "forbidden", "browsers may only send events for their own visitor (the cookie)");
+    return jsonError("forbidden", "browsers may only send events for their own visitor (the cookie)");
   }
   if (caller.visitorId) return { id: await resolveCanonical(c.env, caller.visitorId), setCookie: null };
   // No cookie, or a tampered one: a new visitor.
-  if (!config.COOKIE_SECRET) return jsonError(503, "cookies_disabled", "COOKIE_SECRET is not configured");
+  if (!config.COOKIE_SECRET) return jsonError("cookies_disabled", "COOKIE_SECRET is not configured");
   const id = issueVisitorId();
   return { id, setCookie: await visitorCookieHeader(id, config) };
 }
@@ -106,56 +53,20 @@ export function withCookie(response: Response, cookie: string | null): Response 
   return response;
 }
 
-type Issue = { path: string; message: string };
-
-/**
- * One event checked, and built from allow-listed keys: the stored event, or the issues that
- * reject it (by JSON path). `skew` is (received − sentAt), added to the sender's times.
- */
-export function checkEvent(
-  raw: unknown,
-  index: number,
-  receivedAt: number,
-  skew: number,
-): { event: VisitorEvent; rawText: string } | { issues: Issue[]; rawText: string } {
-  const rawText = JSON.stringify(raw) ?? "";
-  if (encoder.encode(rawText).byteLength > LIMITS.eventBytes)
-    return { rawText, issues: [{ path: `events.${index}`, message: "event over 32 KB" }] };
-  const parsed = EventSchema.safeParse(raw);
-  if (!parsed.success) {
-    return {
-      rawText,
-      issues: issuesOf(parsed.error).map((i) => ({ path: `events.${index}.${i.path}`, message: i.message })),
-    };
-  }
-  const ts = parsed.data.ts === undefined ? receivedAt : parsed.data.ts + skew;
-  if (ts > receivedAt + LIMITS.futureMs)
-    return {
-      rawText,
-      issues: [{ path: `events.${index}.ts`, message: "more than 5 minutes in the future" }],
-    };
-  if (ts < receivedAt - LIMITS.pastMs)
-    return { rawText, issues: [{ path: `events.${index}.ts`, message: "older than 7 days" }] };
-  // Built from the schema's allow-listed keys; props is the record zod validated (a fresh object
-  // whose keys were checked for __proto__ and friends with the body). It stays an ordinary object:
-  // null-prototype objects cannot cross Workers RPC (structured clone refuses them).
-  const { id, type, channel, props } = parsed.data;
-  return { rawText, event: { id, type, ts, channel, props } };
-}
-
 export function registerStateRoutes(api: Hono<AppEnv>): void {
   api.post("/v1/events", async (c) => {
     const receivedAt = Date.now();
     const isBeacon = (c.req.header("content-type") ?? "").toLowerCase().startsWith("text/plain");
-    const read = await readJson(c, isBeacon ? LIMITS.beaconBytes : LIMITS.batchBytes);
-    if (!read.ok) return read.response;
-    const envelope = EventsRequestSchema.safeParse(read.value);
-    if (!envelope.success) return invalidRequest(envelope.error);
+    const envelope = await readBody(
+      c.req.raw,
+      isBeacon ? LIMITS.beaconBytes : LIMITS.batchBytes,
+      EventsRequestSchema,
+    );
+    if (!envelope.ok) return envelope.response;
     const subject = await subjectFor(c, envelope.data);
     if (subject instanceof Response) return subject;
 
-    // Device clocks drift: shift sender times by (received − sent), as Snowplow and Segment do.
-    const skew = envelope.data.sentAt ? receivedAt - envelope.data.sentAt : 0;
+    const skew = clockSkew(envelope.data.sentAt, receivedAt);
     const events: VisitorEvent[] = [];
     const rejected: Array<{ index: number; issues: Issue[] }> = [];
     const deadLetters: Array<{ index: number; reason: string; raw: string }> = [];
@@ -188,9 +99,9 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
     });
     switch (result.status) {
       case "suppressed":
-        return jsonError(410, "suppressed", "this person's data was erased; events are refused");
+        return jsonError("suppressed", "this person's data was erased; events are refused");
       case "rate_limited": {
-        const res = jsonError(429, "rate_limited", "too many events for this visitor; retry later");
+        const res = jsonError("rate_limited", "too many events for this visitor; retry later");
         res.headers.set("retry-after", String(result.retryAfterSeconds));
         return res;
       }
@@ -225,10 +136,8 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
   });
 
   api.post("/v1/consent", async (c) => {
-    const read = await readJson(c, 8 * 1024);
-    if (!read.ok) return read.response;
-    const parsed = ConsentRequestSchema.safeParse(read.value);
-    if (!parsed.success) return invalidRequest(parsed.error);
+    const parsed = await readBody(c.req.raw, LIMITS.smallBytes, ConsentRequestSchema);
+    if (!parsed.ok) return parsed.response;
     const subject = await subjectFor(c, parsed.data);
     if (subject instanceof Response) return subject;
     const purposes: Record<string, boolean> = {};

@@ -17,16 +17,11 @@ import {
   writeProfile,
 } from "../state/profiles.ts";
 import { type MergeResult, visitorObject } from "../state/visitor-do.ts";
-import {
-  canonicalForUser,
-  VISITOR_ID_PATTERN,
-  verifyIdentityToken,
-  visitorCookieHeader,
-} from "../state/visitor-id.ts";
-import { invalidRequest, jsonError } from "./errors.ts";
+import { canonicalForUser, verifyIdentityToken, visitorCookieHeader } from "../state/visitor-id.ts";
+import { jsonError } from "./errors.ts";
 import type { AppEnv } from "./events.ts";
-import { readJson } from "./events.ts";
 import { documentRoute } from "./openapi.ts";
+import { LIMITS, readBody } from "./request.ts";
 import { IdentifyRequestSchema } from "./schemas.ts";
 
 /** Aliases kept per person (for export and erasure): far more devices than anyone has. */
@@ -85,10 +80,8 @@ async function mergeProfiles(
 
 export function registerIdentityRoutes(api: Hono<AppEnv>): void {
   api.post("/v1/identify", async (c) => {
-    const read = await readJson(c, 8 * 1024);
-    if (!read.ok) return read.response;
-    const parsed = IdentifyRequestSchema.safeParse(read.value);
-    if (!parsed.success) return invalidRequest(parsed.error);
+    const parsed = await readBody(c.req.raw, LIMITS.smallBytes, IdentifyRequestSchema);
+    if (!parsed.ok) return parsed.response;
     const { config } = readConfig(c.env);
     const caller = await callerOf(c.req.raw, c.env);
     const now = Date.now();
@@ -98,22 +91,16 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
     let anonymousId: string | null;
     let userId: string;
     if ("token" in parsed.data) {
-      if (!config.IDENTITY_SECRET)
-        return jsonError(503, "identity_disabled", "IDENTITY_SECRET is not configured");
+      if (!config.IDENTITY_SECRET) return jsonError("identity_disabled", "IDENTITY_SECRET is not configured");
       const verified = await verifyIdentityToken(config.IDENTITY_SECRET, parsed.data.token, now);
-      if (!verified) return jsonError(403, "invalid_token", "the identity token is invalid or expired");
+      if (!verified) return jsonError("invalid_token", "the identity token is invalid or expired");
       userId = verified;
       anonymousId = caller.kind === "browser" ? caller.visitorId : null;
     } else {
       if (caller.kind !== "server")
-        return jsonError(403, "forbidden", "linking by userId needs the server API key or a signed token");
+        return jsonError("forbidden", "linking by userId needs the server API key or a signed token");
       userId = parsed.data.userId;
       anonymousId = parsed.data.anonymousId;
-      if (!VISITOR_ID_PATTERN.test(anonymousId)) {
-        return jsonError(400, "invalid_request", "not a Northstar visitor id", {
-          issues: [{ path: "anonymousId", message: "not a Northstar visitor id" }],
-        });
-      }
     }
     const canonical = await canonicalForUser(userId);
     const [personErased, visitorErased] = await Promise.all([
@@ -121,7 +108,7 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
       anonymousId ? isSuppressed(c.env, anonymousId) : false,
     ]);
     if (personErased || (visitorErased && caller.kind === "server")) {
-      return jsonError(410, "suppressed", "this person's data was erased; they cannot be re-identified");
+      return jsonError("suppressed", "this person's data was erased; they cannot be re-identified");
     }
     // A browser whose cookie belongs to an erased person: the one signing in now gets the browser,
     // and nothing of the erased id is linked to them.
@@ -167,7 +154,7 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
         }
       }
       if (merged.refused === "erased") {
-        return jsonError(410, "suppressed", "this person's data was erased; they cannot be re-identified");
+        return jsonError("suppressed", "this person's data was erased; they cannot be re-identified");
       }
       if (!switched) {
         const strategies = (settings?.traitMerge ?? {}) as Readonly<Record<string, MergeStrategy>>;
@@ -228,7 +215,6 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
 
 function alreadyLinked(): Response {
   return jsonError(
-    409,
     "already_linked",
     "this visitor is linked to another known person; the rules do not allow merging them",
   );

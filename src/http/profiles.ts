@@ -8,7 +8,6 @@ import { log } from "../state/log.ts";
 import {
   aliasesKey,
   aliasKey,
-  findForbiddenKey,
   forgetTraits,
   isSuppressed,
   profileKey,
@@ -17,12 +16,12 @@ import {
   writeProfile,
 } from "../state/profiles.ts";
 import { type VisitorDump, visitorObject } from "../state/visitor-do.ts";
-import { canonicalForUser, VISITOR_ID_PATTERN } from "../state/visitor-id.ts";
-import { depthExceeds, readLimited } from "./body.ts";
+import { canonicalForUser } from "../state/visitor-id.ts";
 import { jsonError } from "./errors.ts";
 import type { AppEnv } from "./events.ts";
-import { LIMITS, readJson } from "./events.ts";
 import { documentRoute } from "./openapi.ts";
+import { checkJson, describeProblem, LIMITS, readBody, readLimited } from "./request.ts";
+import { UserIdSchema, VisitorIdSchema } from "./schemas.ts";
 
 type C = Context<AppEnv>;
 
@@ -50,7 +49,7 @@ async function idParam(c: C): Promise<string | Response> {
   const id = await canonicalFromParam(c.env, c.req.param("id") ?? "");
   return (
     id ??
-    jsonError(400, "invalid_request", "not a Northstar visitor id", {
+    jsonError("invalid_request", "not a Northstar visitor id", {
       issues: [{ path: "id", message: "a visitor id, a canonical id (u_…) or user:<userId>" }],
     })
   );
@@ -58,9 +57,11 @@ async function idParam(c: C): Promise<string | Response> {
 
 /** The canonical id of an import line's `id` (same forms as the routes' `:id`, without alias lookup). */
 async function importId(raw: string): Promise<string | null> {
-  if (raw.startsWith("user:"))
-    return raw.length > 5 && raw.length <= 261 ? canonicalForUser(raw.slice(5)) : null;
-  return VISITOR_ID_PATTERN.test(raw) ? raw : null;
+  if (raw.startsWith("user:")) {
+    const userId = raw.slice(5);
+    return UserIdSchema.safeParse(userId).success ? canonicalForUser(userId) : null;
+  }
+  return VisitorIdSchema.safeParse(raw).success ? raw : null;
 }
 
 /**
@@ -104,16 +105,9 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
   api.put("/v1/profiles/:id/traits", async (c) => {
     const id = await idParam(c);
     if (id instanceof Response) return id;
-    const read = await readJson(c, 64 * 1024);
-    if (!read.ok) return read.response;
-    if (!read.value || typeof read.value !== "object" || Array.isArray(read.value)) {
-      return jsonError(400, "invalid_request", "traits must be a JSON object", {
-        issues: [{ path: "(body)", message: "expected an object" }],
-      });
-    }
-    const parsed = TraitsSchema.safeParse(read.value);
-    if (!parsed.success) return jsonError(400, "invalid_request", "trait names are 1–128 characters");
-    if (await isSuppressed(c.env, id)) return jsonError(410, "suppressed", "this person's data was erased");
+    const parsed = await readBody(c.req.raw, LIMITS.traitsBytes, TraitsSchema);
+    if (!parsed.ok) return parsed.response;
+    if (await isSuppressed(c.env, id)) return jsonError("suppressed", "this person's data was erased");
     const replace = c.req.query("mode") === "replace";
     const current = (await readProfile(c.env, id)) ?? { traits: {}, consent: {}, updatedAt: "" };
     const traits = replace ? plain(parsed.data) : plain({ ...current.traits, ...parsed.data });
@@ -123,7 +117,7 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
 
   api.post("/v1/profiles/import", async (c) => {
     const read = await readLimited(c.req.raw, IMPORT_LIMITS.bytes);
-    if (!read.ok) return jsonError(413, "payload_too_large", "imports are limited to 10 MB; split the file");
+    if (!read.ok) return jsonError("payload_too_large", "imports are limited to 10 MB; split the file");
     const errors: Array<{ line: number; message: string }> = [];
     // KV allows about one write per second per key: the lines of one id become one write.
     const byId = new Map<string, { traits: Record<string, unknown>; line: number }>();
@@ -137,6 +131,15 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
         errors.push({ line, message: "not JSON" });
         continue;
       }
+      // Each line is checked as a request body is: depth, and forbidden keys at every depth.
+      const problem = checkJson(row);
+      if (problem) {
+        errors.push({
+          line,
+          message: `${describeProblem(problem)}${"path" in problem ? `: ${problem.path}` : ""}`,
+        });
+        continue;
+      }
       if (!row || typeof row !== "object" || Array.isArray(row)) {
         errors.push({ line, message: "each line is an object { id, traits }" });
         continue;
@@ -146,17 +149,10 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
       else if (!id) errors.push({ line, message: "id is not a visitor id or user:<userId>" });
       else if (!row.traits || typeof row.traits !== "object" || Array.isArray(row.traits))
         errors.push({ line, message: "traits must be an object" });
-      else if (depthExceeds(row.traits, LIMITS.depth))
-        errors.push({ line, message: `traits nested deeper than ${LIMITS.depth} levels` });
-      else {
-        const forbidden = findForbiddenKey(row.traits);
-        if (forbidden) errors.push({ line, message: `key not allowed: ${forbidden}` });
-        else byId.set(id, { traits: { ...byId.get(id)?.traits, ...(row.traits as object) }, line });
-      }
+      else byId.set(id, { traits: { ...byId.get(id)?.traits, ...(row.traits as object) }, line });
     }
     if (byId.size > IMPORT_LIMITS.ids) {
       return jsonError(
-        413,
         "import_too_large",
         `at most ${IMPORT_LIMITS.ids} distinct ids per import request; split the file`,
       );
@@ -209,7 +205,7 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
       )
     ).flat();
     if (!profile && !dump && experiments.length === 0)
-      return jsonError(404, "not_found", "nothing is held on this person");
+      return jsonError("not_found", "nothing is held on this person");
     return c.json({
       id,
       aliases: aliases ?? [],

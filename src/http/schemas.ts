@@ -1,13 +1,37 @@
 import * as z from "zod";
 import { LOSS_REASONS, REASONS } from "../core/decide.ts";
+import { VISITOR_ID_PATTERN } from "../state/visitor-id.ts";
 
 /** The API's request and response shapes: validated by the routes, described by /_ns/openapi.json. */
 
 export const EVENT_TYPE = /^[a-z][a-z0-9_]{0,63}$/;
-const VisitorIdSchema = z
+
+/**
+ * The ids every route reads, one schema each, so two routes cannot disagree on what an id is.
+ * Visitor ids are the cookie's pattern (a known person's `u_` + 32 hex, or an anonymous id that
+ * never starts with `u_`); user ids are the site's own, opaque.
+ */
+export const VisitorIdSchema = z.string().regex(VISITOR_ID_PATTERN, "not a Northstar visitor id");
+export const USER_ID_MAX = 256;
+export const UserIdSchema = z.string().min(1).max(USER_ID_MAX);
+/**
+ * An id from the rules (experiments, placements), as src/rules/schema.ts spells them. A name every
+ * object inherits ("constructor", "valueOf") is never one: ids index lookup tables.
+ */
+export const RuleIdSchema = z
   .string()
-  .regex(/^(?:[A-Za-z0-9_-]{16,64}|u_[a-f0-9]{32})$/, "not a Northstar visitor id");
-const UserIdSchema = z.string().min(1).max(256);
+  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "ids are lowercase letters, digits, - and _ (max 64)")
+  .refine((id) => !Object.hasOwn(Object.prototype, id), "this id is reserved");
+export const ExperimentIdSchema = RuleIdSchema;
+export const PlacementIdSchema = RuleIdSchema;
+
+/** The sender's clock when it sent the request: event times are shifted by (received − sentAt). */
+const SentAtSchema = z
+  .number()
+  .int()
+  .positive()
+  .optional()
+  .describe("sender clock at send time (epoch ms), to correct skew");
 
 /**
  * Names other pipelines use (Segment, RudderStack): `timestamp` for `ts` (epoch ms, or an ISO 8601
@@ -81,7 +105,7 @@ export type EventInput = z.infer<typeof EventSchema>;
 export const EventsRequestSchema = z.strictObject({
   visitorId: VisitorIdSchema.optional().describe("server senders only; browsers use their cookie"),
   userId: UserIdSchema.optional().describe("server senders only: a known person's id"),
-  sentAt: z.number().int().positive().optional().describe("sender clock at send time, to correct skew"),
+  sentAt: SentAtSchema,
   events: z
     .array(z.unknown())
     .min(1)
@@ -138,8 +162,13 @@ export const DecideRequestSchema = z.strictObject({
     .regex(/^[a-z_]{1,32}$/)
     .default("app"),
   context: ContextInputSchema.default({}),
-  placements: z.array(z.string().max(64)).max(50).optional(),
-  events: z.array(z.unknown()).max(100).optional().describe("recorded first, and counted in this decision"),
+  placements: z.array(PlacementIdSchema).max(50).optional(),
+  sentAt: SentAtSchema,
+  events: z
+    .array(z.unknown())
+    .max(100)
+    .optional()
+    .describe("recorded first, and counted in this decision; checked as POST /v1/events checks them"),
   explain: z
     .boolean()
     .default(false)
