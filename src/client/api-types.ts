@@ -41,6 +41,7 @@ export type DecideRequest = {
       }
     | undefined;
   placements?: Array<string> | undefined;
+  sentAt?: number | undefined;
   explain?: boolean | undefined;
   /** Recorded first, and counted in this decision. */
   events?:
@@ -402,7 +403,7 @@ export type ExperimentResults = {
 };
 
 export type PreviewRequest = {
-  /** Page to open in preview, relative to the site (`/`, `/running`). */
+  /** Page to open in preview, on this site (`/`, `/running`): never a link to another host. */
   path?: string | undefined;
   forced?:
     | {
