@@ -52,6 +52,8 @@ export const ConfigSchema = z.object({
   ADMIN_TOKEN: z.string().min(8).optional(),
   COOKIE_SECRET: z.string().min(16).optional(),
   IDENTITY_SECRET: z.string().min(16).optional(),
+  /** The longest an identity token may still be valid when it arrives (a login hands it over in seconds). */
+  IDENTITY_TOKEN_MAX_TTL_SECONDS: z.coerce.number().int().min(1).max(3600).default(600),
   SERVER_API_KEY: z.string().min(8).optional(),
   COOKIE_SECURE: boolString.default(true),
   COOKIE_NAME: z

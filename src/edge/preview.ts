@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { fromBase64Url, toBase64Url } from "../state/visitor-id.ts";
+import { fromBase64Url, signValue, toBase64Url, verifySigned } from "../state/visitor-id.ts";
 
 /**
  * Preview/QA: an admin-signed token forces experiences or variants for the browser that carries it,
@@ -16,38 +16,23 @@ export const PreviewSchema = z.object({
 export type Preview = z.infer<typeof PreviewSchema>;
 
 const encoder = new TextEncoder();
-const keys = new Map<string, Promise<CryptoKey>>();
 
-function key(secret: string): Promise<CryptoKey> {
-  let k = keys.get(secret);
-  if (!k) {
-    k = crypto.subtle.importKey(
-      "raw",
-      encoder.encode(`northstar-preview:${secret}`),
-      { name: "HMAC", hash: "SHA-256" },
-      false,
-      ["sign", "verify"],
-    );
-    keys.set(secret, k);
-  }
-  return k;
-}
+/** The HMAC key is derived from ADMIN_TOKEN under its own label, so no other signed value passes as a preview. */
+const previewSecret = (secret: string) => `northstar-preview:${secret}`;
 
 export async function signPreview(secret: string, preview: Preview): Promise<string> {
   const payload = toBase64Url(encoder.encode(JSON.stringify(preview)));
-  const sig = new Uint8Array(await crypto.subtle.sign("HMAC", await key(secret), encoder.encode(payload)));
-  return `${payload}.${toBase64Url(sig)}`;
+  return `${payload}.${await signValue(previewSecret(secret), payload)}`;
 }
 
-/** A valid, unexpired token's preview, or null for anything else (never an error to the visitor). */
+/**
+ * A valid, unexpired token's preview, or null for anything else (never an error to the visitor).
+ * Verified by `verifySigned`, as cookies and identity tokens are: one canonical spelling per signature.
+ */
 export async function verifyPreview(secret: string, token: string, nowMs: number): Promise<Preview | null> {
-  const [payload, sigText, extra] = token.split(".");
-  if (!payload || !sigText || extra !== undefined || token.length > 4096) return null;
-  const sig = fromBase64Url(sigText);
-  if (!sig) return null;
-  const ok = await crypto.subtle.verify("HMAC", await key(secret), sig, encoder.encode(payload));
-  if (!ok) return null;
-  const bytes = fromBase64Url(payload);
+  if (token.length > 4096 || token.split(".").length !== 2) return null;
+  const payload = await verifySigned(previewSecret(secret), token);
+  const bytes = payload === null ? null : fromBase64Url(payload);
   if (!bytes) return null;
   try {
     const parsed = PreviewSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));

@@ -17,7 +17,13 @@ import {
   writeProfile,
 } from "../state/profiles.ts";
 import { type MergeResult, visitorObject } from "../state/visitor-do.ts";
-import { canonicalForUser, verifyIdentityToken, visitorCookieHeader } from "../state/visitor-id.ts";
+import {
+  canonicalForUser,
+  type IdentityClaim,
+  type IdentityTokenRefusal,
+  verifyIdentityToken,
+  visitorCookieHeader,
+} from "../state/visitor-id.ts";
 import { jsonError } from "./errors.ts";
 import type { AppEnv } from "./events.ts";
 import { documentRoute } from "./openapi.ts";
@@ -90,11 +96,17 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
     // server holding the API key. A bare user id from a browser proves nothing.
     let anonymousId: string | null;
     let userId: string;
+    /** The signed token's claim, when the browser's word comes from one: spent once it is honoured. */
+    let token: IdentityClaim | null = null;
     if ("token" in parsed.data) {
       if (!config.IDENTITY_SECRET) return jsonError("identity_disabled", "IDENTITY_SECRET is not configured");
-      const verified = await verifyIdentityToken(config.IDENTITY_SECRET, parsed.data.token, now);
-      if (!verified) return jsonError("invalid_token", "the identity token is invalid or expired");
-      userId = verified;
+      const checked = await verifyIdentityToken(config.IDENTITY_SECRET, parsed.data.token, {
+        nowMs: now,
+        maxLifetimeSeconds: config.IDENTITY_TOKEN_MAX_TTL_SECONDS,
+      });
+      if (!checked.ok) return tokenRefused(checked.reason, config.IDENTITY_TOKEN_MAX_TTL_SECONDS);
+      userId = checked.claim.userId;
+      token = checked.claim;
       anonymousId = caller.kind === "browser" ? caller.visitorId : null;
     } else {
       if (caller.kind !== "server")
@@ -113,6 +125,18 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
     // A browser whose cookie belongs to an erased person: the one signing in now gets the browser,
     // and nothing of the erased id is linked to them.
     if (visitorErased) anonymousId = null;
+    // One use per token, recorded by the person's own object (strongly consistent, unlike KV): a
+    // token read from a log, a proxy or a browser's history cannot sign anyone in again.
+    if (token) {
+      const spend = await visitorObject(c.env, canonical).spendIdentityToken(
+        token.tokenId,
+        token.expiresAtMs,
+        now,
+      );
+      if (spend === "erased")
+        return jsonError("suppressed", "this person's data was erased; they cannot be re-identified");
+      if (spend === "replayed") return tokenRefused("replayed", config.IDENTITY_TOKEN_MAX_TTL_SECONDS);
+    }
 
     let merged: MergeResult = { merged: false, events: 0 };
     /**
@@ -211,6 +235,18 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
       410: { description: "the person was erased" },
     },
   });
+}
+
+/** Every refusal of a token is `invalid_token` (the remedy is the same: a fresh one); the message says why. */
+function tokenRefused(reason: IdentityTokenRefusal | "replayed", maxLifetimeSeconds: number): Response {
+  const why = {
+    malformed: "the identity token is not v1.<expiry>.<token id>.<userId>.<signature>",
+    bad_signature: "the identity token's signature does not verify (or is not canonical base64url)",
+    expired: "the identity token has expired",
+    lifetime_too_long: `the identity token expires more than ${maxLifetimeSeconds} s from now (IDENTITY_TOKEN_MAX_TTL_SECONDS)`,
+    replayed: "the identity token was already used; each token signs in once",
+  } satisfies Record<IdentityTokenRefusal | "replayed", string>;
+  return jsonError("invalid_token", why[reason]);
 }
 
 function alreadyLinked(): Response {

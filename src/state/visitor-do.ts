@@ -116,6 +116,9 @@ export interface MergeResult {
   readonly experiments?: readonly string[];
 }
 
+/** A one-time identity token, offered to the person's object: first use, a replay, or an erased person. */
+export type TokenSpend = "spent" | "replayed" | "erased";
+
 /** A token bucket per visitor: a flooding client is slowed down without starving other visitors. */
 export const RATE_PER_SECOND = 20;
 export const BURST = 200;
@@ -148,6 +151,7 @@ export interface VisitorObject {
     options: { now: Millis; visitorId?: string; forwarded?: boolean },
   ): Promise<MergeResult>;
   erase(): Promise<void>;
+  spendIdentityToken(tokenId: string, expiresAt: Millis, now: Millis): Promise<TokenSpend>;
 }
 
 /** The object of one canonical visitor id. */
@@ -635,6 +639,25 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.setMeta("mergedFrom", JSON.stringify(this.mergedFrom));
     this.persistAfterApply(options.now);
     return { merged: true, events: fresh.length, experiments: Object.keys(source.state.assignments) };
+  }
+
+  /**
+   * One-time identity tokens, on the person's own object (src/http/identify.ts): records `tokenId`
+   * as used until `expiresAt`; `replayed` when it was used already. Here rather than in KV because
+   * KV is eventually consistent: two locations could both accept the same token. The check and the
+   * write run without an await between them, and the answer leaves only once the write is durable.
+   * Bounded: expired ids are pruned on every write (a token lives IDENTITY_TOKEN_MAX_TTL_SECONDS at most).
+   */
+  async spendIdentityToken(tokenId: string, expiresAt: Millis, now: Millis): Promise<TokenSpend> {
+    // An erased person keeps only the tombstone; identify refuses them anyway.
+    if (this.erased) return "erased";
+    // Created here, not in createTables, so this stays one self-contained piece (and after a deleteAll).
+    this.sql.exec("CREATE TABLE IF NOT EXISTS spent_token (id TEXT PRIMARY KEY, exp INTEGER NOT NULL)");
+    this.sql.exec("DELETE FROM spent_token WHERE exp < ?", now);
+    if (this.sql.exec("SELECT 1 FROM spent_token WHERE id = ?", tokenId).toArray().length > 0)
+      return "replayed";
+    this.sql.exec("INSERT INTO spent_token (id, exp) VALUES (?, ?)", tokenId, expiresAt);
+    return "spent";
   }
 
   /** Erases everything held, and leaves a tombstone so later events for this person are refused. */

@@ -34,13 +34,21 @@ export function toBase64Url(bytes: Uint8Array): string {
   return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-export function fromBase64Url(text: string): Uint8Array | null {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
+/**
+ * The bytes of canonical base64url text, or null: only the URL alphabet, no padding, and the unused
+ * bits of the last character zero. So each byte string has exactly one spelling, and a signature or
+ * an id that verifies cannot be re-spelled into another string that verifies too.
+ */
+export function fromBase64Url(text: string): Uint8Array<ArrayBuffer> | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
+  let bytes: Uint8Array<ArrayBuffer>;
   try {
-    return Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+    bytes = Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
   } catch {
     return null;
   }
+  // atob ignores the unused bits; the one canonical spelling is the one that encodes back to itself.
+  return toBase64Url(bytes) === text ? bytes : null;
 }
 
 /** A new anonymous visitor id: 128 random bits, base64url (22 characters), never starting with `u_`. */
@@ -82,31 +90,49 @@ export function cookieName(config: Config): string {
 }
 
 export function readCookieValue(request: Request, name: string): string | null {
+  return readCookieValues(request, name)[0] ?? null;
+}
+
+/** Every value of the cookies named `name`, in header order (a browser may send several). */
+export function readCookieValues(request: Request, name: string): string[] {
   const header = request.headers.get("cookie");
-  if (!header) return null;
+  if (!header) return [];
+  const values: string[] = [];
   for (const part of header.split(";")) {
     const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+    if (eq > 0 && part.slice(0, eq).trim() === name) values.push(part.slice(eq + 1).trim());
   }
-  return null;
+  return values;
 }
 
 /** Cookies this isolate has verified: a returning visitor's page skips the HMAC. Keyed by the whole signed value. */
 const verifiedCookies = new Lru<string>(10_000, 10 * 60_000);
 
+/**
+ * Visitor cookies looked at per request. A browser can hold a few with one name (a host-only and a
+ * domain cookie, another path); more than this is no browser, and each costs an HMAC.
+ */
+const MAX_VISITOR_COOKIES = 4;
+
+/**
+ * The visitor id of the first validly signed visitor cookie, in header order; null when none is.
+ * An invalid cookie before a valid one (a stale domain cookie, a forged one) is skipped, never read.
+ */
 export async function readVisitorCookie(request: Request, config: Config): Promise<string | null> {
   if (!config.COOKIE_SECRET) return null;
-  const raw = readCookieValue(request, cookieName(config));
-  if (!raw || raw.length > 200) return null;
   const now = Date.now();
-  // The secret is part of the key, so rotating it invalidates what was verified with the old one.
-  const key = `${config.COOKIE_SECRET}\u0000${raw}`;
-  const known = verifiedCookies.get(key, now);
-  if (known) return known;
-  const id = await verifySigned(config.COOKIE_SECRET, raw);
-  if (!id || !VISITOR_ID_PATTERN.test(id)) return null;
-  verifiedCookies.set(key, id, now);
-  return id;
+  for (const raw of readCookieValues(request, cookieName(config)).slice(0, MAX_VISITOR_COOKIES)) {
+    if (!raw || raw.length > 200) continue;
+    // The secret is part of the key, so rotating it invalidates what was verified with the old one.
+    const key = `${config.COOKIE_SECRET}\u0000${raw}`;
+    const known = verifiedCookies.get(key, now);
+    if (known) return known;
+    const id = await verifySigned(config.COOKIE_SECRET, raw);
+    if (!id || !VISITOR_ID_PATTERN.test(id)) continue;
+    verifiedCookies.set(key, id, now);
+    return id;
+  }
+  return null;
 }
 
 const MAX_AGE_SECONDS = 400 * 86400;
@@ -125,36 +151,85 @@ export async function visitorCookieHeader(id: string, config: Config): Promise<s
   return parts.join("; ");
 }
 
+/** The first field of every identity token: the format's version, so a later format cannot be mistaken for it. */
+const IDENTITY_TOKEN_VERSION = "v1";
+/** A token id: 16–64 base64url characters (at least 96 random bits; 128 from `newIdentityTokenId`). */
+const TOKEN_ID_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
+const MAX_USER_ID_LENGTH = 256;
+
+/** What a valid identity token says: who signed in, under which one-time id, until when. */
+export interface IdentityClaim {
+  readonly userId: string;
+  /** Unique per token: identify refuses a second use of it until the token expires. */
+  readonly tokenId: string;
+  readonly expiresAtMs: number;
+}
+
+/** Why a token is refused. A replay is recognised later, by the person's object (see `spendIdentityToken`). */
+export type IdentityTokenRefusal = "malformed" | "bad_signature" | "expired" | "lifetime_too_long";
+
+export type IdentityTokenCheck =
+  | { readonly ok: true; readonly claim: IdentityClaim }
+  | { readonly ok: false; readonly reason: IdentityTokenRefusal };
+
+/** 128 random bits, base64url: a token id nobody else will draw. */
+export function newIdentityTokenId(): string {
+  return toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+}
+
 /**
- * Identity tokens a site's backend signs to let a browser claim a user id:
- * `<userId>.<expiry epoch seconds>.<base64url HMAC-SHA256(IDENTITY_SECRET, "<userId>.<expiry>")>`.
- * A user id may itself contain dots (an email): the token is read from the right.
+ * Identity tokens a site's backend signs to let a browser claim a user id, once:
+ * `v1.<expiry epoch seconds>.<token id>.<userId>.<base64url HMAC-SHA256(IDENTITY_SECRET, everything before it)>`.
+ * The token id is fresh per token (a used one is refused until the token expires); the expiry is at
+ * most IDENTITY_TOKEN_MAX_TTL_SECONDS (default 600) ahead; the user id comes last and may contain dots
+ * (an email): the signature is after the last dot.
  *
  * @example
- * // on the site's backend, after login (Node: crypto.createHmac("sha256", secret).update(`${u}.${exp}`).digest("base64url"))
+ * // on the site's backend, after login, in Node:
+ * // const body = `v1.${Math.floor(Date.now() / 1000) + 300}.${crypto.randomBytes(16).toString("base64url")}.${userId}`;
+ * // const token = `${body}.${crypto.createHmac("sha256", IDENTITY_SECRET).update(body).digest("base64url")}`;
  * const token = await signIdentityToken(IDENTITY_SECRET, "customer-42", Math.floor(Date.now() / 1000) + 300);
  */
 export async function signIdentityToken(
   secret: string,
   userId: string,
   expiresAtSeconds: number,
+  tokenId: string = newIdentityTokenId(),
 ): Promise<string> {
-  const value = `${userId}.${Math.floor(expiresAtSeconds)}`;
+  const value = `${IDENTITY_TOKEN_VERSION}.${Math.floor(expiresAtSeconds)}.${tokenId}.${userId}`;
   return `${value}.${await signValue(secret, value)}`;
 }
 
-/** The user id a valid, unexpired token names; null for anything else (never throws). */
+/**
+ * A valid token's claim, or why it is refused (never throws). Refused: anything but the one format,
+ * a signature that does not verify (or is not spelled canonically), an expiry passed, or one more
+ * than `maxLifetimeSeconds` from now (a token must not be stretched into a long-lived credential).
+ */
 export async function verifyIdentityToken(
   secret: string,
   token: string,
-  nowMs: number,
-): Promise<string | null> {
-  if (token.length > 1024) return null;
-  const value = await verifySigned(secret, token);
-  if (!value) return null;
-  const dot = value.lastIndexOf(".");
-  const userId = value.slice(0, dot);
-  const expiry = value.slice(dot + 1);
-  if (dot <= 0 || !/^\d{1,12}$/.test(expiry) || Number(expiry) * 1000 < nowMs) return null;
-  return userId.length <= 256 ? userId : null;
+  options: { readonly nowMs: number; readonly maxLifetimeSeconds: number },
+): Promise<IdentityTokenCheck> {
+  if (token.length > 1024) return { ok: false, reason: "malformed" };
+  const [version, expiry, tokenId] = token.split(".", 3);
+  const userIdStart = `${version}.${expiry}.${tokenId}.`.length;
+  const sigStart = token.lastIndexOf(".") + 1;
+  if (
+    version !== IDENTITY_TOKEN_VERSION ||
+    !expiry ||
+    !/^[1-9]\d{0,11}$/.test(expiry) ||
+    !tokenId ||
+    !TOKEN_ID_PATTERN.test(tokenId) ||
+    sigStart <= userIdStart + 1 ||
+    sigStart - 1 - userIdStart > MAX_USER_ID_LENGTH
+  ) {
+    return { ok: false, reason: "malformed" };
+  }
+  if ((await verifySigned(secret, token)) === null) return { ok: false, reason: "bad_signature" };
+  const expiresAtMs = Number(expiry) * 1000;
+  if (expiresAtMs < options.nowMs) return { ok: false, reason: "expired" };
+  if (expiresAtMs > options.nowMs + options.maxLifetimeSeconds * 1000) {
+    return { ok: false, reason: "lifetime_too_long" };
+  }
+  return { ok: true, claim: { userId: token.slice(userIdStart, sigStart - 1), tokenId, expiresAtMs } };
 }

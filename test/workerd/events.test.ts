@@ -358,11 +358,17 @@ describe("identity stitching", () => {
     const newCookie = linked.headers.getSetCookie().find((c) => c.includes("ns_vid="))!;
     expect(newCookie).toContain(canonical);
 
+    // A token signs in once: the second sign-in brings a fresh one.
+    const fresh = await signIdentityToken(
+      env.IDENTITY_SECRET as string,
+      "customer-7",
+      Math.floor(Date.now() / 1000) + 600,
+    );
     const again = await visit("/_ns/v1/identify", {
       method: "POST",
       cookie,
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ token }),
+      body: JSON.stringify({ token: fresh }),
     });
     expect(await again.json()).toMatchObject({ merged: false });
     const { body } = await profile("user:customer-7");

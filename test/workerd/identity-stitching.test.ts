@@ -34,9 +34,11 @@ async function exported(id: string): Promise<Exported> {
 }
 
 describe("identity tokens", () => {
-  it("are <userId>.<expiry>.<base64url HMAC-SHA256(secret, userId.expiry)>, as a site backend computes them", async () => {
-    const userId = "ana.lopez@example.com"; // dots in the user id: the token is read from the right
+  it("are v1.<expiry>.<token id>.<userId>.<base64url HMAC-SHA256(secret, all before it)>, as a site backend computes them", async () => {
+    const userId = "ana.lopez@example.com"; // dots in the user id: the signature is after the last dot
     const exp = inTenMinutes();
+    const tokenId = toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+    const body = `v1.${exp}.${tokenId}.${userId}`;
     const key = await crypto.subtle.importKey(
       "raw",
       new TextEncoder().encode(SECRET),
@@ -44,9 +46,9 @@ describe("identity tokens", () => {
       false,
       ["sign"],
     );
-    const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`${userId}.${exp}`));
-    const token = `${userId}.${exp}.${toBase64Url(new Uint8Array(mac))}`;
-    expect(await signIdentityToken(SECRET, userId, exp)).toBe(token);
+    const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body));
+    const token = `${body}.${toBase64Url(new Uint8Array(mac))}`;
+    expect(await signIdentityToken(SECRET, userId, exp, tokenId)).toBe(token);
 
     const cookie = await newVisitor();
     const res = await identify({ token }, { cookie });
