@@ -20,7 +20,7 @@ import { canonicalForUser } from "../state/visitor-id.ts";
 import { jsonError } from "./errors.ts";
 import type { AppEnv } from "./events.ts";
 import { documentRoute } from "./openapi.ts";
-import { checkJson, describeProblem, LIMITS, readBody, readLimited } from "./request.ts";
+import { checkJson, LIMITS, readBody, readLimited } from "./request.ts";
 import { UserIdSchema, VisitorIdSchema } from "./schemas.ts";
 
 type C = Context<AppEnv>;
@@ -131,15 +131,6 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
         errors.push({ line, message: "not JSON" });
         continue;
       }
-      // Each line is checked as a request body is: depth, and forbidden keys at every depth.
-      const problem = checkJson(row);
-      if (problem) {
-        errors.push({
-          line,
-          message: `${describeProblem(problem)}${"path" in problem ? `: ${problem.path}` : ""}`,
-        });
-        continue;
-      }
       if (!row || typeof row !== "object" || Array.isArray(row)) {
         errors.push({ line, message: "each line is an object { id, traits }" });
         continue;
@@ -149,7 +140,14 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
       else if (!id) errors.push({ line, message: "id is not a visitor id or user:<userId>" });
       else if (!row.traits || typeof row.traits !== "object" || Array.isArray(row.traits))
         errors.push({ line, message: "traits must be an object" });
-      else byId.set(id, { traits: { ...byId.get(id)?.traits, ...(row.traits as object) }, line });
+      else {
+        // Checked as a request body is: one walk for depth, and forbidden keys at every depth.
+        const problem = checkJson(row.traits);
+        if (problem?.code === "forbidden_key")
+          errors.push({ line, message: `key not allowed: ${problem.path}` });
+        else if (problem) errors.push({ line, message: `traits nested deeper than ${LIMITS.depth} levels` });
+        else byId.set(id, { traits: { ...byId.get(id)?.traits, ...(row.traits as object) }, line });
+      }
     }
     if (byId.size > IMPORT_LIMITS.ids) {
       return jsonError(

@@ -91,7 +91,7 @@ export async function readJson(request: Request, limit: number): Promise<JsonRea
 }
 
 /** What a BodyProblem means to a caller, in words (also the import's per-line message). */
-export function describeProblem(problem: BodyProblem): string {
+function describeProblem(problem: BodyProblem): string {
   switch (problem.code) {
     case "payload_too_large":
       return `the body is over ${problem.limit} bytes`;
