@@ -167,6 +167,9 @@ export type IdentifyResponse = {
   mergedEvents: number;
   /** A browser that carried another known person's id now belongs to this one; nothing merged. */
   switched?: true | undefined;
+  /** False when the privacy gate refused the link (nothing stored or set); `reason` says why. */
+  linked: boolean;
+  reason?: "erased" | "gpc" | "consent" | null | undefined;
 };
 
 export type ConsentRequest = {

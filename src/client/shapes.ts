@@ -52,6 +52,9 @@ export interface IdentifyResponse {
   mergedEvents: number;
   /** A browser that carried another known person's id now belongs to this one; nothing merged. */
   switched?: true;
+  /** False when the privacy gate refused the link (nothing stored or set); `reason` says why. */
+  linked: boolean;
+  reason?: "erased" | "gpc" | "consent" | null;
 }
 
 export type ConsentRequest = z.input<typeof ConsentRequestSchema>;

@@ -1,7 +1,8 @@
-import { effectiveConsent } from "../core/consent.ts";
+import type { ConsentMode } from "../core/consent.ts";
 import { type DecisionResult, decide } from "../core/decide.ts";
 import { escapeHtml, jsonForInlineScript } from "../core/escape.ts";
-import type { RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
+import type { Consent, RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
+import { decisionConsent, gpcSignal, type PrivacyFacts, privacyVerdict } from "../core/privacy.ts";
 import { BEACON_VERSION } from "../http/beacon.ts";
 import type { RewritePlan, WebChange } from "../http/rewrite.ts";
 import { experimentObject } from "../measure/experiment-do.ts";
@@ -98,11 +99,12 @@ async function readPreview(
   return preview ? { preview, token } : null;
 }
 
-/** Unique exposures per experiment arm, holdout included, for the experiment's statistics. */
 /**
  * What a decision leaves behind, written off the critical path: exposures of capped experiences (so
  * their caps count) and new experiment assignments (sticky, and the experiment's unique exposure).
- * Nothing is written when nothing changed. Returns null when there is nothing to do.
+ * The visitor's object asks the privacy gate with what it holds (consent, erasure) before anything
+ * is kept, and the experiments count the visitor only when it says so. Nothing is written when
+ * nothing changed. Returns null when there is nothing to do.
  */
 export function decisionRecorder(
   env: Env,
@@ -110,19 +112,22 @@ export function decisionRecorder(
   result: Pick<DecisionResult, "exposures" | "assignments"> &
     Partial<Pick<DecisionResult, "replacedAssignments">>,
   now: number,
+  privacy: { readonly consentMode: ConsentMode; readonly gpc: boolean },
 ): (() => Promise<void>) | null {
   const capped = result.exposures.filter((x) => x.capped);
   const assigned = Object.keys(result.assignments).length > 0;
   if (capped.length === 0 && !assigned) return null;
   return async () => {
     const stub = visitorObject(env, visitorId);
-    await stub.recordDecision({
+    const counted = await stub.recordDecision({
       now,
       exposures: capped,
       assignments: result.assignments,
       replacing: result.replacedAssignments,
+      ...privacy,
     });
-    if (assigned) await recordExperimentExposures(env, visitorId, result.exposures, result.assignments, now);
+    if (assigned && counted)
+      await recordExperimentExposures(env, visitorId, result.exposures, result.assignments, now);
   };
 }
 
@@ -216,10 +221,15 @@ export async function startPersonalization(
   let visitorId: string | null = null;
   if (!bot && config.COOKIE_SECRET) visitorId = await readVisitorCookie(request, config);
   const returning = visitorId !== null;
+  const gpc = gpcSignal(request.headers, config.RESPECT_GPC);
+  // What the gate allows a visitor nobody has heard from yet: under opt-in, no cookie and no page
+  // view until they grant it (the page is served from the request alone).
+  const unknownVisitor = privacyVerdict({ mode: config.CONSENT_MODE, gpc, consent: {}, erased: false });
   if (!visitorId) {
     // Crawlers are new anonymous visitors like any other (same defaults, same bucketing), never profiled.
     visitorId = issueVisitorId();
-    if (!bot && config.COOKIE_SECRET) setCookies.push(await visitorCookieHeader(visitorId, config));
+    if (!bot && config.COOKIE_SECRET && unknownVisitor.remember)
+      setCookies.push(await visitorCookieHeader(visitorId, config));
   }
   if (preview && url.searchParams.has(PREVIEW_PARAM)) {
     setCookies.push(
@@ -227,13 +237,13 @@ export async function startPersonalization(
     );
   }
 
-  const gpc = config.RESPECT_GPC && request.headers.get("sec-gpc") === "1";
   const context: RequestContext = webContext(request, url);
   const injectBeacon = config.BEACON_AUTO_INJECT && !bot;
   // The proxy records the page view itself only when it also injects the beacon, so each view is
   // counted once: by the proxy here, or by a beacon the site includes itself.
+  // A returning visitor's object applies the gate with the consent it holds; a new one is asked here.
   const pageView: VisitorEvent | undefined =
-    injectBeacon && !gpc
+    injectBeacon && !gpc && (returning || unknownVisitor.keep)
       ? {
           id: `pv:${crypto.randomUUID()}`,
           type: "page_view",
@@ -255,7 +265,8 @@ export async function startPersonalization(
     const stub = visitorObject(env, visitorId);
     let state: VisitorState | null = null;
     let traits: Record<string, unknown> = {};
-    let consent: Record<string, boolean> = gpc ? { personalization: false, measurement: false } : {};
+    // What the person answered: nothing yet for a new visitor; unknown (null) when it could not be read.
+    let answered: Consent | null = {};
     const profiled = returning && !bot && placements.length > 0;
     let canonicalId = visitorId;
     if (profiled) {
@@ -289,11 +300,16 @@ export async function startPersonalization(
       if (traitsRead.ok) {
         if (traitsRead.value) {
           traits = { ...traitsRead.value.traits };
-          consent = { ...traitsRead.value.consent, ...consent };
+          answered = traitsRead.value.consent;
         }
-      } else failOpen.push(`kv-${traitsRead.reason}`);
+      } else {
+        failOpen.push(`kv-${traitsRead.reason}`);
+        answered = null;
+      }
     }
-    consent = effectiveConsent(consent, config.CONSENT_MODE);
+    const facts: PrivacyFacts = { mode: config.CONSENT_MODE, gpc, consent: answered, erased: false };
+    const privacy = privacyVerdict(facts);
+    const consent = decisionConsent(facts, privacy);
 
     let changes: WebChange[] = [];
     let redirect: string | null = null;
@@ -346,10 +362,13 @@ export async function startPersonalization(
     }
 
     const bodyEnd = beacon + (preview ? previewPanel(explanation) : "");
-    const measured = !bot && !gpc && consent.measurement !== false;
-    const recordDecision = measured
-      ? decisionRecorder(env, canonicalId, { exposures, assignments, replacedAssignments }, now)
-      : null;
+    const recordDecision =
+      !bot && privacy.measure
+        ? decisionRecorder(env, canonicalId, { exposures, assignments, replacedAssignments }, now, {
+            consentMode: config.CONSENT_MODE,
+            gpc,
+          })
+        : null;
     const record =
       !bot && (pageView !== undefined || recordDecision)
         ? async () => {

@@ -1,15 +1,17 @@
 import type { Context, Hono } from "hono";
 import * as z from "zod";
-import { effectiveConsent } from "../core/consent.ts";
 import { decide } from "../core/decide.ts";
 import type { RequestContext, VisitorEvent } from "../core/model.ts";
+import { decisionConsent, gpcSignal, type PrivacyFacts, privacyVerdict } from "../core/privacy.ts";
 import { readConfig } from "../edge/config.ts";
 import { isBot } from "../edge/context.ts";
 import { deadlineIn, withDeadline } from "../edge/deadline.ts";
 import type { Env } from "../edge/env.ts";
 import { decisionRecorder } from "../edge/personalize.ts";
 import { activeRules, servingFallback } from "../edge/rules-loader.ts";
+import { countConversions } from "../measure/experiment-do.ts";
 import { type Caller, callerOf, subjectOf } from "../state/identity.ts";
+import { log } from "../state/log.ts";
 import { readTraits } from "../state/profiles.ts";
 import { type IngestResult, visitorObject } from "../state/visitor-do.ts";
 import { bearerIs } from "./admin.ts";
@@ -119,7 +121,10 @@ async function decideFor(
   const rules = await activeRules(c.env, c.executionCtx, deadline);
   if (servingFallback(rules)) failOpen.add("rules-bundled");
   const stub = visitorObject(c.env, visitorId);
-  if (events.length) {
+  // Under Global Privacy Control the call's events are not stored (as on POST /v1/events) and the
+  // decision uses the request alone; the visitor's object applies its own consent to the rest.
+  const gpc = gpcSignal(c.req.raw.headers, config.RESPECT_GPC);
+  if (events.length && !gpc) {
     const stored = await withDeadline(
       () =>
         stub.ingest(visitorId, events, { now, consentMode: config.CONSENT_MODE }) as Promise<IngestResult>,
@@ -130,6 +135,9 @@ async function decideFor(
       return jsonError("suppressed", "this person's data was erased");
     else if (stored.value.status === "rate_limited")
       return jsonError("rate_limited", "too many events for this visitor");
+    else if (stored.value.status === "stored" && stored.value.conversions.length)
+      // A goal reached through a decide call counts as it does through /v1/events.
+      c.executionCtx.waitUntil(countConversions(c.env, visitorId, stored.value.conversions));
   }
   if (!rules) {
     // No rules at all (neither KV nor the bundled ones): nothing is known of the placements, not
@@ -166,11 +174,16 @@ async function decideFor(
   reads.cancel();
   if (!stateRead.ok) failOpen.add(`do-${stateRead.reason}`);
   if (!traitsRead.ok) failOpen.add(`kv-${traitsRead.reason}`);
-  // Consent lives with the traits. Unread, it is unknown: decide as for someone who said no
-  // (request context only, defaults otherwise) rather than personalize a person who may have.
-  const consent = traitsRead.ok
-    ? effectiveConsent(traitsRead.value?.consent ?? {}, config.CONSENT_MODE)
-    : { personalization: false, measurement: false };
+  // Consent lives with the traits. Unread, it is unknown: the gate decides as for someone who said
+  // no (request context only, defaults otherwise) rather than personalize a person who may have.
+  const privacyFacts: PrivacyFacts = {
+    mode: config.CONSENT_MODE,
+    gpc,
+    consent: traitsRead.ok ? (traitsRead.value?.consent ?? {}) : null,
+    erased: false,
+  };
+  const privacy = privacyVerdict(privacyFacts);
+  const consent = decisionConsent(privacyFacts, privacy);
   const context = apiContext(body.channel, body.context, c.req.raw);
   const result = decide(rules.compiled, {
     visitorId,
@@ -186,10 +199,13 @@ async function decideFor(
   // Without the stored state the decision cannot know the visitor's assignments or exposures:
   // writing what it made of them would count an arm the visitor may never have been in.
   const record =
-    !bot && stateRead.ok && consent.measurement !== false
-      ? decisionRecorder(c.env, visitorId, result, now)
+    !bot && stateRead.ok && privacy.measure
+      ? decisionRecorder(c.env, visitorId, result, now, { consentMode: config.CONSENT_MODE, gpc })
       : null;
-  if (record) c.executionCtx.waitUntil(record().catch(() => undefined));
+  if (record)
+    c.executionCtx.waitUntil(
+      record().catch((err: unknown) => log("warn", "decision_not_recorded", { error: String(err) })),
+    );
   const decisions: Record<string, DecisionBody> = {};
   for (const d of result.decisions) {
     decisions[d.placement] = {

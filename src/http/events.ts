@@ -1,10 +1,10 @@
 import type { Context, Hono } from "hono";
 import type { VisitorEvent } from "../core/model.ts";
+import { gpcSignal, privacyVerdict } from "../core/privacy.ts";
 import { readConfig } from "../edge/config.ts";
 import type { Env } from "../edge/env.ts";
-import { experimentObject } from "../measure/experiment-do.ts";
+import { countConversions } from "../measure/experiment-do.ts";
 import { callerOf, resolveCanonical, subjectOf } from "../state/identity.ts";
-import { log } from "../state/log.ts";
 import { readProfile, writeProfile } from "../state/profiles.ts";
 import { visitorObject } from "../state/visitor-do.ts";
 import { issueVisitorId, visitorCookieHeader } from "../state/visitor-id.ts";
@@ -21,19 +21,20 @@ export { LIMITS };
 
 /**
  * Resolves who a request speaks for: a server (API key) names a visitor or user; a browser is its
- * signed cookie, and a new visitor gets one. Returns the canonical id and any cookie to set.
+ * signed cookie, and a new visitor gets one. Returns the canonical id, any cookie to set, and
+ * whether the visitor is new (a browser without a valid cookie).
  */
 export async function subjectFor(
   c: C,
   body: { visitorId?: string | undefined; userId?: string | undefined },
-): Promise<{ id: string; setCookie: string | null } | Response> {
+): Promise<{ id: string; setCookie: string | null; isNew: boolean } | Response> {
   const caller = await callerOf(c.req.raw, c.env);
   const { config } = readConfig(c.env);
   if (caller.kind === "server") {
     // The body's schema already checked the visitor id's shape (VisitorIdSchema, as on every route).
     const id = await subjectOf(body, c.env);
     return id
-      ? { id, setCookie: null }
+      ? { id, setCookie: null, isNew: false }
       : jsonError("invalid_request", "visitorId or userId is required", {
           issues: [{ path: "visitorId", message: "server calls name a visitorId or a userId" }],
         });
@@ -41,11 +42,12 @@ export async function subjectFor(
   if (body.visitorId || body.userId) {
     return jsonError("forbidden", "browsers may only send events for their own visitor (the cookie)");
   }
-  if (caller.visitorId) return { id: await resolveCanonical(c.env, caller.visitorId), setCookie: null };
+  if (caller.visitorId)
+    return { id: await resolveCanonical(c.env, caller.visitorId), setCookie: null, isNew: false };
   // No cookie, or a tampered one: a new visitor.
   if (!config.COOKIE_SECRET) return jsonError("cookies_disabled", "COOKIE_SECRET is not configured");
   const id = issueVisitorId();
-  return { id, setCookie: await visitorCookieHeader(id, config) };
+  return { id, setCookie: await visitorCookieHeader(id, config), isNew: true };
 }
 
 export function withCookie(response: Response, cookie: string | null): Response {
@@ -87,10 +89,14 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
     }
 
     const { config } = readConfig(c.env);
-    const gpc = config.RESPECT_GPC && c.req.header("sec-gpc") === "1";
+    const gpc = gpcSignal(c.req.raw.headers, config.RESPECT_GPC);
     const notStored = { accepted: 0, duplicates: 0, stored: 0, rejected, reason: "consent" };
-    // Global Privacy Control is an opt-out: nothing reaches storage, as with consent withheld.
-    if (gpc) return withCookie(c.json(notStored, 202), subject.setCookie);
+    // The gate as it stands for someone who has answered nothing: a new visitor's whole answer. A
+    // known visitor's object asks it again with the consent it holds. Under GPC nothing is stored;
+    // under opt-in a new visitor gets neither storage nor a cookie until they grant it.
+    const upFront = privacyVerdict({ mode: config.CONSENT_MODE, gpc, consent: {}, erased: false });
+    if (upFront.blocked === "gpc" || (subject.isNew && !upFront.keep))
+      return withCookie(c.json(notStored, 202), upFront.remember ? subject.setCookie : null);
     const stub = visitorObject(c.env, subject.id);
     const result = await stub.ingest(subject.id, events, {
       now: receivedAt,
@@ -108,15 +114,8 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
       case "no_consent":
         return withCookie(c.json(notStored, 202), subject.setCookie);
       case "stored": {
-        if (result.conversions.length) {
-          c.executionCtx.waitUntil(
-            Promise.all(
-              result.conversions.map((conv) =>
-                experimentObject(c.env, conv.experiment).convert(subject.id, conv.at),
-              ),
-            ).catch((err: unknown) => log("warn", "conversion_not_recorded", { error: String(err) })),
-          );
-        }
+        if (result.conversions.length)
+          c.executionCtx.waitUntil(countConversions(c.env, subject.id, result.conversions));
         // An event the visitor's object could not apply is reported like a rejected one, by index.
         for (const f of result.failed) {
           const index = indexOf.get(f.id);

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../edge/env.ts";
+import { log } from "../state/log.ts";
 
 /**
  * One object per experiment: who was exposed to which variant, and who converted. Counting unique
@@ -139,4 +140,21 @@ export class ExperimentDO extends DurableObject<Env> {
 /** The experiment's object (one per experiment id), as visitorObject is the visitor's. */
 export function experimentObject(env: Pick<Env, "EXPERIMENTS">, experiment: string) {
   return env.EXPERIMENTS.get(env.EXPERIMENTS.idFromName(experiment));
+}
+
+/**
+ * Counts the goals a batch of events reached in their experiments (the visitor's object lists them
+ * only for a person the privacy gate lets be measured), whichever route the events came by. Off
+ * the response's path: a failure is logged and counted, never thrown.
+ */
+export async function countConversions(
+  env: Pick<Env, "EXPERIMENTS">,
+  visitorId: string,
+  conversions: ReadonlyArray<{ readonly experiment: string; readonly at: number }>,
+): Promise<void> {
+  try {
+    await Promise.all(conversions.map((c) => experimentObject(env, c.experiment).convert(visitorId, c.at)));
+  } catch (err) {
+    log("warn", "conversion_not_recorded", { count: conversions.length, error: String(err) });
+  }
 }

@@ -24,6 +24,8 @@ export interface StoredProfile {
    * stitched (their cookie is still anonymous), and none for everyone else.
    */
   canonical?: string;
+  /** On a person: the profiles already folded into this one (identify is retried safely). */
+  mergedFrom?: string[];
 }
 
 export const profileKey = (id: string) => `profile:${id}`;

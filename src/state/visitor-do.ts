@@ -1,6 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
-import { type ConsentMode, granted } from "../core/consent.ts";
+import * as z from "zod";
+import type { ConsentMode } from "../core/consent.ts";
 import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
+import { type PrivacyVerdict, privacyVerdict } from "../core/privacy.ts";
 import {
   applyEvent,
   emptyState,
@@ -82,6 +84,10 @@ export interface DecisionRecord {
   /** Experiment → stored variant it no longer has: that one assignment is replaced, if still stored. */
   readonly replacing?: Readonly<Record<string, string>> | undefined;
   readonly forwarded?: boolean;
+  /** How an unanswered purpose is read (the deployment's CONSENT_MODE); opt-out when absent. */
+  readonly consentMode?: ConsentMode;
+  /** The request carried Global Privacy Control: nothing is recorded. */
+  readonly gpc?: boolean;
 }
 
 export interface DeadLetter {
@@ -112,6 +118,11 @@ export interface MergeResult {
    */
   readonly refused?: "erased" | "self" | "linked";
   readonly linkedTo?: string;
+  /**
+   * The source had been handed over to this same target before (a retried identify): nothing moved
+   * now, but the caller finishes what the first attempt may have left undone (profiles, experiments).
+   */
+  readonly handedOver?: boolean;
   /** Experiments the source was assigned to: its exposure rows there are re-keyed to the target. */
   readonly experiments?: readonly string[];
 }
@@ -137,7 +148,7 @@ const PAGE_VIEW_FLUSH_MS = 1000;
 export interface VisitorObject {
   ingest(visitorId: string, events: readonly VisitorEvent[], options: IngestOptions): Promise<IngestResult>;
   snapshot(options: SnapshotOptions): Promise<VisitorState>;
-  recordDecision(options: DecisionRecord): Promise<void>;
+  recordDecision(options: DecisionRecord): Promise<boolean>;
   setConsent(
     consent: Readonly<Record<string, boolean>>,
     options?: { visitorId?: string; now?: Millis; forwarded?: boolean },
@@ -145,6 +156,7 @@ export interface VisitorObject {
   exportAll(): Promise<VisitorDump | null>;
   forwardingAddress(): Promise<string | null>;
   handOver(target: string, mergeId: string, now: Millis): Promise<MergeResult>;
+  heldPrivacy(options?: { forwarded?: boolean }): Promise<{ consent: Consent; erased: boolean }>;
   mergeFrom(
     source: VisitorDump,
     mergeId: string,
@@ -161,6 +173,9 @@ export function visitorObject(env: Pick<Env, "VISITOR">, visitorId: string): Vis
 }
 
 let limitProblemsLogged = false;
+
+/** The experiments a handed-over history carried (meta `handedExperiments`), as written by handOver. */
+const ExperimentIdsSchema = z.array(z.string());
 
 type EventRow = { id: string; ts: number; type: string; channel: string; props: string };
 
@@ -284,8 +299,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const target = this.forwardTarget(options.forwarded);
     if (target) return target.ingest(this.mergedInto!, events, { ...options, forwarded: true });
     // Without consent nothing about the visitor is kept, rejected events included.
-    if (!granted(this.consent, "personalization", options.consentMode ?? "opt-out"))
-      return { status: "no_consent" };
+    const privacy = this.privacy(options);
+    if (!privacy.keep) return { status: "no_consent" };
     const retryAfterSeconds = this.takeTokens(events.length, options.now);
     if (retryAfterSeconds > 0) return { status: "rate_limited", retryAfterSeconds };
     for (const r of options.rejected ?? []) this.deadLetter(options.now, r.reason, r.raw);
@@ -341,7 +356,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     }
     if (accepted > 0) void this.scheduleAlarm();
     const conversions: Array<{ experiment: string; variant: string; at: Millis }> = [];
-    if (scoring) {
+    // A goal reached by someone who refused measurement is kept (it is their behaviour) but not counted.
+    if (scoring && privacy.measure) {
       for (const exp of Object.values(scoring.experiments)) {
         const at = own(this.state.conversions, exp.goal);
         const variant = own(this.state.assignments, exp.id);
@@ -431,11 +447,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       return target.snapshot({ ...options, visitorId: this.mergedInto!, forwarded: true });
     }
     const pageView = options.pageView;
-    if (
-      pageView &&
-      !this.erased &&
-      granted(this.consent, "personalization", options.consentMode ?? "opt-out")
-    ) {
+    if (pageView && this.privacy(options).keep) {
       this.ensureId(options.visitorId);
       // The page view counts in this decision at once (memory), and is written just after the
       // answer leaves, so the page never waits on a storage flush. A page view is not an
@@ -464,11 +476,16 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (stored > 0) this.persistAfterApply(Date.now());
   }
 
-  /** Exposures (frequency caps) and new experiment assignments (sticky: the first one stays). */
-  async recordDecision(options: DecisionRecord): Promise<void> {
-    if (this.erased) return;
+  /**
+   * Exposures (frequency caps) and new experiment assignments (sticky: the first one stays). Answers
+   * whether the decision may be counted in its experiments: the caller records exposures there only
+   * on a yes, so an erased or unconsenting person is never counted, whatever the caller knew.
+   */
+  async recordDecision(options: DecisionRecord): Promise<boolean> {
     const target = this.forwardTarget(options.forwarded);
-    if (target) return target.recordDecision({ ...options, forwarded: true });
+    if (target && !this.erased) return target.recordDecision({ ...options, forwarded: true });
+    const privacy = this.privacy(options);
+    if (!privacy.keep) return false;
     for (const x of options.exposures) recordExposure(this.state, x.experience, options.now, this.limits);
     for (const [experiment, variant] of Object.entries(options.assignments)) {
       const stored = Object.hasOwn(this.state.assignments, experiment)
@@ -478,6 +495,35 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
         this.state.assignments[experiment] = variant;
     }
     this.saveState();
+    return privacy.measure;
+  }
+
+  private handedExperiments(): string[] {
+    const row = this.sql
+      .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'handedExperiments'")
+      .toArray()[0];
+    const parsed = ExperimentIdsSchema.safeParse(row ? JSON.parse(row.value) : []);
+    return parsed.success ? parsed.data : [];
+  }
+
+  /**
+   * What the privacy gate needs from this visitor: the consent they answered and whether they were
+   * erased (a merged visitor answers with the person it was merged into).
+   */
+  async heldPrivacy(options: { forwarded?: boolean } = {}): Promise<{ consent: Consent; erased: boolean }> {
+    const target = this.forwardTarget(options.forwarded);
+    if (target && !this.erased) return target.heldPrivacy({ forwarded: true });
+    return { consent: { ...this.consent }, erased: this.erased };
+  }
+
+  /** The privacy gate with what this object holds: its consent and whether it was erased. */
+  private privacy(options: { readonly consentMode?: ConsentMode; readonly gpc?: boolean }): PrivacyVerdict {
+    return privacyVerdict({
+      mode: options.consentMode ?? "opt-out",
+      gpc: options.gpc ?? false,
+      consent: this.consent,
+      erased: this.erased,
+    });
   }
 
   /** Consent per purpose, merged into what is held; returns the consent now held. */
@@ -553,8 +599,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (this.erased) return { merged: false, events: 0, refused: "erased" };
     if (target === this.state.visitorId || target === mergeId)
       return { merged: false, events: 0, refused: "self" };
-    // Handed over already (a login on every page): nothing to do.
-    if (this.mergedInto === target) return { merged: false, events: 0 };
+    // Handed over already (a login on every page, or a retry): nothing moves; the experiments the
+    // history carried are named again so a retry can finish re-keying them.
+    if (this.mergedInto === target)
+      return { merged: false, events: 0, handedOver: true, experiments: this.handedExperiments() };
     if (this.mergedInto) {
       // Already another person's: merging two known people is the caller's decision, not ours.
       return { merged: false, events: 0, refused: "linked", linkedTo: this.mergedInto };
@@ -588,6 +636,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.sql.exec("DELETE FROM seen");
     this.sql.exec("DELETE FROM dead_letter");
     this.sql.exec("DELETE FROM meta WHERE key NOT IN ('mergedInto', 'id')");
+    this.setMeta("handedExperiments", JSON.stringify(result.experiments ?? []));
     this.state = emptyState(this.state.visitorId);
     this.consent = {};
     this.consentAt = 0;

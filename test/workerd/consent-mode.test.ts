@@ -34,36 +34,37 @@ async function heroTestExposures(): Promise<number> {
 }
 
 describe("opt-in consent", () => {
-  it("keeps nothing, uses nothing and counts nothing until the visitor grants it; then everything works", async () => {
+  it("sets no cookie, keeps nothing, uses nothing and counts nothing until the visitor grants it; then everything works", async () => {
     const exposuresBefore = await heroTestExposures();
     const first = await call("/");
     expect(first.res.status).toBe(200);
-    const cookie = visitorCookie(first.res);
+    // Nothing identifying is set before consent: not even the visitor cookie.
+    expect(first.res.headers.getSetCookie()).toEqual([]);
 
-    // Behaviour before consent: acknowledged, not stored.
+    // Behaviour before consent: acknowledged, not stored, and still no cookie.
     const refused = await call("/_ns/v1/events", {
       method: "POST",
-      cookie,
       headers: { "content-type": "text/plain" },
       body: JSON.stringify({ events: runningViews() }),
     });
     expect(refused.res.status).toBe(202);
     expect(JSON.parse(refused.body)).toMatchObject({ stored: 0, reason: "consent" });
-    const exported = await call(`/_ns/v1/profiles/${idOf(cookie)}`, { headers: ADMIN });
-    expect(exported.body).not.toContain("product_view");
-    expect(exported.body).not.toContain("page_view");
+    expect(refused.res.headers.getSetCookie()).toEqual([]);
     // The A/B test was shown (from the request alone) but not counted.
     expect(await heroTestExposures()).toBe(exposuresBefore);
-    expect((await call("/", { cookie })).body).not.toContain("Ready for your next run");
 
-    // The visitor accepts the consent banner.
+    // The visitor accepts the consent banner: only now does the browser get its cookie.
     const granted = await call("/_ns/v1/consent", {
       method: "POST",
-      cookie,
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ purposes: { personalization: true, measurement: true } }),
     });
     expect(granted.res.status).toBe(200);
+    const cookie = visitorCookie(granted.res);
+    const exported = await call(`/_ns/v1/profiles/${idOf(cookie)}`, { headers: ADMIN });
+    expect(exported.body).not.toContain("product_view");
+    expect(exported.body).not.toContain("page_view");
+    expect((await call("/", { cookie })).body).not.toContain("Ready for your next run");
     const stored = await call("/_ns/v1/events", {
       method: "POST",
       cookie,
