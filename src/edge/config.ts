@@ -70,6 +70,12 @@ export const ConfigSchema = z.object({
   RULES_HEADER: headerName.default("x-northstar-rules"),
   FAIL_OPEN_HEADER: headerName.default("x-northstar-fail-open"),
   BOT_USER_AGENTS: z.string().optional(),
+  /**
+   * Where the rules come from: `kv` (published versions, hot-loaded, the bundled file until one is
+   * published) or `file` (only the rules file built into the worker: `npm start`, where an edit to
+   * it shows on the next page because wrangler dev rebuilds on change).
+   */
+  RULES_SOURCE: z.enum(["kv", "file"]).default("kv"),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 

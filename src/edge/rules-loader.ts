@@ -7,6 +7,7 @@ import {
   parsePointer,
   versionKey,
 } from "../rules/store.ts";
+import { readConfig } from "./config.ts";
 import { withDeadline } from "./deadline.ts";
 import type { Env } from "./env.ts";
 
@@ -124,6 +125,8 @@ export async function activeRules(
   ctx?: { waitUntil(promise: Promise<unknown>): void },
   coldWaitMs: number = KV_DEADLINE_MS,
 ): Promise<LoadedRules | null> {
+  // RULES_SOURCE=file: the rules file as built into this worker, KV never read.
+  if (readConfig(env).config.RULES_SOURCE === "file") return loadBundled();
   const now = Date.now();
   if (now - checkedAt >= REFRESH_MS && !refreshing) {
     refreshing = refresh(env)

@@ -224,6 +224,24 @@ describe("a cold isolate whose RULES namespace does not answer", () => {
   });
 });
 
+describe("RULES_SOURCE=file (npm start)", () => {
+  it("serves the rules file built into the worker even when another version is published, and never reads KV", async () => {
+    await publish("2026.12.02-1");
+    expect(await servedVersionWith(env)).toBe("2026.12.02-1");
+    resetRulesCache();
+    const reads: string[] = [];
+    const watchedRules = {
+      get: (key: string, options: unknown) => {
+        reads.push(key);
+        return env.RULES.get(key, options as "json");
+      },
+    };
+    const fromFile = { ...env, RULES: watchedRules, RULES_SOURCE: "file" } as unknown as Env;
+    expect(await servedVersionWith(fromFile)).toBe(bundledDocument.version);
+    expect(reads).toEqual([]);
+  });
+});
+
 async function servedVersionWith(bindings: Env): Promise<string | null> {
   const { res } = await request("/", {}, bindings);
   return res.headers.get("x-northstar-rules");
