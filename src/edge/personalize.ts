@@ -333,6 +333,12 @@ export async function startPersonalization(
           explain: preview?.preview.explain ?? false,
         });
         for (const d of result.decisions) {
+          if (d.action === "redirect" && d.experience !== null && d.html === null) {
+            // The URL policy refused the rendered target (another host, a trick): the origin's page.
+            failOpen.push("redirect-refused");
+            log("warn", "redirect_refused", { placement: d.placement, experience: d.experience });
+            continue;
+          }
           if (d.action === "redirect" && d.html) {
             const target = safeRedirect(d.html, url);
             if (target) redirect ??= target;

@@ -52,6 +52,7 @@ describe("a redirect whose target comes from the query", () => {
     const res = await visit(`/?next=${encodeURIComponent(next)}`);
     expect(res.status).toBe(200);
     expect(res.headers.get("location")).toBeNull();
+    expect(res.headers.get("x-northstar-fail-open")).toContain("redirect-refused");
     expect(await res.text()).toContain("Default hero");
   });
 
