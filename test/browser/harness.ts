@@ -58,7 +58,7 @@ export async function startDevServer(
   for (;;) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${output}`);
     try {
-      const res = await fetch(`${url}/_ns/health`);
+      const res = await fetch(`${url}/_ns/health`, { signal: AbortSignal.timeout(2_000) });
       if (res.ok) break;
     } catch {
       // not up yet
