@@ -9,7 +9,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { Engine } from "json-rules-engine";
-import type { EvalScope } from "../src/rules/conditions.ts";
+import type { EvalScope } from "../src/core/scope.ts";
 import { compileRules, hashRules, parseRules } from "../src/rules/index.ts";
 import { benchContext, history, NOW, scaledDoc } from "./decide.bench.ts";
 

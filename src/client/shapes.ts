@@ -1,4 +1,5 @@
 import type * as z from "zod";
+import type { CompiledExperiment } from "../core/compiled-rules.ts";
 import type { Consent, VisitorState } from "../core/model.ts";
 import type { ExperimentReport } from "../core/stats.ts";
 import type { LoadedRules, RulesStatus } from "../edge/rules-loader.ts";
@@ -16,7 +17,6 @@ import type {
   IdentifyRequestSchema,
 } from "../http/schemas.ts";
 import type { ExposureRow } from "../measure/experiment-do.ts";
-import type { CompiledExperiment } from "../rules/compile.ts";
 import type { DeadLetter } from "../state/visitor-do.ts";
 
 /**

@@ -1,14 +1,13 @@
+import { pickVariant } from "./bucketing.ts";
+import { bestHour, preferredChannel } from "./channels.ts";
 import type {
   CompiledContent,
   CompiledExperience,
   CompiledPlacement,
-  CompiledRules,
-} from "../rules/compile.ts";
-import type { EvalScope, Trace } from "../rules/conditions.ts";
-import { intentOf, topOf } from "../rules/conditions.ts";
-import { pickVariant } from "./bucketing.ts";
-import { bestHour, preferredChannel } from "./channels.ts";
+  DecisionRules,
+} from "./compiled-rules.ts";
 import type { Consent, RequestContext, Traits, VisitorState } from "./model.ts";
+import { type EvalScope, intentOf, type Trace, topOf } from "./scope.ts";
 import type { TemplateScope } from "./templates.ts";
 import { redirectTarget } from "./url-policy.ts";
 import { own } from "./visitor-state.ts";
@@ -277,7 +276,7 @@ const NO_TRAITS: Traits = {};
  * for (const d of result.decisions) if (d.html !== null) rewrite(d.selector, d.action, d.html);
  * // persist result.assignments and result.exposures in the background
  */
-export function decide(rules: CompiledRules, input: DecisionInput): DecisionResult {
+export function decide(rules: DecisionRules, input: DecisionInput): DecisionResult {
   const consent = isObject(input.consent) ? (input.consent as Consent) : NO_CONSENT;
   const now = typeof input.now === "number" && Number.isFinite(input.now) ? input.now : 0;
   const visitorId = typeof input.visitorId === "string" ? input.visitorId : "";

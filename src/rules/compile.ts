@@ -1,77 +1,28 @@
+import type {
+  CompiledContent,
+  CompiledExperience,
+  CompiledExperiment,
+  CompiledPlacement,
+  DecisionRules,
+} from "../core/compiled-rules.ts";
 import type { RequestContext, VisitorEvent } from "../core/model.ts";
-import {
-  compileJsonTemplate,
-  compileTemplate,
-  type Template,
-  type TemplateScope,
-} from "../core/templates.ts";
-import { type CompileEnv, compileCondition, type EvalScope, type Test } from "./conditions.ts";
+import type { EvalScope, Test } from "../core/scope.ts";
+import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
+import { compileCondition, type NamedTests } from "./conditions.ts";
 import { parseDuration } from "./duration.ts";
 import { type Condition, type Content, GLOBAL_HOLDOUT, type RulesDocument } from "./schema.ts";
 import { eachCondition } from "./validate.ts";
 
 /**
  * A validated rules document turned into closures and indexes, once per version: per-request work
- * does no parsing, no schema validation and no template parsing.
+ * does no parsing, no schema validation and no template parsing. The engine's part of the result is
+ * declared in src/core/compiled-rules.ts; the rest serves ingest, the proxy and the admin routes.
  */
-export interface CompiledContent {
-  readonly html: Template | null;
-  readonly json: ((scope: TemplateScope) => unknown) | null;
-  readonly redirect: Template | null;
-  readonly attribute: Template | null;
-}
-
-export interface CompiledExperiment {
-  readonly id: string;
-  readonly seed: string;
-  readonly variants: ReadonlyArray<{ readonly id: string; readonly weight: number }>;
-  readonly holdout: number;
-  readonly goal: string;
-  readonly status: "running" | "paused" | "stopped";
-}
-
-export interface CompiledExperience {
-  readonly id: string;
-  /** Position in the document's `experiences` array, for explanations. */
-  readonly index: number;
-  readonly placement: string;
-  readonly priority: number;
-  readonly scoreBy: string | null;
-  readonly audience: Test | null;
-  readonly caps: ReadonlyArray<{ readonly max: number; readonly perMs: number }>;
-  readonly suppress: ReadonlyArray<{ readonly event: string; readonly withinMs: number }>;
-  readonly experiment: CompiledExperiment | null;
-  readonly content: CompiledContent | null;
-  readonly variants: Readonly<Record<string, CompiledContent>>;
-  readonly channels: ReadonlySet<string> | null;
-}
-
-export interface CompiledPlacement {
-  readonly id: string;
-  readonly selector: string | null;
-  readonly action: RulesDocument["placements"][string]["action"];
-  readonly attribute: string | null;
-  readonly matchesPath: (path: string) => boolean;
-  readonly group: string | null;
-  readonly pick: "priority" | "score";
-  readonly fallback: CompiledContent | null;
-  readonly ttl: number;
-  /** Candidates, highest priority first (declaration order among equals). */
-  readonly experiences: readonly CompiledExperience[];
-}
-
-export interface CompiledRules {
+export interface CompiledRules extends DecisionRules {
   readonly version: string;
   readonly hash: string;
   readonly dimensions: Readonly<Record<string, { readonly halfLifeMs: number; readonly cap: number }>>;
-  readonly halfLives: Readonly<Record<string, number>>;
-  readonly placements: Readonly<Record<string, CompiledPlacement>>;
-  /** Placement ids in declaration order. */
-  readonly placementOrder: readonly string[];
   readonly experiments: Readonly<Record<string, CompiledExperiment>>;
-  /** The program-wide control group (settings.globalHoldout), also listed in `experiments`. */
-  readonly globalHoldout: CompiledExperiment | null;
-  readonly segments: Readonly<Record<string, Test>>;
   readonly settings: RulesDocument["settings"];
   /** Event types recorded as conversions: purchase and every experiment's goal. */
   readonly conversionTypes: ReadonlySet<string>;
@@ -83,8 +34,6 @@ export interface CompiledRules {
    * visitor's object for no more than this.
    */
   readonly eventHorizonMs: number;
-  /** Web placements that apply to a path, in declaration order. */
-  placementsForPath(path: string): readonly string[];
   /** What a page at `path` rewrites, derived once per path and rules version (cached with it). */
   pageForPath(path: string): PageSlots;
 }
@@ -156,145 +105,15 @@ const EMPTY_CONTEXT: RequestContext = {
 };
 
 export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
-  const conditionTests = new Map<string, Test>();
-  const segmentTests = new Map<string, Test>();
-  const env: CompileEnv = {
-    ref: (id) => {
-      let t = conditionTests.get(id);
-      if (!t) {
-        const cond = doc.conditions[id];
-        t = cond ? compileCondition(cond, `conditions.${id}`, env) : () => false;
-        conditionTests.set(id, t);
-      }
-      return t;
-    },
-    segment: (id) => {
-      let t = segmentTests.get(id);
-      if (!t) {
-        const seg = doc.segments[id];
-        const inner = seg ? compileCondition(seg.condition, `segments.${id}`, env) : () => false;
-        // A segment is evaluated at most once per decision, however many experiences use it.
-        t = (s, trace) => {
-          const cached = s.segmentCache?.get(id);
-          if (cached !== undefined && !trace) return cached;
-          const result = inner(s, trace);
-          if (!s.segmentCache) s.segmentCache = new Map();
-          s.segmentCache.set(id, result);
-          return result;
-        };
-        segmentTests.set(id, t);
-      }
-      return t;
-    },
-  };
-
-  const dimensions: Record<string, { halfLifeMs: number; cap: number }> = {};
-  const halfLives: Record<string, number> = {};
-  for (const [id, d] of Object.entries(doc.dimensions)) {
-    const halfLifeMs = parseDuration(d.halfLife) ?? Number.POSITIVE_INFINITY;
-    dimensions[id] = { halfLifeMs, cap: d.cap };
-    halfLives[id] = halfLifeMs;
-  }
-
-  const experiments: Record<string, CompiledExperiment> = {};
-  for (const [id, e] of Object.entries(doc.experiments)) {
-    experiments[id] = {
-      id,
-      seed: e.seed,
-      variants: e.variants,
-      holdout: e.holdout ?? doc.settings.holdout,
-      goal: e.goal,
-      status: e.status,
-    };
-  }
-
-  // The program-wide control group is bucketed, stored, counted and reported like an experiment
-  // with one arm ("personalized") and a holdout, under a reserved id.
-  const global = doc.settings.globalHoldout;
-  const globalHoldout: CompiledExperiment | null =
-    global && global.fraction > 0
-      ? {
-          id: GLOBAL_HOLDOUT,
-          seed: global.seed,
-          variants: [{ id: "personalized", weight: 1 }],
-          holdout: global.fraction,
-          goal: global.goal,
-          status: "running",
-        }
-      : null;
+  const named = namedTests(doc);
+  const { dimensions, halfLives } = compileDimensions(doc);
+  const experiments = compileExperiments(doc);
+  const globalHoldout = compileGlobalHoldout(doc);
   if (globalHoldout) experiments[GLOBAL_HOLDOUT] = globalHoldout;
-
-  const byPlacement = new Map<string, CompiledExperience[]>();
-  doc.experiences.forEach((x, index) => {
-    const variants: Record<string, CompiledContent> = {};
-    for (const [v, content] of Object.entries(x.variants ?? {})) variants[v] = compileContent(content)!;
-    const compiled: CompiledExperience = {
-      id: x.id,
-      index,
-      placement: x.placement,
-      priority: x.priority,
-      scoreBy: x.scoreBy ?? null,
-      audience: x.audience ? compileCondition(x.audience, `experiences[${index}].audience`, env) : null,
-      caps: x.caps.map((c) => ({ max: c.max, perMs: parseDuration(c.per) ?? 0 })),
-      suppress: x.suppressAfter.map((s) => ({ event: s.event, withinMs: parseDuration(s.within) ?? 0 })),
-      experiment: x.experiment ? (experiments[x.experiment] ?? null) : null,
-      content: compileContent(x.content),
-      variants,
-      channels: x.channels ? new Set(x.channels) : null,
-    };
-    const list = byPlacement.get(x.placement) ?? [];
-    list.push(compiled);
-    byPlacement.set(x.placement, list);
-  });
-
-  const placements: Record<string, CompiledPlacement> = {};
-  for (const [id, p] of Object.entries(doc.placements)) {
-    const experiences = (byPlacement.get(id) ?? []).sort(
-      (a, b) => b.priority - a.priority || a.index - b.index,
-    );
-    placements[id] = {
-      id,
-      selector: p.selector ?? null,
-      action: p.action,
-      attribute: p.attribute ?? null,
-      matchesPath: pageMatcher(p.pages),
-      group: p.group ?? null,
-      pick: p.pick,
-      fallback: compileContent(p.default),
-      ttl: p.ttl,
-      experiences,
-    };
-  }
+  const placements = compilePlacements(doc, experiencesByPlacement(doc, experiments, named));
   const placementOrder = Object.keys(doc.placements);
-
   const segments: Record<string, Test> = {};
-  for (const id of Object.keys(doc.segments)) segments[id] = env.segment(id);
-
-  const signalsByType = new Map<string, Array<{ when: Test | null; add: Array<[string, number]> }>>();
-  doc.signals.forEach((sig, i) => {
-    const list = signalsByType.get(sig.event) ?? [];
-    list.push({
-      when: sig.when ? compileCondition(sig.when, `signals[${i}].when`, env) : null,
-      add: Object.entries(sig.add),
-    });
-    signalsByType.set(sig.event, list);
-  });
-
-  let eventHorizonMs = 0;
-  const sites: Condition[] = [
-    ...Object.values(doc.conditions),
-    ...Object.values(doc.segments).map((seg) => seg.condition),
-    ...doc.experiences.flatMap((x) => (x.audience ? [x.audience] : [])),
-  ];
-  for (const site of sites) {
-    eachCondition(site, "", (c) => {
-      if ("countWithin" in c)
-        eventHorizonMs = Math.max(eventHorizonMs, parseDuration(c.countWithin.window) ?? 0);
-      if ("affinity" in c) eventHorizonMs = Number.POSITIVE_INFINITY;
-    });
-  }
-
-  const pathCache = new Map<string, PageSlots>();
+  for (const id of Object.keys(doc.segments)) segments[id] = named.segment(id);
   return {
     version: doc.version,
     hash,
@@ -306,56 +125,255 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     globalHoldout,
     segments,
     settings: doc.settings,
-    eventHorizonMs,
+    eventHorizonMs: eventHorizon(doc),
     conversionTypes: new Set(["purchase", ...Object.values(experiments).map((e) => e.goal)]),
-    scoreEvent(event) {
-      const signals = signalsByType.get(event.type);
-      if (!signals) return [];
-      const context: RequestContext = {
-        ...EMPTY_CONTEXT,
-        channel: event.channel,
-        url: typeof event.props.url === "string" ? event.props.url : null,
-        path: typeof event.props.path === "string" ? event.props.path : "/",
-      };
-      const scope: EvalScope = {
-        now: event.ts,
-        traits: {},
-        context,
-        state: null,
-        consent: {},
-        assignments: {},
-        halfLives,
-        event,
-      };
-      const out: Array<{ dimension: string; delta: number }> = [];
-      for (const s of signals) {
-        if (s.when && !s.when(scope)) continue;
-        for (const [dimension, delta] of s.add) out.push({ dimension, delta });
-      }
-      return out;
-    },
+    scoreEvent: eventScorer(doc, halfLives, named),
     placementsForPath(path) {
       return this.pageForPath(path).placements;
     },
-    pageForPath(path) {
-      let hit = pathCache.get(path);
-      if (!hit) {
-        const ids = placementOrder.filter((id) => {
-          const p = placements[id]!;
-          return p.selector !== null && p.matchesPath(path);
-        });
-        const slots: PageSlot[] = [];
-        let mayRedirect = false;
-        for (const id of ids) {
-          const { selector, action, attribute } = placements[id]!;
-          if (action === "redirect") mayRedirect = true;
-          else if (selector) slots.push({ selector, action, attribute });
-        }
-        hit = { placements: ids, slots, mayRedirect };
-        // Bounded: a crawler walking a million URLs must not grow the isolate's memory.
-        if (pathCache.size < 2000) pathCache.set(path, hit);
+    pageForPath: pageSlotsFinder(placements, placementOrder),
+  };
+}
+
+/** Named conditions and segments, each compiled once, on first use. */
+function namedTests(doc: RulesDocument): NamedTests {
+  const conditionTests = new Map<string, Test>();
+  const segmentTests = new Map<string, Test>();
+  const named: NamedTests = {
+    condition: (id) => {
+      let test = conditionTests.get(id);
+      if (!test) {
+        const condition = doc.conditions[id];
+        test = condition ? compileCondition(condition, `conditions.${id}`, named) : () => false;
+        conditionTests.set(id, test);
       }
-      return hit;
+      return test;
+    },
+    segment: (id) => {
+      let test = segmentTests.get(id);
+      if (!test) {
+        const segment = doc.segments[id];
+        test = memoizedSegment(
+          id,
+          segment ? compileCondition(segment.condition, `segments.${id}`, named) : () => false,
+        );
+        segmentTests.set(id, test);
+      }
+      return test;
     },
   };
+  return named;
+}
+
+/** A segment is evaluated at most once per decision, however many experiences use it. */
+function memoizedSegment(id: string, membership: Test): Test {
+  return (scope, trace) => {
+    const cached = scope.segmentCache?.get(id);
+    if (cached !== undefined && !trace) return cached;
+    const result = membership(scope, trace);
+    if (!scope.segmentCache) scope.segmentCache = new Map();
+    scope.segmentCache.set(id, result);
+    return result;
+  };
+}
+
+function compileDimensions(doc: RulesDocument): Pick<CompiledRules, "dimensions" | "halfLives"> {
+  const dimensions: Record<string, { halfLifeMs: number; cap: number }> = {};
+  const halfLives: Record<string, number> = {};
+  for (const [id, dimension] of Object.entries(doc.dimensions)) {
+    const halfLifeMs = parseDuration(dimension.halfLife) ?? Number.POSITIVE_INFINITY;
+    dimensions[id] = { halfLifeMs, cap: dimension.cap };
+    halfLives[id] = halfLifeMs;
+  }
+  return { dimensions, halfLives };
+}
+
+function compileExperiments(doc: RulesDocument): Record<string, CompiledExperiment> {
+  const experiments: Record<string, CompiledExperiment> = {};
+  for (const [id, experiment] of Object.entries(doc.experiments)) {
+    experiments[id] = {
+      id,
+      seed: experiment.seed,
+      variants: experiment.variants,
+      holdout: experiment.holdout ?? doc.settings.holdout,
+      goal: experiment.goal,
+      status: experiment.status,
+    };
+  }
+  return experiments;
+}
+
+/**
+ * The program-wide control group is bucketed, stored, counted and reported like an experiment
+ * with one arm ("personalized") and a holdout, under a reserved id.
+ */
+function compileGlobalHoldout(doc: RulesDocument): CompiledExperiment | null {
+  const global = doc.settings.globalHoldout;
+  if (!global || !(global.fraction > 0)) return null;
+  return {
+    id: GLOBAL_HOLDOUT,
+    seed: global.seed,
+    variants: [{ id: "personalized", weight: 1 }],
+    holdout: global.fraction,
+    goal: global.goal,
+    status: "running",
+  };
+}
+
+/** Each placement's candidates, in declaration order (compilePlacements ranks them). */
+function experiencesByPlacement(
+  doc: RulesDocument,
+  experiments: Readonly<Record<string, CompiledExperiment>>,
+  named: NamedTests,
+): Map<string, CompiledExperience[]> {
+  const byPlacement = new Map<string, CompiledExperience[]>();
+  doc.experiences.forEach((experience, index) => {
+    const variants: Record<string, CompiledContent> = {};
+    for (const [variant, content] of Object.entries(experience.variants ?? {}))
+      variants[variant] = compileContent(content)!;
+    const compiled: CompiledExperience = {
+      id: experience.id,
+      index,
+      placement: experience.placement,
+      priority: experience.priority,
+      scoreBy: experience.scoreBy ?? null,
+      audience: experience.audience
+        ? compileCondition(experience.audience, `experiences[${index}].audience`, named)
+        : null,
+      caps: experience.caps.map((cap) => ({ max: cap.max, perMs: parseDuration(cap.per) ?? 0 })),
+      suppress: experience.suppressAfter.map((after) => ({
+        event: after.event,
+        withinMs: parseDuration(after.within) ?? 0,
+      })),
+      experiment: experience.experiment ? (experiments[experience.experiment] ?? null) : null,
+      content: compileContent(experience.content),
+      variants,
+      channels: experience.channels ? new Set(experience.channels) : null,
+    };
+    const list = byPlacement.get(experience.placement) ?? [];
+    list.push(compiled);
+    byPlacement.set(experience.placement, list);
+  });
+  return byPlacement;
+}
+
+function compilePlacements(
+  doc: RulesDocument,
+  byPlacement: Map<string, CompiledExperience[]>,
+): Record<string, CompiledPlacement> {
+  const placements: Record<string, CompiledPlacement> = {};
+  for (const [id, placement] of Object.entries(doc.placements)) {
+    const experiences = (byPlacement.get(id) ?? []).sort(
+      (a, b) => b.priority - a.priority || a.index - b.index,
+    );
+    placements[id] = {
+      id,
+      selector: placement.selector ?? null,
+      action: placement.action,
+      attribute: placement.attribute ?? null,
+      matchesPath: pageMatcher(placement.pages),
+      group: placement.group ?? null,
+      pick: placement.pick,
+      fallback: compileContent(placement.default),
+      ttl: placement.ttl,
+      experiences,
+    };
+  }
+  return placements;
+}
+
+/** The intent deltas an event contributes: its type's signals whose `when` holds for it. */
+function eventScorer(
+  doc: RulesDocument,
+  halfLives: Readonly<Record<string, number>>,
+  named: NamedTests,
+): CompiledRules["scoreEvent"] {
+  const signalsByType = new Map<string, Array<{ when: Test | null; add: Array<[string, number]> }>>();
+  doc.signals.forEach((signal, i) => {
+    const list = signalsByType.get(signal.event) ?? [];
+    list.push({
+      when: signal.when ? compileCondition(signal.when, `signals[${i}].when`, named) : null,
+      add: Object.entries(signal.add),
+    });
+    signalsByType.set(signal.event, list);
+  });
+  return (event) => {
+    const signals = signalsByType.get(event.type);
+    if (!signals) return [];
+    const scope = eventScope(event, halfLives);
+    const deltas: Array<{ dimension: string; delta: number }> = [];
+    for (const signal of signals) {
+      if (signal.when && !signal.when(scope)) continue;
+      for (const [dimension, delta] of signal.add) deltas.push({ dimension, delta });
+    }
+    return deltas;
+  };
+}
+
+/** What a signal's condition reads: the event, and the page it happened on; no visitor state. */
+function eventScope(event: VisitorEvent, halfLives: Readonly<Record<string, number>>): EvalScope {
+  const context: RequestContext = {
+    ...EMPTY_CONTEXT,
+    channel: event.channel,
+    url: typeof event.props.url === "string" ? event.props.url : null,
+    path: typeof event.props.path === "string" ? event.props.path : "/",
+  };
+  return { now: event.ts, traits: {}, context, state: null, consent: {}, assignments: {}, halfLives, event };
+}
+
+/**
+ * How far back the rules read the event log: the longest countWithin window, unbounded when an
+ * affinity reads the tags of all recent events.
+ */
+function eventHorizon(doc: RulesDocument): number {
+  let horizonMs = 0;
+  const roots: Condition[] = [
+    ...Object.values(doc.conditions),
+    ...Object.values(doc.segments).map((segment) => segment.condition),
+    ...doc.experiences.flatMap((experience) => (experience.audience ? [experience.audience] : [])),
+  ];
+  for (const root of roots) {
+    eachCondition(root, "", (condition) => {
+      if ("countWithin" in condition)
+        horizonMs = Math.max(horizonMs, parseDuration(condition.countWithin.window) ?? 0);
+      if ("affinity" in condition) horizonMs = Number.POSITIVE_INFINITY;
+    });
+  }
+  return horizonMs;
+}
+
+/** What a page at a path rewrites, cached per path for the life of this rules version. */
+function pageSlotsFinder(
+  placements: Readonly<Record<string, CompiledPlacement>>,
+  placementOrder: readonly string[],
+): (path: string) => PageSlots {
+  const pathCache = new Map<string, PageSlots>();
+  return (path) => {
+    let page = pathCache.get(path);
+    if (!page) {
+      page = pageSlots(placements, placementOrder, path);
+      // Bounded: a crawler walking a million URLs must not grow the isolate's memory.
+      if (pathCache.size < 2000) pathCache.set(path, page);
+    }
+    return page;
+  };
+}
+
+function pageSlots(
+  placements: Readonly<Record<string, CompiledPlacement>>,
+  placementOrder: readonly string[],
+  path: string,
+): PageSlots {
+  const ids = placementOrder.filter((id) => {
+    const placement = placements[id]!;
+    return placement.selector !== null && placement.matchesPath(path);
+  });
+  const slots: PageSlot[] = [];
+  let mayRedirect = false;
+  for (const id of ids) {
+    const { selector, action, attribute } = placements[id]!;
+    if (action === "redirect") mayRedirect = true;
+    else if (selector) slots.push({ selector, action, attribute });
+  }
+  return { placements: ids, slots, mayRedirect };
 }

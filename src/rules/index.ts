@@ -4,12 +4,10 @@ export type {
   CompiledExperience,
   CompiledExperiment,
   CompiledPlacement,
-  CompiledRules,
-  PageSlot,
-  PageSlots,
-} from "./compile.ts";
+} from "../core/compiled-rules.ts";
+export type { EvalScope, Test, Trace } from "../core/scope.ts";
+export type { CompiledRules, PageSlot, PageSlots } from "./compile.ts";
 export { compileRules, pageMatcher } from "./compile.ts";
-export type { EvalScope, Test, Trace } from "./conditions.ts";
 export { parseDuration } from "./duration.ts";
 export type {
   Condition,

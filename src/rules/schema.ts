@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { PLACEMENT_ACTIONS } from "../core/compiled-rules.ts";
 import { REDIRECT_HOST_PATTERN } from "../core/url-policy.ts";
 import { DURATION_PATTERN } from "./duration.ts";
 
@@ -135,22 +136,10 @@ export const ContentSchema = z.strictObject({
 });
 export type Content = z.infer<typeof ContentSchema>;
 
-export const WEB_ACTIONS = [
-  "replace_content",
-  "replace_element",
-  "before",
-  "after",
-  "prepend",
-  "append",
-  "remove",
-  "set_attribute",
-  "redirect",
-] as const;
-
 export const PlacementSchema = z.strictObject({
   description: z.string().optional(),
   selector: z.string().optional().describe("CSS selector for the web; absent for app-only placements"),
-  action: z.enum(WEB_ACTIONS).default("replace_content"),
+  action: z.enum(PLACEMENT_ACTIONS).default("replace_content"),
   attribute: z
     .string()
     .regex(/^[a-zA-Z_:][-a-zA-Z0-9_:.]*$/)

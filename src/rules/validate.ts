@@ -1,7 +1,7 @@
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { attributeRefusal, redirectTarget, urlScheme } from "../core/url-policy.ts";
-import { comparator } from "./conditions.ts";
 import { parseDuration } from "./duration.ts";
+import { comparator } from "./operators.ts";
 import {
   type Condition,
   type Content,

@@ -1,0 +1,82 @@
+import type { Test } from "./scope.ts";
+import type { Template, TemplateScope } from "./templates.ts";
+
+/**
+ * The compiled rules as the engine reads them: closures and indexes built once per rules version
+ * (by src/rules/compile.ts), so per-request work does no parsing. Declared here, beside the engine
+ * that reads them, so the engine depends on no rules code; the rules layer builds a superset.
+ */
+
+/** What a placement does with its content on a web page. */
+export const PLACEMENT_ACTIONS = [
+  "replace_content",
+  "replace_element",
+  "before",
+  "after",
+  "prepend",
+  "append",
+  "remove",
+  "set_attribute",
+  "redirect",
+] as const;
+export type PlacementAction = (typeof PLACEMENT_ACTIONS)[number];
+
+export interface CompiledContent {
+  readonly html: Template | null;
+  readonly json: ((scope: TemplateScope) => unknown) | null;
+  readonly redirect: Template | null;
+  readonly attribute: Template | null;
+}
+
+export interface CompiledExperiment {
+  readonly id: string;
+  readonly seed: string;
+  readonly variants: ReadonlyArray<{ readonly id: string; readonly weight: number }>;
+  readonly holdout: number;
+  readonly goal: string;
+  readonly status: "running" | "paused" | "stopped";
+}
+
+export interface CompiledExperience {
+  readonly id: string;
+  /** Position in the document's `experiences` array, for explanations. */
+  readonly index: number;
+  readonly placement: string;
+  readonly priority: number;
+  readonly scoreBy: string | null;
+  readonly audience: Test | null;
+  readonly caps: ReadonlyArray<{ readonly max: number; readonly perMs: number }>;
+  readonly suppress: ReadonlyArray<{ readonly event: string; readonly withinMs: number }>;
+  readonly experiment: CompiledExperiment | null;
+  readonly content: CompiledContent | null;
+  readonly variants: Readonly<Record<string, CompiledContent>>;
+  readonly channels: ReadonlySet<string> | null;
+}
+
+export interface CompiledPlacement {
+  readonly id: string;
+  readonly selector: string | null;
+  readonly action: PlacementAction;
+  readonly attribute: string | null;
+  readonly matchesPath: (path: string) => boolean;
+  readonly group: string | null;
+  readonly pick: "priority" | "score";
+  readonly fallback: CompiledContent | null;
+  readonly ttl: number;
+  /** Candidates, highest priority first (declaration order among equals). */
+  readonly experiences: readonly CompiledExperience[];
+}
+
+/** What decide() reads from the compiled rules (a structural subset of rules' CompiledRules). */
+export interface DecisionRules {
+  readonly halfLives: Readonly<Record<string, number>>;
+  readonly placements: Readonly<Record<string, CompiledPlacement>>;
+  /** Placement ids in declaration order. */
+  readonly placementOrder: readonly string[];
+  /** The program-wide control group (settings.globalHoldout), also listed in `experiments`. */
+  readonly globalHoldout: CompiledExperiment | null;
+  readonly segments: Readonly<Record<string, Test>>;
+  readonly settings: { readonly redirectHosts?: readonly string[] | undefined };
+  /** Web placements that apply to a path, in declaration order. */
+  placementsForPath(path: string): readonly string[];
+}

@@ -1,0 +1,187 @@
+import { decayAll, topOfDecayed } from "./intent.ts";
+import type { Consent, RequestContext, Traits, VisitorEvent, VisitorState } from "./model.ts";
+import { firstAfter } from "./visitor-state.ts";
+
+/**
+ * What one decision knows about one visitor, as compiled conditions read it. decide() builds the
+ * scope; the views below derive from it lazily and are cached on it, so a view no rule reads costs
+ * nothing and one many rules read is computed once per decision.
+ */
+export interface EvalScope {
+  readonly now: number;
+  readonly traits: Traits;
+  readonly context: RequestContext;
+  readonly state: VisitorState | null;
+  readonly consent: Consent;
+  readonly assignments: Record<string, string>;
+  readonly halfLives: Readonly<Record<string, number>>;
+  /** The event being scored (signal conditions only). */
+  readonly event?: VisitorEvent;
+  intentCache?: Record<string, number>;
+  topCache?: { dimension: string | null; value: number };
+  tagCache?: Map<string, number>;
+  clockCache?: LocalClock;
+  segmentCache?: Map<string, boolean>;
+  byTypeCache?: Map<string, VisitorEvent[]>;
+  visitorCache?: Record<string, unknown>;
+}
+
+/** Told each condition's result and why, only when a decision is explained. */
+export type Trace = (path: string, result: boolean, why: string) => void;
+/** A compiled condition. */
+export type Test = (scope: EvalScope, trace?: Trace) => boolean;
+
+/** Every intent dimension decayed to the decision's time. */
+export function intentOf(scope: EvalScope): Record<string, number> {
+  if (!scope.intentCache)
+    scope.intentCache = scope.state ? decayAll(scope.state.intent, scope.now, scope.halfLives) : {};
+  return scope.intentCache;
+}
+
+/** The strongest intent dimension at the decision's time (null when nothing is positive). */
+export function topOf(scope: EvalScope): { dimension: string | null; value: number } {
+  if (!scope.topCache) scope.topCache = topOfDecayed(intentOf(scope));
+  return scope.topCache;
+}
+
+/** How many of the visitor's recent events carry each content tag (`props.tags`). */
+export function tagCountsOf(scope: EvalScope): Map<string, number> {
+  if (!scope.tagCache) {
+    const counts = new Map<string, number>();
+    for (const event of scope.state?.events ?? []) {
+      const tags = event.props.tags;
+      if (!Array.isArray(tags)) continue;
+      for (const tag of tags) if (typeof tag === "string") counts.set(tag, (counts.get(tag) ?? 0) + 1);
+    }
+    scope.tagCache = counts;
+  }
+  return scope.tagCache;
+}
+
+export interface LocalClock {
+  /** Minutes since midnight. */
+  readonly minutes: number;
+  /** Day of the week, Sunday 0. */
+  readonly dow: number;
+}
+
+const clockFormats = new Map<string, Intl.DateTimeFormat>();
+const WEEKDAYS: Record<string, number> = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6 };
+
+function clockFormat(timeZone: string): Intl.DateTimeFormat {
+  return new Intl.DateTimeFormat("en-US", {
+    timeZone,
+    hour: "2-digit",
+    minute: "2-digit",
+    weekday: "short",
+    hourCycle: "h23",
+  });
+}
+
+/** A formatter per timezone, built once: building one costs far more than formatting with it. */
+function clockFormatFor(timeZone: string): Intl.DateTimeFormat {
+  let format = clockFormats.get(timeZone);
+  if (!format) {
+    try {
+      format = clockFormat(timeZone);
+    } catch {
+      format = clockFormat("UTC");
+    }
+    // Bounded: the timezone comes from the request, and a stream of made-up ones must not grow memory.
+    if (clockFormats.size < 500) clockFormats.set(timeZone, format);
+  }
+  return format;
+}
+
+/** The time of day and day of week in the visitor's timezone (UTC when unknown or invalid). */
+export function localClockOf(scope: EvalScope): LocalClock {
+  if (scope.clockCache) return scope.clockCache;
+  let hour = 0;
+  let minute = 0;
+  let dow = 0;
+  for (const part of clockFormatFor(scope.context.geo.timezone ?? "UTC").formatToParts(scope.now)) {
+    if (part.type === "hour") hour = Number(part.value) % 24;
+    else if (part.type === "minute") minute = Number(part.value);
+    else if (part.type === "weekday") dow = WEEKDAYS[part.value] ?? 0;
+  }
+  scope.clockCache = { minutes: hour * 60 + minute, dow };
+  return scope.clockCache;
+}
+
+function visitorView(scope: EvalScope): Record<string, unknown> {
+  return scope.state
+    ? {
+        id: scope.state.visitorId,
+        sessionCount: scope.state.sessionCount,
+        firstSeen: scope.state.firstSeen,
+        lastSeen: scope.state.lastSeen,
+      }
+    : { sessionCount: 0 };
+}
+
+/** What a path's first segment names: the roots rules may read. */
+function rootOf(scope: EvalScope, root: string): unknown {
+  switch (root) {
+    case "traits":
+      return scope.traits;
+    case "context":
+      return scope.context;
+    case "event":
+      return scope.event;
+    case "intent":
+      return intentOf(scope);
+    case "visitor":
+      if (!scope.visitorCache) scope.visitorCache = visitorView(scope);
+      return scope.visitorCache;
+    default:
+      return undefined;
+  }
+}
+
+/** Reads a dotted path (split once, at compile time) from the scope's roots. */
+export function resolvePath(scope: EvalScope, segments: readonly string[]): unknown {
+  return readPath(rootOf(scope, segments[0]!), segments, 1);
+}
+
+/** Reads a dotted path below an object with own-property checks only. */
+export function readPath(root: unknown, segments: readonly string[], from: number): unknown {
+  let current = root;
+  for (let i = from; i < segments.length; i++) {
+    if (current === null || typeof current !== "object") return undefined;
+    const segment = segments[i]!;
+    if (!Object.hasOwn(current, segment)) return undefined;
+    current = (current as Record<string, unknown>)[segment];
+  }
+  return current;
+}
+
+/** The visitor's events of one type, oldest first, indexed once per decision. */
+function eventsOfType(scope: EvalScope, type: string): readonly VisitorEvent[] {
+  if (!scope.byTypeCache) {
+    const index = new Map<string, VisitorEvent[]>();
+    for (const event of scope.state?.events ?? []) {
+      const list = index.get(event.type);
+      if (list) list.push(event);
+      else index.set(event.type, [event]);
+    }
+    scope.byTypeCache = index;
+  }
+  return scope.byTypeCache.get(type) ?? [];
+}
+
+/** How many of the visitor's events of `type` fall in (since, now], those `where` accepts when given. */
+export function countEvents(
+  scope: EvalScope,
+  type: string,
+  since: number,
+  where: ((event: VisitorEvent) => boolean) | null,
+): number {
+  const events = eventsOfType(scope, type);
+  // Oldest first: binary search for the window's ends, then count or filter between them.
+  const start = firstAfter(events, since);
+  const end = firstAfter(events, scope.now);
+  if (!where) return end - start;
+  let n = 0;
+  for (let i = start; i < end; i++) if (where(events[i]!)) n++;
+  return n;
+}

@@ -1,0 +1,172 @@
+import { unsafeRegex } from "./regex-safety.ts";
+import type { ComparisonOp } from "./schema.ts";
+
+/**
+ * The comparison operators: each rule's `op` and `value` turned once, at compile time, into a test
+ * of the actual value. A test never throws: an actual value of the wrong type is simply no match.
+ */
+
+/** A test of the actual value read at a condition's path. */
+export type Comparison = (actual: unknown) => boolean;
+
+type Version = [number, number, number];
+
+/**
+ * The comparison of an actual value with the rule's, or, when the rule's value can never match the
+ * way the author meant, why (validation reports the same words at the value's JSON path, so no such
+ * rule is published).
+ */
+export function comparator(op: ComparisonOp, expected: unknown): Comparison | string {
+  if (op !== "exists" && expected === undefined) return `${op} needs a value`;
+  switch (op) {
+    case "eq":
+    case "neq":
+      return equality(op, expected);
+    case "lt":
+    case "lte":
+    case "gt":
+    case "gte":
+      return ordering(op, expected);
+    case "in":
+      return membership(expected);
+    case "contains":
+      return containment(expected);
+    case "startsWith":
+    case "endsWith":
+      return affix(op, expected);
+    case "exists":
+      return presence(expected);
+    case "between":
+      return range(expected);
+    case "matches":
+      return pattern(expected);
+    default:
+      return versionOrdering(op, expected);
+  }
+}
+
+const describe = (value: unknown): string =>
+  typeof value === "string"
+    ? JSON.stringify(value.slice(0, 40))
+    : (JSON.stringify(value) ?? String(value)).slice(0, 40);
+
+const isPrimitive = (value: unknown): value is string | number | boolean =>
+  typeof value === "string" || typeof value === "number" || typeof value === "boolean";
+
+function equality(op: "eq" | "neq", expected: unknown): Comparison | string {
+  if (!isPrimitive(expected)) return `${op} needs a string, number or boolean value`;
+  return op === "eq"
+    ? (actual) => isPrimitive(actual) && actual === expected
+    : (actual) => isPrimitive(actual) && actual !== expected;
+}
+
+/** Numbers compare with numbers, strings with strings (code-unit order); mixed types never match. */
+function ordering(op: "lt" | "lte" | "gt" | "gte", expected: unknown): Comparison | string {
+  if (!(typeof expected === "number" && Number.isFinite(expected)) && typeof expected !== "string")
+    return `${op} needs a number or string value, not ${describe(expected)}`;
+  const holds =
+    op === "lt"
+      ? (sign: number) => sign < 0
+      : op === "lte"
+        ? (sign: number) => sign <= 0
+        : op === "gt"
+          ? (sign: number) => sign > 0
+          : (sign: number) => sign >= 0;
+  return (actual) => {
+    if (typeof actual !== typeof expected) return false;
+    if (typeof actual === "number") return Number.isFinite(actual) && holds(actual - (expected as number));
+    const text = actual as string;
+    const wanted = expected as string;
+    return holds(text < wanted ? -1 : text > wanted ? 1 : 0);
+  };
+}
+
+/** The actual value (or any element of an actual array) is one of the rule's values. */
+function membership(expected: unknown): Comparison | string {
+  if (!Array.isArray(expected)) return "in needs an array value";
+  if (!expected.every(isPrimitive)) return "in needs an array of strings, numbers or booleans";
+  const values = new Set(expected);
+  return (actual) =>
+    Array.isArray(actual)
+      ? actual.some((element) => values.has(element))
+      : isPrimitive(actual) && values.has(actual);
+}
+
+/** A substring of an actual string, or an element of an actual array. */
+function containment(expected: unknown): Comparison | string {
+  if (!isPrimitive(expected)) return "contains needs a string, number or boolean value";
+  return (actual) =>
+    typeof actual === "string"
+      ? typeof expected === "string" && actual.includes(expected)
+      : Array.isArray(actual) && actual.includes(expected);
+}
+
+function affix(op: "startsWith" | "endsWith", expected: unknown): Comparison | string {
+  if (typeof expected !== "string") return `${op} needs a string value, not ${describe(expected)}`;
+  return op === "startsWith"
+    ? (actual) => typeof actual === "string" && actual.startsWith(expected)
+    : (actual) => typeof actual === "string" && actual.endsWith(expected);
+}
+
+/** `exists` with no value or true: present and not null; with false: absent or null. */
+function presence(expected: unknown): Comparison | string {
+  if (expected !== undefined && typeof expected !== "boolean") return "exists takes true, false or no value";
+  return expected === false
+    ? (actual) => actual === undefined || actual === null
+    : (actual) => actual !== undefined && actual !== null;
+}
+
+/** Inclusive at both ends. */
+function range(expected: unknown): Comparison | string {
+  if (
+    !Array.isArray(expected) ||
+    expected.length !== 2 ||
+    !expected.every((bound) => typeof bound === "number" && Number.isFinite(bound))
+  ) {
+    return "between needs [low, high] numbers";
+  }
+  const [low, high] = expected as [number, number];
+  if (low > high) return `between needs low ≤ high, got [${low}, ${high}]`;
+  return (actual) => typeof actual === "number" && actual >= low && actual <= high;
+}
+
+/** Only patterns that cannot backtrack catastrophically, tested on bounded input. */
+function pattern(expected: unknown): Comparison | string {
+  const problem = unsafeRegex(expected);
+  if (problem) return problem;
+  const regex = new RegExp(expected as string);
+  return (actual) => typeof actual === "string" && actual.length <= 2048 && regex.test(actual);
+}
+
+function versionOrdering(
+  op: "semverEq" | "semverGt" | "semverGte" | "semverLt" | "semverLte",
+  expected: unknown,
+): Comparison | string {
+  const wanted = versionOf(expected);
+  if (!wanted) return `${op} needs a version such as "2.1.0", not ${describe(expected)}`;
+  const holds =
+    op === "semverEq"
+      ? (sign: number) => sign === 0
+      : op === "semverGt"
+        ? (sign: number) => sign > 0
+        : op === "semverGte"
+          ? (sign: number) => sign >= 0
+          : op === "semverLt"
+            ? (sign: number) => sign < 0
+            : (sign: number) => sign <= 0;
+  return (actual) => {
+    const have = versionOf(actual);
+    return have !== null && holds(compareVersions(have, wanted));
+  };
+}
+
+/** "2", "2.1", "v2.1.0-beta" → [major, minor, patch]; anything after the numbers is ignored. */
+function versionOf(text: unknown): Version | null {
+  if (typeof text !== "string") return null;
+  const m = /^v?(\d{1,9})(?:\.(\d{1,9}))?(?:\.(\d{1,9}))?/.exec(text.trim());
+  return m ? [Number(m[1]), Number(m[2] ?? 0), Number(m[3] ?? 0)] : null;
+}
+
+function compareVersions(a: Version, b: Version): number {
+  return a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+}
