@@ -7,6 +7,7 @@ import type {
   DecisionRules,
 } from "./compiled-rules.ts";
 import type { Consent, RequestContext, Traits, VisitorState } from "./model.ts";
+import { isObject, normalizeContext, normalizeState } from "./normalize.ts";
 import { type EvalScope, intentOf, type Trace, topOf } from "./scope.ts";
 import type { TemplateScope } from "./templates.ts";
 import { redirectTarget } from "./url-policy.ts";
@@ -113,71 +114,37 @@ export interface DecisionResult {
 }
 
 const OUTBOUND = new Set(["email", "sms", "push"]);
+const NO_CONSENT: Consent = {};
+const NO_HOSTS: readonly string[] = [];
+const NO_TRAITS: Traits = {};
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
+type Exposure = DecisionResult["exposures"][number];
 
-/**
- * The state comes from our own Durable Object, but the engine does not trust shapes it did not
- * build: any field of the wrong type is read as empty, so evaluation never throws.
- */
-function normalizeState(s: VisitorState | null): VisitorState | null {
-  if (!isObject(s)) return null;
-  const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
-  const rec = <T>(v: unknown) => (isObject(v) ? (v as Record<string, T>) : {});
-  const validEvent = (e: unknown): e is VisitorState["events"][number] =>
-    isObject(e) && typeof e.type === "string" && typeof e.ts === "number" && isObject(e.props);
-  // The common case (our own object's state) allocates nothing: the array is checked, then kept.
-  const events: VisitorState["events"] = !Array.isArray(s.events)
-    ? []
-    : s.events.every(validEvent)
-      ? s.events
-      : s.events.filter(validEvent);
-  return {
-    visitorId: typeof s.visitorId === "string" ? s.visitorId : "",
-    firstSeen: num(s.firstSeen),
-    lastSeen: num(s.lastSeen),
-    sessionCount: num(s.sessionCount) ?? 0,
-    events,
-    counts: rec(s.counts),
-    lastByType: Object.fromEntries(
-      Object.entries(rec<unknown>(s.lastByType)).filter(
-        (e): e is [string, number] => typeof e[1] === "number",
-      ),
-    ),
-    intent: Object.fromEntries(
-      Object.entries(rec<unknown>(s.intent)).filter(
-        (e): e is [string, { value: number; ts: number }] =>
-          isObject(e[1]) && typeof e[1].value === "number" && typeof e[1].ts === "number",
-      ),
-    ),
-    engagement: Object.fromEntries(
-      Object.entries(rec<unknown>(s.engagement)).filter(
-        (e): e is [string, VisitorState["engagement"][string]] =>
-          isObject(e[1]) &&
-          typeof e[1].sends === "number" &&
-          typeof e[1].opens === "number" &&
-          typeof e[1].clicks === "number" &&
-          (e[1].hours === undefined || Array.isArray(e[1].hours)),
-      ),
-    ),
-    engagementHours: Array.isArray(s.engagementHours)
-      ? s.engagementHours.map((h) => (typeof h === "number" ? h : 0))
-      : [],
-    exposures: Object.fromEntries(
-      Object.entries(rec<unknown>(s.exposures)).filter((e): e is [string, number[]] => Array.isArray(e[1])),
-    ),
-    assignments: Object.fromEntries(
-      Object.entries(rec<unknown>(s.assignments)).filter(
-        (e): e is [string, string] => typeof e[1] === "string",
-      ),
-    ),
-    conversions: Object.fromEntries(
-      Object.entries(rec<unknown>(s.conversions)).filter(
-        (e): e is [string, number] => typeof e[1] === "number",
-      ),
-    ),
-  };
+/** One decide() call: its inputs, read safely, and what it gathers as placements are decided. */
+interface DecisionRun {
+  readonly rules: DecisionRules;
+  readonly visitorId: string;
+  readonly now: number;
+  readonly context: RequestContext;
+  readonly state: VisitorState | null;
+  /** Consent allows personalization: stored traits and history count, assignments are kept. */
+  readonly personalize: boolean;
+  readonly forced: DecisionInput["forced"];
+  /** What conditions read (caches filled as rules read them). */
+  readonly scope: EvalScope;
+  readonly templateScope: TemplateScope;
+  readonly redirects: RedirectScope;
+  readonly scores: Readonly<Record<string, number>>;
+  readonly top: { readonly dimension: string | null; readonly value: number };
+  /** Every assignment, stored and new: what this decision buckets into. */
+  readonly assignments: Record<string, string>;
+  readonly newAssignments: Record<string, string>;
+  readonly replacedAssignments: Record<string, string>;
+  readonly exposures: Exposure[];
+  /** Placement groups that already show an experience on this page. */
+  readonly usedGroups: Set<string>;
+  /** In the program-wide control group: every placement shows its default. */
+  globallyHeldOut: boolean;
 }
 
 /** Where this decision's redirects may go: the request's own host and the rules' listed hosts. */
@@ -186,25 +153,112 @@ interface RedirectScope {
   readonly hosts: readonly string[];
 }
 
-function render(
-  content: CompiledContent | null,
-  placement: CompiledPlacement,
-  scope: TemplateScope,
-  redirects: RedirectScope,
-) {
-  if (!content) return { html: null, json: null };
-  const value =
-    placement.action === "redirect"
-      ? content.redirect
-      : placement.action === "set_attribute"
-        ? content.attribute
-        : content.html;
-  let html = value ? value(scope) : null;
-  // A target rendered from request or profile data (`{{ context.query.next }}`) goes only where the
-  // rules allow (url-policy.ts); a refused one renders nothing, so the page is served as it came.
-  if (html && placement.action === "redirect")
-    html = redirectTarget(html, redirects.siteHost(), redirects.hosts);
-  return { html, json: content.json ? content.json(scope) : null };
+/** A candidate that passed every check, with the variant and content it would show. */
+interface Eligible {
+  readonly experience: CompiledExperience;
+  readonly variant: string | null;
+  readonly content: CompiledContent | null;
+}
+
+/** What the search through a placement's candidates found. */
+interface CandidateSearch {
+  readonly eligible: Eligible[];
+  /** An experiment held the visitor out (or the global holdout did): the placement keeps its default. */
+  readonly heldOut: boolean;
+  /** Why the candidates after the one that ended the search were never evaluated (null: all were). */
+  readonly stoppedBy: string | null;
+}
+
+/** The placement's fields every decision for it repeats. */
+type PlacementFields = Pick<Decision, "placement" | "action" | "selector" | "attribute" | "ttl">;
+
+/**
+ * Decides every requested placement for one visitor.
+ *
+ * @example
+ * const result = decide(compiled, { visitorId, now: Date.now(), traits, state, context, consent });
+ * for (const d of result.decisions) if (d.html !== null) rewrite(d.selector, d.action, d.html);
+ * // persist result.assignments and result.exposures in the background
+ */
+export function decide(rules: DecisionRules, input: DecisionInput): DecisionResult {
+  const run = startRun(rules, input);
+  run.globallyHeldOut = inGlobalHoldout(run);
+  const unknownPlacements: string[] = [];
+  const decisions: Decision[] = [];
+  const explanation: Record<string, CandidateTrace[]> | null = input.explain ? {} : null;
+  for (const placementId of requestedPlacements(rules, input, run.context)) {
+    const placement = placementNamed(rules, placementId);
+    if (!placement) {
+      unknownPlacements.push(placementId);
+      continue;
+    }
+    const traces: CandidateTrace[] | null = explanation ? [] : null;
+    decisions.push(decidePlacement(run, placementId, placement, traces));
+    if (explanation && traces) explanation[placementId] = traces;
+  }
+  return {
+    decisions,
+    segments: segmentsOf(rules, run.scope),
+    intent: { top: run.top.dimension, scores: run.scores },
+    assignments: run.newAssignments,
+    replacedAssignments: run.replacedAssignments,
+    exposures: run.exposures,
+    unknownPlacements,
+    outbound: outboundTiming(run.context, run.state),
+    explanation,
+  };
+}
+
+function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
+  const consent = isObject(input.consent) ? (input.consent as Consent) : NO_CONSENT;
+  const now = typeof input.now === "number" && Number.isFinite(input.now) ? input.now : 0;
+  const visitorId = typeof input.visitorId === "string" ? input.visitorId : "";
+  const context = normalizeContext(input.context);
+  const personalize = consent.personalization !== false;
+  // Without consent for personalization, only the request context counts: no traits, no history.
+  const state = personalize ? normalizeState(input.state) : null;
+  const traits = personalize && isObject(input.traits) ? input.traits : NO_TRAITS;
+  const assignments: Record<string, string> = Object.assign(Object.create(null), state?.assignments);
+  const scope: EvalScope = { now, traits, context, state, consent, assignments, halfLives: rules.halfLives };
+  const scores = intentOf(scope);
+  const top = topOf(scope);
+  return {
+    rules,
+    visitorId,
+    now,
+    context,
+    state,
+    personalize,
+    forced: input.forced,
+    scope,
+    templateScope: {
+      traits,
+      context,
+      intent: { top: top.dimension, scores },
+      visitor: { id: visitorId, sessionCount: state?.sessionCount ?? 0 },
+    },
+    redirects: redirectScope(context, rules.settings?.redirectHosts ?? NO_HOSTS),
+    scores,
+    top,
+    assignments,
+    newAssignments: {},
+    replacedAssignments: {},
+    exposures: [],
+    usedGroups: new Set<string>(),
+    globallyHeldOut: false,
+  };
+}
+
+function redirectScope(context: RequestContext, hosts: readonly string[]): RedirectScope {
+  let siteHost: string | null | undefined;
+  return {
+    // Parsed only when a redirect renders: most decisions have none.
+    siteHost: () => {
+      if (siteHost === undefined) siteHost = hostOf(context.url);
+      return siteHost;
+    },
+    hosts,
+  };
 }
 
 function hostOf(url: string | null | undefined): string | null {
@@ -216,6 +270,209 @@ function hostOf(url: string | null | undefined): string | null {
   }
 }
 
+/** Records an assignment made now; without consent it is used but never handed back to be stored. */
+function assign(run: DecisionRun, experimentId: string, arm: string): void {
+  run.assignments[experimentId] = arm;
+  if (run.personalize) run.newAssignments[experimentId] = arm;
+}
+
+/**
+ * The program-wide control group: bucketed once, sticky like any assignment; its visitors get
+ * every placement's default, the baseline the whole program's lift is measured against.
+ */
+function inGlobalHoldout(run: DecisionRun): boolean {
+  const global = run.rules.globalHoldout;
+  if (!global) return false;
+  let assigned = own(run.assignments, global.id);
+  if (assigned !== "holdout" && assigned !== "personalized") {
+    const pick = pickVariant(global.seed, run.visitorId, global.variants, global.holdout);
+    assigned = pick.heldOut ? "holdout" : "personalized";
+    assign(run, global.id, assigned);
+  }
+  return assigned === "holdout";
+}
+
+/** The placements asked for; by default every placement (web: those whose pages match the path). */
+function requestedPlacements(
+  rules: DecisionRules,
+  input: DecisionInput,
+  context: RequestContext,
+): readonly string[] {
+  if (Array.isArray(input.placements)) return input.placements;
+  return context.channel === "web" ? rules.placementsForPath(context.path) : rules.placementOrder;
+}
+
+/** Own keys only: a requested name such as "constructor" is unknown, not Object's constructor. */
+function placementNamed(rules: DecisionRules, placementId: string): CompiledPlacement | undefined {
+  return typeof placementId === "string" && Object.hasOwn(rules.placements, placementId)
+    ? rules.placements[placementId]
+    : undefined;
+}
+
+function decidePlacement(
+  run: DecisionRun,
+  placementId: string,
+  placement: CompiledPlacement,
+  traces: CandidateTrace[] | null,
+): Decision {
+  const fields: PlacementFields = {
+    placement: placementId,
+    action: placement.action,
+    selector: placement.selector,
+    attribute: placement.attribute,
+    ttl: placement.ttl,
+  };
+  const forced = forcedDecision(run, placementId, placement, fields, traces);
+  if (forced) {
+    if (placement.group) run.usedGroups.add(placement.group);
+    return forced;
+  }
+  const excluded = placement.group !== null && run.usedGroups.has(placement.group);
+  const search = run.globallyHeldOut
+    ? globallyHeldOutSearch(placement, traces)
+    : searchCandidates(run, placement, excluded, traces);
+  let stoppedBy = search.stoppedBy;
+  let decision: Decision;
+  if (search.eligible.length > 0) {
+    const winner = pickWinner(run, placement, search.eligible, traces);
+    decision = winningDecision(run, placementId, placement, fields, winner, traces);
+    stoppedBy ??= `after ${winner.experience.id}`;
+  } else decision = defaultDecision(run, placement, fields, search.heldOut, excluded);
+  // Every candidate gets an entry in an explanation, those the search never reached included.
+  if (traces && stoppedBy !== null) traceUnreached(traces, placement, stoppedBy);
+  return decision;
+}
+
+function recordLoss(
+  traces: CandidateTrace[] | null,
+  experience: CompiledExperience,
+  outcome: LossReason,
+  detail: string | null = null,
+): void {
+  traces?.push({ experience: experience.id, ruleIndex: experience.index, outcome, detail });
+}
+
+/** Preview: the experience (and variant) forced for this placement, when the placement has it. */
+function forcedDecision(
+  run: DecisionRun,
+  placementId: string,
+  placement: CompiledPlacement,
+  fields: PlacementFields,
+  traces: CandidateTrace[] | null,
+): Decision | null {
+  const forced = isObject(run.forced) ? run.forced[placementId] : undefined;
+  if (!isObject(forced)) return null;
+  const experience = placement.experiences.find((candidate) => candidate.id === forced.experience);
+  if (!experience) return null;
+  const content =
+    (typeof forced.variant === "string" && Object.hasOwn(experience.variants, forced.variant)
+      ? experience.variants[forced.variant]
+      : null) ?? experience.content;
+  traces?.push({
+    experience: experience.id,
+    ruleIndex: experience.index,
+    outcome: "won",
+    detail: "forced by preview",
+  });
+  return {
+    ...fields,
+    experience: experience.id,
+    variant: typeof forced.variant === "string" ? forced.variant : null,
+    ...render(content, placement, run.templateScope, run.redirects),
+    reason: "FORCED",
+    ruleIndex: experience.index,
+  };
+}
+
+function globallyHeldOutSearch(
+  placement: CompiledPlacement,
+  traces: CandidateTrace[] | null,
+): CandidateSearch {
+  for (const experience of placement.experiences)
+    recordLoss(traces, experience, "held_out", "in the global holdout: no personalization");
+  return { eligible: [], heldOut: placement.experiences.length > 0, stoppedBy: null };
+}
+
+/**
+ * The placement's candidates in priority order, each checked in turn: the first eligible one ends
+ * the search under pick=priority; every eligible one is kept under pick=score; an experiment
+ * holding the visitor out ends it with no winner.
+ */
+function searchCandidates(
+  run: DecisionRun,
+  placement: CompiledPlacement,
+  excluded: boolean,
+  traces: CandidateTrace[] | null,
+): CandidateSearch {
+  const eligible: Eligible[] = [];
+  for (const experience of placement.experiences) {
+    if (excluded) {
+      recordLoss(
+        traces,
+        experience,
+        "excluded",
+        `group ${placement.group} already shows an experience on this page`,
+      );
+      continue;
+    }
+    if (!passesChecks(run, experience, traces)) continue;
+    const candidate = experimentArm(run, experience);
+    if (!candidate) {
+      const experimentId = experience.experiment!.id;
+      recordLoss(traces, experience, "held_out", `held out of ${experimentId}`);
+      return {
+        eligible,
+        heldOut: true,
+        stoppedBy: `not evaluated: held out of ${experimentId} at ${experience.id}, the placement keeps its default`,
+      };
+    }
+    eligible.push(candidate);
+    if (placement.pick === "priority") break;
+  }
+  return { eligible, heldOut: false, stoppedBy: null };
+}
+
+/** Channel, audience, frequency caps and suppression; a failed check is recorded as the loss. */
+function passesChecks(
+  run: DecisionRun,
+  experience: CompiledExperience,
+  traces: CandidateTrace[] | null,
+): boolean {
+  const { context, state, now } = run;
+  if (experience.channels && !experience.channels.has(context.channel)) {
+    recordLoss(traces, experience, "channel", `not for channel ${context.channel}`);
+    return false;
+  }
+  if (experience.audience) {
+    let failed: string | null = null;
+    const trace: Trace | undefined = traces
+      ? (path, result, why) => {
+          if (!result && failed === null) failed = `${path}: ${why}`;
+        }
+      : undefined;
+    if (!experience.audience(run.scope, trace)) {
+      recordLoss(traces, experience, "audience", failed);
+      return false;
+    }
+  }
+  const cap = experience.caps.find(
+    (c) => countSince(state ? own(state.exposures, experience.id) : undefined, now - c.perMs) >= c.max,
+  );
+  if (cap) {
+    recordLoss(traces, experience, "capped", `shown ${cap.max} times within the cap period`);
+    return false;
+  }
+  const suppression = experience.suppress.find((rule) => {
+    const at = state ? (own(state.conversions, rule.event) ?? own(state.lastByType, rule.event)) : undefined;
+    return at !== undefined && now - at <= rule.withinMs;
+  });
+  if (suppression) {
+    recordLoss(traces, experience, "suppressed", `after ${suppression.event}`);
+    return false;
+  }
+  return true;
+}
+
 function countSince(times: readonly number[] | undefined, since: number): number {
   if (!times) return 0;
   let n = 0;
@@ -223,337 +480,153 @@ function countSince(times: readonly number[] | undefined, since: number): number
   return n;
 }
 
-const EMPTY_GEO: RequestContext["geo"] = { country: null, region: null, city: null, timezone: null };
-
 /**
- * The request context is built by the edge, but the engine promises never to throw, whatever it is
- * handed: a context of the wrong shape is read with safe defaults. Our own contexts pass untouched.
+ * The variant and content an eligible experience shows, bucketing the visitor into its experiment
+ * when needed; null when the visitor is held out of that experiment.
  */
-function normalizeContext(c: RequestContext): RequestContext {
-  if (
-    isObject(c) &&
-    typeof c.channel === "string" &&
-    typeof c.path === "string" &&
-    isObject(c.geo) &&
-    isObject(c.query) &&
-    (c.geo.timezone === null || typeof c.geo.timezone === "string")
-  ) {
-    return c;
+function experimentArm(run: DecisionRun, experience: CompiledExperience): Eligible | null {
+  const experiment = experience.experiment;
+  if (!experiment) return { experience, variant: null, content: experience.content };
+  if (experiment.status !== "running") {
+    // A paused or stopped experiment shows its first variant to everyone.
+    const variant = experiment.variants[0]?.id ?? null;
+    return { experience, variant, content: (variant && experience.variants[variant]) || experience.content };
   }
-  const v = (isObject(c) ? c : {}) as Record<string, unknown>;
-  const geo = isObject(v.geo) ? v.geo : {};
-  const str = (x: unknown) => (typeof x === "string" ? x : null);
+  // A recorded assignment is sticky, even if the weights have changed since (a variant now
+  // weighted 0 included). One naming a variant the experiment no longer has (removed or renamed)
+  // has nothing to show: the visitor is bucketed again and the new one kept.
+  let assigned = own(run.assignments, experiment.id);
+  const stale =
+    assigned !== undefined && assigned !== "holdout" && !experiment.variants.some((v) => v.id === assigned);
+  if (assigned === undefined || stale) {
+    const pick = pickVariant(experiment.seed, run.visitorId, experiment.variants, experiment.holdout);
+    if (stale && run.personalize) run.replacedAssignments[experiment.id] = assigned!;
+    assigned = pick.heldOut ? "holdout" : (pick.variant ?? "holdout");
+    // Without consent the bucket is still deterministic (a pure hash of seed and id, so the
+    // visitor sees a stable variant), but nothing is handed back to be stored.
+    assign(run, experiment.id, assigned);
+  }
+  if (assigned === "holdout") return null;
+  const content =
+    (Object.hasOwn(experience.variants, assigned) ? experience.variants[assigned] : null) ??
+    experience.content;
+  return { experience, variant: assigned, content };
+}
+
+/** The first eligible candidate, or under pick=score the one whose intent dimension is strongest. */
+function pickWinner(
+  run: DecisionRun,
+  placement: CompiledPlacement,
+  eligible: readonly Eligible[],
+  traces: CandidateTrace[] | null,
+): Eligible {
+  let winner = eligible[0]!;
+  if (placement.pick !== "score") return winner;
+  const scoreOf = (candidate: Eligible) =>
+    candidate.experience.scoreBy ? (run.scores[candidate.experience.scoreBy] ?? 0) : 0;
+  for (const candidate of eligible) if (scoreOf(candidate) > scoreOf(winner)) winner = candidate;
+  for (const candidate of eligible)
+    if (candidate !== winner)
+      recordLoss(traces, candidate.experience, "lower_score", `score ${scoreOf(candidate).toFixed(2)}`);
+  return winner;
+}
+
+function winningDecision(
+  run: DecisionRun,
+  placementId: string,
+  placement: CompiledPlacement,
+  fields: PlacementFields,
+  winner: Eligible,
+  traces: CandidateTrace[] | null,
+): Decision {
+  const { experience, variant } = winner;
+  const decision: Decision = {
+    ...fields,
+    experience: experience.id,
+    variant,
+    ...render(winner.content, placement, run.templateScope, run.redirects),
+    reason: experience.experiment && variant ? "EXPERIMENT" : "TARGET_MATCH",
+    ruleIndex: experience.index,
+  };
+  traces?.push({ experience: experience.id, ruleIndex: experience.index, outcome: "won", detail: null });
+  run.exposures.push({
+    experience: experience.id,
+    placement: placementId,
+    experiment: experience.experiment?.id ?? null,
+    variant,
+    capped: experience.caps.length > 0,
+  });
+  if (placement.group) run.usedGroups.add(placement.group);
+  return decision;
+}
+
+/** No winner: the placement's default content, and why it shows. */
+function defaultDecision(
+  run: DecisionRun,
+  placement: CompiledPlacement,
+  fields: PlacementFields,
+  heldOut: boolean,
+  excluded: boolean,
+): Decision {
   return {
-    channel: str(v.channel) ?? "web",
-    url: str(v.url),
-    path: str(v.path) ?? "/",
-    query: isObject(v.query) ? (v.query as Record<string, string>) : {},
-    referrer: str(v.referrer),
-    geo: isObject(v.geo)
-      ? {
-          country: str(geo.country),
-          region: str(geo.region),
-          city: str(geo.city),
-          timezone: str(geo.timezone),
-        }
-      : EMPTY_GEO,
-    device: (str(v.device) ?? "unknown") as RequestContext["device"],
-    locale: str(v.locale),
-    userAgent: str(v.userAgent),
-    custom: isObject(v.custom) ? v.custom : {},
+    ...fields,
+    experience: null,
+    variant: null,
+    ...render(placement.fallback, placement, run.templateScope, run.redirects),
+    reason: heldOut
+      ? "HOLDOUT"
+      : excluded
+        ? "EXCLUDED"
+        : placement.experiences.length
+          ? "DEFAULT"
+          : "FALLTHROUGH",
+    ruleIndex: null,
   };
 }
 
-const NO_CONSENT: Consent = {};
-const NO_HOSTS: readonly string[] = [];
-const NO_TRAITS: Traits = {};
+function traceUnreached(traces: CandidateTrace[], placement: CompiledPlacement, stoppedBy: string): void {
+  const traced = new Set(traces.map((trace) => trace.experience));
+  for (const experience of placement.experiences)
+    if (!traced.has(experience.id)) recordLoss(traces, experience, "lower_priority", stoppedBy);
+}
 
-/**
- * Decides every requested placement for one visitor.
- *
- * @example
- * const result = decide(compiled, { visitorId, now: Date.now(), traits, state, context, consent });
- * for (const d of result.decisions) if (d.html !== null) rewrite(d.selector, d.action, d.html);
- * // persist result.assignments and result.exposures in the background
- */
-export function decide(rules: DecisionRules, input: DecisionInput): DecisionResult {
-  const consent = isObject(input.consent) ? (input.consent as Consent) : NO_CONSENT;
-  const now = typeof input.now === "number" && Number.isFinite(input.now) ? input.now : 0;
-  const visitorId = typeof input.visitorId === "string" ? input.visitorId : "";
-  const context = normalizeContext(input.context);
-  const personalize = consent.personalization !== false;
-  // Without consent for personalization, only the request context counts: no traits, no history.
-  const state = personalize ? normalizeState(input.state) : null;
-  const traits = personalize && isObject(input.traits) ? input.traits : NO_TRAITS;
-  const assignments: Record<string, string> = Object.assign(Object.create(null), state?.assignments);
-  const newAssignments: Record<string, string> = {};
-  const replacedAssignments: Record<string, string> = {};
-  const scope: EvalScope = {
-    now,
-    traits,
-    context,
-    state,
-    consent,
-    assignments,
-    halfLives: rules.halfLives,
-  };
-  // The program-wide control group: bucketed once, sticky like any assignment; its visitors get
-  // every placement's default, the baseline the whole program's lift is measured against.
-  let globallyHeldOut = false;
-  const global = rules.globalHoldout;
-  if (global) {
-    let assigned = own(assignments, global.id);
-    if (assigned !== "holdout" && assigned !== "personalized") {
-      const pick = pickVariant(global.seed, visitorId, global.variants, global.holdout);
-      assigned = pick.heldOut ? "holdout" : "personalized";
-      assignments[global.id] = assigned;
-      if (personalize) newAssignments[global.id] = assigned;
-    }
-    globallyHeldOut = assigned === "holdout";
-  }
-  const scores = intentOf(scope);
-  const top = topOf(scope);
-  let siteHost: string | null | undefined;
-  const redirects: RedirectScope = {
-    // Parsed only when a redirect renders: most decisions have none.
-    siteHost: () => {
-      if (siteHost === undefined) siteHost = hostOf(context.url);
-      return siteHost;
-    },
-    hosts: rules.settings?.redirectHosts ?? NO_HOSTS,
-  };
-  const templateScope: TemplateScope = {
-    traits,
-    context,
-    intent: { top: top.dimension, scores },
-    visitor: { id: visitorId, sessionCount: state?.sessionCount ?? 0 },
-  };
+function render(
+  content: CompiledContent | null,
+  placement: CompiledPlacement,
+  scope: TemplateScope,
+  redirects: RedirectScope,
+) {
+  if (!content) return { html: null, json: null };
+  const template =
+    placement.action === "redirect"
+      ? content.redirect
+      : placement.action === "set_attribute"
+        ? content.attribute
+        : content.html;
+  let html = template ? template(scope) : null;
+  // A target rendered from request or profile data (`{{ context.query.next }}`) goes only where the
+  // rules allow (url-policy.ts); a refused one renders nothing, so the page is served as it came.
+  if (html && placement.action === "redirect")
+    html = redirectTarget(html, redirects.siteHost(), redirects.hosts);
+  return { html, json: content.json ? content.json(scope) : null };
+}
 
-  const requested = Array.isArray(input.placements)
-    ? input.placements
-    : context.channel === "web"
-      ? rules.placementsForPath(context.path)
-      : rules.placementOrder;
-  const unknownPlacements: string[] = [];
-  const decisions: Decision[] = [];
-  const exposures: Array<DecisionResult["exposures"][number]> = [];
-  const explanation: Record<string, CandidateTrace[]> | null = input.explain ? {} : null;
-  const usedGroups = new Set<string>();
-
-  for (const placementId of requested) {
-    // Own keys only: a requested name such as "constructor" is unknown, not Object's constructor.
-    const placement =
-      typeof placementId === "string" && Object.hasOwn(rules.placements, placementId)
-        ? rules.placements[placementId]
-        : undefined;
-    if (!placement) {
-      unknownPlacements.push(placementId);
-      continue;
-    }
-    const traces: CandidateTrace[] | null = explanation ? [] : null;
-    const lose = (x: CompiledExperience, outcome: LossReason, detail: string | null = null) => {
-      traces?.push({ experience: x.id, ruleIndex: x.index, outcome, detail });
-    };
-    const base = {
-      placement: placementId,
-      action: placement.action,
-      selector: placement.selector,
-      attribute: placement.attribute,
-      ttl: placement.ttl,
-    };
-    let decision: Decision | null = null;
-
-    const forced = isObject(input.forced) ? input.forced[placementId] : undefined;
-    if (isObject(forced)) {
-      const x = placement.experiences.find((e) => e.id === forced.experience);
-      if (x) {
-        const content =
-          (typeof forced.variant === "string" && Object.hasOwn(x.variants, forced.variant)
-            ? x.variants[forced.variant]
-            : null) ?? x.content;
-        decision = {
-          ...base,
-          experience: x.id,
-          variant: typeof forced.variant === "string" ? forced.variant : null,
-          ...render(content, placement, templateScope, redirects),
-          reason: "FORCED",
-          ruleIndex: x.index,
-        };
-        traces?.push({ experience: x.id, ruleIndex: x.index, outcome: "won", detail: "forced by preview" });
-      }
-    }
-
-    const excluded = placement.group !== null && usedGroups.has(placement.group);
-    let heldOut = false;
-    /** Why the candidates after the one that ended the search were never evaluated. */
-    let stoppedBy: string | null = null;
-    const eligible: Array<{
-      x: CompiledExperience;
-      variant: string | null;
-      content: CompiledContent | null;
-    }> = [];
-    if (!decision && globallyHeldOut) {
-      for (const x of placement.experiences) lose(x, "held_out", "in the global holdout: no personalization");
-      heldOut = placement.experiences.length > 0;
-    } else if (!decision) {
-      for (const x of placement.experiences) {
-        if (excluded) {
-          lose(x, "excluded", `group ${placement.group} already shows an experience on this page`);
-          continue;
-        }
-        if (x.channels && !x.channels.has(context.channel)) {
-          lose(x, "channel", `not for channel ${context.channel}`);
-          continue;
-        }
-        if (x.audience) {
-          let failed: string | null = null;
-          const trace: Trace | undefined = traces
-            ? (path, result, why) => {
-                if (!result && failed === null) failed = `${path}: ${why}`;
-              }
-            : undefined;
-          if (!x.audience(scope, trace)) {
-            lose(x, "audience", failed);
-            continue;
-          }
-        }
-        const capped = x.caps.find(
-          (c) => countSince(state ? own(state.exposures, x.id) : undefined, now - c.perMs) >= c.max,
-        );
-        if (capped) {
-          lose(x, "capped", `shown ${capped.max} times within the cap period`);
-          continue;
-        }
-        const suppressed = x.suppress.find((s) => {
-          const at = state ? (own(state.conversions, s.event) ?? own(state.lastByType, s.event)) : undefined;
-          return at !== undefined && now - at <= s.withinMs;
-        });
-        if (suppressed) {
-          lose(x, "suppressed", `after ${suppressed.event}`);
-          continue;
-        }
-        let variant: string | null = null;
-        let content = x.content;
-        const exp = x.experiment;
-        if (exp) {
-          if (exp.status !== "running") {
-            variant = exp.variants[0]?.id ?? null;
-            content = (variant && x.variants[variant]) || x.content;
-          } else {
-            // A recorded assignment is sticky, even if the weights have changed since (a variant
-            // now weighted 0 included). One naming a variant the experiment no longer has (removed
-            // or renamed) has nothing to show: the visitor is bucketed again and the new one kept.
-            let assigned = own(assignments, exp.id);
-            const stale =
-              assigned !== undefined &&
-              assigned !== "holdout" &&
-              !exp.variants.some((v) => v.id === assigned);
-            if (assigned === undefined || stale) {
-              const pick = pickVariant(exp.seed, visitorId, exp.variants, exp.holdout);
-              if (stale && personalize) replacedAssignments[exp.id] = assigned!;
-              assigned = pick.heldOut ? "holdout" : (pick.variant ?? "holdout");
-              assignments[exp.id] = assigned;
-              // Without consent the bucket is still deterministic (a pure hash of seed and id, so the
-              // visitor sees a stable variant), but nothing is handed back to be stored.
-              if (personalize) newAssignments[exp.id] = assigned;
-            }
-            if (assigned === "holdout") {
-              lose(x, "held_out", `held out of ${exp.id}`);
-              heldOut = true;
-              stoppedBy = `not evaluated: held out of ${exp.id} at ${x.id}, the placement keeps its default`;
-              break;
-            }
-            variant = assigned;
-            content = (Object.hasOwn(x.variants, assigned) ? x.variants[assigned] : null) ?? x.content;
-          }
-        }
-        eligible.push({ x, variant, content });
-        if (placement.pick === "priority") break;
-      }
-    }
-
-    if (!decision && eligible.length > 0) {
-      let winner = eligible[0]!;
-      if (placement.pick === "score") {
-        const scoreOf = (e: (typeof eligible)[number]) => (e.x.scoreBy ? (scores[e.x.scoreBy] ?? 0) : 0);
-        for (const e of eligible) if (scoreOf(e) > scoreOf(winner)) winner = e;
-        for (const e of eligible)
-          if (e !== winner) lose(e.x, "lower_score", `score ${scoreOf(e).toFixed(2)}`);
-      }
-      const rendered = render(winner.content, placement, templateScope, redirects);
-      decision = {
-        ...base,
-        experience: winner.x.id,
-        variant: winner.variant,
-        ...rendered,
-        reason: winner.x.experiment && winner.variant ? "EXPERIMENT" : "TARGET_MATCH",
-        ruleIndex: winner.x.index,
-      };
-      traces?.push({ experience: winner.x.id, ruleIndex: winner.x.index, outcome: "won", detail: null });
-      stoppedBy ??= `after ${winner.x.id}`;
-      exposures.push({
-        experience: winner.x.id,
-        placement: placementId,
-        experiment: winner.x.experiment?.id ?? null,
-        variant: winner.variant,
-        capped: winner.x.caps.length > 0,
-      });
-      if (placement.group) usedGroups.add(placement.group);
-    }
-
-    if (!decision) {
-      const rendered = render(placement.fallback, placement, templateScope, redirects);
-      decision = {
-        ...base,
-        experience: null,
-        variant: null,
-        ...rendered,
-        reason: heldOut
-          ? "HOLDOUT"
-          : excluded
-            ? "EXCLUDED"
-            : placement.experiences.length
-              ? "DEFAULT"
-              : "FALLTHROUGH",
-        ruleIndex: null,
-      };
-    } else if (decision.reason === "FORCED" && placement.group) usedGroups.add(placement.group);
-
-    decisions.push(decision);
-    if (explanation && traces) {
-      // Every candidate gets an entry, those the search never reached included.
-      if (stoppedBy !== null) {
-        const traced = new Set(traces.map((t) => t.experience));
-        for (const x of placement.experiences) if (!traced.has(x.id)) lose(x, "lower_priority", stoppedBy);
-      }
-      explanation[placementId] = traces;
-    }
-  }
-
+function segmentsOf(rules: DecisionRules, scope: EvalScope): string[] {
   const segments: string[] = [];
   for (const [id, test] of Object.entries(rules.segments)) if (test(scope)) segments.push(id);
+  return segments;
+}
 
-  // Which channel and when: the channel with the best engagement rate, and the hour this person
-  // engages on that channel (all channels' hours until that one has enough of its own).
-  let outbound: DecisionResult["outbound"] = null;
-  if (OUTBOUND.has(context.channel)) {
-    const channel = state ? preferredChannel(state.engagement).channel : null;
-    const hours = channel && state ? own(state.engagement, channel)?.hours : undefined;
-    outbound = {
-      channel,
-      hour: state ? ((hours ? bestHour(hours) : null) ?? bestHour(state.engagementHours)) : null,
-    };
-  }
-
+/**
+ * Which channel and when, for outbound channels: the channel with the best engagement rate, and
+ * the hour this person engages on that channel (all channels' hours until that one has enough).
+ */
+function outboundTiming(context: RequestContext, state: VisitorState | null): DecisionResult["outbound"] {
+  if (!OUTBOUND.has(context.channel)) return null;
+  const channel = state ? preferredChannel(state.engagement).channel : null;
+  const hours = channel && state ? own(state.engagement, channel)?.hours : undefined;
   return {
-    decisions,
-    segments,
-    intent: { top: top.dimension, scores },
-    assignments: newAssignments,
-    replacedAssignments,
-    exposures,
-    unknownPlacements,
-    outbound,
-    explanation,
+    channel,
+    hour: state ? ((hours ? bestHour(hours) : null) ?? bestHour(state.engagementHours)) : null,
   };
 }
