@@ -36,6 +36,9 @@ export default defineConfig({
             miniflare: {
               // The test origin replaces the demo shop: a worker with the endpoints the proxy tests need.
               serviceBindings: { ORIGIN_SERVICE: "test-origin" },
+              // A small limiter for test/workerd/rate-limits.test.ts, which stands it in for each write
+              // limit in turn (wrangler.toml's own limits serve every other test as configured).
+              ratelimits: { TEST_LIMIT_3: { namespace_id: "9001", simple: { limit: 3, period: 60 } } },
               workers: [
                 {
                   name: "test-origin",

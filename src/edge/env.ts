@@ -14,5 +14,15 @@ export interface Env {
    * so it cannot shadow an ORIGIN a user configures.
    */
   readonly ORIGIN_SERVICE?: Fetcher;
+  // Write limits: `[[ratelimits]]` in wrangler.toml, in every environment (they are not inherited).
+  // Each is optional: a deployment without one runs without that limit, logged once (http/limits.ts).
+  /** Browsers' writes per client address (an IPv6 address by its /64). */
+  readonly LIMIT_CLIENT_WRITES?: RateLimit;
+  /** Writes per client address that carry no visitor cookie and no server key: each makes a new visitor. */
+  readonly LIMIT_NEW_VISITORS?: RateLimit;
+  /** Writes per server key (the API key or the admin token), whatever the address. */
+  readonly LIMIT_SERVER_WRITES?: RateLimit;
+  /** Every write, one key: the ceiling a flood from many addresses meets. */
+  readonly LIMIT_ALL_WRITES?: RateLimit;
   readonly [key: string]: unknown;
 }

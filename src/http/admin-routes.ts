@@ -11,6 +11,7 @@ import { requireAdmin } from "./admin.ts";
 import { jsonError } from "./errors.ts";
 import { documentRoute } from "./openapi.ts";
 import { LIMITS, readBody } from "./request.ts";
+import { storeCall, storeUnavailableDoc } from "./store-calls.ts";
 
 type AppEnv = { Bindings: Env };
 
@@ -150,7 +151,9 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
     const experiment = experiments && Object.hasOwn(experiments, id) ? experiments[id] : undefined;
     if (!experiment) return jsonError("unknown_experiment", `no experiment "${id}" in the active rules`);
     const stub = experimentObject(c.env, id);
-    const counts = await stub.counts();
+    // A report without its counts would mislead: a store that fails answers 503.
+    const counts = await storeCall(c, () => stub.counts());
+    if (counts instanceof Response) return counts;
     const byVariant = new Map(counts.map((a) => [a.variant, a]));
     const arm = (variant: string, weight: number, isControl: boolean) => ({
       id: variant,
@@ -216,6 +219,7 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
     responses: {
       200: { description: "the report; the first variant is the control", schema: ExperimentResultsSchema },
       404: { description: "no such experiment in the active rules" },
+      503: storeUnavailableDoc("read", true),
     },
   });
   // Served by /v1/experiments/{id}; documented apart because its arms are not the rules' variants.
@@ -232,6 +236,7 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
         schema: ExperimentResultsSchema,
       },
       404: { description: "the active rules set no settings.globalHoldout" },
+      503: storeUnavailableDoc("read", true),
     },
   });
   documentRoute({

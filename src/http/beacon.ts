@@ -4,10 +4,13 @@ import { murmur3 } from "../core/bucketing.ts";
  * The beacon the proxy injects before `</body>` and serves at `<prefix>/ns.<version>.js`. Plain
  * ES2017, no dependencies, no build step, under 4 KB: the string below is the script. It reports
  * page views (and product views on pages whose `<body>` names a product), clicks on elements marked
- * with `data-ns-event`, and calls to `northstar.track()`, batched through `navigator.sendBeacon`
- * (text/plain, a CORS-safelisted type: no preflight) with a keepalive `fetch` as fallback. The
- * visitor id is not in the body: it rides in the HttpOnly cookie the worker sets. It never throws
- * into the page and never logs.
+ * with `data-ns-event`, and calls to `northstar.track()`, batched as text/plain (a CORS-safelisted
+ * type: no preflight). While the page is shown a batch goes by keepalive `fetch`, so that a 503
+ * (a store did not take it) or a 429 (a write limit) is retried: after `Retry-After`, else 1, 2
+ * then 4 s, three times at most, with the same event ids (the visitor's object stores an id once)
+ * and a fresh `sentAt`. When the page is hidden (it may be going away), or fetch fails, a batch goes
+ * by `navigator.sendBeacon`, whose answer nobody can read. The visitor id is not in the body: it
+ * rides in the HttpOnly cookie the worker sets. It never throws into the page and never logs.
  *
  * Page markup it reads:
  * - `<script src="…/ns.<version>.js" data-prefix="/_ns" data-auto-pageview="false">` (its own config);
@@ -44,14 +47,23 @@ const SOURCE = `(function () {
     var post = function (path, body, type) {
       return fetch(prefix + path, { method: "POST", body: body, keepalive: true, credentials: "same-origin", headers: { "content-type": type } });
     };
-    var send = function (body) {
-      try { if (nav.sendBeacon && nav.sendBeacon(prefix + "/v1/events", new Blob([body], { type: "text/plain" }))) return; } catch (e) {}
-      try { post("/v1/events", body, "text/plain").catch(noop); } catch (e) {}
+    var beacon = function (body) {
+      try { return nav.sendBeacon(prefix + "/v1/events", new Blob([body], { type: "text/plain" })); } catch (e) {}
+    };
+    var send = function (events, tries) {
+      var body = JSON.stringify({ sentAt: Date.now(), events: events });
+      if (d.visibilityState === "hidden" && beacon(body)) return;
+      try {
+        post("/v1/events", body, "text/plain").then(function (r) {
+          if ((r.status === 503 || r.status === 429) && tries < 3)
+            setTimeout(function () { send(events, tries + 1); }, Math.min(6e4, Math.max(1e3 << tries, 1e3 * r.headers.get("retry-after") || 0)));
+        }, function () { beacon(body); });
+      } catch (e) { beacon(body); }
     };
     var flush = function () {
       try {
         clearTimeout(timer); timer = 0;
-        while (queue.length) send(JSON.stringify({ sentAt: Date.now(), events: queue.splice(0, MAX) }));
+        while (queue.length) send(queue.splice(0, MAX), 0);
       } catch (e) {}
     };
     var track = function (type, props) {

@@ -16,6 +16,7 @@ import { readTraits } from "../state/profiles.ts";
 import { type IngestResult, visitorObject } from "../state/visitor-do.ts";
 import { bearerIs } from "./admin.ts";
 import { type Issue, invalidRequest, jsonError } from "./errors.ts";
+import { limitWrite, RATE_LIMITED_DOC } from "./limits.ts";
 import { documentRoute } from "./openapi.ts";
 import { checkEvent, clockSkew, LIMITS, readBody } from "./request.ts";
 import { DecideRequestSchema, type DecideResponse, DecideResponseSchema } from "./schemas.ts";
@@ -257,6 +258,11 @@ export function registerDecideRoutes(api: Hono<AppEnv>): void {
     const parsed = await readBody(c.req.raw, LIMITS.batchBytes, DecideRequestSchema);
     if (!parsed.ok) return parsed.response;
     const caller = await decideCaller(c.req.raw, c.env);
+    // A decision that carries events is a write: limited as every write is (src/http/limits.ts).
+    if (parsed.data.events?.length) {
+      const limited = await limitWrite(c, caller);
+      if (limited) return limited;
+    }
     // An explanation names every audience condition and the traits it read: it is for the site's
     // servers and admins, never for a browser, whatever its body asks.
     const explain = parsed.data.explain && caller.kind === "server";
@@ -287,7 +293,10 @@ export function registerDecideRoutes(api: Hono<AppEnv>): void {
     server: true,
     summary: "Decisions for a visitor or user on a channel (events in the same call count first)",
     body: DecideRequestSchema,
-    responses: { 200: { description: "a decision per placement", schema: DecideResponseSchema } },
+    responses: {
+      200: { description: "a decision per placement", schema: DecideResponseSchema },
+      429: { ...RATE_LIMITED_DOC, description: `${RATE_LIMITED_DOC.description} (calls with events)` },
+    },
   });
   documentRoute({
     method: "get",

@@ -23,6 +23,8 @@ export const ERROR_STATUS = {
   admin_disabled: 503,
   cookies_disabled: 503,
   identity_disabled: 503,
+  /** A store (KV, a Durable Object) did not answer in time or failed: nothing was stored; retry (Retry-After). */
+  store_unavailable: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

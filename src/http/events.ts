@@ -9,9 +9,11 @@ import { readProfile, writeProfile } from "../state/profiles.ts";
 import { visitorObject } from "../state/visitor-do.ts";
 import { issueVisitorId, visitorCookieHeader } from "../state/visitor-id.ts";
 import { type Issue, jsonError } from "./errors.ts";
+import { limitWrite, RATE_LIMITED_DOC } from "./limits.ts";
 import { documentRoute } from "./openapi.ts";
 import { checkEvent, clockSkew, LIMITS, readBody } from "./request.ts";
 import { ConsentRequestSchema, EventsRequestSchema, EventsResponseSchema } from "./schemas.ts";
+import { storeCall, storeRead, storeUnavailableDoc } from "./store-calls.ts";
 
 export type AppEnv = { Bindings: Env };
 type C = Context<AppEnv>;
@@ -32,7 +34,10 @@ export async function subjectFor(
   const { config } = readConfig(c.env);
   if (caller.kind === "server") {
     // The body's schema already checked the visitor id's shape (VisitorIdSchema, as on every route).
-    const id = await subjectOf(body, c.env);
+    // A visitor id's alias is read under the read deadline; past it the id as given serves (its own
+    // object forwards to the person it was merged into), so a slow KV does not hold up a write.
+    const read = await storeRead(c, "kv", () => subjectOf(body, c.env));
+    const id = read.ok ? read.value : (body.visitorId ?? null);
     return id
       ? { id, setCookie: null, isNew: false }
       : jsonError("invalid_request", "visitorId or userId is required", {
@@ -42,8 +47,11 @@ export async function subjectFor(
   if (body.visitorId || body.userId) {
     return jsonError("forbidden", "browsers may only send events for their own visitor (the cookie)");
   }
-  if (caller.visitorId)
-    return { id: await resolveCanonical(c.env, caller.visitorId), setCookie: null, isNew: false };
+  if (caller.visitorId) {
+    const visitorId = caller.visitorId;
+    const read = await storeRead(c, "kv", () => resolveCanonical(c.env, visitorId));
+    return { id: read.ok ? read.value : visitorId, setCookie: null, isNew: false };
+  }
   // No cookie, or a tampered one: a new visitor.
   if (!config.COOKIE_SECRET) return jsonError("cookies_disabled", "COOKIE_SECRET is not configured");
   const id = issueVisitorId();
@@ -65,6 +73,8 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
       EventsRequestSchema,
     );
     if (!envelope.ok) return envelope.response;
+    const limited = await limitWrite(c);
+    if (limited) return limited;
     const subject = await subjectFor(c, envelope.data);
     if (subject instanceof Response) return subject;
 
@@ -98,11 +108,16 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
     if (upFront.blocked === "gpc" || (subject.isNew && !upFront.keep))
       return withCookie(c.json(notStored, 202), upFront.remember ? subject.setCookie : null);
     const stub = visitorObject(c.env, subject.id);
-    const result = await stub.ingest(subject.id, events, {
-      now: receivedAt,
-      rejected: deadLetters,
-      consentMode: config.CONSENT_MODE,
-    });
+    // 202 means stored: an object that fails or misses the write deadline answers 503 (Retry-After),
+    // and the sender's retry is harmless (event ids are idempotent in the object).
+    const result = await storeCall(c, () =>
+      stub.ingest(subject.id, events, {
+        now: receivedAt,
+        rejected: deadLetters,
+        consentMode: config.CONSENT_MODE,
+      }),
+    );
+    if (result instanceof Response) return result;
     switch (result.status) {
       case "suppressed":
         return jsonError("suppressed", "this person's data was erased; events are refused");
@@ -137,6 +152,8 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
   api.post("/v1/consent", async (c) => {
     const parsed = await readBody(c.req.raw, LIMITS.smallBytes, ConsentRequestSchema);
     if (!parsed.ok) return parsed.response;
+    const limited = await limitWrite(c);
+    if (limited) return limited;
     const subject = await subjectFor(c, parsed.data);
     if (subject instanceof Response) return subject;
     const purposes: Record<string, boolean> = {};
@@ -144,19 +161,27 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
       if (typeof granted === "boolean") purposes[purpose] = granted;
     }
     const now = Date.now();
-    const consent = await visitorObject(c.env, subject.id).setConsent(purposes, {
-      visitorId: subject.id,
-      now,
-    });
+    // Both stores must take it (503 otherwise; setting the same consent again is harmless).
+    const consent = await storeCall(c, () =>
+      visitorObject(c.env, subject.id).setConsent(purposes, { visitorId: subject.id, now }),
+    );
+    if (consent instanceof Response) return consent;
     // KV carries consent to the decision path; written only when it changes (KV: 1 write/s per key).
-    const profile = (await readProfile(c.env, subject.id)) ?? { traits: {}, consent: {}, updatedAt: "" };
+    const profile = await storeCall(
+      c,
+      async () => (await readProfile(c.env, subject.id)) ?? { traits: {}, consent: {}, updatedAt: "" },
+    );
+    if (profile instanceof Response) return profile;
     const merged = { ...profile.consent, ...consent };
     if (Object.entries(merged).some(([k, v]) => profile.consent[k] !== v)) {
-      await writeProfile(c.env, subject.id, {
-        ...profile,
-        consent: merged,
-        updatedAt: new Date(now).toISOString(),
-      });
+      const written = await storeCall(c, () =>
+        writeProfile(c.env, subject.id, {
+          ...profile,
+          consent: merged,
+          updatedAt: new Date(now).toISOString(),
+        }),
+      );
+      if (written instanceof Response) return written;
     }
     return withCookie(c.json({ consent }), subject.setCookie);
   });
@@ -179,7 +204,11 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
       403: { description: "a browser naming a visitorId or userId" },
       410: { description: "the person was erased" },
       413: { description: "body over 500 KB (64 KB for beacons)" },
-      429: { description: "per-visitor rate cap; see Retry-After" },
+      429: {
+        ...RATE_LIMITED_DOC,
+        description: `${RATE_LIMITED_DOC.description}; or this visitor's own event cap`,
+      },
+      503: storeUnavailableDoc("write"),
     },
   });
   documentRoute({
@@ -190,6 +219,10 @@ export function registerStateRoutes(api: Hono<AppEnv>): void {
     server: true,
     summary: "Set consent per purpose (browser: its cookie's visitor; server: visitorId or userId)",
     body: ConsentRequestSchema,
-    responses: { 200: { description: "the consent now held" } },
+    responses: {
+      200: { description: "the consent now held" },
+      429: RATE_LIMITED_DOC,
+      503: storeUnavailableDoc("write"),
+    },
   });
 }

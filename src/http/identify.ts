@@ -26,9 +26,11 @@ import {
 } from "../state/visitor-id.ts";
 import { jsonError } from "./errors.ts";
 import type { AppEnv } from "./events.ts";
+import { limitWrite, RATE_LIMITED_DOC } from "./limits.ts";
 import { documentRoute } from "./openapi.ts";
 import { LIMITS, readBody } from "./request.ts";
 import { IdentifyRequestSchema } from "./schemas.ts";
+import { storeCall, storeUnavailableDoc } from "./store-calls.ts";
 
 /** Aliases kept per person (for export and erasure): far more devices than anyone has. */
 const MAX_ALIASES = 1000;
@@ -90,6 +92,8 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
     if (!parsed.ok) return parsed.response;
     const { config } = readConfig(c.env);
     const caller = await callerOf(c.req.raw, c.env);
+    const limited = await limitWrite(c, caller);
+    if (limited) return limited;
     const now = Date.now();
 
     // Who may say "this browser is that person": a token signed by the site's backend, or a
@@ -115,10 +119,13 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
       anonymousId = parsed.data.anonymousId;
     }
     const canonical = await canonicalForUser(userId);
-    const [personErased, visitorErased] = await Promise.all([
-      isSuppressed(c.env, canonical),
-      anonymousId ? isSuppressed(c.env, anonymousId) : false,
-    ]);
+    // Every store call below has a deadline (storeCall): one that fails answers 503, and a retry is
+    // safe (each step is idempotent; a token already spent is refused, and the site signs a new one).
+    const erased = await storeCall(c, () =>
+      Promise.all([isSuppressed(c.env, canonical), anonymousId ? isSuppressed(c.env, anonymousId) : false]),
+    );
+    if (erased instanceof Response) return erased;
+    const [personErased, visitorErased] = erased;
     if (personErased || (visitorErased && caller.kind === "server")) {
       return jsonError("suppressed", "this person's data was erased; they cannot be re-identified");
     }
@@ -128,11 +135,11 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
     // One use per token, recorded by the person's own object (strongly consistent, unlike KV): a
     // token read from a log, a proxy or a browser's history cannot sign anyone in again.
     if (token) {
-      const spend = await visitorObject(c.env, canonical).spendIdentityToken(
-        token.tokenId,
-        token.expiresAtMs,
-        now,
+      const { tokenId, expiresAtMs } = token;
+      const spend = await storeCall(c, () =>
+        visitorObject(c.env, canonical).spendIdentityToken(tokenId, expiresAtMs, now),
       );
+      if (spend instanceof Response) return spend;
       if (spend === "erased")
         return jsonError("suppressed", "this person's data was erased; they cannot be re-identified");
       if (spend === "replayed") return tokenRefused("replayed", config.IDENTITY_TOKEN_MAX_TTL_SECONDS);
@@ -160,21 +167,30 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
         return alreadyLinked();
       };
       // Already stitched elsewhere (KV), or itself a known person: two known people.
-      const linked = await resolveCanonical(c.env, anonymousId);
+      const linked = await storeCall(c, () => resolveCanonical(c.env, anonymousId));
+      if (linked instanceof Response) return linked;
       let source = anonymousId;
       if (isKnownId(linked) && linked !== canonical) {
         const refusal = knownConflict();
         if (refusal) return refusal;
         source = linked;
       }
-      if (!switched) merged = await visitorObject(c.env, source).handOver(canonical, source, now);
+      const handOver = (from: string) =>
+        storeCall(c, () => visitorObject(c.env, from).handOver(canonical, from, now));
+      if (!switched) {
+        const handed = await handOver(source);
+        if (handed instanceof Response) return handed;
+        merged = handed;
+      }
       if (merged.refused === "linked" && merged.linkedTo && merged.linkedTo !== canonical) {
         // The object knew better than a stale alias: the visitor is another person's already.
         const refusal = knownConflict();
         if (refusal) return refusal;
         if (!switched) {
           source = merged.linkedTo;
-          merged = await visitorObject(c.env, source).handOver(canonical, source, now);
+          const handed = await handOver(source);
+          if (handed instanceof Response) return handed;
+          merged = handed;
         }
       }
       if (merged.refused === "erased") {
@@ -183,20 +199,32 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
       if (!switched) {
         const strategies = (settings?.traitMerge ?? {}) as Readonly<Record<string, MergeStrategy>>;
         if (merged.merged) {
-          await Promise.all([
-            mergeProfiles(c.env, source, canonical, strategies),
-            // Exposures seen before login were recorded under the old id; conversions arrive under
-            // the person's: re-keyed, the experiment counts them together, once.
-            ...(merged.experiments ?? []).map((e) => experimentObject(c.env, e).rekey(source, canonical)),
-          ]);
+          const from = source;
+          const folded = await storeCall(c, () =>
+            Promise.all([
+              mergeProfiles(c.env, from, canonical, strategies),
+              // Exposures seen before login were recorded under the old id; conversions arrive under
+              // the person's: re-keyed, the experiment counts them together, once.
+              ...(merged.experiments ?? []).map((e) => experimentObject(c.env, e).rekey(from, canonical)),
+            ]),
+          );
+          if (folded instanceof Response) return folded;
         }
         // A merged known person brings their own aliases along (for export and erasure).
+        const from = source;
         const carried =
-          source !== anonymousId
-            ? ((await c.env.PROFILES.get<string[]>(aliasesKey(source), "json")) ?? [])
+          from !== anonymousId
+            ? await storeCall(
+                c,
+                async () => (await c.env.PROFILES.get<string[]>(aliasesKey(from), "json")) ?? [],
+              )
             : [];
+        if (carried instanceof Response) return carried;
         // (A known source needs no alias key: its own object forwards to this person.)
-        await linkAlias(c.env, anonymousId, canonical, source !== anonymousId ? [source, ...carried] : []);
+        const aliased = await storeCall(c, () =>
+          linkAlias(c.env, anonymousId, canonical, from !== anonymousId ? [from, ...carried] : []),
+        );
+        if (aliased instanceof Response) return aliased;
       }
     }
     log("info", "identified", { merged: merged.merged, events: merged.events, switched, via: caller.kind });
@@ -233,6 +261,8 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
           "a server named an anonymousId linked to another known person, and the rules do not allow merging",
       },
       410: { description: "the person was erased" },
+      429: RATE_LIMITED_DOC,
+      503: storeUnavailableDoc("write"),
     },
   });
 }

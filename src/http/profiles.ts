@@ -1,5 +1,7 @@
 import type { Context, Hono } from "hono";
 import * as z from "zod";
+import { readConfig } from "../edge/config.ts";
+import { deadlineIn, withDeadline } from "../edge/deadline.ts";
 import type { Env } from "../edge/env.ts";
 import { activeRules } from "../edge/rules-loader.ts";
 import { experimentObject } from "../measure/experiment-do.ts";
@@ -22,6 +24,14 @@ import type { AppEnv } from "./events.ts";
 import { documentRoute } from "./openapi.ts";
 import { checkJson, LIMITS, readBody, readLimited } from "./request.ts";
 import { UserIdSchema, VisitorIdSchema } from "./schemas.ts";
+import {
+  type StoreFailure,
+  storeCall,
+  storeDeadlineMs,
+  storeRead,
+  storeUnavailable,
+  storeUnavailableDoc,
+} from "./store-calls.ts";
 
 type C = Context<AppEnv>;
 
@@ -46,7 +56,9 @@ const plain = (o: Readonly<Record<string, unknown>>): Record<string, unknown> =>
 });
 
 async function idParam(c: C): Promise<string | Response> {
-  const id = await canonicalFromParam(c.env, c.req.param("id") ?? "");
+  // An anonymous id's alias is read from KV: a profile route needs it (503 when KV fails it).
+  const id = await storeCall(c, () => canonicalFromParam(c.env, c.req.param("id") ?? ""));
+  if (id instanceof Response) return id;
   return (
     id ??
     jsonError("invalid_request", "not a Northstar visitor id", {
@@ -107,11 +119,21 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     if (id instanceof Response) return id;
     const parsed = await readBody(c.req.raw, LIMITS.traitsBytes, TraitsSchema);
     if (!parsed.ok) return parsed.response;
-    if (await isSuppressed(c.env, id)) return jsonError("suppressed", "this person's data was erased");
+    // Each store call has the write deadline: one that fails answers 503 and nothing is acknowledged.
+    const erased = await storeCall(c, () => isSuppressed(c.env, id));
+    if (erased instanceof Response) return erased;
+    if (erased) return jsonError("suppressed", "this person's data was erased");
     const replace = c.req.query("mode") === "replace";
-    const current = (await readProfile(c.env, id)) ?? { traits: {}, consent: {}, updatedAt: "" };
+    const current = await storeCall(
+      c,
+      async () => (await readProfile(c.env, id)) ?? { traits: {}, consent: {}, updatedAt: "" },
+    );
+    if (current instanceof Response) return current;
     const traits = replace ? plain(parsed.data) : plain({ ...current.traits, ...parsed.data });
-    await writeProfile(c.env, id, { ...current, traits, updatedAt: new Date().toISOString() });
+    const written = await storeCall(c, () =>
+      writeProfile(c.env, id, { ...current, traits, updatedAt: new Date().toISOString() }),
+    );
+    if (written instanceof Response) return written;
     return c.json({ id, traits });
   });
 
@@ -157,29 +179,47 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     }
     const ids = [...byId.keys()];
     let written = 0;
+    /** Ids a store failed or kept past a deadline: when it is every one, the answer is a 503. */
+    let storeFailures = 0;
+    let lastFailure: "timeout" | "error" = "error";
     const now = new Date().toISOString();
+    // Each id's writes have the write deadline, the whole import the bulk one: ids not begun by then
+    // are reported as not written, so the request answers even when KV hangs.
+    const bulk = deadlineIn(storeDeadlineMs(c.env, "bulk"));
+    let overdue = false;
+    void bulk.passed.then(() => {
+      overdue = true;
+    });
+    const importOne = async (id: string, traits: Record<string, unknown>) => {
+      if (await isSuppressed(c.env, id)) return "suppressed";
+      const current = (await readProfile(c.env, id)) ?? { traits: {}, consent: {}, updatedAt: "" };
+      await writeProfile(c.env, id, {
+        ...current,
+        traits: plain({ ...current.traits, ...traits }),
+        updatedAt: now,
+      });
+      return "written";
+    };
     const worker = async () => {
       for (let id = ids.shift(); id !== undefined; id = ids.shift()) {
         const { traits, line } = byId.get(id)!;
-        try {
-          if (await isSuppressed(c.env, id)) {
-            errors.push({ line, message: "suppressed: this person's data was erased" });
-            continue;
-          }
-          const current = (await readProfile(c.env, id)) ?? { traits: {}, consent: {}, updatedAt: "" };
-          await writeProfile(c.env, id, {
-            ...current,
-            traits: plain({ ...current.traits, ...traits }),
-            updatedAt: now,
-          });
-          written++;
-        } catch (err) {
+        const done = overdue
+          ? ({ ok: false, reason: "timeout", error: "the import's bulk deadline passed" } as const)
+          : await withDeadline(() => importOne(id, traits), storeDeadlineMs(c.env, "write"));
+        if (done.ok && done.value === "suppressed") {
+          errors.push({ line, message: "suppressed: this person's data was erased" });
+        } else if (done.ok) written++;
+        else {
+          storeFailures++;
+          lastFailure = done.reason;
           errors.push({ line, message: "not written; retry this line" });
-          log("warn", "import_write_failed", { error: String(err) });
+          log("warn", "import_write_failed", { reason: done.reason, error: done.error ?? null });
         }
       }
     };
     await Promise.all(Array.from({ length: IMPORT_LIMITS.concurrency }, worker));
+    bulk.cancel();
+    if (storeFailures > 0 && storeFailures === byId.size) return storeUnavailable(lastFailure);
     errors.sort((a, b) => a.line - b.line);
     return c.json({ written, errors });
   });
@@ -187,24 +227,50 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
   api.get("/v1/profiles/:id", async (c) => {
     const id = await idParam(c);
     if (id instanceof Response) return id;
-    const [profile, dump, aliases] = await Promise.all([
-      readProfile(c.env, id),
-      exportOf(c.env, id),
-      c.env.PROFILES.get<string[]>(aliasesKey(id), "json"),
+    // The parts are read side by side under one deadline (the write one: an export is not in a
+    // hurry), then the experiments' rows under another; a part whose store fails is left out and
+    // the failure named in `failOpen` and the fail-open header.
+    const reads = deadlineIn(storeDeadlineMs(c.env, "write"));
+    const [profileRead, dumpRead, aliasesRead] = await Promise.all([
+      storeRead(c, "kv", () => readProfile(c.env, id), reads),
+      storeRead(c, "do", () => exportOf(c.env, id), reads),
+      storeRead(c, "kv", () => c.env.PROFILES.get<string[]>(aliasesKey(id), "json"), reads),
     ]);
+    const failOpen = new Set<StoreFailure>();
+    const part = <T>(read: { ok: true; value: T } | { ok: false; failure: StoreFailure }): T | null => {
+      if (read.ok) return read.value;
+      failOpen.add(read.failure);
+      return null;
+    };
+    const profile = part(profileRead);
+    const dump = part(dumpRead);
+    const aliases = part(aliasesRead);
+    reads.cancel();
+    const rows = deadlineIn(storeDeadlineMs(c.env, "write"));
     const ids = [id, ...(aliases ?? [])];
     const experiments = (
       await Promise.all(
         (
           await experimentsOf(c, dump)
-        ).map(async (experiment) =>
-          (await experimentObject(c.env, experiment).rows(ids)).map((row) => ({ experiment, ...row })),
+        ).map(
+          async (experiment) =>
+            part(await storeRead(c, "do", () => experimentObject(c.env, experiment).rows(ids), rows))?.map(
+              (row) => ({ experiment, ...row }),
+            ) ?? [],
         ),
       )
     ).flat();
-    if (!profile && !dump && experiments.length === 0)
+    rows.cancel();
+    if (!profile && !dump && experiments.length === 0) {
+      // Nothing found where a store failed is not "nothing held": it is "could not look".
+      if (failOpen.size)
+        return storeUnavailable(
+          [...failOpen].some((f) => f.endsWith("timeout")) ? "timeout" : "error",
+          "read",
+        );
       return jsonError("not_found", "nothing is held on this person");
-    return c.json({
+    }
+    const res = c.json({
       id,
       aliases: aliases ?? [],
       traits: profile?.traits ?? {},
@@ -213,23 +279,40 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
       deadLetters: dump?.deadLetters ?? [],
       mergedFrom: dump?.mergedFrom ?? [],
       experiments,
+      ...(failOpen.size ? { failOpen: [...failOpen] } : {}),
     });
+    const { config } = readConfig(c.env);
+    if (failOpen.size && config.DEBUG_HEADERS)
+      res.headers.set(config.FAIL_OPEN_HEADER, [...failOpen].join(","));
+    return res;
   });
 
   api.delete("/v1/profiles/:id", async (c) => {
     const id = await idParam(c);
     if (id instanceof Response) return id;
-    const aliases = (await c.env.PROFILES.get<string[]>(aliasesKey(id), "json")) ?? [];
-    const dump = await exportOf(c.env, id);
+    // An erasure is done whole or answered 503 (each step is idempotent: a retry finishes it).
+    const aliases = await storeCall(
+      c,
+      async () => (await c.env.PROFILES.get<string[]>(aliasesKey(id), "json")) ?? [],
+    );
+    if (aliases instanceof Response) return aliases;
+    const dump = await storeCall(c, () => exportOf(c.env, id));
+    if (dump instanceof Response) return dump;
     const experiments = await experimentsOf(c, dump);
     const ids = [id, ...aliases];
     const at = new Date().toISOString();
-    await Promise.all([
-      ...ids.map((one) => eraseOne(c.env, one, at)),
-      // Rows recorded before login are under the anonymous ids: they go too.
-      ...experiments.map((e) => experimentObject(c.env, e).forget(ids)),
-      c.env.PROFILES.delete(aliasesKey(id)),
-    ]);
+    const erased = await storeCall(
+      c,
+      () =>
+        Promise.all([
+          ...ids.map((one) => eraseOne(c.env, one, at)),
+          // Rows recorded before login are under the anonymous ids: they go too.
+          ...experiments.map((e) => experimentObject(c.env, e).forget(ids)),
+          c.env.PROFILES.delete(aliasesKey(id)),
+        ]),
+      "bulk",
+    );
+    if (erased instanceof Response) return erased;
     log("info", "profile_erased", { aliases: aliases.length });
     return c.json({ erased: true, aliases: aliases.length });
   });
@@ -250,6 +333,7 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
       },
       400: BAD_PERSON_ID,
       410: { description: "erased person" },
+      503: storeUnavailableDoc("write", true),
     },
   });
   documentRoute({
@@ -270,6 +354,10 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
         }),
       },
       413: { description: "over 10 MB, or too many distinct ids in one request" },
+      503: {
+        ...storeUnavailableDoc("write", true),
+        description: `${storeUnavailableDoc("write", true).description} (every id failed; otherwise 200 names each line not written)`,
+      },
     },
   });
   documentRoute({
@@ -282,9 +370,13 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     summary:
       "Export everything held on a person (traits, state, aliases, dead letters, experiment exposures)",
     responses: {
-      200: { description: "the export" },
+      200: {
+        description:
+          "the export; parts whose store failed or missed its deadline are left out and named in `failOpen` and the fail-open header (`kv-timeout`, `do-error`…)",
+      },
       400: BAD_PERSON_ID,
       404: { description: "nothing held" },
+      503: storeUnavailableDoc("read", true),
     },
   });
   documentRoute({
@@ -295,6 +387,13 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     tag: "privacy",
     admin: true,
     summary: "Erase a person everywhere and suppress them",
-    responses: { 200: { description: "erased" }, 400: BAD_PERSON_ID },
+    responses: {
+      200: { description: "erased" },
+      400: BAD_PERSON_ID,
+      503: {
+        ...storeUnavailableDoc("write", true),
+        description: `${storeUnavailableDoc("write", true).description}; retry to finish the erasure`,
+      },
+    },
   });
 }

@@ -47,6 +47,8 @@ interface PageOptions {
   before?: string;
   sendBeacon?: "ok" | "refuses" | "missing";
   fetchThrows?: boolean;
+  /** What the worker answers the event posts, in order (then 202): a status and any Retry-After. */
+  answers?: Array<{ status: number; retryAfter?: string }>;
   path?: string;
 }
 
@@ -94,7 +96,9 @@ function page(opts: PageOptions = {}) {
       credentials: init.credentials,
       keepalive: init.keepalive,
     });
-    return Promise.resolve(new Response("{}", { status: 202 }));
+    const answer = url.endsWith("/v1/events") ? opts.answers?.shift() : undefined;
+    const headers: Record<string, string> = answer?.retryAfter ? { "retry-after": answer.retryAfter } : {};
+    return Promise.resolve(new Response("{}", { status: answer?.status ?? 202, headers }));
   };
   const quiet = (...args: unknown[]) => void consoleCalls.push(args);
   const window: Record<string, unknown> = {
@@ -166,6 +170,9 @@ function page(opts: PageOptions = {}) {
   };
 }
 
+/** Lets the page's promise callbacks run (what a fetch's answer sets off). */
+const settled = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 const PRODUCT_BODY = { nsTags: "running,trail,shoes", nsCategory: "running", nsProduct: "trail-runner-2" };
 
 describe("the beacon", () => {
@@ -196,14 +203,8 @@ describe("the beacon", () => {
     expect(JSON.stringify(batches[0])).not.toMatch(/visitor/i);
   });
 
-  it("goes out through sendBeacon as text/plain (no CORS preflight), else a keepalive same-origin fetch", async () => {
-    const beacon = page({ body: PRODUCT_BODY });
-    beacon.tick();
-    expect(beacon.sent.map((s) => [s.via, s.url, s.contentType])).toEqual([
-      ["sendBeacon", "/_ns/v1/events", "text/plain"],
-    ]);
-
-    for (const sendBeacon of ["refuses", "missing"] as const) {
+  it("goes out as text/plain (no CORS preflight): by keepalive same-origin fetch while shown, by sendBeacon when hidden or fetch fails", async () => {
+    for (const sendBeacon of ["ok", "missing"] as const) {
       const p = page({ body: PRODUCT_BODY, sendBeacon });
       p.tick();
       expect(p.sent).toHaveLength(1);
@@ -216,6 +217,52 @@ describe("the beacon", () => {
       });
       expect((await p.events()).map((e) => e.type)).toEqual(["page_view", "product_view"]);
     }
+    const hidden = page({ body: PRODUCT_BODY });
+    hidden.hide();
+    const failing = page({ body: PRODUCT_BODY, fetchThrows: true });
+    failing.tick();
+    for (const p of [hidden, failing]) {
+      expect(p.sent.map((s) => [s.via, s.url, s.contentType])).toEqual([
+        ["sendBeacon", "/_ns/v1/events", "text/plain"],
+      ]);
+      expect((await p.events()).map((e) => e.type)).toEqual(["page_view", "product_view"]);
+    }
+  });
+
+  it("retries a batch answered 503 or 429: after Retry-After, else 1, 2, 4 s; three times at most; the same event ids", async () => {
+    const p = page({
+      body: PRODUCT_BODY,
+      answers: [{ status: 503, retryAfter: "3" }, { status: 429 }, { status: 503 }, { status: 503 }],
+    });
+    const delays: number[][] = [];
+    p.tick(); // the batch's first try
+    for (let i = 0; i < 4; i++) {
+      await settled();
+      delays.push(p.timerDelays());
+      p.tick();
+    }
+    expect(delays).toEqual([[3000], [2000], [4000], []]);
+    const batches = await p.batches();
+    expect(batches).toHaveLength(4);
+    const ids = batches.map((b) => b.events.map((e) => e.id).join());
+    expect(new Set(ids).size).toBe(1);
+  });
+
+  it("a batch that was stored (202) or refused for good (400) is not sent again; a retry when hidden goes by sendBeacon", async () => {
+    for (const status of [202, 400]) {
+      const p = page({ body: PRODUCT_BODY, answers: [{ status }] });
+      p.tick();
+      await settled();
+      expect(p.timerDelays()).toEqual([]);
+      expect(await p.batches()).toHaveLength(1);
+    }
+    const p = page({ body: PRODUCT_BODY, answers: [{ status: 503, retryAfter: "1" }] });
+    p.tick();
+    await settled();
+    p.hide();
+    p.tick();
+    expect(p.sent.map((s) => s.via)).toEqual(["fetch", "sendBeacon"]);
+    expect(new Set((await p.events()).map((e) => e.id)).size).toBe(2);
   });
 
   it("a product page also reports a product view naming the product", async () => {

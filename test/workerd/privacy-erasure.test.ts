@@ -347,12 +347,13 @@ describe("logs", () => {
         failing,
         createExecutionContext(),
       );
-      expect(res.status).toBe(500);
-      expect(await res.json()).toMatchObject({ error: "internal_error" });
+      // Nothing could be read (KV failed, and the person has no object): a 503 (store-faults.test.ts).
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ error: "store_unavailable" });
       const lines = spy.mock.calls.map((call) => call.map(String).join(" "));
-      const line = lines.find((l) => l.includes("api_error"));
+      const line = lines.find((l) => l.includes("store_failed"));
       expect(JSON.parse(line!)).toMatchObject({
-        level: "error",
+        level: "warn",
         route: "/_ns/v1/profiles/:id",
         method: "GET",
       });
