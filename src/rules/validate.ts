@@ -5,6 +5,7 @@ import { comparator } from "./operators.ts";
 import {
   type Condition,
   type Content,
+  type Experience,
   GLOBAL_HOLDOUT,
   MAJOR_VERSION,
   type Placement,
@@ -44,237 +45,318 @@ function literalPrefix(template: string): string {
   return at === -1 ? template : template.slice(0, at);
 }
 
+/** Adds a problem at a JSON path. */
+type Report = (path: string, message: string) => void;
+
+/** What a schema cannot express: references, cycles, weights, templates, URLs, reachability. */
 function semanticProblems(doc: RulesDocument): RulesProblem[] {
   const problems: RulesProblem[] = [];
-  const add = (path: string, message: string) => problems.push({ path, message });
-  const dims = new Set(Object.keys(doc.dimensions));
-  // The schema has checked the form; a zero length would divide by zero or count nothing.
-  const positive = (duration: string, path: string) => {
-    if (!((parseDuration(duration) ?? 0) > 0)) add(path, `a duration longer than zero, not "${duration}"`);
-  };
-  for (const [id, d] of Object.entries(doc.dimensions)) positive(d.halfLife, `dimensions.${id}.halfLife`);
+  const report: Report = (path, message) => problems.push({ path, message });
+  for (const [id, dimension] of Object.entries(doc.dimensions))
+    requirePositive(dimension.halfLife, `dimensions.${id}.halfLife`, report);
+  for (const [root, rootAt] of conditionRoots(doc))
+    eachCondition(root, rootAt, (condition, at) => conditionProblems(doc, condition, at, rootAt, report));
+  referenceCycles(doc, report);
+  signalProblems(doc, report);
+  for (const [id, placement] of Object.entries(doc.placements)) placementProblems(doc, id, placement, report);
+  for (const [id, experiment] of Object.entries(doc.experiments)) experimentProblems(id, experiment, report);
+  experienceProblems(doc, report);
+  return problems;
+}
 
-  const conditionSites: Array<[Condition, string]> = [];
-  for (const [id, c] of Object.entries(doc.conditions)) conditionSites.push([c, `conditions.${id}`]);
-  for (const [id, s] of Object.entries(doc.segments))
-    conditionSites.push([s.condition, `segments.${id}.condition`]);
-  for (const [i, s] of doc.signals.entries()) if (s.when) conditionSites.push([s.when, `signals[${i}].when`]);
-  for (const [i, x] of doc.experiences.entries()) {
-    if (x.audience) conditionSites.push([x.audience, `experiences[${i}].audience`]);
+/** The schema has checked the form; a zero length would divide by zero or count nothing. */
+function requirePositive(duration: string, path: string, report: Report): void {
+  if (!((parseDuration(duration) ?? 0) > 0)) report(path, `a duration longer than zero, not "${duration}"`);
+}
+
+/** Every condition tree in the document, with its JSON path. */
+function conditionRoots(doc: RulesDocument): Array<[Condition, string]> {
+  const roots: Array<[Condition, string]> = [];
+  for (const [id, condition] of Object.entries(doc.conditions)) roots.push([condition, `conditions.${id}`]);
+  for (const [id, segment] of Object.entries(doc.segments))
+    roots.push([segment.condition, `segments.${id}.condition`]);
+  for (const [i, signal] of doc.signals.entries())
+    if (signal.when) roots.push([signal.when, `signals[${i}].when`]);
+  for (const [i, experience] of doc.experiences.entries()) {
+    if (experience.audience) roots.push([experience.audience, `experiences[${i}].audience`]);
   }
+  return roots;
+}
 
-  for (const [root, rootAt] of conditionSites) {
-    eachCondition(root, rootAt, (c, at) => {
-      if ("ref" in c && !(c.ref in doc.conditions)) add(`${at}.ref`, `unknown condition "${c.ref}"`);
-      if ("segment" in c && !(c.segment in doc.segments))
-        add(`${at}.segment`, `unknown segment "${c.segment}"`);
-      if ("intent" in c) {
-        for (const key of ["dimension", "top"] as const) {
-          const d = c.intent[key];
-          if (d !== undefined && !dims.has(d)) add(`${at}.intent.${key}`, `unknown dimension "${d}"`);
-        }
-      }
-      if ("experiment" in c && !(c.experiment in doc.experiments))
-        add(`${at}.experiment`, `unknown experiment "${c.experiment}"`);
-      if ("countWithin" in c && c.countWithin.where) {
-        const w = c.countWithin.where;
-        if (!w.path.startsWith("event.")) {
-          add(`${at}.countWithin.where.path`, "a countWithin filter reads the counted event: event.*");
-        }
-        const cmp = comparator(w.op, w.value);
-        if (typeof cmp === "string") add(`${at}.countWithin.where.value`, cmp);
-      }
-      if ("countWithin" in c) positive(c.countWithin.window, `${at}.countWithin.window`);
-      if ("silence" in c && c.silence.within !== undefined)
-        positive(c.silence.within, `${at}.silence.within`);
-      if (
-        "op" in c &&
-        !("countWithin" in c) &&
-        c.path.startsWith("event.") &&
-        !rootAt.startsWith("signals") &&
-        !rootAt.startsWith("conditions")
-      ) {
-        add(`${at}.path`, "event.* is only defined in signal conditions");
-      }
-      // A value the operator cannot use would make the condition silently false for everyone.
-      if ("op" in c && !("countWithin" in c)) {
-        const cmp = comparator(c.op, c.value);
-        if (typeof cmp === "string") add(`${at}.value`, cmp);
-      }
-    });
+/** One condition: what it names exists, its durations are positive, its operator can use its value. */
+function conditionProblems(
+  doc: RulesDocument,
+  condition: Condition,
+  at: string,
+  rootAt: string,
+  report: Report,
+): void {
+  if ("ref" in condition && !(condition.ref in doc.conditions))
+    report(`${at}.ref`, `unknown condition "${condition.ref}"`);
+  if ("segment" in condition && !(condition.segment in doc.segments))
+    report(`${at}.segment`, `unknown segment "${condition.segment}"`);
+  if ("intent" in condition) {
+    for (const key of ["dimension", "top"] as const) {
+      const dimension = condition.intent[key];
+      if (dimension !== undefined && !Object.hasOwn(doc.dimensions, dimension))
+        report(`${at}.intent.${key}`, `unknown dimension "${dimension}"`);
+    }
   }
+  if ("experiment" in condition && !(condition.experiment in doc.experiments))
+    report(`${at}.experiment`, `unknown experiment "${condition.experiment}"`);
+  if ("countWithin" in condition && condition.countWithin.where) {
+    const where = condition.countWithin.where;
+    if (!where.path.startsWith("event.")) {
+      report(`${at}.countWithin.where.path`, "a countWithin filter reads the counted event: event.*");
+    }
+    const compare = comparator(where.op, where.value);
+    if (typeof compare === "string") report(`${at}.countWithin.where.value`, compare);
+  }
+  if ("countWithin" in condition)
+    requirePositive(condition.countWithin.window, `${at}.countWithin.window`, report);
+  if ("silence" in condition && condition.silence.within !== undefined)
+    requirePositive(condition.silence.within, `${at}.silence.within`, report);
+  if ("op" in condition && !("countWithin" in condition)) {
+    if (
+      condition.path.startsWith("event.") &&
+      !rootAt.startsWith("signals") &&
+      !rootAt.startsWith("conditions")
+    )
+      report(`${at}.path`, "event.* is only defined in signal conditions");
+    // A value the operator cannot use would make the condition silently false for everyone.
+    const compare = comparator(condition.op, condition.value);
+    if (typeof compare === "string") report(`${at}.value`, compare);
+  }
+}
 
-  // Reference cycles among named conditions and segments would recurse forever at evaluation.
-  const refsOf = (c: Condition): string[] => {
-    const out: string[] = [];
-    eachCondition(c, "", (n) => {
-      if ("ref" in n) out.push(`conditions.${n.ref}`);
-      if ("segment" in n) out.push(`segments.${n.segment}`);
+/** Reference cycles among named conditions and segments would recurse forever at evaluation. */
+function referenceCycles(doc: RulesDocument, report: Report): void {
+  const referencesOf = (condition: Condition): string[] => {
+    const references: string[] = [];
+    eachCondition(condition, "", (node) => {
+      if ("ref" in node) references.push(`conditions.${node.ref}`);
+      if ("segment" in node) references.push(`segments.${node.segment}`);
     });
-    return out;
+    return references;
   };
   const graph = new Map<string, string[]>();
-  for (const [id, c] of Object.entries(doc.conditions)) graph.set(`conditions.${id}`, refsOf(c));
-  for (const [id, s] of Object.entries(doc.segments)) graph.set(`segments.${id}`, refsOf(s.condition));
-  const state = new Map<string, 1 | 2>();
+  for (const [id, condition] of Object.entries(doc.conditions))
+    graph.set(`conditions.${id}`, referencesOf(condition));
+  for (const [id, segment] of Object.entries(doc.segments))
+    graph.set(`segments.${id}`, referencesOf(segment.condition));
+  const VISITING = 1;
+  const DONE = 2;
+  const progress = new Map<string, typeof VISITING | typeof DONE>();
   const visit = (node: string, trail: string[]): void => {
-    if (state.get(node) === 2) return;
-    if (state.get(node) === 1) {
-      add(node, `reference cycle: ${[...trail.slice(trail.indexOf(node)), node].join(" → ")}`);
+    if (progress.get(node) === DONE) return;
+    if (progress.get(node) === VISITING) {
+      report(node, `reference cycle: ${[...trail.slice(trail.indexOf(node)), node].join(" → ")}`);
       return;
     }
-    state.set(node, 1);
+    progress.set(node, VISITING);
     for (const next of graph.get(node) ?? []) if (graph.has(next)) visit(next, [...trail, node]);
-    state.set(node, 2);
+    progress.set(node, DONE);
   };
   for (const node of graph.keys()) visit(node, []);
+}
 
+function signalProblems(doc: RulesDocument, report: Report): void {
   const signalIds = new Set<string>();
-  doc.signals.forEach((s, i) => {
-    if (signalIds.has(s.id)) add(`signals[${i}].id`, `duplicate signal id "${s.id}"`);
-    signalIds.add(s.id);
-    for (const d of Object.keys(s.add))
-      if (!dims.has(d)) add(`signals[${i}].add.${d}`, `unknown dimension "${d}"`);
+  doc.signals.forEach((signal, i) => {
+    if (signalIds.has(signal.id)) report(`signals[${i}].id`, `duplicate signal id "${signal.id}"`);
+    signalIds.add(signal.id);
+    for (const dimension of Object.keys(signal.add))
+      if (!Object.hasOwn(doc.dimensions, dimension))
+        report(`signals[${i}].add.${dimension}`, `unknown dimension "${dimension}"`);
   });
+}
 
-  const checkContent = (content: Content | null | undefined, at: string) => {
-    if (!content) return;
-    if (content.html !== undefined) {
-      const t = compileTemplate(content.html, "html");
-      if (!t.ok) add(`${at}.html`, t.error);
-    }
-    for (const key of ["redirect", "attribute"] as const) {
-      const v = content[key];
-      if (v !== undefined) {
-        const t = compileTemplate(v, "text");
-        if (!t.ok) add(`${at}.${key}`, t.error);
-      }
-    }
-    if (content.json !== undefined) {
-      const j = compileJsonTemplate(content.json);
-      if (!j.ok) add(j.path ? `${at}.json.${j.path}` : `${at}.json`, j.error);
-    }
-  };
-
-  // What a browser would turn against the visitor (src/core/url-policy.ts, the runtime's policy too).
-  // The literal text before a template's first placeholder is the author's and fixes the URL's
-  // scheme whatever the data; what the placeholders fill in is checked again on every request.
-  const redirectHosts = doc.settings.redirectHosts ?? [];
-  const checkUrls = (content: Content | null | undefined, placement: Placement | undefined, at: string) => {
-    if (!content || !placement) return;
-    const name = placement.attribute;
-    if (placement.action === "set_attribute" && name && content.attribute !== undefined) {
-      const value = content.attribute;
-      const literal = literalPrefix(value);
-      if (name.toLowerCase() === "style" && literal !== value) {
-        add(
-          `${at}.attribute`,
-          "a style filled from a template lets request or profile data restyle the page (overlays, url() requests to any host): write it literally, or set a class",
-        );
-      } else if (attributeRefusal(name, literal) === "url_scheme") {
-        add(
-          `${at}.attribute`,
-          `"${literal.slice(0, 200)}" is refused in ${name}: a URL there is http, https, mailto, tel or relative, never javascript:, vbscript: or data:`,
-        );
-      }
-    }
-    if (placement.action === "redirect" && content.redirect !== undefined) {
-      const value = content.redirect;
-      const literal = literalPrefix(value);
-      const scheme = urlScheme(literal);
-      if (
-        literal === value
-          ? redirectTarget(value, null, redirectHosts) === null
-          : scheme !== null && scheme !== "http" && scheme !== "https"
-      ) {
-        add(
-          `${at}.redirect`,
-          `"${value.slice(0, 200)}" is refused: a redirect goes to a path on this site (/landing), or to an http(s) URL whose host is listed in settings.redirectHosts (the site's own host too, when written as a full URL); no backslashes, spaces or other schemes`,
-        );
-      }
-    }
-  };
-
-  for (const [id, p] of Object.entries(doc.placements)) {
-    const at = `placements.${id}`;
-    if (p.selector !== undefined && !isSupportedSelector(p.selector)) {
-      add(`${at}.selector`, `"${p.selector}" is not a selector HTMLRewriter supports`);
-    }
-    if (p.action === "set_attribute" && !p.attribute)
-      add(`${at}.attribute`, "set_attribute needs an attribute name");
-    const refusal = p.action === "set_attribute" && p.attribute ? attributeRefusal(p.attribute, "") : null;
-    if (refusal === "event_handler")
-      add(
-        `${at}.attribute`,
-        `${p.attribute} is an event handler: its value runs as script, so no rule may set it`,
-      );
-    else if (refusal === "markup")
-      add(
-        `${at}.attribute`,
-        `${p.attribute} holds a whole HTML document: put markup in html content instead`,
-      );
-    checkContent(p.default, `${at}.default`);
-    checkUrls(p.default, p, `${at}.default`);
+function placementProblems(doc: RulesDocument, id: string, placement: Placement, report: Report): void {
+  const at = `placements.${id}`;
+  if (placement.selector !== undefined && !isSupportedSelector(placement.selector)) {
+    report(`${at}.selector`, `"${placement.selector}" is not a selector HTMLRewriter supports`);
   }
+  if (placement.action === "set_attribute" && !placement.attribute)
+    report(`${at}.attribute`, "set_attribute needs an attribute name");
+  const refusal =
+    placement.action === "set_attribute" && placement.attribute
+      ? attributeRefusal(placement.attribute, "")
+      : null;
+  if (refusal === "event_handler")
+    report(
+      `${at}.attribute`,
+      `${placement.attribute} is an event handler: its value runs as script, so no rule may set it`,
+    );
+  else if (refusal === "markup")
+    report(
+      `${at}.attribute`,
+      `${placement.attribute} holds a whole HTML document: put markup in html content instead`,
+    );
+  contentProblems(doc, placement.default, placement, `${at}.default`, report);
+}
 
-  for (const [id, e] of Object.entries(doc.experiments)) {
-    if (id === GLOBAL_HOLDOUT) add(`experiments.${id}`, "this id is reserved for settings.globalHoldout");
-    const total = e.variants.reduce((s, v) => s + v.weight, 0);
-    if (Math.abs(total - 100) > 1e-9) add(`experiments.${id}.variants`, `weights sum to ${total}, not 100`);
-    const seen = new Set<string>();
-    e.variants.forEach((v, i) => {
-      if (seen.has(v.id)) add(`experiments.${id}.variants[${i}].id`, `duplicate variant "${v.id}"`);
-      seen.add(v.id);
-    });
-  }
+function experimentProblems(
+  id: string,
+  experiment: RulesDocument["experiments"][string],
+  report: Report,
+): void {
+  if (id === GLOBAL_HOLDOUT) report(`experiments.${id}`, "this id is reserved for settings.globalHoldout");
+  const total = experiment.variants.reduce((sum, variant) => sum + variant.weight, 0);
+  if (Math.abs(total - 100) > 1e-9) report(`experiments.${id}.variants`, `weights sum to ${total}, not 100`);
+  const seen = new Set<string>();
+  experiment.variants.forEach((variant, i) => {
+    if (seen.has(variant.id))
+      report(`experiments.${id}.variants[${i}].id`, `duplicate variant "${variant.id}"`);
+    seen.add(variant.id);
+  });
+}
 
+function experienceProblems(doc: RulesDocument, report: Report): void {
   const experienceIds = new Set<string>();
-  const blockedAt = new Map<string, { priority: number; id: string }>();
-  doc.experiences.forEach((x, i) => {
+  // Per placement under pick=priority: the experience that always wins, and its priority.
+  const alwaysWins = new Map<string, { priority: number; id: string }>();
+  doc.experiences.forEach((experience, i) => {
     const at = `experiences[${i}]`;
-    if (experienceIds.has(x.id)) add(`${at}.id`, `duplicate experience id "${x.id}"`);
-    experienceIds.add(x.id);
-    const placement = doc.placements[x.placement];
-    if (!placement) add(`${at}.placement`, `unknown placement "${x.placement}"`);
-    if (x.scoreBy && !dims.has(x.scoreBy)) add(`${at}.scoreBy`, `unknown dimension "${x.scoreBy}"`);
-    if (x.experiment) {
-      const exp = doc.experiments[x.experiment];
-      if (!exp) add(`${at}.experiment`, `unknown experiment "${x.experiment}"`);
-      else {
-        for (const v of exp.variants) {
-          if (!x.variants?.[v.id] && !x.content) add(`${at}.variants`, `no content for variant "${v.id}"`);
-        }
-        for (const v of Object.keys(x.variants ?? {})) {
-          if (!exp.variants.some((ev) => ev.id === v))
-            add(`${at}.variants.${v}`, `"${v}" is not a variant of ${x.experiment}`);
-        }
-      }
-    } else if (x.variants) add(`${at}.variants`, "variants need an experiment");
-    if (!x.content && !x.variants) add(`${at}.content`, "an experience needs content (or variants)");
-    for (const [j, cap] of x.caps.entries()) positive(cap.per, `${at}.caps[${j}].per`);
-    for (const [j, s] of x.suppressAfter.entries()) positive(s.within, `${at}.suppressAfter[${j}].within`);
-    if (placement?.action === "redirect" && x.content && !x.content.redirect) {
-      add(`${at}.content.redirect`, "a redirect placement needs content.redirect");
+    if (experienceIds.has(experience.id)) report(`${at}.id`, `duplicate experience id "${experience.id}"`);
+    experienceIds.add(experience.id);
+    const placement = doc.placements[experience.placement];
+    if (!placement) report(`${at}.placement`, `unknown placement "${experience.placement}"`);
+    if (experience.scoreBy && !Object.hasOwn(doc.dimensions, experience.scoreBy))
+      report(`${at}.scoreBy`, `unknown dimension "${experience.scoreBy}"`);
+    variantProblems(doc, experience, at, report);
+    if (!experience.content && !experience.variants)
+      report(`${at}.content`, "an experience needs content (or variants)");
+    for (const [j, cap] of experience.caps.entries())
+      requirePositive(cap.per, `${at}.caps[${j}].per`, report);
+    for (const [j, after] of experience.suppressAfter.entries())
+      requirePositive(after.within, `${at}.suppressAfter[${j}].within`, report);
+    if (placement?.action === "redirect" && experience.content && !experience.content.redirect) {
+      report(`${at}.content.redirect`, "a redirect placement needs content.redirect");
     }
-    checkContent(x.content, `${at}.content`);
-    checkUrls(x.content, placement, `${at}.content`);
-    for (const [v, c] of Object.entries(x.variants ?? {})) {
-      checkContent(c, `${at}.variants.${v}`);
-      checkUrls(c, placement, `${at}.variants.${v}`);
-    }
-    // An experience behind an earlier one that always wins can never show.
-    if (placement && placement.pick === "priority") {
-      const blocker = blockedAt.get(x.placement);
-      if (blocker && blocker.priority >= x.priority) {
-        add(at, `unreachable: "${blocker.id}" always wins placement ${x.placement} before it`);
-      }
-      const always =
-        !x.audience && x.caps.length === 0 && x.suppressAfter.length === 0 && !x.experiment && !x.channels;
-      if (always && (!blocker || x.priority > blocker.priority))
-        blockedAt.set(x.placement, { priority: x.priority, id: x.id });
-    }
+    contentProblems(doc, experience.content, placement, `${at}.content`, report);
+    for (const [variant, content] of Object.entries(experience.variants ?? {}))
+      contentProblems(doc, content, placement, `${at}.variants.${variant}`, report);
+    if (placement && placement.pick === "priority") reachability(experience, at, alwaysWins, report);
   });
-  return problems;
+}
+
+/** An experiment's variants each have content, and the experience names no variant it lacks. */
+function variantProblems(doc: RulesDocument, experience: Experience, at: string, report: Report): void {
+  if (!experience.experiment) {
+    if (experience.variants) report(`${at}.variants`, "variants need an experiment");
+    return;
+  }
+  const experiment = doc.experiments[experience.experiment];
+  if (!experiment) {
+    report(`${at}.experiment`, `unknown experiment "${experience.experiment}"`);
+    return;
+  }
+  for (const variant of experiment.variants) {
+    if (!experience.variants?.[variant.id] && !experience.content)
+      report(`${at}.variants`, `no content for variant "${variant.id}"`);
+  }
+  for (const variant of Object.keys(experience.variants ?? {})) {
+    if (!experiment.variants.some((declared) => declared.id === variant))
+      report(`${at}.variants.${variant}`, `"${variant}" is not a variant of ${experience.experiment}`);
+  }
+}
+
+/** An experience behind an earlier one that always wins can never show. */
+function reachability(
+  experience: Experience,
+  at: string,
+  alwaysWins: Map<string, { priority: number; id: string }>,
+  report: Report,
+): void {
+  const blocker = alwaysWins.get(experience.placement);
+  if (blocker && blocker.priority >= experience.priority) {
+    report(at, `unreachable: "${blocker.id}" always wins placement ${experience.placement} before it`);
+  }
+  const always =
+    !experience.audience &&
+    experience.caps.length === 0 &&
+    experience.suppressAfter.length === 0 &&
+    !experience.experiment &&
+    !experience.channels;
+  if (always && (!blocker || experience.priority > blocker.priority))
+    alwaysWins.set(experience.placement, { priority: experience.priority, id: experience.id });
+}
+
+/** A piece of content: its templates compile, and its URLs obey the URL policy. */
+function contentProblems(
+  doc: RulesDocument,
+  content: Content | null | undefined,
+  placement: Placement | undefined,
+  at: string,
+  report: Report,
+): void {
+  templateProblems(content, at, report);
+  urlProblems(content, placement, at, doc.settings.redirectHosts ?? [], report);
+}
+
+function templateProblems(content: Content | null | undefined, at: string, report: Report): void {
+  if (!content) return;
+  if (content.html !== undefined) {
+    const compiled = compileTemplate(content.html, "html");
+    if (!compiled.ok) report(`${at}.html`, compiled.error);
+  }
+  for (const key of ["redirect", "attribute"] as const) {
+    const source = content[key];
+    if (source !== undefined) {
+      const compiled = compileTemplate(source, "text");
+      if (!compiled.ok) report(`${at}.${key}`, compiled.error);
+    }
+  }
+  if (content.json !== undefined) {
+    const compiled = compileJsonTemplate(content.json);
+    if (!compiled.ok) report(compiled.path ? `${at}.json.${compiled.path}` : `${at}.json`, compiled.error);
+  }
+}
+
+/**
+ * What a browser would turn against the visitor (src/core/url-policy.ts, the runtime's policy too).
+ * The literal text before a template's first placeholder is the author's and fixes the URL's
+ * scheme whatever the data; what the placeholders fill in is checked again on every request.
+ */
+function urlProblems(
+  content: Content | null | undefined,
+  placement: Placement | undefined,
+  at: string,
+  redirectHosts: readonly string[],
+  report: Report,
+): void {
+  if (!content || !placement) return;
+  const name = placement.attribute;
+  if (placement.action === "set_attribute" && name && content.attribute !== undefined) {
+    const value = content.attribute;
+    const literal = literalPrefix(value);
+    if (name.toLowerCase() === "style" && literal !== value) {
+      report(
+        `${at}.attribute`,
+        "a style filled from a template lets request or profile data restyle the page (overlays, url() requests to any host): write it literally, or set a class",
+      );
+    } else if (attributeRefusal(name, literal) === "url_scheme") {
+      report(
+        `${at}.attribute`,
+        `"${literal.slice(0, 200)}" is refused in ${name}: a URL there is http, https, mailto, tel or relative, never javascript:, vbscript: or data:`,
+      );
+    }
+  }
+  if (placement.action === "redirect" && content.redirect !== undefined) {
+    const value = content.redirect;
+    const literal = literalPrefix(value);
+    const scheme = urlScheme(literal);
+    if (
+      literal === value
+        ? redirectTarget(value, null, redirectHosts) === null
+        : scheme !== null && scheme !== "http" && scheme !== "https"
+    ) {
+      report(
+        `${at}.redirect`,
+        `"${value.slice(0, 200)}" is refused: a redirect goes to a path on this site (/landing), or to an http(s) URL whose host is listed in settings.redirectHosts (the site's own host too, when written as a full URL); no backslashes, spaces or other schemes`,
+      );
+    }
+  }
 }
 
 /**
