@@ -126,66 +126,95 @@ function hourOf(ts: Millis, tz: unknown): number {
 
 /** Applies one (new, validated) event. Events may arrive out of order; the log stays sorted by time. */
 export function applyEvent(
-  s: MutableVisitorState,
-  e: VisitorEvent,
+  state: MutableVisitorState,
+  event: VisitorEvent,
   scoring: Scoring | null,
   limits = DEFAULT_LIMITS,
 ): void {
-  // Sessions: a gap of more than sessionGapMs since the last activity starts a new one.
-  if (s.lastSeen === null || e.ts - s.lastSeen > limits.sessionGapMs) {
-    if (s.lastSeen === null || e.ts > s.lastSeen) s.sessionCount += 1;
+  trackSessions(state, event, limits);
+  insertByTime(state.events, event);
+  countByHour(state, event);
+  if ((own(state.lastByType, event.type) ?? Number.NEGATIVE_INFINITY) < event.ts)
+    state.lastByType[event.type] = event.ts;
+  if (scoring) applyScoring(state, event, scoring);
+  else if (event.type === "purchase" && (own(state.conversions, "purchase") ?? 0) < event.ts) {
+    state.conversions.purchase = event.ts;
   }
-  if (s.firstSeen === null || e.ts < s.firstSeen) s.firstSeen = e.ts;
-  if (s.lastSeen === null || e.ts > s.lastSeen) s.lastSeen = e.ts;
+  recordEngagement(state, event);
+}
 
-  let i = s.events.length;
-  while (i > 0 && s.events[i - 1]!.ts > e.ts) i--;
-  s.events.splice(i, 0, e);
+/** A gap of more than sessionGapMs since the last activity starts a new session. */
+function trackSessions(state: MutableVisitorState, event: VisitorEvent, limits: StateLimits): void {
+  if (state.lastSeen === null || event.ts - state.lastSeen > limits.sessionGapMs) {
+    if (state.lastSeen === null || event.ts > state.lastSeen) state.sessionCount += 1;
+  }
+  if (state.firstSeen === null || event.ts < state.firstSeen) state.firstSeen = event.ts;
+  if (state.lastSeen === null || event.ts > state.lastSeen) state.lastSeen = event.ts;
+}
 
-  const bucket = Math.floor(e.ts / HOUR_MS) * HOUR_MS;
-  let buckets = own(s.counts, e.type);
+/** After every event at or before its time: late arrivals are rare and land near the end. */
+function insertByTime(events: VisitorEvent[], event: VisitorEvent): void {
+  let i = events.length;
+  while (i > 0 && events[i - 1]!.ts > event.ts) i--;
+  events.splice(i, 0, event);
+}
+
+/** Hourly counters per event type, kept sorted by hour. */
+function countByHour(state: MutableVisitorState, event: VisitorEvent): void {
+  const hour = Math.floor(event.ts / HOUR_MS) * HOUR_MS;
+  let buckets = own(state.counts, event.type);
   if (!buckets) {
     buckets = [];
-    s.counts[e.type] = buckets;
+    state.counts[event.type] = buckets;
   }
-  const existing = buckets.find((b) => b[0] === bucket);
+  const existing = buckets.find((bucket) => bucket[0] === hour);
   if (existing) existing[1] += 1;
   else {
-    buckets.push([bucket, 1]);
+    buckets.push([hour, 1]);
     buckets.sort((a, b) => a[0] - b[0]);
   }
-  if ((own(s.lastByType, e.type) ?? Number.NEGATIVE_INFINITY) < e.ts) s.lastByType[e.type] = e.ts;
+}
 
-  if (scoring) {
-    for (const { dimension, delta } of scoring.scoreEvent(e)) {
-      const dim = own(scoring.dimensions, dimension);
-      if (!dim) continue;
-      s.intent[dimension] = addSignal(own(s.intent, dimension), delta, e.ts, dim.halfLifeMs, dim.cap);
-    }
-    if (scoring.conversionTypes?.has(e.type) && (own(s.conversions, e.type) ?? 0) < e.ts)
-      s.conversions[e.type] = e.ts;
-  } else if (e.type === "purchase" && (own(s.conversions, "purchase") ?? 0) < e.ts) {
-    s.conversions.purchase = e.ts;
+/** The rules' intent signals, and the event's time as the latest conversion of its type. */
+function applyScoring(state: MutableVisitorState, event: VisitorEvent, scoring: Scoring): void {
+  for (const { dimension, delta } of scoring.scoreEvent(event)) {
+    const settings = own(scoring.dimensions, dimension);
+    if (!settings) continue;
+    state.intent[dimension] = addSignal(
+      own(state.intent, dimension),
+      delta,
+      event.ts,
+      settings.halfLifeMs,
+      settings.cap,
+    );
   }
+  if (scoring.conversionTypes?.has(event.type) && (own(state.conversions, event.type) ?? 0) < event.ts)
+    state.conversions[event.type] = event.ts;
+}
 
-  const m = ENGAGEMENT.exec(e.type);
-  const engaged = m ? m[2] === "open" || m[2] === "click" : e.type === "page_view";
-  const hour = engaged ? hourOf(e.ts, e.props.tz) : 0;
-  if (m) {
-    const channel = m[1]!;
-    const prev = own(s.engagement, channel) ?? { sends: 0, opens: 0, clicks: 0, lastAt: null };
-    const kind = m[2]!;
-    const hours = prev.hours?.length === 24 ? [...prev.hours] : new Array<number>(24).fill(0);
+/**
+ * Outbound messages (email_open, sms_click…) count per channel; opens, clicks and page views count
+ * toward the hour of day, in the visitor's timezone, when this person engages.
+ */
+function recordEngagement(state: MutableVisitorState, event: VisitorEvent): void {
+  const message = ENGAGEMENT.exec(event.type);
+  const engaged = message ? message[2] === "open" || message[2] === "click" : event.type === "page_view";
+  const hour = engaged ? hourOf(event.ts, event.props.tz) : 0;
+  if (message) {
+    const channel = message[1]!;
+    const kind = message[2]!;
+    const previous = own(state.engagement, channel) ?? { sends: 0, opens: 0, clicks: 0, lastAt: null };
+    const hours = previous.hours?.length === 24 ? [...previous.hours] : new Array<number>(24).fill(0);
     if (engaged) hours[hour]! += 1;
-    s.engagement[channel] = {
-      sends: prev.sends + (kind === "send" || kind === "sent" || kind === "delivered" ? 1 : 0),
-      opens: prev.opens + (kind === "open" ? 1 : 0),
-      clicks: prev.clicks + (kind === "click" ? 1 : 0),
-      lastAt: engaged ? Math.max(prev.lastAt ?? 0, e.ts) : prev.lastAt,
+    state.engagement[channel] = {
+      sends: previous.sends + (kind === "send" || kind === "sent" || kind === "delivered" ? 1 : 0),
+      opens: previous.opens + (kind === "open" ? 1 : 0),
+      clicks: previous.clicks + (kind === "click" ? 1 : 0),
+      lastAt: engaged ? Math.max(previous.lastAt ?? 0, event.ts) : previous.lastAt,
       hours,
     };
   }
-  if (engaged) s.engagementHours[hour]! += 1;
+  if (engaged) state.engagementHours[hour]! += 1;
 }
 
 /** Keeps storage bounded: recent events by count and age, counters by age, exposures by count. */
