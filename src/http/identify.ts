@@ -1,4 +1,5 @@
 import type { Hono } from "hono";
+import { gpcSignal, privacyVerdict } from "../core/privacy.ts";
 import { readConfig } from "../edge/config.ts";
 import type { Env } from "../edge/env.ts";
 import { activeRules } from "../edge/rules-loader.ts";
@@ -62,7 +63,12 @@ async function linkAlias(env: Env, alias: string, canonical: string, extra: read
   forgetAlias(alias);
 }
 
-/** The anonymous profile's traits (if any) folded into the known one, by the rules' strategies. */
+/**
+ * The anonymous profile's traits (if any) folded into the known one, by the rules' strategies.
+ * Idempotent, so a retried identify finishes what a failed one left undone: the person's profile
+ * remembers which profiles were folded into it (an `add` strategy must not count one twice), and
+ * the anonymous copy goes only after the person's is written.
+ */
 async function mergeProfiles(
   env: Env,
   from: string,
@@ -70,14 +76,18 @@ async function mergeProfiles(
   strategies: Readonly<Record<string, MergeStrategy>>,
 ): Promise<void> {
   const source = await readProfile(env, from);
-  if (!source) return;
+  // Nothing held, or only the pointer a finished identify leaves: nothing to fold.
+  if (!source || source.canonical) return;
   const known = (await readProfile(env, into)) ?? { traits: {}, consent: {}, updatedAt: "" };
-  await writeProfile(env, into, {
-    traits: mergeTraits(known.traits, source.traits, strategies),
-    // The known person's answers win; the anonymous visitor's fill purposes never answered.
-    consent: { ...source.consent, ...known.consent },
-    updatedAt: new Date().toISOString(),
-  });
+  if (!known.mergedFrom?.includes(from)) {
+    await writeProfile(env, into, {
+      traits: mergeTraits(known.traits, source.traits, strategies),
+      // The known person's answers win; the anonymous visitor's fill purposes never answered.
+      consent: { ...source.consent, ...known.consent },
+      updatedAt: new Date().toISOString(),
+      mergedFrom: [...(known.mergedFrom ?? []), from].slice(-MAX_ALIASES),
+    });
+  }
   // The traits now live with the person; an anonymous copy would outlive an erasure of them. (A
   // known person merged by the rules keeps theirs: their own user id still reads it.)
   if (!isKnownId(from)) {
@@ -132,6 +142,30 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
     // A browser whose cookie belongs to an erased person: the one signing in now gets the browser,
     // and nothing of the erased id is linked to them.
     if (visitorErased) anonymousId = null;
+    // The privacy gate, before anything is written or set: Global Privacy Control from the browser,
+    // and the anonymous visitor's own answer (under opt-in, nothing is linked before a grant). A
+    // refusal links, stores and sets nothing, and says why.
+    const gpc = gpcSignal(c.req.raw.headers, config.RESPECT_GPC);
+    const held = anonymousId
+      ? await storeCall(c, () => visitorObject(c.env, anonymousId).heldPrivacy())
+      : null;
+    if (held instanceof Response) return held;
+    const gate = privacyVerdict({
+      mode: config.CONSENT_MODE,
+      gpc,
+      consent: held?.consent ?? {},
+      erased: held?.erased ?? false,
+    });
+    if (!gate.link) {
+      log("info", "identify_refused", { reason: gate.blocked, via: caller.kind });
+      return c.json({
+        visitorId: canonical,
+        merged: false,
+        mergedEvents: 0,
+        linked: false,
+        reason: gate.blocked,
+      });
+    }
     // One use per token, recorded by the person's own object (strongly consistent, unlike KV): a
     // token read from a log, a proxy or a browser's history cannot sign anyone in again.
     if (token) {
@@ -198,7 +232,8 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
       }
       if (!switched) {
         const strategies = (settings?.traitMerge ?? {}) as Readonly<Record<string, MergeStrategy>>;
-        if (merged.merged) {
+        // A first merge, or a retry of one whose profile or experiment writes did not all land.
+        if (merged.merged || merged.handedOver) {
           const from = source;
           const folded = await storeCall(c, () =>
             Promise.all([
@@ -232,6 +267,7 @@ export function registerIdentityRoutes(api: Hono<AppEnv>): void {
       visitorId: canonical,
       merged: merged.merged,
       mergedEvents: merged.events,
+      linked: true,
       // The browser now belongs to this person; nothing of the previous one came along.
       ...(switched ? { switched: true } : {}),
     });

@@ -189,6 +189,7 @@ describe("stitching", () => {
         visitorId: await canonicalForUser(bob),
         merged: false,
         mergedEvents: 0,
+        linked: true,
         switched: true,
       });
       const bobCookie = visitorCookie(asBob);
