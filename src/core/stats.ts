@@ -263,6 +263,15 @@ function sampleRatio(arms: ReadonlyArray<{ weight: number; exposures: number }>)
   return { chiSquare: chi, degreesOfFreedom: df, pValue, flagged: pValue < SRM_THRESHOLD };
 }
 
+type Counts = { exposures: number; conversions: number };
+
+/** Enough to give a verdict on: the minimum exposures and conversions. */
+const enough = (counts: Counts): boolean =>
+  counts.exposures >= MIN_EXPOSURES && counts.conversions >= MIN_CONVERSIONS;
+
+/** A planned weight usable for shares: a positive finite number, else 0. */
+const usableWeight = (weight: number): number => (Number.isFinite(weight) && weight > 0 ? weight : 0);
+
 /**
  * @example
  * analyzeExperiment([
@@ -270,54 +279,65 @@ function sampleRatio(arms: ReadonlyArray<{ weight: number; exposures: number }>)
  *   { id: "bold", weight: 50, exposures: 5000, conversions: 600 },
  * ]).arms[1].verdict // "better" (uplift +20%, 95% CI about +7% to +34%, p ≈ 0.0014)
  */
-export function analyzeExperiment(
-  arms: ReadonlyArray<{
-    id: string;
-    weight: number;
-    exposures: number;
-    conversions: number;
-    isControl?: boolean;
-  }>,
-): ExperimentReport {
+export function analyzeExperiment(arms: ReadonlyArray<ArmInput>): ExperimentReport {
   const counts = arms.map(clean);
   const controlIndex = Math.max(
     0,
-    arms.findIndex((a) => a.isControl === true),
+    arms.findIndex((arm) => arm.isControl === true),
   );
-  const control = counts[controlIndex];
-  const enough = (c: { exposures: number; conversions: number }) =>
-    c.exposures >= MIN_EXPOSURES && c.conversions >= MIN_CONVERSIONS;
-  const total = counts.reduce((s, c) => s + c.exposures, 0);
-  const weightSum = arms.reduce((s, a) => s + (Number.isFinite(a.weight) && a.weight > 0 ? a.weight : 0), 0);
-  const srm = sampleRatio(arms.map((a, i) => ({ weight: a.weight, exposures: counts[i]!.exposures })));
-
-  const reports: ArmReport[] = arms.map((arm, i) => {
-    const c = counts[i]!;
-    const isControl = i === controlIndex;
-    const comparable = !isControl && control !== undefined && control.exposures > 0 && c.exposures > 0;
-    const uplift = comparable ? compare(c, control) : null;
-    let verdict: Verdict;
-    if (isControl) verdict = "control";
-    else if (!uplift || !enough(c) || !enough(control!)) verdict = "not enough data";
-    else if (!uplift.significant) verdict = "no significant difference";
-    else verdict = uplift.absolute > 0 ? "better" : "worse";
-    const w = Number.isFinite(arm.weight) && arm.weight > 0 ? arm.weight : 0;
-    return {
-      id: arm.id,
-      isControl,
-      weight: arm.weight,
-      exposures: c.exposures,
-      conversions: c.conversions,
-      rate: c.exposures > 0 ? c.conversions / c.exposures : 0,
-      interval: wilson(c.conversions, c.exposures),
-      observedShare: total > 0 ? c.exposures / total : 0,
-      expectedShare: weightSum > 0 ? w / weightSum : 0,
-      uplift,
-      verdict,
-    };
-  });
-
+  const totals = {
+    exposures: counts.reduce((sum, c) => sum + c.exposures, 0),
+    weight: arms.reduce((sum, arm) => sum + usableWeight(arm.weight), 0),
+  };
+  const srm = sampleRatio(arms.map((arm, i) => ({ weight: arm.weight, exposures: counts[i]!.exposures })));
   const enoughData = counts.length > 0 && counts.every(enough);
+  return {
+    arms: arms.map((arm, i) => armReport(arm, counts[i]!, i === controlIndex, counts[controlIndex], totals)),
+    control: arms[controlIndex]?.id ?? null,
+    sampleRatioMismatch: srm,
+    enoughData,
+    note: reportNote(srm, enoughData, arms.length),
+  };
+}
+
+function armReport(
+  arm: ArmInput,
+  counts: Counts,
+  isControl: boolean,
+  control: Counts | undefined,
+  totals: { exposures: number; weight: number },
+): ArmReport {
+  const comparable = !isControl && control !== undefined && control.exposures > 0 && counts.exposures > 0;
+  const uplift = comparable ? compare(counts, control) : null;
+  return {
+    id: arm.id,
+    isControl,
+    weight: arm.weight,
+    exposures: counts.exposures,
+    conversions: counts.conversions,
+    rate: counts.exposures > 0 ? counts.conversions / counts.exposures : 0,
+    interval: wilson(counts.conversions, counts.exposures),
+    observedShare: totals.exposures > 0 ? counts.exposures / totals.exposures : 0,
+    expectedShare: totals.weight > 0 ? usableWeight(arm.weight) / totals.weight : 0,
+    uplift,
+    verdict: verdictOf(isControl, uplift, counts, control),
+  };
+}
+
+function verdictOf(
+  isControl: boolean,
+  uplift: Uplift | null,
+  counts: Counts,
+  control: Counts | undefined,
+): Verdict {
+  if (isControl) return "control";
+  if (!uplift || !enough(counts) || !enough(control!)) return "not enough data";
+  if (!uplift.significant) return "no significant difference";
+  return uplift.absolute > 0 ? "better" : "worse";
+}
+
+/** What can (not) be concluded: a broken split first, then missing data, then how to read intervals. */
+function reportNote(srm: SampleRatioCheck, enoughData: boolean, armCount: number): string {
   const notes: string[] = [];
   if (srm.flagged)
     notes.push(
@@ -331,15 +351,9 @@ export function analyzeExperiment(
     );
   else if (!srm.flagged)
     notes.push(
-      arms.length > 2
+      armCount > 2
         ? "95% intervals; each variant is compared with the control separately, with no correction for multiple comparisons"
         : "95% intervals; a difference is significant when p < 0.05 and its interval excludes zero",
     );
-  return {
-    arms: reports,
-    control: arms[controlIndex]?.id ?? null,
-    sampleRatioMismatch: srm,
-    enoughData,
-    note: notes.join("; "),
-  };
+  return notes.join("; ");
 }
