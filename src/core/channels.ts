@@ -21,9 +21,9 @@ const PRIOR_SENDS = 10;
 const count = (n: number) => (Number.isFinite(n) && n > 0 ? n : 0);
 
 /** @example engagementRate({ sends: 100, opens: 0, clicks: 40, lastAt: null }) // 41 / 110 ≈ 0.373 */
-export function engagementRate(e: ChannelEngagement): number {
-  const engaged = count(e.clicks) + count(e.opens) / 2;
-  return (engaged + PRIOR_ENGAGED) / (Math.max(count(e.sends), engaged) + PRIOR_SENDS);
+export function engagementRate(stats: ChannelEngagement): number {
+  const engaged = count(stats.clicks) + count(stats.opens) / 2;
+  return (engaged + PRIOR_ENGAGED) / (Math.max(count(stats.sends), engaged) + PRIOR_SENDS);
 }
 
 /**
@@ -43,10 +43,10 @@ export function preferredChannel(
   const ranked: Array<{ channel: string; rate: number }> = [];
   for (const channel of names) {
     if (!Object.hasOwn(engagement, channel)) continue;
-    const e = engagement[channel];
+    const stats = engagement[channel];
     // Stored state is validated at the edge; a malformed entry is still skipped, never a throw.
-    if (typeof e !== "object" || e === null) continue;
-    if (count(e.clicks) + count(e.opens) > 0) ranked.push({ channel, rate: engagementRate(e) });
+    if (typeof stats !== "object" || stats === null) continue;
+    if (count(stats.clicks) + count(stats.opens) > 0) ranked.push({ channel, rate: engagementRate(stats) });
   }
   ranked.sort((a, b) => b.rate - a.rate || (a.channel < b.channel ? -1 : a.channel > b.channel ? 1 : 0));
   const best = ranked[0];

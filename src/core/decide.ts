@@ -456,7 +456,8 @@ function passesChecks(
     }
   }
   const cap = experience.caps.find(
-    (c) => countSince(state ? own(state.exposures, experience.id) : undefined, now - c.perMs) >= c.max,
+    (rule) =>
+      countSince(state ? own(state.exposures, experience.id) : undefined, now - rule.perMs) >= rule.max,
   );
   if (cap) {
     recordLoss(traces, experience, "capped", `shown ${cap.max} times within the cap period`);
@@ -497,7 +498,9 @@ function experimentArm(run: DecisionRun, experience: CompiledExperience): Eligib
   // has nothing to show: the visitor is bucketed again and the new one kept.
   let assigned = own(run.assignments, experiment.id);
   const stale =
-    assigned !== undefined && assigned !== "holdout" && !experiment.variants.some((v) => v.id === assigned);
+    assigned !== undefined &&
+    assigned !== "holdout" &&
+    !experiment.variants.some((declared) => declared.id === assigned);
   if (assigned === undefined || stale) {
     const pick = pickVariant(experiment.seed, run.visitorId, experiment.variants, experiment.holdout);
     if (stale && run.personalize) run.replacedAssignments[experiment.id] = assigned!;

@@ -21,10 +21,14 @@ function setOwn<T>(out: Record<string, T>, key: string, value: T) {
 
 const noDecay = (halfLifeMs: number) => !(halfLifeMs > 0) || halfLifeMs === Number.POSITIVE_INFINITY;
 
-const clamp = (v: number, cap: number) => {
-  const c = cap > 0 ? cap : Number.POSITIVE_INFINITY;
-  return Math.max(-c, Math.min(c, v));
+const clamp = (value: number, cap: number) => {
+  const bound = cap > 0 ? cap : Number.POSITIVE_INFINITY;
+  return Math.max(-bound, Math.min(bound, value));
 };
+
+/** A dimension's setting by an outside name (own keys only); 0 when it has none. */
+const settingOf = (settings: Readonly<Record<string, number>>, dimension: string): number =>
+  Object.hasOwn(settings, dimension) ? (settings[dimension] ?? 0) : 0;
 
 /**
  * The score's value at `now`.
@@ -71,11 +75,11 @@ export function decayAll(
   now: number,
   halfLives: Readonly<Record<string, number>>,
 ): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const d of Object.keys(scores)) {
-    setOwn(out, d, decayed(scores[d], now, Object.hasOwn(halfLives, d) ? halfLives[d]! : 0));
+  const values: Record<string, number> = {};
+  for (const dimension of Object.keys(scores)) {
+    setOwn(values, dimension, decayed(scores[dimension], now, settingOf(halfLives, dimension)));
   }
-  return out;
+  return values;
 }
 
 /**
@@ -89,10 +93,10 @@ export function topOfDecayed(values: Readonly<Record<string, number>>): {
 } {
   let dimension: string | null = null;
   let value = 0;
-  for (const [d, v] of Object.entries(values)) {
-    if (v > value || (v === value && dimension !== null && d < dimension)) {
-      dimension = d;
-      value = v;
+  for (const [candidate, score] of Object.entries(values)) {
+    if (score > value || (score === value && dimension !== null && candidate < dimension)) {
+      dimension = candidate;
+      value = score;
     }
   }
   return { dimension, value };
@@ -109,15 +113,13 @@ export function topIntent(
   halfLives: Readonly<Record<string, number>>,
 ): { dimension: string | null; value: number } {
   // The same as topOfDecayed(decayAll(...)) without building the intermediate record.
-  const raw = scores;
-  const lives = halfLives;
   let dimension: string | null = null;
   let value = 0;
-  for (const d of Object.keys(raw)) {
-    const v = decayed(raw[d], now, Object.hasOwn(lives, d) ? lives[d]! : 0);
-    if (v > value || (v === value && dimension !== null && d < dimension)) {
-      dimension = d;
-      value = v;
+  for (const candidate of Object.keys(scores)) {
+    const score = decayed(scores[candidate], now, settingOf(halfLives, candidate));
+    if (score > value || (score === value && dimension !== null && candidate < dimension)) {
+      dimension = candidate;
+      value = score;
     }
   }
   return { dimension, value };
@@ -142,14 +144,13 @@ export function mergeIntent(
   halfLives: Readonly<Record<string, number>>,
   caps: Readonly<Record<string, number>>,
 ): Record<string, IntentScore> {
-  const param = (m: Readonly<Record<string, number>>, d: string): number =>
-    Object.hasOwn(m, d) ? (m[d] ?? 0) : 0;
-  const ownScore = (m: Scores, d: string) => (Object.hasOwn(m, d) ? m[d] : undefined);
+  const scoreOf = (scores: Scores, dimension: string) =>
+    Object.hasOwn(scores, dimension) ? scores[dimension] : undefined;
   const merged: Array<[string, IntentScore]> = [];
-  for (const d of new Set([...Object.keys(a), ...Object.keys(b)])) {
-    const halfLife = param(halfLives, d);
-    const sum = decayed(ownScore(a, d), now, halfLife) + decayed(ownScore(b, d), now, halfLife);
-    merged.push([d, { value: clamp(sum, param(caps, d)), ts: now }]);
+  for (const dimension of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const halfLife = settingOf(halfLives, dimension);
+    const sum = decayed(scoreOf(a, dimension), now, halfLife) + decayed(scoreOf(b, dimension), now, halfLife);
+    merged.push([dimension, { value: clamp(sum, settingOf(caps, dimension)), ts: now }]);
   }
   return Object.fromEntries(merged);
 }

@@ -34,7 +34,8 @@ export interface PrivacyVerdict {
   readonly blocked: PrivacyBlock;
 }
 
-const NOTHING = {
+/** Every use of the person's data refused (the cookie is decided apart). */
+const NO_USE = {
   keep: false,
   personalize: false,
   measure: false,
@@ -45,11 +46,11 @@ export function privacyVerdict(facts: PrivacyFacts): PrivacyVerdict {
   const answered = facts.consent ?? {};
   // The cookie only remembers who the browser is; under opt-in even that waits for a grant.
   const remember = facts.mode === "opt-out" || granted(answered, "personalization", facts.mode);
-  if (facts.erased) return { ...NOTHING, remember: false, blocked: "erased" };
+  if (facts.erased) return { ...NO_USE, remember: false, blocked: "erased" };
   // Global Privacy Control is an opt-out of everything that follows a person, whatever the mode.
-  if (facts.gpc) return { ...NOTHING, remember, blocked: "gpc" };
+  if (facts.gpc) return { ...NO_USE, remember, blocked: "gpc" };
   // Unread consent is unknown: decide as for someone who said no rather than assume a yes.
-  if (facts.consent === null) return { ...NOTHING, remember, blocked: "consent" };
+  if (facts.consent === null) return { ...NO_USE, remember, blocked: "consent" };
   const personalize = granted(answered, "personalization", facts.mode);
   const measure = granted(answered, "measurement", facts.mode);
   return {
