@@ -54,8 +54,8 @@ class Reader {
   skipSpace() {
     while (this.pos < this.src.length && /\s/.test(this.src[this.pos]!)) this.pos++;
   }
-  startsWith(s: string) {
-    return this.src.startsWith(s, this.pos);
+  startsWith(text: string) {
+    return this.src.startsWith(text, this.pos);
   }
   /** A run of characters matching `re` (one character at a time). */
   take(re: RegExp): string {
@@ -69,37 +69,37 @@ class Reader {
     if (quote !== '"' && quote !== "'") return null;
     let out = "";
     for (let i = this.pos + 1; i < this.src.length; i++) {
-      const c = this.src[i]!;
-      if (c === "\\" && i + 1 < this.src.length) {
+      const char = this.src[i]!;
+      if (char === "\\" && i + 1 < this.src.length) {
         out += this.src[++i];
-      } else if (c === quote) {
+      } else if (char === quote) {
         this.pos = i + 1;
         return out;
-      } else out += c;
+      } else out += char;
     }
     return null;
   }
 }
 
-function parseFilter(r: Reader): Parsed<Filter> {
-  r.skipSpace();
-  const at = r.pos;
-  const name = r.take(/[a-z_]/);
+function parseFilter(reader: Reader): Parsed<Filter> {
+  reader.skipSpace();
+  const at = reader.pos;
+  const name = reader.take(/[a-z_]/);
   if (!name) return { ok: false, error: `expected a filter name at ${at}` };
-  r.skipSpace();
+  reader.skipSpace();
   let arg: { kind: "string"; value: string } | { kind: "number"; value: number } | null = null;
-  if (r.startsWith(":")) {
-    r.pos++;
-    r.skipSpace();
-    const s = r.quoted();
-    if (s !== null) arg = { kind: "string", value: s };
+  if (reader.startsWith(":")) {
+    reader.pos++;
+    reader.skipSpace();
+    const quoted = reader.quoted();
+    if (quoted !== null) arg = { kind: "string", value: quoted };
     else {
-      const digits = r.take(/[0-9]/);
+      const digits = reader.take(/[0-9]/);
       if (!digits)
         return { ok: false, error: `filter "${name}" at ${at}: expected a quoted string or a number` };
       arg = { kind: "number", value: Number(digits) };
     }
-    r.skipSpace();
+    reader.skipSpace();
   }
   switch (name) {
     case "default":
@@ -125,29 +125,29 @@ function parseFilter(r: Reader): Parsed<Filter> {
   }
 }
 
-function parseLookup(r: Reader): Parsed<Lookup> {
-  r.skipSpace();
-  const at = r.pos;
-  const pathText = r.take(/[A-Za-z0-9_.-]/);
+function parseLookup(reader: Reader): Parsed<Lookup> {
+  reader.skipSpace();
+  const at = reader.pos;
+  const pathText = reader.take(/[A-Za-z0-9_.-]/);
   const path = pathText.split(".");
-  if (!pathText || !path.every((seg) => IDENT.test(seg)))
+  if (!pathText || !path.every((segment) => IDENT.test(segment)))
     return { ok: false, error: `expected a path like traits.firstName at ${at}, got "${pathText}"` };
-  const bad = path.find((seg) => FORBIDDEN.has(seg));
+  const bad = path.find((segment) => FORBIDDEN.has(segment));
   if (bad) return { ok: false, error: `path "${pathText}" is not allowed: "${bad}" is reserved` };
   const filters: Filter[] = [];
-  r.skipSpace();
-  while (r.startsWith("|")) {
-    r.pos++;
-    const f = parseFilter(r);
-    if (!f.ok) return f;
-    filters.push(f.value);
+  reader.skipSpace();
+  while (reader.startsWith("|")) {
+    reader.pos++;
+    const filter = parseFilter(reader);
+    if (!filter.ok) return filter;
+    filters.push(filter.value);
   }
-  if (!r.startsWith("}}")) {
-    return r.pos >= r.src.length
+  if (!reader.startsWith("}}")) {
+    return reader.pos >= reader.src.length
       ? { ok: false, error: 'unclosed "{{"' }
-      : { ok: false, error: `unexpected "${r.src[r.pos]}" at ${r.pos}; expected "|" or "}}"` };
+      : { ok: false, error: `unexpected "${reader.src[reader.pos]}" at ${reader.pos}; expected "|" or "}}"` };
   }
-  r.pos += 2;
+  reader.pos += 2;
   return { ok: true, value: { path, filters } };
 }
 
@@ -162,11 +162,11 @@ function parse(source: string): Parsed<Part[]> {
       break;
     }
     if (open > i) parts.push(source.slice(i, open));
-    const r = new Reader(source, open + 2);
-    const lookup = parseLookup(r);
+    const reader = new Reader(source, open + 2);
+    const lookup = parseLookup(reader);
     if (!lookup.ok) return { ok: false, error: `in "{{" at ${open}: ${lookup.error}` };
     parts.push(lookup.value);
-    i = r.pos;
+    i = reader.pos;
   }
   return { ok: true, value: parts };
 }
@@ -174,9 +174,9 @@ function parse(source: string): Parsed<Part[]> {
 /** Reads a dotted path through own properties only; anything else is `undefined`. */
 export function lookup(scope: TemplateScope, path: readonly string[]): unknown {
   let current: unknown = scope;
-  for (const seg of path) {
-    if (current === null || typeof current !== "object" || !Object.hasOwn(current, seg)) return undefined;
-    current = (current as Record<string, unknown>)[seg];
+  for (const segment of path) {
+    if (current === null || typeof current !== "object" || !Object.hasOwn(current, segment)) return undefined;
+    current = (current as Record<string, unknown>)[segment];
   }
   return current;
 }
@@ -190,13 +190,13 @@ function scalar(value: unknown): string | null {
 }
 
 /** Digits grouped by "," in thousands, "." before decimals; the same in every runtime and locale. */
-export function formatNumber(n: number, decimals: number | null): string {
-  const d = decimals ?? (Number.isInteger(n) ? 0 : 2);
-  const fixed = Math.abs(n).toFixed(d);
-  if (fixed.includes("e")) return String(n); // ≥ 1e21: toFixed gives exponent notation
+export function formatNumber(value: number, decimals: number | null): string {
+  const places = decimals ?? (Number.isInteger(value) ? 0 : 2);
+  const fixed = Math.abs(value).toFixed(places);
+  if (fixed.includes("e")) return String(value); // ≥ 1e21: toFixed gives exponent notation
   const [whole, frac] = fixed.split(".") as [string, string | undefined];
   const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-  const negative = n < 0 && /[1-9]/.test(fixed);
+  const negative = value < 0 && /[1-9]/.test(fixed);
   return `${negative ? "-" : ""}${grouped}${frac ? `.${frac}` : ""}`;
 }
 
@@ -205,13 +205,13 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 
 function applyFilters(value: unknown, filters: readonly Filter[]): string {
   let text = scalar(value);
-  for (const f of filters) {
-    if (f.kind === "default") {
-      if (text === null) text = f.text.length > 0 ? f.text : null;
+  for (const filter of filters) {
+    if (filter.kind === "default") {
+      if (text === null) text = filter.text.length > 0 ? filter.text : null;
       continue;
     }
     if (text === null) continue;
-    switch (f.kind) {
+    switch (filter.kind) {
       case "upcase":
         text = text.toUpperCase();
         break;
@@ -227,12 +227,12 @@ function applyFilters(value: unknown, filters: readonly Filter[]): string {
       case "truncate": {
         // Counted in code points, so an emoji is never cut in half.
         const chars = Array.from(text);
-        if (chars.length > f.length) text = `${chars.slice(0, f.length - 1).join("")}…`;
+        if (chars.length > filter.length) text = `${chars.slice(0, filter.length - 1).join("")}…`;
         break;
       }
       case "number": {
-        const n = Number(text);
-        if (text.trim() !== "" && Number.isFinite(n)) text = formatNumber(n, f.decimals);
+        const number = Number(text);
+        if (text.trim() !== "" && Number.isFinite(number)) text = formatNumber(number, filter.decimals);
         break;
       }
       case "url_encode":
@@ -243,10 +243,10 @@ function applyFilters(value: unknown, filters: readonly Filter[]): string {
   return text ?? "";
 }
 
-const ESCAPERS: Readonly<Record<TemplateMode, (s: string) => string>> = {
+const ESCAPERS: Readonly<Record<TemplateMode, (text: string) => string>> = {
   html: escapeHtml,
   json: escapeJsonString,
-  text: (s) => s,
+  text: (text) => text,
 };
 
 /**
@@ -265,15 +265,16 @@ export function compileTemplate(
   if (!parsed.ok) return parsed;
   const parts = parsed.value;
   let template: Template;
-  if (parts.every((p) => typeof p === "string")) {
+  if (parts.every((part) => typeof part === "string")) {
     const text = parts.join("");
     template = () => text;
   } else {
     const escapeValue = ESCAPERS[mode];
     template = (scope) => {
       let out = "";
-      for (const p of parts)
-        out += typeof p === "string" ? p : escapeValue(applyFilters(lookup(scope, p.path), p.filters));
+      for (const part of parts)
+        out +=
+          typeof part === "string" ? part : escapeValue(applyFilters(lookup(scope, part.path), part.filters));
       return out;
     };
   }
@@ -285,15 +286,15 @@ type JsonCompiled = { ok: true; render: Render } | { ok: false; error: string; p
 
 const MAX_DEPTH = 64;
 
-function isPlainObject(v: object): boolean {
-  const proto = Object.getPrototypeOf(v);
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }
 
 /** A value found by a whole-string placeholder, as a JSON value: `undefined` and non-finite numbers are missing. */
-function present(v: unknown): boolean {
-  if (v === undefined || v === null || v === "") return false;
-  return typeof v !== "number" || Number.isFinite(v);
+function present(value: unknown): boolean {
+  if (value === undefined || value === null || value === "") return false;
+  return typeof value !== "number" || Number.isFinite(value);
 }
 
 function compileJsonString(value: string, path: string): JsonCompiled {
@@ -303,22 +304,22 @@ function compileJsonString(value: string, path: string): JsonCompiled {
   const only = parts.length === 1 ? parts[0] : undefined;
   if (only !== undefined && typeof only !== "string") {
     // Exactly one placeholder: the value keeps its JSON type unless a filter makes it text.
-    const transforms = only.filters.some((f) => f.kind !== "default");
-    const fallback = only.filters.find((f) => f.kind === "default");
+    const transforms = only.filters.some((filter) => filter.kind !== "default");
+    const fallback = only.filters.find((filter) => filter.kind === "default");
     if (transforms)
       return { ok: true, render: (scope) => applyFilters(lookup(scope, only.path), only.filters) };
     return {
       ok: true,
       render: (scope) => {
-        const v = lookup(scope, only.path);
-        if (present(v)) return v;
-        return fallback && fallback.kind === "default" ? fallback.text : v === "" ? "" : null;
+        const found = lookup(scope, only.path);
+        if (present(found)) return found;
+        return fallback && fallback.kind === "default" ? fallback.text : found === "" ? "" : null;
       },
     };
   }
-  const t = compileTemplate(value, "text");
-  if (!t.ok) return { ok: false, error: t.error, path };
-  return { ok: true, render: t.template };
+  const text = compileTemplate(value, "text");
+  if (!text.ok) return { ok: false, error: text.error, path };
+  return { ok: true, render: text.template };
 }
 
 function compileJson(value: unknown, path: string, depth: number): JsonCompiled {
@@ -332,21 +333,24 @@ function compileJson(value: unknown, path: string, depth: number): JsonCompiled 
   if (Array.isArray(value)) {
     const items: Render[] = [];
     for (let i = 0; i < value.length; i++) {
-      const c = compileJson(value[i], `${path}[${i}]`, depth + 1);
-      if (!c.ok) return c;
-      items.push(c.render);
+      const compiled = compileJson(value[i], `${path}[${i}]`, depth + 1);
+      if (!compiled.ok) return compiled;
+      items.push(compiled.render);
     }
-    return { ok: true, render: (scope) => items.map((f) => f(scope)) };
+    return { ok: true, render: (scope) => items.map((render) => render(scope)) };
   }
   if (typeof value === "object" && isPlainObject(value)) {
     const entries: Array<readonly [string, Render]> = [];
-    for (const [k, v] of Object.entries(value)) {
-      const c = compileJson(v, path ? `${path}.${k}` : k, depth + 1);
-      if (!c.ok) return c;
-      entries.push([k, c.render]);
+    for (const [key, member] of Object.entries(value)) {
+      const compiled = compileJson(member, path ? `${path}.${key}` : key, depth + 1);
+      if (!compiled.ok) return compiled;
+      entries.push([key, compiled.render]);
     }
     // fromEntries defines own properties: a "__proto__" key stays data and never sets a prototype.
-    return { ok: true, render: (scope) => Object.fromEntries(entries.map(([k, f]) => [k, f(scope)])) };
+    return {
+      ok: true,
+      render: (scope) => Object.fromEntries(entries.map(([key, render]) => [key, render(scope)])),
+    };
   }
   return { ok: false, error: `not a JSON value (${typeof value})`, path };
 }
@@ -365,6 +369,6 @@ function compileJson(value: unknown, path: string, depth: number): JsonCompiled 
 export function compileJsonTemplate(
   value: unknown,
 ): { ok: true; render: Render } | { ok: false; error: string; path: string } {
-  const c = compileJson(value, "", 0);
-  return c.ok ? { ok: true, render: c.render } : c;
+  const compiled = compileJson(value, "", 0);
+  return compiled.ok ? { ok: true, render: compiled.render } : compiled;
 }
