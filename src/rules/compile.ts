@@ -57,14 +57,14 @@ function compileContent(content: Content | null | undefined): CompiledContent | 
   if (!content) return null;
   const text = (source: string | undefined, mode: "html" | "text") => {
     if (source === undefined) return null;
-    const t = compileTemplate(source, mode);
+    const compiled = compileTemplate(source, mode);
     // Validation has already rejected templates that do not compile.
-    return t.ok ? t.template : () => "";
+    return compiled.ok ? compiled.template : () => "";
   };
   let json: CompiledContent["json"] = null;
   if (content.json !== undefined) {
-    const j = compileJsonTemplate(content.json);
-    json = j.ok ? j.render : () => null;
+    const compiled = compileJsonTemplate(content.json);
+    json = compiled.ok ? compiled.render : () => null;
   }
   return {
     html: text(content.html, "html"),
@@ -79,9 +79,9 @@ export function pageMatcher(patterns: readonly string[]): (path: string) => bool
   if (patterns.includes("*")) return () => true;
   const exact = new Set<string>();
   const prefixes: string[] = [];
-  for (const p of patterns) {
-    if (p.endsWith("/*")) prefixes.push(p.slice(0, -2));
-    else exact.add(p.length > 1 && p.endsWith("/") ? p.slice(0, -1) : p);
+  for (const pattern of patterns) {
+    if (pattern.endsWith("/*")) prefixes.push(pattern.slice(0, -2));
+    else exact.add(pattern.length > 1 && pattern.endsWith("/") ? pattern.slice(0, -1) : pattern);
   }
   return (path) => {
     const normal = path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
@@ -126,7 +126,10 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     segments,
     settings: doc.settings,
     eventHorizonMs: eventHorizon(doc),
-    conversionTypes: new Set(["purchase", ...Object.values(experiments).map((e) => e.goal)]),
+    conversionTypes: new Set([
+      "purchase",
+      ...Object.values(experiments).map((experiment) => experiment.goal),
+    ]),
     scoreEvent: eventScorer(doc, halfLives, named),
     placementsForPath(path) {
       return this.pageForPath(path).placements;

@@ -78,89 +78,99 @@ export type FixtureInput = DecisionInput;
  */
 export function fixtureInput(
   rules: CompiledRules,
-  f: Fixture,
+  fixture: Fixture,
 ): { ok: true; input: FixtureInput } | { ok: false; errors: string[] } {
   const errors: string[] = [];
-  const now = Date.parse(f.now);
-  if (!Number.isFinite(now)) errors.push(`now ${JSON.stringify(f.now)} is not an ISO time`);
-  const agoMs = f.events.map((e, i) => {
-    const ms = parseDuration(e.ago);
+  const now = Date.parse(fixture.now);
+  if (!Number.isFinite(now)) errors.push(`now ${JSON.stringify(fixture.now)} is not an ISO time`);
+  const agoMs = fixture.events.map((event, i) => {
+    const ms = parseDuration(event.ago);
     if (ms === null)
       errors.push(
-        `events[${i}].ago ${JSON.stringify(e.ago)} is not a duration such as "90s", "5m" or "1d12h"`,
+        `events[${i}].ago ${JSON.stringify(event.ago)} is not a duration such as "90s", "5m" or "1d12h"`,
       );
     return ms ?? 0;
   });
-  if (errors.length) return { ok: false, errors: errors.map((e) => `fixture "${f.name}": ${e}`) };
-  const state = emptyState(f.visitorId);
-  const events = f.events
-    .map(
-      (e, i): VisitorEvent => ({
-        id: `e${i}`,
-        type: e.type,
-        ts: now - agoMs[i]!,
-        channel: e.channel,
-        props: e.props,
-      }),
-    )
-    .sort((a, b) => a.ts - b.ts);
-  for (const e of events) applyEvent(state, e, rules);
-  const context: RequestContext = {
-    channel: f.context.channel,
-    url: `https://shop.example${f.context.path}`,
-    path: f.context.path,
-    query: f.context.query,
-    referrer: null,
-    geo: {
-      country: f.context.country ?? null,
-      region: null,
-      city: null,
-      timezone: f.context.timezone ?? null,
-    },
-    device: f.context.device,
-    locale: null,
-    userAgent: null,
-    custom: {},
-  };
+  if (errors.length)
+    return { ok: false, errors: errors.map((error) => `fixture "${fixture.name}": ${error}`) };
   return {
     ok: true,
     input: {
-      visitorId: f.visitorId,
+      visitorId: fixture.visitorId,
       now,
-      traits: f.traits,
-      state: f.events.length ? state : null,
-      context,
-      consent: f.consent,
-      placements: f.placements,
+      traits: fixture.traits,
+      state: fixture.events.length ? fixtureState(rules, fixture, now, agoMs) : null,
+      context: fixtureContext(fixture),
+      consent: fixture.consent,
+      placements: fixture.placements,
     },
   };
 }
 
+/** The visitor's state after the fixture's events, applied oldest first as the visitor's object would. */
+function fixtureState(rules: CompiledRules, fixture: Fixture, now: number, agoMs: readonly number[]) {
+  const state = emptyState(fixture.visitorId);
+  const events = fixture.events
+    .map(
+      (event, i): VisitorEvent => ({
+        id: `e${i}`,
+        type: event.type,
+        ts: now - agoMs[i]!,
+        channel: event.channel,
+        props: event.props,
+      }),
+    )
+    .sort((a, b) => a.ts - b.ts);
+  for (const event of events) applyEvent(state, event, rules);
+  return state;
+}
+
+function fixtureContext(fixture: Fixture): RequestContext {
+  return {
+    channel: fixture.context.channel,
+    url: `https://shop.example${fixture.context.path}`,
+    path: fixture.context.path,
+    query: fixture.context.query,
+    referrer: null,
+    geo: {
+      country: fixture.context.country ?? null,
+      region: null,
+      city: null,
+      timezone: fixture.context.timezone ?? null,
+    },
+    device: fixture.context.device,
+    locale: null,
+    userAgent: null,
+    custom: {},
+  };
+}
+
 /** What the rules got wrong for this case (empty when it passes), or what is wrong with the case. */
-export function runFixture(rules: CompiledRules, f: Fixture): string[] {
-  const input = fixtureInput(rules, f);
+export function runFixture(rules: CompiledRules, fixture: Fixture): string[] {
+  const input = fixtureInput(rules, fixture);
   if (!input.ok) return input.errors;
   const result = decide(rules, input.input);
   const failures: string[] = [];
-  const byPlacement = new Map(result.decisions.map((d) => [d.placement, d]));
-  for (const [placement, want] of Object.entries(f.expect.decisions ?? {})) {
+  const byPlacement = new Map(result.decisions.map((decision) => [decision.placement, decision]));
+  for (const [placement, want] of Object.entries(fixture.expect.decisions ?? {})) {
     const got = byPlacement.get(placement);
-    if (!got) failures.push(`${placement}: not decided (does the placement apply to ${f.context.path}?)`);
+    if (!got)
+      failures.push(`${placement}: not decided (does the placement apply to ${fixture.context.path}?)`);
     else if (got.experience !== want)
       failures.push(
         `${placement}: expected ${want ?? "the default"}, got ${got.experience ?? "the default"} (${got.reason})`,
       );
   }
-  for (const [placement, text] of Object.entries(f.expect.html ?? {})) {
+  for (const [placement, text] of Object.entries(fixture.expect.html ?? {})) {
     const got = byPlacement.get(placement)?.html ?? "";
     if (!got.includes(text))
       failures.push(`${placement}: fragment does not contain ${JSON.stringify(text)}: ${got}`);
   }
-  for (const [placement, reason] of Object.entries(f.expect.reasons ?? {})) {
+  for (const [placement, reason] of Object.entries(fixture.expect.reasons ?? {})) {
     const got = byPlacement.get(placement)?.reason;
     if (got !== reason) failures.push(`${placement}: expected reason ${reason}, got ${got ?? "no decision"}`);
   }
-  for (const [placement, fields] of Object.entries(f.expect.json ?? {})) {
+  for (const [placement, fields] of Object.entries(fixture.expect.json ?? {})) {
     const got = byPlacement.get(placement)?.json;
     for (const [key, want] of Object.entries(fields)) {
       const have = got && typeof got === "object" ? (got as Record<string, unknown>)[key] : undefined;
@@ -170,17 +180,17 @@ export function runFixture(rules: CompiledRules, f: Fixture): string[] {
         );
     }
   }
-  if (f.expect.segments) {
-    const want = [...f.expect.segments].sort().join(",");
+  if (fixture.expect.segments) {
+    const want = [...fixture.expect.segments].sort().join(",");
     const got = [...result.segments].sort().join(",");
     if (want !== got) failures.push(`segments: expected [${want}], got [${got}]`);
   }
-  for (const s of f.expect.includesSegments ?? []) {
-    if (!result.segments.includes(s))
-      failures.push(`segments: expected to include ${s}, got [${result.segments.join(",")}]`);
+  for (const segment of fixture.expect.includesSegments ?? []) {
+    if (!result.segments.includes(segment))
+      failures.push(`segments: expected to include ${segment}, got [${result.segments.join(",")}]`);
   }
-  if (f.expect.topIntent !== undefined && result.intent.top !== f.expect.topIntent) {
-    failures.push(`top intent: expected ${f.expect.topIntent}, got ${result.intent.top}`);
+  if (fixture.expect.topIntent !== undefined && result.intent.top !== fixture.expect.topIntent) {
+    failures.push(`top intent: expected ${fixture.expect.topIntent}, got ${result.intent.top}`);
   }
   return failures;
 }
