@@ -1,8 +1,9 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Two kinds of test, told apart by folder: test/core runs the pure engine in Node;
-// test/workerd runs the worker inside workerd with real KV and Durable Object bindings.
+// Four projects, told apart by folder: test/core runs the pure engine in Node; test/package installs
+// the packed client and runs it on Node 20 and 22; test/browser drives real Chromium against
+// `wrangler dev`; test/workerd runs the worker inside workerd with real KV and Durable Object bindings.
 export default defineConfig({
   test: {
     projects: [
@@ -44,7 +45,7 @@ export default defineConfig({
                   name: "test-origin",
                   modules: true,
                   scriptPath: "./test/fixtures/origin.js",
-                  compatibilityDate: "2026-08-22",
+                  compatibilityDate: "2026-11-02",
                 },
               ],
             },

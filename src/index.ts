@@ -1,5 +1,5 @@
-import type { Env } from "./edge/env.ts";
 import { handle } from "./http/app.ts";
+import type { Env } from "./platform/env.ts";
 
 export { ExperimentDO } from "./measure/experiment-do.ts";
 export { VisitorDO } from "./state/visitor-do.ts";

@@ -2,7 +2,6 @@ import type * as z from "zod";
 import type { CompiledExperiment } from "../core/compiled-rules.ts";
 import type { Consent, VisitorState } from "../core/model.ts";
 import type { ExperimentReport } from "../core/stats.ts";
-import type { LoadedRules, RulesStatus } from "../edge/rules-loader.ts";
 import type { PreviewRequestSchema } from "../http/admin-routes.ts";
 import type { ExplainQuerySchema } from "../http/decide.ts";
 import type { ErrorBodySchema } from "../http/openapi.ts";
@@ -17,6 +16,7 @@ import type {
   IdentifyRequestSchema,
 } from "../http/schemas.ts";
 import type { ExposureRow } from "../measure/experiment-do.ts";
+import type { LoadedRules, RulesStatus } from "../state/rules-loader.ts";
 import type { DeadLetter } from "../state/visitor-do.ts";
 
 /**

@@ -24,37 +24,17 @@ export const DEFAULT_LIMITS: StateLimits = {
 
 export const HOUR_MS = 3600e3;
 
-/** Bounds an operator may set on the event log (wrangler vars), with what they are checked against. */
-export const LIMIT_VARS = {
-  EVENT_LOG_MAX: { min: 1, max: 10_000, field: "maxEvents", unitMs: 1 },
-  EVENT_LOG_MAX_AGE_DAYS: { min: 1, max: 400, field: "maxEventAgeMs", unitMs: 86400e3 },
-} as const;
-
 /**
- * The state limits from the deployment's vars: each var a whole number in its range (a string, as
- * wrangler passes `[vars]`, or a number); a missing one keeps its default, an invalid one keeps its
- * default and is named in `problems`, so a typo never empties a log or lets it grow unbounded.
+ * The state limits with the event log's bounds the deployment chose (EVENT_LOG_MAX and
+ * EVENT_LOG_MAX_AGE_DAYS, parsed and checked with the rest of the configuration).
  *
- * @example limitsFrom({ EVENT_LOG_MAX: "200" }).limits.maxEvents // 200
+ * @example stateLimits({ maxEvents: 200, maxEventAgeDays: 14 }).maxEventAgeMs // 14 days
  */
-export function limitsFrom(
-  vars: Readonly<Record<string, unknown>>,
-  defaults: StateLimits = DEFAULT_LIMITS,
-): { limits: StateLimits; problems: string[] } {
-  const limits: { -readonly [K in keyof StateLimits]: StateLimits[K] } = { ...defaults };
-  const problems: string[] = [];
-  for (const [name, rule] of Object.entries(LIMIT_VARS)) {
-    const raw = Object.hasOwn(vars, name) ? vars[name] : undefined;
-    if (raw === undefined || raw === "") continue;
-    const n =
-      typeof raw === "number" ? raw : typeof raw === "string" && /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
-    if (!Number.isInteger(n) || n < rule.min || n > rule.max) {
-      problems.push(`${name} must be a whole number from ${rule.min} to ${rule.max}; using the default`);
-      continue;
-    }
-    limits[rule.field] = n * rule.unitMs;
-  }
-  return { limits, problems };
+export function stateLimits(log: {
+  readonly maxEvents: number;
+  readonly maxEventAgeDays: number;
+}): StateLimits {
+  return { ...DEFAULT_LIMITS, maxEvents: log.maxEvents, maxEventAgeMs: log.maxEventAgeDays * 86400e3 };
 }
 
 /**

@@ -3,12 +3,14 @@ import { type DecisionResult, decide } from "../core/decide.ts";
 import { escapeHtml, jsonForInlineScript } from "../core/escape.ts";
 import type { Consent, RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
 import { decisionConsent, gpcSignal, type PrivacyFacts, privacyVerdict } from "../core/privacy.ts";
-import { BEACON_VERSION } from "../http/beacon.ts";
-import type { RewritePlan, WebChange } from "../http/rewrite.ts";
 import { experimentObject } from "../measure/experiment-do.ts";
+import type { Config } from "../platform/config.ts";
+import { deadlineIn, withDeadline } from "../platform/deadline.ts";
+import type { Env } from "../platform/env.ts";
+import { log } from "../platform/log.ts";
 import { GLOBAL_HOLDOUT, type PageSlot, type PageSlots } from "../rules/index.ts";
-import { log } from "../state/log.ts";
 import { readTraits } from "../state/profiles.ts";
+import { activeRules, servingFallback } from "../state/rules-loader.ts";
 import { visitorObject } from "../state/visitor-do.ts";
 import {
   issueVisitorId,
@@ -16,12 +18,10 @@ import {
   readVisitorCookie,
   visitorCookieHeader,
 } from "../state/visitor-id.ts";
-import type { Config } from "./config.ts";
+import { BEACON_VERSION } from "./beacon.ts";
 import { isBot, webContext } from "./context.ts";
-import { deadlineIn, withDeadline } from "./deadline.ts";
-import type { Env } from "./env.ts";
 import { PREVIEW_COOKIE, PREVIEW_PARAM, type Preview, verifyPreview } from "./preview.ts";
-import { activeRules, servingFallback } from "./rules-loader.ts";
+import type { RewritePlan, WebChange } from "./rewrite.ts";
 
 /**
  * Everything a proxied page needs from personalization, decided while the origin is fetched:

@@ -1,12 +1,12 @@
 import type { Hono } from "hono";
 import * as z from "zod";
 import { analyzeExperiment, type ExperimentReport } from "../core/stats.ts";
-import { readConfig } from "../edge/config.ts";
-import type { Env } from "../edge/env.ts";
 import { isSitePath, signPreview } from "../edge/preview.ts";
-import { activeRules, rulesStatus } from "../edge/rules-loader.ts";
 import { experimentObject } from "../measure/experiment-do.ts";
+import { readConfig } from "../platform/config.ts";
+import type { Env } from "../platform/env.ts";
 import { GLOBAL_HOLDOUT } from "../rules/index.ts";
+import { activeRules, rulesStatus } from "../state/rules-loader.ts";
 import { requireAdmin } from "./admin.ts";
 import { jsonError } from "./errors.ts";
 import { documentRoute } from "./openapi.ts";

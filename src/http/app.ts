@@ -1,11 +1,11 @@
 import { Hono } from "hono";
 import { routePath } from "hono/route";
-import { hasOrigin, readConfig } from "../edge/config.ts";
-import type { Env } from "../edge/env.ts";
-import { activeRules } from "../edge/rules-loader.ts";
-import { log } from "../state/log.ts";
+import { BEACON_VERSION, beaconScript } from "../edge/beacon.ts";
+import { hasOrigin, readConfig } from "../platform/config.ts";
+import type { Env } from "../platform/env.ts";
+import { log } from "../platform/log.ts";
+import { activeRules } from "../state/rules-loader.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
-import { BEACON_VERSION, beaconScript } from "./beacon.ts";
 import { registerDecideRoutes } from "./decide.ts";
 import { jsonError } from "./errors.ts";
 import { registerStateRoutes } from "./events.ts";

@@ -1,9 +1,9 @@
 import type { Context, Hono } from "hono";
 import type { VisitorEvent } from "../core/model.ts";
 import { gpcSignal, privacyVerdict } from "../core/privacy.ts";
-import { readConfig } from "../edge/config.ts";
-import type { Env } from "../edge/env.ts";
 import { countConversions } from "../measure/experiment-do.ts";
+import { readConfig } from "../platform/config.ts";
+import type { Env } from "../platform/env.ts";
 import { callerOf, resolveCanonical, subjectOf } from "../state/identity.ts";
 import { readProfile, writeProfile } from "../state/profiles.ts";
 import { visitorObject } from "../state/visitor-do.ts";

@@ -1,11 +1,10 @@
 import type { Hono } from "hono";
 import { gpcSignal, privacyVerdict } from "../core/privacy.ts";
-import { readConfig } from "../edge/config.ts";
-import type { Env } from "../edge/env.ts";
-import { activeRules } from "../edge/rules-loader.ts";
 import { experimentObject } from "../measure/experiment-do.ts";
+import { readConfig } from "../platform/config.ts";
+import type { Env } from "../platform/env.ts";
+import { log } from "../platform/log.ts";
 import { callerOf, forgetAlias, isKnownId, resolveCanonical } from "../state/identity.ts";
-import { log } from "../state/log.ts";
 import {
   aliasesKey,
   aliasKey,
@@ -17,6 +16,7 @@ import {
   readProfile,
   writeProfile,
 } from "../state/profiles.ts";
+import { activeRules } from "../state/rules-loader.ts";
 import { type MergeResult, visitorObject } from "../state/visitor-do.ts";
 import {
   canonicalForUser,

@@ -1,8 +1,8 @@
 import type { Context } from "hono";
-import { withDeadline } from "../edge/deadline.ts";
-import type { Env } from "../edge/env.ts";
+import { withDeadline } from "../platform/deadline.ts";
+import type { Env } from "../platform/env.ts";
+import { log } from "../platform/log.ts";
 import { type Caller, callerOf } from "../state/identity.ts";
-import { log } from "../state/log.ts";
 import { jsonError } from "./errors.ts";
 import type { ResponseDoc } from "./openapi.ts";
 import { storeDeadlineMs } from "./store-calls.ts";

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import type { Config } from "../edge/config.ts";
+import type { Config } from "../platform/config.ts";
 import { cookieName } from "../state/visitor-id.ts";
 
 /**

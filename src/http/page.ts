@@ -1,14 +1,15 @@
-import type { Config } from "../edge/config.ts";
 import { isBot, looksLikeAsset } from "../edge/context.ts";
-import type { Env } from "../edge/env.ts";
 import {
   NOTHING,
   type PagePersonalization,
   type PageStart,
   startPersonalization,
 } from "../edge/personalize.ts";
-import { activeRules } from "../edge/rules-loader.ts";
-import { log } from "../state/log.ts";
+import { buildDeferredRewriter, buildRewriter } from "../edge/rewrite.ts";
+import type { Config } from "../platform/config.ts";
+import type { Env } from "../platform/env.ts";
+import { log } from "../platform/log.ts";
+import { activeRules } from "../state/rules-loader.ts";
 import {
   badGateway,
   fetchOrigin,
@@ -21,7 +22,6 @@ import {
   relayHeaders,
   rewrittenHeaders,
 } from "./proxy.ts";
-import { buildDeferredRewriter, buildRewriter } from "./rewrite.ts";
 
 const FAILED_OPEN: PagePersonalization = { ...NOTHING, failOpen: ["personalization"] };
 

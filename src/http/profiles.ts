@@ -1,12 +1,11 @@
 import type { Context, Hono } from "hono";
 import * as z from "zod";
-import { readConfig } from "../edge/config.ts";
-import { deadlineIn, withDeadline } from "../edge/deadline.ts";
-import type { Env } from "../edge/env.ts";
-import { activeRules } from "../edge/rules-loader.ts";
 import { experimentObject } from "../measure/experiment-do.ts";
+import { readConfig } from "../platform/config.ts";
+import { deadlineIn, withDeadline } from "../platform/deadline.ts";
+import type { Env } from "../platform/env.ts";
+import { log } from "../platform/log.ts";
 import { canonicalFromParam, forgetAlias } from "../state/identity.ts";
-import { log } from "../state/log.ts";
 import {
   aliasesKey,
   aliasKey,
@@ -17,6 +16,7 @@ import {
   suppressedKey,
   writeProfile,
 } from "../state/profiles.ts";
+import { activeRules } from "../state/rules-loader.ts";
 import { type VisitorDump, visitorObject } from "../state/visitor-do.ts";
 import { canonicalForUser } from "../state/visitor-id.ts";
 import { jsonError } from "./errors.ts";

@@ -1,4 +1,4 @@
-import { withDeadline } from "../edge/deadline.ts";
+import { withDeadline } from "../platform/deadline.ts";
 
 /**
  * The transparent proxy: every request outside the reserved prefix goes to the one configured

@@ -1,9 +1,9 @@
 import type { Context } from "hono";
 import { routePath } from "hono/route";
-import { readConfig } from "../edge/config.ts";
-import { type Deadline, withDeadline } from "../edge/deadline.ts";
-import type { Env } from "../edge/env.ts";
-import { log } from "../state/log.ts";
+import { readConfig } from "../platform/config.ts";
+import { type Deadline, withDeadline } from "../platform/deadline.ts";
+import type { Env } from "../platform/env.ts";
+import { log } from "../platform/log.ts";
 import { jsonError } from "./errors.ts";
 import type { ResponseDoc } from "./openapi.ts";
 

@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "../edge/env.ts";
-import { log } from "../state/log.ts";
+import type { Env } from "../platform/env.ts";
+import { log } from "../platform/log.ts";
 
 /**
  * One object per experiment: who was exposed to which variant, and who converted. Counting unique

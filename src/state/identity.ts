@@ -1,6 +1,6 @@
-import { readConfig } from "../edge/config.ts";
-import type { Env } from "../edge/env.ts";
-import { bearerIs } from "../http/admin.ts";
+import { bearerIs } from "../platform/bearer.ts";
+import { readConfig } from "../platform/config.ts";
+import type { Env } from "../platform/env.ts";
 import { aliasKey } from "./profiles.ts";
 import { canonicalForUser, readVisitorCookie, VISITOR_ID_PATTERN } from "./visitor-id.ts";
 

@@ -1,6 +1,6 @@
 import type { Consent, Traits } from "../core/model.ts";
-import type { Env } from "../edge/env.ts";
-import { Lru } from "../edge/lru.ts";
+import type { Env } from "../platform/env.ts";
+import { Lru } from "../platform/lru.ts";
 
 /**
  * Slow traits (CRM, warehouse) and consent, in the PROFILES KV namespace under the canonical id.

@@ -7,17 +7,18 @@ import {
   applyEvent,
   emptyState,
   firstAfter,
-  limitsFrom,
   type MutableVisitorState,
   own,
   prune,
   recordExposure,
   type StateLimits,
+  stateLimits,
 } from "../core/visitor-state.ts";
-import type { Env } from "../edge/env.ts";
-import { activeRules } from "../edge/rules-loader.ts";
-import { log } from "./log.ts";
+import { readConfig } from "../platform/config.ts";
+import type { Env } from "../platform/env.ts";
+import { log } from "../platform/log.ts";
 import { mergeVisitorState } from "./merge.ts";
+import { activeRules } from "./rules-loader.ts";
 
 /**
  * One Durable Object per canonical visitor, on SQLite storage. Events are rows (idempotent by id);
@@ -172,8 +173,6 @@ export function visitorObject(env: Pick<Env, "VISITOR">, visitorId: string): Vis
   return env.VISITOR.get(env.VISITOR.idFromName(visitorId)) as unknown as VisitorObject;
 }
 
-let limitProblemsLogged = false;
-
 /** The experiments a handed-over history carried (meta `handedExperiments`), as written by handOver. */
 const ExperimentIdsSchema = z.array(z.string());
 
@@ -203,10 +202,12 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    const { limits, problems } = limitsFrom(env);
-    // Once per isolate, not once per visitor's object.
-    if (!limitProblemsLogged) for (const problem of problems) log("warn", "config_problem", { problem });
-    limitProblemsLogged = true;
+    // A bad bound is named by the configuration (once per isolate, on /_ns/health) and the default kept.
+    const { config } = readConfig(env);
+    const limits = stateLimits({
+      maxEvents: config.EVENT_LOG_MAX,
+      maxEventAgeDays: config.EVENT_LOG_MAX_AGE_DAYS,
+    });
     this.limits = limits;
     this.seenRetentionMs = Math.max(limits.maxEventAgeMs, ACCEPT_WINDOW_MS) + DAY_MS;
     void ctx.blockConcurrencyWhile(async () => {

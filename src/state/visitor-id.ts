@@ -1,5 +1,5 @@
-import type { Config } from "../edge/config.ts";
-import { Lru } from "../edge/lru.ts";
+import type { Config } from "../platform/config.ts";
+import { Lru } from "../platform/lru.ts";
 
 /**
  * Visitor ids. An anonymous visitor gets a random 128-bit id in a cookie signed with HMAC-SHA256

@@ -1,6 +1,6 @@
 import { Script } from "node:vm";
 import { describe, expect, it } from "vitest";
-import { BEACON_MAX_BATCH, BEACON_VERSION, beaconScript } from "../../src/http/beacon.ts";
+import { BEACON_MAX_BATCH, BEACON_VERSION, beaconScript } from "../../src/edge/beacon.ts";
 
 // The beacon as a browser runs it: the served source, evaluated in a fresh context with just enough
 // window/document/navigator to stand in for a page of the demo shop. Only what leaves the page

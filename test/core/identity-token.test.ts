@@ -4,8 +4,8 @@
 import { createHmac, randomBytes } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ConfigSchema } from "../../src/edge/config.ts";
 import { signPreview, verifyPreview } from "../../src/edge/preview.ts";
+import { ConfigSchema } from "../../src/platform/config.ts";
 import {
   fromBase64Url,
   readVisitorCookie,

@@ -5,11 +5,12 @@ import {
   applyEvent,
   DEFAULT_LIMITS,
   emptyState,
-  limitsFrom,
   own,
   prune,
   recordExposure,
+  stateLimits,
 } from "../../src/core/visitor-state.ts";
+import { readConfig } from "../../src/platform/config.ts";
 import { mergeVisitorState } from "../../src/state/merge.ts";
 import { compile, context, DAY, event, HOUR, MIN, NOW } from "./helpers.ts";
 
@@ -52,21 +53,32 @@ describe("a visitor's state", () => {
 });
 
 describe("the event log's bounds from the deployment's vars", () => {
-  it("reads whole numbers in range, keeps the default (and says so) for anything else", () => {
-    expect(limitsFrom({})).toEqual({ limits: DEFAULT_LIMITS, problems: [] });
-    const set = limitsFrom({ EVENT_LOG_MAX: "200", EVENT_LOG_MAX_AGE_DAYS: 14 });
-    expect(set.limits).toEqual({ ...DEFAULT_LIMITS, maxEvents: 200, maxEventAgeMs: 14 * DAY });
+  it("reads whole numbers in range, keeps the default (and names the var) for anything else", () => {
+    expect(readConfig({ ORIGIN: "https://a.example" }).config).toMatchObject({
+      EVENT_LOG_MAX: 500,
+      EVENT_LOG_MAX_AGE_DAYS: 30,
+    });
+    const set = readConfig({
+      ORIGIN: "https://a.example",
+      EVENT_LOG_MAX: "200",
+      EVENT_LOG_MAX_AGE_DAYS: "14",
+    });
+    expect(
+      stateLimits({
+        maxEvents: set.config.EVENT_LOG_MAX,
+        maxEventAgeDays: set.config.EVENT_LOG_MAX_AGE_DAYS,
+      }),
+    ).toEqual({ ...DEFAULT_LIMITS, maxEvents: 200, maxEventAgeMs: 14 * DAY });
     expect(set.problems).toEqual([]);
-    for (const bad of ["0", "-5", "1e3", "12.5", "lots", "10001", 3.5]) {
-      const read = limitsFrom({ EVENT_LOG_MAX: bad });
-      expect(read.limits.maxEvents).toBe(DEFAULT_LIMITS.maxEvents);
-      expect(read.problems).toHaveLength(1);
-      expect(read.problems[0]).toContain("EVENT_LOG_MAX");
+    for (const bad of ["0", "-5", "1e3", "12.5", "lots", "10001"]) {
+      const read = readConfig({ ORIGIN: "https://a.example", EVENT_LOG_MAX: bad });
+      expect(read.config.EVENT_LOG_MAX).toBe(DEFAULT_LIMITS.maxEvents);
+      expect(read.problems.map((p) => p.name)).toEqual(["EVENT_LOG_MAX"]);
     }
   });
 
   it("pruning keeps what the configured bounds allow", () => {
-    const { limits } = limitsFrom({ EVENT_LOG_MAX: "10", EVENT_LOG_MAX_AGE_DAYS: "1" });
+    const limits = stateLimits({ maxEvents: 10, maxEventAgeDays: 1 });
     const s = emptyState("v");
     for (let i = 0; i < 30; i++) applyEvent(s, event("page_view", i * HOUR), null, limits);
     prune(s, NOW, limits);

@@ -1,8 +1,8 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { Env } from "../../src/edge/env.ts";
 import { handle } from "../../src/http/app.ts";
+import type { Env } from "../../src/platform/env.ts";
 import { BROWSER_UA } from "./helpers.ts";
 
 // A deployment's env with bad values, as `wrangler dev --var NAME:value` would give it. The test

@@ -1,8 +1,8 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Env } from "../../src/edge/env.ts";
 import { handle } from "../../src/http/app.ts";
+import type { Env } from "../../src/platform/env.ts";
 import { ADMIN, BROWSER_UA, eid, idOf, visitorCookie } from "./helpers.ts";
 
 /**

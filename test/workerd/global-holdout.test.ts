@@ -2,9 +2,9 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterAll, describe, expect, it } from "vitest";
 import bundledDocument from "../../rules/northstar.rules.json";
-import { resetRulesCache } from "../../src/edge/rules-loader.ts";
 import { handle } from "../../src/http/app.ts";
 import { ACTIVE_KEY, HISTORY_KEY, parseRules, publishRules } from "../../src/rules/index.ts";
+import { resetRulesCache } from "../../src/state/rules-loader.ts";
 import { ADMIN, BROWSER_UA, eid, rulesKv, visitorCookie } from "./helpers.ts";
 
 async function page(cookie?: string) {

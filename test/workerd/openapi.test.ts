@@ -1,13 +1,13 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { ConfigSchema } from "../../src/edge/config.ts";
+import { BEACON_VERSION } from "../../src/edge/beacon.ts";
 import {
   ExperimentResultsSchema,
   PreviewResponseSchema,
   RulesStatusSchema,
 } from "../../src/http/admin-routes.ts";
 import { registeredRoutes, VERSION } from "../../src/http/app.ts";
-import { BEACON_VERSION } from "../../src/http/beacon.ts";
 import { HealthSchema, openApiDocument } from "../../src/http/openapi.ts";
+import { ConfigSchema } from "../../src/platform/config.ts";
 import { ADMIN, visit } from "./helpers.ts";
 
 // The test environment's prefix (wrangler.toml).

@@ -1,8 +1,8 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { readConfig } from "../../src/edge/config.ts";
 import { servePage } from "../../src/http/page.ts";
+import { readConfig } from "../../src/platform/config.ts";
 
 describe("origin unreachable", () => {
   it("gives the visitor a clear 502 page, not a stack trace", async () => {

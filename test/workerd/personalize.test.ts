@@ -1,8 +1,8 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { BEACON_VERSION } from "../../src/edge/beacon.ts";
 import { handle } from "../../src/http/app.ts";
-import { BEACON_VERSION } from "../../src/http/beacon.ts";
 import {
   ADMIN,
   BROWSER_UA,

@@ -1,10 +1,12 @@
 // Consent, Global Privacy Control, export, erasure and suppression through the API, inside
 // workerd with the real PROFILES namespace and visitor objects.
+
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { handle } from "../../src/http/app.ts";
-import { redactedLine } from "../../src/state/log.ts";
+import type { Env } from "../../src/platform/env.ts";
+import { redactedLine } from "../../src/platform/log.ts";
 import { suppressedKey } from "../../src/state/profiles.ts";
 import { visitorObject } from "../../src/state/visitor-do.ts";
 import { canonicalForUser, signIdentityToken } from "../../src/state/visitor-id.ts";
@@ -88,7 +90,7 @@ describe("consent", () => {
         headers: { ...gpc, cookie },
         body: body(),
       }),
-      { ...env, RESPECT_GPC: "false" },
+      { ...env, RESPECT_GPC: "false" } as Env,
       createExecutionContext(),
     );
     expect(await ignoring.json()).toMatchObject({ stored: 1 });

@@ -11,8 +11,8 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Env } from "../../src/edge/env.ts";
 import { handle } from "../../src/http/app.ts";
+import type { Env } from "../../src/platform/env.ts";
 import { canonicalForUser, issueVisitorId, signIdentityToken } from "../../src/state/visitor-id.ts";
 import { ADMIN, BROWSER_UA, eid, idOf, SERVER } from "./helpers.ts";
 

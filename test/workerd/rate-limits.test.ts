@@ -1,9 +1,9 @@
 import { createExecutionContext, listDurableObjectIds } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { Env } from "../../src/edge/env.ts";
 import { handle } from "../../src/http/app.ts";
 import { addressKey } from "../../src/http/limits.ts";
+import type { Env } from "../../src/platform/env.ts";
 import { BROWSER_UA, eid, newVisitor, SERVER } from "./helpers.ts";
 
 // Write limits (issue 12, item 7) with the real rate-limiting binding: wrangler.toml's

@@ -2,9 +2,8 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import bundledDocument from "../../rules/northstar.rules.json";
-import type { Env } from "../../src/edge/env.ts";
-import { resetRulesCache } from "../../src/edge/rules-loader.ts";
 import { handle } from "../../src/http/app.ts";
+import type { Env } from "../../src/platform/env.ts";
 import {
   ACTIVE_KEY,
   HISTORY_KEY,
@@ -15,6 +14,7 @@ import {
   rollbackRules,
   versionKey,
 } from "../../src/rules/index.ts";
+import { resetRulesCache } from "../../src/state/rules-loader.ts";
 import { ADMIN, BROWSER_UA, rulesKv } from "./helpers.ts";
 
 /**

@@ -1,11 +1,13 @@
 // The visitor's Durable Object through its RPC methods, with time passed in (simulated), inside
 // workerd with real SQLite storage. Intent uses the bundled rules: a running product_view adds 4
 // to "running" (half-life 7 days, cap 100).
+
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { decayed } from "../../src/core/intent.ts";
 import type { VisitorEvent } from "../../src/core/model.ts";
+import type { Env } from "../../src/platform/env.ts";
 import {
   BURST,
   DEAD_LETTER_LIMIT,
@@ -128,7 +130,11 @@ describe("VisitorDO ingest", () => {
     const id = fresh();
     await runInDurableObject(rawStubOf(id), async (_default: VisitorDO, ctx) => {
       // The same storage, as an object deployed with these vars would open it.
-      const configured = new VisitorDO(ctx, { ...env, EVENT_LOG_MAX: "3", EVENT_LOG_MAX_AGE_DAYS: "2" });
+      const configured = new VisitorDO(ctx, {
+        ...env,
+        EVENT_LOG_MAX: "3",
+        EVENT_LOG_MAX_AGE_DAYS: "2",
+      } as Env);
       const events = Array.from({ length: 5 }, (_, i) => ev(T0 + i * HOUR));
       await configured.ingest(id, events, { now: T0 + 4 * HOUR });
       const rows = () =>

@@ -1,8 +1,8 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { Env } from "../../src/edge/env.ts";
 import { handle } from "../../src/http/app.ts";
+import type { Env } from "../../src/platform/env.ts";
 import { ADMIN, BROWSER_UA, eid, idOf, newVisitor, SERVER, visit } from "./helpers.ts";
 
 // Every route's store calls have deadlines (issue 12, item 5). A hanging store here is a promise that

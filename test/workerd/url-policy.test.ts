@@ -1,10 +1,10 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { resetRulesCache } from "../../src/edge/rules-loader.ts";
 import { handle } from "../../src/http/app.ts";
 import { parseRules, publishRules } from "../../src/rules/index.ts";
 import { ACTIVE_KEY } from "../../src/rules/store.ts";
+import { resetRulesCache } from "../../src/state/rules-loader.ts";
 import { BROWSER_UA, rulesKv, visit } from "./helpers.ts";
 
 // Rules whose templates read the request's query: what a visitor (or a link an attacker sends them)

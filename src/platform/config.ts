@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { log } from "../state/log.ts";
+import { log } from "./log.ts";
 
 /**
  * The worker's configuration, parsed once per isolate from `env` (vars + secrets).
@@ -7,6 +7,15 @@ import { log } from "../state/log.ts";
  * a misconfigured deployment still serves the origin. Each problem is logged once per isolate.
  */
 const boolString = z.enum(["true", "false"]).transform((v) => v === "true");
+
+/** A whole number written as digits (vars are strings: "1e3" or "12.5" is a mistake, not a number). */
+const wholeNumber = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `must be a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(z.number().min(min).max(max));
 
 const headerName = z
   .string()
@@ -76,6 +85,9 @@ export const ConfigSchema = z.object({
    * it shows on the next page because wrangler dev rebuilds on change).
    */
   RULES_SOURCE: z.enum(["kv", "file"]).default("kv"),
+  /** Bounds of each visitor's event log: how many events, and how many days back, it keeps. */
+  EVENT_LOG_MAX: wholeNumber(1, 10_000).default(500),
+  EVENT_LOG_MAX_AGE_DAYS: wholeNumber(1, 400).default(30),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 

@@ -1,4 +1,7 @@
 import bundledDocument from "../../rules/northstar.rules.json";
+import { readConfig } from "../platform/config.ts";
+import { withDeadline } from "../platform/deadline.ts";
+import type { Env } from "../platform/env.ts";
 import { type CompiledRules, compileRules, hashRules, parseRules } from "../rules/index.ts";
 import {
   ACTIVE_KEY,
@@ -7,9 +10,6 @@ import {
   parsePointer,
   versionKey,
 } from "../rules/store.ts";
-import { readConfig } from "./config.ts";
-import { withDeadline } from "./deadline.ts";
-import type { Env } from "./env.ts";
 
 /**
  * The active rules, held in isolate memory. KV holds immutable versions (`rules:v:<version>`) and

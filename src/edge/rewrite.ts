@@ -5,8 +5,8 @@
  */
 
 import { attributeRefusal } from "../core/url-policy.ts";
+import { log } from "../platform/log.ts";
 import type { PageSlot } from "../rules/index.ts";
-import { log } from "../state/log.ts";
 
 export type WebAction =
   | "replace_content"
