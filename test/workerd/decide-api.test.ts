@@ -5,13 +5,42 @@ import { type DecideResponse, NorthstarClient, NorthstarError } from "../../src/
 import { handle } from "../../src/http/app.ts";
 import { visitorObject } from "../../src/state/visitor-do.ts";
 import { canonicalForUser } from "../../src/state/visitor-id.ts";
-import { ADMIN, eid, idOf, newVisitor, SERVER, sendEvents, visit } from "./helpers.ts";
+import {
+  ADMIN,
+  BROWSER_UA,
+  eid,
+  idOf,
+  newVisitor,
+  SERVER,
+  sendEvents,
+  visit,
+  visitorCookie,
+} from "./helpers.ts";
 
 // The JSON decision API through the typed client apps use, against the real worker.
 const client = new NorthstarClient({
   baseUrl: "https://shop.test",
   apiKey: SERVER.authorization.slice("Bearer ".length),
   fetch: (input, init) => exports.default.fetch(new Request(input, init)),
+});
+
+/**
+ * One request through the worker that returns once the work its answer left behind (waitUntil:
+ * assignments, exposures, conversions) has finished, so what it wrote can be read at once.
+ */
+async function settled(request: Request): Promise<Response> {
+  const ctx = createExecutionContext();
+  const res = await handle(request, env, ctx);
+  const body = await res.arrayBuffer();
+  await waitOnExecutionContext(ctx);
+  return new Response(body, res);
+}
+
+/** The typed client, each call settled. */
+const settledClient = new NorthstarClient({
+  baseUrl: "https://shop.test",
+  apiKey: SERVER.authorization.slice("Bearer ".length),
+  fetch: (input, init) => settled(new Request(input, init)),
 });
 
 describe("POST /_ns/v1/decide", () => {
@@ -85,17 +114,12 @@ describe("POST /_ns/v1/decide", () => {
     const stub = visitorObject(env, await canonicalForUser(userId));
     // As if hero-test had a variant "gone" when this person was bucketed, since removed.
     await stub.recordDecision({ now: Date.now(), exposures: [], assignments: { "hero-test": "gone" } });
-    const hero = (await client.decide({ userId, placements: ["home-hero"] })).decisions["home-hero"]!;
+    // The write happens after the answer (waitUntil): the settled call returns once it is done.
+    const hero = (await settledClient.decide({ userId, placements: ["home-hero"] })).decisions["home-hero"]!;
     if (hero.reason === "EXPERIMENT") expect(hero.content.html).toMatch(/Gear for every trail|Go further/);
     else expect(hero).toMatchObject({ reason: "HOLDOUT", experience: null });
-    const now = hero.variant ?? "holdout";
-    let stored: string | undefined;
-    // The write happens after the answer (waitUntil): wait for it, without timing it.
-    for (let i = 0; i < 100 && stored !== now; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-      stored = (await stub.snapshot({ now: Date.now() })).assignments["hero-test"];
-    }
-    expect(stored).toBe(now);
+    const stored = (await stub.snapshot({ now: Date.now() })).assignments["hero-test"];
+    expect(stored).toBe(hero.variant ?? "holdout");
     const again = (await client.decide({ userId, placements: ["home-hero"] })).decisions["home-hero"]!;
     expect(again.variant).toBe(hero.variant);
   });
@@ -251,23 +275,80 @@ describe("admin views", () => {
   });
 
   it("experiment results: unique exposures and conversions per arm, with honest statistics", async () => {
-    const ids: string[] = [];
-    for (let i = 0; i < 6; i++) {
-      const cookie = await newVisitor();
-      ids.push(cookie);
-      await (await visit("/", { cookie })).arrayBuffer();
+    type Counts = { exposures: number; conversions: number };
+    /** Each arm's counts (the holdout's included) as the admin report gives them. */
+    async function report() {
+      const res = await visit("/_ns/v1/experiments/hero-test", { headers: ADMIN });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as {
+        holdout: Counts | null;
+        report: {
+          arms: Array<Counts & { id: string; verdict: string }>;
+          enoughData: boolean;
+          note: string;
+        };
+      };
+      const arms = new Map<string, Counts>(body.report.arms.map((a) => [a.id, a]));
+      arms.set("holdout", body.holdout ?? { exposures: 0, conversions: 0 });
+      return { arms, report: body.report };
     }
-    await sendEvents(ids[0]!, [{ id: eid(), type: "add_to_cart", props: { category: "running" } }]);
-    await new Promise((r) => setTimeout(r, 300));
-    const res = await visit("/_ns/v1/experiments/hero-test", { headers: ADMIN });
-    expect(res.status).toBe(200);
-    const body = (await res.json()) as {
-      report: { arms: Array<{ id: string; exposures: number }>; enoughData: boolean; note: string };
-    };
-    const exposed = body.report.arms.reduce((s, a) => s + a.exposures, 0);
-    expect(exposed).toBeGreaterThan(0);
-    expect(body.report.enoughData).toBe(false);
-    expect(body.report.note).toContain("not enough data");
+    const page = (cookie?: string) =>
+      settled(
+        new Request("https://shop.test/", {
+          headers: { "user-agent": BROWSER_UA, ...(cookie ? { cookie } : {}) },
+        }),
+      );
+    /** The arm a visitor was shown, read from the hero on their page. */
+    const armShown = (html: string) =>
+      html.includes("Gear for every trail")
+        ? "control"
+        : html.includes("Go further this weekend")
+          ? "bold"
+          : "holdout";
+    const addToCart = (cookie: string) =>
+      settled(
+        new Request("https://shop.test/_ns/v1/events", {
+          method: "POST",
+          headers: { "user-agent": BROWSER_UA, cookie, "content-type": "text/plain;charset=UTF-8" },
+          body: JSON.stringify({
+            sentAt: Date.now(),
+            events: [{ id: eid(), type: "add_to_cart", props: { category: "running" } }],
+          }),
+        }),
+      );
+
+    const before = (await report()).arms;
+    const visitors: Array<{ cookie: string; arm: string }> = [];
+    for (let i = 0; i < 6; i++) {
+      const first = await page();
+      const cookie = visitorCookie(first);
+      const arm = armShown(await first.text());
+      // The same visitor again: still one exposure, in the same arm.
+      expect(armShown(await (await page(cookie)).text())).toBe(arm);
+      visitors.push({ cookie, arm });
+    }
+    // The goal reached twice by one visitor: one conversion, in that visitor's arm.
+    const converter = visitors[0]!;
+    for (let i = 0; i < 2; i++) expect((await addToCart(converter.cookie)).status).toBe(202);
+
+    const after = await report();
+    for (const arm of ["control", "bold", "holdout"]) {
+      const was = before.get(arm)!;
+      const now = after.arms.get(arm)!;
+      expect({
+        arm,
+        exposures: now.exposures - was.exposures,
+        conversions: now.conversions - was.conversions,
+      }).toEqual({
+        arm,
+        exposures: visitors.filter((v) => v.arm === arm).length,
+        conversions: converter.arm === arm ? 1 : 0,
+      });
+    }
+    // A handful of visitors is no evidence: no verdict for any arm, and the report says why.
+    expect(after.report.enoughData).toBe(false);
+    expect(after.report.note).toContain("not enough data");
+    expect(after.report.arms.find((a) => a.id === "bold")?.verdict).toBe("not enough data");
     expect((await visit("/_ns/v1/experiments/nope", { headers: ADMIN })).status).toBe(404);
   });
 

@@ -2,41 +2,10 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { handle } from "../../src/http/app.ts";
-import {
-  ADMIN,
-  BROWSER_UA,
-  eid,
-  idOf,
-  newVisitor,
-  SERVER,
-  sendEvents,
-  visit,
-  visitorsWithSnapshot,
-} from "./helpers.ts";
-
-/**
- * An environment in which the origin answers only after the visitor's object has: the decision is
- * made before the first byte, so the response carries its exact headers (the order a real origin,
- * tens of milliseconds away, usually gives).
- */
-function originAfterObject(overrides: Record<string, unknown> = {}) {
-  let answered = () => {};
-  const objectAnswered = new Promise<void>((resolve) => {
-    answered = resolve;
-  });
-  const visitor = visitorsWithSnapshot(async (snapshot) => {
-    const state = await snapshot();
-    setTimeout(answered, 0);
-    return state;
-  });
-  const origin = {
-    fetch: async (request: Request) => {
-      await objectAnswered;
-      return env.ORIGIN_SERVICE!.fetch(request);
-    },
-  };
-  return { ...env, VISITOR: visitor, ORIGIN_SERVICE: origin, ...overrides } as unknown as typeof env;
-}
+import { ACTIVE_KEY, parseRules, publishRules } from "../../src/rules/index.ts";
+import { resetRulesCache } from "../../src/state/rules-loader.ts";
+import { ADMIN, BROWSER_UA, eid, idOf, newVisitor, rulesKv, SERVER, sendEvents, visit } from "./helpers.ts";
+import { originAfterDecision } from "./origin-gate.ts";
 
 async function page(path: string, cookie: string, testEnv: typeof env) {
   const ctx = createExecutionContext();
@@ -57,7 +26,7 @@ describe("headers of a personalized page", () => {
       { id: eid(), type: "product_view", props: { category: "running", path: "/running/road-racer" } },
       { id: eid(), type: "product_view", props: { category: "running", path: "/running/tempo-tee" } },
     ]);
-    const { res, body } = await page("/", cookie, originAfterObject());
+    const { res, body } = await page("/", cookie, originAfterDecision());
     expect(body).toContain("Ready for your next run, runner?");
     expect(res.headers.getSetCookie().filter((c) => c.includes("ns_vid"))).toEqual([]);
     expect(res.headers.get("cache-control")).toBe("private, no-store");
@@ -66,7 +35,7 @@ describe("headers of a personalized page", () => {
 
   it("Server-Timing shows rules, KV, the visitor's object and decide; the rules version and fail-open headers are set", async () => {
     const cookie = await newVisitor();
-    const { res } = await page("/", cookie, originAfterObject());
+    const { res } = await page("/", cookie, originAfterDecision());
     const timing = res.headers.get("server-timing") ?? "";
     for (const part of ["ns-rules", "ns-kv", "ns-do", "ns-decide"]) expect(timing).toContain(`${part};dur=`);
     expect(res.headers.get("x-northstar-rules")).toBe("2026.11.24-1");
@@ -78,13 +47,13 @@ describe("headers of a personalized page", () => {
     const renamed = await page(
       "/",
       cookie,
-      originAfterObject({ RULES_HEADER: "x-shop-rules", FAIL_OPEN_HEADER: "x-shop-fail-open" }),
+      originAfterDecision({ RULES_HEADER: "x-shop-rules", FAIL_OPEN_HEADER: "x-shop-fail-open" }),
     );
     expect(renamed.res.headers.get("x-shop-rules")).toBe("2026.11.24-1");
     expect(renamed.res.headers.get("x-shop-fail-open")).toBe("none");
     expect(renamed.res.headers.get("x-northstar-rules")).toBeNull();
 
-    const quiet = await page("/", cookie, originAfterObject({ DEBUG_HEADERS: "false" }));
+    const quiet = await page("/", cookie, originAfterDecision({ DEBUG_HEADERS: "false" }));
     expect(quiet.res.headers.get("x-northstar-rules")).toBeNull();
     expect(quiet.res.headers.get("x-northstar-fail-open")).toBeNull();
     expect(quiet.res.headers.get("server-timing")).toBeNull();
@@ -93,13 +62,38 @@ describe("headers of a personalized page", () => {
   });
 
   it("a redirect rendered with a CR/LF from the request is refused: the page is served", async () => {
-    // The demo rules have no redirect; a template-fed Location is checked by safeRedirect.
-    const { safeRedirect } = await import("../../src/edge/personalize.ts");
-    const here = new URL("https://shop.test/cart?x=1");
-    expect(safeRedirect("/sale\r\nSet-Cookie: a=b", here)).toBeNull();
-    expect(safeRedirect("javascript:alert(1)", here)).toBeNull();
-    expect(safeRedirect("/sale?from=cart", here)).toBe("/sale?from=cart");
-    expect(safeRedirect("https://other.example/x", here)).toBe("https://other.example/x");
+    // A redirect whose target is the request's own query, so a link can put a CR/LF into it.
+    const parsed = parseRules({
+      version: "crlf-redirect-1",
+      placements: { go: { selector: "body", action: "redirect", pages: ["/"] } },
+      experiences: [{ id: "next", placement: "go", content: { redirect: "{{ context.query.next }}" } }],
+    });
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+    const published = await publishRules(rulesKv, parsed.rules, { generatedAt: "t" }, "t");
+    if (!published.ok) throw new Error(published.message);
+    resetRulesCache();
+    try {
+      const cookie = await newVisitor();
+      // The same rules do redirect to a plain path on this site.
+      const plain = await page(`/?next=${encodeURIComponent("/sale")}`, cookie, originAfterDecision());
+      expect(plain.res.status).toBe(302);
+      expect(plain.res.headers.get("location")).toBe("/sale");
+
+      const forged = await page(
+        `/?next=${encodeURIComponent("/sale\r\nSet-Cookie: a=b")}`,
+        cookie,
+        originAfterDecision(),
+      );
+      expect(forged.res.status).toBe(200);
+      expect(forged.res.headers.get("location")).toBeNull();
+      expect(forged.res.headers.getSetCookie().filter((c) => c.startsWith("a="))).toEqual([]);
+      expect(forged.res.headers.get("x-northstar-fail-open")).toContain("redirect-refused");
+      expect(forged.body).toContain("Default hero");
+      expect(forged.body.trimEnd().endsWith("</html>")).toBe(true);
+    } finally {
+      await env.RULES.delete(ACTIVE_KEY);
+      resetRulesCache();
+    }
   });
 
   it("an exception after the origin answered serves the origin's page", async () => {
@@ -113,7 +107,7 @@ describe("headers of a personalized page", () => {
       }
     } as unknown as typeof HTMLRewriter;
     try {
-      const { res, body } = await page("/", cookie, originAfterObject());
+      const { res, body } = await page("/", cookie, originAfterDecision());
       expect(res.status).toBe(200);
       expect(body).toContain("Default hero");
       expect(body.trimEnd().endsWith("</html>")).toBe(true);
@@ -143,7 +137,7 @@ describe("a visitor stitched to a person by a server", () => {
       body: JSON.stringify({ firstName: "Ana" }),
     });
     expect(traits.status).toBe(200);
-    const { body } = await page("/", cookie, originAfterObject());
+    const { body } = await page("/", cookie, originAfterDecision());
     expect(body).toContain("Ready for your next run, Ana?");
   });
 });
@@ -248,7 +242,7 @@ describe("the hot path's KV reads", () => {
         return (env.PROFILES.get as (...a: unknown[]) => unknown)(...args);
       },
     };
-    const testEnv = originAfterObject({ PROFILES: counted });
+    const testEnv = originAfterDecision({ PROFILES: counted });
     await page("/", cookie, testEnv);
     // One read on the critical path (the budget: at most one KV read, none once cached).
     expect(reads).toBe(1);
