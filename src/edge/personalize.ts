@@ -8,16 +8,17 @@ import type { Config } from "../platform/config.ts";
 import { deadlineIn, withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
+import { notRecorded } from "../platform/not-recorded.ts";
 import { GLOBAL_HOLDOUT, type PageSlot, type PageSlots } from "../rules/index.ts";
 import { readTraits } from "../state/profiles.ts";
-import { activeRules, servingFallback } from "../state/rules-loader.ts";
-import { visitorObject } from "../state/visitor-do.ts";
+import { activeRules, type LoadedRules, servingFallback } from "../state/rules-loader.ts";
 import {
   issueVisitorId,
   readCookieValue,
   readVisitorCookie,
   visitorCookieHeader,
 } from "../state/visitor-id.ts";
+import { visitorObject } from "../state/visitor-object.ts";
 import { BEACON_VERSION } from "./beacon.ts";
 import { isBot, webContext } from "./context.ts";
 import { PREVIEW_COOKIE, PREVIEW_PARAM, type Preview, verifyPreview } from "./preview.ts";
@@ -46,7 +47,7 @@ export interface PagePersonalization {
 const NO_SLOTS: PageSlots = { placements: [], slots: [], mayRedirect: false };
 
 /** Serve the origin's page as it is (also what a failure falls back to). */
-export const NOTHING: PagePersonalization = {
+export const NO_PERSONALIZATION: PagePersonalization = {
   passThrough: true,
   plan: { changes: [], bodyEnd: "" },
   personalized: false,
@@ -104,7 +105,8 @@ async function readPreview(
  * their caps count) and new experiment assignments (sticky, and the experiment's unique exposure).
  * The visitor's object asks the privacy gate with what it holds (consent, erasure) before anything
  * is kept, and the experiments count the visitor only when it says so. Nothing is written when
- * nothing changed. Returns null when there is nothing to do.
+ * nothing changed. Returns null when there is nothing to do. The recorder never rejects: a write
+ * that fails is logged and counted (`decision_not_recorded`, `experiment_exposures_not_recorded`).
  */
 export function decisionRecorder(
   env: Env,
@@ -118,16 +120,23 @@ export function decisionRecorder(
   const assigned = Object.keys(result.assignments).length > 0;
   if (capped.length === 0 && !assigned) return null;
   return async () => {
-    const stub = visitorObject(env, visitorId);
-    const counted = await stub.recordDecision({
-      now,
-      exposures: capped,
-      assignments: result.assignments,
-      replacing: result.replacedAssignments,
-      ...privacy,
-    });
+    let counted: boolean;
+    try {
+      counted = await visitorObject(env, visitorId).recordDecision({
+        now,
+        exposures: capped,
+        assignments: result.assignments,
+        replacing: result.replacedAssignments,
+        ...privacy,
+      });
+    } catch (err) {
+      notRecorded("decision", err);
+      return;
+    }
     if (assigned && counted)
-      await recordExperimentExposures(env, visitorId, result.exposures, result.assignments, now);
+      await recordExperimentExposures(env, visitorId, result.exposures, result.assignments, now).catch(
+        (err: unknown) => notRecorded("experiment_exposures", err),
+      );
   };
 }
 
@@ -139,7 +148,8 @@ async function recordExperimentExposures(
   now: number,
 ): Promise<void> {
   const arms = new Map<string, string>();
-  for (const x of exposures) if (x.experiment && x.variant) arms.set(x.experiment, x.variant);
+  for (const exposure of exposures)
+    if (exposure.experiment && exposure.variant) arms.set(exposure.experiment, exposure.variant);
   // Held-out visitors are counted in their experiment's holdout; every visitor assigned to the
   // global holdout's groups is counted there, in whichever group (that experiment has no exposure).
   for (const [experiment, variant] of Object.entries(assignments))
@@ -155,7 +165,7 @@ async function recordExperimentExposures(
  * What the response's headers and the rewriter's shape depend on, known before the visitor's state
  * is read: with it the page can start streaming while the decision is still being made.
  */
-export interface PageHead {
+export interface PageOutline {
   /** The slots the URL's placements rewrite; a deferred handler waits for the decision at each. */
   readonly slots: readonly PageSlot[];
   /** A redirect or a preview panel depends on the decision: the response must wait for it. */
@@ -166,23 +176,57 @@ export interface PageHead {
   readonly bodyEnd: string;
 }
 
-export interface PageStart {
-  readonly head: PageHead;
+/** A page's personalization once started: its outline at once, the rest when decided. */
+export class PageStart {
+  readonly outline: PageOutline;
   /** The whole personalization; never rejects (a failure is a fail-open result). */
   readonly result: Promise<PagePersonalization>;
+  #decided: PagePersonalization | null = null;
+
+  constructor(outline: PageOutline, result: Promise<PagePersonalization>) {
+    this.outline = outline;
+    this.result = result;
+    // `result` never rejects (see above), so this observer needs no catch of its own.
+    void result.then((decided) => {
+      this.#decided = decided;
+    });
+  }
+
   /** The result if it is already there, without waiting. */
-  readonly settled: () => PagePersonalization | null;
+  settled(): PagePersonalization | null {
+    return this.#decided;
+  }
 }
 
-function started(head: PageHead, result: Promise<PagePersonalization>): PageStart {
-  let value: PagePersonalization | null = null;
-  void result.then((p) => {
-    value = p;
-  });
-  return { head, result, settled: () => value };
+/**
+ * What the decision step works from, gathered by the first step while the origin is fetched (the
+ * object the decision's closure used to capture, now named).
+ */
+interface PageVisit {
+  readonly env: Env;
+  readonly config: Config;
+  readonly url: URL;
+  readonly now: number;
+  readonly rules: LoadedRules | null;
+  readonly placements: readonly string[];
+  readonly preview: { preview: Preview; token: string } | null;
+  readonly visitorId: string;
+  /** The visitor brought a valid cookie: their object and profile are worth reading. */
+  readonly returning: boolean;
+  readonly bot: boolean;
+  readonly gpc: boolean;
+  readonly context: RequestContext;
+  readonly pageView: VisitorEvent | undefined;
+  readonly outline: PageOutline;
+  readonly failOpen: string[];
+  readonly timings: Record<string, number>;
 }
 
-/** The personalization of one page, in two steps: what is known at once, then the decision. */
+/**
+ * The personalization of one page, in two steps: what is known at once (the rules, the page's
+ * slots, the visitor's cookie, the beacon), then the decision (`decidePage`), which the response
+ * may or may not wait for.
+ */
 export async function startPersonalization(
   request: Request,
   url: URL,
@@ -201,208 +245,290 @@ export async function startPersonalization(
   else if (servingFallback(rules)) failOpen.push("rules-bundled");
 
   const page = rules?.compiled.pageForPath(url.pathname) ?? NO_SLOTS;
-  const placements = page.placements;
   const preview = await readPreview(request, url, config, now);
-  if (placements.length === 0 && !config.BEACON_AUTO_INJECT && !preview) {
-    const nothing: PagePersonalization = { ...NOTHING, rulesVersion: rules?.version ?? null, failOpen };
-    const head = {
-      slots: [],
-      waitForDecision: false,
-      setCookies: [],
-      rulesVersion: nothing.rulesVersion,
-      bodyEnd: "",
-    };
-    return started(head, Promise.resolve(nothing));
-  }
+  if (page.placements.length === 0 && !config.BEACON_AUTO_INJECT && !preview)
+    return nothingToPersonalize(rules?.version ?? null, failOpen);
 
-  const userAgent = request.headers.get("user-agent");
-  const bot = isBot(userAgent, config.BOT_USER_AGENTS);
-  const setCookies: string[] = [];
-  let visitorId: string | null = null;
-  if (!bot && config.COOKIE_SECRET) visitorId = await readVisitorCookie(request, config);
-  const returning = visitorId !== null;
+  const bot = isBot(request.headers.get("user-agent"), config.BOT_USER_AGENTS);
   const gpc = gpcSignal(request.headers, config.RESPECT_GPC);
   // What the gate allows a visitor nobody has heard from yet: under opt-in, no cookie and no page
   // view until they grant it (the page is served from the request alone).
   const unknownVisitor = privacyVerdict({ mode: config.CONSENT_MODE, gpc, consent: {}, erased: false });
-  if (!visitorId) {
-    // Crawlers are new anonymous visitors like any other (same defaults, same bucketing), never profiled.
-    visitorId = issueVisitorId();
-    if (!bot && config.COOKIE_SECRET && unknownVisitor.remember)
-      setCookies.push(await visitorCookieHeader(visitorId, config));
-  }
-  if (preview && url.searchParams.has(PREVIEW_PARAM)) {
-    setCookies.push(
-      `${PREVIEW_COOKIE}=${preview.token}; Path=/; HttpOnly; SameSite=Lax${config.COOKIE_SECURE ? "; Secure" : ""}`,
-    );
-  }
+  const setCookies: string[] = [];
+  const cookieId = !bot && config.COOKIE_SECRET ? await readVisitorCookie(request, config) : null;
+  // Crawlers are new anonymous visitors like any other (same defaults, same bucketing), never profiled.
+  const visitorId = cookieId ?? issueVisitorId();
+  if (cookieId === null && !bot && config.COOKIE_SECRET && unknownVisitor.remember)
+    setCookies.push(await visitorCookieHeader(visitorId, config));
+  if (preview && url.searchParams.has(PREVIEW_PARAM)) setCookies.push(previewCookie(preview.token, config));
 
-  const context: RequestContext = webContext(request, url);
   const injectBeacon = config.BEACON_AUTO_INJECT && !bot;
   // The proxy records the page view itself only when it also injects the beacon, so each view is
   // counted once: by the proxy here, or by a beacon the site includes itself.
   // A returning visitor's object applies the gate with the consent it holds; a new one is asked here.
-  const pageView: VisitorEvent | undefined =
-    injectBeacon && !gpc && (returning || unknownVisitor.keep)
-      ? {
-          id: `pv:${crypto.randomUUID()}`,
-          type: "page_view",
-          ts: now,
-          channel: "web",
-          props: { url: url.toString(), path: url.pathname },
-        }
-      : undefined;
-
-  const beacon = injectBeacon ? beaconTag(config, pageView === undefined) : "";
-  const head: PageHead = {
+  const pageView =
+    injectBeacon && !gpc && (cookieId !== null || unknownVisitor.keep) ? pageViewOf(url, now) : undefined;
+  const outline: PageOutline = {
     slots: page.slots,
     waitForDecision: page.mayRedirect || preview !== null,
     setCookies,
     rulesVersion: rules?.version ?? null,
-    bodyEnd: beacon,
+    bodyEnd: injectBeacon ? beaconTag(config, pageView === undefined) : "",
   };
-  const decided = (async (): Promise<PagePersonalization> => {
-    const stub = visitorObject(env, visitorId);
-    let state: VisitorState | null = null;
-    let traits: Record<string, unknown> = {};
-    // What the person answered: nothing yet for a new visitor; unknown (null) when it could not be read.
-    let answered: Consent | null = {};
-    const profiled = returning && !bot && placements.length > 0;
-    let canonicalId = visitorId;
-    if (profiled) {
-      const storeDeadline = deadlineIn(config.STORE_DEADLINE_MS);
-      const [stateRead, traitsRead] = await Promise.all([
-        withDeadline(
-          () =>
-            stub.snapshot({
-              now,
-              pageView,
-              visitorId,
-              eventsSince: now - rules!.compiled.eventHorizonMs,
-              consentMode: config.CONSENT_MODE,
-            }),
-          storeDeadline,
-        ),
-        // A visitor stitched to a person by a server keeps an anonymous cookie: its profile key then
-        // points at the person's, where their traits and consent are (a second read, that case only).
-        withDeadline(async () => {
-          const own = await readTraits(env, visitorId);
-          if (!own?.canonical || own.canonical === visitorId) return own;
-          canonicalId = own.canonical;
-          return readTraits(env, canonicalId);
-        }, storeDeadline),
-      ]);
-      storeDeadline.cancel();
-      timings.do = stateRead.ms;
-      timings.kv = traitsRead.ms;
-      if (stateRead.ok) state = stateRead.value;
-      else failOpen.push(`do-${stateRead.reason}`);
-      if (traitsRead.ok) {
-        if (traitsRead.value) {
-          traits = { ...traitsRead.value.traits };
-          answered = traitsRead.value.consent;
-        }
-      } else {
-        failOpen.push(`kv-${traitsRead.reason}`);
-        answered = null;
-      }
-    }
-    const facts: PrivacyFacts = { mode: config.CONSENT_MODE, gpc, consent: answered, erased: false };
-    const privacy = privacyVerdict(facts);
-    const consent = decisionConsent(facts, privacy);
-
-    let changes: WebChange[] = [];
-    let redirect: string | null = null;
-    let personalized = false;
-    let explanation: unknown = null;
-    let exposures: DecisionResult["exposures"] = [];
-    let assignments: DecisionResult["assignments"] = {};
-    let replacedAssignments: DecisionResult["replacedAssignments"] = {};
-    if (rules && placements.length > 0) {
-      const decideStarted = performance.now();
-      try {
-        const result = decide(rules.compiled, {
-          visitorId: canonicalId,
-          now,
-          traits,
-          state,
-          context,
-          consent,
-          placements,
-          forced: preview?.preview.forced,
-          explain: preview?.preview.explain ?? false,
-        });
-        for (const d of result.decisions) {
-          if (d.action === "redirect" && d.experience !== null && d.html === null) {
-            // The URL policy refused the rendered target (another host, a trick): the origin's page.
-            failOpen.push("redirect-refused");
-            log("warn", "redirect_refused", { placement: d.placement, experience: d.experience });
-            continue;
-          }
-          if (d.action === "redirect" && d.html) {
-            const target = safeRedirect(d.html, url);
-            if (target) redirect ??= target;
-            else failOpen.push("redirect-invalid");
-            continue;
-          }
-          if (d.experience === null || d.html === null || !d.selector || d.action === "redirect") continue;
-          changes.push({
-            selector: d.selector,
-            action: d.action,
-            html: d.html,
-            attribute: d.attribute ?? undefined,
-          });
-        }
-        personalized = changes.length > 0 || redirect !== null;
-        explanation = preview ? (result.explanation ?? result) : null;
-        exposures = result.exposures;
-        assignments = result.assignments;
-        replacedAssignments = result.replacedAssignments;
-      } catch (err) {
-        // decide() is built never to throw; if it does, it is a bug, and the page is still served.
-        log("error", "decide_threw", { error: String(err) });
-        failOpen.push("decide");
-        changes = [];
-      }
-      timings.decide = performance.now() - decideStarted;
-    }
-
-    const bodyEnd = beacon + (preview ? previewPanel(explanation) : "");
-    const recordDecision =
-      !bot && privacy.measure
-        ? decisionRecorder(env, canonicalId, { exposures, assignments, replacedAssignments }, now, {
-            consentMode: config.CONSENT_MODE,
-            gpc,
-          })
-        : null;
-    const record =
-      !bot && (pageView !== undefined || recordDecision)
-        ? async () => {
-            if (pageView && !profiled)
-              await stub.snapshot({ now, pageView, visitorId, consentMode: config.CONSENT_MODE });
-            await recordDecision?.();
-          }
-        : null;
-
-    const passThrough =
-      changes.length === 0 && bodyEnd === "" && setCookies.length === 0 && redirect === null;
-    return {
-      passThrough,
-      plan: { changes, bodyEnd },
-      personalized: personalized || preview !== null,
-      redirect,
-      setCookies,
-      rulesVersion: rules?.version ?? null,
-      failOpen,
-      timings,
-      record,
-    };
-  })();
-  return started(
-    head,
-    decided.catch((err: unknown) => {
-      log("error", "personalize_failed", { error: String(err) });
-      return { ...NOTHING, setCookies, rulesVersion: head.rulesVersion, failOpen: ["personalization"] };
-    }),
+  const visit: PageVisit = {
+    env,
+    config,
+    url,
+    now,
+    rules,
+    placements: page.placements,
+    preview,
+    visitorId,
+    returning: cookieId !== null,
+    bot,
+    gpc,
+    context: webContext(request, url),
+    pageView,
+    outline,
+    failOpen,
+    timings,
+  };
+  return new PageStart(
+    outline,
+    decidePage(visit).catch((err: unknown) => failedOpen(outline, err)),
   );
+}
+
+/** No placement on this path, no beacon to add, no preview: the origin's page, as it is. */
+function nothingToPersonalize(rulesVersion: string | null, failOpen: string[]): PageStart {
+  const outline: PageOutline = {
+    slots: [],
+    waitForDecision: false,
+    setCookies: [],
+    rulesVersion,
+    bodyEnd: "",
+  };
+  return new PageStart(outline, Promise.resolve({ ...NO_PERSONALIZATION, rulesVersion, failOpen }));
+}
+
+/** A bug in the decision step costs the visitor nothing but their personalization. */
+function failedOpen(outline: PageOutline, err: unknown): PagePersonalization {
+  log("error", "personalize_failed", { error: String(err) });
+  return {
+    ...NO_PERSONALIZATION,
+    setCookies: outline.setCookies,
+    rulesVersion: outline.rulesVersion,
+    failOpen: ["personalization"],
+  };
+}
+
+function previewCookie(token: string, config: Config): string {
+  return `${PREVIEW_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Lax${config.COOKIE_SECURE ? "; Secure" : ""}`;
+}
+
+function pageViewOf(url: URL, now: number): VisitorEvent {
+  return {
+    id: `pv:${crypto.randomUUID()}`,
+    type: "page_view",
+    ts: now,
+    channel: "web",
+    props: { url: url.toString(), path: url.pathname },
+  };
+}
+
+/** What the stores hold of a returning visitor; a new visitor, a crawler or a page without placements reads nothing. */
+interface StoredVisitor {
+  readonly state: VisitorState | null;
+  readonly traits: Record<string, unknown>;
+  /** What the person answered: nothing yet for a new visitor; unknown (null) when it could not be read. */
+  readonly answered: Consent | null;
+  /** The person a stitched anonymous cookie points at, else the cookie's own id. */
+  readonly canonicalId: string;
+}
+
+/**
+ * The decision step: the visitor's stored state and traits, the privacy gate, the engine's
+ * decision turned into the rewrite plan, and the writes it leaves for afterwards.
+ */
+async function decidePage(visit: PageVisit): Promise<PagePersonalization> {
+  const { env, config, rules, preview, bot, gpc, outline, failOpen } = visit;
+  const profiled = visit.returning && !bot && visit.placements.length > 0;
+  const stored: StoredVisitor = profiled
+    ? await readStoredVisitor(visit, rules!)
+    : { state: null, traits: {}, answered: {}, canonicalId: visit.visitorId };
+  const facts: PrivacyFacts = { mode: config.CONSENT_MODE, gpc, consent: stored.answered, erased: false };
+  const privacy = privacyVerdict(facts);
+
+  const changes: WebChange[] = [];
+  let redirect: string | null = null;
+  let explanation: unknown = null;
+  let decided: Pick<DecisionResult, "exposures" | "assignments" | "replacedAssignments"> = NO_DECISION;
+  if (rules && visit.placements.length > 0) {
+    const decideStarted = performance.now();
+    try {
+      const result = decide(rules.compiled, {
+        visitorId: stored.canonicalId,
+        now: visit.now,
+        traits: stored.traits,
+        state: stored.state,
+        context: visit.context,
+        consent: decisionConsent(facts, privacy),
+        placements: visit.placements,
+        forced: preview?.preview.forced,
+        explain: preview?.preview.explain ?? false,
+      });
+      redirect = collectChanges(result.decisions, visit.url, changes, failOpen);
+      explanation = preview ? (result.explanation ?? result) : null;
+      decided = result;
+    } catch (err) {
+      // decide() is built never to throw; if it does, it is a bug, and the page is still served.
+      log("error", "decide_threw", { error: String(err) });
+      failOpen.push("decide");
+      changes.length = 0;
+      redirect = null;
+    }
+    visit.timings.decide = performance.now() - decideStarted;
+  }
+
+  const bodyEnd = outline.bodyEnd + (preview ? previewPanel(explanation) : "");
+  const recordDecision =
+    !bot && privacy.measure
+      ? decisionRecorder(env, stored.canonicalId, decided, visit.now, {
+          consentMode: config.CONSENT_MODE,
+          gpc,
+        })
+      : null;
+  const record =
+    !bot && (visit.pageView !== undefined || recordDecision)
+      ? pageRecorder(visit, profiled, recordDecision)
+      : null;
+  return {
+    passThrough:
+      changes.length === 0 && bodyEnd === "" && outline.setCookies.length === 0 && redirect === null,
+    plan: { changes, bodyEnd },
+    personalized: changes.length > 0 || redirect !== null || preview !== null,
+    redirect,
+    setCookies: outline.setCookies,
+    rulesVersion: outline.rulesVersion,
+    failOpen,
+    timings: visit.timings,
+    record,
+  };
+}
+
+const NO_DECISION: Pick<DecisionResult, "exposures" | "assignments" | "replacedAssignments"> = {
+  exposures: [],
+  assignments: {},
+  replacedAssignments: {},
+};
+
+/**
+ * The visitor's object and profile, read side by side under one deadline. A visitor stitched to a
+ * person by a server keeps an anonymous cookie: its profile key then points at the person's, where
+ * their traits and consent are (a second read, that case only). A store that fails is named in
+ * `failOpen` and the page is decided without it.
+ */
+async function readStoredVisitor(visit: PageVisit, rules: LoadedRules): Promise<StoredVisitor> {
+  const { env, config, visitorId, now } = visit;
+  let canonicalId = visitorId;
+  const storeDeadline = deadlineIn(config.STORE_DEADLINE_MS);
+  const [stateRead, traitsRead] = await Promise.all([
+    withDeadline(
+      () =>
+        visitorObject(env, visitorId).snapshot({
+          now,
+          pageView: visit.pageView,
+          visitorId,
+          eventsSince: now - rules.compiled.eventHorizonMs,
+          consentMode: config.CONSENT_MODE,
+        }),
+      storeDeadline,
+    ),
+    withDeadline(async () => {
+      const own = await readTraits(env, visitorId);
+      if (!own?.canonical || own.canonical === visitorId) return own;
+      canonicalId = own.canonical;
+      return readTraits(env, canonicalId);
+    }, storeDeadline),
+  ]);
+  storeDeadline.cancel();
+  visit.timings.do = stateRead.ms;
+  visit.timings.kv = traitsRead.ms;
+  if (!stateRead.ok) visit.failOpen.push(`do-${stateRead.reason}`);
+  if (!traitsRead.ok) visit.failOpen.push(`kv-${traitsRead.reason}`);
+  return {
+    state: stateRead.ok ? stateRead.value : null,
+    traits: traitsRead.ok && traitsRead.value ? { ...traitsRead.value.traits } : {},
+    answered: traitsRead.ok ? (traitsRead.value?.consent ?? {}) : null,
+    canonicalId,
+  };
+}
+
+/**
+ * The decisions as the rewriter's changes (pushed onto `changes`), and the first valid redirect.
+ * A redirect the URL policy refused, or one that is not a URL, is noted and the page served.
+ */
+function collectChanges(
+  decisions: DecisionResult["decisions"],
+  url: URL,
+  changes: WebChange[],
+  failOpen: string[],
+): string | null {
+  let redirect: string | null = null;
+  for (const decision of decisions) {
+    if (decision.action === "redirect" && decision.experience !== null && decision.html === null) {
+      // The URL policy refused the rendered target (another host, a trick): the origin's page.
+      failOpen.push("redirect-refused");
+      log("warn", "redirect_refused", { placement: decision.placement, experience: decision.experience });
+      continue;
+    }
+    if (decision.action === "redirect" && decision.html) {
+      const target = safeRedirect(decision.html, url);
+      if (target) redirect ??= target;
+      else failOpen.push("redirect-invalid");
+      continue;
+    }
+    if (
+      decision.experience === null ||
+      decision.html === null ||
+      !decision.selector ||
+      decision.action === "redirect"
+    )
+      continue;
+    changes.push({
+      selector: decision.selector,
+      action: decision.action,
+      html: decision.html,
+      attribute: decision.attribute ?? undefined,
+    });
+  }
+  return redirect;
+}
+
+/**
+ * The page's writes, for ctx.waitUntil: the page view (a profiled visitor's went with the snapshot
+ * read), then the decision's. Never rejects: a page view that fails is logged and counted
+ * (`page_view_not_recorded`), and the decision's recorder reports its own.
+ */
+function pageRecorder(
+  visit: PageVisit,
+  profiled: boolean,
+  recordDecision: (() => Promise<void>) | null,
+): () => Promise<void> {
+  const { env, visitorId, pageView, now, config } = visit;
+  return async () => {
+    if (pageView && !profiled) {
+      try {
+        await visitorObject(env, visitorId).snapshot({
+          now,
+          pageView,
+          visitorId,
+          consentMode: config.CONSENT_MODE,
+        });
+      } catch (err) {
+        notRecorded("page_view", err);
+      }
+    }
+    await recordDecision?.();
+  };
 }

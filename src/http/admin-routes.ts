@@ -4,16 +4,14 @@ import { analyzeExperiment, type ExperimentReport } from "../core/stats.ts";
 import { isSitePath, signPreview } from "../edge/preview.ts";
 import { experimentObject } from "../measure/experiment-do.ts";
 import { readConfig } from "../platform/config.ts";
-import type { Env } from "../platform/env.ts";
 import { GLOBAL_HOLDOUT } from "../rules/index.ts";
 import { activeRules, rulesStatus } from "../state/rules-loader.ts";
 import { requireAdmin } from "./admin.ts";
+import type { AppEnv } from "./app-env.ts";
 import { jsonError } from "./errors.ts";
 import { documentRoute } from "./openapi.ts";
 import { LIMITS, readBody } from "./request.ts";
 import { storeCall, storeUnavailableDoc } from "./store-calls.ts";
-
-type AppEnv = { Bindings: Env };
 
 export const PreviewRequestSchema = z.object({
   /** Page to open in preview, on this site (`/`, `/running`): never a link to another host. */

@@ -6,6 +6,7 @@ import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
 import { activeRules } from "../state/rules-loader.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
+import type { AppEnv } from "./app-env.ts";
 import { registerDecideRoutes } from "./decide.ts";
 import { jsonError } from "./errors.ts";
 import { registerStateRoutes } from "./events.ts";
@@ -16,8 +17,6 @@ import { registerProfileRoutes } from "./profiles.ts";
 import { badGateway } from "./proxy.ts";
 
 export const VERSION = "0.1.0";
-
-type AppEnv = { Bindings: Env };
 
 /** The routes under the reserved prefix. Built once per prefix; the prefix comes from config. */
 function buildApi(prefix: string): Hono<AppEnv> {

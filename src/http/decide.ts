@@ -1,56 +1,31 @@
-import type { Context, Hono } from "hono";
+import type { Hono } from "hono";
 import * as z from "zod";
-import { decide } from "../core/decide.ts";
-import type { RequestContext, VisitorEvent } from "../core/model.ts";
+import { type DecisionResult, decide } from "../core/decide.ts";
+import type { VisitorEvent } from "../core/model.ts";
 import { decisionConsent, gpcSignal, type PrivacyFacts, privacyVerdict } from "../core/privacy.ts";
-import { isBot } from "../edge/context.ts";
+import { apiContext, isBot } from "../edge/context.ts";
 import { decisionRecorder } from "../edge/personalize.ts";
 import { countConversions } from "../measure/experiment-do.ts";
 import { bearerIs } from "../platform/bearer.ts";
 import { readConfig } from "../platform/config.ts";
 import { deadlineIn, withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
-import { log } from "../platform/log.ts";
 import { type Caller, callerOf, subjectOf } from "../state/identity.ts";
 import { readTraits } from "../state/profiles.ts";
-import { activeRules, servingFallback } from "../state/rules-loader.ts";
-import { type IngestResult, visitorObject } from "../state/visitor-do.ts";
+import { activeRules, type LoadedRules, servingFallback } from "../state/rules-loader.ts";
+import { type IngestResult, visitorObject } from "../state/visitor-object.ts";
+import type { AppContext, AppEnv } from "./app-env.ts";
 import { type Issue, invalidRequest, jsonError } from "./errors.ts";
 import { limitWrite, RATE_LIMITED_DOC } from "./limits.ts";
 import { documentRoute } from "./openapi.ts";
 import { checkEvent, clockSkew, LIMITS, readBody } from "./request.ts";
 import { DecideRequestSchema, type DecideResponse, DecideResponseSchema } from "./schemas.ts";
+import { storeDeadlineMs } from "./store-calls.ts";
 
-type AppEnv = { Bindings: Env };
-
-function apiContext(
-  channel: string,
-  input: z.infer<typeof DecideRequestSchema>["context"],
-  request: Request,
-): RequestContext {
-  const url = input.url ? new URL(input.url) : null;
-  const cf = (request as { cf?: Record<string, unknown> }).cf ?? {};
-  const str = (v: unknown) => (typeof v === "string" && v ? v : null);
-  return {
-    channel,
-    url: input.url ?? null,
-    path: input.path ?? url?.pathname ?? "/",
-    query: input.query ?? (url ? Object.fromEntries(url.searchParams) : {}),
-    referrer: input.referrer ?? null,
-    geo: {
-      country: input.country ?? str(cf.country),
-      region: str(cf.region),
-      city: str(cf.city),
-      timezone: input.timezone ?? str(cf.timezone),
-    },
-    device: input.device ?? "unknown",
-    locale: input.locale ?? null,
-    userAgent: null,
-    custom: input.custom ?? {},
-  };
-}
-
-type DecisionBody = z.infer<typeof DecideResponseSchema>["decisions"][string];
+/** A decide call as parsed (its defaults filled in). */
+type DecideRequest = z.infer<typeof DecideRequestSchema>;
+type DecisionBody = DecideResponse["decisions"][string];
+type FailOpen = Set<DecideResponse["failOpen"][number]>;
 
 /**
  * The answer, whatever happened: always private (a person's decisions), and when a store or the
@@ -58,7 +33,7 @@ type DecisionBody = z.infer<typeof DecideResponseSchema>["decisions"][string];
  * page path's words: rules, do-error, do-timeout, kv-error, kv-timeout) as well as in the body's
  * `failOpen`.
  */
-function respond(c: Context<AppEnv>, body: z.infer<typeof DecideResponseSchema>): Response {
+function respond(c: AppContext, body: DecideResponse): Response {
   const res = c.json(body);
   res.headers.set("cache-control", "private, no-store");
   const { config } = readConfig(c.env);
@@ -75,19 +50,50 @@ function respond(c: Context<AppEnv>, body: z.infer<typeof DecideResponseSchema>)
  * where the rules have them), never a 5xx, and the answer says which store failed.
  */
 async function decideFor(
-  c: Context<AppEnv>,
-  body: z.infer<typeof DecideRequestSchema>,
+  c: AppContext,
+  body: DecideRequest,
   explain: boolean,
   caller: Caller,
-) {
-  const { config } = readConfig(c.env);
-  const deadline = config.STORE_DEADLINE_MS * 4;
+): Promise<Response> {
   const now = Date.now();
   // A Set: the same store failing twice (events, then the state) is one reason.
-  const failOpen = new Set<DecideResponse["failOpen"][number]>();
+  const failOpen: FailOpen = new Set();
+  const visitorId = await visitorFor(c, body, caller, failOpen);
+  if (visitorId instanceof Response) return visitorId;
+  const events = checkEvents(body, now);
+  if (events instanceof Response) return events;
+
+  const rules = await activeRules(c.env, c.executionCtx, storeDeadlineMs(c.env, "read"));
+  if (servingFallback(rules)) failOpen.add("rules-bundled");
+  const { config } = readConfig(c.env);
+  // Under Global Privacy Control the call's events are not stored (as on POST /v1/events) and the
+  // decision uses the request alone; the visitor's object applies its own consent to the rest.
+  const gpc = gpcSignal(c.req.raw.headers, config.RESPECT_GPC);
+  if (events.length && !gpc) {
+    const refused = await storeEvents(c, visitorId, events, now, failOpen);
+    if (refused) return refused;
+  }
+  if (!rules) {
+    // No rules at all (neither KV nor the bundled ones): nothing is known of the placements.
+    failOpen.add("rules");
+    return respond(c, withoutRules(visitorId, body.placements ?? [], failOpen));
+  }
+  return decideWithRules(c, { body, explain, caller, visitorId, rules, now, gpc, failOpen });
+}
+
+/**
+ * Who the decision is for: a server names a visitor or user (its alias read from KV under the read
+ * deadline); a browser is its own cookie, and may name nobody else.
+ */
+async function visitorFor(
+  c: AppContext,
+  body: DecideRequest,
+  caller: Caller,
+  failOpen: FailOpen,
+): Promise<string | Response> {
   let visitorId: string | null;
   if (caller.kind === "server") {
-    const subject = await withDeadline(() => subjectOf(body, c.env), deadline);
+    const subject = await withDeadline(() => subjectOf(body, c.env), storeDeadlineMs(c.env, "read"));
     if (subject.ok) visitorId = subject.value;
     else {
       // Only an anonymous id's alias is read from KV; its own object forwards to the person it
@@ -101,14 +107,20 @@ async function decideFor(
       "without the server API key, decisions are only for the caller's own visitor cookie",
     );
   } else visitorId = caller.visitorId;
-  if (!visitorId)
-    return jsonError("invalid_request", "visitorId or userId is required", {
+  return (
+    visitorId ??
+    jsonError("invalid_request", "visitorId or userId is required", {
       issues: [{ path: "visitorId", message: "required" }],
-    });
+    })
+  );
+}
 
-  // Checked as POST /v1/events checks them (size, time window, skew, allow-listed build). Events
-  // answers a bad event by index and stores the rest; a decision counts its events, so a bad one
-  // refuses the whole call, with the same issue paths and messages.
+/**
+ * Checked as POST /v1/events checks them (size, time window, skew, allow-listed build). Events
+ * answers a bad event by index and stores the rest; a decision counts its events, so a bad one
+ * refuses the whole call, with the same issue paths and messages.
+ */
+function checkEvents(body: DecideRequest, now: number): VisitorEvent[] | Response {
   const events: VisitorEvent[] = [];
   const issues: Issue[] = [];
   const skew = clockSkew(body.sentAt, now);
@@ -117,57 +129,86 @@ async function decideFor(
     if ("issues" in checked) issues.push(...checked.issues);
     else events.push(checked.event);
   }
-  if (issues.length) return jsonError("invalid_request", "an event is invalid", { issues });
+  return issues.length ? jsonError("invalid_request", "an event is invalid", { issues }) : events;
+}
 
-  const rules = await activeRules(c.env, c.executionCtx, deadline);
-  if (servingFallback(rules)) failOpen.add("rules-bundled");
+/**
+ * The call's events, stored before the decision so they count in it, under the write deadline. A
+ * store that fails is named in `failOpen` and the decision goes on; an erased or capped visitor
+ * refuses the call (the answer returned).
+ */
+async function storeEvents(
+  c: AppContext,
+  visitorId: string,
+  events: VisitorEvent[],
+  now: number,
+  failOpen: FailOpen,
+): Promise<Response | null> {
+  const { config } = readConfig(c.env);
+  const stored = await withDeadline(
+    () =>
+      visitorObject(c.env, visitorId).ingest(visitorId, events, {
+        now,
+        consentMode: config.CONSENT_MODE,
+      }) as Promise<IngestResult>,
+    storeDeadlineMs(c.env, "write"),
+  );
+  if (!stored.ok) failOpen.add(`do-${stored.reason}`);
+  else if (stored.value.status === "suppressed")
+    return jsonError("suppressed", "this person's data was erased");
+  else if (stored.value.status === "rate_limited")
+    return jsonError("rate_limited", "too many events for this visitor");
+  else if (stored.value.status === "stored" && stored.value.conversions.length)
+    // A goal reached through a decide call counts as it does through /v1/events.
+    c.executionCtx.waitUntil(countConversions(c.env, visitorId, stored.value.conversions));
+  return null;
+}
+
+/** Without rules, each placement asked for gets an empty decision: the caller shows its own. */
+function withoutRules(visitorId: string, placements: readonly string[], failOpen: FailOpen): DecideResponse {
+  const decisions: Record<string, DecisionBody> = {};
+  for (const placement of placements) {
+    decisions[placement] = {
+      experience: null,
+      variant: null,
+      reason: "FAILED_OPEN",
+      ruleIndex: null,
+      content: { html: null, json: null },
+      ttl: 0,
+    };
+  }
+  return {
+    visitorId,
+    rulesVersion: null,
+    decisions,
+    segments: [],
+    intent: { top: null, scores: {} },
+    outbound: null,
+    unknownPlacements: [],
+    failOpen: [...failOpen],
+  };
+}
+
+interface DecisionCall {
+  readonly body: DecideRequest;
+  readonly explain: boolean;
+  readonly caller: Caller;
+  readonly visitorId: string;
+  readonly rules: LoadedRules;
+  readonly now: number;
+  readonly gpc: boolean;
+  readonly failOpen: FailOpen;
+}
+
+/**
+ * The visitor's state and traits read side by side under the read deadline, the privacy gate, the
+ * decision, and the writes it leaves (off the critical path).
+ */
+async function decideWithRules(c: AppContext, call: DecisionCall): Promise<Response> {
+  const { body, explain, caller, visitorId, rules, now, gpc, failOpen } = call;
+  const { config } = readConfig(c.env);
   const stub = visitorObject(c.env, visitorId);
-  // Under Global Privacy Control the call's events are not stored (as on POST /v1/events) and the
-  // decision uses the request alone; the visitor's object applies its own consent to the rest.
-  const gpc = gpcSignal(c.req.raw.headers, config.RESPECT_GPC);
-  if (events.length && !gpc) {
-    const stored = await withDeadline(
-      () =>
-        stub.ingest(visitorId, events, { now, consentMode: config.CONSENT_MODE }) as Promise<IngestResult>,
-      2000,
-    );
-    if (!stored.ok) failOpen.add(`do-${stored.reason}`);
-    else if (stored.value.status === "suppressed")
-      return jsonError("suppressed", "this person's data was erased");
-    else if (stored.value.status === "rate_limited")
-      return jsonError("rate_limited", "too many events for this visitor");
-    else if (stored.value.status === "stored" && stored.value.conversions.length)
-      // A goal reached through a decide call counts as it does through /v1/events.
-      c.executionCtx.waitUntil(countConversions(c.env, visitorId, stored.value.conversions));
-  }
-  if (!rules) {
-    // No rules at all (neither KV nor the bundled ones): nothing is known of the placements, not
-    // even their defaults. Each one asked for gets an empty decision: the caller shows its own.
-    failOpen.add("rules");
-    const decisions: Record<string, DecisionBody> = {};
-    for (const p of body.placements ?? []) {
-      decisions[p] = {
-        experience: null,
-        variant: null,
-        reason: "FAILED_OPEN",
-        ruleIndex: null,
-        content: { html: null, json: null },
-        ttl: 0,
-      };
-    }
-    return respond(c, {
-      visitorId,
-      rulesVersion: null,
-      decisions,
-      segments: [],
-      intent: { top: null, scores: {} },
-      outbound: null,
-      unknownPlacements: [],
-      failOpen: [...failOpen],
-    });
-  }
-
-  const reads = deadlineIn(deadline);
+  const reads = deadlineIn(storeDeadlineMs(c.env, "read"));
   const [stateRead, traitsRead] = await Promise.all([
     withDeadline(() => stub.snapshot({ now, eventsSince: now - rules.compiled.eventHorizonMs }), reads),
     withDeadline(() => readTraits(c.env, visitorId), reads),
@@ -184,15 +225,13 @@ async function decideFor(
     erased: false,
   };
   const privacy = privacyVerdict(privacyFacts);
-  const consent = decisionConsent(privacyFacts, privacy);
-  const context = apiContext(body.channel, body.context, c.req.raw);
   const result = decide(rules.compiled, {
     visitorId,
     now,
     traits: traitsRead.ok && traitsRead.value ? traitsRead.value.traits : {},
     state: stateRead.ok ? stateRead.value : null,
-    context,
-    consent,
+    context: apiContext(body.channel, body.context, c.req.raw),
+    consent: decisionConsent(privacyFacts, privacy),
     placements: body.placements,
     explain,
   });
@@ -203,24 +242,33 @@ async function decideFor(
     !bot && stateRead.ok && privacy.measure
       ? decisionRecorder(c.env, visitorId, result, now, { consentMode: config.CONSENT_MODE, gpc })
       : null;
-  if (record)
-    c.executionCtx.waitUntil(
-      record().catch((err: unknown) => log("warn", "decision_not_recorded", { error: String(err) })),
-    );
+  // The recorder never rejects: a write that fails is logged and counted where it fails.
+  if (record) c.executionCtx.waitUntil(record());
+  return respond(c, answerOf(visitorId, rules.version, result, explain, failOpen));
+}
+
+/** The engine's result in the API's words. */
+function answerOf(
+  visitorId: string,
+  rulesVersion: string,
+  result: DecisionResult,
+  explain: boolean,
+  failOpen: FailOpen,
+): DecideResponse {
   const decisions: Record<string, DecisionBody> = {};
-  for (const d of result.decisions) {
-    decisions[d.placement] = {
-      experience: d.experience,
-      variant: d.variant,
-      reason: d.reason,
-      ruleIndex: d.ruleIndex,
-      content: { html: d.html, json: d.json },
-      ttl: d.ttl,
+  for (const decision of result.decisions) {
+    decisions[decision.placement] = {
+      experience: decision.experience,
+      variant: decision.variant,
+      reason: decision.reason,
+      ruleIndex: decision.ruleIndex,
+      content: { html: decision.html, json: decision.json },
+      ttl: decision.ttl,
     };
   }
-  return respond(c, {
+  return {
     visitorId,
-    rulesVersion: rules.version,
+    rulesVersion,
     decisions,
     segments: [...result.segments],
     intent: { top: result.intent.top, scores: { ...result.intent.scores } },
@@ -234,7 +282,7 @@ async function decideFor(
           ),
         }
       : {}),
-  });
+  };
 }
 
 /**
@@ -253,37 +301,42 @@ export const ExplainQuerySchema = z.strictObject({
   channel: z.string().default("web"),
 });
 
-export function registerDecideRoutes(api: Hono<AppEnv>): void {
-  api.post("/v1/decide", async (c) => {
-    const parsed = await readBody(c.req.raw, LIMITS.batchBytes, DecideRequestSchema);
-    if (!parsed.ok) return parsed.response;
-    const caller = await decideCaller(c.req.raw, c.env);
-    // A decision that carries events is a write: limited as every write is (src/http/limits.ts).
-    if (parsed.data.events?.length) {
-      const limited = await limitWrite(c, caller);
-      if (limited) return limited;
-    }
-    // An explanation names every audience condition and the traits it read: it is for the site's
-    // servers and admins, never for a browser, whatever its body asks.
-    const explain = parsed.data.explain && caller.kind === "server";
-    return decideFor(c, parsed.data, explain, caller);
-  });
+/** POST /v1/decide: the body read and limited, the caller known, then the decision. */
+async function decideRoute(c: AppContext): Promise<Response> {
+  const parsed = await readBody(c.req.raw, LIMITS.batchBytes, DecideRequestSchema);
+  if (!parsed.ok) return parsed.response;
+  const caller = await decideCaller(c.req.raw, c.env);
+  // A decision that carries events is a write: limited as every write is (src/http/limits.ts).
+  if (parsed.data.events?.length) {
+    const limited = await limitWrite(c, caller);
+    if (limited) return limited;
+  }
+  // An explanation names every audience condition and the traits it read: it is for the site's
+  // servers and admins, never for a browser, whatever its body asks.
+  const explain = parsed.data.explain && caller.kind === "server";
+  return decideFor(c, parsed.data, explain, caller);
+}
 
-  api.get("/v1/explain", async (c) => {
-    const parsed = ExplainQuerySchema.safeParse(c.req.query());
-    if (!parsed.success) return invalidRequest(parsed.error);
-    const url = parsed.data.url ? new URL(parsed.data.url) : null;
-    const body = DecideRequestSchema.safeParse({
-      visitorId: parsed.data.visitorId,
-      userId: parsed.data.userId,
-      channel: parsed.data.channel,
-      context: url ? { url: url.toString() } : {},
-      explain: true,
-    });
-    if (!body.success) return invalidRequest(body.error);
-    // Explain is an admin route (requireAdmin): like a server sender, it may name anyone.
-    return decideFor(c, body.data, true, { kind: "server" });
+/** GET /v1/explain: a decision with its full trace, for an admin. */
+async function explainRoute(c: AppContext): Promise<Response> {
+  const parsed = ExplainQuerySchema.safeParse(c.req.query());
+  if (!parsed.success) return invalidRequest(parsed.error);
+  const url = parsed.data.url ? new URL(parsed.data.url) : null;
+  const body = DecideRequestSchema.safeParse({
+    visitorId: parsed.data.visitorId,
+    userId: parsed.data.userId,
+    channel: parsed.data.channel,
+    context: url ? { url: url.toString() } : {},
+    explain: true,
   });
+  if (!body.success) return invalidRequest(body.error);
+  // Explain is an admin route (requireAdmin): like a server sender, it may name anyone.
+  return decideFor(c, body.data, true, { kind: "server" });
+}
+
+export function registerDecideRoutes(api: Hono<AppEnv>): void {
+  api.post("/v1/decide", decideRoute);
+  api.get("/v1/explain", explainRoute);
 
   documentRoute({
     method: "post",

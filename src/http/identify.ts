@@ -1,23 +1,25 @@
 import type { Hono } from "hono";
+import type * as z from "zod";
 import { gpcSignal, privacyVerdict } from "../core/privacy.ts";
 import { experimentObject } from "../measure/experiment-do.ts";
-import { readConfig } from "../platform/config.ts";
+import { type Config, readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
-import { callerOf, forgetAlias, isKnownId, resolveCanonical } from "../state/identity.ts";
+import { type Caller, callerOf, forgetAlias, isKnownId, resolveCanonical } from "../state/identity.ts";
 import {
   aliasesKey,
   aliasKey,
+  emptyProfile,
   forgetTraits,
   isSuppressed,
   type MergeStrategy,
   mergeTraits,
   profileKey,
+  readAliases,
   readProfile,
   writeProfile,
 } from "../state/profiles.ts";
 import { activeRules } from "../state/rules-loader.ts";
-import { type MergeResult, visitorObject } from "../state/visitor-do.ts";
 import {
   canonicalForUser,
   type IdentityClaim,
@@ -25,8 +27,9 @@ import {
   verifyIdentityToken,
   visitorCookieHeader,
 } from "../state/visitor-id.ts";
+import { type MergeResult, visitorObject } from "../state/visitor-object.ts";
+import type { AppContext, AppEnv } from "./app-env.ts";
 import { jsonError } from "./errors.ts";
-import type { AppEnv } from "./events.ts";
 import { limitWrite, RATE_LIMITED_DOC } from "./limits.ts";
 import { documentRoute } from "./openapi.ts";
 import { LIMITS, readBody } from "./request.ts";
@@ -45,7 +48,7 @@ async function linkAlias(env: Env, alias: string, canonical: string, extra: read
   if ((await env.PROFILES.get(aliasKey(alias))) !== canonical) {
     writes.push(env.PROFILES.put(aliasKey(alias), canonical));
   }
-  const list = (await env.PROFILES.get<string[]>(aliasesKey(canonical), "json")) ?? [];
+  const list = await readAliases(env, canonical);
   const next = [...new Set([...list, alias, ...extra])].slice(-MAX_ALIASES);
   if (next.length !== list.length || next.some((a, i) => list[i] !== a)) {
     writes.push(env.PROFILES.put(aliasesKey(canonical), JSON.stringify(next)));
@@ -56,7 +59,7 @@ async function linkAlias(env: Env, alias: string, canonical: string, extra: read
     const held = await readProfile(env, alias);
     if (held?.canonical !== canonical)
       writes.push(
-        writeProfile(env, alias, { traits: {}, consent: {}, updatedAt: new Date().toISOString(), canonical }),
+        writeProfile(env, alias, { ...emptyProfile(), updatedAt: new Date().toISOString(), canonical }),
       );
   }
   await Promise.all(writes);
@@ -78,7 +81,7 @@ async function mergeProfiles(
   const source = await readProfile(env, from);
   // Nothing held, or only the pointer a finished identify leaves: nothing to fold.
   if (!source || source.canonical) return;
-  const known = (await readProfile(env, into)) ?? { traits: {}, consent: {}, updatedAt: "" };
+  const known = (await readProfile(env, into)) ?? emptyProfile();
   if (!known.mergedFrom?.includes(from)) {
     await writeProfile(env, into, {
       traits: mergeTraits(known.traits, source.traits, strategies),
@@ -96,187 +99,282 @@ async function mergeProfiles(
   }
 }
 
-export function registerIdentityRoutes(api: Hono<AppEnv>): void {
-  api.post("/v1/identify", async (c) => {
-    const parsed = await readBody(c.req.raw, LIMITS.smallBytes, IdentifyRequestSchema);
-    if (!parsed.ok) return parsed.response;
-    const { config } = readConfig(c.env);
-    const caller = await callerOf(c.req.raw, c.env);
-    const limited = await limitWrite(c, caller);
-    if (limited) return limited;
-    const now = Date.now();
+type IdentifyRequest = z.infer<typeof IdentifyRequestSchema>;
 
-    // Who may say "this browser is that person": a token signed by the site's backend, or a
-    // server holding the API key. A bare user id from a browser proves nothing.
-    let anonymousId: string | null;
-    let userId: string;
-    /** The signed token's claim, when the browser's word comes from one: spent once it is honoured. */
-    let token: IdentityClaim | null = null;
-    if ("token" in parsed.data) {
-      if (!config.IDENTITY_SECRET) return jsonError("identity_disabled", "IDENTITY_SECRET is not configured");
-      const checked = await verifyIdentityToken(config.IDENTITY_SECRET, parsed.data.token, {
-        nowMs: now,
-        maxLifetimeSeconds: config.IDENTITY_TOKEN_MAX_TTL_SECONDS,
-      });
-      if (!checked.ok) return tokenRefused(checked.reason, config.IDENTITY_TOKEN_MAX_TTL_SECONDS);
-      userId = checked.claim.userId;
-      token = checked.claim;
-      anonymousId = caller.kind === "browser" ? caller.visitorId : null;
-    } else {
-      if (caller.kind !== "server")
-        return jsonError("forbidden", "linking by userId needs the server API key or a signed token");
-      userId = parsed.data.userId;
-      anonymousId = parsed.data.anonymousId;
-    }
-    const canonical = await canonicalForUser(userId);
-    // Every store call below has a deadline (storeCall): one that fails answers 503, and a retry is
-    // safe (each step is idempotent; a token already spent is refused, and the site signs a new one).
-    const erased = await storeCall(c, () =>
-      Promise.all([isSuppressed(c.env, canonical), anonymousId ? isSuppressed(c.env, anonymousId) : false]),
-    );
-    if (erased instanceof Response) return erased;
-    const [personErased, visitorErased] = erased;
-    if (personErased || (visitorErased && caller.kind === "server")) {
-      return jsonError("suppressed", "this person's data was erased; they cannot be re-identified");
-    }
-    // A browser whose cookie belongs to an erased person: the one signing in now gets the browser,
-    // and nothing of the erased id is linked to them.
-    if (visitorErased) anonymousId = null;
-    // The privacy gate, before anything is written or set: Global Privacy Control from the browser,
-    // and the anonymous visitor's own answer (under opt-in, nothing is linked before a grant). A
-    // refusal links, stores and sets nothing, and says why.
-    const gpc = gpcSignal(c.req.raw.headers, config.RESPECT_GPC);
-    const held = anonymousId
-      ? await storeCall(c, () => visitorObject(c.env, anonymousId).heldPrivacy())
-      : null;
-    if (held instanceof Response) return held;
-    const gate = privacyVerdict({
-      mode: config.CONSENT_MODE,
-      gpc,
-      consent: held?.consent ?? {},
-      erased: held?.erased ?? false,
-    });
-    if (!gate.link) {
-      log("info", "identify_refused", { reason: gate.blocked, via: caller.kind });
-      return c.json({
-        visitorId: canonical,
-        merged: false,
-        mergedEvents: 0,
-        linked: false,
-        reason: gate.blocked,
-      });
-    }
-    // One use per token, recorded by the person's own object (strongly consistent, unlike KV): a
-    // token read from a log, a proxy or a browser's history cannot sign anyone in again.
-    if (token) {
-      const { tokenId, expiresAtMs } = token;
-      const spend = await storeCall(c, () =>
-        visitorObject(c.env, canonical).spendIdentityToken(tokenId, expiresAtMs, now),
-      );
-      if (spend instanceof Response) return spend;
-      if (spend === "erased")
-        return jsonError("suppressed", "this person's data was erased; they cannot be re-identified");
-      if (spend === "replayed") return tokenRefused("replayed", config.IDENTITY_TOKEN_MAX_TTL_SECONDS);
-    }
+/** Who is signing in, and on what: the person's id, the anonymous visitor, and a token to spend. */
+interface Claim {
+  readonly userId: string;
+  readonly anonymousId: string | null;
+  /** The signed token's claim, when the browser's word comes from one: spent once it is honoured. */
+  readonly token: IdentityClaim | null;
+}
 
-    let merged: MergeResult = { merged: false, events: 0 };
-    /**
-     * Another person signed in on a browser that carries someone else's id (a shared or family
-     * computer): their histories are never merged, and the browser becomes the new person's, so
-     * the previous person's profile neither shows to them nor receives their events.
-     */
-    let switched = false;
-    if (anonymousId && anonymousId !== canonical) {
-      const rules = await activeRules(c.env, c.executionCtx);
-      const settings = rules?.compiled.settings;
-      const allowKnownMerge = settings?.allowKnownMerge === true;
-      // A server naming two known people asked for a merge: refused unless the rules allow it.
-      // A browser proved only who is signing in now: that is a hand-over, not a merge request.
-      const knownConflict = () => {
-        if (allowKnownMerge) return null;
-        if (caller.kind === "browser") {
-          switched = true;
-          return null;
-        }
-        return alreadyLinked();
-      };
-      // Already stitched elsewhere (KV), or itself a known person: two known people.
-      const linked = await storeCall(c, () => resolveCanonical(c.env, anonymousId));
-      if (linked instanceof Response) return linked;
-      let source = anonymousId;
-      if (isKnownId(linked) && linked !== canonical) {
-        const refusal = knownConflict();
-        if (refusal) return refusal;
-        source = linked;
-      }
-      const handOver = (from: string) =>
-        storeCall(c, () => visitorObject(c.env, from).handOver(canonical, from, now));
-      if (!switched) {
-        const handed = await handOver(source);
-        if (handed instanceof Response) return handed;
-        merged = handed;
-      }
-      if (merged.refused === "linked" && merged.linkedTo && merged.linkedTo !== canonical) {
-        // The object knew better than a stale alias: the visitor is another person's already.
-        const refusal = knownConflict();
-        if (refusal) return refusal;
-        if (!switched) {
-          source = merged.linkedTo;
-          const handed = await handOver(source);
-          if (handed instanceof Response) return handed;
-          merged = handed;
-        }
-      }
-      if (merged.refused === "erased") {
-        return jsonError("suppressed", "this person's data was erased; they cannot be re-identified");
-      }
-      if (!switched) {
-        const strategies = (settings?.traitMerge ?? {}) as Readonly<Record<string, MergeStrategy>>;
-        // A first merge, or a retry of one whose profile or experiment writes did not all land.
-        if (merged.merged || merged.handedOver) {
-          const from = source;
-          const folded = await storeCall(c, () =>
-            Promise.all([
-              mergeProfiles(c.env, from, canonical, strategies),
-              // Exposures seen before login were recorded under the old id; conversions arrive under
-              // the person's: re-keyed, the experiment counts them together, once.
-              ...(merged.experiments ?? []).map((e) => experimentObject(c.env, e).rekey(from, canonical)),
-            ]),
-          );
-          if (folded instanceof Response) return folded;
-        }
-        // A merged known person brings their own aliases along (for export and erasure).
-        const from = source;
-        const carried =
-          from !== anonymousId
-            ? await storeCall(
-                c,
-                async () => (await c.env.PROFILES.get<string[]>(aliasesKey(from), "json")) ?? [],
-              )
-            : [];
-        if (carried instanceof Response) return carried;
-        // (A known source needs no alias key: its own object forwards to this person.)
-        const aliased = await storeCall(c, () =>
-          linkAlias(c.env, anonymousId, canonical, from !== anonymousId ? [from, ...carried] : []),
-        );
-        if (aliased instanceof Response) return aliased;
-      }
-    }
-    log("info", "identified", { merged: merged.merged, events: merged.events, switched, via: caller.kind });
-    const response = c.json({
-      visitorId: canonical,
-      merged: merged.merged,
-      mergedEvents: merged.events,
-      linked: true,
-      // The browser now belongs to this person; nothing of the previous one came along.
-      ...(switched ? { switched: true } : {}),
-    });
-    // The browser carries the canonical id from now on: no alias lookup on its page views.
-    if (caller.kind === "browser" && config.COOKIE_SECRET) {
-      response.headers.append("set-cookie", await visitorCookieHeader(canonical, config));
-    }
-    return response;
+/**
+ * POST /v1/identify: who may say "this browser is that person" (`claimOf`), whether either side
+ * was erased, the privacy gate, the token spent, then the anonymous visitor linked to the person
+ * (`linkVisitor`) and the browser given the person's cookie.
+ */
+async function identify(c: AppContext): Promise<Response> {
+  const parsed = await readBody(c.req.raw, LIMITS.smallBytes, IdentifyRequestSchema);
+  if (!parsed.ok) return parsed.response;
+  const { config } = readConfig(c.env);
+  const caller = await callerOf(c.req.raw, c.env);
+  const limited = await limitWrite(c, caller);
+  if (limited) return limited;
+  const now = Date.now();
+  const claim = await claimOf(parsed.data, caller, config, now);
+  if (claim instanceof Response) return claim;
+  const canonical = await canonicalForUser(claim.userId);
+  // Every store call below has a deadline (storeCall): one that fails answers 503, and a retry is
+  // safe (each step is idempotent; a token already spent is refused, and the site signs a new one).
+  const anonymousId = await unlessErased(c, canonical, claim.anonymousId, caller);
+  if (anonymousId instanceof Response) return anonymousId;
+  const refused = await refusedByGate(c, canonical, anonymousId, caller);
+  if (refused) return refused;
+  if (claim.token) {
+    const spent = await spendToken(c, canonical, claim.token, now);
+    if (spent) return spent;
+  }
+  const linked =
+    anonymousId && anonymousId !== canonical
+      ? await linkVisitor(c, anonymousId, canonical, caller, now)
+      : NOTHING_LINKED;
+  if (linked instanceof Response) return linked;
+  const { merged, switched } = linked;
+  log("info", "identified", { merged: merged.merged, events: merged.events, switched, via: caller.kind });
+  const response = c.json({
+    visitorId: canonical,
+    merged: merged.merged,
+    mergedEvents: merged.events,
+    linked: true,
+    // The browser now belongs to this person; nothing of the previous one came along.
+    ...(switched ? { switched: true } : {}),
   });
+  // The browser carries the canonical id from now on: no alias lookup on its page views.
+  if (caller.kind === "browser" && config.COOKIE_SECRET) {
+    response.headers.append("set-cookie", await visitorCookieHeader(canonical, config));
+  }
+  return response;
+}
+
+/**
+ * Who may say "this browser is that person": a token signed by the site's backend, or a server
+ * holding the API key. A bare user id from a browser proves nothing.
+ */
+async function claimOf(
+  request: IdentifyRequest,
+  caller: Caller,
+  config: Config,
+  now: number,
+): Promise<Claim | Response> {
+  if (!("token" in request)) {
+    if (caller.kind !== "server")
+      return jsonError("forbidden", "linking by userId needs the server API key or a signed token");
+    return { userId: request.userId, anonymousId: request.anonymousId, token: null };
+  }
+  if (!config.IDENTITY_SECRET) return jsonError("identity_disabled", "IDENTITY_SECRET is not configured");
+  const checked = await verifyIdentityToken(config.IDENTITY_SECRET, request.token, {
+    nowMs: now,
+    maxLifetimeSeconds: config.IDENTITY_TOKEN_MAX_TTL_SECONDS,
+  });
+  if (!checked.ok) return tokenRefused(checked.reason, config.IDENTITY_TOKEN_MAX_TTL_SECONDS);
+  return {
+    userId: checked.claim.userId,
+    anonymousId: caller.kind === "browser" ? caller.visitorId : null,
+    token: checked.claim,
+  };
+}
+
+/**
+ * An erased person cannot be re-identified, nor can a server link an erased visitor. A browser
+ * whose cookie belongs to an erased person: the one signing in now gets the browser, and nothing of
+ * the erased id is linked to them (the anonymous id answered is then null).
+ */
+async function unlessErased(
+  c: AppContext,
+  canonical: string,
+  anonymousId: string | null,
+  caller: Caller,
+): Promise<string | null | Response> {
+  const erased = await storeCall(c, () =>
+    Promise.all([isSuppressed(c.env, canonical), anonymousId ? isSuppressed(c.env, anonymousId) : false]),
+  );
+  if (erased instanceof Response) return erased;
+  const [personErased, visitorErased] = erased;
+  if (personErased || (visitorErased && caller.kind === "server")) return personWasErased();
+  return visitorErased ? null : anonymousId;
+}
+
+/**
+ * The privacy gate, before anything is written or set: Global Privacy Control from the browser,
+ * and the anonymous visitor's own answer (under opt-in, nothing is linked before a grant). A
+ * refusal links, stores and sets nothing, and says why (null: the gate lets it through).
+ */
+async function refusedByGate(
+  c: AppContext,
+  canonical: string,
+  anonymousId: string | null,
+  caller: Caller,
+): Promise<Response | null> {
+  const { config } = readConfig(c.env);
+  const gpc = gpcSignal(c.req.raw.headers, config.RESPECT_GPC);
+  const held = anonymousId ? await storeCall(c, () => visitorObject(c.env, anonymousId).heldPrivacy()) : null;
+  if (held instanceof Response) return held;
+  const gate = privacyVerdict({
+    mode: config.CONSENT_MODE,
+    gpc,
+    consent: held?.consent ?? {},
+    erased: held?.erased ?? false,
+  });
+  if (gate.link) return null;
+  log("info", "identify_refused", { reason: gate.blocked, via: caller.kind });
+  return c.json({
+    visitorId: canonical,
+    merged: false,
+    mergedEvents: 0,
+    linked: false,
+    reason: gate.blocked,
+  });
+}
+
+/**
+ * One use per token, recorded by the person's own object (strongly consistent, unlike KV): a
+ * token read from a log, a proxy or a browser's history cannot sign anyone in again.
+ */
+async function spendToken(
+  c: AppContext,
+  canonical: string,
+  token: IdentityClaim,
+  now: number,
+): Promise<Response | null> {
+  const { config } = readConfig(c.env);
+  const { tokenId, expiresAtMs } = token;
+  const spend = await storeCall(c, () =>
+    visitorObject(c.env, canonical).spendIdentityToken(tokenId, expiresAtMs, now),
+  );
+  if (spend instanceof Response) return spend;
+  if (spend === "erased") return personWasErased();
+  if (spend === "replayed") return tokenRefused("replayed", config.IDENTITY_TOKEN_MAX_TTL_SECONDS);
+  return null;
+}
+
+interface Linked {
+  readonly merged: MergeResult;
+  /**
+   * Another person signed in on a browser that carries someone else's id (a shared or family
+   * computer): their histories are never merged, and the browser becomes the new person's, so
+   * the previous person's profile neither shows to them nor receives their events.
+   */
+  readonly switched: boolean;
+}
+
+const NOTHING_LINKED: Linked = { merged: { merged: false, events: 0 }, switched: false };
+
+/**
+ * The anonymous visitor handed over to the person: its history merged by its object, its profile's
+ * traits folded in, its experiment rows re-keyed, and the alias recorded. Two known people are
+ * merged only when the rules allow it; otherwise a server is refused and a browser switched.
+ */
+async function linkVisitor(
+  c: AppContext,
+  anonymousId: string,
+  canonical: string,
+  caller: Caller,
+  now: number,
+): Promise<Linked | Response> {
+  const rules = await activeRules(c.env, c.executionCtx);
+  const settings = rules?.compiled.settings;
+  const allowKnownMerge = settings?.allowKnownMerge === true;
+  let switched = false;
+  // A server naming two known people asked for a merge: refused unless the rules allow it.
+  // A browser proved only who is signing in now: that is a hand-over, not a merge request.
+  const knownConflict = () => {
+    if (allowKnownMerge) return null;
+    if (caller.kind === "browser") {
+      switched = true;
+      return null;
+    }
+    return alreadyLinked();
+  };
+  // Already stitched elsewhere (KV), or itself a known person: two known people.
+  const linked = await storeCall(c, () => resolveCanonical(c.env, anonymousId));
+  if (linked instanceof Response) return linked;
+  let source = anonymousId;
+  if (isKnownId(linked) && linked !== canonical) {
+    const refusal = knownConflict();
+    if (refusal) return refusal;
+    source = linked;
+  }
+  const handOver = (from: string) =>
+    storeCall(c, () => visitorObject(c.env, from).handOver(canonical, from, now));
+  let merged: MergeResult = NOTHING_LINKED.merged;
+  if (!switched) {
+    const handed = await handOver(source);
+    if (handed instanceof Response) return handed;
+    merged = handed;
+  }
+  if (merged.refused === "linked" && merged.linkedTo && merged.linkedTo !== canonical) {
+    // The object knew better than a stale alias: the visitor is another person's already.
+    const refusal = knownConflict();
+    if (refusal) return refusal;
+    if (!switched) {
+      source = merged.linkedTo;
+      const handed = await handOver(source);
+      if (handed instanceof Response) return handed;
+      merged = handed;
+    }
+  }
+  if (merged.refused === "erased") return personWasErased();
+  if (switched) return { merged, switched };
+  const strategies = (settings?.traitMerge ?? {}) as Readonly<Record<string, MergeStrategy>>;
+  const carried = await carryOver(c, merged, source, anonymousId, canonical, strategies);
+  return carried ?? { merged, switched };
+}
+
+/**
+ * What follows a hand-over from `from`: a first merge, or a retry of one whose profile or
+ * experiment writes did not all land, folds the profiles and re-keys the experiments; then the
+ * alias is recorded (a merged known person brings their own aliases along, for export and erasure).
+ */
+async function carryOver(
+  c: AppContext,
+  merged: MergeResult,
+  from: string,
+  anonymousId: string,
+  canonical: string,
+  strategies: Readonly<Record<string, MergeStrategy>>,
+): Promise<Response | null> {
+  if (merged.merged || merged.handedOver) {
+    const folded = await storeCall(c, () =>
+      Promise.all([
+        mergeProfiles(c.env, from, canonical, strategies),
+        // Exposures seen before login were recorded under the old id; conversions arrive under
+        // the person's: re-keyed, the experiment counts them together, once.
+        ...(merged.experiments ?? []).map((experiment) =>
+          experimentObject(c.env, experiment).rekey(from, canonical),
+        ),
+      ]),
+    );
+    if (folded instanceof Response) return folded;
+  }
+  const carried =
+    from !== anonymousId
+      ? await storeCall(c, async () => (await c.env.PROFILES.get<string[]>(aliasesKey(from), "json")) ?? [])
+      : [];
+  if (carried instanceof Response) return carried;
+  // (A known source needs no alias key: its own object forwards to this person.)
+  const aliased = await storeCall(c, () =>
+    linkAlias(c.env, anonymousId, canonical, from !== anonymousId ? [from, ...carried] : []),
+  );
+  return aliased instanceof Response ? aliased : null;
+}
+
+function personWasErased(): Response {
+  return jsonError("suppressed", "this person's data was erased; they cannot be re-identified");
+}
+
+export function registerIdentityRoutes(api: Hono<AppEnv>): void {
+  api.post("/v1/identify", identify);
 
   documentRoute({
     method: "post",

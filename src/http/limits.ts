@@ -1,8 +1,8 @@
-import type { Context } from "hono";
 import { withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
 import { type Caller, callerOf } from "../state/identity.ts";
+import type { AppContext } from "./app-env.ts";
 import { jsonError } from "./errors.ts";
 import type { ResponseDoc } from "./openapi.ts";
 import { storeDeadlineMs } from "./store-calls.ts";
@@ -101,7 +101,7 @@ function bindingOf(env: Env, name: LimiterName): RateLimit | null {
  *
  * @example const limited = await limitWrite(c); if (limited) return limited;
  */
-export async function limitWrite(c: Context<{ Bindings: Env }>, known?: Caller): Promise<Response | null> {
+export async function limitWrite(c: AppContext, known?: Caller): Promise<Response | null> {
   const caller = known ?? (await callerOf(c.req.raw, c.env));
   const checks: Array<[LimiterName, string]> = [["LIMIT_ALL_WRITES", "all"]];
   if (caller.kind === "server") checks.push(["LIMIT_SERVER_WRITES", await serverKey(c.req.raw)]);

@@ -1,6 +1,6 @@
 import { isBot, looksLikeAsset } from "../edge/context.ts";
 import {
-  NOTHING,
+  NO_PERSONALIZATION,
   type PagePersonalization,
   type PageStart,
   startPersonalization,
@@ -9,6 +9,7 @@ import { buildDeferredRewriter, buildRewriter } from "../edge/rewrite.ts";
 import type { Config } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
+import { notRecorded } from "../platform/not-recorded.ts";
 import { activeRules } from "../state/rules-loader.ts";
 import {
   badGateway,
@@ -23,7 +24,7 @@ import {
   rewrittenHeaders,
 } from "./proxy.ts";
 
-const FAILED_OPEN: PagePersonalization = { ...NOTHING, failOpen: ["personalization"] };
+const FAILED_OPEN: PagePersonalization = { ...NO_PERSONALIZATION, failOpen: ["personalization"] };
 
 function serverTiming(timings: Readonly<Record<string, number>>): string {
   return Object.entries(timings)
@@ -36,24 +37,26 @@ function serverTiming(timings: Readonly<Record<string, number>>): string {
  * decided: a shared cache that kept one visitor's default page would serve it to the next visitor,
  * whose slots would then never be filled, and whose page view would never be counted.
  */
-function visitorsOwn(start: PageStart | null, p: PagePersonalization): boolean {
-  if (!p.passThrough || p.personalized || p.setCookies.length > 0) return true;
-  return start !== null && (start.head.slots.length > 0 || start.head.waitForDecision);
+function visitorsOwn(start: PageStart | null, personalization: PagePersonalization): boolean {
+  if (!personalization.passThrough || personalization.personalized || personalization.setCookies.length > 0)
+    return true;
+  return start !== null && (start.outline.slots.length > 0 || start.outline.waitForDecision);
 }
 
 function decorate(
   headers: Headers,
-  p: PagePersonalization,
+  personalization: PagePersonalization,
   config: Config,
-  own: boolean = p.personalized || p.setCookies.length > 0,
+  own: boolean = personalization.personalized || personalization.setCookies.length > 0,
 ): void {
-  for (const cookie of p.setCookies) headers.append("set-cookie", cookie);
+  const { setCookies, rulesVersion, failOpen, timings } = personalization;
+  for (const cookie of setCookies) headers.append("set-cookie", cookie);
   // A page that depended on the visitor, or sets their cookie, is that visitor's alone.
   if (own) privateToVisitor(headers);
   if (config.DEBUG_HEADERS) {
-    if (p.rulesVersion) headers.set(config.RULES_HEADER, p.rulesVersion);
-    headers.set(config.FAIL_OPEN_HEADER, p.failOpen.length ? p.failOpen.join(",") : "none");
-    const timing = serverTiming(p.timings);
+    if (rulesVersion) headers.set(config.RULES_HEADER, rulesVersion);
+    headers.set(config.FAIL_OPEN_HEADER, failOpen.length ? failOpen.join(",") : "none");
+    const timing = serverTiming(timings);
     if (timing) headers.append("server-timing", timing);
   }
 }
@@ -144,34 +147,32 @@ async function personalized(
 
   const settled = start ? start.settled() : FAILED_OPEN;
   const result = start?.result ?? Promise.resolve(FAILED_OPEN);
-  ctx.waitUntil(result.then(afterDecision).catch(() => undefined));
-  if (!settled && start && !start.head.waitForDecision && start.head.slots.length > 0) {
+  // The recorders report their own failures; this catch is for a bug past them, never silent either.
+  ctx.waitUntil(result.then(afterDecision).catch((err: unknown) => notRecorded("page_writes", err)));
+  if (!settled && start && !start.outline.waitForDecision && start.outline.slots.length > 0) {
     return streamBeforeDecision(response, headers, start, config);
   }
-  const p = settled ?? (await result);
-  const own = visitorsOwn(start, p);
-  if (p.redirect && response.status === 200) {
+  const personalization = settled ?? (await result);
+  const own = visitorsOwn(start, personalization);
+  if (personalization.redirect && response.status === 200) {
     await body.cancel();
-    const redirectHeaders = new Headers({ location: p.redirect });
-    decorate(redirectHeaders, p, config);
+    const redirectHeaders = new Headers({ location: personalization.redirect });
+    decorate(redirectHeaders, personalization, config);
     return new Response(null, { status: 302, headers: redirectHeaders });
   }
-  if (p.passThrough) {
-    decorate(headers, p, config, own);
-    return passThrough(response, headers);
-  }
-  decorate(headers, p, config, own);
-  return buildRewriter(p.plan).transform(rewritten(response, headers));
+  decorate(headers, personalization, config, own);
+  if (personalization.passThrough) return passThrough(response, headers);
+  return buildRewriter(personalization.plan).transform(rewritten(response, headers));
 }
 
 /**
  * Off the critical path: a failed-open decision is logged (the one report of it when the page
  * streamed before the decision), then the page view and exposures are recorded.
  */
-async function afterDecision(p: PagePersonalization): Promise<unknown> {
-  if (p.failOpen.length > 0)
-    log("warn", "failed_open", { reasons: p.failOpen, rulesVersion: p.rulesVersion });
-  return p.record?.();
+async function afterDecision(personalization: PagePersonalization): Promise<unknown> {
+  const { failOpen, rulesVersion, record } = personalization;
+  if (failOpen.length > 0) log("warn", "failed_open", { reasons: failOpen, rulesVersion });
+  return record?.();
 }
 
 function rewritten(response: Response, headers: Headers): Response {
@@ -193,13 +194,20 @@ function streamBeforeDecision(
   start: PageStart,
   config: Config,
 ): Response {
-  const { head, result } = start;
+  const { outline, result } = start;
   decorate(
     headers,
-    { ...NOTHING, personalized: true, setCookies: head.setCookies, rulesVersion: head.rulesVersion },
+    {
+      ...NO_PERSONALIZATION,
+      personalized: true,
+      setCookies: outline.setCookies,
+      rulesVersion: outline.rulesVersion,
+    },
     config,
   );
   if (config.DEBUG_HEADERS) headers.set(config.FAIL_OPEN_HEADER, "deferred");
-  const changes = result.then((p) => p.plan.changes);
-  return buildDeferredRewriter(head.slots, changes, head.bodyEnd).transform(rewritten(response, headers));
+  const changes = result.then((personalization) => personalization.plan.changes);
+  return buildDeferredRewriter(outline.slots, changes, outline.bodyEnd).transform(
+    rewritten(response, headers),
+  );
 }

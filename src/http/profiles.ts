@@ -1,4 +1,4 @@
-import type { Context, Hono } from "hono";
+import type { Hono } from "hono";
 import * as z from "zod";
 import { experimentObject } from "../measure/experiment-do.ts";
 import { readConfig } from "../platform/config.ts";
@@ -9,18 +9,20 @@ import { canonicalFromParam, forgetAlias } from "../state/identity.ts";
 import {
   aliasesKey,
   aliasKey,
+  emptyProfile,
   forgetTraits,
   isSuppressed,
   profileKey,
+  readAliases,
   readProfile,
   suppressedKey,
   writeProfile,
 } from "../state/profiles.ts";
 import { activeRules } from "../state/rules-loader.ts";
-import { type VisitorDump, visitorObject } from "../state/visitor-do.ts";
 import { canonicalForUser } from "../state/visitor-id.ts";
+import { type VisitorDump, visitorObject } from "../state/visitor-object.ts";
+import type { AppContext, AppEnv } from "./app-env.ts";
 import { jsonError } from "./errors.ts";
-import type { AppEnv } from "./events.ts";
 import { documentRoute } from "./openapi.ts";
 import { checkJson, LIMITS, readBody, readLimited } from "./request.ts";
 import { UserIdSchema, VisitorIdSchema } from "./schemas.ts";
@@ -32,8 +34,6 @@ import {
   storeUnavailable,
   storeUnavailableDoc,
 } from "./store-calls.ts";
-
-type C = Context<AppEnv>;
 
 /** Traits: a JSON object of at most 64 KB; the values are the CRM's, the keys must be safe. */
 export const TraitsSchema = z.record(z.string().min(1).max(128), z.unknown());
@@ -55,7 +55,7 @@ const plain = (o: Readonly<Record<string, unknown>>): Record<string, unknown> =>
   ...Object.assign(Object.create(null) as Record<string, unknown>, o),
 });
 
-async function idParam(c: C): Promise<string | Response> {
+async function idParam(c: AppContext): Promise<string | Response> {
   // An anonymous id's alias is read from KV: a profile route needs it (503 when KV fails it).
   const id = await storeCall(c, () => canonicalFromParam(c.env, c.req.param("id") ?? ""));
   if (id instanceof Response) return id;
@@ -88,7 +88,7 @@ function exportOf(env: Env, id: string): Promise<VisitorDump | null> {
  * The experiments that may hold rows of a person: those they were assigned to, and every
  * experiment of the active rules (an alias not yet propagated records under the anonymous id).
  */
-async function experimentsOf(c: C, dump: VisitorDump | null): Promise<string[]> {
+async function experimentsOf(c: AppContext, dump: VisitorDump | null): Promise<string[]> {
   const rules = await activeRules(c.env, c.executionCtx);
   return [
     ...new Set([
@@ -124,10 +124,7 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     if (erased instanceof Response) return erased;
     if (erased) return jsonError("suppressed", "this person's data was erased");
     const replace = c.req.query("mode") === "replace";
-    const current = await storeCall(
-      c,
-      async () => (await readProfile(c.env, id)) ?? { traits: {}, consent: {}, updatedAt: "" },
-    );
+    const current = await storeCall(c, async () => (await readProfile(c.env, id)) ?? emptyProfile());
     if (current instanceof Response) return current;
     const traits = replace ? plain(parsed.data) : plain({ ...current.traits, ...parsed.data });
     const written = await storeCall(c, () =>
@@ -192,7 +189,7 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     });
     const importOne = async (id: string, traits: Record<string, unknown>) => {
       if (await isSuppressed(c.env, id)) return "suppressed";
-      const current = (await readProfile(c.env, id)) ?? { traits: {}, consent: {}, updatedAt: "" };
+      const current = (await readProfile(c.env, id)) ?? emptyProfile();
       await writeProfile(c.env, id, {
         ...current,
         traits: plain({ ...current.traits, ...traits }),
@@ -234,7 +231,7 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     const [profileRead, dumpRead, aliasesRead] = await Promise.all([
       storeRead(c, "kv", () => readProfile(c.env, id), reads),
       storeRead(c, "do", () => exportOf(c.env, id), reads),
-      storeRead(c, "kv", () => c.env.PROFILES.get<string[]>(aliasesKey(id), "json"), reads),
+      storeRead(c, "kv", () => readAliases(c.env, id), reads),
     ]);
     const failOpen = new Set<StoreFailure>();
     const part = <T>(read: { ok: true; value: T } | { ok: false; failure: StoreFailure }): T | null => {
@@ -291,10 +288,7 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     const id = await idParam(c);
     if (id instanceof Response) return id;
     // An erasure is done whole or answered 503 (each step is idempotent: a retry finishes it).
-    const aliases = await storeCall(
-      c,
-      async () => (await c.env.PROFILES.get<string[]>(aliasesKey(id), "json")) ?? [],
-    );
+    const aliases = await storeCall(c, () => readAliases(c.env, id));
     if (aliases instanceof Response) return aliases;
     const dump = await storeCall(c, () => exportOf(c.env, id));
     if (dump instanceof Response) return dump;

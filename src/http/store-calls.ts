@@ -1,9 +1,9 @@
-import type { Context } from "hono";
 import { routePath } from "hono/route";
 import { readConfig } from "../platform/config.ts";
 import { type Deadline, withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
+import type { AppContext } from "./app-env.ts";
 import { jsonError } from "./errors.ts";
 import type { ResponseDoc } from "./openapi.ts";
 
@@ -23,8 +23,6 @@ export type StoreWork = keyof typeof STORE_DEADLINE_MULTIPLES;
 /** How long a client waits before it retries a write no store took (`Retry-After`, seconds). */
 export const STORE_RETRY_AFTER_SECONDS = 2;
 
-type C = Context<{ Bindings: Env }>;
-
 export function storeDeadlineMs(env: Env, work: StoreWork): number {
   return readConfig(env).config.STORE_DEADLINE_MS * STORE_DEADLINE_MULTIPLES[work];
 }
@@ -33,7 +31,12 @@ export function storeDeadlineMs(env: Env, work: StoreWork): number {
 export type StoreFailure = `${"kv" | "do"}-${"timeout" | "error"}`;
 
 /** The route's pattern, never its path (paths carry ids and emails): what a log line may name. */
-function logFailure(c: C, reason: "timeout" | "error", error: string | undefined, store?: "kv" | "do") {
+function logFailure(
+  c: AppContext,
+  reason: "timeout" | "error",
+  error: string | undefined,
+  store?: "kv" | "do",
+) {
   log("warn", "store_failed", {
     method: c.req.method,
     route: routePath(c),
@@ -76,7 +79,7 @@ export function storeUnavailableDoc(kind: "write" | "read", admin = false): Resp
  * if (stored instanceof Response) return stored;
  */
 export async function storeCall<T>(
-  c: C,
+  c: AppContext,
   call: () => Promise<T>,
   work: StoreWork = "write",
 ): Promise<T | Response> {
@@ -91,7 +94,7 @@ export async function storeCall<T>(
  * failed and how (`kv-timeout`, `do-error`…), for the answer's `failOpen` list.
  */
 export async function storeRead<T>(
-  c: C,
+  c: AppContext,
   store: "kv" | "do",
   call: () => Promise<T>,
   deadline: number | Deadline = storeDeadlineMs(c.env, "read"),
