@@ -17,7 +17,7 @@ import type {
 } from "../http/schemas.ts";
 import type { ExposureRow } from "../measure/experiment-do.ts";
 import type { LoadedRules, RulesStatus } from "../state/rules-loader.ts";
-import type { DeadLetter } from "../state/visitor-do.ts";
+import type { DeadLetter } from "../state/visitor-object.ts";
 
 /**
  * The shapes the client speaks, derived from the schemas the worker validates with and the types its

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { fromBase64Url, signValue, toBase64Url, verifySigned } from "../state/visitor-id.ts";
+import { fromBase64Url, signValue, toBase64Url, verifySigned } from "../platform/crypto.ts";
 
 /**
  * Preview/QA: an admin-signed token forces experiences or variants for the browser that carries it,

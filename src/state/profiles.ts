@@ -1,6 +1,9 @@
+import * as z from "zod";
 import type { Consent, Traits } from "../core/model.ts";
+import { sha256Hex } from "../platform/crypto.ts";
 import type { Env } from "../platform/env.ts";
 import { Lru } from "../platform/lru.ts";
+import { parseStoredJson } from "./stored-value.ts";
 
 /**
  * Slow traits (CRM, warehouse) and consent, in the PROFILES KV namespace under the canonical id.
@@ -14,32 +17,38 @@ import { Lru } from "../platform/lru.ts";
  *
  * docs/storage.md documents each with an example.
  */
-export interface StoredProfile {
-  traits: Record<string, unknown>;
-  consent: Record<string, boolean>;
-  updatedAt: string;
+export const StoredProfileSchema = z.object({
+  // Profiles written before a field existed read as empty, as they always did.
+  traits: z.record(z.string(), z.unknown()).default({}),
+  consent: z.record(z.string(), z.boolean()).default({}),
+  updatedAt: z.string().default(""),
   /**
    * On an anonymous visitor stitched to a person: the person's canonical id. The page path reads
    * `profile:<cookie id>` anyway, so this pointer costs a second read only for the browsers a server
    * stitched (their cookie is still anonymous), and none for everyone else.
    */
-  canonical?: string;
+  canonical: z.string().optional(),
   /** On a person: the profiles already folded into this one (identify is retried safely). */
-  mergedFrom?: string[];
+  mergedFrom: z.array(z.string()).optional(),
+});
+export type StoredProfile = z.infer<typeof StoredProfileSchema>;
+
+/** A profile nothing was written to yet: what a missing `profile:` key reads as. */
+export function emptyProfile(): StoredProfile {
+  return { traits: {}, consent: {}, updatedAt: "" };
 }
+
+/** `aliases:<canonicalId>`: the anonymous ids stitched into a person. */
+export const AliasesSchema = z.array(z.string());
+export type Aliases = z.infer<typeof AliasesSchema>;
 
 export const profileKey = (id: string) => `profile:${id}`;
 export const aliasKey = (id: string) => `alias:${id}`;
 export const aliasesKey = (id: string) => `aliases:${id}`;
 
-const encoder = new TextEncoder();
-
 /** Erased people are remembered only by a hash of their id: the suppression list holds no ids. */
 export async function suppressedKey(id: string): Promise<string> {
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", encoder.encode(`northstar-erased:${id}`)),
-  );
-  return `suppressed:${[...digest].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `suppressed:${await sha256Hex(`northstar-erased:${id}`)}`;
 }
 
 /** Whether any of these ids was erased (one KV read each, in parallel, edge-cached for a minute). */
@@ -70,19 +79,18 @@ export async function readTraits(env: Env, canonicalId: string, deadlineMs?: num
   const now = Date.now();
   const cached = traitsCache.get(canonicalId, now);
   if (cached !== undefined) return cached;
-  const read = env.PROFILES.get<StoredProfile>(profileKey(canonicalId), { type: "json", cacheTtl: 60 }).then(
-    (stored) => {
-      const value = stored
-        ? {
-            traits: stored.traits ?? {},
-            consent: stored.consent ?? {},
-            ...(typeof stored.canonical === "string" ? { canonical: stored.canonical } : {}),
-          }
-        : null;
-      traitsCache.set(canonicalId, value, Date.now());
-      return value;
-    },
-  );
+  const read = env.PROFILES.get(profileKey(canonicalId), { type: "text", cacheTtl: 60 }).then((text) => {
+    const stored = parseStoredJson(StoredProfileSchema, text, "kv.profile");
+    const value = stored
+      ? {
+          traits: stored.traits,
+          consent: stored.consent,
+          ...(stored.canonical === undefined ? {} : { canonical: stored.canonical }),
+        }
+      : null;
+    traitsCache.set(canonicalId, value, Date.now());
+    return value;
+  });
   if (deadlineMs === undefined) return read;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<null>((resolve) => {
@@ -100,13 +108,21 @@ export function forgetTraits(canonicalId: string): void {
   traitsCache.delete(canonicalId);
 }
 
+/** The stored profile; null when there is none, or when what is stored is not a profile (logged). */
 export async function readProfile(env: Env, canonicalId: string): Promise<StoredProfile | null> {
-  return env.PROFILES.get<StoredProfile>(profileKey(canonicalId), "json");
+  const text = await env.PROFILES.get(profileKey(canonicalId), "text");
+  return parseStoredJson(StoredProfileSchema, text, "kv.profile") ?? null;
 }
 
 export async function writeProfile(env: Env, canonicalId: string, profile: StoredProfile): Promise<void> {
-  await env.PROFILES.put(profileKey(canonicalId), JSON.stringify(profile));
+  await env.PROFILES.put(profileKey(canonicalId), JSON.stringify(StoredProfileSchema.parse(profile)));
   forgetTraits(canonicalId);
+}
+
+/** The anonymous ids stitched into a person (`aliases:`); empty when none, or when unreadable (logged). */
+export async function readAliases(env: Env, canonicalId: string): Promise<Aliases> {
+  const text = await env.PROFILES.get(aliasesKey(canonicalId), "text");
+  return parseStoredJson(AliasesSchema, text, "kv.aliases") ?? [];
 }
 
 export { FORBIDDEN_KEYS, findForbiddenKey, type MergeStrategy, mergeTraits } from "../core/traits.ts";

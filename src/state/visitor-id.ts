@@ -1,55 +1,20 @@
 import type { Config } from "../platform/config.ts";
+import { sha256Hex, signValue, toBase64Url, verifySigned } from "../platform/crypto.ts";
 import { Lru } from "../platform/lru.ts";
 
 /**
  * Visitor ids. An anonymous visitor gets a random 128-bit id in a cookie signed with HMAC-SHA256
  * (`<id>.<signature>`); a tampered or unsigned cookie is ignored, so the browser is simply a new
  * visitor. A known person's canonical id is derived from their user id, so every device and every
- * server sender reaches the same Durable Object without a lookup.
+ * server sender reaches the same Durable Object without a lookup. Signing and base64url are the
+ * shared plumbing of src/platform/crypto.ts.
  */
-const encoder = new TextEncoder();
-const keys = new Map<string, Promise<CryptoKey>>();
 
 /**
  * A known person's canonical id (`u_` + 32 hex), or an anonymous id (16–64 base64url characters
  * that never start with `u_`, so the two can never be confused).
  */
 export const VISITOR_ID_PATTERN = /^(?:u_[a-f0-9]{32}|(?!u_)[A-Za-z0-9_-]{16,64})$/;
-
-function hmacKey(secret: string): Promise<CryptoKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
-      "sign",
-      "verify",
-    ]);
-    keys.set(secret, key);
-  }
-  return key;
-}
-
-export function toBase64Url(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-/**
- * The bytes of canonical base64url text, or null: only the URL alphabet, no padding, and the unused
- * bits of the last character zero. So each byte string has exactly one spelling, and a signature or
- * an id that verifies cannot be re-spelled into another string that verifies too.
- */
-export function fromBase64Url(text: string): Uint8Array<ArrayBuffer> | null {
-  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
-  let bytes: Uint8Array<ArrayBuffer>;
-  try {
-    bytes = Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
-  } catch {
-    return null;
-  }
-  // atob ignores the unused bits; the one canonical spelling is the one that encodes back to itself.
-  return toBase64Url(bytes) === text ? bytes : null;
-}
 
 /** A new anonymous visitor id: 128 random bits, base64url (22 characters), never starting with `u_`. */
 export function issueVisitorId(): string {
@@ -62,26 +27,7 @@ export function issueVisitorId(): string {
 
 /** The canonical id of a known person: `u_` + the first 128 bits of SHA-256(userId), hex. */
 export async function canonicalForUser(userId: string): Promise<string> {
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", encoder.encode(`northstar-user:${userId}`)),
-  );
-  return `u_${[...digest.slice(0, 16)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
-}
-
-export async function signValue(secret: string, value: string): Promise<string> {
-  const sig = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(value));
-  return toBase64Url(new Uint8Array(sig));
-}
-
-/** Constant-time check of `<value>.<signature>` (crypto.subtle.verify compares in constant time). */
-export async function verifySigned(secret: string, signed: string): Promise<string | null> {
-  const dot = signed.lastIndexOf(".");
-  if (dot <= 0) return null;
-  const value = signed.slice(0, dot);
-  const sig = fromBase64Url(signed.slice(dot + 1));
-  if (sig?.length !== 32) return null;
-  const ok = await crypto.subtle.verify("HMAC", await hmacKey(secret), sig, encoder.encode(value));
-  return ok ? value : null;
+  return `u_${await sha256Hex(`northstar-user:${userId}`, 16)}`;
 }
 
 export function cookieName(config: Config): string {

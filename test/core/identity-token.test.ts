@@ -6,14 +6,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { signPreview, verifyPreview } from "../../src/edge/preview.ts";
 import { ConfigSchema } from "../../src/platform/config.ts";
-import {
-  fromBase64Url,
-  readVisitorCookie,
-  signIdentityToken,
-  signValue,
-  toBase64Url,
-  verifyIdentityToken,
-} from "../../src/state/visitor-id.ts";
+import { fromBase64Url, signValue, toBase64Url } from "../../src/platform/crypto.ts";
+import { readVisitorCookie, signIdentityToken, verifyIdentityToken } from "../../src/state/visitor-id.ts";
 
 const SECRET = "identity-secret-for-core-tests";
 const NOW = 1_795_000_000_000;

@@ -3,8 +3,8 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type DecideResponse, NorthstarClient, NorthstarError } from "../../src/client/index.ts";
 import { handle } from "../../src/http/app.ts";
-import { visitorObject } from "../../src/state/visitor-do.ts";
 import { canonicalForUser } from "../../src/state/visitor-id.ts";
+import { visitorObject } from "../../src/state/visitor-object.ts";
 import {
   ADMIN,
   BROWSER_UA,

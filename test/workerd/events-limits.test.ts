@@ -3,7 +3,7 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { LIMITS } from "../../src/http/events.ts";
-import { visitorObject } from "../../src/state/visitor-do.ts";
+import { visitorObject } from "../../src/state/visitor-object.ts";
 import { BROWSER_UA, eid, idOf, newVisitor, SERVER, visit } from "./helpers.ts";
 
 type Accepted = {

@@ -3,9 +3,10 @@
 // anonymous id still reaching the person when an alias has not propagated.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { toBase64Url } from "../../src/platform/crypto.ts";
 import { forgetAlias } from "../../src/state/identity.ts";
-import { visitorObject } from "../../src/state/visitor-do.ts";
-import { canonicalForUser, signIdentityToken, toBase64Url } from "../../src/state/visitor-id.ts";
+import { canonicalForUser, signIdentityToken } from "../../src/state/visitor-id.ts";
+import { visitorObject } from "../../src/state/visitor-object.ts";
 import { ADMIN, eid, idOf, newVisitor, SERVER, sendEvents, visit, visitorCookie } from "./helpers.ts";
 
 const SECRET = env.IDENTITY_SECRET as string;

@@ -3,7 +3,8 @@
 // spelling per signature. And a browser sending two visitor cookies is recognised by its valid one.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { canonicalForUser, toBase64Url } from "../../src/state/visitor-id.ts";
+import { toBase64Url } from "../../src/platform/crypto.ts";
+import { canonicalForUser } from "../../src/state/visitor-id.ts";
 import { eid, idOf, newVisitor, sendEvents, visit } from "./helpers.ts";
 
 const SECRET = env.IDENTITY_SECRET as string;

@@ -8,8 +8,8 @@ import { handle } from "../../src/http/app.ts";
 import type { Env } from "../../src/platform/env.ts";
 import { redactedLine } from "../../src/platform/log.ts";
 import { suppressedKey } from "../../src/state/profiles.ts";
-import { visitorObject } from "../../src/state/visitor-do.ts";
 import { canonicalForUser, signIdentityToken } from "../../src/state/visitor-id.ts";
+import { visitorObject } from "../../src/state/visitor-object.ts";
 import {
   ADMIN,
   BROWSER_UA,

@@ -5,8 +5,8 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { handle } from "../../src/http/app.ts";
-import { visitorObject } from "../../src/state/visitor-do.ts";
 import { canonicalForUser } from "../../src/state/visitor-id.ts";
+import { visitorObject } from "../../src/state/visitor-object.ts";
 import { ADMIN, eid, newVisitor, SERVER, visit } from "./helpers.ts";
 
 type ErrorBody = { error: string; message?: string; issues?: Array<{ path: string; message: string }> };

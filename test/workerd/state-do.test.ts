@@ -8,13 +8,10 @@ import { describe, expect, it } from "vitest";
 import { decayed } from "../../src/core/intent.ts";
 import type { VisitorEvent } from "../../src/core/model.ts";
 import type { Env } from "../../src/platform/env.ts";
-import {
-  BURST,
-  DEAD_LETTER_LIMIT,
-  IDLE_DELETE_MS,
-  VisitorDO,
-  visitorObject,
-} from "../../src/state/visitor-do.ts";
+import { VisitorDO } from "../../src/state/visitor-do.ts";
+import { BURST } from "../../src/state/visitor-ingest.ts";
+import { visitorObject } from "../../src/state/visitor-object.ts";
+import { DEAD_LETTER_LIMIT, IDLE_DELETE_MS } from "../../src/state/visitor-store.ts";
 import { poisonScoring } from "./helpers.ts";
 
 const HOUR = 3600e3;
@@ -204,7 +201,8 @@ describe("VisitorDO ingest", () => {
     await runInDurableObject(rawStubOf(id), async (instance: VisitorDO) => {
       // A defect in memory (a corrupted counter) makes the batch throw midway; storage rolls back,
       // memory is read back from storage, and each event is applied on its own.
-      const state = (instance as unknown as { state: { counts: Record<string, unknown> } }).state;
+      const { state } = (instance as unknown as { held: { state: { counts: Record<string, unknown> } } })
+        .held;
       state.counts.add_to_cart = "not a bucket list";
       expect(await instance.ingest(id, batch, { now: T0 + 2 })).toMatchObject({
         accepted: 2,

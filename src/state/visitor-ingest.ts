@@ -1,0 +1,145 @@
+import type { Millis, VisitorEvent } from "../core/model.ts";
+import { applyEvent, type MutableVisitorState, own, type StateLimits } from "../core/visitor-state.ts";
+import { log } from "../platform/log.ts";
+import type { CompiledRules } from "../rules/index.ts";
+import { addDeadLetter, pruneAndSave, storeEvent } from "./visitor-store.ts";
+
+/**
+ * Ingest on the visitor's object: the per-visitor rate limit, and a batch of events applied in one
+ * transaction (idempotent by event id), falling back to one transaction per event so that an event
+ * that cannot be applied costs only itself and is kept as a dead letter.
+ */
+
+/** A token bucket per visitor: a flooding client is slowed down without starving other visitors. */
+export const RATE_PER_SECOND = 20;
+export const BURST = 200;
+
+export interface TokenBucket {
+  tokens: number;
+  refilledAt: Millis;
+}
+
+export function fullBucket(): TokenBucket {
+  return { tokens: BURST, refilledAt: 0 };
+}
+
+/** Takes `count` tokens; 0 when taken, else the seconds to wait before the batch would fit. */
+export function takeTokens(bucket: TokenBucket, count: number, now: Millis): number {
+  const elapsedSeconds = Math.max(0, now - bucket.refilledAt) / 1000;
+  bucket.tokens = Math.min(BURST, bucket.tokens + elapsedSeconds * RATE_PER_SECOND);
+  bucket.refilledAt = Math.max(bucket.refilledAt, now);
+  if (bucket.tokens >= count) {
+    bucket.tokens -= count;
+    return 0;
+  }
+  return Math.max(1, Math.ceil((count - bucket.tokens) / RATE_PER_SECOND));
+}
+
+/** What a batch needs of the object: its storage, its bounds, and its state (replaced by `reload`). */
+export interface BatchHost {
+  readonly storage: DurableObjectStorage;
+  readonly sql: SqlStorage;
+  readonly limits: StateLimits;
+  state(): MutableVisitorState;
+  /** Reads memory back from storage, after a rolled-back transaction left it half-applied. */
+  reload(): void;
+}
+
+export interface BatchOutcome {
+  accepted: number;
+  duplicates: number;
+  failed: Array<{ id: string; reason: string }>;
+}
+
+/**
+ * Stores and applies new events; an id seen before is counted as a duplicate, never applied twice.
+ * An event's `seen` row, its log row and its effect on the aggregates commit together.
+ */
+export function applyBatch(
+  host: BatchHost,
+  events: readonly VisitorEvent[],
+  scoring: CompiledRules | null,
+  now: Millis,
+): BatchOutcome {
+  try {
+    return applyInOneTransaction(host, events, scoring, now);
+  } catch {
+    // Storage rolled back; memory may hold half an event: read it back from storage, then go event
+    // by event, so one event that cannot be applied costs only itself.
+    host.reload();
+    return applyEventByEvent(host, events, scoring, now);
+  }
+}
+
+/** The fast path: the whole batch in one transaction. */
+function applyInOneTransaction(
+  host: BatchHost,
+  events: readonly VisitorEvent[],
+  scoring: CompiledRules | null,
+  now: Millis,
+): BatchOutcome {
+  const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [] };
+  host.storage.transactionSync(() => {
+    const state = host.state();
+    for (const event of events) {
+      if (!storeEvent(host.sql, event)) {
+        outcome.duplicates++;
+        continue;
+      }
+      applyEvent(state, event, scoring, host.limits);
+      outcome.accepted++;
+    }
+    if (outcome.accepted > 0) pruneAndSave(host.sql, state, now, host.limits);
+  });
+  return outcome;
+}
+
+/**
+ * One transaction per event. An event that cannot be applied is kept as a dead letter with its
+ * `seen` row rolled back: never a "duplicate", a retry tries it again.
+ */
+function applyEventByEvent(
+  host: BatchHost,
+  events: readonly VisitorEvent[],
+  scoring: CompiledRules | null,
+  now: Millis,
+): BatchOutcome {
+  const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [] };
+  for (const event of events) {
+    try {
+      host.storage.transactionSync(() => {
+        if (!storeEvent(host.sql, event)) {
+          outcome.duplicates++;
+          return;
+        }
+        const state = host.state();
+        applyEvent(state, event, scoring, host.limits);
+        pruneAndSave(host.sql, state, now, host.limits);
+        outcome.accepted++;
+      });
+    } catch (err) {
+      host.reload();
+      const reason = `not applied: ${err instanceof Error ? err.message : String(err)}`;
+      outcome.failed.push({ id: event.id, reason });
+      addDeadLetter(host.sql, { at: now, reason, raw: JSON.stringify(event) });
+      log("error", "event_not_applied", { type: event.type, error: reason });
+    }
+  }
+  return outcome;
+}
+
+/** The experiment goals whose conversion time this batch changed, with the visitor's variant there. */
+export function conversionsReached(
+  state: MutableVisitorState,
+  conversionsBefore: Readonly<Record<string, Millis>>,
+  scoring: CompiledRules,
+): Array<{ experiment: string; variant: string; at: Millis }> {
+  const reached: Array<{ experiment: string; variant: string; at: Millis }> = [];
+  for (const experiment of Object.values(scoring.experiments)) {
+    const at = own(state.conversions, experiment.goal);
+    const variant = own(state.assignments, experiment.id);
+    if (at !== undefined && at !== conversionsBefore[experiment.goal] && variant)
+      reached.push({ experiment: experiment.id, variant, at });
+  }
+  return reached;
+}

@@ -1,0 +1,138 @@
+import * as z from "zod";
+import type { ConsentMode } from "../core/consent.ts";
+import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
+import type { Env } from "../platform/env.ts";
+
+/**
+ * The visitor's object as its callers see it: the RPC contract of `VisitorDO` (src/state/visitor-do.ts),
+ * its options and answers. A leaf: the routes, the edge and other visitors' objects import this,
+ * never the class, so no layer reaches into the object's storage code to learn a type.
+ */
+
+export interface IngestOptions {
+  readonly now: Millis;
+  /** Rejected events of the same batch, kept aside for inspection (dead letters). */
+  readonly rejected?: ReadonlyArray<{
+    readonly index: number;
+    readonly reason: string;
+    readonly raw: string;
+  }>;
+  /** Set by an object forwarding to the one it was merged into: a call is forwarded at most once. */
+  readonly forwarded?: boolean;
+  /** How an unanswered purpose is read (the deployment's CONSENT_MODE); opt-out when absent. */
+  readonly consentMode?: ConsentMode;
+}
+
+export type IngestResult =
+  | {
+      readonly status: "stored";
+      readonly accepted: number;
+      readonly duplicates: number;
+      /** Events that could not be applied (a defect, not bad input): kept as dead letters, not stored, so a retry tries again. */
+      readonly failed: ReadonlyArray<{ readonly id: string; readonly reason: string }>;
+      /** Experiment goals reached by this batch, for measurement. */
+      readonly conversions: ReadonlyArray<{
+        readonly experiment: string;
+        readonly variant: string;
+        readonly at: Millis;
+      }>;
+    }
+  | { readonly status: "rate_limited"; readonly retryAfterSeconds: number }
+  | { readonly status: "suppressed" }
+  | { readonly status: "no_consent" };
+
+export interface SnapshotOptions {
+  readonly now: Millis;
+  /** The page being served, counted in this very decision (and stored just after). */
+  readonly pageView?: VisitorEvent | undefined;
+  readonly visitorId?: string;
+  /** Only events after this time are sent back: the rules read no further (eventHorizonMs). */
+  readonly eventsSince?: Millis;
+  readonly forwarded?: boolean;
+  /** How an unanswered purpose is read (the deployment's CONSENT_MODE); opt-out when absent. */
+  readonly consentMode?: ConsentMode;
+}
+
+export interface DecisionRecord {
+  readonly now: Millis;
+  readonly exposures: ReadonlyArray<{ readonly experience: string; readonly placement?: string }>;
+  /** New experiment assignments; sticky: an experiment already assigned keeps its variant. */
+  readonly assignments: Readonly<Record<string, string>>;
+  /** Experiment → stored variant it no longer has: that one assignment is replaced, if still stored. */
+  readonly replacing?: Readonly<Record<string, string>> | undefined;
+  readonly forwarded?: boolean;
+  /** How an unanswered purpose is read (the deployment's CONSENT_MODE); opt-out when absent. */
+  readonly consentMode?: ConsentMode;
+  /** The request carried Global Privacy Control: nothing is recorded. */
+  readonly gpc?: boolean;
+}
+
+/** A rejected or unappliable event, kept aside for inspection (table `dead_letter`). */
+export const DeadLetterSchema = z.object({ at: z.number(), reason: z.string(), raw: z.string() }).readonly();
+export type DeadLetter = z.infer<typeof DeadLetterSchema>;
+
+/** Everything one object holds: the admin export, and what a merge carries to the known person. */
+export interface VisitorDump {
+  readonly visitorId: string;
+  readonly state: VisitorState;
+  readonly consent: Consent;
+  readonly deadLetters: readonly DeadLetter[];
+  /** Merge ids (anonymous visitor ids) already folded into this one. */
+  readonly mergedFrom: readonly string[];
+  /** Event ids seen recently (beyond the kept log), so replays stay idempotent after a merge. */
+  readonly seen?: ReadonlyArray<readonly [string, Millis]>;
+}
+
+export interface MergeResult {
+  readonly merged: boolean;
+  /** Events added to the target's log. */
+  readonly events: number;
+  /**
+   * Why nothing was merged: the target was erased, the source is the target itself, or the source
+   * was already merged into another person (`linkedTo`).
+   */
+  readonly refused?: "erased" | "self" | "linked";
+  readonly linkedTo?: string;
+  /**
+   * The source had been handed over to this same target before (a retried identify): nothing moved
+   * now, but the caller finishes what the first attempt may have left undone (profiles, experiments).
+   */
+  readonly handedOver?: boolean;
+  /** Experiments the source was assigned to: its exposure rows there are re-keyed to the target. */
+  readonly experiments?: readonly string[];
+}
+
+/** A one-time identity token, offered to the person's object: first use, a replay, or an erased person. */
+export type TokenSpend = "spent" | "replayed" | "erased";
+
+/**
+ * A visitor's object as its callers (and other visitors' objects) see it over Workers RPC. Typed by
+ * hand because the derived stub type maps any method whose arguments or result hold `unknown`
+ * (event properties and traits are arbitrary JSON) to `never`.
+ */
+export interface VisitorObject {
+  ingest(visitorId: string, events: readonly VisitorEvent[], options: IngestOptions): Promise<IngestResult>;
+  snapshot(options: SnapshotOptions): Promise<VisitorState>;
+  recordDecision(options: DecisionRecord): Promise<boolean>;
+  setConsent(
+    consent: Readonly<Record<string, boolean>>,
+    options?: { visitorId?: string; now?: Millis; forwarded?: boolean },
+  ): Promise<Consent>;
+  exportAll(): Promise<VisitorDump | null>;
+  forwardingAddress(): Promise<string | null>;
+  handOver(target: string, mergeId: string, now: Millis): Promise<MergeResult>;
+  heldPrivacy(options?: { forwarded?: boolean }): Promise<{ consent: Consent; erased: boolean }>;
+  mergeFrom(
+    source: VisitorDump,
+    mergeId: string,
+    options: { now: Millis; visitorId?: string; forwarded?: boolean },
+  ): Promise<MergeResult>;
+  erase(): Promise<void>;
+  spendIdentityToken(tokenId: string, expiresAt: Millis, now: Millis): Promise<TokenSpend>;
+}
+
+/** The object of one canonical visitor id. */
+export function visitorObject(env: Pick<Env, "VISITOR">, visitorId: string): VisitorObject {
+  // The stub has exactly these methods (VisitorDO's public surface); only its derived type is lost.
+  return env.VISITOR.get(env.VISITOR.idFromName(visitorId)) as unknown as VisitorObject;
+}

@@ -1,0 +1,293 @@
+import * as z from "zod";
+import type { Millis, VisitorEvent } from "../core/model.ts";
+import { emptyState, type MutableVisitorState, prune, type StateLimits } from "../core/visitor-state.ts";
+import { parseStored, parseStoredJson } from "./stored-value.ts";
+import { type DeadLetter, DeadLetterSchema } from "./visitor-object.ts";
+
+/**
+ * The visitor object's persistence and retention, on its SQLite storage: the tables, what is read
+ * back when the object starts, the meta keys, pruning and dead letters. docs/storage.md is the
+ * contract for every table and key here; each stored value has its schema below, used to write it
+ * and to read it back.
+ */
+
+export const DAY_MS = 86400e3;
+export const DEAD_LETTER_LIMIT = 100;
+/** A visitor idle this long (the cookie's lifetime), or a forwarding address this old, is deleted whole. */
+export const IDLE_DELETE_MS = 400 * DAY_MS;
+
+const MillisSchema = z.number();
+
+/** `meta.state`: the visitor's aggregates; the events live in their own table. */
+export const StoredStateSchema = z.object({
+  visitorId: z.string(),
+  firstSeen: MillisSchema.nullable(),
+  lastSeen: MillisSchema.nullable(),
+  sessionCount: z.number(),
+  counts: z.record(z.string(), z.array(z.tuple([MillisSchema, z.number()]))),
+  lastByType: z.record(z.string(), MillisSchema),
+  intent: z.record(z.string(), z.object({ value: z.number(), ts: MillisSchema })),
+  engagement: z.record(
+    z.string(),
+    z.object({
+      sends: z.number(),
+      opens: z.number(),
+      clicks: z.number(),
+      lastAt: MillisSchema.nullable(),
+      // Absent in state stored before it existed.
+      hours: z.array(z.number()).readonly().optional(),
+    }),
+  ),
+  engagementHours: z.array(z.number()),
+  exposures: z.record(z.string(), z.array(MillisSchema)),
+  assignments: z.record(z.string(), z.string()),
+  conversions: z.record(z.string(), MillisSchema),
+});
+export type StoredState = z.infer<typeof StoredStateSchema>;
+
+/** `meta.consent`: the answer per purpose. */
+export const StoredConsentSchema = z.record(z.string(), z.boolean());
+/** `meta.mergedFrom` (merge ids folded in) and `meta.handedExperiments` (experiments a handed-over history carried). */
+export const IdListSchema = z.array(z.string());
+/** `meta.consentAt`, `meta.mergedAt`: epoch milliseconds, written as decimal text. */
+const MillisTextSchema = z.string().regex(/^\d+$/).transform(Number);
+
+/** One `event` row as SQLite gives it back; `props` is the event's properties as JSON text. */
+const EventRowSchema = z.object({
+  id: z.string(),
+  ts: z.number(),
+  type: z.string(),
+  channel: z.string(),
+  props: z.string(),
+});
+const PropsSchema = z.record(z.string(), z.unknown());
+
+/** The meta keys: one row each (docs/storage.md). */
+export type MetaKey =
+  | "state"
+  | "id"
+  | "consent"
+  | "consentAt"
+  | "erased"
+  | "mergedInto"
+  | "mergedAt"
+  | "mergedFrom"
+  | "handedExperiments";
+
+/** Everything one object holds in memory: read once when it starts, so the decision path reads no storage. */
+export interface HeldVisitor {
+  state: MutableVisitorState;
+  consent: Record<string, boolean>;
+  erased: boolean;
+  /** The person this visitor was merged into: its forwarding address. */
+  mergedInto: string | null;
+  /** When this object handed its history over (real clock). */
+  mergedAt: Millis;
+  /** Merge ids already folded into this one. */
+  mergedFrom: string[];
+  /** When consent was last set: a visitor who only answered a consent banner is active too. */
+  consentAt: Millis;
+}
+
+/** What an object that holds nothing (new, erased or deleted) holds. */
+export function emptyHeld(visitorId = ""): HeldVisitor {
+  return {
+    state: emptyState(visitorId),
+    consent: {},
+    erased: false,
+    mergedInto: null,
+    mergedAt: 0,
+    mergedFrom: [],
+    consentAt: 0,
+  };
+}
+
+export function createTables(sql: SqlStorage): void {
+  sql.exec(`CREATE TABLE IF NOT EXISTS event (
+      id TEXT PRIMARY KEY, ts INTEGER NOT NULL, type TEXT NOT NULL, channel TEXT NOT NULL, props TEXT NOT NULL)`);
+  sql.exec("CREATE INDEX IF NOT EXISTS event_ts ON event (ts)");
+  sql.exec("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, ts INTEGER NOT NULL)");
+  createMetaTable(sql);
+  sql.exec(
+    "CREATE TABLE IF NOT EXISTS dead_letter (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL)",
+  );
+}
+
+/** The one table an erased object keeps (its tombstone lives there). */
+export function createMetaTable(sql: SqlStorage): void {
+  sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+}
+
+/** Reads everything back from storage; a value that does not parse is logged and read as absent. */
+export function loadHeld(sql: SqlStorage): HeldVisitor {
+  const meta = new Map(
+    sql
+      .exec<{ key: string; value: string }>("SELECT key, value FROM meta")
+      .toArray()
+      .map((row) => [row.key, row.value]),
+  );
+  const visitorId = meta.get("id") ?? "";
+  const stored = parseStoredJson(StoredStateSchema, meta.get("state"), "meta.state");
+  const state: MutableVisitorState = stored ? { ...stored, events: [] } : emptyState(visitorId);
+  state.events = loadEvents(sql);
+  return {
+    state,
+    consent: parseStoredJson(StoredConsentSchema, meta.get("consent"), "meta.consent") ?? {},
+    erased: meta.get("erased") === "1",
+    mergedInto: meta.get("mergedInto") ?? null,
+    mergedAt: readMillis(meta.get("mergedAt"), "meta.mergedAt"),
+    mergedFrom: parseStoredJson(IdListSchema, meta.get("mergedFrom"), "meta.mergedFrom") ?? [],
+    consentAt: readMillis(meta.get("consentAt"), "meta.consentAt"),
+  };
+}
+
+function readMillis(text: string | undefined, kind: string): Millis {
+  return text === undefined ? 0 : (parseStored(MillisTextSchema, text, kind) ?? 0);
+}
+
+/** The event log, oldest first; a row that does not parse is logged and left out of memory. */
+function loadEvents(sql: SqlStorage): VisitorEvent[] {
+  const events: VisitorEvent[] = [];
+  for (const raw of sql.exec("SELECT id, ts, type, channel, props FROM event ORDER BY ts, id")) {
+    const row = parseStored(EventRowSchema, raw, "event");
+    if (!row) continue;
+    const props = parseStoredJson(PropsSchema, row.props, "event.props") ?? {};
+    events.push({ id: row.id, ts: row.ts, type: row.type, channel: row.channel, props });
+  }
+  return events;
+}
+
+export function setMeta(sql: SqlStorage, key: MetaKey, value: string): void {
+  sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, value);
+}
+
+export function deleteMeta(sql: SqlStorage, key: MetaKey): void {
+  sql.exec("DELETE FROM meta WHERE key = ?", key);
+}
+
+export function saveState(sql: SqlStorage, state: MutableVisitorState): void {
+  // Events live in their own table; the rest is small and written whole.
+  const { events: _events, ...aggregates } = state;
+  const stored: StoredState = aggregates;
+  setMeta(sql, "state", JSON.stringify(stored));
+}
+
+export function saveConsent(sql: SqlStorage, consent: Record<string, boolean>): void {
+  setMeta(sql, "consent", JSON.stringify(StoredConsentSchema.parse(consent)));
+}
+
+export function saveIdList(
+  sql: SqlStorage,
+  key: "mergedFrom" | "handedExperiments",
+  ids: readonly string[],
+): void {
+  setMeta(sql, key, JSON.stringify(ids));
+}
+
+/** The experiments a handed-over history carried (meta `handedExperiments`), as written by handOver. */
+export function readHandedExperiments(sql: SqlStorage): string[] {
+  const row = sql
+    .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'handedExperiments'")
+    .toArray()[0];
+  return parseStoredJson(IdListSchema, row?.value, "meta.handedExperiments") ?? [];
+}
+
+/**
+ * Writes a new event; false when its id was seen before (idempotency). The page views the proxy
+ * records carry ids it just made (`pv:<uuid>`), never sent twice: they skip the idempotency row,
+ * one write fewer on the most frequent event.
+ */
+export function storeEvent(sql: SqlStorage, event: VisitorEvent, remember = true): boolean {
+  if (remember) {
+    const fresh = sql
+      .exec("INSERT INTO seen (id, ts) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id", event.id, event.ts)
+      .toArray();
+    if (fresh.length === 0) return false;
+  }
+  sql.exec(
+    "INSERT OR REPLACE INTO event (id, ts, type, channel, props) VALUES (?, ?, ?, ?, ?)",
+    event.id,
+    event.ts,
+    event.type,
+    event.channel,
+    JSON.stringify(event.props),
+  );
+  return true;
+}
+
+/** Remembers event ids seen elsewhere (a merged visitor's), so their replays stay duplicates here. */
+export function rememberSeen(sql: SqlStorage, seen: ReadonlyArray<readonly [string, Millis]>): void {
+  for (const [id, ts] of seen)
+    sql.exec("INSERT INTO seen (id, ts) VALUES (?, ?) ON CONFLICT DO NOTHING", id, ts);
+}
+
+/** The event ids seen since `since`, oldest window first: what a merge carries so replays stay idempotent. */
+export function readSeenSince(sql: SqlStorage, since: Millis): Array<readonly [string, Millis]> {
+  return sql
+    .exec<{ id: string; ts: number }>("SELECT id, ts FROM seen WHERE ts >= ?", since)
+    .toArray()
+    .map((row) => [row.id, row.ts] as const);
+}
+
+export function forgetSeenBefore(sql: SqlStorage, before: Millis): void {
+  sql.exec("DELETE FROM seen WHERE ts < ?", before);
+}
+
+/** Prunes memory and storage to the same bounds, then writes the aggregate row (no I/O awaited). */
+export function pruneAndSave(
+  sql: SqlStorage,
+  state: MutableVisitorState,
+  now: Millis,
+  limits: StateLimits,
+): void {
+  const countBefore = state.events.length;
+  prune(state, now, limits);
+  if (state.events.length < countBefore) deletePrunedEvents(sql, state, now);
+  saveState(sql, state);
+}
+
+function deletePrunedEvents(sql: SqlStorage, state: MutableVisitorState, now: Millis): void {
+  const oldestKept = state.events[0]?.ts ?? now + 1;
+  sql.exec("DELETE FROM event WHERE ts < ?", oldestKept);
+  // Same-millisecond ties at the boundary: keep exactly the ids still in memory.
+  const kept = new Set(state.events.map((event) => event.id));
+  for (const row of sql.exec<{ id: string }>("SELECT id FROM event WHERE ts = ?", oldestKept).toArray()) {
+    if (!kept.has(row.id)) sql.exec("DELETE FROM event WHERE id = ?", row.id);
+  }
+}
+
+/** Keeps a rejected or unappliable event aside (the last DEAD_LETTER_LIMIT of them). */
+export function addDeadLetter(sql: SqlStorage, letter: DeadLetter): void {
+  sql.exec(
+    "INSERT INTO dead_letter (at, reason, raw) VALUES (?, ?, ?)",
+    letter.at,
+    letter.reason.slice(0, 2000),
+    letter.raw.slice(0, 4096),
+  );
+  sql.exec(
+    "DELETE FROM dead_letter WHERE seq NOT IN (SELECT seq FROM dead_letter ORDER BY seq DESC LIMIT ?)",
+    DEAD_LETTER_LIMIT,
+  );
+}
+
+export function readDeadLetters(sql: SqlStorage): DeadLetter[] {
+  const letters: DeadLetter[] = [];
+  for (const row of sql.exec("SELECT at, reason, raw FROM dead_letter ORDER BY seq")) {
+    const letter = parseStored(DeadLetterSchema, row, "dead_letter");
+    if (letter) letters.push(letter);
+  }
+  return letters;
+}
+
+/** Withdrawn personalization consent: the behaviour held so far goes; consent and identity stay. */
+export function deleteBehaviour(sql: SqlStorage): void {
+  sql.exec("DELETE FROM event");
+  sql.exec("DELETE FROM dead_letter");
+}
+
+/** After a hand-over: everything but the forwarding address and the visitor's own id goes. */
+export function deleteAllButAddress(sql: SqlStorage): void {
+  deleteBehaviour(sql);
+  sql.exec("DELETE FROM seen");
+  sql.exec("DELETE FROM meta WHERE key NOT IN ('mergedInto', 'id')");
+}
