@@ -1,6 +1,6 @@
 import type { Hono } from "hono";
 import * as z from "zod";
-import { experimentObject } from "../measure/experiment-do.ts";
+import { experimentObject } from "../measure/experiment-object.ts";
 import { readConfig } from "../platform/config.ts";
 import { deadlineIn, withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
@@ -183,10 +183,6 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     // Each id's writes have the write deadline, the whole import the bulk one: ids not begun by then
     // are reported as not written, so the request answers even when KV hangs.
     const bulk = deadlineIn(storeDeadlineMs(c.env, "bulk"));
-    let overdue = false;
-    void bulk.passed.then(() => {
-      overdue = true;
-    });
     const importOne = async (id: string, traits: Record<string, unknown>) => {
       if (await isSuppressed(c.env, id)) return "suppressed";
       const current = (await readProfile(c.env, id)) ?? emptyProfile();
@@ -200,7 +196,7 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     const worker = async () => {
       for (let id = ids.shift(); id !== undefined; id = ids.shift()) {
         const { traits, line } = byId.get(id)!;
-        const done = overdue
+        const done = bulk.expired
           ? ({ ok: false, reason: "timeout", error: "the import's bulk deadline passed" } as const)
           : await withDeadline(() => importOne(id, traits), storeDeadlineMs(c.env, "write"));
         if (done.ok && done.value === "suppressed") {

@@ -13,24 +13,38 @@ export type Timed<T> =
 
 /**
  * One timer that several store calls can share: a page's reads (the visitor's object, traits) run
- * side by side under the same deadline, so one timer serves them all. `cancel` when they are done.
+ * side by side under the same deadline, so one timer serves them all; a bulk job checks `expired`
+ * before each step. `cancel` when they are done.
  */
 export interface Deadline {
   readonly passed: Promise<"timeout">;
+  /** True once the time is up (and the `passed` promise has resolved or is about to). */
+  readonly expired: boolean;
   cancel(): void;
 }
 
+/** A class, not a closure per call: the page path makes one per request. */
+class Timer implements Deadline {
+  readonly passed: Promise<"timeout">;
+  expired = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(ms: number) {
+    this.passed = new Promise<"timeout">((resolve) => {
+      this.#timer = setTimeout(() => {
+        this.expired = true;
+        resolve("timeout");
+      }, ms);
+    });
+  }
+
+  cancel(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+  }
+}
+
 export function deadlineIn(ms: number): Deadline {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const passed = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), ms);
-  });
-  return {
-    passed,
-    cancel: () => {
-      if (timer !== undefined) clearTimeout(timer);
-    },
-  };
+  return new Timer(ms);
 }
 
 export async function withDeadline<T>(
