@@ -15,7 +15,7 @@ import type {
   EventsResponseSchema,
   IdentifyRequestSchema,
 } from "../http/schemas.ts";
-import type { ExposureRow } from "../measure/experiment-do.ts";
+import type { ExposureRow } from "../measure/experiment-object.ts";
 import type { LoadedRules, RulesStatus } from "../state/rules-loader.ts";
 import type { DeadLetter } from "../state/visitor-object.ts";
 

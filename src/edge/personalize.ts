@@ -3,7 +3,7 @@ import { type DecisionResult, decide } from "../core/decide.ts";
 import { escapeHtml, jsonForInlineScript } from "../core/escape.ts";
 import type { Consent, RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
 import { decisionConsent, gpcSignal, type PrivacyFacts, privacyVerdict } from "../core/privacy.ts";
-import { experimentObject } from "../measure/experiment-do.ts";
+import { experimentObject } from "../measure/experiment-object.ts";
 import type { Config } from "../platform/config.ts";
 import { deadlineIn, withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";

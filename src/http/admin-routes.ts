@@ -2,7 +2,7 @@ import type { Hono } from "hono";
 import * as z from "zod";
 import { analyzeExperiment, type ExperimentReport } from "../core/stats.ts";
 import { isSitePath, signPreview } from "../edge/preview.ts";
-import { experimentObject } from "../measure/experiment-do.ts";
+import { experimentObject } from "../measure/experiment-object.ts";
 import { readConfig } from "../platform/config.ts";
 import { GLOBAL_HOLDOUT } from "../rules/index.ts";
 import { activeRules, rulesStatus } from "../state/rules-loader.ts";

@@ -5,7 +5,7 @@ import type { VisitorEvent } from "../core/model.ts";
 import { decisionConsent, gpcSignal, type PrivacyFacts, privacyVerdict } from "../core/privacy.ts";
 import { apiContext, isBot } from "../edge/context.ts";
 import { decisionRecorder } from "../edge/personalize.ts";
-import { countConversions } from "../measure/experiment-do.ts";
+import { countConversions } from "../measure/experiment-object.ts";
 import { bearerIs } from "../platform/bearer.ts";
 import { readConfig } from "../platform/config.ts";
 import { deadlineIn, withDeadline } from "../platform/deadline.ts";

@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import type { VisitorEvent } from "../core/model.ts";
 import { gpcSignal, privacyVerdict } from "../core/privacy.ts";
-import { countConversions } from "../measure/experiment-do.ts";
+import { countConversions } from "../measure/experiment-object.ts";
 import { readConfig } from "../platform/config.ts";
 import { emptyProfile, readProfile, writeProfile } from "../state/profiles.ts";
 import { type IngestResult, visitorObject } from "../state/visitor-object.ts";

@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import type * as z from "zod";
 import { gpcSignal, privacyVerdict } from "../core/privacy.ts";
-import { experimentObject } from "../measure/experiment-do.ts";
+import { experimentObject } from "../measure/experiment-object.ts";
 import { type Config, readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";

@@ -1,29 +1,31 @@
 import { DurableObject } from "cloudflare:workers";
+import * as z from "zod";
 import type { Env } from "../platform/env.ts";
-import { log } from "../platform/log.ts";
+import { parseStored } from "../state/stored-value.ts";
+import type { ArmCounts, ExperimentObject, ExposureRow } from "./experiment-object.ts";
 
 /**
  * One object per experiment: who was exposed to which variant, and who converted. Counting unique
  * visitors (not page views) is what makes the statistics honest: a visitor who reloads ten times is
  * one exposure. The first variant a visitor was exposed to is theirs for the analysis (intent to treat).
+ * Callers use the contract in experiment-object.ts.
  */
-export interface ArmCounts {
-  readonly variant: string;
-  readonly exposures: number;
-  readonly conversions: number;
-}
 
-/** One visitor's row, as the admin export shows it. */
-export interface ExposureRow {
-  readonly visitorId: string;
-  readonly variant: string;
-  readonly exposedAt: number;
-  readonly convertedAt: number | null;
-}
+/** One `exposure` row as SQLite gives it back. */
+const StoredExposureSchema = z.object({
+  visitor: z.string(),
+  variant: z.string(),
+  at: z.number(),
+  converted_at: z.number().nullable(),
+});
+type StoredExposure = z.infer<typeof StoredExposureSchema>;
 
-type Row = { visitor: string; variant: string; at: number; converted_at: number | null };
+const ArmCountRowSchema = z.object({ variant: z.string(), exposures: z.number(), conversions: z.number() });
 
-export class ExperimentDO extends DurableObject<Env> {
+/** Durable Object SQL binds at most 100 parameters per statement; a person may have 1000 aliases. */
+const IDS_PER_STATEMENT = 50;
+
+export class ExperimentDO extends DurableObject<Env> implements ExperimentObject {
   private readonly sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -33,8 +35,10 @@ export class ExperimentDO extends DurableObject<Env> {
       visitor TEXT PRIMARY KEY, variant TEXT NOT NULL, at INTEGER NOT NULL, converted_at INTEGER)`);
   }
 
+  // The methods are async for the contract's sake only: none awaits, so each runs whole, as before.
+
   /** Records exposures; a visitor already exposed keeps their first variant. */
-  expose(items: ReadonlyArray<{ visitorId: string; variant: string; at: number }>): number {
+  async expose(items: ReadonlyArray<{ visitorId: string; variant: string; at: number }>): Promise<number> {
     let added = 0;
     for (const item of items) {
       const cursor = this.sql.exec(
@@ -49,7 +53,7 @@ export class ExperimentDO extends DurableObject<Env> {
   }
 
   /** A conversion counts once per visitor, and only after that visitor was exposed. */
-  convert(visitorId: string, at: number): boolean {
+  async convert(visitorId: string, at: number): Promise<boolean> {
     const cursor = this.sql.exec(
       "UPDATE exposure SET converted_at = ? WHERE visitor = ? AND converted_at IS NULL AND at <= ?",
       at,
@@ -59,17 +63,15 @@ export class ExperimentDO extends DurableObject<Env> {
     return cursor.rowsWritten > 0;
   }
 
-  counts(): ArmCounts[] {
-    return this.sql
-      .exec<{ variant: string; exposures: number; conversions: number }>(
-        "SELECT variant, COUNT(*) AS exposures, COUNT(converted_at) AS conversions FROM exposure GROUP BY variant ORDER BY variant",
-      )
-      .toArray()
-      .map((r) => ({
-        variant: r.variant,
-        exposures: Number(r.exposures),
-        conversions: Number(r.conversions),
-      }));
+  async counts(): Promise<ArmCounts[]> {
+    const arms: ArmCounts[] = [];
+    for (const raw of this.sql.exec(
+      "SELECT variant, COUNT(*) AS exposures, COUNT(converted_at) AS conversions FROM exposure GROUP BY variant ORDER BY variant",
+    )) {
+      const arm = parseStored(ArmCountRowSchema, raw, "exposure.counts");
+      if (arm) arms.push(arm);
+    }
+    return arms;
   }
 
   /**
@@ -78,12 +80,12 @@ export class ExperimentDO extends DurableObject<Env> {
    * exposed under both ids counts once, in the arm they saw first (intent to treat), converted at
    * the earliest conversion not before that exposure. Idempotent: nothing left under `from`.
    */
-  rekey(from: string, to: string): boolean {
+  async rekey(from: string, to: string): Promise<boolean> {
     if (from === to) return false;
-    const rows = this.rowsOf([from, to]);
-    const source = rows.find((r) => r.visitor === from);
+    const rows = this.exposuresOf([from, to]);
+    const source = rows.find((row) => row.visitor === from);
     if (!source) return false;
-    const target = rows.find((r) => r.visitor === to);
+    const target = rows.find((row) => row.visitor === to);
     const first = target && target.at <= source.at ? target : source;
     const conversions = [source.converted_at, target?.converted_at ?? null].filter(
       (at): at is number => at !== null && at >= first.at,
@@ -102,59 +104,37 @@ export class ExperimentDO extends DurableObject<Env> {
   }
 
   /** A person's rows (their canonical id and aliases), for the admin export. */
-  rows(visitorIds: readonly string[]): ExposureRow[] {
-    return this.rowsOf(visitorIds).map((r) => ({
-      visitorId: r.visitor,
-      variant: r.variant,
-      exposedAt: r.at,
-      convertedAt: r.converted_at,
+  async rows(visitorIds: readonly string[]): Promise<ExposureRow[]> {
+    return this.exposuresOf(visitorIds).map((row) => ({
+      visitorId: row.visitor,
+      variant: row.variant,
+      exposedAt: row.at,
+      convertedAt: row.converted_at,
     }));
   }
 
-  private rowsOf(visitorIds: readonly string[]): Row[] {
-    const rows: Row[] = [];
-    // Durable Object SQL binds at most 100 parameters per statement; a person may have 1000 aliases.
-    for (let i = 0; i < visitorIds.length; i += 50) {
-      const ids = visitorIds.slice(i, i + 50);
-      rows.push(
-        ...this.sql
-          .exec<Row>(
-            `SELECT visitor, variant, at, converted_at FROM exposure WHERE visitor IN (${ids.map(() => "?").join(", ")})`,
-            ...ids,
-          )
-          .toArray(),
+  /** The stored rows of these visitors; a row that does not parse is logged and left out. */
+  private exposuresOf(visitorIds: readonly string[]): StoredExposure[] {
+    const exposures: StoredExposure[] = [];
+    for (let start = 0; start < visitorIds.length; start += IDS_PER_STATEMENT) {
+      const ids = visitorIds.slice(start, start + IDS_PER_STATEMENT);
+      const cursor = this.sql.exec(
+        `SELECT visitor, variant, at, converted_at FROM exposure WHERE visitor IN (${ids.map(() => "?").join(", ")})`,
+        ...ids,
       );
+      for (const raw of cursor) {
+        const exposure = parseStored(StoredExposureSchema, raw, "exposure");
+        if (exposure) exposures.push(exposure);
+      }
     }
-    return rows;
+    return exposures;
   }
 
   /**
    * Erasure of one person, under every id they were recorded by (canonical and aliases): an
    * export of the experiment holds nothing of them.
    */
-  forget(visitorIds: readonly string[]): void {
+  async forget(visitorIds: readonly string[]): Promise<void> {
     for (const id of visitorIds) this.sql.exec("DELETE FROM exposure WHERE visitor = ?", id);
-  }
-}
-
-/** The experiment's object (one per experiment id), as visitorObject is the visitor's. */
-export function experimentObject(env: Pick<Env, "EXPERIMENTS">, experiment: string) {
-  return env.EXPERIMENTS.get(env.EXPERIMENTS.idFromName(experiment));
-}
-
-/**
- * Counts the goals a batch of events reached in their experiments (the visitor's object lists them
- * only for a person the privacy gate lets be measured), whichever route the events came by. Off
- * the response's path: a failure is logged and counted, never thrown.
- */
-export async function countConversions(
-  env: Pick<Env, "EXPERIMENTS">,
-  visitorId: string,
-  conversions: ReadonlyArray<{ readonly experiment: string; readonly at: number }>,
-): Promise<void> {
-  try {
-    await Promise.all(conversions.map((c) => experimentObject(env, c.experiment).convert(visitorId, c.at)));
-  } catch (err) {
-    log("warn", "conversion_not_recorded", { count: conversions.length, error: String(err) });
   }
 }

@@ -1,6 +1,7 @@
 import { bearerIs } from "../platform/bearer.ts";
 import { readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
+import { Lru } from "../platform/lru.ts";
 import { aliasKey } from "./profiles.ts";
 import { canonicalForUser, readVisitorCookie, VISITOR_ID_PATTERN } from "./visitor-id.ts";
 
@@ -16,25 +17,24 @@ export async function callerOf(request: Request, env: Env): Promise<Caller> {
   return { kind: "browser", visitorId: await readVisitorCookie(request, config) };
 }
 
-const aliasCache = new Map<string, { canonical: string; at: number }>();
-const ALIAS_CACHE_MS = 30_000;
+/** Canonical ids this isolate resolved: a returning visitor's page skips the alias read. */
+const canonicalOf = new Lru<string>(10_000, 30_000);
 
 /** The canonical id of a visitor id: itself, or the known profile it was stitched into. */
 export async function resolveCanonical(env: Env, visitorId: string): Promise<string> {
   if (visitorId.startsWith("u_")) return visitorId;
-  const hit = aliasCache.get(visitorId);
-  if (hit && Date.now() - hit.at < ALIAS_CACHE_MS) return hit.canonical;
+  const cached = canonicalOf.get(visitorId, Date.now());
+  if (cached !== undefined) return cached;
   // Edge-cached: a stale alias costs one hop, never a wrong answer (the anonymous visitor's
   // object forwards to the person it was merged into).
   const alias = await env.PROFILES.get(aliasKey(visitorId), { cacheTtl: 60 });
   const canonical = alias && VISITOR_ID_PATTERN.test(alias) ? alias : visitorId;
-  if (aliasCache.size > 10_000) aliasCache.clear();
-  aliasCache.set(visitorId, { canonical, at: Date.now() });
+  canonicalOf.set(visitorId, canonical, Date.now());
   return canonical;
 }
 
 export function forgetAlias(visitorId: string): void {
-  aliasCache.delete(visitorId);
+  canonicalOf.delete(visitorId);
 }
 
 /** Known people's canonical ids start with `u_`; anonymous visitors' never do. */

@@ -35,52 +35,86 @@ export function mergeVisitorState(
   if (fresh.length) {
     target.events = [...target.events, ...fresh].sort((a, b) => a.ts - b.ts || (a.id < b.id ? -1 : 1));
   }
+  mergeCounts(target, source, duplicates);
+  mergeLatest(target.lastByType, source.lastByType);
+  mergeLatest(target.conversions, source.conversions);
+  mergeIntentScores(target, source, now, dimensions);
+  mergeEngagement(target, source);
+  mergeExperiments(target, source, limits);
+  mergeSessions(target, source, limits);
+}
 
-  const skip = new Map<string, number>();
-  for (const e of duplicates) {
-    const key = `${e.type}\u0000${Math.floor(e.ts / HOUR_MS) * HOUR_MS}`;
-    skip.set(key, (skip.get(key) ?? 0) + 1);
+/** A duplicate event's hourly bucket, keyed by type: the count it already added to the target. */
+const bucketKey = (type: string, bucket: Millis) => `${type}\u0000${bucket}`;
+
+/** Hourly counts summed, less the events the target had already counted (the duplicates). */
+function mergeCounts(target: MutableVisitorState, source: VisitorState, duplicates: readonly VisitorEvent[]) {
+  const alreadyCounted = new Map<string, number>();
+  for (const event of duplicates) {
+    const key = bucketKey(event.type, Math.floor(event.ts / HOUR_MS) * HOUR_MS);
+    alreadyCounted.set(key, (alreadyCounted.get(key) ?? 0) + 1);
   }
   for (const [type, buckets] of Object.entries(source.counts)) {
-    const into = new Map<Millis, number>(own(target.counts, type) ?? []);
-    for (const [bucket, n] of buckets) {
-      const counted = n - (skip.get(`${type}\u0000${bucket}`) ?? 0);
-      if (counted > 0) into.set(bucket, (into.get(bucket) ?? 0) + counted);
+    const merged = new Map<Millis, number>(own(target.counts, type) ?? []);
+    for (const [bucket, count] of buckets) {
+      const added = count - (alreadyCounted.get(bucketKey(type, bucket)) ?? 0);
+      if (added > 0) merged.set(bucket, (merged.get(bucket) ?? 0) + added);
     }
-    if (into.size) target.counts[type] = [...into].sort((a, b) => a[0] - b[0]);
+    if (merged.size) target.counts[type] = [...merged].sort((a, b) => a[0] - b[0]);
   }
-  for (const [type, at] of Object.entries(source.lastByType)) {
-    if ((own(target.lastByType, type) ?? Number.NEGATIVE_INFINITY) < at) target.lastByType[type] = at;
-  }
-  for (const [goal, at] of Object.entries(source.conversions)) {
-    if ((own(target.conversions, goal) ?? Number.NEGATIVE_INFINITY) < at) target.conversions[goal] = at;
-  }
+}
 
+/** Per key, the later of the two times wins. */
+function mergeLatest(target: Record<string, Millis>, source: Readonly<Record<string, Millis>>): void {
+  for (const [key, at] of Object.entries(source)) {
+    if ((own(target, key) ?? Number.NEGATIVE_INFINITY) < at) target[key] = at;
+  }
+}
+
+function mergeIntentScores(
+  target: MutableVisitorState,
+  source: VisitorState,
+  now: Millis,
+  dimensions: Readonly<Record<string, { readonly halfLifeMs: number; readonly cap: number }>>,
+): void {
   const halfLives: Record<string, number> = {};
   const caps: Record<string, number> = {};
-  for (const [dimension, d] of Object.entries(dimensions)) {
-    halfLives[dimension] = d.halfLifeMs;
-    caps[dimension] = d.cap;
+  for (const [dimension, setting] of Object.entries(dimensions)) {
+    halfLives[dimension] = setting.halfLifeMs;
+    caps[dimension] = setting.cap;
   }
   target.intent = mergeIntent(target.intent, source.intent, now, halfLives, caps);
+}
 
-  for (const [channel, e] of Object.entries(source.engagement)) {
-    const t: ChannelEngagement = own(target.engagement, channel) ?? {
+/** Sends, opens, clicks and the hour-of-day histograms summed per channel; the later last time wins. */
+function mergeEngagement(target: MutableVisitorState, source: VisitorState): void {
+  for (const [channel, theirs] of Object.entries(source.engagement)) {
+    const ours: ChannelEngagement = own(target.engagement, channel) ?? {
       sends: 0,
       opens: 0,
       clicks: 0,
       lastAt: null,
     };
     target.engagement[channel] = {
-      sends: t.sends + e.sends,
-      opens: t.opens + e.opens,
-      clicks: t.clicks + e.clicks,
-      lastAt: t.lastAt === null ? e.lastAt : e.lastAt === null ? t.lastAt : Math.max(t.lastAt, e.lastAt),
-      hours: Array.from({ length: 24 }, (_, h) => (t.hours?.[h] ?? 0) + (e.hours?.[h] ?? 0)),
+      sends: ours.sends + theirs.sends,
+      opens: ours.opens + theirs.opens,
+      clicks: ours.clicks + theirs.clicks,
+      lastAt:
+        ours.lastAt === null
+          ? theirs.lastAt
+          : theirs.lastAt === null
+            ? ours.lastAt
+            : Math.max(ours.lastAt, theirs.lastAt),
+      hours: Array.from({ length: 24 }, (_, hour) => (ours.hours?.[hour] ?? 0) + (theirs.hours?.[hour] ?? 0)),
     };
   }
-  target.engagementHours = target.engagementHours.map((n, h) => n + (source.engagementHours[h] ?? 0));
+  target.engagementHours = target.engagementHours.map(
+    (count, hour) => count + (source.engagementHours[hour] ?? 0),
+  );
+}
 
+/** Assignments: the target's variants win; exposures: the union, in time order, bounded. */
+function mergeExperiments(target: MutableVisitorState, source: VisitorState, limits: StateLimits): void {
   for (const [experiment, variant] of Object.entries(source.assignments)) {
     if (!Object.hasOwn(target.assignments, experiment)) target.assignments[experiment] = variant;
   }
@@ -88,13 +122,15 @@ export function mergeVisitorState(
     const all = [...(own(target.exposures, experience) ?? []), ...times].sort((a, b) => a - b);
     target.exposures[experience] = all.slice(-limits.maxExposuresPerExperience);
   }
+}
 
-  if (source.lastSeen !== null) {
-    const sameSession =
-      target.lastSeen !== null && Math.abs(target.lastSeen - source.lastSeen) <= limits.sessionGapMs;
-    target.sessionCount += Math.max(0, source.sessionCount - (sameSession ? 1 : 0));
-    if (target.firstSeen === null || (source.firstSeen ?? source.lastSeen) < target.firstSeen)
-      target.firstSeen = source.firstSeen ?? source.lastSeen;
-    if (target.lastSeen === null || source.lastSeen > target.lastSeen) target.lastSeen = source.lastSeen;
-  }
+/** Sessions summed, less one when the two visits overlap (a login mid-visit is one session). */
+function mergeSessions(target: MutableVisitorState, source: VisitorState, limits: StateLimits): void {
+  if (source.lastSeen === null) return;
+  const sameSession =
+    target.lastSeen !== null && Math.abs(target.lastSeen - source.lastSeen) <= limits.sessionGapMs;
+  target.sessionCount += Math.max(0, source.sessionCount - (sameSession ? 1 : 0));
+  const sourceFirstSeen = source.firstSeen ?? source.lastSeen;
+  if (target.firstSeen === null || sourceFirstSeen < target.firstSeen) target.firstSeen = sourceFirstSeen;
+  if (target.lastSeen === null || source.lastSeen > target.lastSeen) target.lastSeen = source.lastSeen;
 }
