@@ -7,7 +7,7 @@ import { readConfig } from "../platform/config.ts";
 import { GLOBAL_HOLDOUT } from "../rules/index.ts";
 import { activeRules, rulesStatus } from "../state/rules-loader.ts";
 import { requireAdmin } from "./admin.ts";
-import type { AppEnv } from "./app-env.ts";
+import type { AppContext, AppEnv } from "./app-env.ts";
 import { jsonError } from "./errors.ts";
 import { documentRoute } from "./openapi.ts";
 import { LIMITS, readBody } from "./request.ts";
@@ -110,6 +110,82 @@ function ifNoneMatch(header: string | undefined, etag: string): boolean {
   });
 }
 
+/** GET /v1/rules: the serving rules, with an ETag a poller can send back. */
+async function serveRulesStatus(c: AppContext): Promise<Response> {
+  const loaded = await activeRules(c.env, c.executionCtx);
+  const status = rulesStatus();
+  // The ETag is the serving version's content hash. While refreshes fail there is none, so a
+  // poller's If-None-Match never turns a new lastError into a 304.
+  const etag = loaded && status.lastError === null ? `"${loaded.hash}"` : null;
+  const headers: Record<string, string> = { "cache-control": "private, no-cache" };
+  if (etag) headers.etag = etag;
+  if (etag && ifNoneMatch(c.req.header("if-none-match"), etag)) return c.body(null, 304, headers);
+  return c.json(
+    {
+      version: loaded?.version ?? null,
+      hash: loaded?.hash ?? null,
+      source: loaded?.source ?? null,
+      loadedAt: loaded ? new Date(loaded.loadedAt).toISOString() : null,
+      checkedAt: status.checkedAt ? new Date(status.checkedAt).toISOString() : null,
+      lastError: status.lastError,
+    },
+    200,
+    headers,
+  );
+}
+
+/** GET /v1/experiments/:id: exposures and conversions per arm, and the statistics on them. */
+async function experimentResults(c: AppContext): Promise<Response> {
+  // Always present: the route is registered as /v1/experiments/:id.
+  const id = c.req.param("id") ?? "";
+  const loaded = await activeRules(c.env, c.executionCtx);
+  // An own property only: "constructor" or "valueOf" is every object's, never an experiment.
+  const experiments = loaded?.compiled.experiments;
+  const experiment = experiments && Object.hasOwn(experiments, id) ? experiments[id] : undefined;
+  if (!experiment) return jsonError("unknown_experiment", `no experiment "${id}" in the active rules`);
+  const stub = experimentObject(c.env, id);
+  // A report without its counts would mislead: a store that fails answers 503.
+  const counts = await storeCall(c, () => stub.counts());
+  if (counts instanceof Response) return counts;
+  const byVariant = new Map(counts.map((a) => [a.variant, a]));
+  const arm = (variant: string, weight: number, isControl: boolean) => ({
+    id: variant,
+    weight,
+    exposures: byVariant.get(variant)?.exposures ?? 0,
+    conversions: byVariant.get(variant)?.conversions ?? 0,
+    isControl,
+  });
+  // The global holdout is the control of the whole program: held out against personalized.
+  const arms =
+    id === GLOBAL_HOLDOUT
+      ? [arm("holdout", experiment.holdout, true), arm("personalized", 1 - experiment.holdout, false)]
+      : experiment.variants.map((v, i) => arm(v.id, v.weight, i === 0));
+  const holdout = byVariant.get("holdout");
+  return c.json({
+    experiment: id,
+    goal: experiment.goal,
+    rulesVersion: loaded?.version ?? null,
+    holdout: holdout ? { exposures: holdout.exposures, conversions: holdout.conversions } : null,
+    report: analyzeExperiment(arms),
+  });
+}
+
+/** POST /v1/preview: a signed link that opens a page with chosen experiences forced. */
+async function createPreviewLink(c: AppContext): Promise<Response> {
+  const { config } = readConfig(c.env);
+  const parsed = await readBody(c.req.raw, LIMITS.smallBytes, PreviewRequestSchema);
+  if (!parsed.ok) return parsed.response;
+  const { path, forced, explain, ttlSeconds } = parsed.data;
+  const token = await signPreview(config.ADMIN_TOKEN!, {
+    forced,
+    explain,
+    exp: Math.floor(Date.now() / 1000) + ttlSeconds,
+  });
+  const url = new URL(path, c.req.url);
+  url.searchParams.set("ns_preview", token);
+  return c.json({ token, url: url.toString(), expiresInSeconds: ttlSeconds });
+}
+
 /** Admin routes: rules status, experiment results, preview links. All need the admin token. */
 export function registerAdminRoutes(api: Hono<AppEnv>): void {
   api.use("/v1/rules", requireAdmin);
@@ -118,77 +194,9 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
   api.use("/v1/profiles/*", requireAdmin);
   api.use("/v1/explain", requireAdmin);
 
-  api.get("/v1/rules", async (c) => {
-    const loaded = await activeRules(c.env, c.executionCtx);
-    const status = rulesStatus();
-    // The ETag is the serving version's content hash. While refreshes fail there is none, so a
-    // poller's If-None-Match never turns a new lastError into a 304.
-    const etag = loaded && status.lastError === null ? `"${loaded.hash}"` : null;
-    const headers: Record<string, string> = { "cache-control": "private, no-cache" };
-    if (etag) headers.etag = etag;
-    if (etag && ifNoneMatch(c.req.header("if-none-match"), etag)) return c.body(null, 304, headers);
-    return c.json(
-      {
-        version: loaded?.version ?? null,
-        hash: loaded?.hash ?? null,
-        source: loaded?.source ?? null,
-        loadedAt: loaded ? new Date(loaded.loadedAt).toISOString() : null,
-        checkedAt: status.checkedAt ? new Date(status.checkedAt).toISOString() : null,
-        lastError: status.lastError,
-      },
-      200,
-      headers,
-    );
-  });
-
-  api.get("/v1/experiments/:id", async (c) => {
-    const id = c.req.param("id");
-    const loaded = await activeRules(c.env, c.executionCtx);
-    // An own property only: "constructor" or "valueOf" is every object's, never an experiment.
-    const experiments = loaded?.compiled.experiments;
-    const experiment = experiments && Object.hasOwn(experiments, id) ? experiments[id] : undefined;
-    if (!experiment) return jsonError("unknown_experiment", `no experiment "${id}" in the active rules`);
-    const stub = experimentObject(c.env, id);
-    // A report without its counts would mislead: a store that fails answers 503.
-    const counts = await storeCall(c, () => stub.counts());
-    if (counts instanceof Response) return counts;
-    const byVariant = new Map(counts.map((a) => [a.variant, a]));
-    const arm = (variant: string, weight: number, isControl: boolean) => ({
-      id: variant,
-      weight,
-      exposures: byVariant.get(variant)?.exposures ?? 0,
-      conversions: byVariant.get(variant)?.conversions ?? 0,
-      isControl,
-    });
-    // The global holdout is the control of the whole program: held out against personalized.
-    const arms =
-      id === GLOBAL_HOLDOUT
-        ? [arm("holdout", experiment.holdout, true), arm("personalized", 1 - experiment.holdout, false)]
-        : experiment.variants.map((v, i) => arm(v.id, v.weight, i === 0));
-    const holdout = byVariant.get("holdout");
-    return c.json({
-      experiment: id,
-      goal: experiment.goal,
-      rulesVersion: loaded?.version ?? null,
-      holdout: holdout ? { exposures: holdout.exposures, conversions: holdout.conversions } : null,
-      report: analyzeExperiment(arms),
-    });
-  });
-
-  api.post("/v1/preview", async (c) => {
-    const { config } = readConfig(c.env);
-    const parsed = await readBody(c.req.raw, LIMITS.smallBytes, PreviewRequestSchema);
-    if (!parsed.ok) return parsed.response;
-    const { path, forced, explain, ttlSeconds } = parsed.data;
-    const token = await signPreview(config.ADMIN_TOKEN!, {
-      forced,
-      explain,
-      exp: Math.floor(Date.now() / 1000) + ttlSeconds,
-    });
-    const url = new URL(path, c.req.url);
-    url.searchParams.set("ns_preview", token);
-    return c.json({ token, url: url.toString(), expiresInSeconds: ttlSeconds });
-  });
+  api.get("/v1/rules", serveRulesStatus);
+  api.get("/v1/experiments/:id", experimentResults);
+  api.post("/v1/preview", createPreviewLink);
 
   documentRoute({
     method: "get",

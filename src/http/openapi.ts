@@ -1,6 +1,7 @@
 import * as z from "zod";
 import type { Config } from "../platform/config.ts";
 import { cookieName } from "../state/visitor-id.ts";
+import { ERROR_STATUS, type ErrorCode } from "./errors.ts";
 
 /**
  * The OpenAPI 3.1 document, generated from the same zod schemas the routes validate with. Each route
@@ -59,8 +60,11 @@ export function documentRoute(route: RouteDoc): void {
   if (!routes.some((r) => r.method === route.method && r.path === route.path)) routes.push(route);
 }
 
+/** The error body's shape, its codes taken from the one table of them (errors.ts's ERROR_STATUS). */
 export const ErrorBodySchema = z.object({
-  error: z.string().describe("machine-readable code, e.g. invalid_request"),
+  error: z
+    .enum(Object.keys(ERROR_STATUS) as [ErrorCode, ...ErrorCode[]])
+    .describe("machine-readable code, e.g. invalid_request"),
   message: z.string().optional(),
   issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
 });

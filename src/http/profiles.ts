@@ -112,200 +112,218 @@ async function eraseOne(env: Env, id: string, at: string): Promise<void> {
 const PERSON_ID = "a visitor id, a canonical id (u_…) or user:<userId>";
 const BAD_PERSON_ID = { description: `not ${PERSON_ID}` };
 
+/** PUT /v1/profiles/:id/traits: traits from a CRM or warehouse, merged (or replaced with ?mode=replace). */
+async function setTraits(c: AppContext): Promise<Response> {
+  const id = await idParam(c);
+  if (id instanceof Response) return id;
+  const parsed = await readBody(c.req.raw, LIMITS.traitsBytes, TraitsSchema);
+  if (!parsed.ok) return parsed.response;
+  // Each store call has the write deadline: one that fails answers 503 and nothing is acknowledged.
+  const erased = await storeCall(c, () => isSuppressed(c.env, id));
+  if (erased instanceof Response) return erased;
+  if (erased) return jsonError("suppressed", "this person's data was erased");
+  const replace = c.req.query("mode") === "replace";
+  const current = await storeCall(c, async () => (await readProfile(c.env, id)) ?? emptyProfile());
+  if (current instanceof Response) return current;
+  const traits = replace ? plain(parsed.data) : plain({ ...current.traits, ...parsed.data });
+  const written = await storeCall(c, () =>
+    writeProfile(c.env, id, { ...current, traits, updatedAt: new Date().toISOString() }),
+  );
+  if (written instanceof Response) return written;
+  return c.json({ id, traits });
+}
+
+type ImportError = { line: number; message: string };
+
+/**
+ * An import's lines, checked: the traits per id (the lines of one id become one write: KV allows
+ * about one write per second per key), and each line refused, with why.
+ */
+async function parseImport(
+  text: string,
+): Promise<{ byId: Map<string, { traits: Record<string, unknown>; line: number }>; errors: ImportError[] }> {
+  const errors: ImportError[] = [];
+  const byId = new Map<string, { traits: Record<string, unknown>; line: number }>();
+  for (const [index, source] of text.split("\n").entries()) {
+    const line = index + 1;
+    if (!source.trim()) continue;
+    let row: { id?: unknown; traits?: unknown };
+    try {
+      row = JSON.parse(source);
+    } catch {
+      errors.push({ line, message: "not JSON" });
+      continue;
+    }
+    if (!row || typeof row !== "object" || Array.isArray(row)) {
+      errors.push({ line, message: "each line is an object { id, traits }" });
+      continue;
+    }
+    const id = typeof row.id === "string" ? await importId(row.id) : null;
+    if (typeof row.id !== "string" || !row.id) errors.push({ line, message: "id must be a string" });
+    else if (!id) errors.push({ line, message: "id is not a visitor id or user:<userId>" });
+    else if (!row.traits || typeof row.traits !== "object" || Array.isArray(row.traits))
+      errors.push({ line, message: "traits must be an object" });
+    else {
+      // Checked as a request body is: one walk for depth, and forbidden keys at every depth.
+      const problem = checkJson(row.traits);
+      if (problem?.code === "forbidden_key")
+        errors.push({ line, message: `key not allowed: ${problem.path}` });
+      else if (problem) errors.push({ line, message: `traits nested deeper than ${LIMITS.depth} levels` });
+      else byId.set(id, { traits: { ...byId.get(id)?.traits, ...(row.traits as object) }, line });
+    }
+  }
+  return { byId, errors };
+}
+
+/** POST /v1/profiles/import: NDJSON, one { id, traits } per line, each line's problem named. */
+async function importTraits(c: AppContext): Promise<Response> {
+  const read = await readLimited(c.req.raw, IMPORT_LIMITS.bytes);
+  if (!read.ok) return jsonError("payload_too_large", "imports are limited to 10 MB; split the file");
+  const { byId, errors } = await parseImport(read.text);
+  if (byId.size > IMPORT_LIMITS.ids) {
+    return jsonError(
+      "import_too_large",
+      `at most ${IMPORT_LIMITS.ids} distinct ids per import request; split the file`,
+    );
+  }
+  const ids = [...byId.keys()];
+  let written = 0;
+  /** Ids a store failed or kept past a deadline: when it is every one, the answer is a 503. */
+  let storeFailures = 0;
+  let lastFailure: "timeout" | "error" = "error";
+  const now = new Date().toISOString();
+  // Each id's writes have the write deadline, the whole import the bulk one: ids not begun by then
+  // are reported as not written, so the request answers even when KV hangs.
+  const bulk = deadlineIn(storeDeadlineMs(c.env, "bulk"));
+  const importOne = async (id: string, traits: Record<string, unknown>) => {
+    if (await isSuppressed(c.env, id)) return "suppressed";
+    const current = (await readProfile(c.env, id)) ?? emptyProfile();
+    await writeProfile(c.env, id, {
+      ...current,
+      traits: plain({ ...current.traits, ...traits }),
+      updatedAt: now,
+    });
+    return "written";
+  };
+  const worker = async () => {
+    for (let id = ids.shift(); id !== undefined; id = ids.shift()) {
+      const { traits, line } = byId.get(id)!;
+      const done = bulk.expired
+        ? ({ ok: false, reason: "timeout", error: "the import's bulk deadline passed" } as const)
+        : await withDeadline(() => importOne(id, traits), storeDeadlineMs(c.env, "write"));
+      if (done.ok && done.value === "suppressed") {
+        errors.push({ line, message: "suppressed: this person's data was erased" });
+      } else if (done.ok) written++;
+      else {
+        storeFailures++;
+        lastFailure = done.reason;
+        errors.push({ line, message: "not written; retry this line" });
+        log("warn", "import_write_failed", { reason: done.reason, error: done.error ?? null });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: IMPORT_LIMITS.concurrency }, worker));
+  bulk.cancel();
+  if (storeFailures > 0 && storeFailures === byId.size) return storeUnavailable(lastFailure);
+  errors.sort((a, b) => a.line - b.line);
+  return c.json({ written, errors });
+}
+
+/** GET /v1/profiles/:id: everything held on a person; a part whose store failed is named, not hidden. */
+async function exportProfile(c: AppContext): Promise<Response> {
+  const id = await idParam(c);
+  if (id instanceof Response) return id;
+  // The parts are read side by side under one deadline (the write one: an export is not in a
+  // hurry), then the experiments' rows under another; a part whose store fails is left out and
+  // the failure named in `failOpen` and the fail-open header.
+  const reads = deadlineIn(storeDeadlineMs(c.env, "write"));
+  const [profileRead, dumpRead, aliasesRead] = await Promise.all([
+    storeRead(c, "kv", () => readProfile(c.env, id), reads),
+    storeRead(c, "do", () => exportOf(c.env, id), reads),
+    storeRead(c, "kv", () => readAliases(c.env, id), reads),
+  ]);
+  const failOpen = new Set<StoreFailure>();
+  const part = <T>(read: { ok: true; value: T } | { ok: false; failure: StoreFailure }): T | null => {
+    if (read.ok) return read.value;
+    failOpen.add(read.failure);
+    return null;
+  };
+  const profile = part(profileRead);
+  const dump = part(dumpRead);
+  const aliases = part(aliasesRead);
+  reads.cancel();
+  const rows = deadlineIn(storeDeadlineMs(c.env, "write"));
+  const ids = [id, ...(aliases ?? [])];
+  const experiments = (
+    await Promise.all(
+      (
+        await experimentsOf(c, dump)
+      ).map(
+        async (experiment) =>
+          part(await storeRead(c, "do", () => experimentObject(c.env, experiment).rows(ids), rows))?.map(
+            (row) => ({ experiment, ...row }),
+          ) ?? [],
+      ),
+    )
+  ).flat();
+  rows.cancel();
+  if (!profile && !dump && experiments.length === 0) {
+    // Nothing found where a store failed is not "nothing held": it is "could not look".
+    if (failOpen.size)
+      return storeUnavailable([...failOpen].some((f) => f.endsWith("timeout")) ? "timeout" : "error", "read");
+    return jsonError("not_found", "nothing is held on this person");
+  }
+  const res = c.json({
+    id,
+    aliases: aliases ?? [],
+    traits: profile?.traits ?? {},
+    consent: { ...profile?.consent, ...dump?.consent },
+    state: dump?.state ?? null,
+    deadLetters: dump?.deadLetters ?? [],
+    mergedFrom: dump?.mergedFrom ?? [],
+    experiments,
+    ...(failOpen.size ? { failOpen: [...failOpen] } : {}),
+  });
+  const { config } = readConfig(c.env);
+  if (failOpen.size && config.DEBUG_HEADERS)
+    res.headers.set(config.FAIL_OPEN_HEADER, [...failOpen].join(","));
+  return res;
+}
+
+/** DELETE /v1/profiles/:id: a person erased everywhere (their aliases too) and suppressed. */
+async function eraseProfile(c: AppContext): Promise<Response> {
+  const id = await idParam(c);
+  if (id instanceof Response) return id;
+  // An erasure is done whole or answered 503 (each step is idempotent: a retry finishes it).
+  const aliases = await storeCall(c, () => readAliases(c.env, id));
+  if (aliases instanceof Response) return aliases;
+  const dump = await storeCall(c, () => exportOf(c.env, id));
+  if (dump instanceof Response) return dump;
+  const experiments = await experimentsOf(c, dump);
+  const ids = [id, ...aliases];
+  const at = new Date().toISOString();
+  const erased = await storeCall(
+    c,
+    () =>
+      Promise.all([
+        ...ids.map((one) => eraseOne(c.env, one, at)),
+        // Rows recorded before login are under the anonymous ids: they go too.
+        ...experiments.map((e) => experimentObject(c.env, e).forget(ids)),
+        c.env.PROFILES.delete(aliasesKey(id)),
+      ]),
+    "bulk",
+  );
+  if (erased instanceof Response) return erased;
+  log("info", "profile_erased", { aliases: aliases.length });
+  return c.json({ erased: true, aliases: aliases.length });
+}
+
 /** Admin: traits import, export and erasure (requireAdmin is applied to /v1/profiles/*). */
 export function registerProfileRoutes(api: Hono<AppEnv>): void {
-  api.put("/v1/profiles/:id/traits", async (c) => {
-    const id = await idParam(c);
-    if (id instanceof Response) return id;
-    const parsed = await readBody(c.req.raw, LIMITS.traitsBytes, TraitsSchema);
-    if (!parsed.ok) return parsed.response;
-    // Each store call has the write deadline: one that fails answers 503 and nothing is acknowledged.
-    const erased = await storeCall(c, () => isSuppressed(c.env, id));
-    if (erased instanceof Response) return erased;
-    if (erased) return jsonError("suppressed", "this person's data was erased");
-    const replace = c.req.query("mode") === "replace";
-    const current = await storeCall(c, async () => (await readProfile(c.env, id)) ?? emptyProfile());
-    if (current instanceof Response) return current;
-    const traits = replace ? plain(parsed.data) : plain({ ...current.traits, ...parsed.data });
-    const written = await storeCall(c, () =>
-      writeProfile(c.env, id, { ...current, traits, updatedAt: new Date().toISOString() }),
-    );
-    if (written instanceof Response) return written;
-    return c.json({ id, traits });
-  });
-
-  api.post("/v1/profiles/import", async (c) => {
-    const read = await readLimited(c.req.raw, IMPORT_LIMITS.bytes);
-    if (!read.ok) return jsonError("payload_too_large", "imports are limited to 10 MB; split the file");
-    const errors: Array<{ line: number; message: string }> = [];
-    // KV allows about one write per second per key: the lines of one id become one write.
-    const byId = new Map<string, { traits: Record<string, unknown>; line: number }>();
-    for (const [i, text] of read.text.split("\n").entries()) {
-      const line = i + 1;
-      if (!text.trim()) continue;
-      let row: { id?: unknown; traits?: unknown };
-      try {
-        row = JSON.parse(text);
-      } catch {
-        errors.push({ line, message: "not JSON" });
-        continue;
-      }
-      if (!row || typeof row !== "object" || Array.isArray(row)) {
-        errors.push({ line, message: "each line is an object { id, traits }" });
-        continue;
-      }
-      const id = typeof row.id === "string" ? await importId(row.id) : null;
-      if (typeof row.id !== "string" || !row.id) errors.push({ line, message: "id must be a string" });
-      else if (!id) errors.push({ line, message: "id is not a visitor id or user:<userId>" });
-      else if (!row.traits || typeof row.traits !== "object" || Array.isArray(row.traits))
-        errors.push({ line, message: "traits must be an object" });
-      else {
-        // Checked as a request body is: one walk for depth, and forbidden keys at every depth.
-        const problem = checkJson(row.traits);
-        if (problem?.code === "forbidden_key")
-          errors.push({ line, message: `key not allowed: ${problem.path}` });
-        else if (problem) errors.push({ line, message: `traits nested deeper than ${LIMITS.depth} levels` });
-        else byId.set(id, { traits: { ...byId.get(id)?.traits, ...(row.traits as object) }, line });
-      }
-    }
-    if (byId.size > IMPORT_LIMITS.ids) {
-      return jsonError(
-        "import_too_large",
-        `at most ${IMPORT_LIMITS.ids} distinct ids per import request; split the file`,
-      );
-    }
-    const ids = [...byId.keys()];
-    let written = 0;
-    /** Ids a store failed or kept past a deadline: when it is every one, the answer is a 503. */
-    let storeFailures = 0;
-    let lastFailure: "timeout" | "error" = "error";
-    const now = new Date().toISOString();
-    // Each id's writes have the write deadline, the whole import the bulk one: ids not begun by then
-    // are reported as not written, so the request answers even when KV hangs.
-    const bulk = deadlineIn(storeDeadlineMs(c.env, "bulk"));
-    const importOne = async (id: string, traits: Record<string, unknown>) => {
-      if (await isSuppressed(c.env, id)) return "suppressed";
-      const current = (await readProfile(c.env, id)) ?? emptyProfile();
-      await writeProfile(c.env, id, {
-        ...current,
-        traits: plain({ ...current.traits, ...traits }),
-        updatedAt: now,
-      });
-      return "written";
-    };
-    const worker = async () => {
-      for (let id = ids.shift(); id !== undefined; id = ids.shift()) {
-        const { traits, line } = byId.get(id)!;
-        const done = bulk.expired
-          ? ({ ok: false, reason: "timeout", error: "the import's bulk deadline passed" } as const)
-          : await withDeadline(() => importOne(id, traits), storeDeadlineMs(c.env, "write"));
-        if (done.ok && done.value === "suppressed") {
-          errors.push({ line, message: "suppressed: this person's data was erased" });
-        } else if (done.ok) written++;
-        else {
-          storeFailures++;
-          lastFailure = done.reason;
-          errors.push({ line, message: "not written; retry this line" });
-          log("warn", "import_write_failed", { reason: done.reason, error: done.error ?? null });
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: IMPORT_LIMITS.concurrency }, worker));
-    bulk.cancel();
-    if (storeFailures > 0 && storeFailures === byId.size) return storeUnavailable(lastFailure);
-    errors.sort((a, b) => a.line - b.line);
-    return c.json({ written, errors });
-  });
-
-  api.get("/v1/profiles/:id", async (c) => {
-    const id = await idParam(c);
-    if (id instanceof Response) return id;
-    // The parts are read side by side under one deadline (the write one: an export is not in a
-    // hurry), then the experiments' rows under another; a part whose store fails is left out and
-    // the failure named in `failOpen` and the fail-open header.
-    const reads = deadlineIn(storeDeadlineMs(c.env, "write"));
-    const [profileRead, dumpRead, aliasesRead] = await Promise.all([
-      storeRead(c, "kv", () => readProfile(c.env, id), reads),
-      storeRead(c, "do", () => exportOf(c.env, id), reads),
-      storeRead(c, "kv", () => readAliases(c.env, id), reads),
-    ]);
-    const failOpen = new Set<StoreFailure>();
-    const part = <T>(read: { ok: true; value: T } | { ok: false; failure: StoreFailure }): T | null => {
-      if (read.ok) return read.value;
-      failOpen.add(read.failure);
-      return null;
-    };
-    const profile = part(profileRead);
-    const dump = part(dumpRead);
-    const aliases = part(aliasesRead);
-    reads.cancel();
-    const rows = deadlineIn(storeDeadlineMs(c.env, "write"));
-    const ids = [id, ...(aliases ?? [])];
-    const experiments = (
-      await Promise.all(
-        (
-          await experimentsOf(c, dump)
-        ).map(
-          async (experiment) =>
-            part(await storeRead(c, "do", () => experimentObject(c.env, experiment).rows(ids), rows))?.map(
-              (row) => ({ experiment, ...row }),
-            ) ?? [],
-        ),
-      )
-    ).flat();
-    rows.cancel();
-    if (!profile && !dump && experiments.length === 0) {
-      // Nothing found where a store failed is not "nothing held": it is "could not look".
-      if (failOpen.size)
-        return storeUnavailable(
-          [...failOpen].some((f) => f.endsWith("timeout")) ? "timeout" : "error",
-          "read",
-        );
-      return jsonError("not_found", "nothing is held on this person");
-    }
-    const res = c.json({
-      id,
-      aliases: aliases ?? [],
-      traits: profile?.traits ?? {},
-      consent: { ...profile?.consent, ...dump?.consent },
-      state: dump?.state ?? null,
-      deadLetters: dump?.deadLetters ?? [],
-      mergedFrom: dump?.mergedFrom ?? [],
-      experiments,
-      ...(failOpen.size ? { failOpen: [...failOpen] } : {}),
-    });
-    const { config } = readConfig(c.env);
-    if (failOpen.size && config.DEBUG_HEADERS)
-      res.headers.set(config.FAIL_OPEN_HEADER, [...failOpen].join(","));
-    return res;
-  });
-
-  api.delete("/v1/profiles/:id", async (c) => {
-    const id = await idParam(c);
-    if (id instanceof Response) return id;
-    // An erasure is done whole or answered 503 (each step is idempotent: a retry finishes it).
-    const aliases = await storeCall(c, () => readAliases(c.env, id));
-    if (aliases instanceof Response) return aliases;
-    const dump = await storeCall(c, () => exportOf(c.env, id));
-    if (dump instanceof Response) return dump;
-    const experiments = await experimentsOf(c, dump);
-    const ids = [id, ...aliases];
-    const at = new Date().toISOString();
-    const erased = await storeCall(
-      c,
-      () =>
-        Promise.all([
-          ...ids.map((one) => eraseOne(c.env, one, at)),
-          // Rows recorded before login are under the anonymous ids: they go too.
-          ...experiments.map((e) => experimentObject(c.env, e).forget(ids)),
-          c.env.PROFILES.delete(aliasesKey(id)),
-        ]),
-      "bulk",
-    );
-    if (erased instanceof Response) return erased;
-    log("info", "profile_erased", { aliases: aliases.length });
-    return c.json({ erased: true, aliases: aliases.length });
-  });
+  api.put("/v1/profiles/:id/traits", setTraits);
+  api.post("/v1/profiles/import", importTraits);
+  api.get("/v1/profiles/:id", exportProfile);
+  api.delete("/v1/profiles/:id", eraseProfile);
 
   documentRoute({
     method: "put",
