@@ -56,7 +56,7 @@ export async function isSuppressed(env: Env, ...ids: string[]): Promise<boolean>
   const found = await Promise.all(
     ids.map(async (id) => env.PROFILES.get(await suppressedKey(id), { cacheTtl: 60 })),
   );
-  return found.some((v) => v !== null);
+  return found.some((marker) => marker !== null);
 }
 
 export type TraitsRead = { traits: Traits; consent: Consent; canonical?: string } | null;

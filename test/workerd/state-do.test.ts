@@ -11,7 +11,7 @@ import type { Env } from "../../src/platform/env.ts";
 import { VisitorDO } from "../../src/state/visitor-do.ts";
 import { BURST } from "../../src/state/visitor-ingest.ts";
 import { visitorObject } from "../../src/state/visitor-object.ts";
-import { DEAD_LETTER_LIMIT, IDLE_DELETE_MS } from "../../src/state/visitor-store.ts";
+import { DEAD_LETTER_LIMIT, IDLE_DELETE_MS, loadHeld } from "../../src/state/visitor-store.ts";
 import { poisonScoring } from "./helpers.ts";
 
 const HOUR = 3600e3;
@@ -257,6 +257,28 @@ describe("VisitorDO ingest", () => {
     const state = await stub.snapshot({ now: T0 + 2 });
     expect(state.assignments).toEqual({ "hero-test": "bold" });
     expect(state.exposures["hero-a"]).toEqual([T0, T0 + 1]);
+  });
+});
+
+describe("VisitorDO storage", () => {
+  it("stored values that do not parse read as absent; the visitor's events and other values are kept", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    await stub.ingest(id, [ev(T0, "product_view")], { now: T0 });
+    await stub.setConsent({ personalization: true }, { now: T0 });
+    await runInDurableObject(rawStubOf(id), (_i: VisitorDO, ctx) => {
+      const sql = ctx.storage.sql;
+      sql.exec("UPDATE meta SET value = ? WHERE key = 'consent'", "{not json");
+      sql.exec("UPDATE meta SET value = ? WHERE key = 'state'", JSON.stringify({ visitorId: 42 }));
+      sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('mergedFrom', ?)", JSON.stringify([1, 2]));
+      const held = loadHeld(sql);
+      expect(held.consent).toEqual({});
+      expect(held.mergedFrom).toEqual([]);
+      expect(held.state.visitorId).toBe(id);
+      expect(held.state.sessionCount).toBe(0);
+      expect(held.state.events.map((e) => e.type)).toEqual(["product_view"]);
+      expect(held.consentAt).toBe(T0);
+    });
   });
 });
 
