@@ -191,7 +191,26 @@ export type ConsentResponse = {
 
 /** The body of every error answer: a code to switch on, and each bad field of a 400. */
 export type ErrorBody = {
-  error: string;
+  error:
+    | "suppressed"
+    | "invalid_json"
+    | "invalid_request"
+    | "too_deep"
+    | "forbidden_key"
+    | "unauthorized"
+    | "forbidden"
+    | "invalid_token"
+    | "not_found"
+    | "unknown_experiment"
+    | "already_linked"
+    | "payload_too_large"
+    | "import_too_large"
+    | "rate_limited"
+    | "internal_error"
+    | "admin_disabled"
+    | "cookies_disabled"
+    | "identity_disabled"
+    | "store_unavailable";
   message?: string | undefined;
   issues?:
     | Array<{
@@ -317,17 +336,17 @@ export type ProfileExport = {
     };
   } | null;
   deadLetters: Array<{
-    readonly at: number;
-    readonly reason: string;
-    readonly raw: string;
+    at: number;
+    reason: string;
+    raw: string;
   }>;
   mergedFrom: Array<string>;
   experiments: Array<{
     experiment: string;
-    readonly visitorId: string;
-    readonly variant: string;
-    readonly exposedAt: number;
-    readonly convertedAt: number | null;
+    visitorId: string;
+    variant: string;
+    exposedAt: number;
+    convertedAt: number | null;
   }>;
 };
 
