@@ -1,3 +1,4 @@
+import { sha256Hex } from "../platform/crypto.ts";
 import { withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
@@ -61,13 +62,10 @@ export function addressKey(address: string | null | undefined): string | null {
     .join(":")}::/64`;
 }
 
-const encoder = new TextEncoder();
-
 /** A server key is counted by a digest, never by the secret itself. */
 async function serverKey(request: Request): Promise<string> {
   const token = /^Bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1]?.trim() ?? "";
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(token)));
-  return `key:${[...digest.slice(0, 12)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `key:${await sha256Hex(token, 12)}`;
 }
 
 /** How a write route's OpenAPI entry describes its 429. */
