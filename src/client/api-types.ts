@@ -189,8 +189,16 @@ export type ConsentResponse = {
   };
 };
 
-/** The body of every error answer: a code to switch on, and each bad field of a 400. */
+/** The body of every error answer: a code to switch on (Northstar's closed set, or, made by the client,
+ * `unexpected_response` for an answer that was not Northstar's JSON), and each bad field of a 400. */
 export type ErrorBody = {
+  message?: string | undefined;
+  issues?:
+    | Array<{
+        path: string;
+        message: string;
+      }>
+    | undefined;
   error:
     | "suppressed"
     | "invalid_json"
@@ -210,14 +218,8 @@ export type ErrorBody = {
     | "admin_disabled"
     | "cookies_disabled"
     | "identity_disabled"
-    | "store_unavailable";
-  message?: string | undefined;
-  issues?:
-    | Array<{
-        path: string;
-        message: string;
-      }>
-    | undefined;
+    | "store_unavailable"
+    | "unexpected_response";
 };
 
 /** Query of GET /v1/explain: whose decision (`visitorId` or `userId`), on which page and channel. */

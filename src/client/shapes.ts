@@ -63,8 +63,13 @@ export interface ConsentResponse {
   consent: Consent;
 }
 
-/** The body of every error answer: a code to switch on, and each bad field of a 400. */
-export type ErrorBody = z.output<typeof ErrorBodySchema>;
+/**
+ * The body of every error answer: a code to switch on (Northstar's closed set, or, made by the client,
+ * `unexpected_response` for an answer that was not Northstar's JSON), and each bad field of a 400.
+ */
+export type ErrorBody = Omit<z.output<typeof ErrorBodySchema>, "error"> & {
+  error: z.output<typeof ErrorBodySchema>["error"] | "unexpected_response";
+};
 
 /** Query of GET /v1/explain: whose decision (`visitorId` or `userId`), on which page and channel. */
 export type ExplainQuery = z.input<typeof ExplainQuerySchema>;
