@@ -466,6 +466,9 @@ async function readStoredVisitor(visit: PageVisit, rules: LoadedRules): Promise<
 
 /**
  * The decisions as the rewriter's changes (pushed onto `changes`), and the first valid redirect.
+ * A placement's default is written like a winner's content: the page shows what `POST /v1/decide`
+ * answers for the same visitor (held out, matching nothing, or in the global holdout); only a
+ * `null` default (`html: null`) keeps the origin's content.
  * A redirect the URL policy refused, or one that is not a URL, is noted and the page served.
  */
 function collectChanges(
@@ -488,13 +491,7 @@ function collectChanges(
       else failOpen.push("redirect-invalid");
       continue;
     }
-    if (
-      decision.experience === null ||
-      decision.html === null ||
-      !decision.selector ||
-      decision.action === "redirect"
-    )
-      continue;
+    if (decision.html === null || !decision.selector || decision.action === "redirect") continue;
     changes.push({
       selector: decision.selector,
       action: decision.action,
