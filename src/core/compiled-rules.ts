@@ -1,3 +1,4 @@
+import type { EventSides } from "./event-sides.ts";
 import type { Test } from "./scope.ts";
 import type { Template, TemplateScope } from "./templates.ts";
 
@@ -77,6 +78,8 @@ export interface DecisionRules {
   readonly globalHoldout: CompiledExperiment | null;
   readonly segments: Readonly<Record<string, Test>>;
   readonly settings: { readonly redirectHosts?: readonly string[] | undefined };
+  /** Which event types are visits and brand sends (settings.eventSides over the defaults). */
+  readonly eventSides?: EventSides;
   /** Web placements that apply to a path, in declaration order. */
   placementsForPath(path: string): readonly string[];
 }

@@ -219,7 +219,16 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
   const state = personalize ? normalizeState(input.state) : null;
   const traits = personalize && isObject(input.traits) ? input.traits : NO_TRAITS;
   const assignments: Record<string, string> = Object.assign(Object.create(null), state?.assignments);
-  const scope: EvalScope = { now, traits, context, state, consent, assignments, halfLives: rules.halfLives };
+  const scope: EvalScope = {
+    now,
+    traits,
+    context,
+    state,
+    consent,
+    assignments,
+    halfLives: rules.halfLives,
+    eventSides: rules.eventSides,
+  };
   const scores = intentOf(scope);
   const top = topOf(scope);
   return {

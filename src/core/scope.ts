@@ -1,3 +1,4 @@
+import { DEFAULT_EVENT_SIDES, type EventSides, lastActivity } from "./event-sides.ts";
 import { decayAll, topOfDecayed } from "./intent.ts";
 import type { Consent, RequestContext, Traits, VisitorEvent, VisitorState } from "./model.ts";
 import { firstAfter } from "./visitor-state.ts";
@@ -15,6 +16,8 @@ export interface EvalScope {
   readonly consent: Consent;
   readonly assignments: Record<string, string>;
   readonly halfLives: Readonly<Record<string, number>>;
+  /** Which event types are brand sends and visits (the rules' settings.eventSides); defaults when absent. */
+  readonly eventSides?: EventSides;
   /** The event being scored (signal conditions only). */
   readonly event?: VisitorEvent;
   intentCache?: Record<string, number>;
@@ -24,6 +27,7 @@ export interface EvalScope {
   segmentCache?: Map<string, boolean>;
   byTypeCache?: Map<string, VisitorEvent[]>;
   visitorCache?: Record<string, unknown>;
+  activityCache?: { at: number | null };
 }
 
 /** Told each condition's result and why, only when a decision is explained. */
@@ -108,13 +112,22 @@ export function localClockOf(scope: EvalScope): LocalClock {
   return scope.clockCache;
 }
 
+/** When the person last did anything (brand sends are not theirs); null when never. */
+export function lastActivityOf(scope: EvalScope): number | null {
+  if (!scope.activityCache)
+    scope.activityCache = {
+      at: scope.state ? lastActivity(scope.state, scope.eventSides ?? DEFAULT_EVENT_SIDES) : null,
+    };
+  return scope.activityCache.at;
+}
+
 function visitorView(scope: EvalScope): Record<string, unknown> {
   return scope.state
     ? {
         id: scope.state.visitorId,
         sessionCount: scope.state.sessionCount,
         firstSeen: scope.state.firstSeen,
-        lastSeen: scope.state.lastSeen,
+        lastSeen: lastActivityOf(scope),
       }
     : { sessionCount: 0 };
 }

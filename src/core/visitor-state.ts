@@ -1,3 +1,4 @@
+import { DEFAULT_EVENT_SIDES, type EventSides, lastVisit } from "./event-sides.ts";
 import { addSignal } from "./intent.ts";
 import type { ChannelEngagement, IntentScore, Millis, VisitorEvent, VisitorState } from "./model.ts";
 
@@ -52,6 +53,8 @@ export interface Scoring {
   readonly dimensions: Readonly<Record<string, { readonly halfLifeMs: number; readonly cap: number }>>;
   /** Event types that count as conversions (purchase and experiment goals). */
   readonly conversionTypes?: ReadonlySet<string>;
+  /** Which event types are visits and brand sends (the rules' settings.eventSides); defaults when absent. */
+  readonly eventSides?: EventSides;
 }
 
 export interface MutableVisitorState {
@@ -111,7 +114,7 @@ export function applyEvent(
   scoring: Scoring | null,
   limits = DEFAULT_LIMITS,
 ): void {
-  trackSessions(state, event, limits);
+  trackSessions(state, event, scoring?.eventSides ?? DEFAULT_EVENT_SIDES, limits);
   insertByTime(state.events, event);
   countByHour(state, event);
   if ((own(state.lastByType, event.type) ?? Number.NEGATIVE_INFINITY) < event.ts)
@@ -123,10 +126,23 @@ export function applyEvent(
   recordEngagement(state, event);
 }
 
-/** A gap of more than sessionGapMs since the last activity starts a new session. */
-function trackSessions(state: MutableVisitorState, event: VisitorEvent, limits: StateLimits): void {
-  if (state.lastSeen === null || event.ts - state.lastSeen > limits.sessionGapMs) {
-    if (state.lastSeen === null || event.ts > state.lastSeen) state.sessionCount += 1;
+/**
+ * Sessions count visits only: a visit more than sessionGapMs after the last one starts a session, and
+ * a newsletter received or opened is not a visit. First and last seen are the person's own activity:
+ * a brand send moves neither. Runs before the event's own type is recorded in lastByType.
+ */
+function trackSessions(
+  state: MutableVisitorState,
+  event: VisitorEvent,
+  sides: EventSides,
+  limits: StateLimits,
+): void {
+  if (sides.brandSends.has(event.type)) return;
+  if (sides.visits.has(event.type)) {
+    const previous = lastVisit(state, sides);
+    if (previous === null || event.ts - previous > limits.sessionGapMs) {
+      if (previous === null || event.ts > previous) state.sessionCount += 1;
+    }
   }
   if (state.firstSeen === null || event.ts < state.firstSeen) state.firstSeen = event.ts;
   if (state.lastSeen === null || event.ts > state.lastSeen) state.lastSeen = event.ts;

@@ -5,6 +5,7 @@ import type {
   CompiledPlacement,
   DecisionRules,
 } from "../core/compiled-rules.ts";
+import { type EventSides, eventSides } from "../core/event-sides.ts";
 import type { RequestContext, VisitorEvent } from "../core/model.ts";
 import type { EvalScope, Test } from "../core/scope.ts";
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
@@ -24,6 +25,8 @@ export interface CompiledRules extends DecisionRules {
   readonly dimensions: Readonly<Record<string, { readonly halfLifeMs: number; readonly cap: number }>>;
   readonly experiments: Readonly<Record<string, CompiledExperiment>>;
   readonly settings: RulesDocument["settings"];
+  /** The default visits, brand sends and responses with the document's additions. */
+  readonly eventSides: EventSides;
   /** Event types recorded as conversions: purchase and every experiment's goal. */
   readonly conversionTypes: ReadonlySet<string>;
   /** The intent deltas an event contributes (used by the visitor's Durable Object at ingest). */
@@ -125,6 +128,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     globalHoldout,
     segments,
     settings: doc.settings,
+    eventSides: eventSides(doc.settings.eventSides),
     eventHorizonMs: eventHorizon(doc),
     conversionTypes: new Set([
       "purchase",

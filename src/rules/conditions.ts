@@ -4,6 +4,7 @@ import {
   countEvents,
   type EvalScope,
   intentOf,
+  lastActivityOf,
   localClockOf,
   readPath,
   resolvePath,
@@ -174,13 +175,14 @@ function silence(condition: ConditionWith<"silence">, at: string): Test {
   );
 }
 
+/** Nothing the person did for a while: what the brand sent them meanwhile does not count. */
 function inactivity(condition: ConditionWith<"inactive">, at: string): Test {
   const forMs = parseDuration(condition.inactive.for) ?? 0;
   return traced(
     at,
     (scope) => {
-      const lastSeen = scope.state?.lastSeen;
-      return lastSeen !== null && lastSeen !== undefined && scope.now - lastSeen >= forMs;
+      const lastActive = lastActivityOf(scope);
+      return lastActive !== null && scope.now - lastActive >= forMs;
     },
     `inactive for ${condition.inactive.for}`,
   );

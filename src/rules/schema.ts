@@ -80,6 +80,32 @@ export type Condition =
   | { timeOfDay: { from: string; to: string } }
   | { dayOfWeek: number[] };
 
+/** Types a marketer adds to the default lists of src/core/event-sides.ts; each type in one list only. */
+const EventTypeList = z.array(EventType).max(200);
+const EventSidesSchema = z
+  .strictObject({
+    visits: EventTypeList.optional().describe(
+      "the person on the site or in the app: these start sessions (default page_view, screen_view, app_open, product_view, search, add_to_cart, purchase)",
+    ),
+    brandSends: EventTypeList.optional().describe(
+      "what the brand sent: never the person's activity (default email_, sms_, push_ send/sent/delivered)",
+    ),
+    responses: EventTypeList.optional().describe(
+      "the person answering a message: activity, not a visit (default email_open, email_click, sms_click, push_open, …)",
+    ),
+  })
+  .superRefine((sides, ctx) => {
+    const listed = new Map<string, string>();
+    for (const list of ["visits", "brandSends", "responses"] as const) {
+      for (const type of sides[list] ?? []) {
+        const earlier = listed.get(type);
+        if (earlier && earlier !== list)
+          ctx.addIssue({ code: "custom", path: [list], message: `${type} is already listed in ${earlier}` });
+        listed.set(type, list);
+      }
+    }
+  });
+
 const HourMinute = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a time such as "08:30"');
 
 export const ConditionSchema: z.ZodType<Condition> = z.lazy(() =>
@@ -237,6 +263,9 @@ export const RulesDocumentSchema = z.strictObject({
         .describe(
           "a program-wide control group: these visitors see every placement's default, and GET /v1/experiments/global-holdout compares them with everyone else",
         ),
+      eventSides: EventSidesSchema.optional().describe(
+        "event types to add to the visits, brand sends or responses lists (docs/rules.md, Visits, sends and responses)",
+      ),
     })
     .default({ holdout: 0, allowKnownMerge: false, traitMerge: {} }),
   dimensions: z

@@ -15,7 +15,7 @@ import { mergeVisitorState } from "../../src/state/merge.ts";
 import { compile, context, DAY, event, HOUR, MIN, NOW } from "./helpers.ts";
 
 describe("a visitor's state", () => {
-  it("counts sessions after 30 minutes of quiet, keeps the log sorted, and engagement per channel", () => {
+  it("counts visits after 30 minutes of quiet, keeps the log sorted, and engagement per channel", () => {
     const s = emptyState("v");
     for (const e of [
       event("page_view", 3 * HOUR),
@@ -35,7 +35,7 @@ describe("a visitor's state", () => {
       "email_open",
       "page_view",
     ]);
-    expect(s.sessionCount).toBe(4);
+    expect(s.sessionCount).toBe(2); // the send and the open are not visits: search + views, then the view 5 min ago
     expect(s.engagement.email).toMatchObject({ sends: 1, opens: 1, clicks: 0 });
     expect(s.engagementHours.reduce((a, b) => a + b, 0)).toBe(4); // three page views and one open
   });

@@ -97,7 +97,8 @@ describe("VisitorDO ingest", () => {
     expect(state.engagement.sms).toMatchObject({ sends: 1, opens: 0, clicks: 0 });
     expect(state.engagementHours[5]).toBe(1); // 10:01 UTC is 05:01 in New York in January
     expect(state.engagementHours[12]).toBe(1); // the click, in UTC
-    expect(state.sessionCount).toBe(2); // 2 hours idle between the open and the click
+    expect(state.sessionCount).toBe(0); // sends, opens and clicks are not visits
+    expect(state.lastSeen).toBe(T0 + 2 * HOUR); // the click: the sms send after it is the brand's, not the person's
   });
 
   it("keeps storage bounded: the last 500 events, 30 days of log, 90 days of counters", async () => {
