@@ -93,6 +93,8 @@ export type DecideResponse = {
   outbound: {
     channel: string | null;
     hour: number | null;
+    timezone: string;
+    timezoneSource: "request" | "trait" | "last_seen" | "utc";
   } | null;
   unknownPlacements: Array<string>;
   failOpen: Array<"rules" | "rules-bundled" | "do-error" | "do-timeout" | "kv-error" | "kv-timeout">;

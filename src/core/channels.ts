@@ -54,7 +54,23 @@ export function preferredChannel(
 }
 
 /**
- * The hour of day (0–23, in the visitor's timezone) with most engagement; ties go to the earliest hour.
+ * Engagement hours are counted in UTC (a person who travels keeps one clock); this is the same 24
+ * counters seen from a zone `offsetMinutes` ahead of UTC. Each UTC hour's count goes to the local
+ * hour holding that hour's middle, so a half-hour zone (Kolkata, +5:30) rounds up.
+ *
+ * @example localHours(utcHours, 60)[20] // Paris in winter: what was counted at 19:00 UTC
+ */
+export function localHours(utcHours: readonly number[], offsetMinutes: number): number[] {
+  const local = new Array<number>(24).fill(0);
+  for (let h = 0; h < 24; h++) {
+    const middle = (((h * 60 + 30 + offsetMinutes) % 1440) + 1440) % 1440;
+    local[Math.floor(middle / 60)]! += count(utcHours[h] ?? 0);
+  }
+  return local;
+}
+
+/**
+ * The hour of day (0–23, in whatever clock the counters are in) with most engagement; ties go to the earliest hour.
  * Null until the 24 counters hold at least `minSamples` engagements in all. Entries past 23 are ignored,
  * negative or non-finite ones count as 0.
  *

@@ -1,5 +1,5 @@
 import { pickVariant } from "./bucketing.ts";
-import { bestHour, preferredChannel } from "./channels.ts";
+import { bestHour, localHours, preferredChannel } from "./channels.ts";
 import type {
   CompiledContent,
   CompiledExperience,
@@ -10,6 +10,7 @@ import type { Consent, RequestContext, Traits, VisitorState } from "./model.ts";
 import { isObject, normalizeContext, normalizeState } from "./normalize.ts";
 import { type EvalScope, intentOf, type Trace, topOf } from "./scope.ts";
 import type { TemplateScope } from "./templates.ts";
+import { isTimeZone, utcOffsetMinutes } from "./time-zone.ts";
 import { redirectTarget } from "./url-policy.ts";
 import { own } from "./visitor-state.ts";
 
@@ -109,8 +110,25 @@ export interface DecisionResult {
   }>;
   readonly unknownPlacements: readonly string[];
   /** For outbound channels: the channel and hour this person engages with most. */
-  readonly outbound: { readonly channel: string | null; readonly hour: number | null } | null;
+  readonly outbound: OutboundTiming | null;
   readonly explanation: Readonly<Record<string, readonly CandidateTrace[]>> | null;
+}
+
+/**
+ * Where an outbound answer's time zone came from, in the order they are tried: the zone the request
+ * states, the person's `timezone` trait, the zone named by their latest event that names one
+ * (`props.tz` or `props.timezone`), else UTC. A name that is not an IANA zone is skipped.
+ */
+export const TIMEZONE_SOURCES = ["request", "trait", "last_seen", "utc"] as const;
+export type TimezoneSource = (typeof TIMEZONE_SOURCES)[number];
+
+export interface OutboundTiming {
+  readonly channel: string | null;
+  /** 0–23 in `timezone`; null until there is enough engagement to tell. */
+  readonly hour: number | null;
+  /** The IANA zone `hour` is in ("UTC" when none is known). */
+  readonly timezone: string;
+  readonly timezoneSource: TimezoneSource;
 }
 
 const OUTBOUND = new Set(["email", "sms", "push"]);
@@ -204,7 +222,7 @@ export function decide(rules: DecisionRules, input: DecisionInput): DecisionResu
     replacedAssignments: run.replacedAssignments,
     exposures: run.exposures,
     unknownPlacements,
-    outbound: outboundTiming(run.context, run.state),
+    outbound: outboundTiming(run.context, run.state, run.scope.traits, run.now),
     explanation,
   };
 }
@@ -631,14 +649,44 @@ function segmentsOf(rules: DecisionRules, scope: EvalScope): string[] {
 
 /**
  * Which channel and when, for outbound channels: the channel with the best engagement rate, and
- * the hour this person engages on that channel (all channels' hours until that one has enough).
+ * the hour this person engages on that channel (all channels' hours until that one has enough), in
+ * their time zone (TIMEZONE_SOURCES) at the time of the decision.
  */
-function outboundTiming(context: RequestContext, state: VisitorState | null): DecisionResult["outbound"] {
+function outboundTiming(
+  context: RequestContext,
+  state: VisitorState | null,
+  traits: Traits,
+  now: number,
+): OutboundTiming | null {
   if (!OUTBOUND.has(context.channel)) return null;
+  const zone = personZone(context, state, traits);
   const channel = state ? preferredChannel(state.engagement).channel : null;
-  const hours = channel && state ? own(state.engagement, channel)?.hours : undefined;
-  return {
-    channel,
-    hour: state ? ((hours ? bestHour(hours) : null) ?? bestHour(state.engagementHours)) : null,
-  };
+  let hour: number | null = null;
+  if (state) {
+    // Counted in UTC (visitor-state.ts): shifted by the zone's offset now, summer time included.
+    const offset = utcOffsetMinutes(zone.timezone, now) ?? 0;
+    const hours = channel ? own(state.engagement, channel)?.hours : undefined;
+    hour =
+      (hours ? bestHour(localHours(hours, offset)) : null) ??
+      bestHour(localHours(state.engagementHours, offset));
+  }
+  return { channel, hour, ...zone };
+}
+
+/** The person's time zone and where it came from: the request, a trait, their events, else UTC. */
+function personZone(
+  context: RequestContext,
+  state: VisitorState | null,
+  traits: Traits,
+): Pick<OutboundTiming, "timezone" | "timezoneSource"> {
+  if (isTimeZone(context.geo.timezone)) return { timezone: context.geo.timezone, timezoneSource: "request" };
+  const trait = own(traits, "timezone");
+  if (isTimeZone(trait)) return { timezone: trait, timezoneSource: "trait" };
+  const events = state?.events ?? [];
+  for (let i = events.length - 1; i >= 0; i--) {
+    const props = events[i]!.props;
+    const named = own(props, "tz") ?? own(props, "timezone");
+    if (isTimeZone(named)) return { timezone: named, timezoneSource: "last_seen" };
+  }
+  return { timezone: "UTC", timezoneSource: "utc" };
 }

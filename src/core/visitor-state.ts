@@ -93,20 +93,6 @@ export function emptyState(visitorId: string): MutableVisitorState {
 
 const ENGAGEMENT = /^(email|sms|push)_(send|sent|delivered|open|click)$/;
 
-function hourOf(ts: Millis, tz: unknown): number {
-  if (typeof tz === "string" && tz.length < 64) {
-    try {
-      const h = new Intl.DateTimeFormat("en-US", { timeZone: tz, hour: "2-digit", hourCycle: "h23" }).format(
-        ts,
-      );
-      return Number(h) % 24;
-    } catch {
-      // An unknown timezone falls back to UTC.
-    }
-  }
-  return new Date(ts).getUTCHours();
-}
-
 /** Applies one (new, validated) event. Events may arrive out of order; the log stays sorted by time. */
 export function applyEvent(
   state: MutableVisitorState,
@@ -190,12 +176,14 @@ function applyScoring(state: MutableVisitorState, event: VisitorEvent, scoring: 
 
 /**
  * Outbound messages (email_open, sms_click…) count per channel; opens, clicks and page views count
- * toward the hour of day, in the visitor's timezone, when this person engages.
+ * toward the hour of day when this person engages. Hours are counted in UTC, whatever zone an event
+ * names: a decision reads them in the person's zone of the moment (decide.ts `outboundTiming`), so a
+ * person who travels or crosses a summer-time change keeps one consistent history.
  */
 function recordEngagement(state: MutableVisitorState, event: VisitorEvent): void {
   const message = ENGAGEMENT.exec(event.type);
   const engaged = message ? message[2] === "open" || message[2] === "click" : event.type === "page_view";
-  const hour = engaged ? hourOf(event.ts, event.props.tz) : 0;
+  const hour = engaged ? new Date(event.ts).getUTCHours() : 0;
   if (message) {
     const channel = message[1]!;
     const kind = message[2]!;

@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import * as z from "zod";
 import { type DecisionResult, decide } from "../core/decide.ts";
-import type { VisitorEvent } from "../core/model.ts";
+import type { RequestContext, VisitorEvent } from "../core/model.ts";
 import { decisionConsent, gpcSignal, type PrivacyFacts, privacyVerdict } from "../core/privacy.ts";
 import { apiContext, isBot } from "../edge/context.ts";
 import { decisionRecorder } from "../edge/personalize.ts";
@@ -230,7 +230,7 @@ async function decideWithRules(c: AppContext, call: DecisionCall): Promise<Respo
     now,
     traits: traitsRead.ok && traitsRead.value ? traitsRead.value.traits : {},
     state: stateRead.ok ? stateRead.value : null,
-    context: apiContext(body.channel, body.context, c.req.raw),
+    context: callContext(body, caller, c.req.raw),
     consent: decisionConsent(privacyFacts, privacy),
     placements: body.placements,
     explain,
@@ -245,6 +245,19 @@ async function decideWithRules(c: AppContext, call: DecisionCall): Promise<Respo
   // The recorder never rejects: a write that fails is logged and counted where it fails.
   if (record) c.executionCtx.waitUntil(record());
   return respond(c, answerOf(visitorId, rules.version, result, explain, failOpen));
+}
+
+/**
+ * The decision's context. A server's call comes from the sender's own machine: the zone Cloudflare
+ * sees for it is that machine's, not the person's, so only a zone the caller states counts as the
+ * request's (outbound timing then reads the person's trait or events instead). A browser's call is
+ * the person's own: its zone is theirs.
+ */
+function callContext(body: DecideRequest, caller: Caller, request: Request): RequestContext {
+  const context = apiContext(body.channel, body.context, request);
+  if (caller.kind !== "server" || body.context.timezone !== undefined || context.geo.timezone === null)
+    return context;
+  return { ...context, geo: { ...context.geo, timezone: null } };
 }
 
 /** The engine's result in the API's words. */

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { LOSS_REASONS, REASONS } from "../core/decide.ts";
+import { LOSS_REASONS, REASONS, TIMEZONE_SOURCES } from "../core/decide.ts";
 import { VISITOR_ID_PATTERN } from "../state/visitor-id.ts";
 
 /** The API's request and response shapes: validated by the routes, described by /_ns/openapi.json. */
@@ -207,7 +207,25 @@ export const DecideResponseSchema = z.object({
   decisions: z.record(z.string(), DecisionSchema),
   segments: z.array(z.string()),
   intent: z.object({ top: z.string().nullable(), scores: z.record(z.string(), z.number()) }),
-  outbound: z.object({ channel: z.string().nullable(), hour: z.number().nullable() }).nullable(),
+  outbound: z
+    .object({
+      channel: z.string().nullable(),
+      hour: z
+        .number()
+        .int()
+        .nullable()
+        .describe("0–23 in `timezone`: the hour this person engages most (null until there is enough)"),
+      timezone: z
+        .string()
+        .describe('the IANA zone `hour` is in, e.g. "Europe/Paris" ("UTC" when none is known)'),
+      timezoneSource: z
+        .enum(TIMEZONE_SOURCES)
+        .describe(
+          "where the zone came from, tried in this order: the request's context.timezone, the person's timezone trait, the zone their latest event named (props.tz), else utc",
+        ),
+    })
+    .nullable()
+    .describe("outbound channels (email, sms, push) only: which channel and when to send"),
   unknownPlacements: z.array(z.string()),
   failOpen: z
     .array(z.enum(["rules", "rules-bundled", "do-error", "do-timeout", "kv-error", "kv-timeout"]))

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { type DecisionInput, decide } from "../core/decide.ts";
+import { type DecisionInput, decide, TIMEZONE_SOURCES } from "../core/decide.ts";
 import type { RequestContext, VisitorEvent } from "../core/model.ts";
 import { applyEvent, emptyState } from "../core/visitor-state.ts";
 import type { CompiledRules } from "./compile.ts";
@@ -60,6 +60,15 @@ export const FixtureSchema = z.strictObject({
       .record(z.string(), z.record(z.string(), z.unknown()))
       .optional()
       .describe("placement → fields the JSON payload has (apps, messages)"),
+    outbound: z
+      .strictObject({
+        channel: z.string().nullable().optional(),
+        hour: z.number().int().min(0).max(23).nullable().optional(),
+        timezone: z.string().optional(),
+        timezoneSource: z.enum(TIMEZONE_SOURCES).optional(),
+      })
+      .optional()
+      .describe("outbound channels (context.channel email, sms, push): the fields the timing answer has"),
   }),
 });
 export type Fixture = z.infer<typeof FixtureSchema>;
@@ -188,6 +197,11 @@ export function runFixture(rules: CompiledRules, fixture: Fixture): string[] {
   for (const segment of fixture.expect.includesSegments ?? []) {
     if (!result.segments.includes(segment))
       failures.push(`segments: expected to include ${segment}, got [${result.segments.join(",")}]`);
+  }
+  for (const [key, want] of Object.entries(fixture.expect.outbound ?? {})) {
+    const have = result.outbound ? result.outbound[key as keyof typeof result.outbound] : undefined;
+    if (have !== want)
+      failures.push(`outbound.${key}: expected ${JSON.stringify(want)}, got ${JSON.stringify(have)}`);
   }
   if (fixture.expect.topIntent !== undefined && result.intent.top !== fixture.expect.topIntent) {
     failures.push(`top intent: expected ${fixture.expect.topIntent}, got ${result.intent.top}`);

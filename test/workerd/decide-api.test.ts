@@ -1,7 +1,12 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { type DecideResponse, NorthstarClient, NorthstarError } from "../../src/client/index.ts";
+import {
+  type DecideResponse,
+  NorthstarAdmin,
+  NorthstarClient,
+  NorthstarError,
+} from "../../src/client/index.ts";
 import { handle } from "../../src/http/app.ts";
 import { canonicalForUser } from "../../src/state/visitor-id.ts";
 import { visitorObject } from "../../src/state/visitor-object.ts";
@@ -35,6 +40,12 @@ async function settled(request: Request): Promise<Response> {
   await waitOnExecutionContext(ctx);
   return new Response(body, res);
 }
+
+const admin = new NorthstarAdmin({
+  baseUrl: "https://shop.test",
+  adminToken: ADMIN.authorization.slice("Bearer ".length),
+  fetch: (input, init) => exports.default.fetch(new Request(input, init)),
+});
 
 /** The typed client, each call settled. */
 const settledClient = new NorthstarClient({
@@ -92,6 +103,63 @@ describe("POST /_ns/v1/decide", () => {
     ]);
     const r = await client.decide({ userId, channel: "sms", placements: ["email-hero"] });
     expect(r.outbound?.channel).toBe("sms");
+  });
+
+  describe("the send hour is in the person's time zone", () => {
+    // Tokyo keeps no summer time, so the expected hour does not move if a test runs across a change.
+    const HOUR = 3600e3;
+    const tokyoHour = (ts: number) =>
+      Number(
+        new Intl.DateTimeFormat("en-US", {
+          timeZone: "Asia/Tokyo",
+          hour: "numeric",
+          hourCycle: "h23",
+        }).format(ts),
+      );
+    /** Opens and a click at 20:10, 20:25 and 20:40 Tokyo time, within the last day. */
+    function eveningInTokyo() {
+      let eight = Math.floor(Date.now() / HOUR) * HOUR - 24 * HOUR;
+      while (tokyoHour(eight) !== 20) eight += HOUR;
+      return [10, 25, 40].map((minutes, i) => ({
+        id: eid(),
+        type: i === 1 ? "email_click" : "email_open",
+        channel: "email",
+        ts: eight + minutes * 60e3,
+        props: {},
+      }));
+    }
+    /** A sender's server in Chicago: Cloudflare's zone for its calls is its own, not the person's. */
+    const fromChicago = new NorthstarClient({
+      baseUrl: "https://shop.test",
+      apiKey: SERVER.authorization.slice("Bearer ".length),
+      fetch: (input, init) =>
+        exports.default.fetch(new Request(input, { ...init, cf: { timezone: "America/Chicago" } })),
+    });
+
+    it("a sender that states the person's zone gets the hour in that zone, and the zone named", async () => {
+      const userId = `tokyo-evening-${eid()}`;
+      await client.track({ userId }, eveningInTokyo());
+      const r = await client.decide({
+        userId,
+        channel: "email",
+        context: { timezone: "Asia/Tokyo" },
+        placements: ["email-hero"],
+      });
+      expect(r.outbound).toEqual({
+        channel: "email",
+        hour: 20,
+        timezone: "Asia/Tokyo",
+        timezoneSource: "request",
+      });
+    });
+
+    it("without a stated zone, the person's timezone trait counts, not the sending server's zone", async () => {
+      const userId = `tokyo-trait-${eid()}`;
+      await admin.setTraits(`user:${userId}`, { timezone: "Asia/Tokyo" });
+      await client.track({ userId }, eveningInTokyo());
+      const r = await fromChicago.decide({ userId, channel: "email", placements: ["email-hero"] });
+      expect(r.outbound).toMatchObject({ hour: 20, timezone: "Asia/Tokyo", timezoneSource: "trait" });
+    });
   });
 
   it("bad input is a 400 naming each field; unknown placements are named, not a 500", async () => {

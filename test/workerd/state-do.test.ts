@@ -70,7 +70,7 @@ describe("VisitorDO ingest", () => {
     expect(state.sessionCount).toBe(2); // 59 minutes between the 2nd and 3rd: past the 30-minute gap
   });
 
-  it("tracks sessions, channel engagement and the hour of day in the visitor's timezone", async () => {
+  it("tracks sessions, channel engagement and the hour of day in UTC, whatever zone an event names", async () => {
     const id = fresh();
     const stub = stubOf(id);
     await stub.ingest(
@@ -85,7 +85,7 @@ describe("VisitorDO ingest", () => {
     );
     const state = await stub.snapshot({ now: T0 + 2 * HOUR });
     const emailHours = new Array<number>(24).fill(0);
-    emailHours[5] = 1; // the open, 05:01 in New York
+    emailHours[10] = 1; // the open, 10:01 UTC (05:01 in New York: the zone is read at decision time)
     emailHours[12] = 1; // the click, 12:00 UTC
     expect(state.engagement.email).toEqual({
       sends: 1,
@@ -95,8 +95,8 @@ describe("VisitorDO ingest", () => {
       hours: emailHours,
     });
     expect(state.engagement.sms).toMatchObject({ sends: 1, opens: 0, clicks: 0 });
-    expect(state.engagementHours[5]).toBe(1); // 10:01 UTC is 05:01 in New York in January
-    expect(state.engagementHours[12]).toBe(1); // the click, in UTC
+    expect(state.engagementHours[10]).toBe(1); // the open, 10:01 UTC
+    expect(state.engagementHours[12]).toBe(1); // the click, 12:00 UTC
     expect(state.sessionCount).toBe(0); // sends, opens and clicks are not visits
     expect(state.lastSeen).toBe(T0 + 2 * HOUR); // the click: the sms send after it is the brand's, not the person's
   });
