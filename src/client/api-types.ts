@@ -113,7 +113,9 @@ export type DecideResponse = {
             | "excluded"
             | "lower_priority"
             | "lower_score"
-            | "experiment_stopped";
+            | "experiment_stopped"
+            | "not_started"
+            | "ended";
           detail: string | null;
         }>;
       }

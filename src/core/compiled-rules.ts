@@ -36,6 +36,20 @@ export interface CompiledExperiment {
   readonly holdout: number;
   readonly goal: string;
   readonly status: "running" | "paused" | "stopped";
+  /** Its dates (startAt inclusive, endAt exclusive) in epoch ms; ±Infinity when it has none. */
+  readonly startMs: number;
+  readonly endMs: number;
+}
+
+/**
+ * When a dated experience may show: its own dates narrowed by its experiment's, with the words an
+ * explanation gives when it may not ("starts …", "experiment x ended …"), made once at compile time.
+ */
+export interface CompiledSchedule {
+  readonly startMs: number;
+  readonly endMs: number;
+  readonly notStarted: string;
+  readonly ended: string;
 }
 
 export interface CompiledExperience {
@@ -52,6 +66,8 @@ export interface CompiledExperience {
   readonly content: CompiledContent | null;
   readonly variants: Readonly<Record<string, CompiledContent>>;
   readonly channels: ReadonlySet<string> | null;
+  /** Null: no dates, on the experience or its experiment (the common case, one check per request). */
+  readonly schedule: CompiledSchedule | null;
 }
 
 export interface CompiledPlacement {

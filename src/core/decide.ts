@@ -77,6 +77,8 @@ export const LOSS_REASONS = [
   "lower_priority",
   "lower_score",
   "experiment_stopped",
+  "not_started",
+  "ended",
 ] as const;
 export type LossReason = (typeof LOSS_REASONS)[number];
 
@@ -459,13 +461,24 @@ function searchCandidates(
   return { eligible, heldOut: false, stoppedBy: null };
 }
 
-/** Channel, audience, frequency caps and suppression; a failed check is recorded as the loss. */
+/** Dates, channel, audience, frequency caps and suppression; a failed check is recorded as the loss. */
 function passesChecks(
   run: DecisionRun,
   experience: CompiledExperience,
   traces: CandidateTrace[] | null,
 ): boolean {
   const { context, state, now } = run;
+  const schedule = experience.schedule;
+  if (schedule !== null && (now < schedule.startMs || now >= schedule.endMs)) {
+    const started = now >= schedule.startMs;
+    recordLoss(
+      traces,
+      experience,
+      started ? "ended" : "not_started",
+      started ? schedule.ended : schedule.notStarted,
+    );
+    return false;
+  }
   if (experience.channels && !experience.channels.has(context.channel)) {
     recordLoss(traces, experience, "channel", `not for channel ${context.channel}`);
     return false;

@@ -3,6 +3,7 @@ import type {
   CompiledExperience,
   CompiledExperiment,
   CompiledPlacement,
+  CompiledSchedule,
   DecisionRules,
 } from "../core/compiled-rules.ts";
 import { type EventSides, eventSides } from "../core/event-sides.ts";
@@ -205,6 +206,7 @@ function compileExperiments(doc: RulesDocument): Record<string, CompiledExperime
       holdout: experiment.holdout ?? doc.settings.holdout,
       goal: experiment.goal,
       status: experiment.status,
+      ...campaignSpan(experiment),
     };
   }
   return experiments;
@@ -224,6 +226,8 @@ function compileGlobalHoldout(doc: RulesDocument): CompiledExperiment | null {
     holdout: global.fraction,
     goal: global.goal,
     status: "running",
+    startMs: Number.NEGATIVE_INFINITY,
+    endMs: Number.POSITIVE_INFINITY,
   };
 }
 
@@ -238,6 +242,7 @@ function experiencesByPlacement(
     const variants: Record<string, CompiledContent> = {};
     for (const [variant, content] of Object.entries(experience.variants ?? {}))
       variants[variant] = compileContent(content)!;
+    const experiment = experience.experiment ? (experiments[experience.experiment] ?? null) : null;
     const compiled: CompiledExperience = {
       id: experience.id,
       index,
@@ -252,16 +257,54 @@ function experiencesByPlacement(
         event: after.event,
         withinMs: parseDuration(after.within) ?? 0,
       })),
-      experiment: experience.experiment ? (experiments[experience.experiment] ?? null) : null,
+      experiment,
       content: compileContent(experience.content),
       variants,
       channels: experience.channels ? new Set(experience.channels) : null,
+      schedule: scheduleOf(campaignSpan(experience), experiment),
     };
     const list = byPlacement.get(experience.placement) ?? [];
     list.push(compiled);
     byPlacement.set(experience.placement, list);
   });
   return byPlacement;
+}
+
+/** Validated dates (or none) as epoch ms: the decision compares numbers, never parses. */
+function campaignSpan(dates: { startAt?: string | undefined; endAt?: string | undefined }): {
+  startMs: number;
+  endMs: number;
+} {
+  return {
+    startMs: dates.startAt === undefined ? Number.NEGATIVE_INFINITY : Date.parse(dates.startAt),
+    endMs: dates.endAt === undefined ? Number.POSITIVE_INFINITY : Date.parse(dates.endAt),
+  };
+}
+
+/**
+ * The experience shows only while both it and its experiment run: outside the experiment's dates
+ * nobody is assigned, so nobody is counted.
+ */
+function scheduleOf(
+  dates: { startMs: number; endMs: number },
+  experiment: CompiledExperiment | null,
+): CompiledSchedule | null {
+  const experimentStarts = experiment !== null && experiment.startMs > dates.startMs;
+  const experimentEnds = experiment !== null && experiment.endMs < dates.endMs;
+  const startMs = experimentStarts ? experiment.startMs : dates.startMs;
+  const endMs = experimentEnds ? experiment.endMs : dates.endMs;
+  if (startMs === Number.NEGATIVE_INFINITY && endMs === Number.POSITIVE_INFINITY) return null;
+  const whose = (byExperiment: boolean) => (byExperiment && experiment ? `experiment ${experiment.id} ` : "");
+  return {
+    startMs,
+    endMs,
+    notStarted: `${whose(experimentStarts)}starts ${instant(startMs)}`,
+    ended: `${whose(experimentEnds)}ended ${instant(endMs)}`,
+  };
+}
+
+function instant(ms: number): string {
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : "never";
 }
 
 function compilePlacements(

@@ -80,6 +80,18 @@ export type Condition =
   | { timeOfDay: { from: string; to: string } }
   | { dayOfWeek: number[] };
 
+/**
+ * A campaign's start or end: an ISO 8601 instant with its offset ("2026-11-27T00:00:00+01:00"), so
+ * the rule says which midnight it means; a local time without an offset would be nobody's midnight.
+ */
+const Instant = z.iso.datetime({ offset: true });
+
+/** When an experience or experiment runs: from startAt (inclusive) to endAt (exclusive). */
+const CampaignDates = {
+  startAt: Instant.optional().describe("absent: already started; an instant with its offset"),
+  endAt: Instant.optional().describe("absent: never ends; after startAt"),
+};
+
 /** Types a marketer adds to the default lists of src/core/event-sides.ts; each type in one list only. */
 const EventTypeList = z.array(EventType).max(200);
 const EventSidesSchema = z
@@ -204,6 +216,7 @@ export const ExperienceSchema = z.strictObject({
   caps: z.array(Cap).default([]),
   suppressAfter: z.array(z.strictObject({ event: EventType, within: Duration })).default([]),
   channels: z.array(z.string()).optional().describe("limit to these channels"),
+  ...CampaignDates,
 });
 
 /** The experiment id under which the global holdout (settings.globalHoldout) is stored and reported. */
@@ -216,6 +229,7 @@ export const ExperimentSchema = z.strictObject({
   holdout: z.number().min(0).max(1).optional().describe("fraction held out; defaults to settings.holdout"),
   goal: EventType,
   status: z.enum(["running", "paused", "stopped"]).default("running"),
+  ...CampaignDates,
 });
 
 export const RulesDocumentSchema = z.strictObject({
@@ -233,6 +247,15 @@ export const RulesDocumentSchema = z.strictObject({
     .strictObject({
       holdout: z.number().min(0).max(1).default(0),
       allowKnownMerge: z.boolean().default(false),
+      historyDays: z
+        .number()
+        .int()
+        .min(1)
+        .max(400)
+        .default(30)
+        .describe(
+          "days of event history a countWithin may read; must not exceed the deployment's EVENT_LOG_MAX_AGE_DAYS",
+        ),
       traitMerge: z.record(z.string(), z.enum(["mostRecent", "oldest", "add", "firstNonEmpty"])).default({}),
       redirectHosts: z
         .array(
@@ -267,7 +290,7 @@ export const RulesDocumentSchema = z.strictObject({
         "event types to add to the visits, brand sends or responses lists (docs/rules.md, Visits, sends and responses)",
       ),
     })
-    .default({ holdout: 0, allowKnownMerge: false, traitMerge: {} }),
+    .default({ holdout: 0, allowKnownMerge: false, historyDays: 30, traitMerge: {} }),
   dimensions: z
     .record(Id, z.strictObject({ halfLife: Duration, cap: z.number().positive().default(100) }))
     .default({}),

@@ -69,6 +69,32 @@ function requirePositive(duration: string, path: string, report: Report): void {
   if (!((parseDuration(duration) ?? 0) > 0)) report(path, `a duration longer than zero, not "${duration}"`);
 }
 
+const DAY_MS = 86400e3;
+
+/**
+ * A countWithin reads the event log, which keeps settings.historyDays of events: a longer window
+ * would count nothing before that and read a customer active two months ago as silent. (The other
+ * windows read per-type last times the visitor's state keeps however old they are.)
+ */
+function withinHistory(window: string, historyDays: number, path: string, report: Report): void {
+  if ((parseDuration(window) ?? 0) > historyDays * DAY_MS)
+    report(
+      path,
+      `"${window}" reaches back further than the ${historyDays} days of history kept (settings.historyDays): events before that are gone and would not count`,
+    );
+}
+
+/** A campaign's dates: each a time, and the end after the start. */
+function campaignDateProblems(
+  dates: { readonly startAt?: string | undefined; readonly endAt?: string | undefined },
+  at: string,
+  report: Report,
+): void {
+  if (dates.startAt === undefined || dates.endAt === undefined) return;
+  if (Date.parse(dates.endAt) <= Date.parse(dates.startAt))
+    report(`${at}.endAt`, `ends at ${dates.endAt}, not after it starts at ${dates.startAt}`);
+}
+
 /** Every condition tree in the document, with its JSON path. */
 function conditionRoots(doc: RulesDocument): Array<[Condition, string]> {
   const roots: Array<[Condition, string]> = [];
@@ -112,8 +138,10 @@ function conditionProblems(
     const compare = comparator(where.op, where.value);
     if (typeof compare === "string") report(`${at}.countWithin.where.value`, compare);
   }
-  if ("countWithin" in condition)
+  if ("countWithin" in condition) {
     requirePositive(condition.countWithin.window, `${at}.countWithin.window`, report);
+    withinHistory(condition.countWithin.window, doc.settings.historyDays, `${at}.countWithin.window`, report);
+  }
   if ("silence" in condition && condition.silence.within !== undefined)
     requirePositive(condition.silence.within, `${at}.silence.within`, report);
   if ("op" in condition && !("countWithin" in condition)) {
@@ -201,6 +229,7 @@ function experimentProblems(
   report: Report,
 ): void {
   if (id === GLOBAL_HOLDOUT) report(`experiments.${id}`, "this id is reserved for settings.globalHoldout");
+  campaignDateProblems(experiment, `experiments.${id}`, report);
   const total = experiment.variants.reduce((sum, variant) => sum + variant.weight, 0);
   if (Math.abs(total - 100) > 1e-9) report(`experiments.${id}.variants`, `weights sum to ${total}, not 100`);
   const seen = new Set<string>();
@@ -224,6 +253,7 @@ function experienceProblems(doc: RulesDocument, report: Report): void {
     if (experience.scoreBy && !Object.hasOwn(doc.dimensions, experience.scoreBy))
       report(`${at}.scoreBy`, `unknown dimension "${experience.scoreBy}"`);
     variantProblems(doc, experience, at, report);
+    campaignDateProblems(experience, at, report);
     if (!experience.content && !experience.variants)
       report(`${at}.content`, "an experience needs content (or variants)");
     for (const [j, cap] of experience.caps.entries())
@@ -277,7 +307,10 @@ function reachability(
     experience.caps.length === 0 &&
     experience.suppressAfter.length === 0 &&
     !experience.experiment &&
-    !experience.channels;
+    !experience.channels &&
+    // A dated campaign has ended, or not begun, for part of the time: what follows shows then.
+    experience.startAt === undefined &&
+    experience.endAt === undefined;
   if (always && (!blocker || experience.priority > blocker.priority))
     alwaysWins.set(experience.placement, { priority: experience.priority, id: experience.id });
 }

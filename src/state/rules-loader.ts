@@ -2,6 +2,7 @@ import bundledDocument from "../../rules/northstar.rules.json";
 import { readConfig } from "../platform/config.ts";
 import { withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
+import { log } from "../platform/log.ts";
 import { type CompiledRules, compileRules, hashRules, parseRules } from "../rules/index.ts";
 import {
   ACTIVE_KEY,
@@ -126,7 +127,11 @@ export async function activeRules(
   coldWaitMs: number = KV_DEADLINE_MS,
 ): Promise<LoadedRules | null> {
   // RULES_SOURCE=file: the rules file as built into this worker, KV never read.
-  if (readConfig(env).config.RULES_SOURCE === "file") return loadBundled();
+  if (readConfig(env).config.RULES_SOURCE === "file") {
+    const rules = await loadBundled();
+    checkHistory(rules, env);
+    return rules;
+  }
   const now = Date.now();
   if (now - checkedAt >= REFRESH_MS && !refreshing) {
     refreshing = refresh(env)
@@ -141,7 +146,28 @@ export async function activeRules(
   // A cold isolate waits for KV no longer than the caller's store deadline: past it, the bundled
   // rules serve this request and the load finishes in the background for the next one.
   if (!active && refreshing) await withDeadline(refreshing, coldWaitMs);
-  return active ?? (await loadBundled());
+  const rules = active ?? (await loadBundled());
+  checkHistory(rules, env);
+  return rules;
+}
+
+let historyChecked: LoadedRules | null = null;
+
+/**
+ * The validator holds countWithin windows to the rules' settings.historyDays, but only this worker
+ * knows how long its event log keeps events: rules that count further back than that would read a
+ * customer active before as silent. Said once per loaded version, as a config problem.
+ */
+function checkHistory(rules: LoadedRules | null, env: Env): void {
+  if (rules === null || rules === historyChecked) return;
+  historyChecked = rules;
+  const logDays = readConfig(env).config.EVENT_LOG_MAX_AGE_DAYS;
+  const historyDays = rules.compiled.settings.historyDays;
+  if (historyDays > logDays)
+    log("warn", "config_problem", {
+      name: "EVENT_LOG_MAX_AGE_DAYS",
+      message: `rules ${rules.version} count up to ${historyDays} days back (settings.historyDays) but the event log keeps ${logDays}: older events are gone and count as none`,
+    });
 }
 
 /** True when the bundled rules serve because KV has not answered (yet) or failed, not because nothing was published. */
@@ -161,4 +187,5 @@ export function resetRulesCache(): void {
   checkedAt = 0;
   lastError = null;
   refreshing = null;
+  historyChecked = null;
 }

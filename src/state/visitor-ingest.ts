@@ -138,7 +138,9 @@ export function conversionsReached(
   for (const experiment of Object.values(scoring.experiments)) {
     const at = own(state.conversions, experiment.goal);
     const variant = own(state.assignments, experiment.id);
-    if (at !== undefined && at !== conversionsBefore[experiment.goal] && variant)
+    // Outside its dates an experiment counts nobody: a conversion after it ended is not its result.
+    const running = at !== undefined && at >= experiment.startMs && at < experiment.endMs;
+    if (running && at !== conversionsBefore[experiment.goal] && variant)
       reached.push({ experiment: experiment.id, variant, at });
   }
   return reached;
