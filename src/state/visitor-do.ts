@@ -4,6 +4,7 @@ import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.
 import { type PrivacyVerdict, privacyVerdict } from "../core/privacy.ts";
 import {
   applyEvent,
+  conversionsReached,
   firstAfter,
   recordExposure,
   type StateLimits,
@@ -14,7 +15,7 @@ import type { Env } from "../platform/env.ts";
 import type { CompiledRules } from "../rules/index.ts";
 import { activeRules } from "./rules-loader.ts";
 import { recordDroppedWrite } from "./stored-value.ts";
-import { applyBatch, conversionsReached, fullBucket, takeTokens } from "./visitor-ingest.ts";
+import { applyBatch, fullBucket, takeTokens } from "./visitor-ingest.ts";
 import { dumpOf, foldDump, keepOnlyAddress, spendToken } from "./visitor-merge.ts";
 import {
   type DecisionRecord,

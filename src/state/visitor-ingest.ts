@@ -1,5 +1,5 @@
 import type { Millis, VisitorEvent } from "../core/model.ts";
-import { applyEvent, type MutableVisitorState, own, type StateLimits } from "../core/visitor-state.ts";
+import { applyEvent, type MutableVisitorState, type StateLimits } from "../core/visitor-state.ts";
 import { log } from "../platform/log.ts";
 import type { CompiledRules } from "../rules/index.ts";
 import { addDeadLetter, pruneAndSave, storeEvent } from "./visitor-store.ts";
@@ -126,22 +126,4 @@ function applyEventByEvent(
     }
   }
   return outcome;
-}
-
-/** The experiment goals whose conversion time this batch changed, with the visitor's variant there. */
-export function conversionsReached(
-  state: MutableVisitorState,
-  conversionsBefore: Readonly<Record<string, Millis>>,
-  scoring: CompiledRules,
-): Array<{ experiment: string; variant: string; at: Millis }> {
-  const reached: Array<{ experiment: string; variant: string; at: Millis }> = [];
-  for (const experiment of Object.values(scoring.experiments)) {
-    const at = own(state.conversions, experiment.goal);
-    const variant = own(state.assignments, experiment.id);
-    // Outside its dates an experiment counts nobody: a conversion after it ended is not its result.
-    const running = at !== undefined && at >= experiment.startMs && at < experiment.endMs;
-    if (running && at !== conversionsBefore[experiment.goal] && variant)
-      reached.push({ experiment: experiment.id, variant, at });
-  }
-  return reached;
 }

@@ -2,9 +2,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { decide } from "../../src/core/decide.ts";
-import { emptyState } from "../../src/core/visitor-state.ts";
+import { conversionsReached, emptyState } from "../../src/core/visitor-state.ts";
 import { compileRules, hashRules, parseRules } from "../../src/rules/index.ts";
-import { conversionsReached } from "../../src/state/visitor-ingest.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const demo = JSON.parse(readFileSync(join(ROOT, "rules/northstar.rules.json"), "utf8"));
