@@ -64,7 +64,7 @@ export interface VisitorState {
   readonly intent: Readonly<Record<string, IntentScore>>;
   /** Per channel: sends/opens/clicks, for channel preference. */
   readonly engagement: Readonly<Record<string, ChannelEngagement>>;
-  /** 24 counters of engagement (opens, clicks, visits) by hour of day in the visitor's timezone. */
+  /** 24 counters of engagement (opens, clicks, visits) by UTC hour of day; decisions read them in the person's zone. */
   readonly engagementHours: readonly number[];
   /** Per experience id: exposure times (recent, bounded), for frequency caps. */
   readonly exposures: Readonly<Record<string, readonly Millis[]>>;
