@@ -326,7 +326,7 @@ export type ProfileExport = {
         readonly hours?: ReadonlyArray<number> | undefined;
       };
     };
-    /** 24 counters of engagement (opens, clicks, visits) by hour of day in the visitor's timezone. */
+    /** 24 counters of engagement (opens, clicks, visits) by UTC hour of day; decisions read them in the person's zone. */
     readonly engagementHours: ReadonlyArray<number>;
     /** Per experience id: exposure times (recent, bounded), for frequency caps. */
     readonly exposures: {
