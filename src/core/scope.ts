@@ -187,7 +187,7 @@ export function countEvents(
   scope: EvalScope,
   type: string,
   since: number,
-  where: ((event: VisitorEvent) => boolean) | null,
+  where: ((event: VisitorEvent, now: number) => boolean) | null,
 ): number {
   const events = eventsOfType(scope, type);
   // Oldest first: binary search for the window's ends, then count or filter between them.
@@ -195,6 +195,6 @@ export function countEvents(
   const end = firstAfter(events, scope.now);
   if (!where) return end - start;
   let n = 0;
-  for (let i = start; i < end; i++) if (where(events[i]!)) n++;
+  for (let i = start; i < end; i++) if (where(events[i]!, scope.now)) n++;
   return n;
 }

@@ -14,7 +14,7 @@ import {
 } from "../core/scope.ts";
 import { own } from "../core/visitor-state.ts";
 import { parseDuration } from "./duration.ts";
-import { type Comparison, comparator } from "./operators.ts";
+import { type Comparison, comparator, dateOf } from "./operators.ts";
 import type { Condition } from "./schema.ts";
 
 /**
@@ -114,7 +114,7 @@ function eventCount(condition: ConditionWith<"countWithin">, at: string): Test {
   const wanted = comparator(condition.op, condition.value) as Comparison;
   return traced(
     at,
-    (scope) => wanted(countEvents(scope, event, scope.now - windowMs, filter)),
+    (scope) => wanted(countEvents(scope, event, scope.now - windowMs, filter), scope.now),
     `count of ${event} in ${window} ${condition.op} ${condition.value}`,
   );
 }
@@ -128,14 +128,17 @@ function eventFilter(where: NonNullable<ConditionWith<"countWithin">["countWithi
   // event in the window, the engine's hottest loop.
   if (segments[0] === "event" && segments[1] === "props" && segments.length === 3)
     return eventPropFilter(segments[2]!, compare);
-  if (segments[0] === "event") return (event: VisitorEvent) => compare(readPath(event, segments, 1));
+  if (segments[0] === "event")
+    return (event: VisitorEvent, now: number) => compare(readPath(event, segments, 1), now);
   return () => false;
 }
 
-function eventPropFilter(key: string, compare: Comparison): (event: VisitorEvent) => boolean {
-  return (event) => {
+function eventPropFilter(key: string, compare: Comparison): (event: VisitorEvent, now: number) => boolean {
+  return (event, now) => {
     const props = event.props;
-    return typeof props === "object" && props !== null && Object.hasOwn(props, key) && compare(props[key]);
+    return (
+      typeof props === "object" && props !== null && Object.hasOwn(props, key) && compare(props[key], now)
+    );
   };
 }
 
@@ -144,10 +147,14 @@ function pathComparison(condition: ConditionWith<"path">, at: string): Test {
   const compare = comparator(condition.op, condition.value);
   if (typeof compare === "string") return traced(at, () => false, compare);
   const why = `${condition.path} ${condition.op} ${JSON.stringify(condition.value) ?? ""}`.trim();
+  // A date comparison on something that is no date says so: the CRM sent text, not a timestamp.
+  const readsDate = condition.op === "olderThan" || condition.op === "within";
+  const whyNot = (actual: unknown) =>
+    readsDate && dateOf(actual) === null ? `${condition.path} is not a date` : why;
   return (scope, trace) => {
     const actual = resolvePath(scope, segments);
-    const result = compare(actual);
-    if (trace) trace(at, result, actual === undefined ? `${condition.path} is missing` : why);
+    const result = compare(actual, scope.now);
+    if (trace) trace(at, result, actual === undefined ? `${condition.path} is missing` : whyNot(actual));
     return result;
   };
 }

@@ -1,3 +1,4 @@
+import { parseDuration } from "./duration.ts";
 import { unsafeRegex } from "./regex-safety.ts";
 import type { ComparisonOp } from "./schema.ts";
 
@@ -6,8 +7,8 @@ import type { ComparisonOp } from "./schema.ts";
  * of the actual value. A test never throws: an actual value of the wrong type is simply no match.
  */
 
-/** A test of the actual value read at a condition's path. */
-export type Comparison = (actual: unknown) => boolean;
+/** A test of the actual value read at a condition's path, at the decision's time (epoch ms). */
+export type Comparison = (actual: unknown, now: number) => boolean;
 
 type Version = [number, number, number];
 
@@ -40,6 +41,9 @@ export function comparator(op: ComparisonOp, expected: unknown): Comparison | st
       return range(expected);
     case "matches":
       return pattern(expected);
+    case "olderThan":
+    case "within":
+      return age(op, expected);
     default:
       return versionOrdering(op, expected);
   }
@@ -136,6 +140,50 @@ function pattern(expected: unknown): Comparison | string {
   if (problem) return problem;
   const regex = new RegExp(expected as string);
   return (actual) => typeof actual === "string" && actual.length <= 2048 && regex.test(actual);
+}
+
+/**
+ * How long ago a date was: `olderThan` holds from the duration on (`lastOrderAt` 60 days ago or
+ * earlier), `within` before it (in the last 60 days, the instant itself excluded, as countWithin
+ * counts). Together they split the past; a date in the future is neither. The duration is parsed
+ * here, once; the date once per test.
+ */
+function age(op: "olderThan" | "within", expected: unknown): Comparison | string {
+  const durationMs = typeof expected === "string" ? parseDuration(expected) : null;
+  if (durationMs === null) return `${op} needs a duration such as "60d", not ${describe(expected)}`;
+  if (durationMs === 0) return `${op} needs a duration longer than zero`;
+  return op === "olderThan"
+    ? (actual, now) => {
+        const at = dateOf(actual);
+        return at !== null && at <= now - durationMs;
+      }
+    : (actual, now) => {
+        const at = dateOf(actual);
+        return at !== null && at > now - durationMs && at <= now;
+      };
+}
+
+/** A calendar date or a date-time, with an optional offset (none: UTC), as CRMs export them. */
+const ISO_DATE =
+  /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+const HAS_OFFSET = /(Z|[+-]\d{2}:?\d{2})$/;
+/**
+ * Epoch ms before March 1973 are refused: such a number is almost surely epoch seconds (today's are
+ * below 2e9), which read as ms would be January 1970 and make every customer "older than 60d".
+ */
+const EPOCH_MS_FLOOR = 1e11;
+
+/**
+ * A trait or event time as epoch ms: an ISO 8601 string or a number of epoch milliseconds; null for
+ * anything else. Only ISO text is read, never Date.parse's guesses ("March 7", "07/03/2026"), so a
+ * date means the same instant in every runtime; a date-time without an offset is taken as UTC, as
+ * the worker's clock is (a calendar date is UTC midnight).
+ */
+export function dateOf(value: unknown): number | null {
+  if (typeof value === "number") return Number.isFinite(value) && value >= EPOCH_MS_FLOOR ? value : null;
+  if (typeof value !== "string" || value.length > 40 || !ISO_DATE.test(value)) return null;
+  const at = Date.parse(value.length > 10 && !HAS_OFFSET.test(value) ? `${value}Z` : value);
+  return Number.isNaN(at) ? null : at;
 }
 
 function versionOrdering(

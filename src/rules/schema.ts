@@ -50,6 +50,8 @@ export const COMPARISON_OPS = [
   "semverGte",
   "semverLt",
   "semverLte",
+  "olderThan",
+  "within",
 ] as const;
 export type ComparisonOp = (typeof COMPARISON_OPS)[number];
 const CountOp = z.enum(["eq", "gte", "gt", "lte", "lt"]);
