@@ -33,7 +33,7 @@ export interface CompiledRules extends DecisionRules {
   /** The intent deltas an event contributes (used by the visitor's Durable Object at ingest). */
   scoreEvent(event: VisitorEvent): Array<{ dimension: string; delta: number }>;
   /**
-   * How far back the rules read the event log (the longest countWithin window; unbounded when a
+   * How far back the rules read the event log (the longest countWithin or rate window; unbounded when a
    * rule reads tags of all recent events; 0 when no rule reads events). The decision path asks the
    * visitor's object for no more than this.
    */
@@ -372,7 +372,7 @@ function eventScope(event: VisitorEvent, halfLives: Readonly<Record<string, numb
 }
 
 /**
- * How far back the rules read the event log: the longest countWithin window, unbounded when an
+ * How far back the rules read the event log: the longest countWithin or rate window, unbounded when an
  * affinity reads the tags of all recent events.
  */
 function eventHorizon(doc: RulesDocument): number {
@@ -386,6 +386,7 @@ function eventHorizon(doc: RulesDocument): number {
     eachCondition(root, "", (condition) => {
       if ("countWithin" in condition)
         horizonMs = Math.max(horizonMs, parseDuration(condition.countWithin.window) ?? 0);
+      if ("rate" in condition) horizonMs = Math.max(horizonMs, parseDuration(condition.rate.within) ?? 0);
       if ("affinity" in condition) horizonMs = Number.POSITIVE_INFINITY;
     });
   }

@@ -45,6 +45,7 @@ export function compileCondition(condition: Condition, at: string, named: NamedT
   if ("ref" in condition) return namedCondition(condition.ref, named);
   if ("segment" in condition) return segmentMembership(condition.segment, at, named);
   if ("countWithin" in condition) return eventCount(condition, at);
+  if ("rate" in condition) return eventRate(condition, at);
   if ("op" in condition) return pathComparison(condition, at);
   if ("silence" in condition) return silence(condition, at);
   if ("inactive" in condition) return inactivity(condition, at);
@@ -117,6 +118,46 @@ function eventCount(condition: ConditionWith<"countWithin">, at: string): Test {
     (scope) => wanted(countEvents(scope, event, scope.now - windowMs, filter), scope.now),
     `count of ${event} in ${window} ${condition.op} ${condition.value}`,
   );
+}
+
+const RATE_BOUNDS = [
+  ["gte", (rate: number, bound: number) => rate >= bound],
+  ["gt", (rate: number, bound: number) => rate > bound],
+  ["lte", (rate: number, bound: number) => rate <= bound],
+  ["lt", (rate: number, bound: number) => rate < bound],
+] as const;
+
+/**
+ * Opens per send (`of` per `per`) in a window, within every bound given. Below `minCount` sends the
+ * rate says nothing (1 open of 1 send is not a 100% reader), so the condition is false and the
+ * explanation says there were not enough.
+ */
+function eventRate(condition: ConditionWith<"rate">, at: string): Test {
+  const { of, per, within, minCount = 1 } = condition.rate;
+  const withinMs = parseDuration(within) ?? 0;
+  const bounds = RATE_BOUNDS.flatMap(([op, holds]) => {
+    const bound = condition.rate[op];
+    return bound === undefined ? [] : [{ op, bound, holds }];
+  });
+  const wanted = bounds.map(({ op, bound }) => `${op} ${bound}`).join(", ");
+  return (scope, trace) => {
+    const since = scope.now - withinMs;
+    const base = countEvents(scope, per, since, null);
+    if (base < minCount) {
+      if (trace) trace(at, false, `not enough ${per}: ${base} in ${within}, at least ${minCount} needed`);
+      return false;
+    }
+    const hits = countEvents(scope, of, since, null);
+    const rate = hits / base;
+    const result = bounds.every(({ bound, holds }) => holds(rate, bound));
+    if (trace)
+      trace(
+        at,
+        result,
+        `${of} per ${per} in ${within} is ${hits}/${base} = ${+rate.toFixed(3)}, wanted ${wanted}`,
+      );
+    return result;
+  };
 }
 
 /** A countWithin's `where`: which of the counted events qualify (validation refuses a bad one). */

@@ -72,6 +72,18 @@ export type Condition =
       op: z.infer<typeof CountOp>;
       value: number;
     }
+  | {
+      rate: {
+        of: string;
+        per: string;
+        within: string;
+        gte?: number;
+        gt?: number;
+        lte?: number;
+        lt?: number;
+        minCount?: number;
+      };
+    }
   | { silence: { after: string; without: string[]; for: string; within?: string } }
   | { inactive: { for: string } }
   | { intent: { dimension?: string; top?: string; above?: number } }
@@ -120,6 +132,9 @@ const EventSidesSchema = z
     }
   });
 
+/** A bound on a rate (`of` events per `per` event): a share such as 0.5; repeats can take it above 1. */
+const RateBound = z.number().min(0);
+
 const HourMinute = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a time such as "08:30"');
 
 export const ConditionSchema: z.ZodType<Condition> = z.lazy(() =>
@@ -140,6 +155,23 @@ export const ConditionSchema: z.ZodType<Condition> = z.lazy(() =>
       }),
       op: CountOp,
       value: z.number().int().min(0),
+    }),
+    z.strictObject({
+      rate: z.strictObject({
+        of: EventType.describe("the events counted, e.g. email_open"),
+        per: EventType.describe("the events they are a share of, e.g. email_send"),
+        within: Duration.describe("both are counted in this window; at most settings.historyDays"),
+        gte: RateBound.optional(),
+        gt: RateBound.optional(),
+        lte: RateBound.optional(),
+        lt: RateBound.optional(),
+        minCount: z
+          .number()
+          .int()
+          .min(1)
+          .optional()
+          .describe("fewer `per` events than this in the window: false (default 1, so 1 of 1 is not 100%)"),
+      }),
     }),
     z.strictObject({
       silence: z.strictObject({

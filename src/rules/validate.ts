@@ -72,7 +72,7 @@ function requirePositive(duration: string, path: string, report: Report): void {
 const DAY_MS = 86400e3;
 
 /**
- * A countWithin reads the event log, which keeps settings.historyDays of events: a longer window
+ * A countWithin or rate reads the event log, which keeps settings.historyDays of events: a longer window
  * would count nothing before that and read a customer active two months ago as silent. (The other
  * windows read per-type last times the visitor's state keeps however old they are.)
  */
@@ -141,6 +141,14 @@ function conditionProblems(
   if ("countWithin" in condition) {
     requirePositive(condition.countWithin.window, `${at}.countWithin.window`, report);
     withinHistory(condition.countWithin.window, doc.settings.historyDays, `${at}.countWithin.window`, report);
+  }
+  if ("rate" in condition) {
+    requirePositive(condition.rate.within, `${at}.rate.within`, report);
+    withinHistory(condition.rate.within, doc.settings.historyDays, `${at}.rate.within`, report);
+    // With no bound every rate would match: the author meant one and left it out.
+    const { gte, gt, lte, lt } = condition.rate;
+    if (gte === undefined && gt === undefined && lte === undefined && lt === undefined)
+      report(`${at}.rate`, "a rate needs a bound: gte, gt, lte or lt");
   }
   if ("silence" in condition && condition.silence.within !== undefined)
     requirePositive(condition.silence.within, `${at}.silence.within`, report);
