@@ -1,5 +1,7 @@
 import { env, exports } from "cloudflare:workers";
-import type { RulesKv } from "../../src/rules/index.ts";
+import { hashRules, parseRules, type RulesKv } from "../../src/rules/index.ts";
+import { ACTIVE_KEY, HISTORY_KEY, versionKey } from "../../src/rules/store.ts";
+import { resetRulesCache } from "../../src/state/rules-loader.ts";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
 
 export const BROWSER_UA =
@@ -98,4 +100,23 @@ export function visitorsWithSnapshot(
       };
     },
   } as unknown as typeof env.VISITOR;
+}
+
+/**
+ * Publishes a rules document to the real RULES namespace as `npm run rules -- publish` lays it out
+ * (the version key, the active pointer, the history), and forgets the isolate's rules so the next
+ * request loads it. Returns the document's hash.
+ */
+export async function publishDoc(doc: Record<string, unknown>): Promise<string> {
+  const parsed = parseRules(doc);
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+  const hash = await hashRules(parsed.rules);
+  await env.RULES.put(
+    versionKey(parsed.rules.version),
+    JSON.stringify({ hash, publishedAt: new Date().toISOString(), doc }),
+  );
+  await env.RULES.put(ACTIVE_KEY, JSON.stringify({ version: parsed.rules.version, hash }));
+  await env.RULES.put(HISTORY_KEY, JSON.stringify([{ version: parsed.rules.version, hash }]));
+  resetRulesCache();
+  return hash;
 }

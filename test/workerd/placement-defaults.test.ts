@@ -1,29 +1,15 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { bucket } from "../../src/core/bucketing.ts";
-import { hashRules, parseRules } from "../../src/rules/index.ts";
-import { ACTIVE_KEY, HISTORY_KEY, versionKey } from "../../src/rules/store.ts";
+import { ACTIVE_KEY } from "../../src/rules/store.ts";
 import { resetRulesCache } from "../../src/state/rules-loader.ts";
-import { idOf, newVisitor, visit } from "./helpers.ts";
+import { idOf, newVisitor, publishDoc, visit } from "./helpers.ts";
 
 /**
  * A visitor who matches nothing, or whom an experiment (or the whole program) holds out, sees the
  * placement's default on the page exactly as `POST /v1/decide` answers it to an app; only a
  * placement without a default keeps the origin's content.
  */
-
-async function publish(doc: Record<string, unknown>): Promise<void> {
-  const parsed = parseRules(doc);
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  const hash = await hashRules(parsed.rules);
-  await env.RULES.put(
-    versionKey(parsed.rules.version),
-    JSON.stringify({ hash, publishedAt: new Date().toISOString(), doc }),
-  );
-  await env.RULES.put(ACTIVE_KEY, JSON.stringify({ version: parsed.rules.version, hash }));
-  await env.RULES.put(HISTORY_KEY, JSON.stringify([{ version: parsed.rules.version, hash }]));
-  resetRulesCache();
-}
 
 afterEach(async () => {
   await env.RULES.delete(ACTIVE_KEY);
@@ -137,7 +123,7 @@ async function expectPageShowsDecisions(
 describe("placement defaults on the page", () => {
   it("a visitor held out of an experiment and matching no banner sees each default the API returns", async () => {
     const cookie = await newVisitor();
-    await publish(rulesWithDefaults("defaults-held-out", seedHoldingOut(idOf(cookie), 0.1)));
+    await publishDoc(rulesWithDefaults("defaults-held-out", seedHoldingOut(idOf(cookie), 0.1)));
     await expectPageShowsDecisions(cookie, { hero: "HOLDOUT", banner: "DEFAULT" });
   });
 
@@ -146,7 +132,7 @@ describe("placement defaults on the page", () => {
     // An experiment seed that does not hold this visitor out: the program's holdout is what does.
     let experimentSeed = "arm-0";
     for (let i = 1; bucket(`${experimentSeed}:holdout`, idOf(cookie)) < 0.1; i++) experimentSeed = `arm-${i}`;
-    await publish(
+    await publishDoc(
       rulesWithDefaults("defaults-global", experimentSeed, {
         globalHoldout: { fraction: 0.5, seed: seedHoldingOut(idOf(cookie), 0.5), goal: "purchase" },
       }),
@@ -163,7 +149,7 @@ describe("placement defaults on the page", () => {
       body: JSON.stringify({ purposes: { personalization: false, measurement: false } }),
     });
     expect(refused.status).toBe(200);
-    await publish(rulesWithDefaults("defaults-refused", seedHoldingOut(idOf(cookie), 0.1)));
+    await publishDoc(rulesWithDefaults("defaults-refused", seedHoldingOut(idOf(cookie), 0.1)));
     await expectPageShowsDecisions(cookie, { hero: "HOLDOUT", banner: "DEFAULT" });
   });
 
@@ -171,7 +157,7 @@ describe("placement defaults on the page", () => {
     const cookie = await newVisitor();
     let seed = "arm-0";
     for (let i = 1; bucket(`${seed}:holdout`, idOf(cookie)) < 0.1; i++) seed = `arm-${i}`;
-    await publish(rulesWithDefaults("defaults-in-arm", seed));
+    await publishDoc(rulesWithDefaults("defaults-in-arm", seed));
     const hero = (await decidedFor(cookie)).hero!;
     expect(hero.reason).toBe("EXPERIMENT");
     const html = await homePage(cookie);

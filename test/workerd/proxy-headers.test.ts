@@ -3,10 +3,9 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { handle } from "../../src/http/app.ts";
 import { readConfig } from "../../src/platform/config.ts";
-import { hashRules, parseRules } from "../../src/rules/index.ts";
-import { ACTIVE_KEY, versionKey } from "../../src/rules/store.ts";
+import { ACTIVE_KEY } from "../../src/rules/store.ts";
 import { activeRules, resetRulesCache } from "../../src/state/rules-loader.ts";
-import { BROWSER_UA, newVisitor } from "./helpers.ts";
+import { BROWSER_UA, newVisitor, publishDoc } from "./helpers.ts";
 import { originAfterDecision } from "./origin-gate.ts";
 
 // What the proxy's response headers let browsers and shared caches (a CDN in front of the worker)
@@ -243,15 +242,7 @@ afterEach(async () => {
 // Rules published to the RULES KV namespace as `npm run rules -- publish` writes them, then loaded
 // (a cold isolate would otherwise serve the bundled rules if KV were slower than the store deadline).
 async function publish(doc: Record<string, unknown>): Promise<void> {
-  const parsed = parseRules(doc);
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  const hash = await hashRules(parsed.rules);
-  await env.RULES.put(
-    versionKey(parsed.rules.version),
-    JSON.stringify({ hash, publishedAt: new Date().toISOString(), doc }),
-  );
-  await env.RULES.put(ACTIVE_KEY, JSON.stringify({ version: parsed.rules.version, hash }));
-  resetRulesCache();
+  await publishDoc(doc);
   const loaded = await activeRules(env, undefined, 10_000);
-  if (loaded?.version !== parsed.rules.version) throw new Error("the published rules did not load");
+  if (loaded?.version !== doc.version) throw new Error("the published rules did not load");
 }

@@ -2,25 +2,11 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { handle } from "../../src/http/app.ts";
-import { hashRules, parseRules } from "../../src/rules/index.ts";
-import { ACTIVE_KEY, HISTORY_KEY, versionKey } from "../../src/rules/store.ts";
+import { ACTIVE_KEY, versionKey } from "../../src/rules/store.ts";
 import { resetRulesCache } from "../../src/state/rules-loader.ts";
-import { ADMIN, BROWSER_UA, visit } from "./helpers.ts";
+import { ADMIN, BROWSER_UA, publishDoc, visit } from "./helpers.ts";
 
 // Rules published to the real RULES KV namespace, as `npm run rules -- publish` writes them.
-async function publish(doc: Record<string, unknown>): Promise<string> {
-  const parsed = parseRules(doc);
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  const hash = await hashRules(parsed.rules);
-  await env.RULES.put(
-    versionKey(parsed.rules.version),
-    JSON.stringify({ hash, publishedAt: new Date().toISOString(), doc }),
-  );
-  await env.RULES.put(ACTIVE_KEY, JSON.stringify({ version: parsed.rules.version, hash }));
-  await env.RULES.put(HISTORY_KEY, JSON.stringify([{ version: parsed.rules.version, hash }]));
-  resetRulesCache();
-  return hash;
-}
 
 function actionsDoc(version: string, extra: Record<string, unknown> = {}) {
   const slot = (selector: string, action: string, more: Record<string, unknown> = {}) => ({
@@ -70,7 +56,7 @@ afterEach(async () => {
 
 describe("every placement action, applied as the page streams", () => {
   it("replace content and element, before/after, prepend/append, remove, set attribute; a missing selector is harmless", async () => {
-    await publish(actionsDoc("actions-1"));
+    await publishDoc(actionsDoc("actions-1"));
     const res = await visit("/");
     const html = await res.text();
     expect(res.headers.get("x-northstar-rules")).toBe("actions-1");
@@ -88,7 +74,7 @@ describe("every placement action, applied as the page streams", () => {
   });
 
   it("a redirect decision sends the browser elsewhere without waiting for the page", async () => {
-    await publish({
+    await publishDoc({
       version: "redirect-1",
       placements: { go: { selector: "body", action: "redirect", pages: ["/"] } },
       experiences: [{ id: "to-running", placement: "go", content: { redirect: "/running" } }],
@@ -103,7 +89,7 @@ describe("every placement action, applied as the page streams", () => {
 describe("rules life cycle", () => {
   it("publish → served without redeploy; a broken version keeps the last known good; rollback moves the pointer", async () => {
     vi.useFakeTimers({ toFake: ["Date"] });
-    await publish(actionsDoc("v-good"));
+    await publishDoc(actionsDoc("v-good"));
     expect((await visit("/")).headers.get("x-northstar-rules")).toBe("v-good");
     const status = await (await visit("/_ns/v1/rules", { headers: ADMIN })).json();
     expect(status).toMatchObject({ version: "v-good", source: "kv", lastError: null });
@@ -144,7 +130,10 @@ describe("rules life cycle", () => {
   });
 
   it("a page with no placement and auto-injection off takes the pure pass-through path", async () => {
-    await publish({ version: "quiet-1", placements: { hero: { selector: "#hero", pages: ["/running"] } } });
+    await publishDoc({
+      version: "quiet-1",
+      placements: { hero: { selector: "#hero", pages: ["/running"] } },
+    });
     const quiet = { ...env, BEACON_AUTO_INJECT: "false" };
     const res = await handle(
       new Request("https://shop.test/", { headers: { "user-agent": BROWSER_UA } }),
