@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decide } from "../../src/core/decide.ts";
 import type { Condition } from "../../src/rules/index.ts";
-import { compile, context, DAY, event, HOUR, MIN, NOW, stateOf } from "./helpers.ts";
+import { compile, context, DAY, event, experienceWins, HOUR, MIN, NOW, stateOf } from "./helpers.ts";
 
 // Each condition is tested through a one-experience document, as an author would write it.
 async function matches(
@@ -10,7 +10,7 @@ async function matches(
   input: Partial<Parameters<typeof decide>[1]> = {},
   extra: Record<string, unknown> = {},
 ) {
-  const rules = await compile({
+  const doc = {
     version: "t",
     dimensions: { running: { halfLife: "1d", cap: 100 }, hiking: { halfLife: "1d", cap: 100 } },
     signals: [
@@ -40,17 +40,8 @@ async function matches(
       },
     },
     ...extra,
-  });
-  const result = decide(rules, {
-    visitorId: "v1",
-    now: NOW,
-    traits: {},
-    state: null,
-    context: context(),
-    consent: {},
-    ...input,
-  });
-  return result.decisions[0]?.experience === "x";
+  };
+  return experienceWins(doc, input);
 }
 
 describe("comparison operators", () => {

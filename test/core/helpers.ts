@@ -1,3 +1,4 @@
+import { decide } from "../../src/core/decide.ts";
 import type { RequestContext, VisitorEvent } from "../../src/core/model.ts";
 import {
   applyEvent,
@@ -53,4 +54,25 @@ export async function compile(doc: unknown): Promise<CompiledRules> {
   const parsed = parseRules(doc);
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
   return compileRules(parsed.rules, await hashRules(parsed.rules));
+}
+
+/**
+ * Whether the experience `x` of a one-experience rules document wins its slot for `input` (an anonymous
+ * visitor with no state at NOW unless `input` says otherwise): conditions tested as an author writes them.
+ */
+export async function experienceWins(
+  doc: unknown,
+  input: Partial<Parameters<typeof decide>[1]> = {},
+): Promise<boolean> {
+  const rules = await compile(doc);
+  const result = decide(rules, {
+    visitorId: "v1",
+    now: NOW,
+    traits: {},
+    state: null,
+    context: context(),
+    consent: {},
+    ...input,
+  });
+  return result.decisions[0]?.experience === "x";
 }

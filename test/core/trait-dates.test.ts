@@ -1,25 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { decide } from "../../src/core/decide.ts";
+import type { decide } from "../../src/core/decide.ts";
 import { type Condition, parseRules } from "../../src/rules/index.ts";
-import { compile, context, DAY, event, HOUR, NOW, stateOf } from "./helpers.ts";
+import { DAY, event, experienceWins, HOUR, NOW, stateOf } from "./helpers.ts";
 
 // Dates a CRM sends as traits, and event times, compared with how long ago they were.
 async function matches(audience: Condition, input: Partial<Parameters<typeof decide>[1]> = {}) {
-  const rules = await compile({
+  const doc = {
     version: "t",
     placements: { slot: { selector: "#slot" } },
     experiences: [{ id: "x", placement: "slot", audience, content: { html: "yes" } }],
-  });
-  const result = decide(rules, {
-    visitorId: "v1",
-    now: NOW,
-    traits: {},
-    state: null,
-    context: context(),
-    consent: {},
-    ...input,
-  });
-  return result.decisions[0]?.experience === "x";
+  };
+  return experienceWins(doc, input);
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
