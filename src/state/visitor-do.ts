@@ -1,10 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ConsentMode } from "../core/consent.ts";
+import { goalsReached } from "../core/goals.ts";
 import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
 import { type PrivacyVerdict, privacyVerdict } from "../core/privacy.ts";
 import {
   applyEvent,
-  conversionsReached,
   firstAfter,
   recordExposure,
   type StateLimits,
@@ -143,8 +143,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // Page views held in memory go with this write, so memory and storage agree before the batch
     // (what a rollback falls back to).
     this.flushPageViews();
-    const conversionsBefore = { ...this.held.state.conversions };
-    const outcome = applyBatch(
+    const { applied, ...outcome } = applyBatch(
       {
         storage: this.ctx.storage,
         sql: this.sql,
@@ -159,7 +158,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (outcome.accepted > 0) this.keepUpkeepArmed();
     // A goal reached by someone who refused measurement is kept (it is their behaviour) but not counted.
     const conversions =
-      scoring && privacy.measure ? conversionsReached(this.held.state, conversionsBefore, scoring) : [];
+      scoring && privacy.measure ? goalsReached(this.held.state.assignments, applied, scoring) : [];
     return { status: "stored", ...outcome, conversions };
   }
 
