@@ -133,7 +133,8 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
     operationId: "getExperimentResults",
     tag: "admin",
     admin: true,
-    summary: "An experiment's exposures, conversions, uplift and 95% intervals per variant",
+    summary:
+      "An experiment's results per goal and arm: visitors, conversions, rate and value per visitor with 95% intervals, uplift, sample-ratio check; per ISO week and per day",
     params: { id: "the experiment's id in the active rules" },
     responses: {
       200: { description: "the report; the first variant is the control", schema: ExperimentResultsSchema },
@@ -148,7 +149,8 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
     operationId: "getGlobalHoldoutResults",
     tag: "admin",
     admin: true,
-    summary: "The program's lift: visitors held out of every placement against everyone personalized",
+    summary:
+      "The programme's lift: everyone personalized against the visitors held out of every placement, per goal and per ISO week",
     responses: {
       200: {
         description: "two arms, `holdout` (the control) and `personalized`",

@@ -347,15 +347,14 @@ describe("counts kept before sharding", () => {
     const legacy = env.EXPERIMENTS.get(env.EXPERIMENTS.idFromName(experiment));
     await runInDurableObject(legacy, async (instance: ExperimentDO, state) => {
       // The single object's table as it was written: a conversion is a time on the exposure row.
-      ids.forEach((id, i) =>
+      for (const [i, id] of ids.entries())
         state.storage.sql.exec(
           "INSERT INTO exposure (visitor, variant, at, converted_at) VALUES (?, ?, ?, ?)",
           id,
           i % 2 ? "bold" : "control",
           1000 + i,
           i % 4 === 0 ? 5000 + i : null,
-        ),
-      );
+        );
       state.storage.sql.exec("DELETE FROM meta");
       await instance.alarm();
     });
