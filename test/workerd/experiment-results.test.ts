@@ -11,6 +11,7 @@ import {
   experimentObject,
   experimentShard,
   personRows,
+  rekeyVisitor,
   SHARDS,
   shardName,
   shardOf,
@@ -400,6 +401,38 @@ describe("a goal's window", () => {
       visitors: 3,
       conversions: 1,
       value: { n: 3, sum: 10 },
+    });
+  });
+});
+
+describe("stitching across shards", () => {
+  it("an anonymous visitor's exposure and value move to the person's shard once, however often identify retries", async () => {
+    const experiment = "stitch-test";
+    const ids = Array.from({ length: 64 }, (_, i) => `v_stitch_visitor_${i}`);
+    const anon = ids[0]!;
+    const person = ids.find((id) => shardOf(id) !== shardOf(anon))!;
+    const shard = experimentObject(env, experiment, anon);
+    await shard.expose([{ visitorId: anon, variant: "bold", at: 1000 }]);
+    await shard.convert(anon, [{ goal: "revenue", at: 2000, value: 80, windowMs: Number.POSITIVE_INFINITY }]);
+    expect(await rekeyVisitor(env, experiment, anon, person)).toBe(true);
+    // A retried identify finds nothing left under the anonymous id.
+    expect(await rekeyVisitor(env, experiment, anon, person)).toBe(false);
+    expect(await personRows(env, experiment, [anon, person])).toEqual([
+      {
+        visitorId: person,
+        variant: "bold",
+        exposedAt: 1000,
+        convertedAt: 2000,
+        goals: { revenue: { firstAt: 2000, value: 80 } },
+      },
+    ]);
+    // The person's next purchase finds the exposure in their own shard, and adds to the value.
+    const more = await experimentObject(env, experiment, person).convert(person, [
+      { goal: "revenue", at: 3000, value: 20, windowMs: Number.POSITIVE_INFINITY },
+    ]);
+    expect(more).toBe(1);
+    expect((await personRows(env, experiment, [person]))[0]!.goals).toEqual({
+      revenue: { firstAt: 2000, value: 100 },
     });
   });
 });
