@@ -121,6 +121,12 @@ export function skewness(m: ValueMoments): number {
   return m3 / m2 ** 1.5;
 }
 
+/** Cochran's rule n > 25 g₁²: enough visitors for a normal approximation at this skew. */
+function cochranHolds(m: ValueMoments): boolean {
+  const g1 = skewness(m);
+  return m.n >= 2 && m.n > 25 * g1 * g1;
+}
+
 export interface MeanEstimate {
   readonly mean: number;
   /** 95% t interval of the mean; null below two visitors. */
@@ -140,7 +146,7 @@ export function meanEstimate(m: ValueMoments): MeanEstimate {
     mean,
     interval: [mean - half, mean + half],
     skewness: g1,
-    normalApproximationOk: m.n > 25 * g1 * g1,
+    normalApproximationOk: cochranHolds(m),
   };
 }
 
@@ -189,7 +195,7 @@ export function compareMeans(arm: ValueMoments, control: ValueMoments): MeanComp
     const log = Math.log(m1 / m0);
     relativeInterval = [Math.exp(log - Z95 * logSe) - 1, Math.exp(log + Z95 * logSe) - 1];
   }
-  const trusted = meanEstimate(arm).normalApproximationOk && meanEstimate(control).normalApproximationOk;
+  const trusted = cochranHolds(arm) && cochranHolds(control);
   return {
     absolute,
     absoluteInterval,
