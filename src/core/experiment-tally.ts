@@ -106,12 +106,8 @@ export interface ArmGoalCounts {
   readonly value: ValueMoments;
 }
 
-/** Each arm's visitors and conversions on a goal, over the cohort days `include` keeps (all by default). */
-export function armCounts(
-  tally: ShardTally,
-  goal: string,
-  include: (day: number) => boolean = () => true,
-): Map<string, ArmGoalCounts> {
+/** Each arm's visitors and conversions on a goal. */
+export function armCounts(tally: ShardTally, goal: string): Map<string, ArmGoalCounts> {
   const arms = new Map<string, { visitors: number; conversions: number; value: ValueMoments }>();
   const arm = (variant: string) => {
     let counts = arms.get(variant);
@@ -121,9 +117,9 @@ export function armCounts(
     }
     return counts;
   };
-  for (const row of tally.cohorts) if (include(row.day)) arm(row.variant).visitors += row.visitors;
+  for (const row of tally.cohorts) arm(row.variant).visitors += row.visitors;
   for (const row of tally.goals) {
-    if (row.goal !== goal || !include(row.day)) continue;
+    if (row.goal !== goal) continue;
     const counts = arm(row.variant);
     counts.conversions += row.conversions;
     counts.value = addMoments(counts.value, {
@@ -137,9 +133,36 @@ export function armCounts(
   return arms;
 }
 
-/** The ISO weeks visitors were first exposed in, in order. */
-export function cohortWeeks(tally: ShardTally): string[] {
-  return [...new Set(tally.cohorts.map((row) => isoWeek(row.day)))].sort();
+/** The counters split by the ISO week visitors were first exposed in, weeks in order. */
+export function cohortsByWeek(tally: ShardTally): Array<{ week: string; tally: ShardTally }> {
+  const weekOf = new Map<number, string>();
+  const week = (day: number) => {
+    let w = weekOf.get(day);
+    if (w === undefined) {
+      w = isoWeek(day);
+      weekOf.set(day, w);
+    }
+    return w;
+  };
+  const weeks = new Map<
+    string,
+    { cohorts: CohortRow[]; goals: GoalCohortRow[]; conversionDays: ConversionDayRow[] }
+  >();
+  const of = (day: number) => {
+    const w = week(day);
+    let part = weeks.get(w);
+    if (!part) {
+      part = { cohorts: [], goals: [], conversionDays: [] };
+      weeks.set(w, part);
+    }
+    return part;
+  };
+  for (const row of tally.cohorts) of(row.day).cohorts.push(row);
+  for (const row of tally.goals) of(row.day).goals.push(row);
+  return [...weeks]
+    .filter(([, part]) => part.cohorts.length > 0)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([w, part]) => ({ week: w, tally: part }));
 }
 
 /** One day of one arm: visitors first exposed that day, and conversions per goal made that day. */

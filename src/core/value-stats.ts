@@ -92,17 +92,63 @@ export function studentTSf(t: number, df: number): number {
   return t >= 0 ? tail : 1 - tail;
 }
 
-/** The t value with upper tail `p` (e.g. 0.025 for a 95% interval), by bisection on the tail. */
-export function studentTQuantile(p: number, df: number): number {
-  let lo = 0;
-  let hi = 1;
-  while (studentTSf(hi, df) > p && hi < 1e12) hi *= 2;
-  for (let i = 0; i < 200 && hi - lo > 1e-12 * hi; i++) {
+/** Student's t density with `df` degrees of freedom. */
+function studentTPdf(t: number, df: number): number {
+  return Math.exp(
+    lnGamma((df + 1) / 2) -
+      lnGamma(df / 2) -
+      0.5 * Math.log(df * Math.PI) -
+      ((df + 1) / 2) * Math.log1p((t * t) / df),
+  );
+}
+
+/** Normal quantiles already computed: every interval asks for the same one or two. */
+const normalQuantiles = new Map<number, number>();
+
+/** The standard normal value with upper tail `p`, by bisection on the tail (erfc is cheap). */
+function normalQuantile(p: number): number {
+  const known = normalQuantiles.get(p);
+  if (known !== undefined) return known;
+  if (normalQuantiles.size > 16) normalQuantiles.clear();
+  let lo = -40;
+  let hi = 40;
+  for (let i = 0; i < 200 && hi - lo > 1e-15; i++) {
     const mid = (lo + hi) / 2;
-    if (studentTSf(mid, df) > p) lo = mid;
+    if (normalSf(mid) > p) lo = mid;
     else hi = mid;
   }
-  return (lo + hi) / 2;
+  const z = (lo + hi) / 2;
+  normalQuantiles.set(p, z);
+  return z;
+}
+
+/**
+ * The t value with upper tail `p` (0 < p < 0.5; e.g. 0.025 for a 95% interval). From the normal
+ * value by the Cornish–Fisher expansion (Abramowitz & Stegun 26.7.5), exact to about 1e-9 from 100
+ * degrees of freedom; below that refined by Newton's method on the tail, which from any start
+ * left of the answer climbs to it without overshooting (the tail is convex for t > 0).
+ */
+export function studentTQuantile(p: number, df: number): number {
+  const z = normalQuantile(p);
+  const z3 = z ** 3;
+  const z5 = z ** 5;
+  const z7 = z ** 7;
+  const z9 = z ** 9;
+  const expansion =
+    z +
+    (z3 + z) / 4 / df +
+    (5 * z5 + 16 * z3 + 3 * z) / 96 / df ** 2 +
+    (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / 384 / df ** 3 +
+    (79 * z9 + 776 * z7 + 1482 * z5 - 1920 * z3 - 945 * z) / 92160 / df ** 4;
+  if (df >= 100) return expansion;
+  let t = Math.max(0, expansion);
+  for (let i = 0; i < 100; i++) {
+    const step = (studentTSf(t, df) - p) / studentTPdf(t, df);
+    const next = Math.max(0, t + step);
+    if (Math.abs(next - t) <= 1e-13 * Math.max(1, next)) return next;
+    t = next;
+  }
+  return t;
 }
 
 /** The sample variance (n − 1 in the denominator); 0 below two visitors or on rounding below zero. */

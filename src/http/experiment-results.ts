@@ -2,9 +2,8 @@ import * as z from "zod";
 import type { CompiledExperiment } from "../core/compiled-rules.ts";
 import {
   armCounts,
-  cohortWeeks,
+  cohortsByWeek,
   dailySeries,
-  isoWeek,
   mergeTallies,
   type ShardTally,
 } from "../core/experiment-tally.ts";
@@ -186,13 +185,8 @@ function armPlan(experiment: CompiledExperiment): ArmPlan[] {
   return holdout > 0 ? [...variants, { id: "holdout", weight: holdout, isHoldout: true }] : variants;
 }
 
-function goalReport(
-  plan: readonly ArmPlan[],
-  tally: ShardTally,
-  goal: string,
-  include?: (day: number) => boolean,
-): GoalReport {
-  const counts = armCounts(tally, goal, include);
+function goalReport(plan: readonly ArmPlan[], tally: ShardTally, goal: string): GoalReport {
+  const counts = armCounts(tally, goal);
   return analyzeGoal(
     plan.map((arm) => {
       const c = counts.get(arm.id);
@@ -257,7 +251,6 @@ export async function experimentResults(c: AppContext): Promise<Response> {
       isControl: arm.isControl === true,
     }));
   const holdout = primary.get("holdout");
-  const weeks = cohortWeeks(tally);
   const body: ExperimentResults = {
     experiment: id,
     goal: experiment.goal,
@@ -272,12 +265,9 @@ export async function experimentResults(c: AppContext): Promise<Response> {
       primary: i === 0,
       report: goalReport(plan, tally, goal.id),
     })),
-    weekly: weeks.map((week) => ({
+    weekly: cohortsByWeek(tally).map(({ week, tally: cohort }) => ({
       week,
-      goals: experiment.goals.map((goal) => ({
-        id: goal.id,
-        report: goalReport(plan, tally, goal.id, (day) => isoWeek(day) === week),
-      })),
+      goals: experiment.goals.map((goal) => ({ id: goal.id, report: goalReport(plan, cohort, goal.id) })),
     })),
     daily: dailySeries(tally),
     shards: { total: SHARDS, answered: SHARDS - missing.length, missing },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   armCounts,
-  cohortWeeks,
+  cohortsByWeek,
   dailySeries,
   isoWeek,
   mergeTallies,
@@ -66,9 +66,11 @@ describe("shard counters", () => {
       value: { n: 4, sum: 60, sumSquares: 2600, sumCubes: 126000 },
     });
     expect(armCounts(merged, "revenue").get("bold")).toMatchObject({ visitors: 2, conversions: 0 });
-    expect(cohortWeeks(merged)).toEqual(["2026-W48", "2026-W49"]);
-    const week48 = armCounts(merged, "revenue", (day) => isoWeek(day) === "2026-W48");
+    const weeks = cohortsByWeek(merged);
+    expect(weeks.map((w) => w.week)).toEqual(["2026-W48", "2026-W49"]);
+    const week48 = armCounts(weeks[0]!.tally, "revenue");
     expect(week48.get("bold")).toBeUndefined();
+    expect(week48.get("control")).toMatchObject({ visitors: 4, conversions: 2 });
     expect(dailySeries(merged)).toEqual([
       { date: "2026-11-23", variant: "control", visitors: 4, conversions: {} },
       { date: "2026-11-24", variant: "control", visitors: 0, conversions: { revenue: 2 } },
