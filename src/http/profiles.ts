@@ -18,6 +18,8 @@ import {
   suppressedKey,
   writeProfile,
 } from "../state/profiles.ts";
+import { sendExport } from "../state/export-producer.ts";
+import { erasureRecord } from "../state/export-record.ts";
 import { activeRules } from "../state/rules-loader.ts";
 import { canonicalForUser } from "../state/visitor-id.ts";
 import { type VisitorDump, visitorObject } from "../state/visitor-object.ts";
@@ -314,6 +316,10 @@ async function eraseProfile(c: AppContext): Promise<Response> {
     "bulk",
   );
   if (erased instanceof Response) return erased;
+  // Erased here: the export carries the ids, so the warehouse deletes them too (docs/export.md).
+  // Answered only once it is on the queue; a retried erasure sends it again.
+  const sent = await storeCall(c, () => sendExport(c.env, [erasureRecord(id, ids, Date.parse(at))]));
+  if (sent instanceof Response) return sent;
   log("info", "profile_erased", { aliases: aliases.length });
   return c.json({ erased: true, aliases: aliases.length });
 }
