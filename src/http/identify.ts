@@ -5,6 +5,8 @@ import { experimentObject } from "../measure/experiment-object.ts";
 import { type Config, readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
+import { sendExport } from "../state/export-producer.ts";
+import { identityLinkRecord } from "../state/export-record.ts";
 import { type Caller, callerOf, forgetAlias, isKnownId, resolveCanonical } from "../state/identity.ts";
 import {
   aliasesKey,
@@ -19,8 +21,6 @@ import {
   readProfile,
   writeProfile,
 } from "../state/profiles.ts";
-import { sendExport } from "../state/export-producer.ts";
-import { identityLinkRecord } from "../state/export-record.ts";
 import { activeRules } from "../state/rules-loader.ts";
 import {
   canonicalForUser,

@@ -5,6 +5,8 @@ import { readConfig } from "../platform/config.ts";
 import { deadlineIn, withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
+import { sendExport } from "../state/export-producer.ts";
+import { erasureRecord } from "../state/export-record.ts";
 import { canonicalFromParam, forgetAlias } from "../state/identity.ts";
 import {
   aliasesKey,
@@ -18,8 +20,6 @@ import {
   suppressedKey,
   writeProfile,
 } from "../state/profiles.ts";
-import { sendExport } from "../state/export-producer.ts";
-import { erasureRecord } from "../state/export-record.ts";
 import { activeRules } from "../state/rules-loader.ts";
 import { canonicalForUser } from "../state/visitor-id.ts";
 import { type VisitorDump, visitorObject } from "../state/visitor-object.ts";
