@@ -37,9 +37,12 @@ export async function sendExport(env: Pick<Env, "EXPORT">, records: readonly Exp
     await env.EXPORT.sendBatch(chunk.map((body) => ({ body, contentType: "json" as const })));
 }
 
+/** Sends tried by the object before it gives up on them (a transient refusal costs nothing). */
+const BACKGROUND_ATTEMPTS = 3;
+
 /**
- * The same, off the response's path: nobody awaits it, so a send the queue refuses is logged and
- * counted (`export_not_sent`), never silent.
+ * The same, off the response's path: nobody awaits it, so each chunk is tried up to three times,
+ * and one the queue still refuses is logged and counted (`export_not_sent`), never silent.
  */
 export function exportInBackground(
   waitUntil: (promise: Promise<unknown>) => void,
@@ -47,5 +50,20 @@ export function exportInBackground(
   records: readonly ExportRecord[],
 ): void {
   if (records.length === 0) return;
-  waitUntil(sendExport(env, records).catch((err: unknown) => recordDroppedWrite("export_not_sent", err)));
+  waitUntil(
+    (async () => {
+      for (const chunk of chunksOf(records)) {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await sendExport(env, chunk);
+            break;
+          } catch (err) {
+            if (attempt < BACKGROUND_ATTEMPTS) continue;
+            recordDroppedWrite("export_not_sent", err);
+            break;
+          }
+        }
+      }
+    })(),
+  );
 }

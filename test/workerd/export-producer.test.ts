@@ -6,7 +6,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { gunzipLines } from "../../src/export/files.ts";
-import { type ExportRecord, ExportRecordSchema } from "../../src/state/export-record.ts";
+import { exportInBackground } from "../../src/state/export-producer.ts";
+import { type ExportRecord, ExportRecordSchema, eventRecord } from "../../src/state/export-record.ts";
+import { droppedWriteCount } from "../../src/state/stored-value.ts";
 import { canonicalForUser } from "../../src/state/visitor-id.ts";
 import { ADMIN, eid, idOf, newVisitor, SERVER, sendEvents, visit } from "./helpers.ts";
 
@@ -156,5 +158,50 @@ describe("the export's producers", () => {
     const ids = new Set(lines.map((line) => line.id));
     expect(ids.has(`event:${idOf(gpcVisitor)}:${gpcEvent.id}`)).toBe(false);
     expect(ids.has(`event:${idOf(refusing)}:${kept.id}`)).toBe(false);
+  });
+});
+
+describe("the object's send to the queue", () => {
+  const records = Array.from({ length: 250 }, (_, i) =>
+    eventRecord("v", {
+      id: `e-${i}`,
+      type: "page_view",
+      ts: Date.UTC(2026, 0, 1),
+      channel: "web",
+      props: {},
+    }),
+  );
+
+  /** A queue that refuses the first `refusals` calls (an injected fault), recording what it took. */
+  function queueRefusing(refusals: number) {
+    const taken: number[] = [];
+    let calls = 0;
+    const queue = {
+      async sendBatch(messages: Iterable<MessageSendRequest>) {
+        if (++calls <= refusals) throw new Error("injected: queue unavailable");
+        taken.push([...messages].length);
+      },
+    } as unknown as Queue;
+    return { env: { EXPORT: queue }, taken };
+  }
+
+  async function send(env: { EXPORT: Queue }) {
+    const pending: Promise<unknown>[] = [];
+    exportInBackground((promise) => pending.push(promise), env, records);
+    await Promise.all(pending);
+  }
+
+  it("sends in batches of at most 100 messages, trying a refused batch again", async () => {
+    const { env: flaky, taken } = queueRefusing(2);
+    await send(flaky);
+    expect(taken).toEqual([100, 100, 50]);
+  });
+
+  it("a batch refused three times is logged and counted as not sent, and the rest still go", async () => {
+    const before = droppedWriteCount("export_not_sent");
+    const { env: down, taken } = queueRefusing(3);
+    await send(down);
+    expect(droppedWriteCount("export_not_sent")).toBe(before + 1);
+    expect(taken).toEqual([100, 50]);
   });
 });
