@@ -7,7 +7,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { exportJsonSchema } from "../src/state/export-record.ts";
+import { exportJsonSchema } from "../src/state/export-json-schema.ts";
 
 const FILE = join(new URL("..", import.meta.url).pathname, "docs/export.schema.json");
 const text = `${JSON.stringify(exportJsonSchema(), null, 2)}\n`;

@@ -6,7 +6,7 @@ import type { Millis, VisitorEvent } from "../core/model.ts";
  * on the EXPORT queue and as it is written, one JSON line each, into the R2 files. The zod schema
  * is the contract: the producers build records with the functions below, the consumer parses every
  * message with it before writing, and docs/export.schema.json is generated from it
- * (`node scripts/export-schema.ts`; a drift test fails when it is stale).
+ * (export-json-schema.ts, `npm run export:schema`; a drift test fails when it is stale).
  *
  * Every record has a stable `id`: the same fact sent twice (a retried send, a redelivered message)
  * carries the same id, so a warehouse keeps one row per id. `v` is the schema version of its kind:
@@ -164,18 +164,5 @@ export function erasureRecord(visitorId: string, ids: readonly string[], at: Mil
     at: iso(at),
     visitorId,
     ids: [...new Set([visitorId, ...ids])],
-  };
-}
-
-/** docs/export.schema.json: the JSON Schema of one exported line, generated from the zod schema. */
-export function exportJsonSchema(): Record<string, unknown> {
-  const schema = z.toJSONSchema(ExportRecordSchema, { target: "draft-2020-12", io: "output" }) as Record<
-    string,
-    unknown
-  >;
-  return {
-    ...schema,
-    $id: "https://northstar.dev/schemas/export/v1.json",
-    title: "Northstar export line v1 (one JSON object per line of type=<kind>/date=…/hour=…/*.ndjson.gz)",
   };
 }

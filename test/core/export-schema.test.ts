@@ -1,11 +1,11 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { exportJsonSchema } from "../../src/state/export-json-schema.ts";
 import {
   EXPORT_KINDS,
   ExportRecordSchema,
   erasureRecord,
   eventRecord,
-  exportJsonSchema,
   exposureRecord,
   identityLinkRecord,
 } from "../../src/state/export-record.ts";
