@@ -120,6 +120,36 @@ function rangesOf(
   return ranges;
 }
 
+/** A range as the fractions an author writes: "0.5–1". */
+const span = (range: { readonly from: number; readonly to: number }): string =>
+  `${asFraction(range.from)}–${asFraction(range.to)}`;
+
+/**
+ * What a new version does to the visitors of layers both versions have: a new seed reshuffles the
+ * whole layer; an experiment whose range moved gains or loses visitors (and can lose the ones it
+ * had). For `rules diff`, so a reviewer sees it before it is published.
+ */
+export function layerMoves(before: RulesDocument, after: RulesDocument): string[] {
+  const old = layerLayout(before).layers;
+  const moves: string[] = [];
+  for (const [id, layer] of Object.entries(layerLayout(after).layers)) {
+    const was = old[id];
+    if (!was) continue;
+    if (was.seed !== layer.seed) {
+      moves.push(`! layers.${id}: a new seed reshuffles every visitor of the layer`);
+      continue;
+    }
+    for (const range of layer.ranges) {
+      const previous = was.ranges.find((other) => other.experiment === range.experiment);
+      if (previous && (previous.from !== range.from || previous.to !== range.to))
+        moves.push(
+          `! experiments.${range.experiment}: its part of layer ${id} moves from ${span(previous)} to ${span(range)}, so visitors move in or out of it`,
+        );
+    }
+  }
+  return moves;
+}
+
 /**
  * A layer drawing with another layer's seed would split visitors exactly as that one does; with an
  * experiment's seed, its draw would decide that experiment's variants too (a layer giving an
