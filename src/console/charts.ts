@@ -26,7 +26,7 @@ export function rateChart(report: ReportView, title: string): Html {
 ${report.arms.map((arm, i) => {
   const y = 10 + i * ROW;
   return html`<g class="arm${arm.isControl ? " control" : ""}" data-arm="${arm.id}" data-exposures="${arm.exposures}" data-conversions="${arm.conversions}">
-<text x="0" y="${y + 16}" class="label">${arm.id}${arm.isControl ? " (control)" : ""}</text>
+<text x="0" y="${y + 16}" class="label">${arm.id}${arm.isControl && arm.id !== "control" ? " (control)" : ""}</text>
 <rect x="${LABEL}" y="${y + 4}" width="${num(x(arm.rate) - LABEL, 1)}" height="16" class="bar"/>
 <line x1="${num(x(arm.interval[0]), 1)}" x2="${num(x(arm.interval[1]), 1)}" y1="${y + 12}" y2="${y + 12}" class="whisker"/>
 <line x1="${num(x(arm.interval[0]), 1)}" x2="${num(x(arm.interval[0]), 1)}" y1="${y + 6}" y2="${y + 18}" class="whisker"/>

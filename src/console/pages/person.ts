@@ -63,7 +63,9 @@ ${view.preview ? html`<p><a id="preview-link" href="${view.preview}">Preview thi
         e.decisions,
       ).map(
         ([placement, d]) => html`<tr data-placement="${placement}"><td>${placement}</td>
-<td class="experience">${d.experience ?? "default"}${d.variant ? html` <span class="variant">(${d.variant})</span>` : ""}</td><td class="reason">${d.reason}</td>
+<td class="experience">${d.experience ?? "default"}${d.variant ? html` <span class="variant">(${d.variant})</span>` : ""}${
+          d.content.html ? html`<br><q class="content">${textOf(d.content.html)}</q>` : ""
+        }</td><td class="reason">${d.reason}</td>
 <td><ul>${(e.explanation?.[placement] ?? []).map(
           (c) => html`<li>${c.experience}: ${c.outcome}${c.detail ? html` — ${c.detail}` : ""}</li>`,
         )}</ul></td></tr>`,
@@ -113,4 +115,16 @@ function affinities(
     if (typeof category === "string" && category) counts[category] = (counts[category] ?? 0) + 1;
   }
   return counts;
+}
+
+/** The words of an experience's HTML, for the page to quote (written escaped, like every value). */
+function textOf(markup: string): string {
+  return markup
+    .replace(/<[^>]*>/g, " ")
+    .replace(
+      /&(amp|lt|gt|quot|#39);/g,
+      (_, e: string) => ({ amp: "&", lt: "<", gt: ">", quot: '"', "#39": "'" })[e] ?? "",
+    )
+    .replace(/\s+/g, " ")
+    .trim();
 }
