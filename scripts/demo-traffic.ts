@@ -13,7 +13,7 @@
  * Ends with the hero test's results from GET /v1/experiments/hero-test.
  */
 
-interface Options {
+export interface Options {
   readonly url: string;
   readonly visitors: number;
   readonly seed: number;

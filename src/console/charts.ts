@@ -39,34 +39,43 @@ ${report.arms.map((arm, i) => {
 </svg>`;
 }
 
-/** Relative uplift of each arm against the control, with its interval, around a zero line. */
+/**
+ * Uplift of each arm against the control, with its interval, around a zero line: relative (+12%)
+ * while the control converts, else absolute (+3.1 points), as the API reports them.
+ */
 export function upliftChart(report: ReportView, title: string): Html {
-  const arms = report.arms.filter((a) => a.uplift?.relative !== null && a.uplift !== null);
-  if (arms.length === 0) return html`<p class="muted">No uplift yet: the control has no conversions.</p>`;
-  const reach = Math.max(0.05, ...arms.flatMap((a) => (a.uplift?.relativeInterval ?? [0, 0]).map(Math.abs)));
-  const x = scale(-reach * 1.1, reach * 1.1);
-  const height = arms.length * ROW + 30;
+  const rows = report.arms.flatMap((arm) => {
+    const u = arm.uplift;
+    if (!u) return [];
+    const relative = u.relative !== null && u.relativeInterval !== null;
+    const value = relative ? u.relative! : u.absolute;
+    const [lo, hi] = relative ? u.relativeInterval! : u.absoluteInterval;
+    return [{ arm, value, lo, hi, unit: relative ? "%" : " pts", significant: u.significant }];
+  });
+  if (rows.length === 0) return html`<p class="muted">No arm to compare with the control.</p>`;
+  const reach = Math.max(0.05, ...rows.flatMap((r) => [Math.abs(r.lo), Math.abs(r.hi)])) * 1.1;
+  const x = scale(-reach, reach);
+  const height = rows.length * ROW + 30;
   return html`<svg class="chart" role="img" viewBox="0 0 ${WIDTH} ${height}" width="${WIDTH}" height="${height}">
 <title>${title}</title>
 <line x1="${num(x(0), 1)}" x2="${num(x(0), 1)}" y1="4" y2="${height - 20}" class="zero"/>
-${arms.map((arm, i) => {
+${rows.map((r, i) => {
   const y = 10 + i * ROW;
-  const uplift = arm.uplift!;
-  const [lo, hi] = uplift.relativeInterval ?? [uplift.relative ?? 0, uplift.relative ?? 0];
-  const cls = uplift.significant ? ((uplift.relative ?? 0) > 0 ? "better" : "worse") : "neutral";
-  return html`<g class="uplift ${cls}" data-arm="${arm.id}">
-<text x="0" y="${y + 16}" class="label">${arm.id}</text>
-<line x1="${num(x(lo), 1)}" x2="${num(x(hi), 1)}" y1="${y + 12}" y2="${y + 12}" class="whisker"/>
-<circle cx="${num(x(uplift.relative ?? 0), 1)}" cy="${y + 12}" r="5" class="point"/>
-<text x="${LABEL + PLOT + 10}" y="${y + 16}" class="value">${signed(uplift.relative ?? 0)} [${signed(lo)}, ${signed(hi)}]</text>
+  const cls = r.significant ? (r.value > 0 ? "better" : "worse") : "neutral";
+  return html`<g class="uplift ${cls}" data-arm="${r.arm.id}">
+<text x="0" y="${y + 16}" class="label">${r.arm.id}</text>
+<line x1="${num(x(r.lo), 1)}" x2="${num(x(r.hi), 1)}" y1="${y + 12}" y2="${y + 12}" class="whisker"/>
+<circle cx="${num(x(r.value), 1)}" cy="${y + 12}" r="5" class="point"/>
+<text x="${LABEL + PLOT + 10}" y="${y + 16}" class="value">${signed(r.value, r.unit)} [${signed(r.lo, r.unit)}, ${signed(r.hi, r.unit)}]</text>
 </g>`;
 })}
-<text x="${LABEL}" y="${height - 4}" class="axis">${signed(-reach * 1.1)}</text>
-<text x="${LABEL + PLOT}" y="${height - 4}" class="axis" text-anchor="end">${signed(reach * 1.1)}</text>
+<text x="${LABEL}" y="${height - 4}" class="axis">${signed(-reach)}</text>
+<text x="${LABEL + PLOT}" y="${height - 4}" class="axis" text-anchor="end">${signed(reach)}</text>
 </svg>`;
 }
 
-const signed = (v: number): string => `${v > 0 ? "+" : ""}${(v * 100).toFixed(1)}%`;
+/** A difference in percent (relative) or percentage points (absolute), with its sign. */
+const signed = (v: number, unit = "%"): string => `${v > 0 ? "+" : ""}${(v * 100).toFixed(1)}${unit}`;
 
 /** Horizontal bars for named values (intent scores, affinities), longest first. */
 export function barList(values: Readonly<Record<string, number>>, title: string): Html {

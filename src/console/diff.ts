@@ -57,12 +57,13 @@ function middle(a: readonly string[], b: readonly string[]): DiffLine[] {
       out.push({ kind: " ", text: a[i]!, at: i + 1 });
       i++;
       j++;
-    } else if (j < b.length && (i === a.length || lcs[i * w + j + 1]! >= lcs[(i + 1) * w + j]!)) {
-      out.push({ kind: "+", text: b[j]!, at: i });
-      j++;
-    } else {
+    } else if (i < a.length && (j === b.length || lcs[(i + 1) * w + j]! >= lcs[i * w + j + 1]!)) {
+      // On a tie the old line goes first: a changed line reads as "-" then "+".
       out.push({ kind: "-", text: a[i]!, at: i + 1 });
       i++;
+    } else {
+      out.push({ kind: "+", text: b[j]!, at: i });
+      j++;
     }
   }
   return out;

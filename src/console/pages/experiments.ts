@@ -1,5 +1,5 @@
 import { rateChart, upliftChart, visitorsChart } from "../charts.ts";
-import type { ExperimentSummary, ExperimentView, Fetched, GoalView } from "../data.ts";
+import type { ArmView, ExperimentSummary, ExperimentView, Fetched, GoalView } from "../data.ts";
 import { type Html, html, num, pct } from "../html.ts";
 import { type PageContext, page } from "../layout.ts";
 
@@ -64,7 +64,7 @@ ${upliftChart(report, `relative uplift per arm for ${goal.goal}`)}
       a,
     ) => html`<tr data-arm="${a.id}"><td>${a.id}</td><td class="exposures">${a.exposures}</td><td class="conversions">${a.conversions}</td>
 <td>${pct(a.rate)} [${pct(a.interval[0])}, ${pct(a.interval[1])}]</td>
-<td>${a.uplift?.relative != null ? html`${pct(a.uplift.relative)}${a.uplift.relativeInterval ? html` [${pct(a.uplift.relativeInterval[0])}, ${pct(a.uplift.relativeInterval[1])}]` : ""}` : "–"}</td>
+<td>${upliftCell(a)}</td>
 <td>${a.uplift ? num(a.uplift.pValue, 4) : "–"}</td>${
       report.arms.some((x) => x.valuePerVisitor !== undefined)
         ? html`<td>${a.valuePerVisitor !== undefined ? num(a.valuePerVisitor, 2) : "–"}${a.valueInterval ? html` [${num(a.valueInterval[0], 2)}, ${num(a.valueInterval[1], 2)}]` : ""}</td>`
@@ -72,4 +72,14 @@ ${upliftChart(report, `relative uplift per arm for ${goal.goal}`)}
     }<td>${a.verdict}</td></tr>`,
   )}</tbody></table>
 </section>`;
+}
+
+/** Relative uplift while the control converts, else absolute in points; with the 95% interval. */
+function upliftCell(a: ArmView): Html | string {
+  const u = a.uplift;
+  if (!u) return "–";
+  if (u.relative !== null && u.relativeInterval !== null)
+    return html`${pct(u.relative)} [${pct(u.relativeInterval[0])}, ${pct(u.relativeInterval[1])}]`;
+  const pts = (v: number) => `${(v * 100).toFixed(1)} pts`;
+  return html`${pts(u.absolute)} [${pts(u.absoluteInterval[0])}, ${pts(u.absoluteInterval[1])}]`;
 }
