@@ -72,6 +72,22 @@ describe("console sign-in", () => {
     expect(csp).not.toContain("unsafe-inline");
   });
 
+  it("sign-in attempts past ten a minute from one address are refused with 429, the right token too", async () => {
+    // Its own address: the other tests' sign-ins count against requests with none.
+    const from = (token: string) => {
+      const init = form({ token });
+      return visit(`${BASE}/sign-in`, {
+        ...init,
+        headers: { ...init.headers, "cf-connecting-ip": "203.0.113.7" },
+      });
+    };
+    for (let i = 0; i < 10; i++) expect((await from("wrong-token")).status).toBe(401);
+    const refused = await from(TOKEN);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toBe("60");
+    expect(refused.headers.getSetCookie()).toEqual([]);
+  });
+
   it("a sign-in from another origin is refused", async () => {
     const res = await visit(`${BASE}/sign-in`, form({ token: TOKEN }, undefined, "https://evil.test"));
     expect(res.status).toBe(403);
