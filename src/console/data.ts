@@ -223,10 +223,17 @@ export async function person(
   const query = new URLSearchParams({ url: pageUrl.toString(), channel });
   if (id.startsWith("user:")) query.set("userId", id.slice(5));
   else query.set("visitorId", id);
-  const [profile, explain] = await Promise.all([
-    api(call, `/v1/profiles/${encodeURIComponent(id)}`, ProfileView),
-    api(call, `/v1/explain?${query}`, ExplainView),
-  ]);
+  // The profile first: a decision records the assignments it makes, so explaining an id nothing is
+  // held on (a typo) would create a visitor.
+  const profile = await api(call, `/v1/profiles/${encodeURIComponent(id)}`, ProfileView);
+  if (!profile.ok) {
+    return {
+      profile,
+      explain: { ok: false, status: profile.status, message: "not asked: the profile could not be read" },
+      preview: null,
+    };
+  }
+  const explain = await api(call, `/v1/explain?${query}`, ExplainView);
   let preview: string | null = null;
   if (explain.ok && pageUrl.origin === call.url.origin) {
     const forced = Object.fromEntries(

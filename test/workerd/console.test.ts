@@ -4,7 +4,7 @@ import bundled from "../../rules/northstar.rules.json";
 import { sealSession } from "../../src/console/session.ts";
 import { ACTIVE_KEY, parseRules, publishRules, type RulesDocument } from "../../src/rules/index.ts";
 import { resetRulesCache } from "../../src/state/rules-loader.ts";
-import { rulesKv, visit } from "./helpers.ts";
+import { ADMIN, rulesKv, visit } from "./helpers.ts";
 
 const BASE = "/_ns/console";
 const ORIGIN = "https://shop.test";
@@ -22,9 +22,18 @@ function form(fields: Record<string, string>, cookie?: string, origin: string | 
   };
 }
 
-/** Signs in as a browser does and returns the session cookie (`ns_console=…`). */
+let signIns = 0;
+
+/**
+ * Signs in as a browser does and returns the session cookie (`ns_console=…`). Each from an address
+ * of its own: sign-in attempts are limited per address, and this is not what those tests count.
+ */
 async function signIn(): Promise<string> {
-  const res = await visit(`${BASE}/sign-in`, form({ token: TOKEN }));
+  const init = form({ token: TOKEN });
+  const res = await visit(`${BASE}/sign-in`, {
+    ...init,
+    headers: { ...init.headers, "cf-connecting-ip": `198.51.100.${++signIns}` },
+  });
   expect(res.status).toBe(303);
   const set = res.headers.getSetCookie().find((c) => c.startsWith("ns_console="));
   return set!.split(";")[0]!;
@@ -73,7 +82,6 @@ describe("console sign-in", () => {
   });
 
   it("sign-in attempts past ten a minute from one address are refused with 429, the right token too", async () => {
-    // Its own address: the other tests' sign-ins count against requests with none.
     const from = (token: string) => {
       const init = form({ token });
       return visit(`${BASE}/sign-in`, {
@@ -148,6 +156,15 @@ describe("console pages", () => {
     expect(text).not.toContain("<img src=x");
     expect(text).not.toContain('"><b>');
     expect(text).toContain("&lt;img src=x onerror=alert(1)&gt;");
+  });
+
+  it("looking up an id nothing is held on says so, and leaves nothing held on it", async () => {
+    const cookie = await signIn();
+    const id = "NoSuchVisitor_0123456789";
+    const text = await (await visit(`${BASE}/person?id=${id}`, { cookie })).text();
+    expect(text).toContain("nothing is held on this person");
+    const after = await visit(`/_ns/v1/profiles/${id}`, { headers: ADMIN });
+    expect(after.status).toBe(404);
   });
 
   it("rules: the history, a diff of two versions, and a confirmed rollback that moves the active pointer", async () => {
