@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import * as z from "zod";
 import { addressKey } from "../http/limits.ts";
@@ -108,7 +108,7 @@ async function attemptAllowed(env: Env, request: Request): Promise<boolean> {
 }
 
 /** POST sign-in: the admin token (compared in constant time) for a session cookie. */
-export async function signIn(c: Parameters<MiddlewareHandler<ConsoleEnv>>[0]): Promise<Response> {
+export async function signIn(c: Context<ConsoleEnv>): Promise<Response> {
   const base = c.get("base");
   const token = readConfig(c.env).config.ADMIN_TOKEN;
   const page = (problem: string, status: number): Response => htmlResponse(signInPage(base, problem), status);

@@ -140,11 +140,8 @@ function build(base: string): Hono<ConsoleEnv> {
     return htmlResponse(personPage(ctxOf(c), q, await person(callOf(c), id, pageUrl, channel), home));
   });
 
-  app.notFound((c) =>
-    htmlResponse(
-      bare(base, "Not found", html`<p><a href="${base}/experiments">The console</a></p>`),
-      c.req.method === "GET" ? 404 : 404,
-    ),
+  app.notFound(() =>
+    htmlResponse(bare(base, "Not found", html`<p><a href="${base}/experiments">The console</a></p>`), 404),
   );
   app.onError((err, c) => {
     log("error", "console_error", { method: c.req.method, route: routePath(c), error: String(err) });
