@@ -1,6 +1,7 @@
 import { handleConsole, isConsolePath } from "./console/routes.ts";
 import { handle } from "./http/app.ts";
 import type { Env } from "./platform/env.ts";
+import { handleQueue } from "./queues.ts";
 
 export { ExperimentDO } from "./measure/experiment-do.ts";
 export { VisitorDO } from "./state/visitor-do.ts";
@@ -10,5 +11,8 @@ export default {
     // The console (<NS_PREFIX>/console) is HTML over the API; everything else is the API or a page.
     if (isConsolePath(new URL(request.url).pathname, env)) return handleConsole(request, env, ctx);
     return handle(request, env, ctx);
+  },
+  queue(batch, env, ctx) {
+    return handleQueue(batch, env, ctx);
   },
 } satisfies ExportedHandler<Env>;
