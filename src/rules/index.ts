@@ -9,6 +9,7 @@ export type { EvalScope, Test, Trace } from "../core/scope.ts";
 export type { CompiledRules, PageSlot, PageSlots } from "./compile.ts";
 export { compileRules, pageMatcher } from "./compile.ts";
 export { parseDuration } from "./duration.ts";
+export { layerMoves } from "./layers.ts";
 export type {
   Condition,
   Content,
@@ -52,4 +53,4 @@ export {
   versionKey,
 } from "./store.ts";
 export type { ParseResult, RulesProblem } from "./validate.ts";
-export { hashRules, parseRules } from "./validate.ts";
+export { hashCanonicalJson, hashRules, parseRules } from "./validate.ts";
