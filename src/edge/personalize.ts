@@ -264,10 +264,10 @@ export async function startPersonalization(
 
   const injectBeacon = config.BEACON_AUTO_INJECT && !bot;
   // The proxy records the page view itself only when it also injects the beacon, so each view is
-  // counted once: by the proxy here, or by a beacon the site includes itself.
-  // A returning visitor's object applies the gate with the consent it holds; a new one is asked here.
-  const pageView =
-    injectBeacon && !gpc && (cookieId !== null || unknownVisitor.keep) ? pageViewOf(url, now) : undefined;
+  // counted once: by the proxy here, or by the beacon. A request without a cookie touches no
+  // visitor object (docs/decisions.md, record 11): its view is the beacon's first call, which only
+  // a browser makes. A returning visitor's object applies the gate with the consent it holds.
+  const pageView = injectBeacon && !gpc && cookieId !== null ? pageViewOf(url, now) : undefined;
   const outline: PageOutline = {
     slots: page.slots,
     waitForDecision: page.mayRedirect || preview !== null,
@@ -391,17 +391,17 @@ async function decidePage(visit: PageVisit): Promise<PagePersonalization> {
   }
 
   const bodyEnd = outline.bodyEnd + (preview ? previewPanel(explanation) : "");
+  // A new visitor's decision leaves nothing behind: it is what the empty state decides, and the
+  // same again on their next page (bucketing is by id), which records it once they come back.
   const recordDecision =
-    !bot && privacy.measure
+    visit.returning && !bot && privacy.measure
       ? decisionRecorder(env, stored.canonicalId, decided, visit.now, {
           consentMode: config.CONSENT_MODE,
           gpc,
         })
       : null;
   const record =
-    !bot && (visit.pageView !== undefined || recordDecision)
-      ? pageRecorder(visit, profiled, recordDecision)
-      : null;
+    visit.pageView !== undefined || recordDecision ? pageRecorder(visit, profiled, recordDecision) : null;
   return {
     passThrough:
       changes.length === 0 && bodyEnd === "" && outline.setCookies.length === 0 && redirect === null,
