@@ -16,6 +16,7 @@ import {
   issueVisitorId,
   readCookieValue,
   readVisitorCookie,
+  sentVisitorCookie,
   visitorCookieHeader,
 } from "../state/visitor-id.ts";
 import { visitorObject } from "../state/visitor-object.ts";
@@ -237,29 +238,42 @@ export async function startPersonalization(
   const now = Date.now();
   const failOpen: string[] = [];
   const timings: Record<string, number> = {};
-
-  const rulesStarted = performance.now();
-  const rules = await activeRules(env, ctx, config.STORE_DEADLINE_MS);
-  timings.rules = performance.now() - rulesStarted;
-  if (!rules) failOpen.push("rules");
-  else if (servingFallback(rules)) failOpen.push("rules-bundled");
-
-  const page = rules?.compiled.pageForPath(url.pathname) ?? NO_SLOTS;
-  const preview = await readPreview(request, url, config, now);
-  if (page.placements.length === 0 && !config.BEACON_AUTO_INJECT && !preview)
-    return nothingToPersonalize(rules?.version ?? null, failOpen);
-
   const bot = isBot(request.headers.get("user-agent"), config.BOT_USER_AGENTS);
   const gpc = gpcSignal(request.headers, config.RESPECT_GPC);
   // What the gate allows a visitor nobody has heard from yet: under opt-in, no cookie and no page
   // view until they grant it (the page is served from the request alone).
   const unknownVisitor = privacyVerdict({ mode: config.CONSENT_MODE, gpc, consent: {}, erased: false });
-  const setCookies: string[] = [];
-  const cookieId = !bot && config.COOKIE_SECRET ? await readVisitorCookie(request, config) : null;
   // Crawlers are new anonymous visitors like any other (same defaults, same bucketing), never profiled.
-  const visitorId = cookieId ?? issueVisitorId();
-  if (cookieId === null && !bot && config.COOKIE_SECRET && unknownVisitor.remember)
-    setCookies.push(await visitorCookieHeader(visitorId, config));
+  const readsCookie = !bot && Boolean(config.COOKIE_SECRET);
+  const mayGiveCookie = readsCookie && unknownVisitor.remember;
+  const freshId = issueVisitorId();
+
+  // What the first byte needs, side by side rather than one after another (the origin fetch is
+  // already under way): the rules, a preview link, the visitor's cookie and, for a browser that sent
+  // none, the cookie to give it.
+  const rulesStarted = performance.now();
+  const [rules, preview, cookieId, freshCookie] = await Promise.all([
+    activeRules(env, ctx, config.STORE_DEADLINE_MS).then((loaded) => {
+      timings.rules = performance.now() - rulesStarted;
+      return loaded;
+    }),
+    readPreview(request, url, config, now),
+    readsCookie ? readVisitorCookie(request, config) : null,
+    mayGiveCookie && !sentVisitorCookie(request, config) ? visitorCookieHeader(freshId, config) : null,
+  ]);
+  if (!rules) failOpen.push("rules");
+  else if (servingFallback(rules)) failOpen.push("rules-bundled");
+
+  const page = rules?.compiled.pageForPath(url.pathname) ?? NO_SLOTS;
+  if (page.placements.length === 0 && !config.BEACON_AUTO_INJECT && !preview)
+    return nothingToPersonalize(rules?.version ?? null, failOpen);
+
+  const setCookies: string[] = [];
+  const visitorId = cookieId ?? freshId;
+  // A cookie that was sent but did not verify (rare: a rotated secret, a forged value) is replaced;
+  // only then is the new one signed after the others.
+  if (cookieId === null && mayGiveCookie)
+    setCookies.push(freshCookie ?? (await visitorCookieHeader(freshId, config)));
   if (preview && url.searchParams.has(PREVIEW_PARAM)) setCookies.push(previewCookie(preview.token, config));
 
   const injectBeacon = config.BEACON_AUTO_INJECT && !bot;
