@@ -66,14 +66,21 @@ import {
 
 /** Events older than this are refused at the door (LIMITS.pastMs in src/http/events.ts). */
 const ACCEPT_WINDOW_MS = 7 * DAY_MS;
-const PAGE_VIEW_FLUSH_MS = 1000;
+/**
+ * Write-behind: page views and decision records are held in memory and written together at most
+ * once per this long per visitor (docs/decisions.md, record 12).
+ */
+export const WRITE_BEHIND_MS = 5000;
 
 export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private readonly sql: SqlStorage;
   private held = emptyHeld();
   private readonly bucket = fullBucket();
   private alarmChecked = false;
+  /** Page views counted in memory, not yet written. */
   private pendingViews: VisitorEvent[] = [];
+  /** The aggregate row (assignments, exposures) changed in memory since it was last written. */
+  private stateDirty = false;
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   /** The event log's bounds: EVENT_LOG_MAX and EVENT_LOG_MAX_AGE_DAYS from the vars, or defaults. */
   private readonly limits: StateLimits;
@@ -140,9 +147,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       addDeadLetter(this.sql, { at: options.now, reason: rejected.reason, raw: rejected.raw });
     this.ensureId(visitorId);
     const scoring = await this.scoring();
-    // Page views held in memory go with this write, so memory and storage agree before the batch
+    // What is held in memory goes with this write, so memory and storage agree before the batch
     // (what a rollback falls back to).
-    this.flushPageViews();
+    this.flushPending();
     const conversionsBefore = { ...this.held.state.conversions };
     const outcome = applyBatch(
       {
@@ -206,37 +213,50 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   }
 
   /**
-   * The page view counts in this decision at once (memory), and is written just after the answer
-   * leaves, so the page never waits on a storage flush. A page view is not an acknowledged event:
-   * losing one to a crash loses a view, never a 202.
+   * The page view counts in this decision at once (memory), and is written behind the answer, so
+   * the page never waits on a storage flush. A page view is not an acknowledged event: losing one
+   * to a crash loses a view, never a 202.
    */
   private async countPageView(pageView: VisitorEvent, visitorId: string | undefined): Promise<void> {
     this.ensureId(visitorId);
     applyEvent(this.held.state, pageView, await this.scoring(), this.limits);
     this.pendingViews.push(pageView);
-    // Page views are written together, at most once a second per visitor: one storage flush for a
-    // burst of pages instead of one per page.
-    this.flushTimer ??= setTimeout(() => this.flushPageViewsLogged(), PAGE_VIEW_FLUSH_MS);
+    this.writeBehind();
+  }
+
+  /**
+   * Arms the one write-behind timer: what is held in memory is written WRITE_BEHIND_MS after the
+   * first change, one storage write for a burst of pages instead of one per page. A pending timer
+   * keeps the object from being evicted (compatibility date 2026-10-01 or later), every other
+   * write and the alarm flush first, so what is lost is only what a crash or a restart (a deploy)
+   * takes within those seconds.
+   */
+  private writeBehind(): void {
+    this.flushTimer ??= setTimeout(() => this.flushPendingLogged(), WRITE_BEHIND_MS);
   }
 
   /** The timer's flush: nobody awaits it, so a failure is logged and counted here. */
-  private flushPageViewsLogged(): void {
+  private flushPendingLogged(): void {
     try {
-      this.flushPageViews();
+      this.flushPending();
     } catch (err) {
       recordDroppedWrite("page_views_not_flushed", err);
     }
   }
 
-  private flushPageViews(): void {
+  /** Writes what memory holds and storage does not yet: page views, then the aggregate row. */
+  private flushPending(): void {
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     const views = this.pendingViews;
+    const dirty = this.stateDirty;
     this.pendingViews = [];
-    if (this.held.erased || views.length === 0) return;
+    this.stateDirty = false;
+    if (this.held.erased || (views.length === 0 && !dirty)) return;
     let stored = 0;
     for (const view of views) if (storeEvent(this.sql, view, false)) stored++;
     if (stored > 0) this.persistAfterApply(Date.now());
+    else if (dirty) saveState(this.sql, this.held.state);
   }
 
   /**
@@ -257,7 +277,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       if (stored === undefined || stored === options.replacing?.[experiment])
         state.assignments[experiment] = variant;
     }
-    saveState(this.sql, state);
+    // Written behind, with the page's view: later calls read memory, so they see it at once.
+    this.stateDirty = true;
+    this.writeBehind();
     return privacy.measure;
   }
 
@@ -291,6 +313,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (target)
       return target.setConsent(consent, { ...options, visitorId: this.held.mergedInto!, forwarded: true });
     this.ensureId(options.visitorId);
+    this.flushPending();
     this.held.consent = { ...this.held.consent, ...consent };
     saveConsent(this.sql, this.held.consent);
     this.held.consentAt = options.now ?? Date.now();
@@ -302,7 +325,6 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
 
   /** Withdrawn personalization consent: the behaviour held so far goes too, consent stays. */
   private forgetBehaviour(): void {
-    this.pendingViews = [];
     deleteBehaviour(this.sql);
     this.held.state = emptyHeld(this.held.state.visitorId).state;
     saveState(this.sql, this.held.state);
@@ -329,7 +351,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   async handOver(target: string, mergeId: string, now: Millis): Promise<MergeResult> {
     const refusal = this.handOverRefusal(target, mergeId);
     if (refusal) return refusal;
-    this.flushPageViews();
+    this.flushPending();
     // Forward first: an event arriving while the history is in flight goes to the target too.
     this.held.mergedInto = target;
     setMeta(this.sql, "mergedInto", target);
@@ -351,7 +373,6 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     }
     // The history now lives with the target; keep only the forwarding address, which outlives the
     // anonymous cookie (400 days), then goes.
-    this.pendingViews = [];
     keepOnlyAddress(this.sql, this.held, result.experiments ?? [], Date.now());
     await this.ctx.storage.setAlarm(this.held.mergedAt + IDLE_DELETE_MS);
     this.alarmChecked = true;
@@ -392,7 +413,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const target = this.forwardTarget(options.forwarded);
     if (target) return target.mergeFrom(source, mergeId, { ...options, forwarded: true });
     if (this.held.mergedFrom.includes(mergeId)) return { merged: false, events: 0 };
-    this.flushPageViews();
+    this.flushPending();
     this.ensureId(options.visitorId);
     const events = foldDump(this.sql, this.held, source, mergeId, {
       now: options.now,
@@ -419,6 +440,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   /** Erases everything held, and leaves a tombstone so later events for this person are refused. */
   async erase(): Promise<void> {
     this.pendingViews = [];
+    this.stateDirty = false;
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     await this.ctx.storage.deleteAlarm();
@@ -433,6 +455,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    * cookie's lifetime) and an old forwarding address are deleted whole.
    */
   override async alarm(): Promise<void> {
+    // Whatever memory holds is written first (a no-op when nothing is pending).
+    this.flushPending();
     const now = Date.now();
     const { erased, mergedInto, mergedAt, state, consentAt } = this.held;
     if (erased) return;
