@@ -286,7 +286,10 @@ describe("VisitorDO storage", () => {
 describe("VisitorDO write-behind", () => {
   const storedEvents = (id: string) =>
     runInDurableObject(rawStubOf(id), (_i: VisitorDO, ctx) =>
-      ctx.storage.sql.exec<{ type: string }>("SELECT type FROM event ORDER BY ts").toArray().map((r) => r.type),
+      ctx.storage.sql
+        .exec<{ type: string }>("SELECT type FROM event ORDER BY ts")
+        .toArray()
+        .map((r) => r.type),
     );
   const storedAssignments = (id: string) =>
     runInDurableObject(rawStubOf(id), (_i: VisitorDO, ctx) => loadHeld(ctx.storage.sql).state.assignments);
