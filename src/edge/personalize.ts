@@ -390,6 +390,8 @@ async function decidePage(visit: PageVisit): Promise<PagePersonalization> {
         placements: visit.placements,
         forced: preview?.preview.forced,
         explain: preview?.preview.explain ?? false,
+        // A page reads decisions, never the list of segments (a preview's explanation shows them).
+        segments: preview !== null,
       });
       redirect = collectChanges(result.decisions, visit.url, changes, failOpen);
       explanation = preview ? (result.explanation ?? result) : null;
