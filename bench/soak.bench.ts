@@ -66,7 +66,8 @@ async function waitForHealth(url: string): Promise<void> {
 
 /** One visitor: a first page without a cookie, then a second with the cookie it was given. */
 async function oneVisitor(url: string): Promise<void> {
-  const first = await fetch(`${url}/`, { headers: { "user-agent": BROWSER_UA } });
+  const signal = AbortSignal.timeout(30_000);
+  const first = await fetch(`${url}/`, { headers: { "user-agent": BROWSER_UA }, signal });
   await first.arrayBuffer();
   const set = first.headers.getSetCookie().find((c) => c.includes("ns_vid="));
   if (!set) throw new Error(`no visitor cookie (status ${first.status})`);
@@ -118,7 +119,11 @@ export async function run(): Promise<string[]> {
         await oneVisitor(url).catch(() => {
           failures++;
         });
-        if (next % 2000 === 0) samples.push([next, workerdRssMb(wrangler)]);
+        if (next % 2000 === 0) {
+          samples.push([next, workerdRssMb(wrangler)]);
+          // Progress as it goes: a run cut short still says how far it got.
+          console.error(`soak: ${next} visitors, workerd ${samples[samples.length - 1]![1].toFixed(0)} MB`);
+        }
       }
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
