@@ -102,12 +102,13 @@ async function readPreview(
 }
 
 /**
- * What a decision leaves behind, written off the critical path: exposures of capped experiences (so
- * their caps count) and new experiment assignments (sticky, and the experiment's unique exposure).
- * The visitor's object asks the privacy gate with what it holds (consent, erasure) before anything
- * is kept, and the experiments count the visitor only when it says so. Nothing is written when
- * nothing changed. Returns null when there is nothing to do. The recorder never rejects: a write
- * that fails is logged and counted (`decision_not_recorded`, `experiment_exposures_not_recorded`).
+ * What a decision leaves behind, written off the critical path: what was shown (every exposure goes
+ * to the export, docs/export.md; those of capped experiences are stored so their caps count) and
+ * new experiment assignments (sticky, and the experiment's unique exposure). The visitor's object
+ * asks the privacy gate with what it holds (consent, erasure) before anything is kept or exported,
+ * and the experiments count the visitor only when it says so. Returns null when nothing was shown
+ * or assigned. The recorder never rejects: a write that fails is logged and counted
+ * (`decision_not_recorded`, `experiment_exposures_not_recorded`).
  */
 export function decisionRecorder(
   env: Env,
@@ -116,16 +117,18 @@ export function decisionRecorder(
     Partial<Pick<DecisionResult, "replacedAssignments">>,
   now: number,
   privacy: { readonly consentMode: ConsentMode; readonly gpc: boolean },
+  rulesVersion: string | null,
 ): (() => Promise<void>) | null {
-  const capped = result.exposures.filter((x) => x.capped);
   const assigned = Object.keys(result.assignments).length > 0;
-  if (capped.length === 0 && !assigned) return null;
+  if (result.exposures.length === 0 && !assigned) return null;
   return async () => {
     let counted: boolean;
     try {
       counted = await visitorObject(env, visitorId).recordDecision({
         now,
-        exposures: capped,
+        visitorId,
+        rulesVersion,
+        exposures: result.exposures,
         assignments: result.assignments,
         replacing: result.replacedAssignments,
         ...privacy,
@@ -279,7 +282,7 @@ export async function startPersonalization(
   const injectBeacon = config.BEACON_AUTO_INJECT && !bot;
   // The proxy records the page view itself only when it also injects the beacon, so each view is
   // counted once: by the proxy here, or by the beacon. A request without a cookie touches no
-  // visitor object (docs/decisions.md, record 11): its view is the beacon's first call, which only
+  // visitor object (docs/decisions.md, record 12): its view is the beacon's first call, which only
   // a browser makes. A returning visitor's object applies the gate with the consent it holds.
   const pageView = injectBeacon && !gpc && cookieId !== null ? pageViewOf(url, now) : undefined;
   const outline: PageOutline = {
@@ -411,10 +414,14 @@ async function decidePage(visit: PageVisit): Promise<PagePersonalization> {
   // same again on their next page (bucketing is by id), which records it once they come back.
   const recordDecision =
     visit.returning && !bot && privacy.measure
-      ? decisionRecorder(env, stored.canonicalId, decided, visit.now, {
-          consentMode: config.CONSENT_MODE,
-          gpc,
-        })
+      ? decisionRecorder(
+          env,
+          stored.canonicalId,
+          decided,
+          visit.now,
+          { consentMode: config.CONSENT_MODE, gpc },
+          outline.rulesVersion,
+        )
       : null;
   const record =
     visit.pageView !== undefined || recordDecision ? pageRecorder(visit, profiled, recordDecision) : null;

@@ -382,7 +382,7 @@ const CELLS: Array<[State, Route, Stored]> = [
   ],
   // A new browser has no cookie to call decide with (a 400, whatever the state): no decide cell.
   // Its first page is decided from the request alone and touches no visitor object: its beacon's
-  // first call stores the view, its next page counts it in the A/B test (docs/decisions.md, record 11).
+  // first call stores the view, its next page counts it in the A/B test (docs/decisions.md, record 12).
   ["none, new browser", "page", outcome("page", [404, 404], { status: 200, cookie: true })],
   [
     "none, new browser",
