@@ -101,6 +101,8 @@ export interface DecisionRules {
   readonly eventSides?: EventSides;
   /** How fast content affinity fades (settings.affinity.halfLife); absent: it does not. */
   readonly affinityHalfLifeMs?: number;
+  /** Some template reads `affinity.top` or `visitor.lastCategory`: decisions work them out. */
+  readonly templatesReadHistory?: boolean;
   /** Web placements that apply to a path, in declaration order. */
   placementsForPath(path: string): readonly string[];
 }

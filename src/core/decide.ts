@@ -255,6 +255,18 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
   };
   const scores = intentOf(scope);
   const top = topOf(scope);
+  const visitor: Record<string, unknown> = { id: visitorId, sessionCount: state?.sessionCount ?? 0 };
+  const templateScope: Record<string, unknown> = {
+    traits,
+    context,
+    intent: { top: top.dimension, scores },
+    visitor,
+  };
+  // Read from the events only for rules whose templates name them (few do).
+  if (rules.templatesReadHistory) {
+    templateScope.affinity = { top: topTagOf(scope).tag };
+    visitor.lastCategory = lastCategoryOf(scope);
+  }
   return {
     rules,
     visitorId,
@@ -264,24 +276,7 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
     personalize,
     forced: input.forced,
     scope,
-    templateScope: {
-      traits,
-      context,
-      intent: { top: top.dimension, scores },
-      // Getters: the events are read only when a template asks.
-      affinity: {
-        get top() {
-          return topTagOf(scope).tag;
-        },
-      },
-      visitor: {
-        id: visitorId,
-        sessionCount: state?.sessionCount ?? 0,
-        get lastCategory() {
-          return lastCategoryOf(scope);
-        },
-      },
-    },
+    templateScope,
     redirects: redirectScope(context, rules.settings?.redirectHosts ?? NO_HOSTS),
     scores,
     top,

@@ -170,6 +170,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     eventSides: eventSides(doc.settings.eventSides),
     // 0: affinity does not fade (no settings.affinity).
     affinityHalfLifeMs: doc.settings.affinity ? (parseDuration(doc.settings.affinity.halfLife) ?? 0) : 0,
+    templatesReadHistory: templatesReadHistory(doc),
     eventHorizonMs: eventHorizon(doc),
     conversionTypes: new Set([
       "purchase",
@@ -435,25 +436,33 @@ function eventHorizon(doc: RulesDocument): number {
         horizonMs = Number.POSITIVE_INFINITY;
     });
   }
-  const contents = [
+  if (templatesReadHistory(doc) || contentsOf(doc).some((content) => content?.items))
+    horizonMs = Number.POSITIVE_INFINITY;
+  return horizonMs;
+}
+
+const LAST_CATEGORY = "visitor.lastCategory";
+/** Template paths read from the event log (a template path is words and dots, so a text search finds it). */
+const HISTORY_PATHS = /\baffinity\.top\b|\bvisitor\.lastCategory\b/;
+
+/** Every content of the document: placement defaults, experiences' content and variants. */
+function contentsOf(doc: RulesDocument): Array<Content | null | undefined> {
+  return [
     ...Object.values(doc.placements).map((placement) => placement.default),
     ...doc.experiences.flatMap((experience) => [
       experience.content,
       ...Object.values(experience.variants ?? {}),
     ]),
   ];
-  if (contents.some((content) => content && readsEvents(content))) horizonMs = Number.POSITIVE_INFINITY;
-  return horizonMs;
 }
 
-const LAST_CATEGORY = "visitor.lastCategory";
-/** Template paths that read the event log (a template path is words and dots, so a text search finds it). */
-const EVENT_PATHS = /\baffinity\.top\b|\bvisitor\.lastCategory\b/;
-
-function readsEvents(content: Content): boolean {
-  if (content.items) return true;
-  const texts = [content.html, content.redirect, content.attribute, JSON.stringify(content.json ?? null)];
-  return texts.some((text) => text !== undefined && EVENT_PATHS.test(text));
+/** Some template reads `affinity.top` or `visitor.lastCategory` (decide() works them out only then). */
+function templatesReadHistory(doc: RulesDocument): boolean {
+  return contentsOf(doc).some((content) => {
+    if (!content) return false;
+    const texts = [content.html, content.redirect, content.attribute, JSON.stringify(content.json ?? null)];
+    return texts.some((text) => text !== undefined && HISTORY_PATHS.test(text));
+  });
 }
 
 /** What a page at a path rewrites, cached per path for the life of this rules version. */
