@@ -65,17 +65,23 @@ export interface TagAffinity {
  */
 export function affinityOf(scope: EvalScope): Map<string, TagAffinity> {
   if (!scope.tagCache) {
-    const tags = new Map<string, TagAffinity>();
+    const tags = new Map<string, { weight: number; count: number }>();
     const brandSends = (scope.eventSides ?? DEFAULT_EVENT_SIDES).brandSends;
     const halfLife = scope.affinityHalfLifeMs ?? 0;
     for (const event of scope.state?.events ?? []) {
       const eventTags = event.props.tags;
       if (!Array.isArray(eventTags) || brandSends.has(event.type)) continue;
+      // Like an intent score of 1 stored at the event's time (intent.ts), read now.
       const weight = halfLife > 0 ? decayed({ value: 1, ts: event.ts }, scope.now, halfLife) : 1;
-      for (const tag of new Set(eventTags)) {
-        if (typeof tag !== "string") continue;
-        const before = tags.get(tag);
-        tags.set(tag, { weight: (before?.weight ?? 0) + weight, count: (before?.count ?? 0) + 1 });
+      for (let i = 0; i < eventTags.length; i++) {
+        const tag: unknown = eventTags[i];
+        // A tag listed twice on one event counts once.
+        if (typeof tag !== "string" || eventTags.indexOf(tag) !== i) continue;
+        const entry = tags.get(tag);
+        if (entry) {
+          entry.weight += weight;
+          entry.count += 1;
+        } else tags.set(tag, { weight, count: 1 });
       }
     }
     scope.tagCache = tags;
