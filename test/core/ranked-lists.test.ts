@@ -3,7 +3,7 @@ import { decide } from "../../src/core/decide.ts";
 import type { VisitorState } from "../../src/core/model.ts";
 import { compileTemplate, MAX_EACH, type TemplateScope } from "../../src/core/templates.ts";
 import { parseRules } from "../../src/rules/index.ts";
-import { compile, context, DAY, event, HOUR, MIN, NOW, stateOf } from "./helpers.ts";
+import { compile, context, DAY, event, experienceWins, HOUR, MIN, NOW, stateOf } from "./helpers.ts";
 
 /** Ranked lists (src/core/ranking.ts) and the template loop that renders them (src/core/templates.ts). */
 
@@ -257,6 +257,26 @@ describe("ranked lists", () => {
     }).decisions[0]!;
     expect(decision.html).toBe("hiking/running");
     expect(rules.eventHorizonMs).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it("the affinity condition reads the same faded affinity: with a half-life, a recent tag is the strongest", async () => {
+    const state = stateOf([
+      event("product_view", 20 * DAY, { tags: ["hiking"] }),
+      event("product_view", 20 * DAY, { tags: ["hiking"] }),
+      event("product_view", 20 * DAY, { tags: ["hiking"] }),
+      event("product_view", 2 * HOUR, { tags: ["running"] }),
+      event("product_view", HOUR, { tags: ["running"] }),
+    ]);
+    const runningFan = (settings: Record<string, unknown>) => ({
+      version: "t",
+      settings,
+      placements: { p: { selector: "#p" } },
+      experiences: [
+        { id: "x", placement: "p", audience: { affinity: { tag: "running" } }, content: { html: "run" } },
+      ],
+    });
+    expect(await experienceWins(runningFan({}), { state })).toBe(false);
+    expect(await experienceWins(runningFan({ affinity: { halfLife: "7d" } }), { state })).toBe(true);
   });
 
   it("refuses a list that does not exist, duplicate items and fields the ranking fills in", () => {
