@@ -13,6 +13,7 @@ import type { EvalScope, Test } from "../core/scope.ts";
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { compileCondition, type NamedTests } from "./conditions.ts";
 import { parseDuration } from "./duration.ts";
+import { layerLayout } from "./layers.ts";
 import { type Condition, type Content, GLOBAL_HOLDOUT, type ListItem, type RulesDocument } from "./schema.ts";
 import { eachCondition } from "./validate.ts";
 
@@ -93,7 +94,7 @@ const ITEM_DECLARED = new Set(["id", "category", "tags", "audience"]);
 
 function compileLists(doc: RulesDocument, named: NamedTests): CompiledLists {
   const lists = new Map<string, CompiledListItem[]>();
-  for (const [id, list] of Object.entries(doc.lists)) {
+  for (const [id, list] of Object.entries(doc.lists ?? {})) {
     lists.set(
       id,
       list.items.map((item: ListItem, i): CompiledListItem => {
@@ -239,6 +240,7 @@ function compileDimensions(doc: RulesDocument): Pick<CompiledRules, "dimensions"
 
 function compileExperiments(doc: RulesDocument): Record<string, CompiledExperiment> {
   const experiments: Record<string, CompiledExperiment> = {};
+  const { layers } = layerLayout(doc);
   for (const [id, experiment] of Object.entries(doc.experiments)) {
     experiments[id] = {
       id,
@@ -248,6 +250,7 @@ function compileExperiments(doc: RulesDocument): Record<string, CompiledExperime
       goal: experiment.goal,
       status: experiment.status,
       ...campaignSpan(experiment),
+      layer: experiment.layer ? (layers[experiment.layer.id] ?? null) : null,
     };
   }
   return experiments;
@@ -269,6 +272,7 @@ function compileGlobalHoldout(doc: RulesDocument): CompiledExperiment | null {
     status: "running",
     startMs: Number.NEGATIVE_INFINITY,
     endMs: Number.POSITIVE_INFINITY,
+    layer: null,
   };
 }
 
@@ -425,7 +429,7 @@ function eventHorizon(doc: RulesDocument): number {
     ...Object.values(doc.conditions),
     ...Object.values(doc.segments).map((segment) => segment.condition),
     ...doc.experiences.flatMap((experience) => (experience.audience ? [experience.audience] : [])),
-    ...Object.values(doc.lists).flatMap((list) => list.items.flatMap((item) => item.audience ?? [])),
+    ...Object.values(doc.lists ?? {}).flatMap((list) => list.items.flatMap((item) => item.audience ?? [])),
   ];
   for (const root of roots) {
     eachCondition(root, "", (condition) => {

@@ -2,6 +2,7 @@ import { RANKED_ITEM_KEYS } from "../core/ranking.ts";
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { attributeRefusal, redirectTarget, urlScheme } from "../core/url-policy.ts";
 import { parseDuration } from "./duration.ts";
+import { layerLayout } from "./layers.ts";
 import { comparator } from "./operators.ts";
 import {
   type Condition,
@@ -57,13 +58,14 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
     requirePositive(dimension.halfLife, `dimensions.${id}.halfLife`, report);
   if (doc.settings.affinity)
     requirePositive(doc.settings.affinity.halfLife, "settings.affinity.halfLife", report);
-  for (const [id, list] of Object.entries(doc.lists)) listProblems(id, list, report);
+  for (const [id, list] of Object.entries(doc.lists ?? {})) listProblems(id, list, report);
   for (const [root, rootAt] of conditionRoots(doc))
     eachCondition(root, rootAt, (condition, at) => conditionProblems(doc, condition, at, rootAt, report));
   referenceCycles(doc, report);
   signalProblems(doc, report);
   for (const [id, placement] of Object.entries(doc.placements)) placementProblems(doc, id, placement, report);
   for (const [id, experiment] of Object.entries(doc.experiments)) experimentProblems(id, experiment, report);
+  for (const problem of layerLayout(doc).problems) report(problem.path, problem.message);
   experienceProblems(doc, report);
   return problems;
 }
@@ -110,7 +112,7 @@ function conditionRoots(doc: RulesDocument): Array<[Condition, string]> {
   for (const [i, experience] of doc.experiences.entries()) {
     if (experience.audience) roots.push([experience.audience, `experiences[${i}].audience`]);
   }
-  for (const [id, list] of Object.entries(doc.lists))
+  for (const [id, list] of Object.entries(doc.lists ?? {}))
     for (const [i, item] of list.items.entries())
       if (item.audience) roots.push([item.audience, `lists.${id}.items[${i}].audience`]);
   return roots;
@@ -335,7 +337,7 @@ const ITEM_FIELD = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const RESERVED_ITEM_KEYS: ReadonlySet<string> = new Set<string>(RANKED_ITEM_KEYS);
 
 /** A ranked list's items: distinct ids, and fields a template can name without clashing. */
-function listProblems(id: string, list: RulesDocument["lists"][string], report: Report): void {
+function listProblems(id: string, list: NonNullable<RulesDocument["lists"]>[string], report: Report): void {
   const seen = new Set<string>();
   for (const [i, item] of list.items.entries()) {
     const at = `lists.${id}.items[${i}]`;
@@ -365,7 +367,7 @@ function contentProblems(
   report: Report,
 ): void {
   templateProblems(content, at, report);
-  if (content?.items && !Object.hasOwn(doc.lists, content.items.from))
+  if (content?.items && !Object.hasOwn(doc.lists ?? {}, content.items.from))
     report(`${at}.items.from`, `unknown list "${content.items.from}"`);
   urlProblems(content, placement, at, doc.settings.redirectHosts ?? [], report);
 }
