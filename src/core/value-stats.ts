@@ -18,7 +18,7 @@ import { lnGamma, normalSf } from "./stats.ts";
  * these intervals needs more visitors the more skewed the values are: Cochran's rule (n > 25 g₁²,
  * g₁ the sample skewness) says when, and each arm reports whether it holds. A bootstrap would need
  * every visitor's value at read time (not computable from counters, and costly in a Worker);
- * docs/decisions.md, record 13.
+ * docs/decisions.md, record 15.
  */
 
 /** A per-visitor value's sufficient statistics (n visitors; sums of value, value², value³). */

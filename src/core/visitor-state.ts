@@ -149,11 +149,18 @@ function countByHour(state: MutableVisitorState, event: VisitorEvent): void {
     buckets = [];
     state.counts[event.type] = buckets;
   }
-  const existing = buckets.find((bucket) => bucket[0] === hour);
-  if (existing) existing[1] += 1;
+  // Events arrive in time order almost always: the last bucket, or a new one after it, without a
+  // search or a sort (which cost the ingest path nearly half its time).
+  const last = buckets[buckets.length - 1];
+  if (last && last[0] === hour) last[1] += 1;
+  else if (!last || last[0] < hour) buckets.push([hour, 1]);
   else {
-    buckets.push([hour, 1]);
-    buckets.sort((a, b) => a[0] - b[0]);
+    const existing = buckets.find((bucket) => bucket[0] === hour);
+    if (existing) existing[1] += 1;
+    else {
+      buckets.push([hour, 1]);
+      buckets.sort((a, b) => a[0] - b[0]);
+    }
   }
 }
 

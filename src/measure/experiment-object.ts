@@ -14,7 +14,7 @@ import { log } from "../platform/log.ts";
  * experiment on every page of a busy site is then never one hot object (a Durable Object serves
  * about a thousand small writes a second; sixteen serve sixteen times that). A visitor's exposure,
  * conversions and once-per-visitor dedupe all live in the shard that owns them, so counting stays
- * exact; a result is the sum of every shard's counters (docs/decisions.md, record 12).
+ * exact; a result is the sum of every shard's counters (docs/decisions.md, record 14).
  */
 
 /** Shards per experiment. Fixed: changing it would move visitors away from their rows. */
