@@ -108,6 +108,9 @@ describe("goals with a value, whichever way the event comes", () => {
       const first = await page();
       const cookie = visitorCookie(first);
       const arm = armShown(await first.text());
+      // A request without a cookie records nothing (docs/decisions.md, record 12): the visitor is
+      // assigned and exposed from their next page, which shows them the same arm.
+      expect(armShown(await (await page(cookie)).text())).toBe(arm);
       const visitorId = idOf(cookie);
       const one = purchase(eid(), 40);
       const two = purchase(eid(), 15);
