@@ -7,10 +7,10 @@ import { type Html, html, num } from "./html.ts";
  * Each arm's numbers are printed beside its bar, as the API gave them.
  */
 
-const WIDTH = 640;
+const WIDTH = 720;
 const LABEL = 150;
 const ROW = 34;
-const PLOT = WIDTH - LABEL - 190;
+const PLOT = WIDTH - LABEL - 270;
 
 /** x of `v` on a [lo, hi] axis over the plot area. */
 const scale = (lo: number, hi: number) => (v: number) =>

@@ -68,45 +68,48 @@ const valueText = (a: GoalArmView): Html =>
     a.value.interval
       ? html` [<tspan class="lo">${money(a.value.interval[0])}</tspan>, <tspan class="hi">${money(a.value.interval[1])}</tspan>]`
       : ""
-  }${a.value.normalApproximationOk ? "" : " · too skewed for its visitors"}`;
+  }${a.value.normalApproximationOk ? "" : " · skewed"}`;
 
-/** Rate uplift: relative while the control converts, else absolute in points (Newcombe's interval). */
-function rateDifference(a: GoalArmView): Difference | null {
-  const u = a.uplift;
-  if (!u) return null;
-  return u.relative !== null && u.relativeInterval !== null
-    ? { id: a.id, value: u.relative, interval: u.relativeInterval, significant: u.significant, print: signed }
-    : {
-        id: a.id,
-        value: u.absolute,
-        interval: u.absoluteInterval,
-        significant: u.significant,
-        print: points,
-      };
+/** What a rate uplift and a value uplift have in common. */
+interface Comparison {
+  readonly absolute: number;
+  readonly absoluteInterval: readonly [number, number];
+  readonly relative: number | null;
+  readonly relativeInterval: readonly [number, number] | null;
+  readonly significant: boolean;
 }
 
-/** Value uplift: relative by the delta method while both means are positive, else Welch's difference. */
-function valueDifference(a: GoalArmView): Difference | null {
-  const u = a.valueUplift;
-  if (!u) return null;
-  return u.relative !== null && u.relativeInterval !== null
-    ? { id: a.id, value: u.relative, interval: u.relativeInterval, significant: u.significant, print: signed }
-    : {
-        id: a.id,
-        value: u.absolute,
-        interval: u.absoluteInterval,
-        significant: u.significant,
-        print: signedMoney,
-      };
+/**
+ * Each arm's difference against the control, all in one unit so they share an axis: relative when
+ * every arm has a relative interval (the control converts; for value, both means are positive),
+ * else absolute (points of rate, or value per visitor by Welch's interval).
+ */
+function differences(
+  arms: readonly GoalArmView[],
+  pick: (a: GoalArmView) => Comparison | null,
+  absolute: (v: number) => string,
+): Difference[] {
+  const rows = arms.flatMap((a) => {
+    const u = pick(a);
+    return u ? [{ id: a.id, u }] : [];
+  });
+  const relative = rows.every(({ u }) => u.relative !== null && u.relativeInterval !== null);
+  return rows.map(({ id, u }) =>
+    relative
+      ? { id, value: u.relative!, interval: u.relativeInterval!, significant: u.significant, print: signed }
+      : { id, value: u.absolute, interval: u.absoluteInterval, significant: u.significant, print: absolute },
+  );
 }
-
-const present = <T>(v: T | null): v is T => v !== null;
 
 /** Charts and numbers of one goal over every arm (variants, holdout; or held out and personalized). */
 export function goalSection(goal: GoalView): Html {
   const arms = goal.report.arms;
+  const rateUplift = differences(arms, (a) => a.uplift, points);
+  const hours = goal.windowMs === null ? null : goal.windowMs / 3_600_000;
   const window =
-    goal.windowMs === null ? "" : ` within ${num(goal.windowMs / 3_600_000, 1)} h of first exposure`;
+    hours === null
+      ? ""
+      : ` within ${hours % 24 === 0 ? `${hours / 24} days` : `${num(hours, 1)} h`} of first exposure`;
   return html`<section class="goal" data-goal="${goal.id}">
 <h2>Goal: ${goal.id}${goal.primary ? " (primary)" : ""}</h2>
 <p class="muted">A visitor converts on their first <code>${goal.event}</code>${window}${goal.value ? html`; its value is <code>${goal.value}</code>, summed per visitor` : ""}. ${goal.report.note}</p>
@@ -124,17 +127,17 @@ ${barChart(
   pct,
 )}
 <h3>Rate uplift against the control</h3>
-${differenceChart("rate-uplift", arms.map(rateDifference).filter(present), `rate uplift per arm for ${goal.id}`)}
+${differenceChart("rate-uplift", rateUplift, `rate uplift per arm for ${goal.id}`)}
 <table class="arms"><thead><tr><th>Arm</th><th>Visitors</th><th>Conversions</th><th>Rate [95%]</th><th>Uplift [95%]</th><th>p</th><th>Verdict</th></tr></thead><tbody>${arms.map(
     (a) => html`<tr data-arm="${a.id}"><td>${a.id}</td><td>${a.visitors}</td><td>${a.conversions}</td>
 <td>${pct(a.rate)} [${pct(a.interval[0])}, ${pct(a.interval[1])}]</td>
-<td>${upliftText(rateDifference(a))}</td><td>${a.uplift ? num(a.uplift.pValue, 4) : "–"}</td><td>${a.verdict}</td></tr>`,
+<td>${upliftText(rateUplift.find((d) => d.id === a.id))}</td><td>${a.uplift ? num(a.uplift.pValue, 4) : "–"}</td><td>${a.verdict}</td></tr>`,
   )}</tbody></table>
 ${goal.value === null ? "" : valueSection(goal)}
 </section>`;
 }
 
-function upliftText(d: Difference | null): string {
+function upliftText(d: Difference | undefined): string {
   return d ? `${d.print(d.value)} [${d.print(d.interval[0])}, ${d.print(d.interval[1])}]` : "–";
 }
 
@@ -142,7 +145,7 @@ function upliftText(d: Difference | null): string {
 function valueSection(goal: GoalView): Html {
   const arms = goal.report.arms;
   return html`<h3>Value per visitor</h3>
-<p class="muted" id="value-method-${goal.id}">Every exposed visitor counts, 0 for who did not convert. An arm's mean has a 95% t interval; the difference against the control Welch's t interval (unequal variances, Welch–Satterthwaite degrees of freedom); the relative uplift the delta method on the log ratio of means (docs/decisions.md, record 15). Revenue is skewed: an arm with fewer visitors than Cochran's rule asks (n &gt; 25·skewness²) is marked, and no difference involving it is called significant.</p>
+<p class="muted" id="value-method-${goal.id}">Every exposed visitor counts, 0 for who did not convert. An arm's mean has a 95% t interval; the difference against the control Welch's t interval (unequal variances, Welch–Satterthwaite degrees of freedom); the relative uplift the delta method on the log ratio of means (docs/decisions.md, record 15). Revenue is skewed: an arm with fewer visitors than Cochran's rule asks (n &gt; 25·skewness²) is marked "skewed", and no difference involving it is called significant.</p>
 ${barChart(
   "values",
   arms.map((a) => ({
@@ -155,7 +158,11 @@ ${barChart(
   `value per visitor per arm for ${goal.id}`,
   money,
 )}
-${differenceChart("value-uplift", arms.map(valueDifference).filter(present), `value uplift per arm for ${goal.id}`)}
+${differenceChart(
+  "value-uplift",
+  differences(arms, (a) => a.valueUplift, signedMoney),
+  `value uplift per arm for ${goal.id}`,
+)}
 <table class="values"><thead><tr><th>Arm</th><th>Total value</th><th>Value / visitor [95% t]</th><th>Difference [95% Welch]</th><th>Relative [95% delta method]</th><th>p</th></tr></thead><tbody>${arms.map(
     (a) => html`<tr data-arm="${a.id}"><td>${a.id}</td><td>${money(a.value.total)}</td>
 <td>${money(a.value.mean)}${a.value.interval ? ` [${money(a.value.interval[0])}, ${money(a.value.interval[1])}]` : ""}</td>
