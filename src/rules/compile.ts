@@ -12,6 +12,7 @@ import type { EvalScope, Test } from "../core/scope.ts";
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { compileCondition, type NamedTests } from "./conditions.ts";
 import { parseDuration } from "./duration.ts";
+import { type CompiledJourneys, compileJourneys } from "./journeys.ts";
 import { type Condition, type Content, GLOBAL_HOLDOUT, type RulesDocument } from "./schema.ts";
 import { eachCondition } from "./validate.ts";
 
@@ -40,6 +41,8 @@ export interface CompiledRules extends DecisionRules {
   readonly eventHorizonMs: number;
   /** What a page at `path` rewrites, derived once per path and rules version (cached with it). */
   pageForPath(path: string): PageSlots;
+  /** Journeys: triggers, steps and the messaging limits they share. */
+  readonly journeys: CompiledJourneys;
 }
 
 /** Where a placement rewrites a page, known from the rules alone. */
@@ -140,6 +143,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
       return this.pageForPath(path).placements;
     },
     pageForPath: pageSlotsFinder(placements, placementOrder),
+    journeys: compileJourneys(doc, named),
   };
 }
 
