@@ -23,12 +23,14 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   rules: ["core"],
   state: ["core", "rules", "platform"],
   measure: ["core", "rules", "platform", "state"],
-  edge: ["core", "rules", "platform", "state", "measure"],
-  http: ["core", "rules", "platform", "state", "measure", "edge"],
+  // Journeys: the Workflow class and the delivery queue's consumer, beside measure.
+  journeys: ["core", "rules", "platform", "state"],
+  edge: ["core", "rules", "platform", "state", "measure", "journeys"],
+  http: ["core", "rules", "platform", "state", "measure", "journeys", "edge"],
   // The client's types are derived from the worker's schemas; nothing in the worker imports it.
-  client: ["core", "rules", "platform", "state", "measure", "edge", "http"],
-  // src/index.ts: the fetch handler and the Durable Object classes.
-  ".": ["http", "state", "measure", "platform"],
+  client: ["core", "rules", "platform", "state", "measure", "journeys", "edge", "http"],
+  // src/index.ts: the fetch handler, the queue consumers, the Durable Object and Workflow classes.
+  ".": ["http", "state", "measure", "journeys", "platform"],
 };
 
 const IMPORT =

@@ -49,6 +49,8 @@ export interface BatchOutcome {
   accepted: number;
   duplicates: number;
   failed: Array<{ id: string; reason: string }>;
+  /** The events stored by this batch (not the duplicates): what journeys' triggers look at. */
+  fresh: VisitorEvent[];
 }
 
 /**
@@ -78,7 +80,7 @@ function applyInOneTransaction(
   scoring: CompiledRules | null,
   now: Millis,
 ): BatchOutcome {
-  const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [] };
+  const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [], fresh: [] };
   host.storage.transactionSync(() => {
     const state = host.state();
     for (const event of events) {
@@ -88,6 +90,7 @@ function applyInOneTransaction(
       }
       applyEvent(state, event, scoring, host.limits);
       outcome.accepted++;
+      outcome.fresh.push(event);
     }
     if (outcome.accepted > 0) pruneAndSave(host.sql, state, now, host.limits);
   });
@@ -104,7 +107,7 @@ function applyEventByEvent(
   scoring: CompiledRules | null,
   now: Millis,
 ): BatchOutcome {
-  const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [] };
+  const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [], fresh: [] };
   for (const event of events) {
     try {
       host.storage.transactionSync(() => {
@@ -116,6 +119,7 @@ function applyEventByEvent(
         applyEvent(state, event, scoring, host.limits);
         pruneAndSave(host.sql, state, now, host.limits);
         outcome.accepted++;
+        outcome.fresh.push(event);
       });
     } catch (err) {
       host.reload();
