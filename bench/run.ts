@@ -1,5 +1,5 @@
 /**
- * `npm run bench` runs every benchmark; `npm run bench -- decide` (or bundle, rules, leaves, state, proxy, breakdown) runs one.
+ * `npm run bench` runs every benchmark; `npm run bench -- decide` (or bundle, rules, leaves, state, proxy, breakdown, journeys) runs one.
  * Benchmarks measure; tests never assert timings. Run on a quiet machine and read medians.
  */
 const benches: Record<string, () => Promise<{ run(): Promise<string[]> }>> = {
@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<{ run(): Promise<string[]> }>> = {
   state: () => import("./state.bench.ts"),
   proxy: () => import("./proxy.bench.ts"),
   breakdown: () => import("./breakdown.bench.ts"),
+  journeys: () => import("./journeys.bench.ts"),
 };
 
 const wanted = process.argv.slice(2).filter((a) => a in benches);

@@ -54,6 +54,12 @@ export interface CompiledJourney {
   readonly dryRun: boolean;
   /** Event types a running instance is sent: what it waits for and what ends it. */
   readonly listens: ReadonlySet<string>;
+  /**
+   * A segment or condition trigger that is false right after any activity (an inactivity or a
+   * silence must hold): a batch of events cannot make it true, only time can, so ingest skips it
+   * and the object's schedule checks it.
+   */
+  readonly timeOnly: boolean;
 }
 
 export interface CompiledMessaging {
@@ -121,7 +127,7 @@ export function compileJourneys(doc: RulesDocument, named: NamedTests): Compiled
   const listens = new Set<string>();
   const stateTriggered: CompiledJourney[] = [];
   for (const [id, journey] of Object.entries(doc.journeys)) {
-    const compiled = compileJourney(id, journey, named);
+    const compiled = compileJourney(id, journey, named, falseOnActivity(doc));
     byId[id] = compiled;
     for (const type of compiled.listens) listens.add(type);
     if (!compiled.active) continue;
@@ -145,7 +151,41 @@ export function compileJourneys(doc: RulesDocument, named: NamedTests): Compiled
   };
 }
 
-function compileJourney(id: string, journey: Journey, named: NamedTests): CompiledJourney {
+/**
+ * Whether a condition is false at the moment of any activity: an inactivity or silence (both need
+ * time without events), all() with such a member, any() whose members all are, a named condition or
+ * segment that is. `not` and everything else: it may be true.
+ */
+function falseOnActivity(doc: RulesDocument): (condition: Condition) => boolean {
+  const visiting = new Set<string>();
+  const check = (condition: Condition): boolean => {
+    if ("inactive" in condition || "silence" in condition) return true;
+    if ("all" in condition) return condition.all.some(check);
+    if ("any" in condition) return condition.any.every(check);
+    const name =
+      "ref" in condition ? `c:${condition.ref}` : "segment" in condition ? `s:${condition.segment}` : null;
+    if (name === null || visiting.has(name)) return false;
+    const target =
+      "ref" in condition
+        ? doc.conditions[condition.ref]
+        : "segment" in condition
+          ? doc.segments[condition.segment]?.condition
+          : undefined;
+    if (!target) return false;
+    visiting.add(name);
+    const result = check(target);
+    visiting.delete(name);
+    return result;
+  };
+  return check;
+}
+
+function compileJourney(
+  id: string,
+  journey: Journey,
+  named: NamedTests,
+  quietAfterActivity: (condition: Condition) => boolean,
+): CompiledJourney {
   const at = `journeys.${id}`;
   const indexOf = new Map(journey.steps.map((step, i) => [step.id, i]));
   const listens = new Set<string>(journey.exitOn.events);
@@ -208,5 +248,9 @@ function compileJourney(id: string, journey: Journey, named: NamedTests): Compil
     reentryMs: journey.reentry === "never" ? null : (parseDuration(journey.reentry.after) ?? null),
     dryRun: journey.dryRun,
     listens,
+    timeOnly:
+      "segment" in trigger
+        ? quietAfterActivity({ segment: trigger.segment })
+        : "condition" in trigger && quietAfterActivity(trigger.condition),
   };
 }

@@ -516,7 +516,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       this.forwardEvents(scoring, fresh);
     if (journeys.triggerEvents.size === 0 && journeys.stateTriggered.length === 0) return;
     if (!this.marketing()) return;
-    this.enter(entriesFor(scoring, fresh, this.held.state, this.sql, now, true), now);
+    this.enter(entriesFor(scoring, fresh, this.held.state, this.sql, now, "batch"), now);
     if (journeys.stateTriggered.length > 0) this.armJourneyCheck(scoring, now);
   }
 
@@ -644,7 +644,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
         ),
       );
     if (!this.marketing() || scoring.journeys.stateTriggered.length === 0) return [];
-    return this.enter(entriesFor(scoring, [], this.held.state, this.sql, now, true), now);
+    return this.enter(entriesFor(scoring, [], this.held.state, this.sql, now, "schedule"), now);
   }
 
   async journeyFacts(instance: string): Promise<JourneyFacts> {

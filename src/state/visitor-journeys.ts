@@ -74,8 +74,9 @@ export interface Entry {
 
 /**
  * The journeys a stored batch starts: event triggers by the batch's new events, segment and condition
- * triggers by the state after it (`checkState`). Every event costs a set lookup; a journey's
- * condition is evaluated only when its trigger's event type is in the batch.
+ * triggers by the state after it (`checkState`: "batch" skips those only time can make true). Every
+ * event costs a set lookup; a journey's condition is evaluated only when its trigger's event type is
+ * in the batch.
  */
 export function entriesFor(
   rules: CompiledRules,
@@ -83,7 +84,7 @@ export function entriesFor(
   state: VisitorState,
   sql: SqlStorage,
   now: Millis,
-  checkState: boolean,
+  checkState: "batch" | "schedule",
 ): Entry[] {
   const journeys = rules.journeys;
   const entries: Entry[] = [];
@@ -102,9 +103,11 @@ export function entriesFor(
       }
     }
   }
-  if (checkState && journeys.stateTriggered.length > 0) {
+  const candidates =
+    checkState === "schedule" ? journeys.stateTriggered : journeys.stateTriggered.filter((j) => !j.timeOnly);
+  if (candidates.length > 0) {
     const scope = journeyScope(rules, state, now);
-    for (const journey of journeys.stateTriggered) {
+    for (const journey of candidates) {
       if (entering.has(journey.id) || journey.trigger.kind === "event") continue;
       if (!journey.trigger.test(scope) || !mayEnter(sql, journey, now)) continue;
       entering.add(journey.id);

@@ -74,6 +74,8 @@ describe("journeys in the rules", () => {
     const journeys = compileRules(parsed.rules, "h").journeys;
     expect([...journeys.triggerEvents]).toEqual(["add_to_cart"]);
     expect(journeys.stateTriggered.map((j) => j.id)).toEqual(["win-back"]);
+    // Only time can make an inactivity true: ingest leaves it to the object's schedule.
+    expect(journeys.stateTriggered[0]!.timeOnly).toBe(true);
     expect([...journeys.listens]).toEqual(["purchase"]);
     expect(journeys.messaging).toMatchObject({ capMax: 2, capPerMs: 86400e3, quiet: null, dryRun: false });
     // win-back is the lapsing segment: 60 days of inactivity at the shortest.
