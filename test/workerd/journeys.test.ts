@@ -144,6 +144,30 @@ describe("the person changes mid-journey", () => {
     expect(entry!.messages).toEqual([]);
   });
 
+  it("an admin sees the journey at its wait and cancels it: the instance stops, nothing is sent", async () => {
+    const { visitorId, instance } = await heldAtTheWait();
+    await using _ = instance;
+    const listed = await visit(`/_ns/v1/profiles/${visitorId}/journeys?status=running`, { headers: ADMIN });
+    const { journeys } = (await listed.json()) as {
+      journeys: Array<{ instance: string; journey: string; step: string }>;
+    };
+    expect(journeys).toHaveLength(1);
+    expect(journeys[0]).toMatchObject({ journey: "probe" });
+    expect(["(starting)", "hold"]).toContain(journeys[0]!.step);
+    expect((await visit(`/_ns/v1/profiles/${visitorId}/journeys`)).status).toBe(401);
+
+    const cancelled = await visit(`/_ns/v1/profiles/${visitorId}/journeys/${journeys[0]!.instance}/cancel`, {
+      method: "POST",
+      headers: ADMIN,
+    });
+    expect(await cancelled.json()).toEqual({ cancelled: true });
+    await instance.waitForStatus("terminated");
+    const after = await visit(`/_ns/v1/profiles/${visitorId}/journeys`, { headers: ADMIN });
+    expect(await after.json()).toMatchObject({
+      journeys: [{ status: "cancelled", reason: "cancelled by an admin", messages: [] }],
+    });
+  });
+
   it("erased at a wait: the instance is stopped and nothing is sent", async () => {
     const { visitorId, instance } = await heldAtTheWait();
     await using _ = instance;
@@ -273,8 +297,8 @@ describe("delivery", () => {
     const message = await reservedMessage();
     await env.DESTINATION_SERVICE!.fetch(`https://destination.test/outbox/fail?times=99&key=${message.key}`);
     expect((await consume(message, 6)).explicitAcks).toEqual(["m-6"]);
-    const { keys } = await env.DEAD_LETTERS.list({ prefix: "delivery:" });
-    const letters = await Promise.all(keys.map((k) => env.DEAD_LETTERS.get(k.name, "json")));
+    const listed = await visit("/_ns/v1/journeys/dead-letters", { headers: ADMIN });
+    const letters = ((await listed.json()) as { deadLetters: unknown[] }).deadLetters;
     expect(letters).toContainEqual(
       expect.objectContaining({
         reason: "destination answered 503",
