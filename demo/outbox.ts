@@ -37,7 +37,7 @@ async function signatureOk(secret: string, header: string | null, body: string):
   return expected.length === m[2]!.length && expected === m[2];
 }
 
-const escape = (text: string) =>
+const escapeHtml = (text: string) =>
   text.replace(
     /[&<>"']/g,
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!,
@@ -47,8 +47,8 @@ function page(list: Message[]): Response {
   const rows = list
     .map((m) => {
       const b = m.body;
-      const content = escape(JSON.stringify((b.content as { json?: unknown })?.json ?? b.content));
-      return `<tr><td>${escape(String(b.visitorId))}</td><td>${escape(String(b.journey))} / ${escape(String(b.step))}</td><td>${escape(String(b.channel))}</td><td><code>${content}</code></td><td>${escape(m.receivedAt)}</td></tr>`;
+      const content = escapeHtml(JSON.stringify((b.content as { json?: unknown })?.json ?? b.content));
+      return `<tr><td>${escapeHtml(String(b.visitorId))}</td><td>${escapeHtml(String(b.journey))} / ${escapeHtml(String(b.step))}</td><td>${escapeHtml(String(b.channel))}</td><td><code>${content}</code></td><td>${escapeHtml(m.receivedAt)}</td></tr>`;
     })
     .join("");
   const html = `<!doctype html><html><head><title>Outbox</title><link rel="stylesheet" href="/assets/shop.css"></head><body><main><h1>Outbox</h1><p>Messages the journeys sent, as the destination received them (${list.length}).</p><table><tr><th>visitor</th><th>journey / step</th><th>channel</th><th>content</th><th>received</th></tr>${rows}</table></main></body></html>`;

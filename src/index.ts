@@ -1,6 +1,6 @@
 import { handle } from "./http/app.ts";
-import { consumeQueue } from "./journeys/queues.ts";
 import type { Env } from "./platform/env.ts";
+import { handleQueue } from "./queues.ts";
 
 export { JourneyWorkflow } from "./journeys/journey-workflow.ts";
 export { ExperimentDO } from "./measure/experiment-do.ts";
@@ -10,7 +10,7 @@ export default {
   fetch(request, env, ctx) {
     return handle(request, env, ctx);
   },
-  queue(batch, env) {
-    return consumeQueue(batch, env);
+  queue(batch, env, ctx) {
+    return handleQueue(batch, env, ctx);
   },
 } satisfies ExportedHandler<Env>;

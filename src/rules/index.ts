@@ -17,6 +17,7 @@ export type {
   CompiledStep,
   CompiledTrigger,
 } from "./journeys.ts";
+export { layerMoves } from "./layers.ts";
 export type {
   Condition,
   Content,
@@ -60,4 +61,4 @@ export {
   versionKey,
 } from "./store.ts";
 export type { ParseResult, RulesProblem } from "./validate.ts";
-export { hashRules, parseRules } from "./validate.ts";
+export { hashCanonicalJson, hashRules, parseRules } from "./validate.ts";

@@ -1,6 +1,7 @@
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { attributeRefusal, redirectTarget, urlScheme } from "../core/url-policy.ts";
 import { parseDuration } from "./duration.ts";
+import { layerLayout } from "./layers.ts";
 import { comparator } from "./operators.ts";
 import {
   type Condition,
@@ -61,6 +62,7 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
   signalProblems(doc, report);
   for (const [id, placement] of Object.entries(doc.placements)) placementProblems(doc, id, placement, report);
   for (const [id, experiment] of Object.entries(doc.experiments)) experimentProblems(id, experiment, report);
+  for (const problem of layerLayout(doc).problems) report(problem.path, problem.message);
   experienceProblems(doc, report);
   for (const [id, journey] of Object.entries(doc.journeys)) journeyProblems(doc, id, journey, report);
   return problems;
@@ -504,7 +506,16 @@ function canonical(value: unknown): string {
 }
 
 /** SHA-256 of the canonical JSON (sorted keys): the version's content hash and ETag. */
-export async function hashRules(doc: RulesDocument): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical(doc)));
+export function hashRules(doc: RulesDocument): Promise<string> {
+  return hashCanonicalJson(doc);
+}
+
+/**
+ * The same hash over any JSON value. The loader checks a stored version with it over the document
+ * exactly as it was written, before today's schema fills in defaults that did not exist when it was
+ * published: a new default must never make a published version unreadable.
+ */
+export async function hashCanonicalJson(value: unknown): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical(value)));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

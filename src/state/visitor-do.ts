@@ -14,6 +14,9 @@ import { readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
 import type { CompiledRules } from "../rules/index.ts";
+import { type Entry, entriesFor, instanceId, type LatestEntry } from "../rules/journey-triggers.ts";
+import { exportInBackground } from "./export-producer.ts";
+import { type ExportRecord, eventRecord, exposureRecord } from "./export-record.ts";
 import {
   addLog,
   allEntries,
@@ -21,6 +24,7 @@ import {
   deleteJourneys,
   insertEntry,
   insertSend,
+  latestEntry,
   logOf,
   markDelivered,
   readEntry,
@@ -34,7 +38,7 @@ import {
 import { activeRules } from "./rules-loader.ts";
 import { recordDroppedWrite } from "./stored-value.ts";
 import { applyBatch, fullBucket, takeTokens } from "./visitor-ingest.ts";
-import { type Entry, entriesFor, instanceId } from "./visitor-journeys.ts";
+
 import { dumpOf, foldDump, keepOnlyAddress, spendToken } from "./visitor-merge.ts";
 import {
   type DecisionRecord,
@@ -99,6 +103,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private readonly bucket = fullBucket();
   private alarmChecked = false;
   private pendingViews: VisitorEvent[] = [];
+  /** Of the pending page views, those the gate lets be measured: exported once they are written. */
+  private readonly measuredViews = new Set<string>();
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   /** The event log's bounds: EVENT_LOG_MAX and EVENT_LOG_MAX_AGE_DAYS from the vars, or defaults. */
   private readonly limits: StateLimits;
@@ -182,13 +188,25 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       scoring,
       options.now,
     );
-    const { fresh, ...counts } = outcome;
     if (outcome.accepted > 0) this.keepUpkeepArmed();
-    if (scoring && fresh.length > 0) this.journeysAfterIngest(scoring, fresh, options.now);
+    if (scoring && outcome.stored.length > 0) this.journeysAfterIngest(scoring, outcome.stored, options.now);
     // A goal reached by someone who refused measurement is kept (it is their behaviour) but not counted.
     const conversions =
       scoring && privacy.measure ? conversionsReached(this.held.state, conversionsBefore, scoring) : [];
+    // Stored now (the transaction committed): out to the export, once, after the answer leaves.
+    if (privacy.measure) this.export(outcome.stored.map((event) => eventRecord(this.exportId(), event)));
+    const { stored: _stored, ...counts } = outcome;
     return { status: "stored", ...counts, conversions };
+  }
+
+  /** The id the export names this visitor by: the canonical id the object was made for. */
+  private exportId(): string {
+    return this.held.state.visitorId ?? this.ctx.id.toString();
+  }
+
+  /** Acknowledged facts onto the EXPORT queue, one sendBatch, off the response's path. */
+  private export(records: readonly ExportRecord[]): void {
+    exportInBackground((promise) => this.ctx.waitUntil(promise), this.env, records);
   }
 
   private persistAfterApply(now: Millis): void {
@@ -225,7 +243,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       return target.snapshot({ ...options, visitorId: this.held.mergedInto!, forwarded: true });
     }
     const pageView = options.pageView;
-    if (pageView && this.privacy(options).keep) await this.countPageView(pageView, options.visitorId);
+    const privacy = this.privacy(options);
+    if (pageView && privacy.keep) await this.countPageView(pageView, options.visitorId, privacy.measure);
     const state = this.held.state;
     const since = options.eventsSince;
     if (since === undefined || since <= (state.events[0]?.ts ?? Number.POSITIVE_INFINITY)) return state;
@@ -238,10 +257,15 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    * leaves, so the page never waits on a storage flush. A page view is not an acknowledged event:
    * losing one to a crash loses a view, never a 202.
    */
-  private async countPageView(pageView: VisitorEvent, visitorId: string | undefined): Promise<void> {
+  private async countPageView(
+    pageView: VisitorEvent,
+    visitorId: string | undefined,
+    measured: boolean,
+  ): Promise<void> {
     this.ensureId(visitorId);
     applyEvent(this.held.state, pageView, await this.scoring(), this.limits);
     this.pendingViews.push(pageView);
+    if (measured) this.measuredViews.add(pageView.id);
     // Page views are written together, at most once a second per visitor: one storage flush for a
     // burst of pages instead of one per page.
     this.flushTimer ??= setTimeout(() => this.flushPageViewsLogged(), PAGE_VIEW_FLUSH_MS);
@@ -260,11 +284,17 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     const views = this.pendingViews;
+    const measured = new Set(this.measuredViews);
     this.pendingViews = [];
+    this.measuredViews.clear();
     if (this.held.erased || views.length === 0) return;
-    let stored = 0;
-    for (const view of views) if (storeEvent(this.sql, view, false)) stored++;
-    if (stored > 0) this.persistAfterApply(Date.now());
+    const written: VisitorEvent[] = [];
+    for (const view of views) if (storeEvent(this.sql, view, false)) written.push(view);
+    if (written.length === 0) return;
+    this.persistAfterApply(Date.now());
+    this.export(
+      written.filter((view) => measured.has(view.id)).map((view) => eventRecord(this.exportId(), view)),
+    );
   }
 
   /**
@@ -274,18 +304,44 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    */
   async recordDecision(options: DecisionRecord): Promise<boolean> {
     const target = this.forwardTarget(options.forwarded);
-    if (target && !this.held.erased) return target.recordDecision({ ...options, forwarded: true });
+    if (target && !this.held.erased)
+      return target.recordDecision({ ...options, visitorId: this.held.mergedInto!, forwarded: true });
     const privacy = this.privacy(options);
     if (!privacy.keep) return false;
+    this.ensureId(options.visitorId);
     const state = this.held.state;
-    for (const exposure of options.exposures)
-      recordExposure(state, exposure.experience, options.now, this.limits);
-    for (const [experiment, variant] of Object.entries(options.assignments)) {
+    // Only capped experiences need their exposures stored (frequency caps count them).
+    const capped = options.exposures.filter((exposure) => exposure.capped !== false);
+    for (const exposure of capped) recordExposure(state, exposure.experience, options.now, this.limits);
+    const assigned = Object.entries(options.assignments);
+    for (const [experiment, variant] of assigned) {
       const stored = Object.hasOwn(state.assignments, experiment) ? state.assignments[experiment] : undefined;
       if (stored === undefined || stored === options.replacing?.[experiment])
         state.assignments[experiment] = variant;
     }
-    saveState(this.sql, state);
+    if (capped.length > 0 || assigned.length > 0) saveState(this.sql, state);
+    if (privacy.measure) {
+      const id = this.exportId();
+      this.export(
+        options.exposures.flatMap((shown) =>
+          shown.placement === undefined
+            ? []
+            : [
+                exposureRecord(
+                  id,
+                  options.now,
+                  {
+                    placement: shown.placement,
+                    experience: shown.experience,
+                    experiment: shown.experiment ?? null,
+                    variant: shown.variant ?? null,
+                  },
+                  options.rulesVersion ?? null,
+                ),
+              ],
+        ),
+      );
+    }
     return privacy.measure;
   }
 
@@ -331,6 +387,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   /** Withdrawn personalization consent: the behaviour held so far goes too, consent stays. */
   private forgetBehaviour(): void {
     this.pendingViews = [];
+    this.measuredViews.clear();
     deleteBehaviour(this.sql);
     // Journeys read behaviour: their entries go too, and each instance ends at its next step.
     deleteJourneys(this.sql);
@@ -382,6 +439,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // The history now lives with the target; keep only the forwarding address, which outlives the
     // anonymous cookie (400 days), then goes.
     this.pendingViews = [];
+    this.measuredViews.clear();
     keepOnlyAddress(this.sql, this.held, result.experiments ?? [], Date.now());
     await this.ctx.storage.setAlarm(this.held.mergedAt + IDLE_DELETE_MS);
     this.alarmChecked = true;
@@ -453,6 +511,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const running = this.held.erased ? [] : runningEntries(this.sql).map((entry) => entry.instance);
     if (running.length) this.ctx.waitUntil(this.stopInstances(running));
     this.pendingViews = [];
+    this.measuredViews.clear();
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     await this.ctx.storage.deleteAlarm();
@@ -516,9 +575,15 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       this.forwardEvents(scoring, fresh);
     if (journeys.triggerEvents.size === 0 && journeys.stateTriggered.length === 0) return;
     if (!this.marketing()) return;
-    this.enter(entriesFor(scoring, fresh, this.held.state, this.sql, now, "batch"), now);
+    this.enter(entriesFor(scoring, fresh, this.held.state, this.latestEntry, now, "batch"), now);
     if (journeys.stateTriggered.length > 0) this.armJourneyCheck(scoring, now);
   }
+
+  /** The re-entry rule's one read: the person's latest entry of a journey. */
+  private readonly latestEntry: LatestEntry = (journey) => {
+    const latest = latestEntry(this.sql, journey);
+    return latest ? { status: latest.status, enteredAt: latest.entered_at } : null;
+  };
 
   /** Records each entry (so a replay or a second trigger finds it) and starts its instance. */
   private enter(entries: readonly Entry[], now: Millis): string[] {
@@ -644,7 +709,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
         ),
       );
     if (!this.marketing() || scoring.journeys.stateTriggered.length === 0) return [];
-    return this.enter(entriesFor(scoring, [], this.held.state, this.sql, now, "schedule"), now);
+    return this.enter(entriesFor(scoring, [], this.held.state, this.latestEntry, now, "schedule"), now);
   }
 
   async journeyFacts(instance: string): Promise<JourneyFacts> {

@@ -49,8 +49,8 @@ export interface BatchOutcome {
   accepted: number;
   duplicates: number;
   failed: Array<{ id: string; reason: string }>;
-  /** The events stored by this batch (not the duplicates): what journeys' triggers look at. */
-  fresh: VisitorEvent[];
+  /** The events this batch stored (committed): what the export may send, after the answer. */
+  stored: VisitorEvent[];
 }
 
 /**
@@ -80,7 +80,7 @@ function applyInOneTransaction(
   scoring: CompiledRules | null,
   now: Millis,
 ): BatchOutcome {
-  const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [], fresh: [] };
+  const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [], stored: [] };
   host.storage.transactionSync(() => {
     const state = host.state();
     for (const event of events) {
@@ -90,7 +90,7 @@ function applyInOneTransaction(
       }
       applyEvent(state, event, scoring, host.limits);
       outcome.accepted++;
-      outcome.fresh.push(event);
+      outcome.stored.push(event);
     }
     if (outcome.accepted > 0) pruneAndSave(host.sql, state, now, host.limits);
   });
@@ -107,7 +107,7 @@ function applyEventByEvent(
   scoring: CompiledRules | null,
   now: Millis,
 ): BatchOutcome {
-  const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [], fresh: [] };
+  const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [], stored: [] };
   for (const event of events) {
     try {
       host.storage.transactionSync(() => {
@@ -119,8 +119,9 @@ function applyEventByEvent(
         applyEvent(state, event, scoring, host.limits);
         pruneAndSave(host.sql, state, now, host.limits);
         outcome.accepted++;
-        outcome.fresh.push(event);
       });
+      // Counted only once its transaction committed (a throw above skips this).
+      if (outcome.accepted > outcome.stored.length) outcome.stored.push(event);
     } catch (err) {
       host.reload();
       const reason = `not applied: ${err instanceof Error ? err.message : String(err)}`;

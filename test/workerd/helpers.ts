@@ -1,6 +1,7 @@
 import { env, exports } from "cloudflare:workers";
-import { hashRules, parseRules, type RulesKv } from "../../src/rules/index.ts";
+import { parseRules, type RulesKv } from "../../src/rules/index.ts";
 import { ACTIVE_KEY, HISTORY_KEY, versionKey } from "../../src/rules/store.ts";
+import { hashCanonicalJson } from "../../src/rules/validate.ts";
 import { resetRulesCache } from "../../src/state/rules-loader.ts";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
 
@@ -110,7 +111,9 @@ export function visitorsWithSnapshot(
 export async function publishDoc(doc: Record<string, unknown>): Promise<string> {
   const parsed = parseRules(doc);
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  const hash = await hashRules(parsed.rules);
+  // Over the document as stored, as the CLI and the loader hash it (src/rules/store.ts): the parsed
+  // document carries the schema's defaults, which would not match.
+  const hash = await hashCanonicalJson(doc);
   await env.RULES.put(
     versionKey(parsed.rules.version),
     JSON.stringify({ hash, publishedAt: new Date().toISOString(), doc }),

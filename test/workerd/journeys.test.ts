@@ -13,9 +13,9 @@ import worker from "../../src/index.ts";
 import { backoffSeconds } from "../../src/journeys/delivery.ts";
 import type { JourneyOutcome } from "../../src/journeys/journey-workflow.ts";
 import type { DeliveryMessage } from "../../src/journeys/message.ts";
+import { instanceId } from "../../src/rules/journey-triggers.ts";
 import { insertEntry, insertSend } from "../../src/state/journey-store.ts";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
-import { instanceId } from "../../src/state/visitor-journeys.ts";
 import { visitorObject } from "../../src/state/visitor-object.ts";
 import { ADMIN, eid, idOf, newVisitor, publishDoc, sendEvents, visit } from "./helpers.ts";
 
@@ -259,7 +259,7 @@ describe("delivery", () => {
       { id: `m-${attempts}`, timestamp: new Date(), attempts, body: message },
     ]);
     const ctx = createExecutionContext();
-    await worker.queue(batch, env);
+    await worker.queue(batch, env, ctx);
     return getQueueResult(batch, ctx);
   }
 

@@ -1,10 +1,11 @@
 import type { Millis, RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
 import type { EvalScope } from "../core/scope.ts";
-import type { CompiledJourney, CompiledRules } from "../rules/index.ts";
-import { latestEntry } from "./journey-store.ts";
+import type { CompiledRules } from "./compile.ts";
+import type { CompiledJourney } from "./journeys.ts";
 
 /**
- * Which journeys a person enters, decided by their visitor's object as it stores their events: cheap
+ * Which journeys a person enters, decided by their visitor's object as it stores their events (pure:
+ * the object passes its latest entry per journey in, `src/state/journey-store.ts` holds them): cheap
  * when no journey cares (a set lookup per event), deterministic instance ids (a replayed trigger names
  * the instance that already runs), and the re-entry rule read from the object's own entries.
  */
@@ -59,12 +60,15 @@ export function instanceId(journey: string, visitorId: string, cause: string): s
   return `${journey}-${high.toString(16).padStart(8, "0")}${low.toString(16).padStart(8, "0")}`;
 }
 
+/** A person's latest entry of a journey, as their object holds it; null when they never entered. */
+export type LatestEntry = (journey: string) => { readonly status: string; readonly enteredAt: Millis } | null;
+
 /** Whether the person may enter `journey` now: never twice at once, and as its re-entry rule says. */
-export function mayEnter(sql: SqlStorage, journey: CompiledJourney, now: Millis): boolean {
-  const latest = latestEntry(sql, journey.id);
+export function mayEnter(latestEntry: LatestEntry, journey: CompiledJourney, now: Millis): boolean {
+  const latest = latestEntry(journey.id);
   if (!latest) return true;
   if (latest.status === "running" || journey.reentryMs === null) return false;
-  return now - latest.entered_at >= journey.reentryMs;
+  return now - latest.enteredAt >= journey.reentryMs;
 }
 
 export interface Entry {
@@ -82,7 +86,7 @@ export function entriesFor(
   rules: CompiledRules,
   fresh: readonly VisitorEvent[],
   state: VisitorState,
-  sql: SqlStorage,
+  latestEntry: LatestEntry,
   now: Millis,
   checkState: "batch" | "schedule",
 ): Entry[] {
@@ -97,7 +101,7 @@ export function entriesFor(
         if (!journey.active || trigger.kind !== "event" || trigger.event !== event.type) continue;
         if (entering.has(journey.id)) continue;
         if (trigger.where && !trigger.where(journeyScope(rules, state, now, { event }))) continue;
-        if (!mayEnter(sql, journey, now)) continue;
+        if (!mayEnter(latestEntry, journey, now)) continue;
         entering.add(journey.id);
         entries.push({ journey: journey.id, cause: event.id });
       }
@@ -109,7 +113,7 @@ export function entriesFor(
     const scope = journeyScope(rules, state, now);
     for (const journey of candidates) {
       if (entering.has(journey.id) || journey.trigger.kind === "event") continue;
-      if (!journey.trigger.test(scope) || !mayEnter(sql, journey, now)) continue;
+      if (!journey.trigger.test(scope) || !mayEnter(latestEntry, journey, now)) continue;
       entering.add(journey.id);
       entries.push({ journey: journey.id, cause: `state-${now}` });
     }
