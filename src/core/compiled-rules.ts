@@ -1,4 +1,5 @@
 import type { EventSides } from "./event-sides.ts";
+import type { RankSpec } from "./ranking.ts";
 import type { Test } from "./scope.ts";
 import type { Template, TemplateScope } from "./templates.ts";
 
@@ -27,6 +28,19 @@ export interface CompiledContent {
   readonly json: ((scope: TemplateScope) => unknown) | null;
   readonly redirect: Template | null;
   readonly attribute: Template | null;
+  /** A ranked list (content `items`): ranked per decision, rendered by `{{#each items}}`. */
+  readonly items: RankSpec | null;
+}
+
+/** A conversion an experiment is measured on (rules: experiments.*.goals). */
+export interface CompiledGoal {
+  readonly id: string;
+  /** The event type that reaches it. */
+  readonly event: string;
+  /** The props keys leading to the event's value (["value"] for props.value); null: no value. */
+  readonly valuePath: readonly string[] | null;
+  /** How long after the visitor's first exposure it counts; Infinity when the rules set no window. */
+  readonly windowMs: number;
 }
 
 export interface CompiledExperiment {
@@ -34,7 +48,10 @@ export interface CompiledExperiment {
   readonly seed: string;
   readonly variants: ReadonlyArray<{ readonly id: string; readonly weight: number }>;
   readonly holdout: number;
+  /** The primary goal's id (the rules' `goal`): goals[0]. */
   readonly goal: string;
+  /** Every goal measured, the primary first. */
+  readonly goals: readonly CompiledGoal[];
   readonly status: "running" | "paused" | "stopped";
   /** Its dates (startAt inclusive, endAt exclusive) in epoch ms; ±Infinity when it has none. */
   readonly startMs: number;
@@ -109,6 +126,10 @@ export interface DecisionRules {
   readonly settings: { readonly redirectHosts?: readonly string[] | undefined };
   /** Which event types are visits and brand sends (settings.eventSides over the defaults). */
   readonly eventSides?: EventSides;
+  /** How fast content affinity fades (settings.affinity.halfLife); absent: it does not. */
+  readonly affinityHalfLifeMs?: number;
+  /** Some template reads `affinity.top` or `visitor.lastCategory`: decisions work them out. */
+  readonly templatesReadHistory?: boolean;
   /** Web placements that apply to a path, in declaration order. */
   placementsForPath(path: string): readonly string[];
 }

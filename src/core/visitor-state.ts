@@ -149,11 +149,18 @@ function countByHour(state: MutableVisitorState, event: VisitorEvent): void {
     buckets = [];
     state.counts[event.type] = buckets;
   }
-  const existing = buckets.find((bucket) => bucket[0] === hour);
-  if (existing) existing[1] += 1;
+  // Events arrive in time order almost always: the last bucket, or a new one after it, without a
+  // search or a sort (which cost the ingest path nearly half its time).
+  const last = buckets[buckets.length - 1];
+  if (last && last[0] === hour) last[1] += 1;
+  else if (!last || last[0] < hour) buckets.push([hour, 1]);
   else {
-    buckets.push([hour, 1]);
-    buckets.sort((a, b) => a[0] - b[0]);
+    const existing = buckets.find((bucket) => bucket[0] === hour);
+    if (existing) existing[1] += 1;
+    else {
+      buckets.push([hour, 1]);
+      buckets.sort((a, b) => a[0] - b[0]);
+    }
   }
 }
 
@@ -251,29 +258,4 @@ export function firstAfter(events: readonly VisitorEvent[], t: Millis): number {
 /** A read-only snapshot (a structured clone crosses the RPC boundary anyway). */
 export function snapshotOf(s: MutableVisitorState): VisitorState {
   return s;
-}
-
-/** The experiment goals whose conversion time this batch changed, with the visitor's variant there. */
-export function conversionsReached(
-  state: MutableVisitorState,
-  conversionsBefore: Readonly<Record<string, Millis>>,
-  scoring: {
-    readonly experiments: Readonly<
-      Record<
-        string,
-        { readonly id: string; readonly goal: string; readonly startMs: number; readonly endMs: number }
-      >
-    >;
-  },
-): Array<{ experiment: string; variant: string; at: Millis }> {
-  const reached: Array<{ experiment: string; variant: string; at: Millis }> = [];
-  for (const experiment of Object.values(scoring.experiments)) {
-    const at = own(state.conversions, experiment.goal);
-    const variant = own(state.assignments, experiment.id);
-    // Outside its dates an experiment counts nobody: a conversion after it ended is not its result.
-    const running = at !== undefined && at >= experiment.startMs && at < experiment.endMs;
-    if (running && at !== conversionsBefore[experiment.goal] && variant)
-      reached.push({ experiment: experiment.id, variant, at });
-  }
-  return reached;
 }

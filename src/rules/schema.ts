@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { PLACEMENT_ACTIONS } from "../core/compiled-rules.ts";
+import { MAX_RANKED } from "../core/ranking.ts";
 import { REDIRECT_HOST_PATTERN } from "../core/url-policy.ts";
 import { DURATION_PATTERN } from "./duration.ts";
 import { journeySchemas } from "./journey-schema.ts";
@@ -197,6 +198,22 @@ export const ConditionSchema: z.ZodType<Condition> = z.lazy(() =>
   ]),
 );
 
+/** What a content shows from a list: its best items for this visitor (src/core/ranking.ts). */
+const RankedItemsSchema = z.strictObject({
+  from: Id.describe("a list from `lists`"),
+  top: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_RANKED)
+    .default(3)
+    .describe(`how many items to show, the best first (at most ${MAX_RANKED})`),
+  lastCategoryFirst: z
+    .boolean()
+    .default(false)
+    .describe("items of the category the visitor browsed last come first, then by affinity"),
+});
+
 export const ContentSchema = z.strictObject({
   html: z
     .string()
@@ -206,6 +223,9 @@ export const ContentSchema = z.strictObject({
   json: z.unknown().optional().describe("payload for apps and messages; {{ }} strings are rendered"),
   redirect: z.string().max(2048).optional().describe("for redirect placements: a path or URL"),
   attribute: z.string().max(1024).optional().describe("for set_attribute placements: the value"),
+  items: RankedItemsSchema.optional().describe(
+    "a ranked list: the visitor's top items of a list, rendered by {{#each items}}…{{/each}} and answered in the decision",
+  ),
 });
 export type Content = z.infer<typeof ContentSchema>;
 
@@ -236,6 +256,37 @@ export const PlacementSchema = z.strictObject({
   ttl: z.number().int().min(0).default(300).describe("seconds an app may cache the decision"),
 });
 
+/** A text, number or yes/no an item shows: `{{ item.title }}`, `{{ item.price }}`. */
+const ItemField = z.union([z.string().max(2048), z.number(), z.boolean()]);
+
+/**
+ * One candidate of a ranked list. Its own fields (title, url, image, price…) are any other keys,
+ * read in templates as `{{ item.<key> }}`.
+ */
+export const ListItemSchema = z
+  .object({
+    id: Id,
+    category: z
+      .string()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe("ranked first for a visitor who browsed this category last, with lastCategoryFirst"),
+    tags: z
+      .array(z.string().min(1).max(64))
+      .max(32)
+      .default([])
+      .describe("content tags: the visitor's affinity for them ranks the item"),
+    audience: ConditionSchema.optional().describe("absent: everyone; else listed only for those who match"),
+  })
+  .catchall(ItemField);
+export type ListItem = z.infer<typeof ListItemSchema>;
+
+const ListSchema = z.strictObject({
+  description: z.string().optional(),
+  items: z.array(ListItemSchema).min(1).max(200),
+});
+
 const Cap = z.strictObject({ max: z.number().int().min(1), per: Duration });
 
 export const ExperienceSchema = z.strictObject({
@@ -256,6 +307,38 @@ export const ExperienceSchema = z.strictObject({
 
 /** The experiment id under which the global holdout (settings.globalHoldout) is stored and reported. */
 export const GLOBAL_HOLDOUT = "global-holdout";
+
+/** Where a goal event carries its value (revenue): a path into its props. */
+const PropsPath = z
+  .string()
+  .regex(/^props(\.[A-Za-z0-9_-]+)+$/, 'a path into the event\'s props, such as "props.value"')
+  .refine((p) => !/(^|\.)(__proto__|constructor|prototype)(\.|$)/.test(p), "path uses a forbidden segment");
+
+/** A conversion an experiment is measured on: counted once per visitor, its value summed per visitor. */
+export const GoalSchema = z.strictObject({
+  id: Id.describe(
+    "the goal's name in the results; the experiment's `goal` may name it to make it the primary goal",
+  ),
+  event: EventType.describe("the event type that reaches the goal"),
+  value: PropsPath.optional().describe(
+    "where the event carries its value (revenue), e.g. props.value; summed per visitor; absent: the goal has no value",
+  ),
+  window: Duration.optional().describe(
+    "counted only this long after the visitor's first exposure; absent: any time while the experiment runs",
+  ),
+});
+export type Goal = z.infer<typeof GoalSchema>;
+
+/** At most this many goals per experiment: each is a counter per arm in every shard. */
+export const MAX_GOALS = 10;
+
+const Goals = z
+  .array(GoalSchema)
+  .max(MAX_GOALS)
+  .optional()
+  .describe(
+    "conversions measured besides the primary goal (and the primary goal's value or window, by its id)",
+  );
 
 /**
  * An experiment layer: experiments that share its visitors, so that a visitor is in at most one of
@@ -296,7 +379,10 @@ export const ExperimentSchema = z.strictObject({
   seed: z.string().min(1).max(128).describe("hash seed, independent of the id"),
   variants: z.array(z.strictObject({ id: Id, weight: z.number().min(0) })).min(1),
   holdout: z.number().min(0).max(1).optional().describe("fraction held out; defaults to settings.holdout"),
-  goal: EventType,
+  goal: EventType.describe(
+    "the primary goal: the id of one of `goals`, else an event type counted once per visitor with no value or window",
+  ),
+  goals: Goals,
   status: z.enum(["running", "paused", "stopped"]).default("running"),
   layer: ExperimentLayerSchema.optional().describe(
     "share a layer's visitors with its other experiments: a visitor is in one of them at most",
@@ -358,11 +444,22 @@ export const RulesDocumentSchema = z.strictObject({
             .max(0.5)
             .describe("share of visitors who get no personalization at all"),
           seed: z.string().min(1).max(128).describe("hash seed, independent of everything else"),
-          goal: EventType.default("purchase").describe("the conversion the whole program is measured on"),
+          goal: EventType.default("purchase").describe(
+            "the conversion the whole program is measured on: the id of one of `goals`, else an event type",
+          ),
+          goals: Goals,
         })
         .optional()
         .describe(
           "a program-wide control group: these visitors see every placement's default, and GET /v1/experiments/global-holdout compares them with everyone else",
+        ),
+      affinity: z
+        .strictObject({
+          halfLife: Duration.describe("an event's weight for its tags halves this often, like intent"),
+        })
+        .optional()
+        .describe(
+          "content affinity (the affinity condition, ranked lists, {{ affinity.top }}); absent: every recent event counts fully",
         ),
       eventSides: EventSidesSchema.optional().describe(
         "event types to add to the visits, brand sends or responses lists (docs/rules.md, Visits, sends and responses)",
@@ -410,6 +507,11 @@ export const RulesDocumentSchema = z.strictObject({
     .record(Id, LayerSchema)
     .optional()
     .describe("experiment layers: experiments naming the same layer never share a visitor"),
+  // Optional for the same reason: every version published before lists existed keeps its hash.
+  lists: z
+    .record(Id, ListSchema)
+    .optional()
+    .describe("candidates for ranked lists (content items.from): products, articles, offers"),
 });
 
 export type RulesDocument = z.infer<typeof RulesDocumentSchema>;
