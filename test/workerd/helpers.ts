@@ -1,7 +1,6 @@
 import { env, exports } from "cloudflare:workers";
-import { parseRules, type RulesKv } from "../../src/rules/index.ts";
+import { hashRules, parseRules, type RulesKv } from "../../src/rules/index.ts";
 import { ACTIVE_KEY, HISTORY_KEY, versionKey } from "../../src/rules/store.ts";
-import { hashCanonicalJson } from "../../src/rules/validate.ts";
 import { resetRulesCache } from "../../src/state/rules-loader.ts";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
 
@@ -111,9 +110,7 @@ export function visitorsWithSnapshot(
 export async function publishDoc(doc: Record<string, unknown>): Promise<string> {
   const parsed = parseRules(doc);
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-  // Over the document as stored, as the CLI and the loader hash it (src/rules/store.ts): the parsed
-  // document carries the schema's defaults, which would not match.
-  const hash = await hashCanonicalJson(doc);
+  const hash = await hashRules(parsed.rules);
   await env.RULES.put(
     versionKey(parsed.rules.version),
     // The parsed document, as the CLI stores it: the loader checks the hash over what was stored.
