@@ -158,6 +158,7 @@ ${barChart(
   `value per visitor per arm for ${goal.id}`,
   money,
 )}
+<h3>Value uplift against the control</h3>
 ${differenceChart(
   "value-uplift",
   differences(arms, (a) => a.valueUplift, signedMoney),
