@@ -1,10 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ConsentMode } from "../core/consent.ts";
+import { goalsReached } from "../core/goals.ts";
 import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
 import { type PrivacyVerdict, privacyVerdict } from "../core/privacy.ts";
 import {
   applyEvent,
-  conversionsReached,
   firstAfter,
   recordExposure,
   type StateLimits,
@@ -169,7 +169,6 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // What is held in memory goes with this write, so memory and storage agree before the batch
     // (what a rollback falls back to).
     this.flushPending();
-    const conversionsBefore = { ...this.held.state.conversions };
     let queued: SeqRange | null = null;
     const outcome = applyBatch(
       {
@@ -198,7 +197,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (outcome.accepted > 0) this.keepUpkeepArmed();
     // A goal reached by someone who refused measurement is kept (it is their behaviour) but not counted.
     const conversions =
-      scoring && privacy.measure ? conversionsReached(this.held.state, conversionsBefore, scoring) : [];
+      scoring && privacy.measure ? goalsReached(this.held.state.assignments, outcome.stored, scoring) : [];
     // Stored and queued (the transaction committed): sent after the answer leaves.
     this.sendSoon(queued);
     const { stored: _stored, ...counts } = outcome;
