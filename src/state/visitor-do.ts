@@ -591,17 +591,21 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    */
   async erase(): Promise<void> {
     this.erasing = true;
-    this.pendingViews = [];
-    this.stateDirty = false;
-    this.measuredViews.clear();
-    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    await this.ctx.storage.deleteAlarm();
-    await this.ctx.storage.deleteAll();
-    createMetaTable(this.sql);
-    setMeta(this.sql, "erased", "1");
-    this.held = { ...emptyHeld(), erased: true };
-    this.erasing = false;
+    try {
+      this.pendingViews = [];
+      this.stateDirty = false;
+      this.measuredViews.clear();
+      if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+      await this.ctx.storage.deleteAlarm();
+      await this.ctx.storage.deleteAll();
+      createMetaTable(this.sql);
+      setMeta(this.sql, "erased", "1");
+      this.held = { ...emptyHeld(), erased: true };
+    } finally {
+      // A failed erasure (answered 503, retried) must not leave the outbox stopped.
+      this.erasing = false;
+    }
   }
 
   /**
