@@ -239,6 +239,29 @@ describe("the object's outbox: nothing acknowledged is lost on the way out", () 
     expect(await linesWithId(`event:${visitorId}:${event.id}`)).toBe(1);
   });
 
+  it("a decide call's event and exposure are kept in the outbox while the queue refuses, and each goes out once after it recovers", async () => {
+    const userId = `outbox-${eid()}@example.com`;
+    const person = await canonicalForUser(userId);
+    const fault = faultyQueue();
+    await sendThrough(person, fault.queue);
+    const event = { id: eid(), type: "product_view", props: { category: "hiking" } };
+    const res = await post(
+      "/v1/decide",
+      { userId, channel: "app", placements: ["home-hero"], events: [event] },
+      SERVER,
+    );
+    expect(res.status).toBe(200);
+    await fault.refused;
+    // The exposure is recorded after the answer: wait until both lines are queued.
+    await vi.waitFor(async () => expect(await outboxRows(person)).toBe(2), { timeout: 5000 });
+
+    fault.down = false;
+    expect(await runDurableObjectAlarm(stubOf(person))).toBe(true);
+    expect(fault.taken).toContain(`event:${person}:${event.id}`);
+    expect(fault.taken.filter((id) => id.startsWith(`exposure:${person}:`))).toHaveLength(1);
+    expect(await outboxRows(person)).toBe(0);
+  });
+
   it("a send the queue accepted is not sent again by the alarm", async () => {
     const cookie = await newVisitor();
     const visitorId = idOf(cookie);
