@@ -191,6 +191,9 @@ export type ConsentRequest = {
     personalization?: boolean | undefined;
     measurement?: boolean | undefined;
     marketing?: boolean | undefined;
+    marketing_email?: boolean | undefined;
+    marketing_sms?: boolean | undefined;
+    marketing_push?: boolean | undefined;
   };
   visitorId?: string | undefined;
   userId?: string | undefined;
@@ -379,6 +382,44 @@ export type ProfileExport = {
 export type ProfileErasure = {
   erased: true;
   aliases: number;
+};
+
+/** src/http/journeys.ts: a person's journeys, the step each is on, and why each message was or was not sent. */
+export type JourneysResponse = {
+  journeys: Array<{
+    instance: string;
+    journey: string;
+    enteredAt: number;
+    status: "ended" | "running" | "cancelled";
+    step: string;
+    reason: string;
+    updatedAt: number;
+    messages: Array<{
+      key: string;
+      step: string;
+      at: number;
+      channel: string | null;
+      outcome: "reserved" | "delivered" | "refused";
+      reason: string;
+    }>;
+    log: Array<{
+      step: string;
+      at: number;
+      what: string;
+      detail: string;
+    }>;
+  }>;
+};
+
+/** src/http/journeys.ts: the delivery dead letters, with their reasons. */
+export type DeliveryDeadLetters = {
+  deadLetters: Array<{
+    at: number;
+    reason: string;
+    attempts: number;
+    message: unknown;
+    id: string;
+  }>;
 };
 
 /** src/http/admin-routes.ts: the rules the worker serves, and how its last refresh went. */

@@ -3,6 +3,7 @@ import type { Consent, VisitorState } from "../core/model.ts";
 import type { PreviewRequestSchema } from "../http/admin-routes.ts";
 import type { ExplainQuerySchema } from "../http/decide.ts";
 import type { ExperimentResultsSchema } from "../http/experiment-results.ts";
+import type { DeadLettersResponseSchema, JourneysResponseSchema } from "../http/journeys.ts";
 import type { ErrorBodySchema } from "../http/openapi.ts";
 import type { TraitsSchema } from "../http/profiles.ts";
 import type {
@@ -107,6 +108,11 @@ export interface ProfileErasure {
   erased: true;
   aliases: number;
 }
+
+/** src/http/journeys.ts: a person's journeys, the step each is on, and why each message was or was not sent. */
+export type JourneysResponse = z.output<typeof JourneysResponseSchema>;
+/** src/http/journeys.ts: the delivery dead letters, with their reasons. */
+export type DeliveryDeadLetters = z.output<typeof DeadLettersResponseSchema>;
 
 /** src/http/admin-routes.ts: the rules the worker serves, and how its last refresh went. */
 export interface RulesReport {

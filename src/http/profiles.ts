@@ -57,7 +57,7 @@ const plain = (o: Readonly<Record<string, unknown>>): Record<string, unknown> =>
   ...Object.assign(Object.create(null) as Record<string, unknown>, o),
 });
 
-async function idParam(c: AppContext): Promise<string | Response> {
+export async function idParam(c: AppContext): Promise<string | Response> {
   // An anonymous id's alias is read from KV: a profile route needs it (503 when KV fails it).
   const id = await storeCall(c, () => canonicalFromParam(c.env, c.req.param("id") ?? ""));
   if (id instanceof Response) return id;

@@ -14,6 +14,7 @@ import type { EvalScope, Test } from "../core/scope.ts";
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { compileCondition, type NamedTests } from "./conditions.ts";
 import { parseDuration } from "./duration.ts";
+import { type CompiledJourneys, compileJourneys } from "./journeys.ts";
 import { layerLayout } from "./layers.ts";
 import {
   type Condition,
@@ -50,6 +51,8 @@ export interface CompiledRules extends DecisionRules {
   readonly eventHorizonMs: number;
   /** What a page at `path` rewrites, derived once per path and rules version (cached with it). */
   pageForPath(path: string): PageSlots;
+  /** Journeys: triggers, steps and the messaging limits they share. */
+  readonly journeys: CompiledJourneys;
 }
 
 /** Where a placement rewrites a page, known from the rules alone. */
@@ -190,6 +193,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
       return this.pageForPath(path).placements;
     },
     pageForPath: pageSlotsFinder(placements, placementOrder),
+    journeys: compileJourneys(doc, named),
   };
 }
 

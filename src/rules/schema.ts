@@ -3,6 +3,7 @@ import { PLACEMENT_ACTIONS } from "../core/compiled-rules.ts";
 import { MAX_RANKED } from "../core/ranking.ts";
 import { REDIRECT_HOST_PATTERN } from "../core/url-policy.ts";
 import { DURATION_PATTERN } from "./duration.ts";
+import { journeySchemas } from "./journey-schema.ts";
 
 /**
  * The rules document, v1. This zod schema is the single source of truth: the JSON Schema in
@@ -389,6 +390,12 @@ export const ExperimentSchema = z.strictObject({
   ...CampaignDates,
 });
 
+/** Journeys (src/rules/journey-schema.ts), from the same primitives as everything else here. */
+const Journeys = journeySchemas({ Id, Duration, EventType, HourMinute, Condition: ConditionSchema });
+export const JourneySchema = Journeys.Journey;
+export type Journey = z.infer<typeof JourneySchema>;
+export type JourneyStep = Journey["steps"][number];
+
 export const RulesDocumentSchema = z.strictObject({
   $schema: z.string().optional(),
   version: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
@@ -457,8 +464,17 @@ export const RulesDocumentSchema = z.strictObject({
       eventSides: EventSidesSchema.optional().describe(
         "event types to add to the visits, brand sends or responses lists (docs/rules.md, Visits, sends and responses)",
       ),
+      messaging: Journeys.Messaging.describe(
+        "limits every journey shares: a frequency cap per person, quiet hours, dry run (docs/journeys.md)",
+      ),
     })
-    .default({ holdout: 0, allowKnownMerge: false, historyDays: 30, traitMerge: {} }),
+    .default({
+      holdout: 0,
+      allowKnownMerge: false,
+      historyDays: 30,
+      traitMerge: {},
+      messaging: { cap: { max: 2, per: "1d" }, dryRun: false },
+    }),
   dimensions: z
     .record(Id, z.strictObject({ halfLife: Duration, cap: z.number().positive().default(100) }))
     .default({}),
@@ -479,6 +495,12 @@ export const RulesDocumentSchema = z.strictObject({
   placements: z.record(Id, PlacementSchema).default({}),
   experiences: z.array(ExperienceSchema).default([]),
   experiments: z.record(Id, ExperimentSchema).default({}),
+  journeys: z
+    .record(Id, JourneySchema)
+    .default({})
+    .describe(
+      "messages sent on the person's behaviour, at their hour, through their channel (docs/journeys.md)",
+    ),
   // Optional, not defaulted: a default would enter the canonical JSON and change the hash of every
   // version published before layers existed, which the loader would then refuse as tampered.
   layers: z
