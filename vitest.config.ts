@@ -35,14 +35,14 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
-              // Tests judge what a visitor gets, not how fast a shared CI machine is: a store that
-              // answers at all answers in time. The tests of deadlines set their own (store-faults,
-              // rules-lifecycle, rate-limits...); production keeps wrangler.toml's 50 ms.
-              bindings: { STORE_DEADLINE_MS: "2000" },
               // The test origin replaces the demo shop: a worker with the endpoints the proxy tests need.
               // It is also the journeys' webhook destination (its /outbox endpoints).
               serviceBindings: { ORIGIN_SERVICE: "test-origin", DESTINATION_SERVICE: "test-origin" },
               bindings: {
+                // Tests judge what a visitor gets, not how fast a shared CI machine is: a store that
+                // answers at all answers in time. The tests of deadlines set their own (store-faults,
+                // rules-lifecycle, rate-limits...); production keeps wrangler.toml's 50 ms.
+                STORE_DEADLINE_MS: "2000",
                 WEBHOOK_SMS: "https://destination.test/outbox/sms",
                 WEBHOOK_PUSH: "https://destination.test/outbox/push",
                 WEBHOOK_EMAIL: "https://destination.test/outbox/email",
