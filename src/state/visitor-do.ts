@@ -436,7 +436,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const now = Date.now();
     const { erased, mergedInto, mergedAt, state, consentAt } = this.held;
     if (erased) return;
-    const lastActive = mergedInto ? mergedAt : Math.max(state.lastSeen ?? 0, consentAt);
+    // Anything held that is recent keeps the visitor: a newsletter reader's history is brand sends
+    // only (no lastSeen), and must not go as "idle" the day after it arrived or was backfilled.
+    const lastHeld = Math.max(state.lastSeen ?? 0, consentAt, ...Object.values(state.lastByType));
+    const lastActive = mergedInto ? mergedAt : lastHeld;
     if (now - lastActive > IDLE_DELETE_MS) {
       await this.ctx.storage.deleteAll();
       this.held = emptyHeld();
