@@ -178,7 +178,11 @@ export function rebaseIntent(
   const out: Record<string, IntentScore> = {};
   for (const dimension of Object.keys(current)) setOwn(out, dimension, current[dimension]!);
   for (const dimension of new Set([...Object.keys(replaced), ...Object.keys(replacement)])) {
-    const parts = [scoreOf(current, dimension), scoreOf(replaced, dimension), scoreOf(replacement, dimension)];
+    const parts = [
+      scoreOf(current, dimension),
+      scoreOf(replaced, dimension),
+      scoreOf(replacement, dimension),
+    ];
     const at = Math.max(...parts.map((part) => part?.ts ?? Number.NEGATIVE_INFINITY));
     const halfLife = settingOf(halfLives, dimension);
     const [now, before, after] = parts.map((part) => decayed(part, at, halfLife)) as [number, number, number];

@@ -15,9 +15,12 @@ import type { Env } from "../platform/env.ts";
 import type { CompiledRules } from "../rules/index.ts";
 import { activeRules } from "./rules-loader.ts";
 import { recordDroppedWrite } from "./stored-value.ts";
-import { applyBatch, fullBucket, takeTokens } from "./visitor-ingest.ts";
+import { applyBackfill } from "./visitor-backfill.ts";
+import { applyBatch, type BatchHost, fullBucket, takeTokens } from "./visitor-ingest.ts";
 import { dumpOf, foldDump, keepOnlyAddress, spendToken } from "./visitor-merge.ts";
 import {
+  type BackfillOptions,
+  type BackfillResult,
   type DecisionRecord,
   type IngestOptions,
   type IngestResult,
@@ -144,23 +147,53 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // (what a rollback falls back to).
     this.flushPageViews();
     const conversionsBefore = { ...this.held.state.conversions };
-    const outcome = applyBatch(
-      {
-        storage: this.ctx.storage,
-        sql: this.sql,
-        limits: this.limits,
-        state: () => this.held.state,
-        reload: () => this.load(),
-      },
-      events,
-      scoring,
-      options.now,
-    );
+    const outcome = applyBatch(this.batchHost(), events, scoring, options.now);
     if (outcome.accepted > 0) this.keepUpkeepArmed();
     // A goal reached by someone who refused measurement is kept (it is their behaviour) but not counted.
     const conversions =
       scoring && privacy.measure ? conversionsReached(this.held.state, conversionsBefore, scoring) : [];
     return { status: "stored", ...outcome, conversions };
+  }
+
+  /** What a batch (live or backfilled) needs of this object: its storage, bounds and memory. */
+  private batchHost(): BatchHost {
+    return {
+      storage: this.ctx.storage,
+      sql: this.sql,
+      limits: this.limits,
+      state: () => this.held.state,
+      reload: () => this.load(),
+    };
+  }
+
+  /**
+   * Older history, in any time order (a server-side backfill): stored and folded in as if it had
+   * arrived live in time order, in one transaction (src/state/visitor-backfill.ts). Idempotent by
+   * event id, like `ingest`. Not held to the per-visitor token bucket: it comes from the site's own
+   * servers, with a key limited per request (src/http/limits.ts), and is history, not a flood.
+   */
+  async backfill(
+    visitorId: string,
+    events: readonly VisitorEvent[],
+    options: BackfillOptions,
+  ): Promise<BackfillResult> {
+    if (this.held.erased) return { status: "suppressed" };
+    const target = this.forwardTarget(options.forwarded);
+    if (target) return target.backfill(this.held.mergedInto!, events, { ...options, forwarded: true });
+    const privacy = this.privacy(options);
+    if (!privacy.keep)
+      return { status: "not_recorded", reason: privacy.blocked === "gpc" ? "gpc" : "consent" };
+    this.ensureId(visitorId);
+    const scoring = await this.scoring();
+    // Page views held in memory go first, so the replay sees the whole log.
+    this.flushPageViews();
+    const conversionsBefore = { ...this.held.state.conversions };
+    const lines = applyBackfill(this.batchHost(), events, scoring, options.now);
+    if (lines.some((line) => line.status === "accepted")) this.keepUpkeepArmed();
+    // Counted in experiments as live conversions are: once, and only after the exposure.
+    const conversions =
+      scoring && privacy.measure ? conversionsReached(this.held.state, conversionsBefore, scoring) : [];
+    return { status: "stored", lines, conversions };
   }
 
   private persistAfterApply(now: Millis): void {

@@ -88,7 +88,13 @@ describe("backfilled history", () => {
     // The log let go of everything before 20 days ago; counters, sessions and last times remember it.
     state.events = state.events.filter((e) => e.ts >= NOW - 20 * DAY);
     const before = structuredClone(state);
-    const extra: VisitorEvent = { id: "crm-1", type: "email_open", ts: NOW - 10 * DAY, channel: "email", props: {} };
+    const extra: VisitorEvent = {
+      id: "crm-1",
+      type: "email_open",
+      ts: NOW - 10 * DAY,
+      channel: "email",
+      props: {},
+    };
     backfillHistory(state, [extra], scoring);
     expect(state.sessionCount).toBe(before.sessionCount); // an open is not a visit
     expect(state.engagement.email!.opens).toBe(before.engagement.email!.opens + 1);
