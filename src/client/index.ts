@@ -16,6 +16,8 @@ export type {
   DecideRequest,
   DecideResponse,
   ErrorBody,
+  EventImportResponse,
+  EventImportRow,
   EventInput,
   EventsRequest,
   EventsResponse,

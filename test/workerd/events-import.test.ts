@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { decide } from "../../src/core/decide.ts";
 import type { VisitorEvent, VisitorState } from "../../src/core/model.ts";
-import type { EventImportResponse } from "../../src/http/backfill.ts";
+import { type EventImportResponse, EventImportResponseSchema } from "../../src/http/backfill.ts";
 import type { Env } from "../../src/platform/env.ts";
 import { compileRules, hashRules, parseRules } from "../../src/rules/index.ts";
 import { VisitorDO } from "../../src/state/visitor-do.ts";
@@ -149,7 +149,8 @@ describe("backfilling older history", () => {
     ].join("\n");
     const res = await importEvents(body);
     expect(res.status).toBe(200);
-    const report = (await res.json()) as EventImportResponse;
+    // The answer is what the OpenAPI document and the client's types say it is.
+    const report = EventImportResponseSchema.parse(await res.json());
     expect(report).toMatchObject({ accepted: 3, duplicates: 1, refused: 5 });
     expect(report.errors).toEqual([
       { line: 3, message: "not JSON" },
