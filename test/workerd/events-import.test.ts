@@ -2,11 +2,12 @@
 // real Durable Objects and KV. Time is simulated: Date is faked, and live events are sent at the
 // moment they happen. The bundled rules score (running +4 a product view, +8 a cart; cap 100).
 
-import { runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { decide } from "../../src/core/decide.ts";
 import type { VisitorEvent, VisitorState } from "../../src/core/model.ts";
+import { handle } from "../../src/http/app.ts";
 import { type EventImportResponse, EventImportResponseSchema } from "../../src/http/backfill.ts";
 import type { Env } from "../../src/platform/env.ts";
 import { compileRules, hashRules, parseRules } from "../../src/rules/index.ts";
@@ -234,6 +235,56 @@ describe("backfilling older history", () => {
     expect(after.visitors[0]!.refused).toEqual([
       { line: 1, reason: "suppressed: this person's data was erased" },
     ]);
+  });
+});
+
+/** One request through the worker, returning once the work it left behind (waitUntil) is done. */
+async function settled(path: string, init: RequestInit): Promise<Response> {
+  const ctx = createExecutionContext();
+  const res = await handle(new Request(`https://shop.test${path}`, init), env, ctx);
+  const body = await res.arrayBuffer();
+  await waitOnExecutionContext(ctx);
+  return new Response(body, res);
+}
+
+describe("a backfilled conversion in an experiment", () => {
+  it("counts as a live one would: not before the exposure, once after it", async () => {
+    // A person the hero test exposes (10% are held out: the next person is tried then).
+    let user = "";
+    let exposedAt = 0;
+    for (let attempt = 0; attempt < 20 && !exposedAt; attempt++) {
+      user = person();
+      const decided = await settled("/_ns/v1/decide", {
+        method: "POST",
+        headers: { ...SERVER, "content-type": "application/json" },
+        body: JSON.stringify({ userId: user, channel: "app", placements: ["home-hero"] }),
+      });
+      expect(decided.status).toBe(200);
+      const held = await visit(`/_ns/v1/profiles/user:${user}`, { headers: ADMIN });
+      const rows = ((await held.json()) as { experiments: Array<{ experiment: string; exposedAt: number }> })
+        .experiments;
+      exposedAt = rows.find((row) => row.experiment === "hero-test")?.exposedAt ?? 0;
+    }
+    expect(exposedAt).toBeGreaterThan(0);
+    const cart = (id: string, ts: number) => ({ id: `user:${user}`, event: { id, type: "add_to_cart", ts } });
+    const converted = async () => {
+      const res = await visit(`/_ns/v1/profiles/user:${user}`, { headers: ADMIN });
+      const rows = (
+        (await res.json()) as { experiments: Array<{ experiment: string; convertedAt: number | null }> }
+      ).experiments;
+      return rows.find((row) => row.experiment === "hero-test")?.convertedAt ?? null;
+    };
+    const importSettled = (lines: unknown[]) =>
+      settled("/_ns/v1/events/import", { method: "POST", headers: SERVER, body: ndjson(lines) });
+    // The goal (add_to_cart) reached the day before the exposure: not a result of the test.
+    expect((await importSettled([cart("old-cart", exposedAt - DAY)])).status).toBe(200);
+    expect(await converted()).toBeNull();
+    // Reached after it: counted, at the time it happened.
+    expect((await importSettled([cart("new-cart", exposedAt + 1000)])).status).toBe(200);
+    expect(await converted()).toBe(exposedAt + 1000);
+    // Another one later changes nothing: a person converts once.
+    expect((await importSettled([cart("later-cart", exposedAt + 2000)])).status).toBe(200);
+    expect(await converted()).toBe(exposedAt + 1000);
   });
 });
 
