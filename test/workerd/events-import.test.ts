@@ -219,6 +219,24 @@ describe("backfilling older history", () => {
     expect((await exported(`user:${withdrawn}`)).events).toEqual([]);
   });
 
+  it("under CONSENT_MODE=opt-in records nothing for a person who has not granted personalization", async () => {
+    const user = person();
+    const res = await handle(
+      new Request("https://shop.test/_ns/v1/events/import", {
+        method: "POST",
+        headers: SERVER,
+        body: ndjson([{ id: `user:${user}`, event: { id: "o1", type: "email_open", ts: Date.now() - DAY } }]),
+      }),
+      { ...env, CONSENT_MODE: "opt-in" } as unknown as Env,
+      createExecutionContext(),
+    );
+    const report = (await res.json()) as EventImportResponse;
+    expect(report.visitors[0]!.refused).toEqual([
+      { line: 1, reason: "not recorded: this person has not consented to personalization" },
+    ]);
+    expect((await visit(`/_ns/v1/profiles/user:${user}`, { headers: ADMIN })).status).toBe(404);
+  });
+
   it("refuses an erased person's lines", async () => {
     const user = person();
     expect(
