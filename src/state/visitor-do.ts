@@ -63,8 +63,8 @@ import {
  * by the known person's object, one hop away, and nothing is written under the old id again.
  *
  * The contract callers see is src/state/visitor-object.ts; storage and retention live in
- * visitor-store.ts, the batch transaction and rate limit in visitor-ingest.ts, the merge protocol
- * in visitor-merge.ts. This class holds the memory and the order of the steps.
+ * visitor-store.ts, the batch transaction and rate limit in visitor-ingest.ts, the backfill's
+ * transaction in visitor-backfill.ts, the merge protocol in visitor-merge.ts. This class holds the memory and the order of the steps.
  */
 
 /** Events older than this are refused at the door (LIMITS.pastMs in src/http/events.ts). */
@@ -80,7 +80,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   /** The event log's bounds: EVENT_LOG_MAX and EVENT_LOG_MAX_AGE_DAYS from the vars, or defaults. */
   private readonly limits: StateLimits;
-  /** How long event ids are remembered: the acceptance window or the kept log, and a day's margin. */
+  /**
+   * How long event ids are remembered (by the event's time): the live acceptance window or the kept
+   * log, which a backfill reaches back to, and a day's margin; an id older than that is refused anyway.
+   */
   private readonly seenRetentionMs: Millis;
 
   constructor(ctx: DurableObjectState, env: Env) {
