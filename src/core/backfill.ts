@@ -2,6 +2,7 @@ import { rebaseIntent } from "./intent.ts";
 import type { VisitorEvent } from "./model.ts";
 import {
   applyEvent,
+  applySequenced,
   DEFAULT_LIMITS,
   emptyState,
   type MutableVisitorState,
@@ -34,7 +35,7 @@ const byTime = (a: VisitorEvent, b: VisitorEvent) => a.ts - b.ts || (a.id < b.id
 /** The sessions and scores a list of events gives alone, applied in time order from nothing. */
 function replay(events: readonly VisitorEvent[], scoring: Scoring | null, limits: StateLimits) {
   const state = emptyState("");
-  for (const event of events) applyEvent(state, event, scoring, limits);
+  for (const event of events) applySequenced(state, event, scoring, limits);
   return state;
 }
 
