@@ -94,6 +94,8 @@ async function parseLines(
 ): Promise<{ people: Map<string, PersonLines>; errors: EventImportResponse["errors"] }> {
   const people = new Map<string, PersonLines>();
   const errors: EventImportResponse["errors"] = [];
+  // A person's lines name them the same way: hashed once (a user id's canonical id is a SHA-256).
+  const canonical = new Map<string, string | null>();
   for (const [index, source] of text.split("\n").entries()) {
     const line = index + 1;
     if (!source.trim()) continue;
@@ -119,7 +121,11 @@ async function parseLines(
       errors.push({ line, message: "each line is an object { id, event }" });
       continue;
     }
-    const visitorId = await importId(row.data.id);
+    let visitorId = canonical.get(row.data.id);
+    if (visitorId === undefined) {
+      visitorId = await importId(row.data.id);
+      canonical.set(row.data.id, visitorId);
+    }
     if (!visitorId) {
       errors.push({ line, message: "id is not a visitor id or user:<userId>" });
       continue;
