@@ -205,8 +205,9 @@ async function importEvents(c: AppContext): Promise<Response> {
   const waiting = [...people.values()].filter((person) => person.events.length > 0);
   let storeFailures = 0;
   let lastFailure: "timeout" | "error" = "error";
-  // Each person's object has the write deadline, the whole import the bulk one: people not begun by
-  // then are reported as not stored, so the request answers even when objects hang.
+  // The whole import has the bulk deadline, and each person's object until then (one person's years
+  // of history is bulk work too): people not stored by then are reported as not stored, so the
+  // request answers even when objects hang, and a retry of those lines is safe (ids are idempotent).
   const bulk = deadlineIn(storeDeadlineMs(c.env, "bulk"));
   const queue = gpc ? [] : [...waiting];
   // Under GPC nothing is recorded, and no object is made or asked.
@@ -224,7 +225,7 @@ async function importEvents(c: AppContext): Promise<Response> {
                 consentMode: config.CONSENT_MODE,
                 gpc,
               }),
-            storeDeadlineMs(c.env, "write"),
+            bulk,
           );
       if (done.ok) {
         report(person, done.value);
