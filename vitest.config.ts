@@ -40,6 +40,16 @@ export default defineConfig({
               // A small limiter for test/workerd/rate-limits.test.ts, which stands it in for each write
               // limit in turn (wrangler.toml's own limits serve every other test as configured).
               ratelimits: { TEST_LIMIT_3: { namespace_id: "9001", simple: { limit: 3, period: 60 } } },
+              // The export queue as wrangler.toml consumes it, but delivering within a second rather
+              // than 5 s, so test/workerd/export-producer.test.ts waits less for the files.
+              queueConsumers: {
+                "northstar-export": {
+                  maxBatchSize: 100,
+                  maxBatchTimeout: 1,
+                  maxRetries: 10,
+                  deadLetterQueue: "northstar-export-dlq",
+                },
+              },
               workers: [
                 {
                   name: "test-origin",

@@ -25,10 +25,12 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   measure: ["core", "rules", "platform", "state"],
   edge: ["core", "rules", "platform", "state", "measure"],
   http: ["core", "rules", "platform", "state", "measure", "edge"],
+  // The event stream out: the EXPORT queue's consumer, writing R2 files (src/export/).
+  export: ["core", "platform", "state"],
   // The client's types are derived from the worker's schemas; nothing in the worker imports it.
   client: ["core", "rules", "platform", "state", "measure", "edge", "http"],
-  // src/index.ts: the fetch handler and the Durable Object classes.
-  ".": ["http", "state", "measure", "platform"],
+  // src/index.ts: the fetch handler and the Durable Object classes; src/queues.ts: queue() routing.
+  ".": ["http", "state", "measure", "platform", "export"],
 };
 
 const IMPORT =

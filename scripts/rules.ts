@@ -15,6 +15,7 @@ import { FixtureFileSchema, runFixture } from "../src/rules/fixtures.ts";
 import {
   compileRules,
   hashRules,
+  layerMoves,
   listRules,
   parseRules,
   publishRules,
@@ -221,6 +222,7 @@ async function main(): Promise<void> {
         ["conditions", before.conditions, after.conditions],
         ["placements", before.placements, after.placements],
         ["experiments", before.experiments, after.experiments],
+        ["layers", before.layers ?? {}, after.layers ?? {}],
         [
           "experiences",
           Object.fromEntries(before.experiences.map((x) => [x.id, x])),
@@ -246,6 +248,8 @@ async function main(): Promise<void> {
             console.log(`~ ${section}.${id} (${fields.join(", ")})`);
           }
       }
+      // A layer cut differently moves visitors between its experiments (docs/bucketing.md, Layers).
+      for (const move of layerMoves(before, after)) console.log(move);
       return;
     }
     case "publish": {

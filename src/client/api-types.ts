@@ -115,7 +115,8 @@ export type DecideResponse = {
             | "lower_score"
             | "experiment_stopped"
             | "not_started"
-            | "ended";
+            | "ended"
+            | "layer";
           detail: string | null;
         }>;
       }

@@ -39,6 +39,19 @@ export interface CompiledExperiment {
   /** Its dates (startAt inclusive, endAt exclusive) in epoch ms; ±Infinity when it has none. */
   readonly startMs: number;
   readonly endMs: number;
+  /** The layer it shares its visitors with (at most one experiment of a layer per visitor), or null. */
+  readonly layer: CompiledLayer | null;
+}
+
+/**
+ * An experiment layer (the rules' `layers`): which experiment owns which of its buckets. A visitor's
+ * bucket in the layer names the one experiment of the layer they can be in, or none.
+ */
+export interface CompiledLayer {
+  readonly id: string;
+  readonly seed: string;
+  /** Each experiment's buckets, `from` inclusive and `to` exclusive, out of LAYER_BUCKETS; no overlaps. */
+  readonly ranges: ReadonlyArray<{ readonly experiment: string; readonly from: number; readonly to: number }>;
 }
 
 /**

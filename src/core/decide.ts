@@ -6,6 +6,7 @@ import type {
   CompiledPlacement,
   DecisionRules,
 } from "./compiled-rules.ts";
+import { LayerDraws, layerLossDetail, layerWinDetail } from "./layers.ts";
 import type { Consent, RequestContext, Traits, VisitorState } from "./model.ts";
 import { isObject, normalizeContext, normalizeState } from "./normalize.ts";
 import { type EvalScope, intentOf, type Trace, topOf } from "./scope.ts";
@@ -79,6 +80,7 @@ export const LOSS_REASONS = [
   "experiment_stopped",
   "not_started",
   "ended",
+  "layer",
 ] as const;
 export type LossReason = (typeof LOSS_REASONS)[number];
 
@@ -163,6 +165,8 @@ interface DecisionRun {
   readonly exposures: Exposure[];
   /** Placement groups that already show an experience on this page. */
   readonly usedGroups: Set<string>;
+  /** Which experiment of each layer the visitor is in (drawn when a layered candidate needs it). */
+  readonly layers: LayerDraws;
   /** In the program-wide control group: every placement shows its default. */
   globallyHeldOut: boolean;
 }
@@ -274,6 +278,7 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
     replacedAssignments: {},
     exposures: [],
     usedGroups: new Set<string>(),
+    layers: new LayerDraws(visitorId),
     globallyHeldOut: false,
   };
 }
@@ -444,7 +449,7 @@ function searchCandidates(
       );
       continue;
     }
-    if (!passesChecks(run, experience, traces)) continue;
+    if (!passesChecks(run, experience, traces) || !admittedByLayer(run, experience, traces)) continue;
     const candidate = experimentArm(run, experience);
     if (!candidate) {
       const experimentId = experience.experiment!.id;
@@ -512,6 +517,22 @@ function passesChecks(
     return false;
   }
   return true;
+}
+
+/**
+ * A candidate whose experiment shares a layer is one only for the visitors the layer gives to that
+ * experiment. The others are not in the experiment at all (unlike its holdout, who are its control):
+ * like a visitor outside its audience, they go on to the placement's next candidate or its default.
+ */
+function admittedByLayer(
+  run: DecisionRun,
+  experience: CompiledExperience,
+  traces: CandidateTrace[] | null,
+): boolean {
+  const layer = experience.experiment?.layer;
+  if (!layer || run.layers.admits(experience.experiment!)) return true;
+  if (traces) recordLoss(traces, experience, "layer", layerLossDetail(layer, run.layers.experimentIn(layer)));
+  return false;
 }
 
 function countSince(times: readonly number[] | undefined, since: number): number {
@@ -591,7 +612,12 @@ function winningDecision(
     reason: experience.experiment && variant ? "EXPERIMENT" : "TARGET_MATCH",
     ruleIndex: experience.index,
   };
-  traces?.push({ experience: experience.id, ruleIndex: experience.index, outcome: "won", detail: null });
+  traces?.push({
+    experience: experience.id,
+    ruleIndex: experience.index,
+    outcome: "won",
+    detail: experience.experiment && variant ? layerWinDetail(experience.experiment) : null,
+  });
   run.exposures.push({
     experience: experience.id,
     placement: placementId,

@@ -101,12 +101,13 @@ async function readPreview(
 }
 
 /**
- * What a decision leaves behind, written off the critical path: exposures of capped experiences (so
- * their caps count) and new experiment assignments (sticky, and the experiment's unique exposure).
- * The visitor's object asks the privacy gate with what it holds (consent, erasure) before anything
- * is kept, and the experiments count the visitor only when it says so. Nothing is written when
- * nothing changed. Returns null when there is nothing to do. The recorder never rejects: a write
- * that fails is logged and counted (`decision_not_recorded`, `experiment_exposures_not_recorded`).
+ * What a decision leaves behind, written off the critical path: what was shown (every exposure goes
+ * to the export, docs/export.md; those of capped experiences are stored so their caps count) and
+ * new experiment assignments (sticky, and the experiment's unique exposure). The visitor's object
+ * asks the privacy gate with what it holds (consent, erasure) before anything is kept or exported,
+ * and the experiments count the visitor only when it says so. Returns null when nothing was shown
+ * or assigned. The recorder never rejects: a write that fails is logged and counted
+ * (`decision_not_recorded`, `experiment_exposures_not_recorded`).
  */
 export function decisionRecorder(
   env: Env,
@@ -115,16 +116,18 @@ export function decisionRecorder(
     Partial<Pick<DecisionResult, "replacedAssignments">>,
   now: number,
   privacy: { readonly consentMode: ConsentMode; readonly gpc: boolean },
+  rulesVersion: string | null,
 ): (() => Promise<void>) | null {
-  const capped = result.exposures.filter((x) => x.capped);
   const assigned = Object.keys(result.assignments).length > 0;
-  if (capped.length === 0 && !assigned) return null;
+  if (result.exposures.length === 0 && !assigned) return null;
   return async () => {
     let counted: boolean;
     try {
       counted = await visitorObject(env, visitorId).recordDecision({
         now,
-        exposures: capped,
+        visitorId,
+        rulesVersion,
+        exposures: result.exposures,
         assignments: result.assignments,
         replacing: result.replacedAssignments,
         ...privacy,
@@ -393,10 +396,14 @@ async function decidePage(visit: PageVisit): Promise<PagePersonalization> {
   const bodyEnd = outline.bodyEnd + (preview ? previewPanel(explanation) : "");
   const recordDecision =
     !bot && privacy.measure
-      ? decisionRecorder(env, stored.canonicalId, decided, visit.now, {
-          consentMode: config.CONSENT_MODE,
-          gpc,
-        })
+      ? decisionRecorder(
+          env,
+          stored.canonicalId,
+          decided,
+          visit.now,
+          { consentMode: config.CONSENT_MODE, gpc },
+          outline.rulesVersion,
+        )
       : null;
   const record =
     !bot && (visit.pageView !== undefined || recordDecision)

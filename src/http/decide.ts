@@ -240,7 +240,14 @@ async function decideWithRules(c: AppContext, call: DecisionCall): Promise<Respo
   // writing what it made of them would count an arm the visitor may never have been in.
   const record =
     !bot && stateRead.ok && privacy.measure
-      ? decisionRecorder(c.env, visitorId, result, now, { consentMode: config.CONSENT_MODE, gpc })
+      ? decisionRecorder(
+          c.env,
+          visitorId,
+          result,
+          now,
+          { consentMode: config.CONSENT_MODE, gpc },
+          rules.version,
+        )
       : null;
   // The recorder never rejects: a write that fails is logged and counted where it fails.
   if (record) c.executionCtx.waitUntil(record());

@@ -5,6 +5,8 @@ import { experimentObject } from "../measure/experiment-object.ts";
 import { type Config, readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
+import { sendExport } from "../state/export-producer.ts";
+import { identityLinkRecord } from "../state/export-record.ts";
 import { type Caller, callerOf, forgetAlias, isKnownId, resolveCanonical } from "../state/identity.ts";
 import {
   aliasesKey,
@@ -129,8 +131,8 @@ async function identify(c: AppContext): Promise<Response> {
   // safe (each step is idempotent; a token already spent is refused, and the site signs a new one).
   const anonymousId = await unlessErased(c, canonical, claim.anonymousId, caller);
   if (anonymousId instanceof Response) return anonymousId;
-  const refused = await refusedByGate(c, canonical, anonymousId, caller);
-  if (refused) return refused;
+  const gate = await gateOf(c, canonical, anonymousId, caller);
+  if (gate instanceof Response) return gate;
   if (claim.token) {
     const spent = await spendToken(c, canonical, claim.token, now);
     if (spent) return spent;
@@ -141,6 +143,13 @@ async function identify(c: AppContext): Promise<Response> {
       : NOTHING_LINKED;
   if (linked instanceof Response) return linked;
   const { merged, switched } = linked;
+  if (anonymousId && anonymousId !== canonical && !switched && gate.measure) {
+    // The link is made: out to the export before the answer (a retried identify sends the same id).
+    const sent = await storeCall(c, () =>
+      sendExport(c.env, [identityLinkRecord(anonymousId, canonical, now)]),
+    );
+    if (sent instanceof Response) return sent;
+  }
   log("info", "identified", { merged: merged.merged, events: merged.events, switched, via: caller.kind });
   const response = c.json({
     visitorId: canonical,
@@ -208,14 +217,15 @@ async function unlessErased(
 /**
  * The privacy gate, before anything is written or set: Global Privacy Control from the browser,
  * and the anonymous visitor's own answer (under opt-in, nothing is linked before a grant). A
- * refusal links, stores and sets nothing, and says why (null: the gate lets it through).
+ * refusal links, stores and sets nothing, and says why (the answer returned); a link it allows is
+ * exported only when it allows measurement too.
  */
-async function refusedByGate(
+async function gateOf(
   c: AppContext,
   canonical: string,
   anonymousId: string | null,
   caller: Caller,
-): Promise<Response | null> {
+): Promise<Response | { readonly measure: boolean }> {
   const { config } = readConfig(c.env);
   const gpc = gpcSignal(c.req.raw.headers, config.RESPECT_GPC);
   const held = anonymousId ? await storeCall(c, () => visitorObject(c.env, anonymousId).heldPrivacy()) : null;
@@ -226,7 +236,7 @@ async function refusedByGate(
     consent: held?.consent ?? {},
     erased: held?.erased ?? false,
   });
-  if (gate.link) return null;
+  if (gate.link) return { measure: gate.measure };
   log("info", "identify_refused", { reason: gate.blocked, via: caller.kind });
   return c.json({
     visitorId: canonical,

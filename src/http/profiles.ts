@@ -5,6 +5,8 @@ import { readConfig } from "../platform/config.ts";
 import { deadlineIn, withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
+import { sendExport } from "../state/export-producer.ts";
+import { erasureRecord } from "../state/export-record.ts";
 import { canonicalFromParam, forgetAlias } from "../state/identity.ts";
 import {
   aliasesKey,
@@ -314,6 +316,10 @@ async function eraseProfile(c: AppContext): Promise<Response> {
     "bulk",
   );
   if (erased instanceof Response) return erased;
+  // Erased here: the export carries the ids, so the warehouse deletes them too (docs/export.md).
+  // Answered only once it is on the queue; a retried erasure sends it again.
+  const sent = await storeCall(c, () => sendExport(c.env, [erasureRecord(id, ids, Date.parse(at))]));
+  if (sent instanceof Response) return sent;
   log("info", "profile_erased", { aliases: aliases.length });
   return c.json({ erased: true, aliases: aliases.length });
 }

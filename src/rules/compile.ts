@@ -12,6 +12,7 @@ import type { EvalScope, Test } from "../core/scope.ts";
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { compileCondition, type NamedTests } from "./conditions.ts";
 import { parseDuration } from "./duration.ts";
+import { layerLayout } from "./layers.ts";
 import { type Condition, type Content, GLOBAL_HOLDOUT, type RulesDocument } from "./schema.ts";
 import { eachCondition } from "./validate.ts";
 
@@ -198,6 +199,7 @@ function compileDimensions(doc: RulesDocument): Pick<CompiledRules, "dimensions"
 
 function compileExperiments(doc: RulesDocument): Record<string, CompiledExperiment> {
   const experiments: Record<string, CompiledExperiment> = {};
+  const { layers } = layerLayout(doc);
   for (const [id, experiment] of Object.entries(doc.experiments)) {
     experiments[id] = {
       id,
@@ -207,6 +209,7 @@ function compileExperiments(doc: RulesDocument): Record<string, CompiledExperime
       goal: experiment.goal,
       status: experiment.status,
       ...campaignSpan(experiment),
+      layer: experiment.layer ? (layers[experiment.layer.id] ?? null) : null,
     };
   }
   return experiments;
@@ -228,6 +231,7 @@ function compileGlobalHoldout(doc: RulesDocument): CompiledExperiment | null {
     status: "running",
     startMs: Number.NEGATIVE_INFINITY,
     endMs: Number.POSITIVE_INFINITY,
+    layer: null,
   };
 }
 

@@ -9,6 +9,7 @@ export type { EvalScope, Test, Trace } from "../core/scope.ts";
 export type { CompiledRules, PageSlot, PageSlots } from "./compile.ts";
 export { compileRules, pageMatcher } from "./compile.ts";
 export { parseDuration } from "./duration.ts";
+export { layerMoves } from "./layers.ts";
 export type {
   Condition,
   Content,

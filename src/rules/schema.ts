@@ -256,6 +256,40 @@ export const ExperienceSchema = z.strictObject({
 /** The experiment id under which the global holdout (settings.globalHoldout) is stored and reported. */
 export const GLOBAL_HOLDOUT = "global-holdout";
 
+/**
+ * An experiment layer: experiments that share its visitors, so that a visitor is in at most one of
+ * them (docs/rules.md, Layers; the split is specified in docs/bucketing.md).
+ */
+export const LayerSchema = z.strictObject({
+  description: z.string().optional(),
+  seed: z
+    .string()
+    .min(1)
+    .max(128)
+    .describe("hash seed of the layer's split; not the seed of another layer or of any experiment"),
+});
+
+/** Where an experiment sits in its layer: a share of the layer's visitors, from a start. */
+export const ExperimentLayerSchema = z.strictObject({
+  id: Id.describe("a layer from `layers`"),
+  share: z
+    .number()
+    .gt(0)
+    .max(1)
+    .optional()
+    .describe(
+      "the fraction of the layer's visitors in this experiment (0.01% steps); absent: an equal part of what the layer's experiments with a share leave",
+    ),
+  from: z
+    .number()
+    .min(0)
+    .lt(1)
+    .optional()
+    .describe(
+      "where its part of the layer starts, 0 to 1; absent: where the layer's previous experiment (in document order) ends. Set it to keep visitors in place when an earlier experiment is removed",
+    ),
+});
+
 export const ExperimentSchema = z.strictObject({
   description: z.string().optional(),
   seed: z.string().min(1).max(128).describe("hash seed, independent of the id"),
@@ -263,6 +297,9 @@ export const ExperimentSchema = z.strictObject({
   holdout: z.number().min(0).max(1).optional().describe("fraction held out; defaults to settings.holdout"),
   goal: EventType,
   status: z.enum(["running", "paused", "stopped"]).default("running"),
+  layer: ExperimentLayerSchema.optional().describe(
+    "share a layer's visitors with its other experiments: a visitor is in one of them at most",
+  ),
   ...CampaignDates,
 });
 
@@ -345,6 +382,12 @@ export const RulesDocumentSchema = z.strictObject({
   placements: z.record(Id, PlacementSchema).default({}),
   experiences: z.array(ExperienceSchema).default([]),
   experiments: z.record(Id, ExperimentSchema).default({}),
+  // Optional, not defaulted: a default would enter the canonical JSON and change the hash of every
+  // version published before layers existed, which the loader would then refuse as tampered.
+  layers: z
+    .record(Id, LayerSchema)
+    .optional()
+    .describe("experiment layers: experiments naming the same layer never share a visitor"),
 });
 
 export type RulesDocument = z.infer<typeof RulesDocumentSchema>;
@@ -352,6 +395,8 @@ export type RulesDocumentInput = z.input<typeof RulesDocumentSchema>;
 export type Placement = z.infer<typeof PlacementSchema>;
 export type Experience = z.infer<typeof ExperienceSchema>;
 export type Experiment = z.infer<typeof ExperimentSchema>;
+export type Layer = z.infer<typeof LayerSchema>;
+export type ExperimentLayer = z.infer<typeof ExperimentLayerSchema>;
 
 /** The JSON Schema editors use (referenced by "$schema" in every rules file). */
 export function rulesJsonSchema(): Record<string, unknown> {

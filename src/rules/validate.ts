@@ -1,6 +1,7 @@
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { attributeRefusal, redirectTarget, urlScheme } from "../core/url-policy.ts";
 import { parseDuration } from "./duration.ts";
+import { layerLayout } from "./layers.ts";
 import { comparator } from "./operators.ts";
 import {
   type Condition,
@@ -60,6 +61,7 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
   signalProblems(doc, report);
   for (const [id, placement] of Object.entries(doc.placements)) placementProblems(doc, id, placement, report);
   for (const [id, experiment] of Object.entries(doc.experiments)) experimentProblems(id, experiment, report);
+  for (const problem of layerLayout(doc).problems) report(problem.path, problem.message);
   experienceProblems(doc, report);
   return problems;
 }

@@ -13,6 +13,8 @@ import {
 import { readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
 import type { CompiledRules } from "../rules/index.ts";
+import { exportInBackground } from "./export-producer.ts";
+import { type ExportRecord, eventRecord, exposureRecord } from "./export-record.ts";
 import { activeRules } from "./rules-loader.ts";
 import { recordDroppedWrite } from "./stored-value.ts";
 import { applyBackfill } from "./visitor-backfill.ts";
@@ -77,6 +79,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private readonly bucket = fullBucket();
   private alarmChecked = false;
   private pendingViews: VisitorEvent[] = [];
+  /** Of the pending page views, those the gate lets be measured: exported once they are written. */
+  private readonly measuredViews = new Set<string>();
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   /** The event log's bounds: EVENT_LOG_MAX and EVENT_LOG_MAX_AGE_DAYS from the vars, or defaults. */
   private readonly limits: StateLimits;
@@ -155,7 +159,20 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // A goal reached by someone who refused measurement is kept (it is their behaviour) but not counted.
     const conversions =
       scoring && privacy.measure ? conversionsReached(this.held.state, conversionsBefore, scoring) : [];
-    return { status: "stored", ...outcome, conversions };
+    // Stored now (the transaction committed): out to the export, once, after the answer leaves.
+    if (privacy.measure) this.export(outcome.stored.map((event) => eventRecord(this.exportId(), event)));
+    const { stored: _stored, ...counts } = outcome;
+    return { status: "stored", ...counts, conversions };
+  }
+
+  /** The id the export names this visitor by: the canonical id the object was made for. */
+  private exportId(): string {
+    return this.held.state.visitorId ?? this.ctx.id.toString();
+  }
+
+  /** Acknowledged facts onto the EXPORT queue, one sendBatch, off the response's path. */
+  private export(records: readonly ExportRecord[]): void {
+    exportInBackground((promise) => this.ctx.waitUntil(promise), this.env, records);
   }
 
   /** What a batch (live or backfilled) needs of this object: its storage, bounds and memory. */
@@ -192,10 +209,13 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.flushPageViews();
     const conversionsBefore = { ...this.held.state.conversions };
     const lines = applyBackfill(this.batchHost(), events, scoring, options.now);
-    if (lines.some((line) => line.status === "accepted")) this.keepUpkeepArmed();
+    const stored = events.filter((_event, index) => lines[index]!.status === "accepted");
+    if (stored.length > 0) this.keepUpkeepArmed();
     // Counted in experiments as live conversions are: once, and only after the exposure.
     const conversions =
       scoring && privacy.measure ? conversionsReached(this.held.state, conversionsBefore, scoring) : [];
+    // Stored now (the transaction committed): out to the export like live events, after the answer.
+    if (privacy.measure) this.export(stored.map((event) => eventRecord(this.exportId(), event)));
     return { status: "stored", lines, conversions };
   }
 
@@ -233,7 +253,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       return target.snapshot({ ...options, visitorId: this.held.mergedInto!, forwarded: true });
     }
     const pageView = options.pageView;
-    if (pageView && this.privacy(options).keep) await this.countPageView(pageView, options.visitorId);
+    const privacy = this.privacy(options);
+    if (pageView && privacy.keep) await this.countPageView(pageView, options.visitorId, privacy.measure);
     const state = this.held.state;
     const since = options.eventsSince;
     if (since === undefined || since <= (state.events[0]?.ts ?? Number.POSITIVE_INFINITY)) return state;
@@ -246,10 +267,15 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    * leaves, so the page never waits on a storage flush. A page view is not an acknowledged event:
    * losing one to a crash loses a view, never a 202.
    */
-  private async countPageView(pageView: VisitorEvent, visitorId: string | undefined): Promise<void> {
+  private async countPageView(
+    pageView: VisitorEvent,
+    visitorId: string | undefined,
+    measured: boolean,
+  ): Promise<void> {
     this.ensureId(visitorId);
     applyEvent(this.held.state, pageView, await this.scoring(), this.limits);
     this.pendingViews.push(pageView);
+    if (measured) this.measuredViews.add(pageView.id);
     // Page views are written together, at most once a second per visitor: one storage flush for a
     // burst of pages instead of one per page.
     this.flushTimer ??= setTimeout(() => this.flushPageViewsLogged(), PAGE_VIEW_FLUSH_MS);
@@ -268,11 +294,17 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     const views = this.pendingViews;
+    const measured = new Set(this.measuredViews);
     this.pendingViews = [];
+    this.measuredViews.clear();
     if (this.held.erased || views.length === 0) return;
-    let stored = 0;
-    for (const view of views) if (storeEvent(this.sql, view, false)) stored++;
-    if (stored > 0) this.persistAfterApply(Date.now());
+    const written: VisitorEvent[] = [];
+    for (const view of views) if (storeEvent(this.sql, view, false)) written.push(view);
+    if (written.length === 0) return;
+    this.persistAfterApply(Date.now());
+    this.export(
+      written.filter((view) => measured.has(view.id)).map((view) => eventRecord(this.exportId(), view)),
+    );
   }
 
   /**
@@ -282,18 +314,44 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    */
   async recordDecision(options: DecisionRecord): Promise<boolean> {
     const target = this.forwardTarget(options.forwarded);
-    if (target && !this.held.erased) return target.recordDecision({ ...options, forwarded: true });
+    if (target && !this.held.erased)
+      return target.recordDecision({ ...options, visitorId: this.held.mergedInto!, forwarded: true });
     const privacy = this.privacy(options);
     if (!privacy.keep) return false;
+    this.ensureId(options.visitorId);
     const state = this.held.state;
-    for (const exposure of options.exposures)
-      recordExposure(state, exposure.experience, options.now, this.limits);
-    for (const [experiment, variant] of Object.entries(options.assignments)) {
+    // Only capped experiences need their exposures stored (frequency caps count them).
+    const capped = options.exposures.filter((exposure) => exposure.capped !== false);
+    for (const exposure of capped) recordExposure(state, exposure.experience, options.now, this.limits);
+    const assigned = Object.entries(options.assignments);
+    for (const [experiment, variant] of assigned) {
       const stored = Object.hasOwn(state.assignments, experiment) ? state.assignments[experiment] : undefined;
       if (stored === undefined || stored === options.replacing?.[experiment])
         state.assignments[experiment] = variant;
     }
-    saveState(this.sql, state);
+    if (capped.length > 0 || assigned.length > 0) saveState(this.sql, state);
+    if (privacy.measure) {
+      const id = this.exportId();
+      this.export(
+        options.exposures.flatMap((shown) =>
+          shown.placement === undefined
+            ? []
+            : [
+                exposureRecord(
+                  id,
+                  options.now,
+                  {
+                    placement: shown.placement,
+                    experience: shown.experience,
+                    experiment: shown.experiment ?? null,
+                    variant: shown.variant ?? null,
+                  },
+                  options.rulesVersion ?? null,
+                ),
+              ],
+        ),
+      );
+    }
     return privacy.measure;
   }
 
@@ -339,6 +397,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   /** Withdrawn personalization consent: the behaviour held so far goes too, consent stays. */
   private forgetBehaviour(): void {
     this.pendingViews = [];
+    this.measuredViews.clear();
     deleteBehaviour(this.sql);
     this.held.state = emptyHeld(this.held.state.visitorId).state;
     saveState(this.sql, this.held.state);
@@ -388,6 +447,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // The history now lives with the target; keep only the forwarding address, which outlives the
     // anonymous cookie (400 days), then goes.
     this.pendingViews = [];
+    this.measuredViews.clear();
     keepOnlyAddress(this.sql, this.held, result.experiments ?? [], Date.now());
     await this.ctx.storage.setAlarm(this.held.mergedAt + IDLE_DELETE_MS);
     this.alarmChecked = true;
@@ -455,6 +515,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   /** Erases everything held, and leaves a tombstone so later events for this person are refused. */
   async erase(): Promise<void> {
     this.pendingViews = [];
+    this.measuredViews.clear();
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     await this.ctx.storage.deleteAlarm();

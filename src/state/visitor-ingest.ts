@@ -49,6 +49,8 @@ export interface BatchOutcome {
   accepted: number;
   duplicates: number;
   failed: Array<{ id: string; reason: string }>;
+  /** The events this batch stored (committed): what the export may send, after the answer. */
+  stored: VisitorEvent[];
 }
 
 /**
@@ -78,7 +80,7 @@ function applyInOneTransaction(
   scoring: CompiledRules | null,
   now: Millis,
 ): BatchOutcome {
-  const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [] };
+  const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [], stored: [] };
   host.storage.transactionSync(() => {
     const state = host.state();
     for (const event of events) {
@@ -88,6 +90,7 @@ function applyInOneTransaction(
       }
       applyEvent(state, event, scoring, host.limits);
       outcome.accepted++;
+      outcome.stored.push(event);
     }
     if (outcome.accepted > 0) pruneAndSave(host.sql, state, now, host.limits);
   });
@@ -104,7 +107,7 @@ function applyEventByEvent(
   scoring: CompiledRules | null,
   now: Millis,
 ): BatchOutcome {
-  const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [] };
+  const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [], stored: [] };
   for (const event of events) {
     try {
       host.storage.transactionSync(() => {
@@ -117,6 +120,8 @@ function applyEventByEvent(
         pruneAndSave(host.sql, state, now, host.limits);
         outcome.accepted++;
       });
+      // Counted only once its transaction committed (a throw above skips this).
+      if (outcome.accepted > outcome.stored.length) outcome.stored.push(event);
     } catch (err) {
       host.reload();
       const reason = `not applied: ${err instanceof Error ? err.message : String(err)}`;

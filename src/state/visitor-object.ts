@@ -85,7 +85,18 @@ export interface SnapshotOptions {
 
 export interface DecisionRecord {
   readonly now: Millis;
-  readonly exposures: ReadonlyArray<{ readonly experience: string; readonly placement?: string }>;
+  /** What was shown. A capped one (or one not saying) is stored for its frequency caps; all are exported. */
+  readonly exposures: ReadonlyArray<{
+    readonly experience: string;
+    readonly placement?: string;
+    readonly experiment?: string | null;
+    readonly variant?: string | null;
+    readonly capped?: boolean;
+  }>;
+  /** The visitor the decision was for (the export names them by it). */
+  readonly visitorId?: string;
+  /** The rules version that decided (the export's exposure records carry it). */
+  readonly rulesVersion?: string | null;
   /** New experiment assignments; sticky: an experiment already assigned keeps its variant. */
   readonly assignments: Readonly<Record<string, string>>;
   /** Experiment → stored variant it no longer has: that one assignment is replaced, if still stored. */

@@ -36,6 +36,32 @@ describe("rules CLI", () => {
     expect(run.stderr).toContain("publish [file]");
   });
 
+  it("diff names a layer's new and changed experiments, and the experiments whose visitors move", () => {
+    const dir = scratchDir();
+    const doc = JSON.parse(readFileSync(join(ROOT, "rules/northstar.rules.json"), "utf8"));
+    // The banner test ends and is removed: the note test, which states no start, slides to 0–0.5.
+    delete doc.experiments["newsletter-banner-copy"];
+    doc.experiences = doc.experiences.filter((x: { id: string }) => x.id !== "newsletter-welcome");
+    const file = join(dir, "next.rules.json");
+    writeFileSync(file, JSON.stringify(doc));
+
+    const run = rulesCli("diff", "rules/northstar.rules.json", file);
+
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain("- experiments.newsletter-banner-copy");
+    expect(run.stdout).toContain(
+      "! experiments.newsletter-note: its part of layer newsletter-landing moves from 0.5–1 to 0–0.5, so visitors move in or out of it",
+    );
+
+    // Stating the start it had keeps its visitors where they were: nothing moves.
+    doc.experiments["newsletter-note"].layer.from = 0.5;
+    writeFileSync(file, JSON.stringify(doc));
+    const pinned = rulesCli("diff", "rules/northstar.rules.json", file);
+    expect(pinned.stdout).toContain("~ experiments.newsletter-note (layer)");
+    expect(pinned.stdout).not.toContain("moves from");
+    // Two CLI runs, each a Node start: seconds on a busy machine (a limit for a hang, not a timing check).
+  }, 60_000);
+
   it("publish refuses a version that fails a rule test, names the failing case and writes nothing", () => {
     const dir = scratchDir();
     const doc = JSON.parse(readFileSync(join(ROOT, "rules/northstar.rules.json"), "utf8"));

@@ -1,0 +1,168 @@
+import * as z from "zod";
+import type { Millis, VisitorEvent } from "../core/model.ts";
+
+/**
+ * The event stream out (docs/export.md): one record per fact Northstar acknowledged, as it travels
+ * on the EXPORT queue and as it is written, one JSON line each, into the R2 files. The zod schema
+ * is the contract: the producers build records with the functions below, the consumer parses every
+ * message with it before writing, and docs/export.schema.json is generated from it
+ * (export-json-schema.ts, `npm run export:schema`; a drift test fails when it is stale).
+ *
+ * Every record has a stable `id`: the same fact sent twice (a retried send, a redelivered message)
+ * carries the same id, so a warehouse keeps one row per id. `v` is the schema version of its kind:
+ * a change that a reader could misread gets a new version, and old lines keep theirs.
+ */
+
+/** The schema version every line written today carries. */
+export const EXPORT_SCHEMA_VERSION = 1;
+
+const Version = z.literal(EXPORT_SCHEMA_VERSION).describe("the schema version of this line");
+const Id = z
+  .string()
+  .min(1)
+  .max(600)
+  .describe("stable: the same fact always has this id (deduplicate by it)");
+const At = z.iso.datetime().describe("when it happened (UTC, ISO 8601): the file's date and hour partition");
+const VisitorId = z
+  .string()
+  .min(1)
+  .max(200)
+  .describe("the canonical visitor id: anonymous (base64url) or a known person's u_…");
+
+export const EventRecordSchema = z
+  .strictObject({
+    v: Version,
+    kind: z.literal("event"),
+    id: Id,
+    at: At,
+    visitorId: VisitorId,
+    event: z.strictObject({
+      id: z.string().min(1).describe("the sender's event id (unique per visitor)"),
+      type: z.string().min(1),
+      ts: z.number().int().describe("epoch ms, as stored"),
+      channel: z.string(),
+      props: z.record(z.string(), z.unknown()),
+    }),
+  })
+  .describe("an event the visitor's object stored (beacon, /v1/events, /v1/decide, page views, backfill)");
+export type EventRecord = z.infer<typeof EventRecordSchema>;
+
+export const ExposureRecordSchema = z
+  .strictObject({
+    v: Version,
+    kind: z.literal("exposure"),
+    id: Id,
+    at: At,
+    visitorId: VisitorId,
+    placement: z.string(),
+    experience: z.string(),
+    experiment: z.string().nullable().describe("the experiment this experience is an arm of, if any"),
+    variant: z.string().nullable(),
+    rulesVersion: z.string().nullable().describe("the rules version that decided it"),
+  })
+  .describe("a decision that was shown: an experience in a placement");
+export type ExposureRecord = z.infer<typeof ExposureRecordSchema>;
+
+export const IdentityLinkRecordSchema = z
+  .strictObject({
+    v: Version,
+    kind: z.literal("identity_link"),
+    id: Id,
+    at: At,
+    visitorId: VisitorId.describe("the known person's canonical id (u_…)"),
+    anonymousId: z.string().min(1).max(200).describe("the visitor id now linked to that person"),
+  })
+  .describe("an anonymous visitor linked to a known person: their rows are one person's from now on");
+export type IdentityLinkRecord = z.infer<typeof IdentityLinkRecordSchema>;
+
+export const ErasureRecordSchema = z
+  .strictObject({
+    v: Version,
+    kind: z.literal("erasure"),
+    id: Id,
+    at: At,
+    visitorId: VisitorId.describe("the erased person's canonical id"),
+    ids: z
+      .array(z.string().min(1).max(200))
+      .min(1)
+      .describe("every id the person was known by: the canonical id and each alias; delete rows of any"),
+  })
+  .describe("a person erased (DELETE /v1/profiles/:id): delete every row of these ids downstream");
+export type ErasureRecord = z.infer<typeof ErasureRecordSchema>;
+
+export const ExportRecordSchema = z.discriminatedUnion("kind", [
+  EventRecordSchema,
+  ExposureRecordSchema,
+  IdentityLinkRecordSchema,
+  ErasureRecordSchema,
+]);
+export type ExportRecord = z.infer<typeof ExportRecordSchema>;
+export type ExportKind = ExportRecord["kind"];
+export const EXPORT_KINDS: readonly ExportKind[] = ["event", "exposure", "identity_link", "erasure"];
+
+const iso = (at: Millis): string => new Date(at).toISOString();
+
+/** A stored event: its id is the visitor's and the sender's, which the object stores once. */
+export function eventRecord(visitorId: string, event: VisitorEvent): EventRecord {
+  return {
+    v: EXPORT_SCHEMA_VERSION,
+    kind: "event",
+    id: `event:${visitorId}:${event.id}`,
+    at: iso(event.ts),
+    visitorId,
+    event: { id: event.id, type: event.type, ts: event.ts, channel: event.channel, props: event.props },
+  };
+}
+
+/** What one decision showed in one placement; a retried record of the same decision has the same id. */
+export function exposureRecord(
+  visitorId: string,
+  at: Millis,
+  shown: {
+    readonly placement: string;
+    readonly experience: string;
+    readonly experiment: string | null;
+    readonly variant: string | null;
+  },
+  rulesVersion: string | null,
+): ExposureRecord {
+  return {
+    v: EXPORT_SCHEMA_VERSION,
+    kind: "exposure",
+    id: `exposure:${visitorId}:${at}:${shown.placement}`,
+    at: iso(at),
+    visitorId,
+    placement: shown.placement,
+    experience: shown.experience,
+    experiment: shown.experiment,
+    variant: shown.variant,
+    rulesVersion,
+  };
+}
+
+/** A link holds once: identifying the same pair again is the same record. */
+export function identityLinkRecord(anonymousId: string, visitorId: string, at: Millis): IdentityLinkRecord {
+  return {
+    v: EXPORT_SCHEMA_VERSION,
+    kind: "identity_link",
+    id: `identity_link:${anonymousId}:${visitorId}`,
+    at: iso(at),
+    visitorId,
+    anonymousId,
+  };
+}
+
+/**
+ * An erasure names every id. Each erasure call is its own record (a retried call finds fewer ids: the
+ * alias list went with the first), so the warehouse deletes by the ids of every erasure line it holds.
+ */
+export function erasureRecord(visitorId: string, ids: readonly string[], at: Millis): ErasureRecord {
+  return {
+    v: EXPORT_SCHEMA_VERSION,
+    kind: "erasure",
+    id: `erasure:${visitorId}:${at}`,
+    at: iso(at),
+    visitorId,
+    ids: [...new Set([visitorId, ...ids])],
+  };
+}

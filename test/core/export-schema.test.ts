@@ -1,0 +1,50 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { exportJsonSchema } from "../../src/state/export-json-schema.ts";
+import {
+  EXPORT_KINDS,
+  ExportRecordSchema,
+  erasureRecord,
+  eventRecord,
+  exposureRecord,
+  identityLinkRecord,
+} from "../../src/state/export-record.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+const read = (path: string) => readFileSync(new URL(path, ROOT), "utf8");
+
+describe("the export's schema", () => {
+  it("docs/export.schema.json is what the zod schema generates (regenerate: npm run export:schema)", () => {
+    expect(JSON.parse(read("docs/export.schema.json"))).toEqual(
+      JSON.parse(JSON.stringify(exportJsonSchema())),
+    );
+  });
+
+  it("docs/export.md shows one example line of each kind, and each is valid", () => {
+    const lines = read("docs/export.md")
+      .split("\n")
+      .filter((line) => line.startsWith('{"v":'));
+    const kinds = lines.map((line) => ExportRecordSchema.parse(JSON.parse(line)).kind);
+    expect([...kinds].sort()).toEqual([...EXPORT_KINDS].sort());
+  });
+
+  it("the builders make valid lines of each kind, timed in UTC", () => {
+    const at = Date.UTC(2026, 10, 29, 7, 5);
+    const records = [
+      eventRecord("v1", { id: "e1", type: "purchase", ts: at, channel: "web", props: { value: 42 } }),
+      exposureRecord(
+        "v1",
+        at,
+        { placement: "home-hero", experience: "hero-ab", experiment: "hero-test", variant: "bold" },
+        "2026.11.24-1",
+      ),
+      identityLinkRecord("anon", "u_1", at),
+      erasureRecord("u_1", ["anon", "u_1"], at),
+    ];
+    for (const record of records) expect(ExportRecordSchema.parse(record)).toEqual(record);
+    expect(records.map((record) => [record.kind, record.at])).toEqual(
+      EXPORT_KINDS.map((kind) => [kind, "2026-11-29T07:05:00.000Z"]),
+    );
+    expect(erasureRecord("u_1", ["anon", "u_1"], at).ids).toEqual(["u_1", "anon"]);
+  });
+});

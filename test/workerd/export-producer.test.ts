@@ -1,0 +1,238 @@
+// The producer side of the export, through the real bindings: the routes store, the visitor's
+// object sends what it acknowledged to the EXPORT queue, the queue delivers to the worker's own
+// queue() handler (wrangler.toml's consumer), and the files land in R2. Delivery is asynchronous
+// (the queue's batch window), so each test polls R2 for the lines it expects (vi.waitFor) instead
+// of asserting at a given time; "nothing exported" is checked once a later marker event arrived.
+import { env } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import { gunzipLines } from "../../src/export/files.ts";
+import { exportInBackground } from "../../src/state/export-producer.ts";
+import { type ExportRecord, ExportRecordSchema, eventRecord } from "../../src/state/export-record.ts";
+import { droppedWriteCount } from "../../src/state/stored-value.ts";
+import { canonicalForUser } from "../../src/state/visitor-id.ts";
+import { ADMIN, eid, idOf, newVisitor, SERVER, sendEvents, visit } from "./helpers.ts";
+
+/** Every line of every export file, each parsed with the schema that wrote it. */
+async function allLines(): Promise<ExportRecord[]> {
+  const records: ExportRecord[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await env.EXPORT_BUCKET.list({ cursor });
+    for (const object of page.objects) {
+      const body = await env.EXPORT_BUCKET.get(object.key);
+      for (const line of await gunzipLines(await body!.arrayBuffer()))
+        records.push(ExportRecordSchema.parse(JSON.parse(line)));
+    }
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return records;
+}
+
+/** The exported lines once `ready` holds of them (the queue delivers in its own time). */
+function exportedWhen(ready: (lines: ExportRecord[]) => boolean): Promise<ExportRecord[]> {
+  return vi.waitFor(
+    async () => {
+      const lines = await allLines();
+      if (!ready(lines)) throw new Error("not exported yet");
+      return lines;
+    },
+    { timeout: 15_000, interval: 100 },
+  );
+}
+
+const hasId = (id: string) => (lines: ExportRecord[]) => lines.some((line) => line.id === id);
+
+function post(path: string, body: unknown, headers: Record<string, string> = {}) {
+  return visit(`/_ns${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+describe("the export's producers", () => {
+  it("a browser's beacon events are exported once each, with the visitor's id, a resend adding nothing", async () => {
+    const cookie = await newVisitor();
+    const visitorId = idOf(cookie);
+    const events = [
+      { id: eid(), type: "product_view", props: { category: "running", productId: "sku-1" } },
+      { id: eid(), type: "add_to_cart", props: { category: "running" } },
+    ];
+    expect((await sendEvents(cookie, events)).status).toBe(202);
+    expect((await sendEvents(cookie, events)).status).toBe(202); // the beacon's retry: duplicates
+    const marker = { id: eid(), type: "search", props: {} };
+    expect((await sendEvents(cookie, [marker])).status).toBe(202);
+
+    const lines = await exportedWhen(hasId(`event:${visitorId}:${marker.id}`));
+    const mine = lines.filter((line) => line.kind === "event" && line.visitorId === visitorId);
+    const ids = mine.map((line) => (line.kind === "event" ? line.event.id : ""));
+    for (const event of [...events, marker]) expect(ids.filter((id) => id === event.id)).toHaveLength(1);
+    const cart = mine.find((line) => line.kind === "event" && line.event.type === "add_to_cart");
+    expect(cart).toMatchObject({
+      v: 1,
+      kind: "event",
+      event: { channel: "web", props: { category: "running" } },
+    });
+  });
+
+  it("a backfill exports each accepted event once, at the time it happened; the same file again adds nothing", async () => {
+    const userId = `export-backfill-${Date.now()}`;
+    const person = await canonicalForUser(userId);
+    const ts = Date.now() - 20 * 86400e3;
+    const history = [
+      { id: eid(), type: "email_send", ts: ts - 3600e3, channel: "email" },
+      { id: eid(), type: "email_open", ts, channel: "email" },
+    ];
+    const file = history.map((event) => JSON.stringify({ id: `user:${userId}`, event })).join("\n");
+    const backfill = () =>
+      visit("/_ns/v1/events/import", {
+        method: "POST",
+        headers: { ...SERVER, "content-type": "application/x-ndjson" },
+        body: file,
+      });
+    expect((await backfill()).status).toBe(200);
+    expect((await backfill()).status).toBe(200); // every line a duplicate the second time
+    const marker = { id: eid(), type: "search", props: {} };
+    expect((await post("/v1/events", { userId, events: [marker] }, SERVER)).status).toBe(202);
+
+    const lines = await exportedWhen(hasId(`event:${person}:${marker.id}`));
+    for (const event of history) {
+      const exported = lines.filter((line) => line.id === `event:${person}:${event.id}`);
+      expect(exported).toHaveLength(1);
+      expect(exported[0]).toMatchObject({
+        at: new Date(event.ts).toISOString(),
+        event: { type: event.type },
+      });
+    }
+  });
+
+  it("a decide call exports its events and what it showed (experiment, variant, rules version); an identify exports the link", async () => {
+    const userId = `export-${Date.now()}@example.com`;
+    const person = await canonicalForUser(userId);
+    const event = { id: eid(), type: "product_view", props: { category: "hiking" } };
+    const res = await post(
+      "/v1/decide",
+      { userId, channel: "app", placements: ["home-hero"], events: [event] },
+      SERVER,
+    );
+    expect(res.status).toBe(200);
+    const decided = (await res.json()) as {
+      rulesVersion: string;
+      decisions: Record<string, { experience: string | null; variant: string | null }>;
+    };
+    const shown = decided.decisions["home-hero"]!;
+    expect(shown.experience).not.toBeNull();
+
+    const cookie = await newVisitor();
+    const anonymousId = idOf(cookie);
+    expect((await post("/v1/identify", { userId, anonymousId }, SERVER)).status).toBe(200);
+
+    const lines = await exportedWhen(
+      (all) =>
+        all.some((line) => line.kind === "exposure" && line.visitorId === person) &&
+        all.some((line) => line.kind === "identity_link" && line.anonymousId === anonymousId) &&
+        all.some((line) => line.id === `event:${person}:${event.id}`),
+    );
+    expect(lines.find((line) => line.kind === "exposure" && line.visitorId === person)).toMatchObject({
+      placement: "home-hero",
+      experience: shown.experience,
+      variant: shown.variant,
+      rulesVersion: decided.rulesVersion,
+    });
+    expect(
+      lines.find((line) => line.kind === "identity_link" && line.anonymousId === anonymousId),
+    ).toMatchObject({
+      visitorId: person,
+    });
+  });
+
+  it("an erasure exports the person's ids, aliases included", async () => {
+    const userId = `erase-${Date.now()}@example.com`;
+    const person = await canonicalForUser(userId);
+    const cookie = await newVisitor();
+    const anonymousId = idOf(cookie);
+    expect((await post("/v1/identify", { userId, anonymousId }, SERVER)).status).toBe(200);
+    const erased = await visit(`/_ns/v1/profiles/user:${encodeURIComponent(userId)}`, {
+      method: "DELETE",
+      headers: ADMIN,
+    });
+    expect(erased.status).toBe(200);
+    const lines = await exportedWhen((all) =>
+      all.some((line) => line.kind === "erasure" && line.visitorId === person),
+    );
+    const erasure = lines.find((line) => line.kind === "erasure" && line.visitorId === person);
+    expect(erasure?.kind === "erasure" && [...erasure.ids].sort()).toEqual([anonymousId, person].sort());
+  });
+
+  it("nothing is exported for a visitor under Global Privacy Control or who refused measurement", async () => {
+    const gpcVisitor = await newVisitor();
+    const gpcEvent = { id: eid(), type: "product_view", props: {} };
+    expect((await sendEvents(gpcVisitor, [gpcEvent], { headers: { "sec-gpc": "1" } })).status).toBe(202);
+
+    const refusing = await newVisitor();
+    const consent = await visit("/_ns/v1/consent", {
+      method: "POST",
+      cookie: refusing,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ purposes: { measurement: false } }),
+    });
+    expect(consent.status).toBe(200);
+    const kept = { id: eid(), type: "product_view", props: {} };
+    const stored = (await (await sendEvents(refusing, [kept])).json()) as { stored: number };
+    expect(stored.stored).toBe(1); // kept for personalization, not measured
+
+    // A later event of a measured visitor is the marker: what came before it had its chance to arrive.
+    const other = await newVisitor();
+    const marker = { id: eid(), type: "search", props: {} };
+    await sendEvents(other, [marker]);
+    const lines = await exportedWhen(hasId(`event:${idOf(other)}:${marker.id}`));
+    const ids = new Set(lines.map((line) => line.id));
+    expect(ids.has(`event:${idOf(gpcVisitor)}:${gpcEvent.id}`)).toBe(false);
+    expect(ids.has(`event:${idOf(refusing)}:${kept.id}`)).toBe(false);
+  });
+});
+
+describe("the object's send to the queue", () => {
+  const records = Array.from({ length: 250 }, (_, i) =>
+    eventRecord("v", {
+      id: `e-${i}`,
+      type: "page_view",
+      ts: Date.UTC(2026, 0, 1),
+      channel: "web",
+      props: {},
+    }),
+  );
+
+  /** A queue that refuses the first `refusals` calls (an injected fault), recording what it took. */
+  function queueRefusing(refusals: number) {
+    const taken: number[] = [];
+    let calls = 0;
+    const queue = {
+      async sendBatch(messages: Iterable<MessageSendRequest>) {
+        if (++calls <= refusals) throw new Error("injected: queue unavailable");
+        taken.push([...messages].length);
+      },
+    } as unknown as Queue;
+    return { env: { EXPORT: queue }, taken };
+  }
+
+  async function send(env: { EXPORT: Queue }) {
+    const pending: Promise<unknown>[] = [];
+    exportInBackground((promise) => pending.push(promise), env, records);
+    await Promise.all(pending);
+  }
+
+  it("sends in batches of at most 100 messages, trying a refused batch again", async () => {
+    const { env: flaky, taken } = queueRefusing(2);
+    await send(flaky);
+    expect(taken).toEqual([100, 100, 50]);
+  });
+
+  it("a batch refused three times is logged and counted as not sent, and the rest still go", async () => {
+    const before = droppedWriteCount("export_not_sent");
+    const { env: down, taken } = queueRefusing(3);
+    await send(down);
+    expect(droppedWriteCount("export_not_sent")).toBe(before + 1);
+    expect(taken).toEqual([100, 50]);
+  });
+});
