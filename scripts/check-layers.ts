@@ -27,10 +27,12 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   http: ["core", "rules", "platform", "state", "measure", "edge"],
   // The event stream out: the EXPORT queue's consumer, writing R2 files (src/export/).
   export: ["core", "platform", "state"],
+  // The console: server-rendered pages over the admin API (it calls the http layer in-process).
+  console: ["core", "rules", "platform", "state", "measure", "edge", "http"],
   // The client's types are derived from the worker's schemas; nothing in the worker imports it.
   client: ["core", "rules", "platform", "state", "measure", "edge", "http"],
   // src/index.ts: the fetch handler and the Durable Object classes; src/queues.ts: queue() routing.
-  ".": ["http", "state", "measure", "platform", "export"],
+  ".": ["console", "http", "state", "measure", "platform", "export"],
 };
 
 const IMPORT =

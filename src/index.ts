@@ -1,3 +1,4 @@
+import { handleConsole, isConsolePath } from "./console/routes.ts";
 import { handle } from "./http/app.ts";
 import type { Env } from "./platform/env.ts";
 import { handleQueue } from "./queues.ts";
@@ -7,6 +8,8 @@ export { VisitorDO } from "./state/visitor-do.ts";
 
 export default {
   fetch(request, env, ctx) {
+    // The console (<NS_PREFIX>/console) is HTML over the API; everything else is the API or a page.
+    if (isConsolePath(new URL(request.url).pathname, env)) return handleConsole(request, env, ctx);
     return handle(request, env, ctx);
   },
   queue(batch, env, ctx) {

@@ -53,4 +53,4 @@ export {
   versionKey,
 } from "./store.ts";
 export type { ParseResult, RulesProblem } from "./validate.ts";
-export { hashRules, parseRules } from "./validate.ts";
+export { hashCanonicalJson, hashRules, parseRules } from "./validate.ts";

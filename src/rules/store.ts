@@ -1,7 +1,7 @@
 import * as z from "zod";
 import { type CompiledRules, compileRules } from "./compile.ts";
 import type { RulesDocument } from "./schema.ts";
-import { hashRules, parseRules, type RulesProblem } from "./validate.ts";
+import { hashCanonicalJson, hashRules, parseRules, type RulesProblem } from "./validate.ts";
 
 /**
  * How published rules live in the RULES KV namespace (docs/rules.md has the table with JSON
@@ -129,7 +129,8 @@ export async function loadRulesFromKvValue(pointer: unknown, versionValue: unkno
       },
     };
   }
-  const hash = await hashRules(parsed.rules);
+  // Over the document as stored, not as re-parsed: see hashCanonicalJson.
+  const hash = await hashCanonicalJson(stored.data.doc);
   for (const expected of [p.value.hash, stored.data.hash]) {
     if (expected !== hash) {
       return { ok: false, error: { reason: "hash_mismatch", version, expected, actual: hash } };

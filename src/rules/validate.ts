@@ -452,7 +452,16 @@ function canonical(value: unknown): string {
 }
 
 /** SHA-256 of the canonical JSON (sorted keys): the version's content hash and ETag. */
-export async function hashRules(doc: RulesDocument): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical(doc)));
+export function hashRules(doc: RulesDocument): Promise<string> {
+  return hashCanonicalJson(doc);
+}
+
+/**
+ * The same hash over any JSON value. The loader checks a stored version with it over the document
+ * exactly as it was written, before today's schema fills in defaults that did not exist when it was
+ * published: a new default must never make a published version unreadable.
+ */
+export async function hashCanonicalJson(value: unknown): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical(value)));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

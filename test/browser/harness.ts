@@ -30,10 +30,16 @@ async function freePort(): Promise<number> {
 
 export async function startDevServer(
   vars: Record<string, string> = {},
-  { demo = true }: { readonly demo?: boolean } = {},
+  {
+    demo = true,
+    state = mkdtempSync(join(tmpdir(), "northstar-browser-")),
+  }: {
+    readonly demo?: boolean;
+    /** Local state prepared beforehand (e.g. rules published into it); removed on stop as a fresh one is. */
+    readonly state?: string;
+  } = {},
 ): Promise<DevServer> {
   const port = await freePort();
-  const state = mkdtempSync(join(tmpdir(), "northstar-browser-"));
   // The same arguments as package.json's `start` and `dev` scripts.
   const args = demo
     ? ["wrangler", "dev", "-c", "wrangler.toml", "-c", "demo/wrangler.toml", "--env", "demo"]

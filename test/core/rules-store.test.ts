@@ -5,6 +5,7 @@ import {
   ACTIVE_KEY,
   describeLoadFailure,
   HISTORY_KEY,
+  hashCanonicalJson,
   hashRules,
   loadRulesFromKvValue,
   parseRules,
@@ -51,6 +52,21 @@ describe("loading a published version from KV values", () => {
     const r = await loadRulesFromKvValue(pointer, { hash, publishedAt: AT, doc: tampered });
     expect(r.ok ? null : r.error.reason).toBe("hash_mismatch");
     if (!r.ok) expect(describeLoadFailure(r.error)).toMatch(/does not match its published hash/);
+  });
+
+  it("a version published before a setting had a default still loads, with today's default filled in", async () => {
+    const { doc } = await published();
+    // As an older release wrote it: the same document without a field the schema later defaulted.
+    const older = structuredClone(doc) as { settings: Record<string, unknown> };
+    delete older.settings.historyDays;
+    const hash = await hashCanonicalJson(older);
+    const r = await loadRulesFromKvValue(
+      { version: doc.version, hash, publishedAt: AT },
+      { hash, publishedAt: AT, doc: older },
+    );
+    if (!r.ok) throw new Error(describeLoadFailure(r.error));
+    expect(r.value.hash).toBe(hash);
+    expect(r.value.rules.settings.historyDays).toBe(30);
   });
 
   it("names every other way a KV value can be wrong", async () => {
