@@ -7,15 +7,21 @@
  *   origin       the origin server itself (node:http)
  *   passthrough  a worker that only fetches the origin
  *   rewriter     a worker whose native HTMLRewriter replaces one selector (the floor for any rewriting proxy)
- *   northstar    Northstar with the demo rules: KV + Durable Object + decide + beacon
+ *   northstar    Northstar with the demo rules, returning visitors (cookie): KV + Durable Object + decide + beacon
+ *   northstar-new      the same, every request a new visitor (no cookie): decide + a signed cookie, no object
+ *   northstar-crawler  the same, a crawler's user agent (no cookie, no beacon)
  *   northstar-nochange  Northstar on a URL with no placement and auto-injection off (the pass-through path)
+
+Each Northstar target keeps its Durable Objects' SQLite files in its own directory, one file per
+object: the objects created per 1,000 pages are counted from them, after the run.
  *
  * Run: `npm run bench -- proxy` (or `node bench/proxy.bench.ts`). Environment: BENCH_SECONDS (per
  * slice, default 4), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 10), BENCH_VISITORS (default 20).
  */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
 import { parseRules } from "../src/rules/index.ts";
@@ -75,7 +81,20 @@ interface Target {
   readonly url: string;
   readonly path: string;
   readonly cookies?: readonly string[];
+  readonly userAgent?: string;
+  /** How many Durable Objects the target holds now (Northstar targets only). */
+  readonly objects?: () => number;
   dispose(): Promise<void>;
+}
+
+const CRAWLER_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+/** SQLite files under `dir`: one per Durable Object that was created. */
+function sqliteFiles(dir: string): number {
+  let count = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true }))
+    if (entry.isFile() && entry.name.endsWith(".sqlite")) count++;
+  return count;
 }
 
 async function workerTarget(name: string, script: string): Promise<Target> {
@@ -89,8 +108,14 @@ async function northstarTarget(
   origin: string,
   path: string,
   autoInject: boolean,
+  visitors: "returning" | "new" | "crawler" = "returning",
 ): Promise<Target> {
-  const { mf, url } = await startNorthstar(origin, { BEACON_AUTO_INJECT: autoInject ? "true" : "false" });
+  const persist = mkdtempSync(join(tmpdir(), "ns-bench-do-"));
+  const { mf, url } = await startNorthstar(
+    origin,
+    { BEACON_AUTO_INJECT: autoInject ? "true" : "false" },
+    persist,
+  );
   if (!autoInject) {
     // The pass-through case: rules in which no placement applies to the benchmarked page.
     const doc = JSON.parse(readFileSync(join(ROOT, "rules/northstar.rules.json"), "utf8"));
@@ -113,7 +138,7 @@ async function northstarTarget(
   }
   // Returning visitors (BENCH_VISITORS, default 20): the load spreads over their cookies, as real
   // traffic spreads over people.
-  const cookies = await returningVisitors(`${url}${path}`, VISITORS);
+  const cookies = visitors === "returning" ? await returningVisitors(`${url}${path}`, VISITORS) : [];
   // Measure what the name says: the intended rules serve, and nothing failed open.
   const check = await fetch(`${url}${path}`, {
     headers: { "user-agent": BROWSER_UA, cookie: cookies[0] ?? "" },
@@ -123,7 +148,18 @@ async function northstarTarget(
   const failOpen = check.headers.get("x-northstar-fail-open");
   if ((!autoInject && rules !== "bench-nochange") || (failOpen !== "none" && failOpen !== "deferred"))
     throw new Error(`${name}: rules ${rules}, fail-open ${failOpen}`);
-  return { name, url, path, cookies, dispose: () => mf.dispose() };
+  return {
+    name,
+    url,
+    path,
+    cookies,
+    ...(visitors === "crawler" ? { userAgent: CRAWLER_UA } : {}),
+    objects: () => sqliteFiles(persist),
+    dispose: async () => {
+      await mf.dispose();
+      rmSync(persist, { recursive: true, force: true });
+    },
+  };
 }
 
 type Slice = Awaited<ReturnType<typeof loadSlice>>;
@@ -134,6 +170,7 @@ const load = (target: Target): Promise<Slice> =>
     seconds: SECONDS,
     connections: CONNECTIONS,
     cookies: target.cookies ?? [],
+    ...(target.userAgent ? { userAgent: target.userAgent } : {}),
   });
 
 async function single(target: Target, path: string, count: number): Promise<{ total: number; ttfb: number }> {
@@ -143,7 +180,10 @@ async function single(target: Target, path: string, count: number): Promise<{ to
   for (let i = 0; i < count; i++) {
     const t0 = performance.now();
     // identity: local workerd would otherwise gzip the body itself, buffering it first.
-    const headers: Record<string, string> = { "accept-encoding": "identity", "user-agent": BROWSER_UA };
+    const headers: Record<string, string> = {
+      "accept-encoding": "identity",
+      "user-agent": target.userAgent ?? BROWSER_UA,
+    };
     if (cookie) headers.cookie = cookie;
     const res = await fetch(`${target.url}${path}`, { headers });
     const reader = res.body!.getReader();
@@ -162,14 +202,27 @@ export async function run(): Promise<string[]> {
     await workerTarget("passthrough", PASSTHROUGH(origin)),
     await workerTarget("rewriter", ONE_SELECTOR_REWRITER(origin)),
     await northstarTarget("northstar", origin, "/", true),
+    await northstarTarget("northstar-new", origin, "/", true, "new"),
+    await northstarTarget("northstar-crawler", origin, "/", true, "crawler"),
     await northstarTarget("northstar-nochange", origin, "/big", false),
   ];
   try {
     const slices = new Map<string, Slice[]>(targets.map((t) => [t.name, []]));
     for (const t of targets) await load({ ...t }); // warm-up, discarded
+    // Objects created per page, counted over the measured slices (the files appear as objects start).
+    const objectsBefore = new Map(targets.map((t) => [t.name, t.objects?.() ?? 0]));
     for (let round = 0; round < ROUNDS; round++) {
       for (const t of targets) slices.get(t.name)!.push(await load(t));
     }
+    // Let background writes (waitUntil) land before counting.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const objectsPer1000 = new Map(
+      targets.map((t) => {
+        const pages = slices.get(t.name)!.reduce((sum, x) => sum + x.requests, 0);
+        const created = (t.objects?.() ?? 0) - objectsBefore.get(t.name)!;
+        return [t.name, t.objects ? (1000 * created) / Math.max(1, pages) : null];
+      }),
+    );
     const singles = new Map<string, { total: number; ttfb: number }>();
     const slow = new Map<string, { total: number; ttfb: number }>();
     for (let round = 0; round < 3; round++) {
@@ -188,6 +241,7 @@ export async function run(): Promise<string[]> {
     const med = (name: string) => {
       const s = slices.get(name)!;
       return {
+        spread: `${Math.min(...s.map((x) => x.rps)).toFixed(0)}–${Math.max(...s.map((x) => x.rps)).toFixed(0)}`,
         rps: median(s.map((x) => x.rps)),
         p50: median(s.map((x) => x.p50)),
         p99: median(s.map((x) => x.p99)),
@@ -197,14 +251,14 @@ export async function run(): Promise<string[]> {
     const floor = med("rewriter");
     const lines = [
       `proxy bench: ${Buffer.byteLength(bigPage())} B page, ${CONNECTIONS} connections, ${ROUNDS}×${SECONDS}s interleaved slices, medians`,
-      "target               req/s    p50ms  p99ms  single-ms  ×pass  ×rewriter  slow-origin TTFB ms (×pass, +ms over pass)",
+      "target               req/s (slices)     p50ms  p99ms  single-ms  ×pass  ×rewriter  objects/1000 pages  slow-origin TTFB ms (×pass, +ms over pass)",
     ];
     for (const t of targets) {
       const m = med(t.name);
       const s = singles.get(t.name)!;
       const w = slow.get(t.name)!;
       lines.push(
-        `${t.name.padEnd(20)} ${m.rps.toFixed(0).padStart(6)} ${m.p50.toFixed(1).padStart(7)} ${m.p99.toFixed(1).padStart(6)} ${s.total.toFixed(2).padStart(10)}  ${(m.rps / pass.rps).toFixed(2).padStart(5)}  ${(m.rps / floor.rps).toFixed(2).padStart(9)}  ${w.ttfb.toFixed(1).padStart(8)} (${(w.ttfb / slow.get("passthrough")!.ttfb).toFixed(2)}, ${(w.ttfb - slow.get("passthrough")!.ttfb >= 0 ? "+" : "") + (w.ttfb - slow.get("passthrough")!.ttfb).toFixed(2)})`,
+        `${t.name.padEnd(20)} ${m.rps.toFixed(0).padStart(6)} (${m.spread.padStart(9)}) ${m.p50.toFixed(1).padStart(7)} ${m.p99.toFixed(1).padStart(6)} ${s.total.toFixed(2).padStart(10)}  ${(m.rps / pass.rps).toFixed(2).padStart(5)}  ${(m.rps / floor.rps).toFixed(2).padStart(9)}  ${(objectsPer1000.get(t.name)?.toFixed(0) ?? "–").padStart(18)}  ${w.ttfb.toFixed(1).padStart(8)} (${(w.ttfb / slow.get("passthrough")!.ttfb).toFixed(2)}, ${(w.ttfb - slow.get("passthrough")!.ttfb >= 0 ? "+" : "") + (w.ttfb - slow.get("passthrough")!.ttfb).toFixed(2)})`,
       );
     }
     const ns = singles.get("northstar")!;

@@ -1,5 +1,7 @@
 /**
- * `npm run bench` runs every benchmark; `npm run bench -- decide` (or bundle, rules, leaves, state, proxy, breakdown) runs one.
+ * `npm run bench` runs every benchmark but the soak; `npm run bench -- decide` (or bundle, rules,
+ * leaves, state, proxy, breakdown, soak) runs one. The soak (minutes, through `wrangler dev`) runs
+ * only when named.
  * Benchmarks measure; tests never assert timings. Run on a quiet machine and read medians.
  */
 const benches: Record<string, () => Promise<{ run(): Promise<string[]> }>> = {
@@ -10,10 +12,12 @@ const benches: Record<string, () => Promise<{ run(): Promise<string[]> }>> = {
   state: () => import("./state.bench.ts"),
   proxy: () => import("./proxy.bench.ts"),
   breakdown: () => import("./breakdown.bench.ts"),
+  soak: () => import("./soak.bench.ts"),
 };
+const ONLY_WHEN_NAMED = new Set(["soak"]);
 
 const wanted = process.argv.slice(2).filter((a) => a in benches);
-for (const name of wanted.length ? wanted : Object.keys(benches)) {
+for (const name of wanted.length ? wanted : Object.keys(benches).filter((n) => !ONLY_WHEN_NAMED.has(n))) {
   console.log(`\n== ${name} ==`);
   const mod = await benches[name]!();
   for (const line of await mod.run()) console.log(line);

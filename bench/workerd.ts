@@ -30,8 +30,11 @@ export const SERVER_KEY = "bench-server-key";
 export async function startNorthstar(
   origin: string,
   vars: Record<string, string> = {},
+  /** Where Durable Objects keep their SQLite files (one per object): lets a bench count objects. */
+  durableObjectsPersist?: string,
 ): Promise<{ mf: Miniflare; url: string }> {
   const mf = new Miniflare({
+    ...(durableObjectsPersist ? { durableObjectsPersist } : {}),
     modules: [{ type: "ESModule", path: buildNorthstar() }],
     modulesRoot: OUTDIR,
     compatibilityDate: COMPAT,
@@ -100,7 +103,7 @@ export async function loadSlice(options: {
   connections: number;
   userAgent?: string;
   cookies?: readonly string[];
-}): Promise<{ rps: number; p50: number; p99: number }> {
+}): Promise<{ rps: number; p50: number; p99: number; requests: number }> {
   let n = 0;
   const cookies = options.cookies ?? [];
   const result = await autocannon({
@@ -117,5 +120,10 @@ export async function loadSlice(options: {
       },
     ],
   });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 };
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    requests: result.requests.total,
+  };
 }

@@ -34,6 +34,11 @@ export interface DecisionInput {
     | Readonly<Record<string, { readonly experience: string; readonly variant?: string | undefined }>>
     | undefined;
   readonly explain?: boolean | undefined;
+  /**
+   * List the visitor's named segments in the result (default true). The page never reads them, so
+   * it passes false: a segment is then evaluated only when a candidate's audience refers to it.
+   */
+  readonly segments?: boolean | undefined;
 }
 
 /** Why a placement shows what it shows (a list, so the API's schema can enumerate it). */
@@ -222,7 +227,7 @@ export function decide(rules: DecisionRules, input: DecisionInput): DecisionResu
   }
   return {
     decisions,
-    segments: segmentsOf(rules, run.scope),
+    segments: input.segments === false ? NO_SEGMENTS : segmentsOf(rules, run.scope),
     intent: { top: run.top.dimension, scores: run.scores },
     assignments: run.newAssignments,
     replacedAssignments: run.replacedAssignments,
@@ -679,6 +684,8 @@ function render(
     html = redirectTarget(html, redirects.siteHost(), redirects.hosts);
   return { html, json: content.json ? content.json(scope) : null };
 }
+
+const NO_SEGMENTS: readonly string[] = Object.freeze([]);
 
 function segmentsOf(rules: DecisionRules, scope: EvalScope): string[] {
   const segments: string[] = [];

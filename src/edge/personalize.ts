@@ -16,6 +16,7 @@ import {
   issueVisitorId,
   readCookieValue,
   readVisitorCookie,
+  sentVisitorCookie,
   visitorCookieHeader,
 } from "../state/visitor-id.ts";
 import { visitorObject } from "../state/visitor-object.ts";
@@ -240,37 +241,50 @@ export async function startPersonalization(
   const now = Date.now();
   const failOpen: string[] = [];
   const timings: Record<string, number> = {};
-
-  const rulesStarted = performance.now();
-  const rules = await activeRules(env, ctx, config.STORE_DEADLINE_MS);
-  timings.rules = performance.now() - rulesStarted;
-  if (!rules) failOpen.push("rules");
-  else if (servingFallback(rules)) failOpen.push("rules-bundled");
-
-  const page = rules?.compiled.pageForPath(url.pathname) ?? NO_SLOTS;
-  const preview = await readPreview(request, url, config, now);
-  if (page.placements.length === 0 && !config.BEACON_AUTO_INJECT && !preview)
-    return nothingToPersonalize(rules?.version ?? null, failOpen);
-
   const bot = isBot(request.headers.get("user-agent"), config.BOT_USER_AGENTS);
   const gpc = gpcSignal(request.headers, config.RESPECT_GPC);
   // What the gate allows a visitor nobody has heard from yet: under opt-in, no cookie and no page
   // view until they grant it (the page is served from the request alone).
   const unknownVisitor = privacyVerdict({ mode: config.CONSENT_MODE, gpc, consent: {}, erased: false });
-  const setCookies: string[] = [];
-  const cookieId = !bot && config.COOKIE_SECRET ? await readVisitorCookie(request, config) : null;
   // Crawlers are new anonymous visitors like any other (same defaults, same bucketing), never profiled.
-  const visitorId = cookieId ?? issueVisitorId();
-  if (cookieId === null && !bot && config.COOKIE_SECRET && unknownVisitor.remember)
-    setCookies.push(await visitorCookieHeader(visitorId, config));
+  const readsCookie = !bot && Boolean(config.COOKIE_SECRET);
+  const mayGiveCookie = readsCookie && unknownVisitor.remember;
+  const freshId = issueVisitorId();
+
+  // What the first byte needs, side by side rather than one after another (the origin fetch is
+  // already under way): the rules, a preview link, the visitor's cookie and, for a browser that sent
+  // none, the cookie to give it.
+  const rulesStarted = performance.now();
+  const [rules, preview, cookieId, freshCookie] = await Promise.all([
+    activeRules(env, ctx, config.STORE_DEADLINE_MS).then((loaded) => {
+      timings.rules = performance.now() - rulesStarted;
+      return loaded;
+    }),
+    readPreview(request, url, config, now),
+    readsCookie ? readVisitorCookie(request, config) : null,
+    mayGiveCookie && !sentVisitorCookie(request, config) ? visitorCookieHeader(freshId, config) : null,
+  ]);
+  if (!rules) failOpen.push("rules");
+  else if (servingFallback(rules)) failOpen.push("rules-bundled");
+
+  const page = rules?.compiled.pageForPath(url.pathname) ?? NO_SLOTS;
+  if (page.placements.length === 0 && !config.BEACON_AUTO_INJECT && !preview)
+    return nothingToPersonalize(rules?.version ?? null, failOpen);
+
+  const setCookies: string[] = [];
+  const visitorId = cookieId ?? freshId;
+  // A cookie that was sent but did not verify (rare: a rotated secret, a forged value) is replaced;
+  // only then is the new one signed after the others.
+  if (cookieId === null && mayGiveCookie)
+    setCookies.push(freshCookie ?? (await visitorCookieHeader(freshId, config)));
   if (preview && url.searchParams.has(PREVIEW_PARAM)) setCookies.push(previewCookie(preview.token, config));
 
   const injectBeacon = config.BEACON_AUTO_INJECT && !bot;
   // The proxy records the page view itself only when it also injects the beacon, so each view is
-  // counted once: by the proxy here, or by a beacon the site includes itself.
-  // A returning visitor's object applies the gate with the consent it holds; a new one is asked here.
-  const pageView =
-    injectBeacon && !gpc && (cookieId !== null || unknownVisitor.keep) ? pageViewOf(url, now) : undefined;
+  // counted once: by the proxy here, or by the beacon. A request without a cookie touches no
+  // visitor object (docs/decisions.md, record 12): its view is the beacon's first call, which only
+  // a browser makes. A returning visitor's object applies the gate with the consent it holds.
+  const pageView = injectBeacon && !gpc && cookieId !== null ? pageViewOf(url, now) : undefined;
   const outline: PageOutline = {
     slots: page.slots,
     waitForDecision: page.mayRedirect || preview !== null,
@@ -379,6 +393,8 @@ async function decidePage(visit: PageVisit): Promise<PagePersonalization> {
         placements: visit.placements,
         forced: preview?.preview.forced,
         explain: preview?.preview.explain ?? false,
+        // A page reads decisions, never the list of segments (a preview's explanation shows them).
+        segments: preview !== null,
       });
       redirect = collectChanges(result.decisions, visit.url, changes, failOpen);
       explanation = preview ? (result.explanation ?? result) : null;
@@ -394,8 +410,10 @@ async function decidePage(visit: PageVisit): Promise<PagePersonalization> {
   }
 
   const bodyEnd = outline.bodyEnd + (preview ? previewPanel(explanation) : "");
+  // A new visitor's decision leaves nothing behind: it is what the empty state decides, and the
+  // same again on their next page (bucketing is by id), which records it once they come back.
   const recordDecision =
-    !bot && privacy.measure
+    visit.returning && !bot && privacy.measure
       ? decisionRecorder(
           env,
           stored.canonicalId,
@@ -406,9 +424,7 @@ async function decidePage(visit: PageVisit): Promise<PagePersonalization> {
         )
       : null;
   const record =
-    !bot && (visit.pageView !== undefined || recordDecision)
-      ? pageRecorder(visit, profiled, recordDecision)
-      : null;
+    visit.pageView !== undefined || recordDecision ? pageRecorder(visit, profiled, recordDecision) : null;
   return {
     passThrough:
       changes.length === 0 && bodyEnd === "" && outline.setCookies.length === 0 && redirect === null,

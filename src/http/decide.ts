@@ -54,6 +54,7 @@ async function decideFor(
   body: DecideRequest,
   explain: boolean,
   caller: Caller,
+  looking = false,
 ): Promise<Response> {
   const now = Date.now();
   // A Set: the same store failing twice (events, then the state) is one reason.
@@ -78,7 +79,7 @@ async function decideFor(
     failOpen.add("rules");
     return respond(c, withoutRules(visitorId, body.placements ?? [], failOpen));
   }
-  return decideWithRules(c, { body, explain, caller, visitorId, rules, now, gpc, failOpen });
+  return decideWithRules(c, { body, explain, caller, visitorId, rules, now, gpc, failOpen, looking });
 }
 
 /**
@@ -198,6 +199,8 @@ interface DecisionCall {
   readonly now: number;
   readonly gpc: boolean;
   readonly failOpen: FailOpen;
+  /** An admin looking (GET /v1/explain): nothing the decision made is kept or counted. */
+  readonly looking: boolean;
 }
 
 /**
@@ -205,7 +208,7 @@ interface DecisionCall {
  * decision, and the writes it leaves (off the critical path).
  */
 async function decideWithRules(c: AppContext, call: DecisionCall): Promise<Response> {
-  const { body, explain, caller, visitorId, rules, now, gpc, failOpen } = call;
+  const { body, explain, caller, visitorId, rules, now, gpc, failOpen, looking } = call;
   const { config } = readConfig(c.env);
   const stub = visitorObject(c.env, visitorId);
   const reads = deadlineIn(storeDeadlineMs(c.env, "read"));
@@ -239,7 +242,7 @@ async function decideWithRules(c: AppContext, call: DecisionCall): Promise<Respo
   // Without the stored state the decision cannot know the visitor's assignments or exposures:
   // writing what it made of them would count an arm the visitor may never have been in.
   const record =
-    !bot && stateRead.ok && privacy.measure
+    !bot && !looking && stateRead.ok && privacy.measure
       ? decisionRecorder(
           c.env,
           visitorId,
@@ -350,8 +353,9 @@ async function explainRoute(c: AppContext): Promise<Response> {
     explain: true,
   });
   if (!body.success) return invalidRequest(body.error);
-  // Explain is an admin route (requireAdmin): like a server sender, it may name anyone.
-  return decideFor(c, body.data, true, { kind: "server" });
+  // Explain is an admin route (requireAdmin): like a server sender, it may name anyone. It only
+  // looks: explaining a person must not assign them to an experiment or count an exposure.
+  return decideFor(c, body.data, true, { kind: "server" }, true);
 }
 
 export function registerDecideRoutes(api: Hono<AppEnv>): void {

@@ -71,14 +71,21 @@ import {
 
 /** Events older than this are refused at the door (LIMITS.pastMs in src/http/events.ts). */
 const ACCEPT_WINDOW_MS = 7 * DAY_MS;
-const PAGE_VIEW_FLUSH_MS = 1000;
+/**
+ * Write-behind: page views and decision records are held in memory and written together at most
+ * once per this long per visitor (docs/decisions.md, record 13).
+ */
+export const WRITE_BEHIND_MS = 5000;
 
 export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private readonly sql: SqlStorage;
   private held = emptyHeld();
   private readonly bucket = fullBucket();
   private alarmChecked = false;
+  /** Page views counted in memory, not yet written. */
   private pendingViews: VisitorEvent[] = [];
+  /** The aggregate row (assignments, exposures) changed in memory since it was last written. */
+  private stateDirty = false;
   /** Of the pending page views, those the gate lets be measured: exported once they are written. */
   private readonly measuredViews = new Set<string>();
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
@@ -150,9 +157,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       addDeadLetter(this.sql, { at: options.now, reason: rejected.reason, raw: rejected.raw });
     this.ensureId(visitorId);
     const scoring = await this.scoring();
-    // Page views held in memory go with this write, so memory and storage agree before the batch
+    // What is held in memory goes with this write, so memory and storage agree before the batch
     // (what a rollback falls back to).
-    this.flushPageViews();
+    this.flushPending();
     const conversionsBefore = { ...this.held.state.conversions };
     const outcome = applyBatch(this.batchHost(), events, scoring, options.now);
     if (outcome.accepted > 0) this.keepUpkeepArmed();
@@ -205,8 +212,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       return { status: "not_recorded", reason: privacy.blocked === "gpc" ? "gpc" : "consent" };
     this.ensureId(visitorId);
     const scoring = await this.scoring();
-    // Page views held in memory go first, so the replay sees the whole log.
-    this.flushPageViews();
+    // What is held in memory (page views written behind) goes first, so the replay sees the whole
+    // log and memory and storage agree before the transaction (what a rollback falls back to).
+    this.flushPending();
     const conversionsBefore = { ...this.held.state.conversions };
     const lines = applyBackfill(this.batchHost(), events, scoring, options.now);
     const stored = events.filter((_event, index) => lines[index]!.status === "accepted");
@@ -263,9 +271,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   }
 
   /**
-   * The page view counts in this decision at once (memory), and is written just after the answer
-   * leaves, so the page never waits on a storage flush. A page view is not an acknowledged event:
-   * losing one to a crash loses a view, never a 202.
+   * The page view counts in this decision at once (memory), and is written behind the answer, so
+   * the page never waits on a storage flush. A page view is not an acknowledged event: losing one
+   * to a crash loses a view, never a 202.
    */
   private async countPageView(
     pageView: VisitorEvent,
@@ -276,32 +284,44 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     applyEvent(this.held.state, pageView, await this.scoring(), this.limits);
     this.pendingViews.push(pageView);
     if (measured) this.measuredViews.add(pageView.id);
-    // Page views are written together, at most once a second per visitor: one storage flush for a
-    // burst of pages instead of one per page.
-    this.flushTimer ??= setTimeout(() => this.flushPageViewsLogged(), PAGE_VIEW_FLUSH_MS);
+    this.writeBehind();
+  }
+
+  /**
+   * Arms the one write-behind timer: what is held in memory is written WRITE_BEHIND_MS after the
+   * first change, one storage write for a burst of pages instead of one per page. A pending timer
+   * keeps the object from being evicted (compatibility date 2026-10-01 or later), every other
+   * write and the alarm flush first, so what is lost is only what a crash or a restart (a deploy)
+   * takes within those seconds.
+   */
+  private writeBehind(): void {
+    this.flushTimer ??= setTimeout(() => this.flushPendingLogged(), WRITE_BEHIND_MS);
   }
 
   /** The timer's flush: nobody awaits it, so a failure is logged and counted here. */
-  private flushPageViewsLogged(): void {
+  private flushPendingLogged(): void {
     try {
-      this.flushPageViews();
+      this.flushPending();
     } catch (err) {
       recordDroppedWrite("page_views_not_flushed", err);
     }
   }
 
-  private flushPageViews(): void {
+  /** Writes what memory holds and storage does not yet: page views, then the aggregate row. */
+  private flushPending(): void {
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     const views = this.pendingViews;
+    const dirty = this.stateDirty;
     const measured = new Set(this.measuredViews);
     this.pendingViews = [];
+    this.stateDirty = false;
     this.measuredViews.clear();
-    if (this.held.erased || views.length === 0) return;
+    if (this.held.erased || (views.length === 0 && !dirty)) return;
     const written: VisitorEvent[] = [];
     for (const view of views) if (storeEvent(this.sql, view, false)) written.push(view);
-    if (written.length === 0) return;
-    this.persistAfterApply(Date.now());
+    if (written.length > 0) this.persistAfterApply(Date.now());
+    else if (dirty) saveState(this.sql, this.held.state);
     this.export(
       written.filter((view) => measured.has(view.id)).map((view) => eventRecord(this.exportId(), view)),
     );
@@ -329,7 +349,11 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       if (stored === undefined || stored === options.replacing?.[experiment])
         state.assignments[experiment] = variant;
     }
-    if (capped.length > 0 || assigned.length > 0) saveState(this.sql, state);
+    // Written behind, with the page's view: later calls read memory, so they see it at once.
+    if (capped.length > 0 || assigned.length > 0) {
+      this.stateDirty = true;
+      this.writeBehind();
+    }
     if (privacy.measure) {
       const id = this.exportId();
       this.export(
@@ -385,6 +409,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (target)
       return target.setConsent(consent, { ...options, visitorId: this.held.mergedInto!, forwarded: true });
     this.ensureId(options.visitorId);
+    this.flushPending();
     this.held.consent = { ...this.held.consent, ...consent };
     saveConsent(this.sql, this.held.consent);
     this.held.consentAt = options.now ?? Date.now();
@@ -398,6 +423,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private forgetBehaviour(): void {
     this.pendingViews = [];
     this.measuredViews.clear();
+    this.stateDirty = false;
     deleteBehaviour(this.sql);
     this.held.state = emptyHeld(this.held.state.visitorId).state;
     saveState(this.sql, this.held.state);
@@ -424,7 +450,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   async handOver(target: string, mergeId: string, now: Millis): Promise<MergeResult> {
     const refusal = this.handOverRefusal(target, mergeId);
     if (refusal) return refusal;
-    this.flushPageViews();
+    this.flushPending();
     // Forward first: an event arriving while the history is in flight goes to the target too.
     this.held.mergedInto = target;
     setMeta(this.sql, "mergedInto", target);
@@ -448,6 +474,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // anonymous cookie (400 days), then goes.
     this.pendingViews = [];
     this.measuredViews.clear();
+    this.stateDirty = false;
     keepOnlyAddress(this.sql, this.held, result.experiments ?? [], Date.now());
     await this.ctx.storage.setAlarm(this.held.mergedAt + IDLE_DELETE_MS);
     this.alarmChecked = true;
@@ -488,7 +515,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const target = this.forwardTarget(options.forwarded);
     if (target) return target.mergeFrom(source, mergeId, { ...options, forwarded: true });
     if (this.held.mergedFrom.includes(mergeId)) return { merged: false, events: 0 };
-    this.flushPageViews();
+    this.flushPending();
     this.ensureId(options.visitorId);
     const events = foldDump(this.sql, this.held, source, mergeId, {
       now: options.now,
@@ -515,6 +542,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   /** Erases everything held, and leaves a tombstone so later events for this person are refused. */
   async erase(): Promise<void> {
     this.pendingViews = [];
+    this.stateDirty = false;
     this.measuredViews.clear();
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
@@ -530,6 +558,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    * cookie's lifetime) and an old forwarding address are deleted whole.
    */
   override async alarm(): Promise<void> {
+    // Whatever memory holds is written first (a no-op when nothing is pending).
+    this.flushPending();
     const now = Date.now();
     const { erased, mergedInto, mergedAt, state, consentAt } = this.held;
     if (erased) return;

@@ -51,6 +51,11 @@ export function readCookieValues(request: Request, name: string): string[] {
   return values;
 }
 
+/** Whether the request carries any visitor cookie at all, valid or not (no HMAC). */
+export function sentVisitorCookie(request: Request, config: Config): boolean {
+  return readCookieValues(request, cookieName(config)).length > 0;
+}
+
 /** Cookies this isolate has verified: a returning visitor's page skips the HMAC. Keyed by the whole signed value. */
 const verifiedCookies = new Lru<string>(10_000, 10 * 60_000);
 

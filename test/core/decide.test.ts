@@ -48,6 +48,18 @@ describe("decisions a marketer recognises", () => {
     expect(by(silent)["email-hero"]?.json).toEqual({ pause: true, reason: "inactive-180d" });
   });
 
+  it("without the segment list asked for, the same decisions are made and no segments are listed", () => {
+    const visitor = {
+      traits: { firstName: "Ana", lifetimeValue: 2400 },
+      events: [event("purchase", 3 * DAY, { value: 300 }), event("page_view", 1 * MIN, { path: "/" })],
+    };
+    const listed = run(visitor);
+    const page = run({ ...visitor, segments: false });
+    expect(page.decisions).toEqual(listed.decisions);
+    expect(listed.segments).toContain("high-value");
+    expect(page.segments).toEqual([]);
+  });
+
   it("inactivity: the win-back offer from 60 days, outbound paused after 180, active again on a click", () => {
     const email = (events: VisitorEvent[]) =>
       by(run({ context: context({ channel: "email" }), placements: ["email-hero"], events }))["email-hero"]!;

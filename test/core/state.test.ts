@@ -87,6 +87,22 @@ describe("the event log's bounds from the deployment's vars", () => {
   });
 });
 
+describe("hourly counts", () => {
+  it("count each event in its hour, sorted by hour, whether events arrive in order or late", () => {
+    const s = emptyState("v");
+    const hourOf = (ago: number) => Math.floor((NOW - ago) / HOUR) * HOUR;
+    for (const ago of [5 * HOUR, 3 * HOUR, 3 * HOUR, HOUR, 4 * HOUR, 3 * HOUR, 6 * HOUR])
+      applyEvent(s, event("search", ago), null);
+    expect(s.counts.search).toEqual([
+      [hourOf(6 * HOUR), 1],
+      [hourOf(5 * HOUR), 1],
+      [hourOf(4 * HOUR), 1],
+      [hourOf(3 * HOUR), 3],
+      [hourOf(HOUR), 1],
+    ]);
+  });
+});
+
 describe("state maps keyed by names from outside", () => {
   it("an event type or experiment named like an Object member counts like any other, and merges", () => {
     const s = emptyState("v");

@@ -342,6 +342,27 @@ describe("admin views", () => {
     expect(((await bad.json()) as { issues: Array<{ path: string }> }).issues[0]?.path).toBe("visitorId");
   });
 
+  it("explaining a person records nothing: no experiment assignment and no exposure kept", async () => {
+    const userId = `explained-${crypto.randomUUID()}`;
+    const url = encodeURIComponent("https://shop.test/");
+    const res = await settled(
+      new Request(`https://shop.test/_ns/v1/explain?userId=${userId}&url=${url}`, { headers: ADMIN }),
+    );
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      decisions: Record<string, { variant: string | null; reason: string }>;
+    };
+    // The explanation did place them in the hero test (an arm, or its holdout); looking must not make it so.
+    const hero = body.decisions["home-hero"];
+    expect(hero?.variant === "control" || hero?.variant === "bold" || hero?.reason === "holdout").toBe(true);
+    const stored = await visitorObject(env, await canonicalForUser(userId)).snapshot({
+      now: Date.now(),
+      eventsSince: 0,
+    });
+    expect(stored.assignments).toEqual({});
+    expect(stored.exposures ?? {}).toEqual({});
+  });
+
   it("experiment results: unique exposures and conversions per arm, with honest statistics", async () => {
     type Counts = { exposures: number; conversions: number };
     /** Each arm's counts (the holdout's included) as the admin report gives them. */

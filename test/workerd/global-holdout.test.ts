@@ -55,10 +55,15 @@ describe("a published global holdout", () => {
 
     const cookies: string[] = [];
     for (let i = 0; i < 12; i++) cookies.push(visitorCookie(await page()));
+    // A first page counts nobody (it touches no visitor object); the next, with the cookie, does.
+    const counted = (report: Map<string, { exposures: number }>) =>
+      [...report.values()].reduce((sum, arm) => sum + arm.exposures, 0);
+    expect(counted(await programReport())).toBe(0);
+    for (const cookie of cookies) await page(cookie);
     const after = await programReport();
     const held = after.get("holdout")!;
     const personalized = after.get("personalized")!;
-    // Every new visitor is counted once, in one of the two groups.
+    // Every visitor who came back is counted once, in one of the two groups.
     expect(held.exposures + personalized.exposures).toBe(12);
 
     // One of them buys: a conversion for the group that visitor is in.

@@ -4,7 +4,18 @@ import { describe, expect, it } from "vitest";
 import { handle } from "../../src/http/app.ts";
 import { ACTIVE_KEY, parseRules, publishRules } from "../../src/rules/index.ts";
 import { resetRulesCache } from "../../src/state/rules-loader.ts";
-import { ADMIN, BROWSER_UA, eid, idOf, newVisitor, rulesKv, SERVER, sendEvents, visit } from "./helpers.ts";
+import {
+  ADMIN,
+  BROWSER_UA,
+  eid,
+  idOf,
+  newVisitor,
+  rulesKv,
+  SERVER,
+  sendEvents,
+  visit,
+  visitorCookie,
+} from "./helpers.ts";
 import { originAfterDecision } from "./origin-gate.ts";
 
 async function page(path: string, cookie: string, testEnv: typeof env) {
@@ -146,7 +157,7 @@ describe("crawlers", () => {
   const CRAWLER = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
   /** The page for a user agent, with every exposure the worker hands to an experiment recorded. */
-  async function home(userAgent: string, exposed: string[]): Promise<string> {
+  async function home(userAgent: string, exposed: string[], cookie?: string): Promise<Response> {
     const experiments = {
       idFromName: (name: string) => env.EXPERIMENTS.idFromName(name),
       get: (id: DurableObjectId) => {
@@ -161,26 +172,31 @@ describe("crawlers", () => {
     };
     const ctx = createExecutionContext();
     const res = await handle(
-      new Request("https://shop.test/", { headers: { "user-agent": userAgent } }),
+      new Request("https://shop.test/", {
+        headers: { "user-agent": userAgent, ...(cookie ? { cookie } : {}) },
+      }),
       { ...env, EXPERIMENTS: experiments } as unknown as typeof env,
       ctx,
     );
     const body = await res.text();
     await waitOnExecutionContext(ctx);
-    return body;
+    return new Response(body, { headers: res.headers });
   }
 
   it("see the A/B test like anyone, but never count in its statistics", async () => {
     const exposed: string[] = [];
     for (let i = 0; i < 5; i++) {
       // Same content as a new visitor: one arm of the hero test or the site's own hero.
-      expect(await home(CRAWLER, exposed)).toMatch(
+      expect(await (await home(CRAWLER, exposed)).text()).toMatch(
         /Gear for every trail|Go further this weekend|Default hero/,
       );
     }
     expect(exposed).toEqual([]);
-    // A person's first visit does count, in whichever arm (holdout included).
-    await home(BROWSER_UA, exposed);
+    // A person counts once they come back with the cookie (their first page counts nobody yet), in
+    // whichever arm (holdout included).
+    const first = await home(BROWSER_UA, exposed);
+    expect(exposed).toEqual([]);
+    await home(BROWSER_UA, exposed, visitorCookie(first));
     expect(exposed).toHaveLength(1);
     expect(["control", "bold", "holdout"]).toContain(exposed[0]);
   });

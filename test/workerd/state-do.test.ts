@@ -283,6 +283,50 @@ describe("VisitorDO storage", () => {
   });
 });
 
+describe("VisitorDO write-behind", () => {
+  const storedEvents = (id: string) =>
+    runInDurableObject(rawStubOf(id), (_i: VisitorDO, ctx) =>
+      ctx.storage.sql
+        .exec<{ type: string }>("SELECT type FROM event ORDER BY ts")
+        .toArray()
+        .map((r) => r.type),
+    );
+  const storedAssignments = (id: string) =>
+    runInDurableObject(rawStubOf(id), (_i: VisitorDO, ctx) => loadHeld(ctx.storage.sql).state.assignments);
+
+  it("page views and decision records are seen by the next call at once and written together at the alarm", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const now = Date.now();
+    await stub.ingest(id, [ev(now - HOUR, "product_view", { category: "running" })], { now: now - HOUR });
+    await stub.snapshot({ now, pageView: ev(now), visitorId: id });
+    await stub.snapshot({ now: now + 1, pageView: ev(now + 1), visitorId: id });
+    await stub.recordDecision({ now: now + 1, exposures: [], assignments: { "hero-test": "bold" } });
+
+    // The caller sees its own writes: memory answers.
+    const seen = await stub.snapshot({ now: now + 2 });
+    expect(seen.events.map((e) => e.type)).toEqual(["product_view", "page_view", "page_view"]);
+    expect(seen.assignments).toEqual({ "hero-test": "bold" });
+    // Storage has not been written for them yet: one write per visitor per burst, not per page.
+    expect(await storedEvents(id)).toEqual(["product_view"]);
+    expect(await storedAssignments(id)).toEqual({});
+
+    expect(await runDurableObjectAlarm(rawStubOf(id))).toBe(true);
+    expect(await storedEvents(id)).toEqual(["product_view", "page_view", "page_view"]);
+    expect(await storedAssignments(id)).toEqual({ "hero-test": "bold" });
+  });
+
+  it("any other write takes the held page views with it", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const now = Date.now();
+    await stub.snapshot({ now, pageView: ev(now), visitorId: id });
+    expect(await storedEvents(id)).toEqual([]);
+    await stub.ingest(id, [ev(now + 1, "product_view", { category: "running" })], { now: now + 1 });
+    expect(await storedEvents(id)).toEqual(["page_view", "product_view"]);
+  });
+});
+
 describe("VisitorDO upkeep", () => {
   it("a visitor idle for 400 days deletes itself at its alarm", async () => {
     const id = fresh();
