@@ -175,7 +175,10 @@ async function runAllFixtures(doc: RulesDocument, verbose: boolean): Promise<{ f
   for (const name of readdirSync(dir).filter((f) => f.endsWith(".json"))) {
     const file = FixtureFileSchema.safeParse(JSON.parse(readFileSync(join(dir, name), "utf8")));
     if (!file.success) {
-      failed.push(`${name}: ${file.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+      const problem = `${name}: ${file.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`;
+      failed.push(problem);
+      // Said, not only counted: a file that does not parse runs none of its cases.
+      console.log(`✗ ${problem}`);
       continue;
     }
     for (const c of file.data.cases) {

@@ -79,6 +79,15 @@ export type DecideResponse = {
       content: {
         html: string | null;
         json: unknown;
+        items?:
+          | Array<{
+              [key: string]: string | number | boolean | null;
+              id: string;
+              category: string | null;
+              rank: number;
+              score: number;
+            }>
+          | undefined;
       };
       ttl: number;
     };

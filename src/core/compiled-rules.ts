@@ -1,4 +1,5 @@
 import type { EventSides } from "./event-sides.ts";
+import type { RankSpec } from "./ranking.ts";
 import type { Test } from "./scope.ts";
 import type { Template, TemplateScope } from "./templates.ts";
 
@@ -27,6 +28,8 @@ export interface CompiledContent {
   readonly json: ((scope: TemplateScope) => unknown) | null;
   readonly redirect: Template | null;
   readonly attribute: Template | null;
+  /** A ranked list (content `items`): ranked per decision, rendered by `{{#each items}}`. */
+  readonly items: RankSpec | null;
 }
 
 export interface CompiledExperiment {
@@ -109,6 +112,10 @@ export interface DecisionRules {
   readonly settings: { readonly redirectHosts?: readonly string[] | undefined };
   /** Which event types are visits and brand sends (settings.eventSides over the defaults). */
   readonly eventSides?: EventSides;
+  /** How fast content affinity fades (settings.affinity.halfLife); absent: it does not. */
+  readonly affinityHalfLifeMs?: number;
+  /** Some template reads `affinity.top` or `visitor.lastCategory`: decisions work them out. */
+  readonly templatesReadHistory?: boolean;
   /** Web placements that apply to a path, in declaration order. */
   placementsForPath(path: string): readonly string[];
 }

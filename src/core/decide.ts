@@ -9,7 +9,8 @@ import type {
 import { LayerDraws, layerLossDetail, layerWinDetail } from "./layers.ts";
 import type { Consent, RequestContext, Traits, VisitorState } from "./model.ts";
 import { isObject, normalizeContext, normalizeState } from "./normalize.ts";
-import { type EvalScope, intentOf, type Trace, topOf } from "./scope.ts";
+import { type RankedItem, rankItems } from "./ranking.ts";
+import { type EvalScope, intentOf, lastCategoryOf, type Trace, topOf, topTagOf } from "./scope.ts";
 import type { TemplateScope } from "./templates.ts";
 import { isTimeZone, utcOffsetMinutes } from "./time-zone.ts";
 import { redirectTarget } from "./url-policy.ts";
@@ -66,6 +67,8 @@ export interface Decision {
    */
   readonly html: string | null;
   readonly json: unknown;
+  /** The content's ranked list for this visitor, best first (null: the content ranks none). */
+  readonly items: readonly RankedItem[] | null;
   readonly ttl: number;
   readonly reason: Reason;
   /** Index of the winning experience in the document's `experiences`, or null. */
@@ -257,9 +260,22 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
     assignments,
     halfLives: rules.halfLives,
     eventSides: rules.eventSides,
+    affinityHalfLifeMs: rules.affinityHalfLifeMs,
   };
   const scores = intentOf(scope);
   const top = topOf(scope);
+  const visitor: Record<string, unknown> = { id: visitorId, sessionCount: state?.sessionCount ?? 0 };
+  const templateScope: Record<string, unknown> = {
+    traits,
+    context,
+    intent: { top: top.dimension, scores },
+    visitor,
+  };
+  // Read from the events only for rules whose templates name them (few do).
+  if (rules.templatesReadHistory) {
+    templateScope.affinity = { top: topTagOf(scope).tag };
+    visitor.lastCategory = lastCategoryOf(scope);
+  }
   return {
     rules,
     visitorId,
@@ -269,12 +285,7 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
     personalize,
     forced: input.forced,
     scope,
-    templateScope: {
-      traits,
-      context,
-      intent: { top: top.dimension, scores },
-      visitor: { id: visitorId, sessionCount: state?.sessionCount ?? 0 },
-    },
+    templateScope,
     redirects: redirectScope(context, rules.settings?.redirectHosts ?? NO_HOSTS),
     scores,
     top,
@@ -417,7 +428,7 @@ function forcedDecision(
     ...fields,
     experience: experience.id,
     variant: typeof forced.variant === "string" ? forced.variant : null,
-    ...render(content, placement, run.templateScope, run.redirects),
+    ...render(content, placement, run),
     reason: "FORCED",
     ruleIndex: experience.index,
   };
@@ -613,7 +624,7 @@ function winningDecision(
     ...fields,
     experience: experience.id,
     variant,
-    ...render(winner.content, placement, run.templateScope, run.redirects),
+    ...render(winner.content, placement, run),
     reason: experience.experiment && variant ? "EXPERIMENT" : "TARGET_MATCH",
     ruleIndex: experience.index,
   };
@@ -646,7 +657,7 @@ function defaultDecision(
     ...fields,
     experience: null,
     variant: null,
-    ...render(placement.fallback, placement, run.templateScope, run.redirects),
+    ...render(placement.fallback, placement, run),
     reason: heldOut
       ? "HOLDOUT"
       : excluded
@@ -664,13 +675,12 @@ function traceUnreached(traces: CandidateTrace[], placement: CompiledPlacement, 
     if (!traced.has(experience.id)) recordLoss(traces, experience, "lower_priority", stoppedBy);
 }
 
-function render(
-  content: CompiledContent | null,
-  placement: CompiledPlacement,
-  scope: TemplateScope,
-  redirects: RedirectScope,
-) {
-  if (!content) return { html: null, json: null };
+function render(content: CompiledContent | null, placement: CompiledPlacement, run: DecisionRun) {
+  if (!content) return { html: null, json: null, items: null };
+  const { redirects } = run;
+  // A ranked list is ranked once and rendered by the templates (`{{#each items}}`) and in the answer.
+  const items = content.items ? rankItems(content.items, run.scope) : null;
+  const scope: TemplateScope = items ? { ...run.templateScope, items } : run.templateScope;
   const template =
     placement.action === "redirect"
       ? content.redirect
@@ -682,7 +692,7 @@ function render(
   // rules allow (url-policy.ts); a refused one renders nothing, so the page is served as it came.
   if (html && placement.action === "redirect")
     html = redirectTarget(html, redirects.siteHost(), redirects.hosts);
-  return { html, json: content.json ? content.json(scope) : null };
+  return { html, json: content.json ? content.json(scope) : null, items };
 }
 
 const NO_SEGMENTS: readonly string[] = Object.freeze([]);

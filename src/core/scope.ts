@@ -1,5 +1,5 @@
 import { DEFAULT_EVENT_SIDES, type EventSides, lastActivity } from "./event-sides.ts";
-import { decayAll, topOfDecayed } from "./intent.ts";
+import { decayAll, decayed, topOfDecayed } from "./intent.ts";
 import type { Consent, RequestContext, Traits, VisitorEvent, VisitorState } from "./model.ts";
 import { firstAfter } from "./visitor-state.ts";
 
@@ -18,11 +18,15 @@ export interface EvalScope {
   readonly halfLives: Readonly<Record<string, number>>;
   /** Which event types are brand sends and visits (the rules' settings.eventSides); defaults when absent. */
   readonly eventSides?: EventSides;
+  /** How fast content affinity fades (settings.affinity.halfLife); absent: it does not fade. */
+  readonly affinityHalfLifeMs?: number;
   /** The event being scored (signal conditions only). */
   readonly event?: VisitorEvent;
   intentCache?: Record<string, number>;
   topCache?: { dimension: string | null; value: number };
-  tagCache?: Map<string, number>;
+  tagCache?: Map<string, TagAffinity>;
+  topTagCache?: { tag: string | null; weight: number; count: number };
+  lastCategoryCache?: { category: string | null };
   clockCache?: LocalClock;
   segmentCache?: Map<string, boolean>;
   byTypeCache?: Map<string, VisitorEvent[]>;
@@ -48,18 +52,71 @@ export function topOf(scope: EvalScope): { dimension: string | null; value: numb
   return scope.topCache;
 }
 
-/** How many of the visitor's recent events carry each content tag (`props.tags`). */
-export function tagCountsOf(scope: EvalScope): Map<string, number> {
+/** A content tag's pull on the visitor: its events' weights, decayed to the decision, and how many. */
+export interface TagAffinity {
+  readonly weight: number;
+  readonly count: number;
+}
+
+/**
+ * Content affinity: per tag (`props.tags` of the person's recent events; what the brand sent is not
+ * theirs), each event weighing 1 when it happens and fading with the rules' affinity half-life, as
+ * intent does (no half-life: a plain count).
+ */
+export function affinityOf(scope: EvalScope): Map<string, TagAffinity> {
   if (!scope.tagCache) {
-    const counts = new Map<string, number>();
+    const tags = new Map<string, { weight: number; count: number }>();
+    const brandSends = (scope.eventSides ?? DEFAULT_EVENT_SIDES).brandSends;
+    const halfLife = scope.affinityHalfLifeMs ?? 0;
     for (const event of scope.state?.events ?? []) {
-      const tags = event.props.tags;
-      if (!Array.isArray(tags)) continue;
-      for (const tag of tags) if (typeof tag === "string") counts.set(tag, (counts.get(tag) ?? 0) + 1);
+      const eventTags = event.props.tags;
+      if (!Array.isArray(eventTags) || brandSends.has(event.type)) continue;
+      // Like an intent score of 1 stored at the event's time (intent.ts), read now.
+      const weight = halfLife > 0 ? decayed({ value: 1, ts: event.ts }, scope.now, halfLife) : 1;
+      for (let i = 0; i < eventTags.length; i++) {
+        const tag: unknown = eventTags[i];
+        // A tag listed twice on one event counts once.
+        if (typeof tag !== "string" || eventTags.indexOf(tag) !== i) continue;
+        const entry = tags.get(tag);
+        if (entry) {
+          entry.weight += weight;
+          entry.count += 1;
+        } else tags.set(tag, { weight, count: 1 });
+      }
     }
-    scope.tagCache = counts;
+    scope.tagCache = tags;
   }
   return scope.tagCache;
+}
+
+/** The visitor's strongest content tag (ties to the name that sorts first); null when none. */
+export function topTagOf(scope: EvalScope): { tag: string | null; weight: number; count: number } {
+  if (!scope.topTagCache) {
+    let top: { tag: string | null; weight: number; count: number } = { tag: null, weight: 0, count: 0 };
+    for (const [tag, { weight, count }] of affinityOf(scope)) {
+      if (weight > top.weight || (weight === top.weight && top.tag !== null && tag < top.tag))
+        top = { tag, weight, count };
+    }
+    scope.topTagCache = top;
+  }
+  return scope.topTagCache;
+}
+
+/** The category the person browsed last (`props.category` of their latest event naming one), or null. */
+export function lastCategoryOf(scope: EvalScope): string | null {
+  if (!scope.lastCategoryCache) {
+    const brandSends = (scope.eventSides ?? DEFAULT_EVENT_SIDES).brandSends;
+    const events = scope.state?.events ?? [];
+    let category: string | null = null;
+    // Oldest first: the latest is found from the end, usually at once.
+    for (let i = events.length - 1; i >= 0 && category === null; i--) {
+      const event = events[i]!;
+      const named = event.props.category;
+      if (typeof named === "string" && named !== "" && !brandSends.has(event.type)) category = named;
+    }
+    scope.lastCategoryCache = { category };
+  }
+  return scope.lastCategoryCache.category;
 }
 
 export interface LocalClock {
@@ -128,6 +185,7 @@ function visitorView(scope: EvalScope): Record<string, unknown> {
         sessionCount: scope.state.sessionCount,
         firstSeen: scope.state.firstSeen,
         lastSeen: lastActivityOf(scope),
+        lastCategory: lastCategoryOf(scope),
       }
     : { sessionCount: 0 };
 }

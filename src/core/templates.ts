@@ -18,6 +18,10 @@ import { escapeHtml, escapeJsonString } from "./escape.ts";
  *   `html` escapes `& < > " '`, `json` escapes as the content of a JSON string (plus `< > &`
  *   U+2028 U+2029 as \u escapes, so it is inline-script safe too), `text` escapes nothing.
  *   Literal text around the placeholders is the rule author's markup and is never escaped.
+ * - `{{#each items}}…{{/each}}` repeats its body for each element of a list (a ranked list's items),
+ *   where `{{ item.title }}` reads the element (everything else reads the scope as outside). Values
+ *   are escaped as everywhere; a loop runs at most MAX_EACH times, whatever the list's length, and
+ *   loops do not nest, so a template's output stays bounded by its size.
  */
 export type TemplateScope = Readonly<Record<string, unknown>>;
 export type Template = (scope: TemplateScope) => string;
@@ -34,7 +38,13 @@ interface Lookup {
   readonly filters: readonly Filter[];
 }
 
-type Part = string | Lookup;
+/** `{{#each path}}body{{/each}}`: the body's `item.*` lookups read each element in turn. */
+interface Each {
+  readonly each: readonly string[];
+  readonly body: readonly (string | Lookup)[];
+}
+
+type Part = string | Lookup | Each;
 
 type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
@@ -42,6 +52,10 @@ const FORBIDDEN = new Set(["__proto__", "constructor", "prototype"]);
 const IDENT = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const MAX_TEMPLATE = 64 * 1024;
 const MAX_DECIMALS = 10;
+/** Most repetitions of one loop: ranked lists hold far fewer (ranking.ts MAX_RANKED). */
+export const MAX_EACH = 50;
+/** The name a loop's body reads the current element by. */
+const LOOP_ITEM = "item";
 
 /** A cursor over one `{{ … }}` expression. Hand-written so a `|` or `}}` inside a quoted default is text. */
 class Reader {
@@ -125,7 +139,8 @@ function parseFilter(reader: Reader): Parsed<Filter> {
   }
 }
 
-function parseLookup(reader: Reader): Parsed<Lookup> {
+/** A dotted path such as traits.firstName: identifiers only, reserved names refused. */
+function parsePath(reader: Reader): Parsed<string[]> {
   reader.skipSpace();
   const at = reader.pos;
   const pathText = reader.take(/[A-Za-z0-9_.-]/);
@@ -134,6 +149,24 @@ function parseLookup(reader: Reader): Parsed<Lookup> {
     return { ok: false, error: `expected a path like traits.firstName at ${at}, got "${pathText}"` };
   const bad = path.find((segment) => FORBIDDEN.has(segment));
   if (bad) return { ok: false, error: `path "${pathText}" is not allowed: "${bad}" is reserved` };
+  return { ok: true, value: path };
+}
+
+/** The `}}` that ends an expression. */
+function closeExpression(reader: Reader, expected: string): Parsed<null> {
+  reader.skipSpace();
+  if (!reader.startsWith("}}")) {
+    return reader.pos >= reader.src.length
+      ? { ok: false, error: 'unclosed "{{"' }
+      : { ok: false, error: `unexpected "${reader.src[reader.pos]}" at ${reader.pos}; expected ${expected}` };
+  }
+  reader.pos += 2;
+  return { ok: true, value: null };
+}
+
+function parseLookup(reader: Reader): Parsed<Lookup> {
+  const path = parsePath(reader);
+  if (!path.ok) return path;
   const filters: Filter[] = [];
   reader.skipSpace();
   while (reader.startsWith("|")) {
@@ -142,39 +175,63 @@ function parseLookup(reader: Reader): Parsed<Lookup> {
     if (!filter.ok) return filter;
     filters.push(filter.value);
   }
-  if (!reader.startsWith("}}")) {
-    return reader.pos >= reader.src.length
-      ? { ok: false, error: 'unclosed "{{"' }
-      : { ok: false, error: `unexpected "${reader.src[reader.pos]}" at ${reader.pos}; expected "|" or "}}"` };
-  }
-  reader.pos += 2;
-  return { ok: true, value: { path, filters } };
+  const closed = closeExpression(reader, '"|" or "}}"');
+  if (!closed.ok) return closed;
+  return { ok: true, value: { path: path.value, filters } };
 }
 
 function parse(source: string): Parsed<Part[]> {
   if (source.length > MAX_TEMPLATE) return { ok: false, error: "template longer than 64 KB" };
   const parts: Part[] = [];
+  /** The open loop's body and where it opened, while inside `{{#each}}…{{/each}}`. */
+  let loop: { path: string[]; body: Array<string | Lookup>; at: number } | null = null;
+  const add = (part: string | Lookup) => (loop ? loop.body : parts).push(part);
   let i = 0;
   while (i < source.length) {
     const open = source.indexOf("{{", i);
     if (open < 0) {
-      parts.push(source.slice(i));
+      add(source.slice(i));
       break;
     }
-    if (open > i) parts.push(source.slice(i, open));
+    if (open > i) add(source.slice(i, open));
     const reader = new Reader(source, open + 2);
-    const lookup = parseLookup(reader);
-    if (!lookup.ok) return { ok: false, error: `in "{{" at ${open}: ${lookup.error}` };
-    parts.push(lookup.value);
+    reader.skipSpace();
+    if (reader.startsWith("#each")) {
+      if (loop) return { ok: false, error: `in "{{" at ${open}: loops cannot be nested` };
+      reader.pos += 5;
+      const path = parsePath(reader);
+      if (!path.ok) return { ok: false, error: `in "{{#each" at ${open}: ${path.error}` };
+      const closed = closeExpression(reader, '"}}"');
+      if (!closed.ok) return { ok: false, error: `in "{{#each" at ${open}: ${closed.error}` };
+      loop = { path: path.value, body: [], at: open };
+    } else if (reader.startsWith("/each")) {
+      reader.pos += 5;
+      const closed = closeExpression(reader, '"}}"');
+      if (!closed.ok) return { ok: false, error: `in "{{/each" at ${open}: ${closed.error}` };
+      if (!loop) return { ok: false, error: `"{{/each}}" at ${open} closes no "{{#each}}"` };
+      parts.push({ each: loop.path, body: loop.body });
+      loop = null;
+    } else {
+      const lookup = parseLookup(reader);
+      if (!lookup.ok) return { ok: false, error: `in "{{" at ${open}: ${lookup.error}` };
+      add(lookup.value);
+    }
     i = reader.pos;
   }
+  if (loop) return { ok: false, error: `"{{#each}}" at ${loop.at} is not closed by "{{/each}}"` };
   return { ok: true, value: parts };
 }
 
 /** Reads a dotted path through own properties only; anything else is `undefined`. */
 export function lookup(scope: TemplateScope, path: readonly string[]): unknown {
-  let current: unknown = scope;
-  for (const segment of path) {
+  return lookupFrom(scope, path, 0);
+}
+
+/** `lookup` below `root`, from the path's `from`-th segment. */
+function lookupFrom(root: unknown, path: readonly string[], from: number): unknown {
+  let current: unknown = root;
+  for (let i = from; i < path.length; i++) {
+    const segment = path[i]!;
     if (current === null || typeof current !== "object" || !Object.hasOwn(current, segment)) return undefined;
     current = (current as Record<string, unknown>)[segment];
   }
@@ -270,15 +327,44 @@ export function compileTemplate(
     template = () => text;
   } else {
     const escapeValue = ESCAPERS[mode];
+    const value = (part: Lookup, scope: TemplateScope, item: unknown) =>
+      escapeValue(
+        applyFilters(
+          item !== NO_ITEM && part.path[0] === LOOP_ITEM
+            ? lookupFrom(item, part.path, 1)
+            : lookup(scope, part.path),
+          part.filters,
+        ),
+      );
     template = (scope) => {
       let out = "";
-      for (const part of parts)
-        out +=
-          typeof part === "string" ? part : escapeValue(applyFilters(lookup(scope, part.path), part.filters));
+      for (const part of parts) {
+        if (typeof part === "string") out += part;
+        else if ("each" in part) out += repeat(part, scope, value);
+        else out += value(part, scope, NO_ITEM);
+      }
       return out;
     };
   }
   return { ok: true, template };
+}
+
+/** Outside a loop: `item.*` reads the scope like any other path. */
+const NO_ITEM: unique symbol = Symbol("no item");
+
+/** A loop's body once per element of its list (at most MAX_EACH); nothing when it is not a list. */
+function repeat(
+  loop: Each,
+  scope: TemplateScope,
+  value: (part: Lookup, scope: TemplateScope, item: unknown) => string,
+): string {
+  const list = lookup(scope, loop.each);
+  if (!Array.isArray(list)) return "";
+  let out = "";
+  const n = Math.min(list.length, MAX_EACH);
+  for (let i = 0; i < n; i++)
+    for (const part of loop.body) out += typeof part === "string" ? part : value(part, scope, list[i]);
+  return out;
 }
 
 type Render = (scope: TemplateScope) => unknown;
@@ -302,7 +388,7 @@ function compileJsonString(value: string, path: string): JsonCompiled {
   if (!parsed.ok) return { ok: false, error: parsed.error, path };
   const parts = parsed.value;
   const only = parts.length === 1 ? parts[0] : undefined;
-  if (only !== undefined && typeof only !== "string") {
+  if (only !== undefined && typeof only !== "string" && !("each" in only)) {
     // Exactly one placeholder: the value keeps its JSON type unless a filter makes it text.
     const transforms = only.filters.some((filter) => filter.kind !== "default");
     const fallback = only.filters.find((filter) => filter.kind === "default");

@@ -285,7 +285,11 @@ function answerOf(
       variant: decision.variant,
       reason: decision.reason,
       ruleIndex: decision.ruleIndex,
-      content: { html: decision.html, json: decision.json },
+      content: {
+        html: decision.html,
+        json: decision.json,
+        ...(decision.items ? { items: [...decision.items] } : {}),
+      },
       ttl: decision.ttl,
     };
   }

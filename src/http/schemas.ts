@@ -176,6 +176,17 @@ export const DecideRequestSchema = z.strictObject({
 });
 export type DecideRequest = z.input<typeof DecideRequestSchema>;
 
+/** One item of a ranked list, as the page renders it: its own fields, ranked. */
+export const RankedItemSchema = z
+  .object({
+    id: z.string(),
+    category: z.string().nullable(),
+    rank: z.number().int().describe("1 for the best"),
+    score: z.number().describe("the visitor's affinity for the item's tags, as it was ranked by"),
+  })
+  .catchall(z.union([z.string(), z.number(), z.boolean(), z.null()]))
+  .describe("the item's own fields (title, url, price…) beside these");
+
 export const DecisionSchema = z.object({
   experience: z.string().nullable(),
   variant: z.string().nullable(),
@@ -187,7 +198,16 @@ export const DecisionSchema = z.object({
     .int()
     .nullable()
     .describe("the winning experience's index in the rules document's `experiences` (null: none won)"),
-  content: z.object({ html: z.string().nullable(), json: z.unknown() }),
+  content: z.object({
+    html: z.string().nullable(),
+    json: z.unknown(),
+    items: z
+      .array(RankedItemSchema)
+      .optional()
+      .describe(
+        "a ranked list (content `items` in the rules): this visitor's items, best first, as the page shows them",
+      ),
+  }),
   ttl: z.number(),
 });
 

@@ -8,12 +8,13 @@ import type {
 } from "../core/compiled-rules.ts";
 import { type EventSides, eventSides } from "../core/event-sides.ts";
 import type { RequestContext, VisitorEvent } from "../core/model.ts";
+import type { CompiledListItem, ItemField, RankSpec } from "../core/ranking.ts";
 import type { EvalScope, Test } from "../core/scope.ts";
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { compileCondition, type NamedTests } from "./conditions.ts";
 import { parseDuration } from "./duration.ts";
 import { layerLayout } from "./layers.ts";
-import { type Condition, type Content, GLOBAL_HOLDOUT, type RulesDocument } from "./schema.ts";
+import { type Condition, type Content, GLOBAL_HOLDOUT, type ListItem, type RulesDocument } from "./schema.ts";
 import { eachCondition } from "./validate.ts";
 
 /**
@@ -58,7 +59,10 @@ export interface PageSlots {
   readonly mayRedirect: boolean;
 }
 
-function compileContent(content: Content | null | undefined): CompiledContent | null {
+/** Each list's items, compiled once and shared by every content that ranks it. */
+type CompiledLists = ReadonlyMap<string, readonly CompiledListItem[]>;
+
+function compileContent(content: Content | null | undefined, lists: CompiledLists): CompiledContent | null {
   if (!content) return null;
   const text = (source: string | undefined, mode: "html" | "text") => {
     if (source === undefined) return null;
@@ -76,7 +80,40 @@ function compileContent(content: Content | null | undefined): CompiledContent | 
     json,
     redirect: text(content.redirect, "text"),
     attribute: text(content.attribute, "text"),
+    items: content.items ? rankSpec(content.items, lists) : null,
   };
+}
+
+function rankSpec(items: NonNullable<Content["items"]>, lists: CompiledLists): RankSpec {
+  // Validation has already refused a list that does not exist.
+  return { items: lists.get(items.from) ?? [], top: items.top, lastCategoryFirst: items.lastCategoryFirst };
+}
+
+/** The keys an item declares; every other key is a field it shows. */
+const ITEM_DECLARED = new Set(["id", "category", "tags", "audience"]);
+
+function compileLists(doc: RulesDocument, named: NamedTests): CompiledLists {
+  const lists = new Map<string, CompiledListItem[]>();
+  for (const [id, list] of Object.entries(doc.lists ?? {})) {
+    lists.set(
+      id,
+      list.items.map((item: ListItem, i): CompiledListItem => {
+        const fields: Record<string, ItemField> = {};
+        for (const [key, value] of Object.entries(item))
+          if (!ITEM_DECLARED.has(key)) fields[key] = value as ItemField;
+        return {
+          id: item.id,
+          category: item.category ?? null,
+          tags: [...new Set(item.tags)],
+          audience: item.audience
+            ? compileCondition(item.audience, `lists.${id}.items[${i}].audience`, named)
+            : null,
+          fields,
+        };
+      }),
+    );
+  }
+  return lists;
 }
 
 /** "/", "/running" (exact), "/running/*" (the page and everything under it), "*" (all). */
@@ -115,7 +152,8 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
   const experiments = compileExperiments(doc);
   const globalHoldout = compileGlobalHoldout(doc);
   if (globalHoldout) experiments[GLOBAL_HOLDOUT] = globalHoldout;
-  const placements = compilePlacements(doc, experiencesByPlacement(doc, experiments, named));
+  const lists = compileLists(doc, named);
+  const placements = compilePlacements(doc, experiencesByPlacement(doc, experiments, named, lists), lists);
   const placementOrder = Object.keys(doc.placements);
   const segments: Record<string, Test> = {};
   for (const id of Object.keys(doc.segments)) segments[id] = named.segment(id);
@@ -131,6 +169,9 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     segments,
     settings: doc.settings,
     eventSides: eventSides(doc.settings.eventSides),
+    // 0: affinity does not fade (no settings.affinity).
+    affinityHalfLifeMs: doc.settings.affinity ? (parseDuration(doc.settings.affinity.halfLife) ?? 0) : 0,
+    templatesReadHistory: templatesReadHistory(doc),
     eventHorizonMs: eventHorizon(doc),
     conversionTypes: new Set([
       "purchase",
@@ -240,12 +281,13 @@ function experiencesByPlacement(
   doc: RulesDocument,
   experiments: Readonly<Record<string, CompiledExperiment>>,
   named: NamedTests,
+  lists: CompiledLists,
 ): Map<string, CompiledExperience[]> {
   const byPlacement = new Map<string, CompiledExperience[]>();
   doc.experiences.forEach((experience, index) => {
     const variants: Record<string, CompiledContent> = {};
     for (const [variant, content] of Object.entries(experience.variants ?? {}))
-      variants[variant] = compileContent(content)!;
+      variants[variant] = compileContent(content, lists)!;
     const experiment = experience.experiment ? (experiments[experience.experiment] ?? null) : null;
     const compiled: CompiledExperience = {
       id: experience.id,
@@ -262,7 +304,7 @@ function experiencesByPlacement(
         withinMs: parseDuration(after.within) ?? 0,
       })),
       experiment,
-      content: compileContent(experience.content),
+      content: compileContent(experience.content, lists),
       variants,
       channels: experience.channels ? new Set(experience.channels) : null,
       schedule: scheduleOf(campaignSpan(experience), experiment),
@@ -314,6 +356,7 @@ function instant(ms: number): string {
 function compilePlacements(
   doc: RulesDocument,
   byPlacement: Map<string, CompiledExperience[]>,
+  lists: CompiledLists,
 ): Record<string, CompiledPlacement> {
   const placements: Record<string, CompiledPlacement> = {};
   for (const [id, placement] of Object.entries(doc.placements)) {
@@ -328,7 +371,7 @@ function compilePlacements(
       matchesPath: pageMatcher(placement.pages),
       group: placement.group ?? null,
       pick: placement.pick,
-      fallback: compileContent(placement.default),
+      fallback: compileContent(placement.default, lists),
       ttl: placement.ttl,
       experiences,
     };
@@ -376,8 +419,9 @@ function eventScope(event: VisitorEvent, halfLives: Readonly<Record<string, numb
 }
 
 /**
- * How far back the rules read the event log: the longest countWithin or rate window, unbounded when an
- * affinity reads the tags of all recent events.
+ * How far back the rules read the event log: the longest countWithin or rate window, unbounded when
+ * content affinity or the category browsed last is read (the affinity condition, a ranked list,
+ * `{{ affinity.top }}`, `visitor.lastCategory`): they read the tags and categories of all recent events.
  */
 function eventHorizon(doc: RulesDocument): number {
   let horizonMs = 0;
@@ -385,16 +429,44 @@ function eventHorizon(doc: RulesDocument): number {
     ...Object.values(doc.conditions),
     ...Object.values(doc.segments).map((segment) => segment.condition),
     ...doc.experiences.flatMap((experience) => (experience.audience ? [experience.audience] : [])),
+    ...Object.values(doc.lists ?? {}).flatMap((list) => list.items.flatMap((item) => item.audience ?? [])),
   ];
   for (const root of roots) {
     eachCondition(root, "", (condition) => {
       if ("countWithin" in condition)
         horizonMs = Math.max(horizonMs, parseDuration(condition.countWithin.window) ?? 0);
       if ("rate" in condition) horizonMs = Math.max(horizonMs, parseDuration(condition.rate.within) ?? 0);
-      if ("affinity" in condition) horizonMs = Number.POSITIVE_INFINITY;
+      if ("affinity" in condition || ("path" in condition && condition.path === LAST_CATEGORY))
+        horizonMs = Number.POSITIVE_INFINITY;
     });
   }
+  if (templatesReadHistory(doc) || contentsOf(doc).some((content) => content?.items))
+    horizonMs = Number.POSITIVE_INFINITY;
   return horizonMs;
+}
+
+const LAST_CATEGORY = "visitor.lastCategory";
+/** Template paths read from the event log (a template path is words and dots, so a text search finds it). */
+const HISTORY_PATHS = /\baffinity\.top\b|\bvisitor\.lastCategory\b/;
+
+/** Every content of the document: placement defaults, experiences' content and variants. */
+function contentsOf(doc: RulesDocument): Array<Content | null | undefined> {
+  return [
+    ...Object.values(doc.placements).map((placement) => placement.default),
+    ...doc.experiences.flatMap((experience) => [
+      experience.content,
+      ...Object.values(experience.variants ?? {}),
+    ]),
+  ];
+}
+
+/** Some template reads `affinity.top` or `visitor.lastCategory` (decide() works them out only then). */
+function templatesReadHistory(doc: RulesDocument): boolean {
+  return contentsOf(doc).some((content) => {
+    if (!content) return false;
+    const texts = [content.html, content.redirect, content.attribute, JSON.stringify(content.json ?? null)];
+    return texts.some((text) => text !== undefined && HISTORY_PATHS.test(text));
+  });
 }
 
 /** What a page at a path rewrites, cached per path for the life of this rules version. */

@@ -9,8 +9,8 @@ import {
   readPath,
   resolvePath,
   type Test,
-  tagCountsOf,
   topOf,
+  topTagOf,
 } from "../core/scope.ts";
 import { own } from "../core/visitor-state.ts";
 import { parseDuration } from "./duration.ts";
@@ -253,24 +253,17 @@ function intentLevel(condition: ConditionWith<"intent">, at: string): Test {
   );
 }
 
-/** The tag seen most often in the visitor's recent events (ties to the name that sorts first). */
+/**
+ * The visitor's strongest content tag (scope.ts affinityOf: decayed with settings.affinity.halfLife,
+ * else counted), seen on at least `min` of their events.
+ */
 function contentAffinity(condition: ConditionWith<"affinity">, at: string): Test {
   const { tag, min = 2 } = condition.affinity;
   return traced(
     at,
     (scope) => {
-      let strongest: string | null = null;
-      let strongestCount = 0;
-      for (const [candidate, count] of tagCountsOf(scope)) {
-        if (
-          count > strongestCount ||
-          (count === strongestCount && strongest !== null && candidate < strongest)
-        ) {
-          strongest = candidate;
-          strongestCount = count;
-        }
-      }
-      return strongest === tag && strongestCount >= min;
+      const strongest = topTagOf(scope);
+      return strongest.tag === tag && strongest.count >= min;
     },
     `strongest content affinity is ${tag}`,
   );

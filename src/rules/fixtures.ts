@@ -60,6 +60,10 @@ export const FixtureSchema = z.strictObject({
       .record(z.string(), z.record(z.string(), z.unknown()))
       .optional()
       .describe("placement → fields the JSON payload has (apps, messages)"),
+    items: z
+      .record(z.string(), z.array(z.string()))
+      .optional()
+      .describe("placement → the ids of its ranked list, in order (exactly these)"),
     outbound: z
       .strictObject({
         channel: z.string().nullable().optional(),
@@ -188,6 +192,13 @@ export function runFixture(rules: CompiledRules, fixture: Fixture): string[] {
           `${placement}: json.${key} expected ${JSON.stringify(want)}, got ${JSON.stringify(have)}`,
         );
     }
+  }
+  for (const [placement, want] of Object.entries(fixture.expect.items ?? {})) {
+    const got = byPlacement.get(placement)?.items?.map((item) => item.id) ?? null;
+    if (JSON.stringify(got) !== JSON.stringify(want))
+      failures.push(
+        `${placement}: items expected [${want.join(", ")}], got ${got ? `[${got.join(", ")}]` : "no list"}`,
+      );
   }
   if (fixture.expect.segments) {
     const want = [...fixture.expect.segments].sort().join(",");

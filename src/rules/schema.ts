@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { PLACEMENT_ACTIONS } from "../core/compiled-rules.ts";
+import { MAX_RANKED } from "../core/ranking.ts";
 import { REDIRECT_HOST_PATTERN } from "../core/url-policy.ts";
 import { DURATION_PATTERN } from "./duration.ts";
 
@@ -196,6 +197,22 @@ export const ConditionSchema: z.ZodType<Condition> = z.lazy(() =>
   ]),
 );
 
+/** What a content shows from a list: its best items for this visitor (src/core/ranking.ts). */
+const RankedItemsSchema = z.strictObject({
+  from: Id.describe("a list from `lists`"),
+  top: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_RANKED)
+    .default(3)
+    .describe(`how many items to show, the best first (at most ${MAX_RANKED})`),
+  lastCategoryFirst: z
+    .boolean()
+    .default(false)
+    .describe("items of the category the visitor browsed last come first, then by affinity"),
+});
+
 export const ContentSchema = z.strictObject({
   html: z
     .string()
@@ -205,6 +222,9 @@ export const ContentSchema = z.strictObject({
   json: z.unknown().optional().describe("payload for apps and messages; {{ }} strings are rendered"),
   redirect: z.string().max(2048).optional().describe("for redirect placements: a path or URL"),
   attribute: z.string().max(1024).optional().describe("for set_attribute placements: the value"),
+  items: RankedItemsSchema.optional().describe(
+    "a ranked list: the visitor's top items of a list, rendered by {{#each items}}…{{/each}} and answered in the decision",
+  ),
 });
 export type Content = z.infer<typeof ContentSchema>;
 
@@ -233,6 +253,37 @@ export const PlacementSchema = z.strictObject({
   pick: z.enum(["priority", "score"]).default("priority"),
   default: ContentSchema.nullable().default(null).describe("null keeps the origin's content"),
   ttl: z.number().int().min(0).default(300).describe("seconds an app may cache the decision"),
+});
+
+/** A text, number or yes/no an item shows: `{{ item.title }}`, `{{ item.price }}`. */
+const ItemField = z.union([z.string().max(2048), z.number(), z.boolean()]);
+
+/**
+ * One candidate of a ranked list. Its own fields (title, url, image, price…) are any other keys,
+ * read in templates as `{{ item.<key> }}`.
+ */
+export const ListItemSchema = z
+  .object({
+    id: Id,
+    category: z
+      .string()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe("ranked first for a visitor who browsed this category last, with lastCategoryFirst"),
+    tags: z
+      .array(z.string().min(1).max(64))
+      .max(32)
+      .default([])
+      .describe("content tags: the visitor's affinity for them ranks the item"),
+    audience: ConditionSchema.optional().describe("absent: everyone; else listed only for those who match"),
+  })
+  .catchall(ItemField);
+export type ListItem = z.infer<typeof ListItemSchema>;
+
+const ListSchema = z.strictObject({
+  description: z.string().optional(),
+  items: z.array(ListItemSchema).min(1).max(200),
 });
 
 const Cap = z.strictObject({ max: z.number().int().min(1), per: Duration });
@@ -357,6 +408,14 @@ export const RulesDocumentSchema = z.strictObject({
         .describe(
           "a program-wide control group: these visitors see every placement's default, and GET /v1/experiments/global-holdout compares them with everyone else",
         ),
+      affinity: z
+        .strictObject({
+          halfLife: Duration.describe("an event's weight for its tags halves this often, like intent"),
+        })
+        .optional()
+        .describe(
+          "content affinity (the affinity condition, ranked lists, {{ affinity.top }}); absent: every recent event counts fully",
+        ),
       eventSides: EventSidesSchema.optional().describe(
         "event types to add to the visits, brand sends or responses lists (docs/rules.md, Visits, sends and responses)",
       ),
@@ -388,6 +447,11 @@ export const RulesDocumentSchema = z.strictObject({
     .record(Id, LayerSchema)
     .optional()
     .describe("experiment layers: experiments naming the same layer never share a visitor"),
+  // Optional for the same reason: every version published before lists existed keeps its hash.
+  lists: z
+    .record(Id, ListSchema)
+    .optional()
+    .describe("candidates for ranked lists (content items.from): products, articles, offers"),
 });
 
 export type RulesDocument = z.infer<typeof RulesDocumentSchema>;

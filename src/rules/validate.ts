@@ -1,3 +1,4 @@
+import { RANKED_ITEM_KEYS } from "../core/ranking.ts";
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { attributeRefusal, redirectTarget, urlScheme } from "../core/url-policy.ts";
 import { parseDuration } from "./duration.ts";
@@ -55,6 +56,9 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
   const report: Report = (path, message) => problems.push({ path, message });
   for (const [id, dimension] of Object.entries(doc.dimensions))
     requirePositive(dimension.halfLife, `dimensions.${id}.halfLife`, report);
+  if (doc.settings.affinity)
+    requirePositive(doc.settings.affinity.halfLife, "settings.affinity.halfLife", report);
+  for (const [id, list] of Object.entries(doc.lists ?? {})) listProblems(id, list, report);
   for (const [root, rootAt] of conditionRoots(doc))
     eachCondition(root, rootAt, (condition, at) => conditionProblems(doc, condition, at, rootAt, report));
   referenceCycles(doc, report);
@@ -108,6 +112,9 @@ function conditionRoots(doc: RulesDocument): Array<[Condition, string]> {
   for (const [i, experience] of doc.experiences.entries()) {
     if (experience.audience) roots.push([experience.audience, `experiences[${i}].audience`]);
   }
+  for (const [id, list] of Object.entries(doc.lists ?? {}))
+    for (const [i, item] of list.items.entries())
+      if (item.audience) roots.push([item.audience, `lists.${id}.items[${i}].audience`]);
   return roots;
 }
 
@@ -325,7 +332,33 @@ function reachability(
     alwaysWins.set(experience.placement, { priority: experience.priority, id: experience.id });
 }
 
-/** A piece of content: its templates compile, and its URLs obey the URL policy. */
+/** A field name a template can read as `{{ item.<name> }}`. */
+const ITEM_FIELD = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+const RESERVED_ITEM_KEYS: ReadonlySet<string> = new Set<string>(RANKED_ITEM_KEYS);
+
+/** A ranked list's items: distinct ids, and fields a template can name without clashing. */
+function listProblems(id: string, list: NonNullable<RulesDocument["lists"]>[string], report: Report): void {
+  const seen = new Set<string>();
+  for (const [i, item] of list.items.entries()) {
+    const at = `lists.${id}.items[${i}]`;
+    if (seen.has(item.id)) report(`${at}.id`, `duplicate item id "${item.id}"`);
+    seen.add(item.id);
+    for (const key of Object.keys(item)) {
+      if (key === "rank" || key === "score")
+        report(`${at}.${key}`, `"${key}" is filled in by the ranking: name the field otherwise`);
+      else if (
+        !RESERVED_ITEM_KEYS.has(key) &&
+        (!ITEM_FIELD.test(key) || key in Object.prototype || key === "prototype")
+      )
+        report(
+          `${at}.${key}`,
+          "a field name is letters, digits, - and _ (not starting with a digit), so a template can read it as {{ item.name }}",
+        );
+    }
+  }
+}
+
+/** A piece of content: its templates compile, its list exists, and its URLs obey the URL policy. */
 function contentProblems(
   doc: RulesDocument,
   content: Content | null | undefined,
@@ -334,6 +367,8 @@ function contentProblems(
   report: Report,
 ): void {
   templateProblems(content, at, report);
+  if (content?.items && !Object.hasOwn(doc.lists ?? {}, content.items.from))
+    report(`${at}.items.from`, `unknown list "${content.items.from}"`);
   urlProblems(content, placement, at, doc.settings.redirectHosts ?? [], report);
 }
 
