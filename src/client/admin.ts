@@ -172,8 +172,9 @@ export class NorthstarAdmin {
 
   /**
    * An experiment's results: exposures and conversions per arm, rates with 95% intervals, uplift
-   * against the control, a sample-ratio check and a sentence saying what can be concluded.
-   * `global-holdout` reports the program's holdout against everyone personalized.
+   * against the control, a sample-ratio check and a sentence saying what can be concluded; per goal
+   * (`goals`) the same with value per visitor, per ISO week (`weekly`) and per day (`daily`).
+   * `global-holdout` reports the programme's holdout against everyone personalized.
    *
    * @example
    * const { report } = await admin.experiment("hero-test");

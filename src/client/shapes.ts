@@ -1,10 +1,9 @@
 import type * as z from "zod";
-import type { CompiledExperiment } from "../core/compiled-rules.ts";
 import type { Consent, VisitorState } from "../core/model.ts";
-import type { ExperimentReport } from "../core/stats.ts";
 import type { PreviewRequestSchema } from "../http/admin-routes.ts";
 import type { EventImportResponseSchema } from "../http/backfill.ts";
 import type { ExplainQuerySchema } from "../http/decide.ts";
+import type { ExperimentResultsSchema } from "../http/experiment-results.ts";
 import type { ErrorBodySchema } from "../http/openapi.ts";
 import type { TraitsSchema } from "../http/profiles.ts";
 import type {
@@ -133,14 +132,12 @@ export interface RulesReport {
   lastError: RulesStatus["lastError"];
 }
 
-/** src/http/admin-routes.ts: an experiment's arms with intervals, and its holdout. */
-export interface ExperimentResults {
-  experiment: string;
-  goal: CompiledExperiment["goal"];
-  rulesVersion: string | null;
-  holdout: { exposures: number; conversions: number } | null;
-  report: ExperimentReport;
-}
+/**
+ * src/http/experiment-results.ts: an experiment's arms with intervals, its holdout, every goal's
+ * rate and value per visitor with uplift, the same per ISO week, a daily series, and which shards
+ * answered.
+ */
+export type ExperimentResults = z.output<typeof ExperimentResultsSchema>;
 
 export type PreviewRequest = z.input<typeof PreviewRequestSchema>;
 /** src/http/admin-routes.ts: a signed preview link. */

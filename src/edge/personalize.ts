@@ -160,7 +160,7 @@ async function recordExperimentExposures(
     if (variant === "holdout" || experiment === GLOBAL_HOLDOUT) arms.set(experiment, variant);
   await Promise.all(
     [...arms].map(([experiment, variant]) =>
-      experimentObject(env, experiment).expose([{ visitorId, variant, at: now }]),
+      experimentObject(env, experiment, visitorId).expose([{ visitorId, variant, at: now }]),
     ),
   );
 }

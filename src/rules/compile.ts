@@ -2,6 +2,7 @@ import type {
   CompiledContent,
   CompiledExperience,
   CompiledExperiment,
+  CompiledGoal,
   CompiledPlacement,
   CompiledSchedule,
   DecisionRules,
@@ -14,7 +15,14 @@ import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { compileCondition, type NamedTests } from "./conditions.ts";
 import { parseDuration } from "./duration.ts";
 import { layerLayout } from "./layers.ts";
-import { type Condition, type Content, GLOBAL_HOLDOUT, type ListItem, type RulesDocument } from "./schema.ts";
+import {
+  type Condition,
+  type Content,
+  GLOBAL_HOLDOUT,
+  type Goal,
+  type ListItem,
+  type RulesDocument,
+} from "./schema.ts";
 import { eachCondition } from "./validate.ts";
 
 /**
@@ -175,7 +183,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     eventHorizonMs: eventHorizon(doc),
     conversionTypes: new Set([
       "purchase",
-      ...Object.values(experiments).map((experiment) => experiment.goal),
+      ...Object.values(experiments).flatMap((experiment) => experiment.goals.map((goal) => goal.event)),
     ]),
     scoreEvent: eventScorer(doc, halfLives, named),
     placementsForPath(path) {
@@ -248,12 +256,33 @@ function compileExperiments(doc: RulesDocument): Record<string, CompiledExperime
       variants: experiment.variants,
       holdout: experiment.holdout ?? doc.settings.holdout,
       goal: experiment.goal,
+      goals: compileGoals(experiment.goal, experiment.goals),
       status: experiment.status,
       ...campaignSpan(experiment),
       layer: experiment.layer ? (layers[experiment.layer.id] ?? null) : null,
     };
   }
   return experiments;
+}
+
+/**
+ * The goals, the primary first: `goal` names one of `goals` by id, or else is an event type measured
+ * with no value and no window (what an experiment meant before it could list goals).
+ */
+export function compileGoals(primary: string, goals: readonly Goal[] | undefined): CompiledGoal[] {
+  const compiled = (goals ?? []).map(
+    (goal): CompiledGoal => ({
+      id: goal.id,
+      event: goal.event,
+      valuePath: goal.value ? goal.value.split(".").slice(1) : null,
+      windowMs: goal.window
+        ? (parseDuration(goal.window) ?? Number.POSITIVE_INFINITY)
+        : Number.POSITIVE_INFINITY,
+    }),
+  );
+  const named = compiled.find((goal) => goal.id === primary);
+  const first = named ?? { id: primary, event: primary, valuePath: null, windowMs: Number.POSITIVE_INFINITY };
+  return [first, ...compiled.filter((goal) => goal !== named)];
 }
 
 /**
@@ -269,6 +298,7 @@ function compileGlobalHoldout(doc: RulesDocument): CompiledExperiment | null {
     variants: [{ id: "personalized", weight: 1 }],
     holdout: global.fraction,
     goal: global.goal,
+    goals: compileGoals(global.goal, global.goals),
     status: "running",
     startMs: Number.NEGATIVE_INFINITY,
     endMs: Number.POSITIVE_INFINITY,

@@ -307,6 +307,38 @@ export const ExperienceSchema = z.strictObject({
 /** The experiment id under which the global holdout (settings.globalHoldout) is stored and reported. */
 export const GLOBAL_HOLDOUT = "global-holdout";
 
+/** Where a goal event carries its value (revenue): a path into its props. */
+const PropsPath = z
+  .string()
+  .regex(/^props(\.[A-Za-z0-9_-]+)+$/, 'a path into the event\'s props, such as "props.value"')
+  .refine((p) => !/(^|\.)(__proto__|constructor|prototype)(\.|$)/.test(p), "path uses a forbidden segment");
+
+/** A conversion an experiment is measured on: counted once per visitor, its value summed per visitor. */
+export const GoalSchema = z.strictObject({
+  id: Id.describe(
+    "the goal's name in the results; the experiment's `goal` may name it to make it the primary goal",
+  ),
+  event: EventType.describe("the event type that reaches the goal"),
+  value: PropsPath.optional().describe(
+    "where the event carries its value (revenue), e.g. props.value; summed per visitor; absent: the goal has no value",
+  ),
+  window: Duration.optional().describe(
+    "counted only this long after the visitor's first exposure; absent: any time while the experiment runs",
+  ),
+});
+export type Goal = z.infer<typeof GoalSchema>;
+
+/** At most this many goals per experiment: each is a counter per arm in every shard. */
+export const MAX_GOALS = 10;
+
+const Goals = z
+  .array(GoalSchema)
+  .max(MAX_GOALS)
+  .optional()
+  .describe(
+    "conversions measured besides the primary goal (and the primary goal's value or window, by its id)",
+  );
+
 /**
  * An experiment layer: experiments that share its visitors, so that a visitor is in at most one of
  * them (docs/rules.md, Layers; the split is specified in docs/bucketing.md).
@@ -346,7 +378,10 @@ export const ExperimentSchema = z.strictObject({
   seed: z.string().min(1).max(128).describe("hash seed, independent of the id"),
   variants: z.array(z.strictObject({ id: Id, weight: z.number().min(0) })).min(1),
   holdout: z.number().min(0).max(1).optional().describe("fraction held out; defaults to settings.holdout"),
-  goal: EventType,
+  goal: EventType.describe(
+    "the primary goal: the id of one of `goals`, else an event type counted once per visitor with no value or window",
+  ),
+  goals: Goals,
   status: z.enum(["running", "paused", "stopped"]).default("running"),
   layer: ExperimentLayerSchema.optional().describe(
     "share a layer's visitors with its other experiments: a visitor is in one of them at most",
@@ -402,7 +437,10 @@ export const RulesDocumentSchema = z.strictObject({
             .max(0.5)
             .describe("share of visitors who get no personalization at all"),
           seed: z.string().min(1).max(128).describe("hash seed, independent of everything else"),
-          goal: EventType.default("purchase").describe("the conversion the whole program is measured on"),
+          goal: EventType.default("purchase").describe(
+            "the conversion the whole program is measured on: the id of one of `goals`, else an event type",
+          ),
+          goals: Goals,
         })
         .optional()
         .describe(

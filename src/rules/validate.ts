@@ -9,6 +9,7 @@ import {
   type Content,
   type Experience,
   GLOBAL_HOLDOUT,
+  type Goal,
   MAJOR_VERSION,
   type Placement,
   type RulesDocument,
@@ -65,6 +66,8 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
   signalProblems(doc, report);
   for (const [id, placement] of Object.entries(doc.placements)) placementProblems(doc, id, placement, report);
   for (const [id, experiment] of Object.entries(doc.experiments)) experimentProblems(id, experiment, report);
+  if (doc.settings.globalHoldout)
+    goalProblems(doc.settings.globalHoldout.goals, "settings.globalHoldout", report);
   for (const problem of layerLayout(doc).problems) report(problem.path, problem.message);
   experienceProblems(doc, report);
   return problems;
@@ -254,6 +257,17 @@ function experimentProblems(
     if (seen.has(variant.id))
       report(`experiments.${id}.variants[${i}].id`, `duplicate variant "${variant.id}"`);
     seen.add(variant.id);
+  });
+  goalProblems(experiment.goals, `experiments.${id}`, report);
+}
+
+/** Goal ids name the results: each once; a window counts something only when longer than zero. */
+function goalProblems(goals: readonly Goal[] | undefined, at: string, report: Report): void {
+  const seen = new Set<string>();
+  goals?.forEach((goal, i) => {
+    if (seen.has(goal.id)) report(`${at}.goals[${i}].id`, `duplicate goal "${goal.id}"`);
+    seen.add(goal.id);
+    if (goal.window !== undefined) requirePositive(goal.window, `${at}.goals[${i}].window`, report);
   });
 }
 

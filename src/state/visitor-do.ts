@@ -1,10 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ConsentMode } from "../core/consent.ts";
+import { goalsReached } from "../core/goals.ts";
 import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
 import { type PrivacyVerdict, privacyVerdict } from "../core/privacy.ts";
 import {
   applyEvent,
-  conversionsReached,
   firstAfter,
   recordExposure,
   type StateLimits,
@@ -160,12 +160,11 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // What is held in memory goes with this write, so memory and storage agree before the batch
     // (what a rollback falls back to).
     this.flushPending();
-    const conversionsBefore = { ...this.held.state.conversions };
     const outcome = applyBatch(this.batchHost(), events, scoring, options.now);
     if (outcome.accepted > 0) this.keepUpkeepArmed();
     // A goal reached by someone who refused measurement is kept (it is their behaviour) but not counted.
     const conversions =
-      scoring && privacy.measure ? conversionsReached(this.held.state, conversionsBefore, scoring) : [];
+      scoring && privacy.measure ? goalsReached(this.held.state.assignments, outcome.stored, scoring) : [];
     // Stored now (the transaction committed): out to the export, once, after the answer leaves.
     if (privacy.measure) this.export(outcome.stored.map((event) => eventRecord(this.exportId(), event)));
     const { stored: _stored, ...counts } = outcome;
@@ -215,13 +214,12 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // What is held in memory (page views written behind) goes first, so the replay sees the whole
     // log and memory and storage agree before the transaction (what a rollback falls back to).
     this.flushPending();
-    const conversionsBefore = { ...this.held.state.conversions };
     const lines = applyBackfill(this.batchHost(), events, scoring, options.now);
     const stored = events.filter((_event, index) => lines[index]!.status === "accepted");
     if (stored.length > 0) this.keepUpkeepArmed();
     // Counted in experiments as live conversions are: once, and only after the exposure.
     const conversions =
-      scoring && privacy.measure ? conversionsReached(this.held.state, conversionsBefore, scoring) : [];
+      scoring && privacy.measure ? goalsReached(this.held.state.assignments, stored, scoring) : [];
     // Stored now (the transaction committed): out to the export like live events, after the answer.
     if (privacy.measure) this.export(stored.map((event) => eventRecord(this.exportId(), event)));
     return { status: "stored", lines, conversions };

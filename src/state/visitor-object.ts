@@ -1,5 +1,6 @@
 import * as z from "zod";
 import type { ConsentMode } from "../core/consent.ts";
+import type { GoalEvent } from "../core/goals.ts";
 import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
 import type { Env } from "../platform/env.ts";
 
@@ -30,12 +31,8 @@ export type IngestResult =
       readonly duplicates: number;
       /** Events that could not be applied (a defect, not bad input): kept as dead letters, not stored, so a retry tries again. */
       readonly failed: ReadonlyArray<{ readonly id: string; readonly reason: string }>;
-      /** Experiment goals reached by this batch, for measurement. */
-      readonly conversions: ReadonlyArray<{
-        readonly experiment: string;
-        readonly variant: string;
-        readonly at: Millis;
-      }>;
+      /** Experiment goal events of this batch (new event ids only), for measurement. */
+      readonly conversions: readonly GoalEvent[];
     }
   | { readonly status: "rate_limited"; readonly retryAfterSeconds: number }
   | { readonly status: "suppressed" }
@@ -62,11 +59,7 @@ export type BackfillResult =
       /** One per event sent, in the same order. */
       readonly lines: readonly BackfillLine[];
       /** Experiment goals reached by the backfill, for measurement (as live conversions are). */
-      readonly conversions: ReadonlyArray<{
-        readonly experiment: string;
-        readonly variant: string;
-        readonly at: Millis;
-      }>;
+      readonly conversions: readonly GoalEvent[];
     }
   | { readonly status: "suppressed" }
   | { readonly status: "not_recorded"; readonly reason: "gpc" | "consent" };
