@@ -1,6 +1,8 @@
 import type {
   DecideResponse,
   DeliveryDeadLetters,
+  EventImportResponse,
+  EventImportRow,
   ExperimentResults,
   ExplainQuery,
   JourneysResponse,
@@ -28,8 +30,8 @@ export interface RulesReportWithTag extends RulesReport {
 }
 
 /**
- * Northstar's admin routes: profiles (export, erase, traits, import), explanations, rules status,
- * experiment results and preview links. Every call needs the admin token; an answer other than 2xx
+ * Northstar's admin routes: profiles (export, erase, traits, import), event backfill, explanations,
+ * rules status, experiment results and preview links. Every call needs the admin token; an answer other than 2xx
  * rejects with a NorthstarError (401 `unauthorized` for a wrong token).
  *
  * A person is named by a visitor id, a canonical id (`u_…`) or `user:<userId>`.
@@ -127,6 +129,29 @@ export class NorthstarAdmin {
     return this.transport.json({
       method: "POST",
       path: "/v1/profiles/import",
+      body,
+      contentType: "application/x-ndjson",
+    });
+  }
+
+  /**
+   * Backfills older history (a CRM's orders, an email platform's sends and opens): rows, or NDJSON
+   * text (one `{ id, event }` per line), in any time order, each event with its time. They count as
+   * if they had arrived live in time order; an event id seen before is a duplicate, so sending a
+   * file twice changes nothing. As far back as the worker's event log keeps (EVENT_LOG_MAX_AGE_DAYS);
+   * older lines are refused with the reason. At most 250 people and 10 MB per call. (The server key
+   * may call the same route.)
+   *
+   * @example
+   * const { accepted, visitors } = await admin.importEvents([
+   *   { id: "user:crm-42", event: { id: "esp-981", type: "email_open", timestamp: "2026-06-01T09:00:00Z", channel: "email" } },
+   * ]);
+   */
+  importEvents(rows: ReadonlyArray<EventImportRow> | string): Promise<EventImportResponse> {
+    const body = typeof rows === "string" ? rows : rows.map((row) => JSON.stringify(row)).join("\n");
+    return this.transport.json({
+      method: "POST",
+      path: "/v1/events/import",
       body,
       contentType: "application/x-ndjson",
     });

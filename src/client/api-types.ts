@@ -276,6 +276,44 @@ export type ProfileImportResponse = {
   }>;
 };
 
+/** One line of an event import (a backfill of older history): a visitor id, a canonical id (`u_…`)
+ * or `user:<userId>`, and the event, which must say when it happened (`ts` or `timestamp`). */
+export type EventImportRow = {
+  id: string;
+  event: {
+    id: string;
+    type: string;
+    ts?: number | undefined;
+    channel?: string | undefined;
+    props?:
+      | {
+          [key: string]: unknown;
+        }
+      | undefined;
+  };
+};
+
+/** src/http/backfill.ts: each line accepted, duplicate or refused with why, per person. */
+export type EventImportResponse = {
+  accepted: number;
+  duplicates: number;
+  refused: number;
+  visitors: Array<{
+    id: string;
+    visitorId: string;
+    accepted: Array<number>;
+    duplicates: Array<number>;
+    refused: Array<{
+      line: number;
+      reason: string;
+    }>;
+  }>;
+  errors: Array<{
+    line: number;
+    message: string;
+  }>;
+};
+
 /** src/http/profiles.ts: everything held on a person. */
 export type ProfileExport = {
   id: string;
@@ -399,7 +437,7 @@ export type JourneysResponse = {
       step: string;
       at: number;
       channel: string | null;
-      outcome: "reserved" | "delivered" | "refused";
+      outcome: "refused" | "reserved" | "delivered";
       reason: string;
     }>;
     log: Array<{

@@ -17,6 +17,8 @@ export type {
   DecideResponse,
   DeliveryDeadLetters,
   ErrorBody,
+  EventImportResponse,
+  EventImportRow,
   EventInput,
   EventsRequest,
   EventsResponse,

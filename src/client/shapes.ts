@@ -1,6 +1,7 @@
 import type * as z from "zod";
 import type { Consent, VisitorState } from "../core/model.ts";
 import type { PreviewRequestSchema } from "../http/admin-routes.ts";
+import type { EventImportResponseSchema } from "../http/backfill.ts";
 import type { ExplainQuerySchema } from "../http/decide.ts";
 import type { ExperimentResultsSchema } from "../http/experiment-results.ts";
 import type { DeadLettersResponseSchema, JourneysResponseSchema } from "../http/journeys.ts";
@@ -91,6 +92,17 @@ export interface ProfileImportResponse {
   written: number;
   errors: Array<{ line: number; message: string }>;
 }
+
+/**
+ * One line of an event import (a backfill of older history): a visitor id, a canonical id (`u_…`)
+ * or `user:<userId>`, and the event, which must say when it happened (`ts` or `timestamp`).
+ */
+export interface EventImportRow {
+  id: string;
+  event: EventInput;
+}
+/** src/http/backfill.ts: each line accepted, duplicate or refused with why, per person. */
+export type EventImportResponse = z.output<typeof EventImportResponseSchema>;
 
 /** src/http/profiles.ts: everything held on a person. */
 export interface ProfileExport {

@@ -154,3 +154,39 @@ export function mergeIntent(
   }
   return Object.fromEntries(merged);
 }
+
+/**
+ * A backfill: scores with one part of their history (`replaced`, the scores that part alone gives)
+ * swapped for another (`replacement`, the same part with the backfilled events in it, in time order).
+ * Per dimension the three are decayed to the latest of their times, `current − replaced + replacement`,
+ * clamped to the cap and stamped with that time. When `current` is exactly what `replaced` gives (the
+ * whole history is in that part), the answer is exactly `replacement`: the scores of the history
+ * arrived in time order. Dimensions in neither part keep their score. Own keys only.
+ *
+ * @example rebaseIntent({ running: { value: 3, ts: t } }, { running: { value: 3, ts: t } }, { running: { value: 5, ts: t } }, {}, {})
+ *   // { running: { value: 5, ts: t } }
+ */
+export function rebaseIntent(
+  current: Scores,
+  replaced: Scores,
+  replacement: Scores,
+  halfLives: Readonly<Record<string, number>>,
+  caps: Readonly<Record<string, number>>,
+): Record<string, IntentScore> {
+  const scoreOf = (scores: Scores, dimension: string) =>
+    Object.hasOwn(scores, dimension) ? scores[dimension] : undefined;
+  const out: Record<string, IntentScore> = {};
+  for (const dimension of Object.keys(current)) setOwn(out, dimension, current[dimension]!);
+  for (const dimension of new Set([...Object.keys(replaced), ...Object.keys(replacement)])) {
+    const parts = [
+      scoreOf(current, dimension),
+      scoreOf(replaced, dimension),
+      scoreOf(replacement, dimension),
+    ];
+    const at = Math.max(...parts.map((part) => part?.ts ?? Number.NEGATIVE_INFINITY));
+    const halfLife = settingOf(halfLives, dimension);
+    const [now, before, after] = parts.map((part) => decayed(part, at, halfLife)) as [number, number, number];
+    setOwn(out, dimension, { value: clamp(now - before + after, settingOf(caps, dimension)), ts: at });
+  }
+  return out;
+}

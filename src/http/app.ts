@@ -7,6 +7,7 @@ import { log } from "../platform/log.ts";
 import { activeRules } from "../state/rules-loader.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import type { AppEnv } from "./app-env.ts";
+import { registerBackfillRoutes } from "./backfill.ts";
 import { registerDecideRoutes } from "./decide.ts";
 import { jsonError } from "./errors.ts";
 import { registerStateRoutes } from "./events.ts";
@@ -52,6 +53,7 @@ function buildApi(prefix: string): Hono<AppEnv> {
   api.get("/openapi.json", (c) => c.json(openApiDocument(readConfig(c.env).config, VERSION)));
   registerAdminRoutes(api);
   registerStateRoutes(api);
+  registerBackfillRoutes(api);
   registerIdentityRoutes(api);
   registerProfileRoutes(api);
   registerJourneyRoutes(api);

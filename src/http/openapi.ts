@@ -46,6 +46,8 @@ export interface RouteDoc {
   readonly admin?: boolean;
   /** A server with SERVER_API_KEY, or a browser with its own visitor cookie. */
   readonly server?: boolean;
+  /** A server with SERVER_API_KEY, or an admin with ADMIN_TOKEN; nobody else (no cookie). */
+  readonly serverOrAdmin?: boolean;
   readonly body?: z.ZodType;
   readonly bodyContentTypes?: readonly string[];
   readonly query?: z.ZodObject;
@@ -140,7 +142,13 @@ function operationOf(r: RouteDoc): Record<string, unknown> {
     parameters,
     responses,
     // Public routes say so with an empty list: no credentials, rather than "not described".
-    security: r.admin ? [{ adminToken: [] }] : r.server ? [{ serverKey: [] }, { visitorCookie: [] }] : [],
+    security: r.admin
+      ? [{ adminToken: [] }]
+      : r.serverOrAdmin
+        ? [{ serverKey: [] }, { adminToken: [] }]
+        : r.server
+          ? [{ serverKey: [] }, { visitorCookie: [] }]
+          : [],
   };
   if (r.body) {
     const content: Record<string, unknown> = {};

@@ -70,7 +70,7 @@ export async function idParam(c: AppContext): Promise<string | Response> {
 }
 
 /** The canonical id of an import line's `id` (same forms as the routes' `:id`, without alias lookup). */
-async function importId(raw: string): Promise<string | null> {
+export async function importId(raw: string): Promise<string | null> {
   if (raw.startsWith("user:")) {
     const userId = raw.slice(5);
     return UserIdSchema.safeParse(userId).success ? canonicalForUser(userId) : null;

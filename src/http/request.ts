@@ -144,25 +144,39 @@ const encoder = new TextEncoder();
 export type CheckedEvent = { event: VisitorEvent; rawText: string } | { issues: Issue[]; rawText: string };
 
 /**
- * One event checked, and built from allow-listed keys: the stored event, or the issues that reject
- * it (by JSON path, `events.<index>…`). `skew` comes from clockSkew. Every route that takes events
- * checks them here, so they accept and refuse the same ones.
+ * How far back an event may be timed, and why an older one is refused: live events within
+ * LIMITS.pastMs; a backfill (src/http/backfill.ts) as far back as the event log keeps.
  */
-export function checkEvent(raw: unknown, index: number, receivedAt: number, skew: number): CheckedEvent {
+export interface EventAge {
+  readonly maxAgeMs: number;
+  readonly tooOld: string;
+}
+const LIVE_AGE: EventAge = { maxAgeMs: LIMITS.pastMs, tooOld: "older than 7 days" };
+
+/**
+ * One event checked, and built from allow-listed keys: the stored event, or the issues that reject
+ * it (by JSON path, `events.<index>…`, or `at` when given). `skew` comes from clockSkew. Every route
+ * that takes events checks them here, so they accept and refuse the same ones; only how old an
+ * event may be differs (`age`).
+ */
+export function checkEvent(
+  raw: unknown,
+  index: number,
+  receivedAt: number,
+  skew: number,
+  age: EventAge = LIVE_AGE,
+  at = `events.${index}`,
+): CheckedEvent {
   const rawText = JSON.stringify(raw) ?? "";
   // UTF-8 bytes, as stored and sent on: "é" is one UTF-16 unit but two bytes.
   if (encoder.encode(rawText).byteLength > LIMITS.eventBytes)
-    return { rawText, issues: [{ path: `events.${index}`, message: "event over 32 KB" }] };
+    return { rawText, issues: [{ path: at, message: "event over 32 KB" }] };
   const parsed = EventSchema.safeParse(raw);
-  if (!parsed.success) return { rawText, issues: issuesOf(parsed.error, `events.${index}`) };
+  if (!parsed.success) return { rawText, issues: issuesOf(parsed.error, at) };
   const ts = parsed.data.ts === undefined ? receivedAt : parsed.data.ts + skew;
   if (ts > receivedAt + LIMITS.futureMs)
-    return {
-      rawText,
-      issues: [{ path: `events.${index}.ts`, message: "more than 5 minutes in the future" }],
-    };
-  if (ts < receivedAt - LIMITS.pastMs)
-    return { rawText, issues: [{ path: `events.${index}.ts`, message: "older than 7 days" }] };
+    return { rawText, issues: [{ path: `${at}.ts`, message: "more than 5 minutes in the future" }] };
+  if (ts < receivedAt - age.maxAgeMs) return { rawText, issues: [{ path: `${at}.ts`, message: age.tooOld }] };
   // Built from the schema's allow-listed keys; props is the record zod validated (a fresh object
   // whose keys were checked for __proto__ and friends with the body). It stays an ordinary object:
   // null-prototype objects cannot cross Workers RPC (structured clone refuses them).

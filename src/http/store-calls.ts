@@ -15,7 +15,7 @@ import type { ResponseDoc } from "./openapi.ts";
  * - `write` (40×, 2 s): a write, or a read the answer cannot do without (a write's precondition, an
  *   experiment's counts); past it the route answers 503;
  * - `bulk` (200×, 10 s): an admin route's work over many ids (erasure of a person and their aliases,
- *   a traits import), past which what is left is reported as not done.
+ *   a traits or an event import), past which what is left is reported as not done.
  */
 export const STORE_DEADLINE_MULTIPLES = { read: 4, write: 40, bulk: 200 } as const;
 export type StoreWork = keyof typeof STORE_DEADLINE_MULTIPLES;

@@ -44,10 +44,12 @@ import {
 } from "./journey-store.ts";
 import { activeRules } from "./rules-loader.ts";
 import { recordDroppedWrite } from "./stored-value.ts";
-import { applyBatch, fullBucket, takeTokens } from "./visitor-ingest.ts";
-
+import { applyBackfill } from "./visitor-backfill.ts";
+import { applyBatch, type BatchHost, fullBucket, takeTokens } from "./visitor-ingest.ts";
 import { dumpOf, foldDump, keepOnlyAddress, spendToken } from "./visitor-merge.ts";
 import {
+  type BackfillOptions,
+  type BackfillResult,
   type DecisionRecord,
   type IngestOptions,
   type IngestResult,
@@ -96,8 +98,8 @@ import {
  * by the known person's object, one hop away, and nothing is written under the old id again.
  *
  * The contract callers see is src/state/visitor-object.ts; storage and retention live in
- * visitor-store.ts, the batch transaction and rate limit in visitor-ingest.ts, the merge protocol
- * in visitor-merge.ts. This class holds the memory and the order of the steps.
+ * visitor-store.ts, the batch transaction and rate limit in visitor-ingest.ts, the backfill's
+ * transaction in visitor-backfill.ts, the merge protocol in visitor-merge.ts. This class holds the memory and the order of the steps.
  */
 
 /** Events older than this are refused at the door (LIMITS.pastMs in src/http/events.ts). */
@@ -122,7 +124,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   /** The event log's bounds: EVENT_LOG_MAX and EVENT_LOG_MAX_AGE_DAYS from the vars, or defaults. */
   private readonly limits: StateLimits;
-  /** How long event ids are remembered: the acceptance window or the kept log, and a day's margin. */
+  /**
+   * How long event ids are remembered (by the event's time): the live acceptance window or the kept
+   * log, which a backfill reaches back to, and a day's margin; an id older than that is refused anyway.
+   */
   private readonly seenRetentionMs: Millis;
   /** The outbox's sends, one after another: a row is never on its way twice at once. */
   private sending: Promise<void> = Promise.resolve();
@@ -197,38 +202,15 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // What is held in memory goes with this write, so memory and storage agree before the batch
     // (what a rollback falls back to).
     this.flushPending();
-    let queued: SeqRange | null = null;
-    const outcome = applyBatch(
-      {
-        storage: this.ctx.storage,
-        sql: this.sql,
-        limits: this.limits,
-        state: () => this.held.state,
-        reload: () => this.load(),
-        // Inside the batch's transaction: stored and queued for export commit together.
-        keepForExport: (stored) => {
-          if (!privacy.measure) return;
-          const id = this.exportId();
-          const range = enqueueExport(
-            this.sql,
-            stored.map((event) => eventRecord(id, event)),
-            Date.now(),
-          );
-          queued =
-            range && queued ? { from: Math.min(queued.from, range.from), to: range.to } : (range ?? queued);
-        },
-      },
-      events,
-      scoring,
-      options.now,
-    );
+    const batch = this.batchHost(privacy.measure);
+    const outcome = applyBatch(batch.host, events, scoring, options.now);
     if (outcome.accepted > 0) this.keepUpkeepArmed();
     if (scoring && outcome.stored.length > 0) this.journeysAfterIngest(scoring, outcome.stored, options.now);
     // A goal reached by someone who refused measurement is kept (it is their behaviour) but not counted.
     const conversions =
       scoring && privacy.measure ? goalsReached(this.held.state.assignments, outcome.stored, scoring) : [];
     // Stored and queued (the transaction committed): sent after the answer leaves.
-    this.sendSoon(queued);
+    this.sendSoon(batch.queued());
     const { stored: _stored, ...counts } = outcome;
     return { status: "stored", ...counts, conversions };
   }
@@ -288,6 +270,69 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private soonerForOutbox(at: Millis, now: Millis): Millis {
     if (pendingExports(this.sql) === 0) return at;
     return Math.min(at, now + retryDelay(Math.max(1, this.exportFailures)));
+  }
+
+  /**
+   * What a batch (live or backfilled) needs of this object: its storage, bounds and memory, and the
+   * outbox its stored events' export lines go into inside the batch's own transaction (measured
+   * visitors only), so stored and queued for export commit together. `queued()` is the outbox range
+   * the batch wrote, to send once the answer has left.
+   */
+  private batchHost(measure: boolean): { host: BatchHost; queued: () => SeqRange | null } {
+    let queued: SeqRange | null = null;
+    const host: BatchHost = {
+      storage: this.ctx.storage,
+      sql: this.sql,
+      limits: this.limits,
+      state: () => this.held.state,
+      reload: () => this.load(),
+      keepForExport: (stored) => {
+        if (!measure) return;
+        const id = this.exportId();
+        const range = enqueueExport(
+          this.sql,
+          stored.map((event) => eventRecord(id, event)),
+          Date.now(),
+        );
+        queued =
+          range && queued ? { from: Math.min(queued.from, range.from), to: range.to } : (range ?? queued);
+      },
+    };
+    return { host, queued: () => queued };
+  }
+
+  /**
+   * Older history, in any time order (a server-side backfill): stored and folded in as if it had
+   * arrived live in time order, in one transaction (src/state/visitor-backfill.ts). Idempotent by
+   * event id, like `ingest`. Not held to the per-visitor token bucket: it comes from the site's own
+   * servers, with a key limited per request (src/http/limits.ts), and is history, not a flood.
+   */
+  async backfill(
+    visitorId: string,
+    events: readonly VisitorEvent[],
+    options: BackfillOptions,
+  ): Promise<BackfillResult> {
+    if (this.held.erased) return { status: "suppressed" };
+    const target = this.forwardTarget(options.forwarded);
+    if (target) return target.backfill(this.held.mergedInto!, events, { ...options, forwarded: true });
+    const privacy = this.privacy(options);
+    if (!privacy.keep)
+      return { status: "not_recorded", reason: privacy.blocked === "gpc" ? "gpc" : "consent" };
+    this.ensureId(visitorId);
+    const scoring = await this.scoring();
+    // What is held in memory (page views written behind) goes first, so the replay sees the whole
+    // log and memory and storage agree before the transaction (what a rollback falls back to).
+    this.flushPending();
+    const batch = this.batchHost(privacy.measure);
+    const lines = applyBackfill(batch.host, events, scoring, options.now);
+    const stored = events.filter((_event, index) => lines[index]!.status === "accepted");
+    if (stored.length > 0) this.keepUpkeepArmed();
+    // Counted in experiments as live conversions are: once, and only after the exposure.
+    const conversions =
+      scoring && privacy.measure ? goalsReached(this.held.state.assignments, stored, scoring) : [];
+    // Stored and queued with the transaction: out to the export like live events, after the answer.
+    this.sendSoon(batch.queued());
+    return { status: "stored", lines, conversions };
   }
 
   private persistAfterApply(now: Millis): void {
@@ -655,7 +700,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const now = Date.now();
     const { erased, mergedInto, mergedAt, state, consentAt } = this.held;
     if (erased) return;
-    const lastActive = mergedInto ? mergedAt : Math.max(state.lastSeen ?? 0, consentAt);
+    // Anything held that is recent keeps the visitor: a newsletter reader's history is brand sends
+    // only (no lastSeen), and must not go as "idle" the day after it arrived or was backfilled.
+    const lastHeld = Math.max(state.lastSeen ?? 0, consentAt, ...Object.values(state.lastByType));
+    const lastActive = mergedInto ? mergedAt : lastHeld;
     if (now - lastActive > IDLE_DELETE_MS) {
       await this.ctx.storage.deleteAll();
       this.held = emptyHeld();

@@ -38,6 +38,32 @@ export type IngestResult =
   | { readonly status: "suppressed" }
   | { readonly status: "no_consent" };
 
+export interface BackfillOptions {
+  readonly now: Millis;
+  readonly forwarded?: boolean;
+  /** How an unanswered purpose is read (the deployment's CONSENT_MODE); opt-out when absent. */
+  readonly consentMode?: ConsentMode;
+  /** The request carried Global Privacy Control: nothing is recorded. */
+  readonly gpc?: boolean;
+}
+
+/** What became of one backfilled event, in the order they were sent. */
+export type BackfillLine =
+  | { readonly status: "accepted" }
+  | { readonly status: "duplicate" }
+  | { readonly status: "refused"; readonly reason: string };
+
+export type BackfillResult =
+  | {
+      readonly status: "stored";
+      /** One per event sent, in the same order. */
+      readonly lines: readonly BackfillLine[];
+      /** Experiment goals reached by the backfill, for measurement (as live conversions are). */
+      readonly conversions: readonly GoalEvent[];
+    }
+  | { readonly status: "suppressed" }
+  | { readonly status: "not_recorded"; readonly reason: "gpc" | "consent" };
+
 export interface SnapshotOptions {
   readonly now: Millis;
   /** The page being served, counted in this very decision (and stored just after). */
@@ -120,6 +146,12 @@ export type TokenSpend = "spent" | "replayed" | "erased";
  */
 export interface VisitorObject {
   ingest(visitorId: string, events: readonly VisitorEvent[], options: IngestOptions): Promise<IngestResult>;
+  /** Older history in any time order, folded in as if it had arrived live in time order (backfill). */
+  backfill(
+    visitorId: string,
+    events: readonly VisitorEvent[],
+    options: BackfillOptions,
+  ): Promise<BackfillResult>;
   snapshot(options: SnapshotOptions): Promise<VisitorState>;
   recordDecision(options: DecisionRecord): Promise<boolean>;
   setConsent(

@@ -51,6 +51,18 @@ describe("NorthstarAdmin against the worker", () => {
     expect((await admin.exportProfile(person)).traits).toEqual({ tier: "silver" });
   });
 
+  it("importEvents backfills older history and answers each line per person", async () => {
+    const person = `user:client-backfill-${eid()}`;
+    const timestamp = new Date(Date.now() - 20 * 86400e3).toISOString();
+    const rows = [{ id: person, event: { id: "esp-1", type: "email_open", timestamp, channel: "email" } }];
+    expect(await admin.importEvents(rows)).toMatchObject({
+      accepted: 1,
+      visitors: [{ id: person, accepted: [1], duplicates: [], refused: [] }],
+    });
+    expect(await admin.importEvents(rows)).toMatchObject({ accepted: 0, duplicates: 1 });
+    expect((await admin.exportProfile(person)).state?.engagement.email?.opens).toBe(1);
+  });
+
   it("an erased person is gone from the export", async () => {
     const person = `user:client-erase-${eid()}`;
     await admin.setTraits(person, { tier: "gold" });

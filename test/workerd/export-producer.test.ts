@@ -82,6 +82,37 @@ describe("the export's producers", () => {
     });
   });
 
+  it("a backfill exports each accepted event once, at the time it happened; the same file again adds nothing", async () => {
+    const userId = `export-backfill-${Date.now()}`;
+    const person = await canonicalForUser(userId);
+    const ts = Date.now() - 20 * 86400e3;
+    const history = [
+      { id: eid(), type: "email_send", ts: ts - 3600e3, channel: "email" },
+      { id: eid(), type: "email_open", ts, channel: "email" },
+    ];
+    const file = history.map((event) => JSON.stringify({ id: `user:${userId}`, event })).join("\n");
+    const backfill = () =>
+      visit("/_ns/v1/events/import", {
+        method: "POST",
+        headers: { ...SERVER, "content-type": "application/x-ndjson" },
+        body: file,
+      });
+    expect((await backfill()).status).toBe(200);
+    expect((await backfill()).status).toBe(200); // every line a duplicate the second time
+    const marker = { id: eid(), type: "search", props: {} };
+    expect((await post("/v1/events", { userId, events: [marker] }, SERVER)).status).toBe(202);
+
+    const lines = await exportedWhen(hasId(`event:${person}:${marker.id}`));
+    for (const event of history) {
+      const exported = lines.filter((line) => line.id === `event:${person}:${event.id}`);
+      expect(exported).toHaveLength(1);
+      expect(exported[0]).toMatchObject({
+        at: new Date(event.ts).toISOString(),
+        event: { type: event.type },
+      });
+    }
+  });
+
   it("a decide call exports its events and what it showed (experiment, variant, rules version); an identify exports the link", async () => {
     const userId = `export-${Date.now()}@example.com`;
     const person = await canonicalForUser(userId);

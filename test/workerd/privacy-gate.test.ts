@@ -178,6 +178,16 @@ const ROUTES = {
     }),
   /** The browser itself, with a token the site's backend signed. */
   "identify (token)": signIn,
+  /** The site's backend backfilling older history of this browser's visitor (forwarding its Sec-GPC). */
+  "events import (server)": (b: Browser) =>
+    call(b.deployment, "/_ns/v1/events/import", {
+      method: "POST",
+      headers: { "content-type": "application/x-ndjson", ...SERVER, ...b.headers },
+      body: JSON.stringify({
+        id: b.anonymousId,
+        event: { id: eid(), type: "email_open", ts: Date.now() - 86400e3, channel: "email" },
+      }),
+    }),
 } satisfies Record<string, (b: Browser) => Promise<{ res: Response; body: string }>>;
 type Route = keyof typeof ROUTES;
 
@@ -299,12 +309,18 @@ async function observe(b: Browser, route: Route): Promise<Stored> {
   const role = (key: string) => roles.reduce((named, [id, name]) => named.replace(id, name), key);
   const events = await heldEvents(ids);
   const answer = res.headers.get("content-type")?.includes("json")
-    ? (JSON.parse(body) as { reason?: string; error?: string; intent?: { scores: object } })
+    ? (JSON.parse(body) as {
+        reason?: string;
+        error?: string;
+        intent?: { scores: object };
+        visitors?: Array<{ refused: Array<{ reason: string }> }>;
+      })
     : null;
   const decided = route === "decide" && res.status === 200 ? answer : null;
   return {
     status: res.status,
-    refusal: answer?.reason ?? answer?.error ?? null,
+    // An import answers per line: its one line's refusal.
+    refusal: answer?.reason ?? answer?.error ?? answer?.visitors?.[0]?.refused[0]?.reason ?? null,
     cookie: set !== null,
     events: [...events].filter(([id]) => !before.events.has(id)).map(([, type]) => type),
     uses: decided ? Object.keys(decided.intent?.scores ?? {}).length > 0 : null,
@@ -343,11 +359,17 @@ function storesNothing(
 
 /** The page and a decision are served; the browser's events are acknowledged, not kept. */
 const SERVED = { page: [200], decide: [200] } as const;
-const refused = (why: string) =>
+const refused = (why: "gpc" | "consent") =>
   ({
     events: [202, "consent"],
     "identify (server)": [200, why],
     "identify (token)": [200, why],
+    "events import (server)": [
+      200,
+      why === "gpc"
+        ? "not recorded: the request carries Sec-GPC: 1"
+        : "not recorded: this person has not consented to personalization",
+    ],
   }) as const;
 /** An erased person: pages are served; everything that would write refuses, naming why. */
 const ERASED = {
@@ -356,6 +378,8 @@ const ERASED = {
   events: [410, "suppressed"],
   "identify (server)": [410, "suppressed"],
   "identify (token)": [410, "suppressed"],
+  // An import answers per line: the line is refused, the others of the file would not be.
+  "events import (server)": [200, "suppressed: this person's data was erased"],
 } as const;
 
 /** A browser with a cookie is linked the same way by its backend and by a token of its own. */
@@ -380,6 +404,11 @@ const CELLS: Array<[State, Route, Stored]> = [
     "identify (token)",
     outcome("identify (token)", [200, 200], { status: 200, cookie: true, keys: LINKED, objects: 1 }),
   ],
+  [
+    "none",
+    "events import (server)",
+    outcome("events import (server)", [200, 404], { status: 200, events: ["email_open"] }),
+  ],
   // A new browser has no cookie to call decide with (a 400, whatever the state): no decide cell.
   // Its first page is decided from the request alone and touches no visitor object: its beacon's
   // first call stores the view, its next page counts it in the A/B test (docs/decisions.md, record 12).
@@ -394,6 +423,12 @@ const CELLS: Array<[State, Route, Stored]> = [
     "none, new browser",
     "identify (server)",
     outcome("identify (server)", [null, 200], { status: 200, keys: LINKED, objects: 2 }),
+  ],
+  // The backend's own anonymous id gets an object holding the history.
+  [
+    "none, new browser",
+    "events import (server)",
+    outcome("events import (server)", [null, 404], { status: 200, events: ["email_open"], objects: 1 }),
   ],
   // Nothing to merge: the person's object only records the token as spent, which no export shows.
   [

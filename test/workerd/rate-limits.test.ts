@@ -161,6 +161,30 @@ describe("per-client, per-key and global limits (a small limiter stood in)", () 
     expect(statuses).toEqual([202, 202, 202, 429, 202]);
   });
 
+  it("an event import counts against its server key; past it 429 and no visitor object is made", async () => {
+    const statuses = await inOneWindow(async (fresh) => {
+      const limits = { LIMIT_SERVER_WRITES: small(fresh) };
+      const backfill = () =>
+        handle(
+          new Request("https://shop.test/_ns/v1/events/import", {
+            method: "POST",
+            headers: { ...SERVER, "content-type": "application/x-ndjson" },
+            body: JSON.stringify({
+              id: `user:limits-${crypto.randomUUID()}`,
+              event: { id: eid(), type: "email_open", ts: Date.now() - 3600e3 },
+            }),
+          }),
+          { ...env, ...limits } as Env,
+          createExecutionContext(),
+        );
+      const before = (await listDurableObjectIds(env.VISITOR)).length;
+      const results: number[] = [];
+      for (let i = 0; i < 4; i++) results.push((await backfill()).status);
+      return { results, created: (await listDurableObjectIds(env.VISITOR)).length - before };
+    });
+    expect(statuses).toEqual({ results: [200, 200, 200, 429], created: 3 });
+  });
+
   it("every write counts against the global limit, whoever sends it", async () => {
     const statuses = await inOneWindow(async (fresh) => {
       const limits = { LIMIT_ALL_WRITES: small(fresh) };

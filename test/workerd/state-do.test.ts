@@ -340,6 +340,15 @@ describe("VisitorDO upkeep", () => {
     });
   });
 
+  it("a newsletter reader with only brand sends is not idle: the alarm keeps them", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const now = Date.now();
+    await stub.ingest(id, [{ ...ev(now - DAY, "email_send"), channel: "email" }], { now: now - DAY });
+    expect(await runDurableObjectAlarm(rawStubOf(id))).toBe(true);
+    expect((await stub.snapshot({ now })).events.map((e) => e.type)).toEqual(["email_send"]);
+  });
+
   it("an active visitor's alarm prunes and re-arms", async () => {
     const id = fresh();
     const stub = stubOf(id);

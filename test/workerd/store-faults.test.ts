@@ -181,6 +181,17 @@ describe.each(["hang", "throw"] as const)("a store that fails (%s)", (fault) => 
     );
   });
 
+  it("POST /v1/events/import: the visitors' objects failing answers 503, nothing acknowledged", async () => {
+    const line = (id: string) =>
+      JSON.stringify({ id: `user:${user()}`, event: { id, type: "email_open", ts: Date.now() - 86400e3 } });
+    const backfill: RequestInit = {
+      method: "POST",
+      headers: { ...SERVER, "content-type": "application/x-ndjson" },
+      body: `${line("a")}\n${line("b")}\n`,
+    };
+    expectUnavailable(await call("/v1/events/import", backfill, faults.visitor(fault)));
+  });
+
   it("GET /v1/experiments/:id: the experiment's object failing answers 503", async () => {
     expectUnavailable(await call("/v1/experiments/hero-test", { headers: ADMIN }, faults.experiments(fault)));
   });
