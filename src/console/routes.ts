@@ -15,8 +15,8 @@ import {
   rulesVersionText,
 } from "./data.ts";
 import { diffLines } from "./diff.ts";
-import { cancelJourney, DEAD_LETTERS_SHOWN, deadLetters, personJourneys } from "./journeys-data.ts";
 import { html } from "./html.ts";
+import { cancelJourney, DEAD_LETTERS_SHOWN, deadLetters, personJourneys } from "./journeys-data.ts";
 import { bare, CONSOLE_CSS, htmlResponse, type PageContext, page } from "./layout.ts";
 import { experimentPage, experimentsPage } from "./pages/experiments.ts";
 import { cancelConfirmPage, deadLettersPage, journeysSection } from "./pages/journeys.ts";
