@@ -1,11 +1,11 @@
 import type { Env } from "../platform/env.ts";
 import type { ExportRecord } from "./export-record.ts";
-import { recordDroppedWrite } from "./stored-value.ts";
 
 /**
  * Puts acknowledged facts on the EXPORT queue (docs/export.md). Called only after the fact is
  * durable (an event's transaction committed, a link or an erasure done), and only for what the
- * privacy gate lets be measured: the caller asks the gate, this module only sends.
+ * privacy gate lets be measured: the caller asks the gate, this module only sends. The visitor's
+ * object sends through its outbox (export-outbox.ts), so a refused send is tried again.
  */
 
 /** Queues takes at most 100 messages and 256 KB per sendBatch; a chunk stays under both. */
@@ -35,35 +35,4 @@ export function chunksOf(records: readonly ExportRecord[]): ExportRecord[][] {
 export async function sendExport(env: Pick<Env, "EXPORT">, records: readonly ExportRecord[]): Promise<void> {
   for (const chunk of chunksOf(records))
     await env.EXPORT.sendBatch(chunk.map((body) => ({ body, contentType: "json" as const })));
-}
-
-/** Sends tried by the object before it gives up on them (a transient refusal costs nothing). */
-const BACKGROUND_ATTEMPTS = 3;
-
-/**
- * The same, off the response's path: nobody awaits it, so each chunk is tried up to three times,
- * and one the queue still refuses is logged and counted (`export_not_sent`), never silent.
- */
-export function exportInBackground(
-  waitUntil: (promise: Promise<unknown>) => void,
-  env: Pick<Env, "EXPORT">,
-  records: readonly ExportRecord[],
-): void {
-  if (records.length === 0) return;
-  waitUntil(
-    (async () => {
-      for (const chunk of chunksOf(records)) {
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await sendExport(env, chunk);
-            break;
-          } catch (err) {
-            if (attempt < BACKGROUND_ATTEMPTS) continue;
-            recordDroppedWrite("export_not_sent", err);
-            break;
-          }
-        }
-      }
-    })(),
-  );
 }
