@@ -92,7 +92,7 @@ export class NorthstarAdmin {
     });
   }
 
-  /** Messages that could not be delivered, with the reason (the first 100). */
+  /** Messages that could not be delivered, with the reason: the newest 100, newest first. */
   deliveryDeadLetters(): Promise<DeliveryDeadLetters> {
     return this.transport.json({ method: "GET", path: "/v1/journeys/dead-letters" });
   }

@@ -36,7 +36,7 @@ export interface ConsoleCall {
 export type Fetched<T> = { ok: true; value: T } | { ok: false; status: number; message: string };
 
 /** One admin API call, in-process: the same routes, checks and answers as over HTTP. */
-async function api<S extends z.ZodType>(
+export async function api<S extends z.ZodType>(
   call: ConsoleCall,
   path: string,
   schema: S,

@@ -26,6 +26,7 @@ const NAV: ReadonlyArray<readonly [string, string]> = [
   ["/programme", "Programme lift"],
   ["/rules", "Rules"],
   ["/person", "Person"],
+  ["/dead-letters", "Dead letters"],
 ];
 
 /** A signed-in page: navigation, the sign-out form, and the body. */

@@ -16,8 +16,10 @@ import {
 } from "./data.ts";
 import { diffLines } from "./diff.ts";
 import { html } from "./html.ts";
+import { cancelJourney, DEAD_LETTERS_SHOWN, deadLetters, personJourneys } from "./journeys-data.ts";
 import { bare, CONSOLE_CSS, htmlResponse, type PageContext, page } from "./layout.ts";
 import { experimentPage, experimentsPage } from "./pages/experiments.ts";
+import { cancelConfirmPage, deadLettersPage, journeysSection } from "./pages/journeys.ts";
 import { personPage } from "./pages/person.ts";
 import { programmePage } from "./pages/programme.ts";
 import { diffPage, rollbackConfirmPage, rulesPage } from "./pages/rules.ts";
@@ -27,6 +29,9 @@ import { diffPage, rollbackConfirmPage, rulesPage } from "./pages/rules.ts";
  * Routes are built once per prefix, as the API's are.
  */
 export const consoleBase = (prefix: string): string => `${prefix}/console`;
+
+/** A journey entry's instance id (journey name and a hash); anything else is not cancelled. */
+const INSTANCE = /^[A-Za-z0-9._-]{1,100}$/;
 
 /** Version ids as the rules store writes them; anything else is not looked up. */
 const VERSION = /^[A-Za-z0-9._-]{1,64}$/;
@@ -129,8 +134,47 @@ function build(base: string): Hono<ConsoleEnv> {
     } catch {
       return htmlResponse(personPage(ctxOf(c), q, null, home, "The page is not a URL."), 400);
     }
-    return htmlResponse(personPage(ctxOf(c), q, await person(callOf(c), id, pageUrl, channel), home));
+    const [view, journeys] = await Promise.all([
+      person(callOf(c), id, pageUrl, channel),
+      personJourneys(callOf(c), id),
+    ]);
+    const cancelled = c.req.query("cancelled");
+    const notice =
+      cancelled && INSTANCE.test(cancelled) ? html`<p class="ok">Cancelled ${cancelled}.</p>` : html``;
+    return htmlResponse(
+      personPage(ctxOf(c), q, view, home, null, html`${notice}${journeysSection(ctxOf(c), id, journeys)}`),
+    );
   });
+  app.get("/person/journeys/cancel", (c) => {
+    const id = c.req.query("id")?.trim() ?? "";
+    const instance = c.req.query("instance") ?? "";
+    if (!id || !INSTANCE.test(instance)) return c.redirect(`${base}/person`, 303);
+    return htmlResponse(cancelConfirmPage(ctxOf(c), id, instance));
+  });
+  app.post("/person/journeys/cancel", async (c) => {
+    const id = c.get("form").get("id")?.trim() ?? "";
+    const instance = c.get("form").get("instance") ?? "";
+    const done =
+      id && INSTANCE.test(instance)
+        ? await cancelJourney(callOf(c), id, instance)
+        : { ok: false as const, status: 400, message: "no such journey entry" };
+    if (!done.ok) {
+      return htmlResponse(
+        page(
+          ctxOf(c),
+          "Cancel refused",
+          html`<p class="error">${done.message}</p><p><a href="${base}/person?${String(new URLSearchParams({ id }))}">Back to the person</a></p>`,
+        ),
+        done.status === 404 ? 404 : 409,
+      );
+    }
+    log("info", "console_journey_cancelled", { instance });
+    return c.redirect(`${base}/person?${new URLSearchParams({ id, cancelled: instance })}`, 303);
+  });
+
+  app.get("/dead-letters", async (c) =>
+    htmlResponse(deadLettersPage(ctxOf(c), await deadLetters(callOf(c)), DEAD_LETTERS_SHOWN)),
+  );
 
   app.notFound(() =>
     htmlResponse(bare(base, "Not found", html`<p><a href="${base}/experiments">The console</a></p>`), 404),

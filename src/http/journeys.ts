@@ -71,17 +71,33 @@ async function cancelJourney(c: AppContext): Promise<Response> {
   return c.json({ cancelled: true });
 }
 
+/** The dead letters an answer carries: the newest, so what just failed is always there. */
+export const DEAD_LETTERS_SHOWN = 100;
+/**
+ * KV lists keys in order (`delivery:<at>:…`, oldest first) and cannot list backwards: the names are
+ * walked to the newest, 1,000 a call, at most this many calls (beyond 20,000 dead letters the newest
+ * of the first 20,000 are shown: by then the destination needs attention, not this list).
+ */
+const DEAD_LETTER_LIST_CALLS = 20;
+
 async function listDeadLetters(c: AppContext): Promise<Response> {
   const listed = await storeCall(c, async () => {
-    const { keys } = await c.env.DEAD_LETTERS.list({ prefix: "delivery:", limit: 100 });
+    let names: string[] = [];
+    let cursor: string | undefined;
+    for (let call = 0; call < DEAD_LETTER_LIST_CALLS; call++) {
+      const page = await c.env.DEAD_LETTERS.list({ prefix: "delivery:", ...(cursor ? { cursor } : {}) });
+      names = [...names, ...page.keys.map((k) => k.name)].slice(-DEAD_LETTERS_SHOWN);
+      if (page.list_complete) break;
+      cursor = page.cursor;
+    }
     const letters = await Promise.all(
-      keys.map(async (key) => {
+      names.reverse().map(async (name) => {
         const letter = parseStoredJson(
           DeliveryDeadLetterSchema,
-          await c.env.DEAD_LETTERS.get(key.name),
+          await c.env.DEAD_LETTERS.get(name),
           "kv.dead_letter",
         );
-        return letter ? { id: key.name, ...letter } : null;
+        return letter ? { id: name, ...letter } : null;
       }),
     );
     return letters.filter((letter) => letter !== null);
@@ -136,7 +152,7 @@ export function registerJourneyRoutes(api: Hono<AppEnv>): void {
     operationId: "listDeliveryDeadLetters",
     tag: "admin",
     admin: true,
-    summary: "Messages that could not be delivered, oldest first, with the reason (the first 100)",
+    summary: "Messages that could not be delivered, with the reason: the newest 100, newest first",
     responses: {
       200: { description: "the dead letters", schema: DeadLettersResponseSchema },
       503: storeUnavailableDoc("read"),

@@ -139,6 +139,31 @@ describe("the console", () => {
     expect(problems).toEqual([]);
   }, 60_000);
 
+  it("a shopper who adds to the cart is shown in the cart reminder journey on their page", async () => {
+    const shopper = await browser.newContext(SHOPPER);
+    const shop = await shopper.newPage();
+    await shop.goto(`${server.url}/`);
+    const visitorId = (await shopper.cookies()).find((c) => c.name.includes("ns_vid"))!.value.split(".")[0]!;
+    const sent = await shopper.request.post(`${server.url}/_ns/v1/events`, {
+      headers: { "content-type": "text/plain;charset=UTF-8" },
+      data: JSON.stringify({
+        sentAt: Date.now(),
+        events: [{ id: `cart-${visitorId}`, type: "add_to_cart", props: { category: "running" } }],
+      }),
+    });
+    expect(sent.status()).toBe(202);
+
+    await consolePage.goto(`${server.url}/_ns/console/person?id=${visitorId}`);
+    const journey = consolePage.locator("section.journey[data-journey='cart-abandonment']");
+    expect(await journey.count()).toBe(1);
+    expect(["(starting)", "wait-for-purchase", "remind"]).toContain(
+      await journey.locator(".step").textContent(),
+    );
+    await consolePage.screenshot({ path: `${SHOTS}/console-person-journey.png`, fullPage: true });
+    await shopper.close();
+    expect(problems).toEqual([]);
+  }, 60_000);
+
   it("diffs two rules versions and rolls back behind a confirmation", async () => {
     await consolePage.goto(`${server.url}/_ns/console/rules`);
     expect(await consolePage.locator("#active").textContent()).toBe(SECOND);

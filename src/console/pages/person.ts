@@ -30,6 +30,8 @@ export function personPage(
   view: PersonView | null,
   defaultUrl: string,
   problem: string | null = null,
+  /** The person's journeys (pages/journeys.ts), drawn after what is held on them. */
+  journeys: Html | null = null,
 ): Html {
   const form = lookupForm(ctx, q, defaultUrl);
   if (problem) return page(ctx, "Person", html`${form}<p class="error">${problem}</p>`);
@@ -49,7 +51,8 @@ First seen ${time(p.state?.firstSeen)}, last seen ${time(p.state?.lastSeen)}, ${
 ${p.failOpen?.length ? html`<p class="error">Some stores did not answer: ${p.failOpen.join(", ")}.</p>` : ""}
 <h2>Traits</h2>${keyValues(p.traits)}
 <h2>Consent</h2>${keyValues(p.consent)}
-<h2>Experiments</h2>${keyValues(p.state?.assignments ?? {})}`
+<h2>Experiments</h2>${keyValues(p.state?.assignments ?? {})}
+${journeys}`
     : ""
 }
 ${
