@@ -1,7 +1,7 @@
 import type { ConsentMode } from "../core/consent.ts";
 import { type DecisionResult, decide } from "../core/decide.ts";
 import { escapeHtml, jsonForInlineScript } from "../core/escape.ts";
-import type { Consent, RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
+import type { Consent, RequestContext, VisitorEvent } from "../core/model.ts";
 import { decisionConsent, gpcSignal, type PrivacyFacts, privacyVerdict } from "../core/privacy.ts";
 import { experimentObject } from "../measure/experiment-object.ts";
 import type { Config } from "../platform/config.ts";
@@ -10,6 +10,8 @@ import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
 import { notRecorded } from "../platform/not-recorded.ts";
 import { GLOBAL_HOLDOUT, type PageSlot, type PageSlots } from "../rules/index.ts";
+import { sendExportRetrying } from "../state/export-producer.ts";
+import { shownRecords } from "../state/export-record.ts";
 import { readTraits } from "../state/profiles.ts";
 import { activeRules, type LoadedRules, servingFallback } from "../state/rules-loader.ts";
 import {
@@ -19,7 +21,7 @@ import {
   sentVisitorCookie,
   visitorCookieHeader,
 } from "../state/visitor-id.ts";
-import { visitorObject } from "../state/visitor-object.ts";
+import { type VisitorSnapshot, visitorObject } from "../state/visitor-object.ts";
 import { BEACON_VERSION } from "./beacon.ts";
 import { isBot, webContext } from "./context.ts";
 import { PREVIEW_COOKIE, PREVIEW_PARAM, type Preview, verifyPreview } from "./preview.ts";
@@ -101,47 +103,72 @@ async function readPreview(
   return preview ? { preview, token } : null;
 }
 
+/** A decision to record: for whom, what it made, under which rules and privacy facts. */
+export interface DecisionToRecord {
+  /** The visitor's object: the canonical id the decision was made for. */
+  readonly visitorId: string;
+  /**
+   * The id the export names them by, as their snapshot gave it (a merged cookie's person); null when
+   * the snapshot did not answer: whether the person was erased is unknown, so nothing is exported.
+   */
+  readonly exportId: string | null;
+  readonly result: Pick<DecisionResult, "exposures" | "assignments"> &
+    Partial<Pick<DecisionResult, "replacedAssignments">>;
+  readonly now: number;
+  readonly privacy: { readonly consentMode: ConsentMode; readonly gpc: boolean };
+  readonly rulesVersion: string | null;
+}
+
 /**
- * What a decision leaves behind, written off the critical path: what was shown (every exposure goes
- * to the export, docs/export.md; those of capped experiences are stored so their caps count) and
- * new experiment assignments (sticky, and the experiment's unique exposure). The visitor's object
- * asks the privacy gate with what it holds (consent, erasure) before anything is kept or exported,
- * and the experiments count the visitor only when it says so. Returns null when nothing was shown
- * or assigned. The recorder never rejects: a write that fails is logged and counted
- * (`decision_not_recorded`, `experiment_exposures_not_recorded`).
+ * What a decision leaves behind, written off the critical path. What was shown goes to the export
+ * (docs/export.md) straight from the worker, one sendBatch; the visitor's object is called only
+ * when it must keep something: exposures of capped experiences (their caps count them) and new
+ * experiment assignments (sticky, and the experiment's unique exposure). So a returning visitor's
+ * page with nothing new to keep makes one object call, its snapshot (docs/decisions.md, record 14).
+ * The caller asks the privacy gate (measurement allowed, the snapshot not erased) before making
+ * one; the object asks it again with what it holds before it keeps anything, and the experiments
+ * count the visitor only when it says so. Returns null when nothing was shown or assigned. The
+ * recorder never rejects: a write that fails is logged and counted (`decision_not_recorded`,
+ * `experiment_exposures_not_recorded`, `export_not_sent`).
  */
-export function decisionRecorder(
-  env: Env,
-  visitorId: string,
-  result: Pick<DecisionResult, "exposures" | "assignments"> &
-    Partial<Pick<DecisionResult, "replacedAssignments">>,
-  now: number,
-  privacy: { readonly consentMode: ConsentMode; readonly gpc: boolean },
-  rulesVersion: string | null,
-): (() => Promise<void>) | null {
+export function decisionRecorder(env: Env, decision: DecisionToRecord): (() => Promise<void>) | null {
+  const { visitorId, result, now } = decision;
+  const shown =
+    decision.exportId === null
+      ? []
+      : shownRecords(decision.exportId || visitorId, now, result.exposures, decision.rulesVersion);
   const assigned = Object.keys(result.assignments).length > 0;
-  if (result.exposures.length === 0 && !assigned) return null;
+  const kept = assigned || result.exposures.some((exposure) => exposure.capped !== false);
+  if (shown.length === 0 && !kept) return null;
   return async () => {
-    let counted: boolean;
-    try {
-      counted = await visitorObject(env, visitorId).recordDecision({
-        now,
-        visitorId,
-        rulesVersion,
-        exposures: result.exposures,
-        assignments: result.assignments,
-        replacing: result.replacedAssignments,
-        ...privacy,
-      });
-    } catch (err) {
-      notRecorded("decision", err);
-      return;
-    }
-    if (assigned && counted)
-      await recordExperimentExposures(env, visitorId, result.exposures, result.assignments, now).catch(
-        (err: unknown) => notRecorded("experiment_exposures", err),
-      );
+    await Promise.all([
+      shown.length > 0 ? sendExportRetrying(env, shown) : null,
+      kept ? keepDecision(env, decision, assigned) : null,
+    ]);
   };
+}
+
+/** The object keeps the capped exposures and new assignments; the experiments count the assigned. */
+async function keepDecision(env: Env, decision: DecisionToRecord, assigned: boolean): Promise<void> {
+  const { visitorId, result, now } = decision;
+  let counted: boolean;
+  try {
+    counted = await visitorObject(env, visitorId).recordDecision({
+      now,
+      visitorId,
+      exposures: result.exposures,
+      assignments: result.assignments,
+      replacing: result.replacedAssignments,
+      ...decision.privacy,
+    });
+  } catch (err) {
+    notRecorded("decision", err);
+    return;
+  }
+  if (assigned && counted)
+    await recordExperimentExposures(env, visitorId, result.exposures, result.assignments, now).catch(
+      (err: unknown) => notRecorded("experiment_exposures", err),
+    );
 }
 
 async function recordExperimentExposures(
@@ -355,7 +382,7 @@ function pageViewOf(url: URL, now: number): VisitorEvent {
 
 /** What the stores hold of a returning visitor; a new visitor, a crawler or a page without placements reads nothing. */
 interface StoredVisitor {
-  readonly state: VisitorState | null;
+  readonly state: VisitorSnapshot | null;
   readonly traits: Record<string, unknown>;
   /** What the person answered: nothing yet for a new visitor; unknown (null) when it could not be read. */
   readonly answered: Consent | null;
@@ -410,18 +437,20 @@ async function decidePage(visit: PageVisit): Promise<PagePersonalization> {
   }
 
   const bodyEnd = outline.bodyEnd + (preview ? previewPanel(explanation) : "");
-  // A new visitor's decision leaves nothing behind: it is what the empty state decides, and the
-  // same again on their next page (bucketing is by id), which records it once they come back.
+  // A new visitor's decision leaves nothing behind here: it is what the empty state decides, and
+  // the beacon's first call records it (docs/decisions.md, record 12). An erased person's page
+  // leaves nothing.
+  const state = stored.state;
   const recordDecision =
-    visit.returning && !bot && privacy.measure
-      ? decisionRecorder(
-          env,
-          stored.canonicalId,
-          decided,
-          visit.now,
-          { consentMode: config.CONSENT_MODE, gpc },
-          outline.rulesVersion,
-        )
+    visit.returning && !bot && privacy.measure && !state?.erased
+      ? decisionRecorder(env, {
+          visitorId: stored.canonicalId,
+          exportId: state ? state.visitorId : null,
+          result: decided,
+          now: visit.now,
+          privacy: { consentMode: config.CONSENT_MODE, gpc },
+          rulesVersion: outline.rulesVersion,
+        })
       : null;
   const record =
     visit.pageView !== undefined || recordDecision ? pageRecorder(visit, profiled, recordDecision) : null;

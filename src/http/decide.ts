@@ -242,15 +242,15 @@ async function decideWithRules(c: AppContext, call: DecisionCall): Promise<Respo
   // Without the stored state the decision cannot know the visitor's assignments or exposures:
   // writing what it made of them would count an arm the visitor may never have been in.
   const record =
-    !bot && !looking && stateRead.ok && privacy.measure
-      ? decisionRecorder(
-          c.env,
+    !bot && !looking && stateRead.ok && !stateRead.value.erased && privacy.measure
+      ? decisionRecorder(c.env, {
           visitorId,
+          exportId: stateRead.value.visitorId,
           result,
           now,
-          { consentMode: config.CONSENT_MODE, gpc },
-          rules.version,
-        )
+          privacy: { consentMode: config.CONSENT_MODE, gpc },
+          rulesVersion: rules.version,
+        })
       : null;
   // The recorder never rejects: a write that fails is logged and counted where it fails.
   if (record) c.executionCtx.waitUntil(record());

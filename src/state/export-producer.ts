@@ -41,29 +41,34 @@ export async function sendExport(env: Pick<Env, "EXPORT">, records: readonly Exp
 const BACKGROUND_ATTEMPTS = 3;
 
 /**
- * The same, off the response's path: nobody awaits it, so each chunk is tried up to three times,
- * and one the queue still refuses is logged and counted (`export_not_sent`), never silent.
+ * The same, for a caller that keeps the promise alive itself (ctx.waitUntil): each chunk is tried up
+ * to three times, and one the queue still refuses is logged and counted (`export_not_sent`), never
+ * silent. Never rejects.
  */
+export async function sendExportRetrying(
+  env: Pick<Env, "EXPORT">,
+  records: readonly ExportRecord[],
+): Promise<void> {
+  for (const chunk of chunksOf(records)) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await sendExport(env, chunk);
+        break;
+      } catch (err) {
+        if (attempt < BACKGROUND_ATTEMPTS) continue;
+        recordDroppedWrite("export_not_sent", err);
+        break;
+      }
+    }
+  }
+}
+
+/** The same, off the response's path: nobody awaits it. */
 export function exportInBackground(
   waitUntil: (promise: Promise<unknown>) => void,
   env: Pick<Env, "EXPORT">,
   records: readonly ExportRecord[],
 ): void {
   if (records.length === 0) return;
-  waitUntil(
-    (async () => {
-      for (const chunk of chunksOf(records)) {
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await sendExport(env, chunk);
-            break;
-          } catch (err) {
-            if (attempt < BACKGROUND_ATTEMPTS) continue;
-            recordDroppedWrite("export_not_sent", err);
-            break;
-          }
-        }
-      }
-    })(),
-  );
+  waitUntil(sendExportRetrying(env, records));
 }

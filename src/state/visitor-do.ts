@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ConsentMode } from "../core/consent.ts";
-import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
+import type { Consent, Millis, VisitorEvent } from "../core/model.ts";
 import { type PrivacyVerdict, privacyVerdict } from "../core/privacy.ts";
 import {
   applyEvent,
@@ -14,7 +14,7 @@ import { readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
 import type { CompiledRules } from "../rules/index.ts";
 import { exportInBackground } from "./export-producer.ts";
-import { type ExportRecord, eventRecord, exposureRecord } from "./export-record.ts";
+import { type ExportRecord, eventRecord } from "./export-record.ts";
 import { activeRules } from "./rules-loader.ts";
 import { recordDroppedWrite } from "./stored-value.ts";
 import { applyBatch, fullBucket, takeTokens } from "./visitor-ingest.ts";
@@ -28,6 +28,7 @@ import {
   type TokenSpend,
   type VisitorDump,
   type VisitorObject,
+  type VisitorSnapshot,
   visitorObject,
 } from "./visitor-object.ts";
 import {
@@ -215,7 +216,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    * The one decision-path call: the state the engine needs, optionally recording this page view.
    * A hot object answers from memory, without reading storage.
    */
-  async snapshot(options: SnapshotOptions): Promise<VisitorState> {
+  async snapshot(options: SnapshotOptions): Promise<VisitorSnapshot> {
     const target = this.forwardTarget(options.forwarded);
     if (target) {
       return target.snapshot({ ...options, visitorId: this.held.mergedInto!, forwarded: true });
@@ -223,6 +224,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const pageView = options.pageView;
     const privacy = this.privacy(options);
     if (pageView && privacy.keep) await this.countPageView(pageView, options.visitorId, privacy.measure);
+    // An erased person's page is decided from nothing, and the caller exports nothing of it.
+    if (this.held.erased) return { ...this.held.state, erased: true };
     const state = this.held.state;
     const since = options.eventsSince;
     if (since === undefined || since <= (state.events[0]?.ts ?? Number.POSITIVE_INFINITY)) return state;
@@ -290,7 +293,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   /**
    * Exposures (frequency caps) and new experiment assignments (sticky: the first one stays). Answers
    * whether the decision may be counted in its experiments: the caller records exposures there only
-   * on a yes, so an erased or unconsenting person is never counted, whatever the caller knew.
+   * on a yes, so an erased or unconsenting person is never counted, whatever the caller knew. What
+   * was shown goes to the export from the caller, not from here: a page that stores nothing makes
+   * no call at all (docs/decisions.md, record 14).
    */
   async recordDecision(options: DecisionRecord): Promise<boolean> {
     const target = this.forwardTarget(options.forwarded);
@@ -313,28 +318,6 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (capped.length > 0 || assigned.length > 0) {
       this.stateDirty = true;
       this.writeBehind();
-    }
-    if (privacy.measure) {
-      const id = this.exportId();
-      this.export(
-        options.exposures.flatMap((shown) =>
-          shown.placement === undefined
-            ? []
-            : [
-                exposureRecord(
-                  id,
-                  options.now,
-                  {
-                    placement: shown.placement,
-                    experience: shown.experience,
-                    experiment: shown.experiment ?? null,
-                    variant: shown.variant ?? null,
-                  },
-                  options.rulesVersion ?? null,
-                ),
-              ],
-        ),
-      );
     }
     return privacy.measure;
   }

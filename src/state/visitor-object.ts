@@ -53,9 +53,15 @@ export interface SnapshotOptions {
   readonly consentMode?: ConsentMode;
 }
 
+/**
+ * The decision path's read: the visitor's state, and whether the person was erased (their page is
+ * then decided from nothing, and the caller exports nothing of it).
+ */
+export type VisitorSnapshot = VisitorState & { readonly erased?: true };
+
 export interface DecisionRecord {
   readonly now: Millis;
-  /** What was shown. A capped one (or one not saying) is stored for its frequency caps; all are exported. */
+  /** What was shown. A capped one (or one not saying) is stored for its frequency caps. */
   readonly exposures: ReadonlyArray<{
     readonly experience: string;
     readonly placement?: string;
@@ -63,10 +69,8 @@ export interface DecisionRecord {
     readonly variant?: string | null;
     readonly capped?: boolean;
   }>;
-  /** The visitor the decision was for (the export names them by it). */
+  /** The visitor the decision was for. */
   readonly visitorId?: string;
-  /** The rules version that decided (the export's exposure records carry it). */
-  readonly rulesVersion?: string | null;
   /** New experiment assignments; sticky: an experiment already assigned keeps its variant. */
   readonly assignments: Readonly<Record<string, string>>;
   /** Experiment → stored variant it no longer has: that one assignment is replaced, if still stored. */
@@ -123,7 +127,7 @@ export type TokenSpend = "spent" | "replayed" | "erased";
  */
 export interface VisitorObject {
   ingest(visitorId: string, events: readonly VisitorEvent[], options: IngestOptions): Promise<IngestResult>;
-  snapshot(options: SnapshotOptions): Promise<VisitorState>;
+  snapshot(options: SnapshotOptions): Promise<VisitorSnapshot>;
   recordDecision(options: DecisionRecord): Promise<boolean>;
   setConsent(
     consent: Readonly<Record<string, boolean>>,

@@ -3,14 +3,26 @@
 // queue() handler (wrangler.toml's consumer), and the files land in R2. Delivery is asynchronous
 // (the queue's batch window), so each test polls R2 for the lines it expects (vi.waitFor) instead
 // of asserting at a given time; "nothing exported" is checked once a later marker event arrived.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { gunzipLines } from "../../src/export/files.ts";
+import { handle } from "../../src/http/app.ts";
 import { exportInBackground } from "../../src/state/export-producer.ts";
 import { type ExportRecord, ExportRecordSchema, eventRecord } from "../../src/state/export-record.ts";
 import { droppedWriteCount } from "../../src/state/stored-value.ts";
 import { canonicalForUser } from "../../src/state/visitor-id.ts";
-import { ADMIN, eid, idOf, newVisitor, SERVER, sendEvents, visit } from "./helpers.ts";
+import {
+  ADMIN,
+  BROWSER_UA,
+  countedVisitors,
+  eid,
+  idOf,
+  newVisitor,
+  SERVER,
+  sendEvents,
+  visit,
+} from "./helpers.ts";
 
 /** Every line of every export file, each parsed with the schema that wrote it. */
 async function allLines(): Promise<ExportRecord[]> {
@@ -113,6 +125,35 @@ describe("the export's producers", () => {
     ).toMatchObject({
       visitorId: person,
     });
+  });
+
+  it("a returning visitor's page with nothing new to keep makes one object call, and what it showed is exported", async () => {
+    const cookie = await newVisitor();
+    const visitorId = idOf(cookie);
+    // Pages with the cookie: the first assigns the hero test; the first-visit offer (capped at 3 a
+    // day) is shown, and stored, until its cap is reached.
+    for (let page = 0; page < 3; page++) await (await visit("/", { cookie })).text();
+
+    const calls: string[] = [];
+    const ctx = createExecutionContext();
+    const res = await handle(
+      new Request("https://shop.test/", { headers: { "user-agent": BROWSER_UA, cookie } }),
+      { ...env, VISITOR: countedVisitors(calls) },
+      ctx,
+    );
+    expect(res.headers.get("cache-control")).toBe("private, no-store");
+    await res.text();
+    await waitOnExecutionContext(ctx);
+    expect(calls).toEqual(["snapshot"]);
+
+    // Four pages with the cookie, four hero lines: the last sent by the worker itself.
+    const heroLines = (all: ExportRecord[]) =>
+      all.filter(
+        (line) => line.kind === "exposure" && line.visitorId === visitorId && line.placement === "home-hero",
+      );
+    const lines = await exportedWhen((all) => heroLines(all).length === 4);
+    expect(new Set(heroLines(lines).map((line) => line.id)).size).toBe(4);
+    expect(heroLines(lines).at(-1)).toMatchObject({ v: 1, experience: "hero-ab", experiment: "hero-test" });
   });
 
   it("an erasure exports the person's ids, aliases included", async () => {
