@@ -137,6 +137,7 @@ export type EventsRequest = {
   visitorId?: string | undefined;
   userId?: string | undefined;
   sentAt?: number | undefined;
+  firstPage?: string | undefined;
   events: Array<{
     id: string;
     type: string;

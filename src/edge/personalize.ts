@@ -24,6 +24,7 @@ import {
 import { type VisitorSnapshot, visitorObject } from "../state/visitor-object.ts";
 import { BEACON_VERSION } from "./beacon.ts";
 import { isBot, webContext } from "./context.ts";
+import { firstPageClaim } from "./first-page.ts";
 import { PREVIEW_COOKIE, PREVIEW_PARAM, type Preview, verifyPreview } from "./preview.ts";
 import type { RewritePlan, WebChange } from "./rewrite.ts";
 
@@ -81,9 +82,14 @@ export function safeRedirect(target: string, page: URL): string | null {
   }
 }
 
-function beaconTag(config: Config, autoPageView: boolean): string {
+/**
+ * The beacon's tag. `firstPage` is a new visitor's first page's claim (src/edge/first-page.ts): the
+ * beacon sends it back with its first call, which records it.
+ */
+function beaconTag(config: Config, autoPageView: boolean, firstPage: string | null = null): string {
   const src = `${config.NS_PREFIX}/ns.${BEACON_VERSION}.js`;
-  return `<script src="${escapeHtml(src)}" data-prefix="${escapeHtml(config.NS_PREFIX)}"${autoPageView ? "" : ' data-auto-pageview="false"'} async></script>`;
+  const first = firstPage === null ? "" : ` data-first="${escapeHtml(firstPage)}"`;
+  return `<script src="${escapeHtml(src)}" data-prefix="${escapeHtml(config.NS_PREFIX)}"${autoPageView ? "" : ' data-auto-pageview="false"'}${first} async></script>`;
 }
 
 function previewPanel(explanation: unknown): string {
@@ -166,16 +172,30 @@ async function keepDecision(env: Env, decision: DecisionToRecord, assigned: bool
     return;
   }
   if (assigned && counted)
-    await recordExperimentExposures(env, visitorId, result.exposures, result.assignments, now).catch(
-      (err: unknown) => notRecorded("experiment_exposures", err),
-    );
+    await countInExperiments(env, visitorId, result.exposures, result.assignments, now);
+}
+
+/**
+ * The visitor counted in the experiments a decision assigned them to (unique exposures per arm),
+ * once their object said they may be. Never rejects: a failure is logged and counted.
+ */
+export function countInExperiments(
+  env: Env,
+  visitorId: string,
+  exposures: ReadonlyArray<{ readonly experiment?: string | null; readonly variant?: string | null }>,
+  assignments: Readonly<Record<string, string>>,
+  now: number,
+): Promise<void> {
+  return recordExperimentExposures(env, visitorId, exposures, assignments, now).catch((err: unknown) =>
+    notRecorded("experiment_exposures", err),
+  );
 }
 
 async function recordExperimentExposures(
   env: Env,
   visitorId: string,
-  exposures: DecisionResult["exposures"],
-  assignments: DecisionResult["assignments"],
+  exposures: ReadonlyArray<{ readonly experiment?: string | null; readonly variant?: string | null }>,
+  assignments: Readonly<Record<string, string>>,
   now: number,
 ): Promise<void> {
   const arms = new Map<string, string>();
@@ -360,6 +380,8 @@ function failedOpen(outline: PageOutline, err: unknown): PagePersonalization {
   log("error", "personalize_failed", { error: String(err) });
   return {
     ...NO_PERSONALIZATION,
+    plan: { changes: [], bodyEnd: outline.bodyEnd },
+    passThrough: outline.bodyEnd === "" && outline.setCookies.length === 0,
     setCookies: outline.setCookies,
     rulesVersion: outline.rulesVersion,
     failOpen: ["personalization"],
@@ -436,10 +458,16 @@ async function decidePage(visit: PageVisit): Promise<PagePersonalization> {
     visit.timings.decide = performance.now() - decideStarted;
   }
 
-  const bodyEnd = outline.bodyEnd + (preview ? previewPanel(explanation) : "");
-  // A new visitor's decision leaves nothing behind here: it is what the empty state decides, and
-  // the beacon's first call records it (docs/decisions.md, record 12). An erased person's page
-  // leaves nothing.
+  // A new browser's first page: what it assigned and showed rides in the beacon's tag, recorded by
+  // the beacon's first call once the browser proves to be one (docs/decisions.md, record 12).
+  const claim =
+    !visit.returning && !bot && outline.bodyEnd !== "" && visit.pageView === undefined && privacy.measure
+      ? firstPageClaim(decided)
+      : null;
+  const beacon = claim === null ? outline.bodyEnd : beaconTag(config, true, claim);
+  const bodyEnd = beacon + (preview ? previewPanel(explanation) : "");
+  // A new visitor's decision leaves nothing behind here: the beacon's first call records it (above).
+  // An erased person's page leaves nothing.
   const state = stored.state;
   const recordDecision =
     visit.returning && !bot && privacy.measure && !state?.erased

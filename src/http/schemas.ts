@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { LOSS_REASONS, REASONS, TIMEZONE_SOURCES } from "../core/decide.ts";
+import { FirstPageFieldSchema } from "../edge/first-page.ts";
 import { VISITOR_ID_PATTERN } from "../state/visitor-id.ts";
 
 /** The API's request and response shapes: validated by the routes, described by /_ns/openapi.json. */
@@ -113,6 +114,7 @@ export const EventsRequestSchema = z.strictObject({
     .describe(
       "each { id, type, ts?, channel?, props? }, checked one by one (rejections by index); timestamp and properties are read as aliases of ts and props",
     ),
+  firstPage: FirstPageFieldSchema.optional(),
 });
 
 export const EventsResponseSchema = z.object({

@@ -14,13 +14,14 @@ import { readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
 import type { CompiledRules } from "../rules/index.ts";
 import { exportInBackground } from "./export-producer.ts";
-import { type ExportRecord, eventRecord } from "./export-record.ts";
+import { type ExportRecord, eventRecord, shownRecords } from "./export-record.ts";
 import { activeRules } from "./rules-loader.ts";
 import { recordDroppedWrite } from "./stored-value.ts";
 import { applyBatch, fullBucket, takeTokens } from "./visitor-ingest.ts";
 import { dumpOf, foldDump, keepOnlyAddress, spendToken } from "./visitor-merge.ts";
 import {
   type DecisionRecord,
+  type FirstPageRecord,
   type IngestOptions,
   type IngestResult,
   type MergeResult,
@@ -155,6 +156,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // What is held in memory goes with this write, so memory and storage agree before the batch
     // (what a rollback falls back to).
     this.flushPending();
+    const assignedFirst = this.keepFirstPageAssignments(options.firstPage);
     const conversionsBefore = { ...this.held.state.conversions };
     const outcome = applyBatch(
       {
@@ -169,13 +171,20 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       options.now,
     );
     if (outcome.accepted > 0) this.keepUpkeepArmed();
+    if (options.firstPage && outcome.accepted > 0)
+      this.keepFirstPageShown(options.firstPage, options.now, privacy.measure);
     // A goal reached by someone who refused measurement is kept (it is their behaviour) but not counted.
     const conversions =
       scoring && privacy.measure ? conversionsReached(this.held.state, conversionsBefore, scoring) : [];
     // Stored now (the transaction committed): out to the export, once, after the answer leaves.
     if (privacy.measure) this.export(outcome.stored.map((event) => eventRecord(this.exportId(), event)));
     const { stored: _stored, ...counts } = outcome;
-    return { status: "stored", ...counts, conversions };
+    return {
+      status: "stored",
+      ...counts,
+      conversions,
+      firstPageCounted: assignedFirst && outcome.accepted > 0 && privacy.measure,
+    };
   }
 
   /** The id the export names this visitor by: the canonical id the object was made for. */
@@ -304,22 +313,61 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const privacy = this.privacy(options);
     if (!privacy.keep) return false;
     this.ensureId(options.visitorId);
-    const state = this.held.state;
-    // Only capped experiences need their exposures stored (frequency caps count them).
-    const capped = options.exposures.filter((exposure) => exposure.capped !== false);
-    for (const exposure of capped) recordExposure(state, exposure.experience, options.now, this.limits);
-    const assigned = Object.entries(options.assignments);
-    for (const [experiment, variant] of assigned) {
-      const stored = Object.hasOwn(state.assignments, experiment) ? state.assignments[experiment] : undefined;
-      if (stored === undefined || stored === options.replacing?.[experiment])
-        state.assignments[experiment] = variant;
-    }
+    const assigned = this.keepAssignments(options.assignments, options.replacing);
+    const capped = this.keepCappedExposures(options.exposures, options.now);
     // Written behind, with the page's view: later calls read memory, so they see it at once.
-    if (capped.length > 0 || assigned.length > 0) {
+    if (capped || assigned) {
       this.stateDirty = true;
       this.writeBehind();
     }
     return privacy.measure;
+  }
+
+  /** New experiment assignments, sticky (the first one stays); whether any was given. */
+  private keepAssignments(
+    assignments: Readonly<Record<string, string>>,
+    replacing: Readonly<Record<string, string>> | undefined,
+  ): boolean {
+    const state = this.held.state;
+    const assigned = Object.entries(assignments);
+    for (const [experiment, variant] of assigned) {
+      const stored = Object.hasOwn(state.assignments, experiment) ? state.assignments[experiment] : undefined;
+      if (stored === undefined || stored === replacing?.[experiment]) state.assignments[experiment] = variant;
+    }
+    return assigned.length > 0;
+  }
+
+  /** Only capped experiences need their exposures stored (frequency caps count them). */
+  private keepCappedExposures(
+    exposures: ReadonlyArray<{ readonly experience: string; readonly capped?: boolean }>,
+    now: Millis,
+  ): boolean {
+    const capped = exposures.filter((exposure) => exposure.capped !== false);
+    for (const exposure of capped) recordExposure(this.held.state, exposure.experience, now, this.limits);
+    return capped.length > 0;
+  }
+
+  /**
+   * A new visitor's first page, with the beacon's first call (docs/decisions.md, record 12): its
+   * assignments before the batch (so a goal reached in the same batch is counted in its arm; sticky,
+   * so a resent batch changes nothing), its capped exposures and export lines only when the batch
+   * stored something new (a resent batch is not a second page). Answers whether its experiments
+   * may count the visitor.
+   */
+  private keepFirstPageAssignments(first: FirstPageRecord | undefined): boolean {
+    if (first === undefined || !this.keepAssignments(first.assignments, undefined)) return false;
+    // Saved with the batch's own write when it stores something, else behind.
+    this.stateDirty = true;
+    this.writeBehind();
+    return true;
+  }
+
+  private keepFirstPageShown(first: FirstPageRecord, now: Millis, measured: boolean): void {
+    if (this.keepCappedExposures(first.exposures, now)) {
+      this.stateDirty = true;
+      this.writeBehind();
+    }
+    if (measured) this.export(shownRecords(this.exportId(), now, first.exposures, first.rulesVersion));
   }
 
   /**

@@ -9,6 +9,22 @@ import type { Env } from "../platform/env.ts";
  * never the class, so no layer reaches into the object's storage code to learn a type.
  */
 
+/**
+ * What a new visitor's first page assigned and showed, checked against the rules by the caller
+ * (src/edge/first-page.ts), recorded by the beacon's first call (docs/decisions.md, record 12).
+ */
+export interface FirstPageRecord {
+  readonly assignments: Readonly<Record<string, string>>;
+  readonly exposures: ReadonlyArray<{
+    readonly experience: string;
+    readonly placement: string;
+    readonly experiment: string | null;
+    readonly variant: string | null;
+    readonly capped: boolean;
+  }>;
+  readonly rulesVersion: string;
+}
+
 export interface IngestOptions {
   readonly now: Millis;
   /** Rejected events of the same batch, kept aside for inspection (dead letters). */
@@ -21,6 +37,8 @@ export interface IngestOptions {
   readonly forwarded?: boolean;
   /** How an unanswered purpose is read (the deployment's CONSENT_MODE); opt-out when absent. */
   readonly consentMode?: ConsentMode;
+  /** The first page's decision, kept (and exported) when this batch stored something new. */
+  readonly firstPage?: FirstPageRecord | undefined;
 }
 
 export type IngestResult =
@@ -36,6 +54,8 @@ export type IngestResult =
         readonly variant: string;
         readonly at: Millis;
       }>;
+      /** The first page's assignments were kept and may be counted in their experiments. */
+      readonly firstPageCounted?: boolean;
     }
   | { readonly status: "rate_limited"; readonly retryAfterSeconds: number }
   | { readonly status: "suppressed" }
