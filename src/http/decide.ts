@@ -237,6 +237,9 @@ async function decideWithRules(c: AppContext, call: DecisionCall): Promise<Respo
     consent: decisionConsent(privacyFacts, privacy),
     placements: body.placements,
     explain,
+    // Segments are evaluated only when asked for (the default, docs/decisions.md record 15) or
+    // shown in an explanation.
+    segments: body.segments !== false || explain,
   });
   const bot = caller.kind === "browser" && isBot(c.req.header("user-agent") ?? null, config.BOT_USER_AGENTS);
   // Without the stored state the decision cannot know the visitor's assignments or exposures:

@@ -175,6 +175,12 @@ export const DecideRequestSchema = z.strictObject({
     .boolean()
     .default(false)
     .describe("server key or admin token only: ignored for browsers, which get no explanation"),
+  segments: z
+    .boolean()
+    .default(true)
+    .describe(
+      "list the visitor's named segments in `segments` (every segment of the rules is evaluated for it); false answers [] and skips that work, which no decision needs",
+    ),
 });
 export type DecideRequest = z.input<typeof DecideRequestSchema>;
 
@@ -227,7 +233,9 @@ export const DecideResponseSchema = z.object({
   visitorId: z.string(),
   rulesVersion: z.string().nullable(),
   decisions: z.record(z.string(), DecisionSchema),
-  segments: z.array(z.string()),
+  segments: z
+    .array(z.string())
+    .describe("the visitor's named segments; [] when the request said `segments: false`"),
   intent: z.object({ top: z.string().nullable(), scores: z.record(z.string(), z.number()) }),
   outbound: z
     .object({
