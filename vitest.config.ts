@@ -36,7 +36,17 @@ export default defineConfig({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               // The test origin replaces the demo shop: a worker with the endpoints the proxy tests need.
-              serviceBindings: { ORIGIN_SERVICE: "test-origin" },
+              // It is also the journeys' webhook destination (its /outbox endpoints).
+              serviceBindings: { ORIGIN_SERVICE: "test-origin", DESTINATION_SERVICE: "test-origin" },
+              bindings: {
+                // Tests judge what a visitor gets, not how fast a shared CI machine is: a store that
+                // answers at all answers in time. The tests of deadlines set their own (store-faults,
+                // rules-lifecycle, rate-limits...); production keeps wrangler.toml's 50 ms.
+                STORE_DEADLINE_MS: "2000",
+                WEBHOOK_SMS: "https://destination.test/outbox/sms",
+                WEBHOOK_PUSH: "https://destination.test/outbox/push",
+                WEBHOOK_EMAIL: "https://destination.test/outbox/email",
+              },
               // A small limiter for test/workerd/rate-limits.test.ts, which stands it in for each write
               // limit in turn (wrangler.toml's own limits serve every other test as configured).
               ratelimits: { TEST_LIMIT_3: { namespace_id: "9001", simple: { limit: 3, period: 60 } } },

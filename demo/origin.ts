@@ -6,9 +6,14 @@
  *   POST /api/cart  {"product": "trail-runner-2", "qty": 1}  -> 200 {"ok": true, "cart": {...}}
  *                   sets `cart=<product:qty,...>; Path=/` and `cart_seen=1; Path=/`
  *   GET  /api/cart  -> 200 {"cart": {...}} read from the cookie
+ *   /outbox         the journeys' webhook destination and the page listing what it received (outbox.ts)
  */
+import { outbox } from "./outbox.ts";
+
 interface DemoEnv {
   readonly ASSETS: Fetcher;
+  /** The key the journeys' webhooks are signed with (the proxy's WEBHOOK_SECRET). */
+  readonly WEBHOOK_SECRET?: string;
 }
 
 type Cart = Record<string, number>;
@@ -73,6 +78,8 @@ export default {
   async fetch(request: Request, env: DemoEnv): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname === "/api/cart") return cartApi(request);
+    if (url.pathname === "/outbox" || url.pathname.startsWith("/outbox/"))
+      return outbox(request, url, env.WEBHOOK_SECRET);
     return env.ASSETS.fetch(request);
   },
 } satisfies ExportedHandler<DemoEnv>;

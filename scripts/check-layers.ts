@@ -23,16 +23,18 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   rules: ["core"],
   state: ["core", "rules", "platform"],
   measure: ["core", "rules", "platform", "state"],
-  edge: ["core", "rules", "platform", "state", "measure"],
-  http: ["core", "rules", "platform", "state", "measure", "edge"],
+  // Journeys: the Workflow class and the delivery queue's consumers, beside measure.
+  journeys: ["core", "rules", "platform", "state"],
+  edge: ["core", "rules", "platform", "state", "measure", "journeys"],
+  http: ["core", "rules", "platform", "state", "measure", "journeys", "edge"],
   // The event stream out: the EXPORT queue's consumer, writing R2 files (src/export/).
   export: ["core", "platform", "state"],
   // The console: server-rendered pages over the admin API (it calls the http layer in-process).
   console: ["core", "rules", "platform", "state", "measure", "edge", "http"],
   // The client's types are derived from the worker's schemas; nothing in the worker imports it.
-  client: ["core", "rules", "platform", "state", "measure", "edge", "http"],
-  // src/index.ts: the fetch handler and the Durable Object classes; src/queues.ts: queue() routing.
-  ".": ["console", "http", "state", "measure", "platform", "export"],
+  client: ["core", "rules", "platform", "state", "measure", "journeys", "edge", "http"],
+  // src/index.ts: the fetch handler, the Durable Object and Workflow classes; src/queues.ts: queue() routing.
+  ".": ["console", "http", "state", "measure", "journeys", "platform", "export"],
 };
 
 const IMPORT =

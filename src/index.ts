@@ -3,6 +3,7 @@ import { handle } from "./http/app.ts";
 import type { Env } from "./platform/env.ts";
 import { handleQueue } from "./queues.ts";
 
+export { JourneyWorkflow } from "./journeys/journey-workflow.ts";
 export { ExperimentDO } from "./measure/experiment-do.ts";
 export { VisitorDO } from "./state/visitor-do.ts";
 

@@ -1,4 +1,5 @@
 import { consumeExport } from "./export/consumer.ts";
+import { deliverBatch, keepDeadLetters } from "./journeys/delivery.ts";
 import type { Env } from "./platform/env.ts";
 import { log } from "./platform/log.ts";
 
@@ -10,6 +11,9 @@ type Consumer = (batch: MessageBatch, env: Env, ctx: ExecutionContext) => Promis
 
 export const CONSUMERS: Readonly<Record<string, Consumer>> = {
   "northstar-export": (batch, env) => consumeExport(batch, env),
+  // Journeys' messages (docs/journeys.md): delivery, and what its dead-letter queue receives.
+  "northstar-delivery": (batch, env) => deliverBatch(batch, env),
+  "northstar-delivery-dlq": (batch, env) => keepDeadLetters(batch, env),
 };
 
 export async function handleQueue(batch: MessageBatch, env: Env, ctx: ExecutionContext): Promise<void> {

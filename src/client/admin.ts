@@ -1,7 +1,9 @@
 import type {
   DecideResponse,
+  DeliveryDeadLetters,
   ExperimentResults,
   ExplainQuery,
+  JourneysResponse,
   PreviewLink,
   PreviewRequest,
   ProfileErasure,
@@ -66,6 +68,31 @@ export class NorthstarAdmin {
    */
   eraseProfile(id: string): Promise<ProfileErasure> {
     return this.transport.json({ method: "DELETE", path: `/v1/profiles/${segment(id)}` });
+  }
+
+  /**
+   * A person's journeys: the step each is on, its messages, and the log that explains why each was
+   * or was not sent (consent, cap, quiet hours, exited). `running` lists only the active ones.
+   *
+   * @example
+   * const { journeys } = await admin.journeys("user:crm-42", { running: true });
+   */
+  journeys(id: string, options: { running?: boolean } = {}): Promise<JourneysResponse> {
+    const query = options.running ? "?status=running" : "";
+    return this.transport.json({ method: "GET", path: `/v1/profiles/${segment(id)}/journeys${query}` });
+  }
+
+  /** Cancels one of a person's running journeys (by its instance id): nothing more is sent. */
+  cancelJourney(id: string, instance: string): Promise<{ cancelled: boolean }> {
+    return this.transport.json({
+      method: "POST",
+      path: `/v1/profiles/${segment(id)}/journeys/${segment(instance)}/cancel`,
+    });
+  }
+
+  /** Messages that could not be delivered, with the reason (the first 100). */
+  deliveryDeadLetters(): Promise<DeliveryDeadLetters> {
+    return this.transport.json({ method: "GET", path: "/v1/journeys/dead-letters" });
   }
 
   /**
@@ -147,8 +174,9 @@ export class NorthstarAdmin {
 
   /**
    * An experiment's results: exposures and conversions per arm, rates with 95% intervals, uplift
-   * against the control, a sample-ratio check and a sentence saying what can be concluded.
-   * `global-holdout` reports the program's holdout against everyone personalized.
+   * against the control, a sample-ratio check and a sentence saying what can be concluded; per goal
+   * (`goals`) the same with value per visitor, per ISO week (`weekly`) and per day (`daily`).
+   * `global-holdout` reports the programme's holdout against everyone personalized.
    *
    * @example
    * const { report } = await admin.experiment("hero-test");

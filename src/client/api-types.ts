@@ -193,6 +193,9 @@ export type ConsentRequest = {
     personalization?: boolean | undefined;
     measurement?: boolean | undefined;
     marketing?: boolean | undefined;
+    marketing_email?: boolean | undefined;
+    marketing_sms?: boolean | undefined;
+    marketing_push?: boolean | undefined;
   };
   visitorId?: string | undefined;
   userId?: string | undefined;
@@ -364,7 +367,16 @@ export type ProfileExport = {
     visitorId: string;
     variant: string;
     exposedAt: number;
+    /** The first conversion of the experiment's goals (the primary's before goals were listed). */
     convertedAt: number | null;
+    goals?:
+      | {
+          [key: string]: {
+            firstAt: number;
+            value: number;
+          };
+        }
+      | undefined;
   }>;
 };
 
@@ -372,6 +384,44 @@ export type ProfileExport = {
 export type ProfileErasure = {
   erased: true;
   aliases: number;
+};
+
+/** src/http/journeys.ts: a person's journeys, the step each is on, and why each message was or was not sent. */
+export type JourneysResponse = {
+  journeys: Array<{
+    instance: string;
+    journey: string;
+    enteredAt: number;
+    status: "ended" | "running" | "cancelled";
+    step: string;
+    reason: string;
+    updatedAt: number;
+    messages: Array<{
+      key: string;
+      step: string;
+      at: number;
+      channel: string | null;
+      outcome: "reserved" | "delivered" | "refused";
+      reason: string;
+    }>;
+    log: Array<{
+      step: string;
+      at: number;
+      what: string;
+      detail: string;
+    }>;
+  }>;
+};
+
+/** src/http/journeys.ts: the delivery dead letters, with their reasons. */
+export type DeliveryDeadLetters = {
+  deadLetters: Array<{
+    at: number;
+    reason: string;
+    attempts: number;
+    message: unknown;
+    id: string;
+  }>;
 };
 
 /** src/http/admin-routes.ts: the rules the worker serves, and how its last refresh went. */
@@ -386,7 +436,9 @@ export type RulesReport = {
   lastError: string | null;
 };
 
-/** src/http/admin-routes.ts: an experiment's arms with intervals, and its holdout. */
+/** src/http/experiment-results.ts: an experiment's arms with intervals, its holdout, every goal's
+ * rate and value per visitor with uplift, the same per ISO week, a daily series, and which shards
+ * answered. */
 export type ExperimentResults = {
   experiment: string;
   goal: string;
@@ -439,6 +491,182 @@ export type ExperimentResults = {
     readonly enoughData: boolean;
     /** A sentence for humans: what can (not) be concluded. */
     readonly note: string;
+  };
+  goals: Array<{
+    id: string;
+    event: string;
+    value: string | null;
+    windowMs: number | null;
+    primary: boolean;
+    report: {
+      readonly arms: ReadonlyArray<{
+        readonly isHoldout: boolean;
+        /** The same number as `exposures`: unique visitors exposed. */
+        readonly visitors: number;
+        readonly value: {
+          readonly mean: number;
+          /** 95% t interval of the mean; null below two visitors. */
+          readonly interval: readonly [number, number] | null;
+          readonly skewness: number;
+          /** Cochran's rule n > 25 g₁²: enough visitors for the normal approximation at this skew. */
+          readonly normalApproximationOk: boolean;
+          readonly total: number;
+        };
+        /** Value per visitor against the control's; null for the control or below two visitors. */
+        readonly valueUplift: {
+          /** Mean − control mean. */
+          readonly absolute: number;
+          /** Welch's 95% interval of the difference. */
+          readonly absoluteInterval: readonly [number, number];
+          /** Welch–Satterthwaite; null when neither arm's values vary. */
+          readonly degreesOfFreedom: number | null;
+          readonly tScore: number;
+          /** Two-sided p-value of Welch's t-test. */
+          readonly pValue: number;
+          /** Mean / control mean − 1; null when the control's mean is not positive. */
+          readonly relative: number | null;
+          /** Delta method on the log ratio of means; null when either mean is not positive. */
+          readonly relativeInterval: readonly [number, number] | null;
+          /** p < 0.05, the interval excludes 0, and both arms pass Cochran's rule. */
+          readonly significant: boolean;
+        } | null;
+        readonly id: string;
+        readonly isControl: boolean;
+        readonly weight: number;
+        readonly exposures: number;
+        readonly conversions: number;
+        /** Conversions / exposures (0 when no exposure). */
+        readonly rate: number;
+        /** Wilson score 95% interval of the rate ([0, 1] when no exposure). */
+        readonly interval: readonly [number, number];
+        /** Share of all exposures this arm got, and the share its weight planned. */
+        readonly observedShare: number;
+        readonly expectedShare: number;
+        /** Versus the control; null for the control itself or when either has no exposure. */
+        readonly uplift: {
+          /** Rate − control rate. */
+          readonly absolute: number;
+          /** Newcombe hybrid score 95% interval of the difference. */
+          readonly absoluteInterval: readonly [number, number];
+          /** Rate / control rate − 1; null when the control has no conversion. */
+          readonly relative: number | null;
+          /** Delta-method 95% interval on the log rate ratio, as uplift; null when either arm has no conversion. */
+          readonly relativeInterval: readonly [number, number] | null;
+          readonly zScore: number;
+          /** Two-sided p-value of the pooled two-proportion z-test. */
+          readonly pValue: number;
+          readonly significant: boolean;
+        } | null;
+        readonly verdict: "control" | "better" | "worse" | "no significant difference" | "not enough data";
+      }>;
+      /** The id of the arm the others are compared with; null when there are no arms. */
+      readonly control: string | null;
+      readonly sampleRatioMismatch: {
+        readonly chiSquare: number;
+        readonly degreesOfFreedom: number;
+        readonly pValue: number;
+        /** p < 0.001: the split differs from the weights more than chance explains. */
+        readonly flagged: boolean;
+      };
+      /** Every arm has ≥ 100 exposures and ≥ 10 conversions. */
+      readonly enoughData: boolean;
+      /** A sentence for humans: what can (not) be concluded. */
+      readonly note: string;
+    };
+  }>;
+  weekly: Array<{
+    week: string;
+    goals: Array<{
+      id: string;
+      report: {
+        readonly arms: ReadonlyArray<{
+          readonly isHoldout: boolean;
+          /** The same number as `exposures`: unique visitors exposed. */
+          readonly visitors: number;
+          readonly value: {
+            readonly mean: number;
+            /** 95% t interval of the mean; null below two visitors. */
+            readonly interval: readonly [number, number] | null;
+            readonly skewness: number;
+            /** Cochran's rule n > 25 g₁²: enough visitors for the normal approximation at this skew. */
+            readonly normalApproximationOk: boolean;
+            readonly total: number;
+          };
+          /** Value per visitor against the control's; null for the control or below two visitors. */
+          readonly valueUplift: {
+            /** Mean − control mean. */
+            readonly absolute: number;
+            /** Welch's 95% interval of the difference. */
+            readonly absoluteInterval: readonly [number, number];
+            /** Welch–Satterthwaite; null when neither arm's values vary. */
+            readonly degreesOfFreedom: number | null;
+            readonly tScore: number;
+            /** Two-sided p-value of Welch's t-test. */
+            readonly pValue: number;
+            /** Mean / control mean − 1; null when the control's mean is not positive. */
+            readonly relative: number | null;
+            /** Delta method on the log ratio of means; null when either mean is not positive. */
+            readonly relativeInterval: readonly [number, number] | null;
+            /** p < 0.05, the interval excludes 0, and both arms pass Cochran's rule. */
+            readonly significant: boolean;
+          } | null;
+          readonly id: string;
+          readonly isControl: boolean;
+          readonly weight: number;
+          readonly exposures: number;
+          readonly conversions: number;
+          /** Conversions / exposures (0 when no exposure). */
+          readonly rate: number;
+          /** Wilson score 95% interval of the rate ([0, 1] when no exposure). */
+          readonly interval: readonly [number, number];
+          /** Share of all exposures this arm got, and the share its weight planned. */
+          readonly observedShare: number;
+          readonly expectedShare: number;
+          /** Versus the control; null for the control itself or when either has no exposure. */
+          readonly uplift: {
+            /** Rate − control rate. */
+            readonly absolute: number;
+            /** Newcombe hybrid score 95% interval of the difference. */
+            readonly absoluteInterval: readonly [number, number];
+            /** Rate / control rate − 1; null when the control has no conversion. */
+            readonly relative: number | null;
+            /** Delta-method 95% interval on the log rate ratio, as uplift; null when either arm has no conversion. */
+            readonly relativeInterval: readonly [number, number] | null;
+            readonly zScore: number;
+            /** Two-sided p-value of the pooled two-proportion z-test. */
+            readonly pValue: number;
+            readonly significant: boolean;
+          } | null;
+          readonly verdict: "control" | "better" | "worse" | "no significant difference" | "not enough data";
+        }>;
+        /** The id of the arm the others are compared with; null when there are no arms. */
+        readonly control: string | null;
+        readonly sampleRatioMismatch: {
+          readonly chiSquare: number;
+          readonly degreesOfFreedom: number;
+          readonly pValue: number;
+          /** p < 0.001: the split differs from the weights more than chance explains. */
+          readonly flagged: boolean;
+        };
+        /** Every arm has ≥ 100 exposures and ≥ 10 conversions. */
+        readonly enoughData: boolean;
+        /** A sentence for humans: what can (not) be concluded. */
+        readonly note: string;
+      };
+    }>;
+  }>;
+  daily: Array<{
+    date: string;
+    variant: string;
+    visitors: number;
+    conversions: {
+      [key: string]: number;
+    };
+  }>;
+  shards: {
+    total: number;
+    answered: number;
+    missing: Array<number>;
   };
 };
 

@@ -1,9 +1,9 @@
 import type * as z from "zod";
-import type { CompiledExperiment } from "../core/compiled-rules.ts";
 import type { Consent, VisitorState } from "../core/model.ts";
-import type { ExperimentReport } from "../core/stats.ts";
 import type { PreviewRequestSchema } from "../http/admin-routes.ts";
 import type { ExplainQuerySchema } from "../http/decide.ts";
+import type { ExperimentResultsSchema } from "../http/experiment-results.ts";
+import type { DeadLettersResponseSchema, JourneysResponseSchema } from "../http/journeys.ts";
 import type { ErrorBodySchema } from "../http/openapi.ts";
 import type { TraitsSchema } from "../http/profiles.ts";
 import type {
@@ -109,6 +109,11 @@ export interface ProfileErasure {
   aliases: number;
 }
 
+/** src/http/journeys.ts: a person's journeys, the step each is on, and why each message was or was not sent. */
+export type JourneysResponse = z.output<typeof JourneysResponseSchema>;
+/** src/http/journeys.ts: the delivery dead letters, with their reasons. */
+export type DeliveryDeadLetters = z.output<typeof DeadLettersResponseSchema>;
+
 /** src/http/admin-routes.ts: the rules the worker serves, and how its last refresh went. */
 export interface RulesReport {
   version: LoadedRules["version"] | null;
@@ -121,14 +126,12 @@ export interface RulesReport {
   lastError: RulesStatus["lastError"];
 }
 
-/** src/http/admin-routes.ts: an experiment's arms with intervals, and its holdout. */
-export interface ExperimentResults {
-  experiment: string;
-  goal: CompiledExperiment["goal"];
-  rulesVersion: string | null;
-  holdout: { exposures: number; conversions: number } | null;
-  report: ExperimentReport;
-}
+/**
+ * src/http/experiment-results.ts: an experiment's arms with intervals, its holdout, every goal's
+ * rate and value per visitor with uplift, the same per ISO week, a daily series, and which shards
+ * answered.
+ */
+export type ExperimentResults = z.output<typeof ExperimentResultsSchema>;
 
 export type PreviewRequest = z.input<typeof PreviewRequestSchema>;
 /** src/http/admin-routes.ts: a signed preview link. */

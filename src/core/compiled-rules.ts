@@ -32,12 +32,26 @@ export interface CompiledContent {
   readonly items: RankSpec | null;
 }
 
+/** A conversion an experiment is measured on (rules: experiments.*.goals). */
+export interface CompiledGoal {
+  readonly id: string;
+  /** The event type that reaches it. */
+  readonly event: string;
+  /** The props keys leading to the event's value (["value"] for props.value); null: no value. */
+  readonly valuePath: readonly string[] | null;
+  /** How long after the visitor's first exposure it counts; Infinity when the rules set no window. */
+  readonly windowMs: number;
+}
+
 export interface CompiledExperiment {
   readonly id: string;
   readonly seed: string;
   readonly variants: ReadonlyArray<{ readonly id: string; readonly weight: number }>;
   readonly holdout: number;
+  /** The primary goal's id (the rules' `goal`): goals[0]. */
   readonly goal: string;
+  /** Every goal measured, the primary first. */
+  readonly goals: readonly CompiledGoal[];
   readonly status: "running" | "paused" | "stopped";
   /** Its dates (startAt inclusive, endAt exclusive) in epoch ms; ±Infinity when it has none. */
   readonly startMs: number;

@@ -75,3 +75,16 @@ export function gpcSignal(headers: Headers, respectGpc: boolean): boolean {
 export function decisionConsent(facts: PrivacyFacts, verdict: PrivacyVerdict): Consent {
   return { ...facts.consent, personalization: verdict.personalize, measurement: verdict.measure };
 }
+
+/**
+ * Whether a journey may message this person through `channel`: their data may be used at all (the
+ * gate's `personalize`), the `marketing` purpose is granted under the deployment's mode, and they did
+ * not refuse that channel (`marketing_sms: false`). A per-channel answer only narrows: it never grants
+ * what `marketing` refuses.
+ */
+export function marketingAllowed(facts: PrivacyFacts, channel?: string): boolean {
+  const verdict = privacyVerdict(facts);
+  if (!verdict.personalize || facts.consent === null) return false;
+  if (!granted(facts.consent, "marketing", facts.mode)) return false;
+  return channel === undefined || facts.consent[`marketing_${channel}`] !== false;
+}

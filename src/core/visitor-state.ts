@@ -259,28 +259,3 @@ export function firstAfter(events: readonly VisitorEvent[], t: Millis): number {
 export function snapshotOf(s: MutableVisitorState): VisitorState {
   return s;
 }
-
-/** The experiment goals whose conversion time this batch changed, with the visitor's variant there. */
-export function conversionsReached(
-  state: MutableVisitorState,
-  conversionsBefore: Readonly<Record<string, Millis>>,
-  scoring: {
-    readonly experiments: Readonly<
-      Record<
-        string,
-        { readonly id: string; readonly goal: string; readonly startMs: number; readonly endMs: number }
-      >
-    >;
-  },
-): Array<{ experiment: string; variant: string; at: Millis }> {
-  const reached: Array<{ experiment: string; variant: string; at: Millis }> = [];
-  for (const experiment of Object.values(scoring.experiments)) {
-    const at = own(state.conversions, experiment.goal);
-    const variant = own(state.assignments, experiment.id);
-    // Outside its dates an experiment counts nobody: a conversion after it ended is not its result.
-    const running = at !== undefined && at >= experiment.startMs && at < experiment.endMs;
-    if (running && at !== conversionsBefore[experiment.goal] && variant)
-      reached.push({ experiment: experiment.id, variant, at });
-  }
-  return reached;
-}

@@ -130,7 +130,7 @@ export interface DecisionToRecord {
  * (docs/export.md) straight from the worker, one sendBatch; the visitor's object is called only
  * when it must keep something: exposures of capped experiences (their caps count them) and new
  * experiment assignments (sticky, and the experiment's unique exposure). So a returning visitor's
- * page with nothing new to keep makes one object call, its snapshot (docs/decisions.md, record 14).
+ * page with nothing new to keep makes one object call, its snapshot (docs/decisions.md, record 16).
  * The caller asks the privacy gate (measurement allowed, the snapshot not erased) before making
  * one; the object asks it again with what it holds before it keeps anything, and the experiments
  * count the visitor only when it says so. Returns null when nothing was shown or assigned. The
@@ -207,7 +207,7 @@ async function recordExperimentExposures(
     if (variant === "holdout" || experiment === GLOBAL_HOLDOUT) arms.set(experiment, variant);
   await Promise.all(
     [...arms].map(([experiment, variant]) =>
-      experimentObject(env, experiment).expose([{ visitorId, variant, at: now }]),
+      experimentObject(env, experiment, visitorId).expose([{ visitorId, variant, at: now }]),
     ),
   );
 }

@@ -1,17 +1,15 @@
 import type { Hono } from "hono";
 import * as z from "zod";
-import { analyzeExperiment, type ExperimentReport } from "../core/stats.ts";
 import { isSitePath, signPreview } from "../edge/preview.ts";
-import { experimentObject } from "../measure/experiment-object.ts";
 import { readConfig } from "../platform/config.ts";
 import { GLOBAL_HOLDOUT } from "../rules/index.ts";
 import { activeRules, rulesStatus } from "../state/rules-loader.ts";
 import { requireAdmin } from "./admin.ts";
 import type { AppContext, AppEnv } from "./app-env.ts";
-import { jsonError } from "./errors.ts";
+import { ExperimentResultsSchema, experimentResults } from "./experiment-results.ts";
 import { documentRoute } from "./openapi.ts";
 import { LIMITS, readBody } from "./request.ts";
-import { storeCall, storeUnavailableDoc } from "./store-calls.ts";
+import { storeUnavailableDoc } from "./store-calls.ts";
 
 export const PreviewRequestSchema = z.object({
   /** Page to open in preview, on this site (`/`, `/running`): never a link to another host. */
@@ -52,55 +50,6 @@ export const RulesStatusSchema = z.strictObject({
 });
 export type RulesStatusBody = z.infer<typeof RulesStatusSchema>;
 
-const interval = z.tuple([z.number(), z.number()]);
-
-/** Typed against core's ExperimentReport, so the two cannot disagree without a type error. */
-const ExperimentReportSchema: z.ZodType<ExperimentReport> = z.strictObject({
-  arms: z.array(
-    z.strictObject({
-      id: z.string(),
-      isControl: z.boolean(),
-      weight: z.number(),
-      exposures: z.number().int(),
-      conversions: z.number().int(),
-      rate: z.number(),
-      interval,
-      observedShare: z.number(),
-      expectedShare: z.number(),
-      uplift: z
-        .strictObject({
-          absolute: z.number(),
-          absoluteInterval: interval,
-          relative: z.number().nullable(),
-          relativeInterval: interval.nullable(),
-          zScore: z.number(),
-          pValue: z.number(),
-          significant: z.boolean(),
-        })
-        .nullable(),
-      verdict: z.enum(["control", "better", "worse", "no significant difference", "not enough data"]),
-    }),
-  ),
-  control: z.string().nullable(),
-  sampleRatioMismatch: z.strictObject({
-    chiSquare: z.number(),
-    degreesOfFreedom: z.number().int(),
-    pValue: z.number(),
-    flagged: z.boolean(),
-  }),
-  enoughData: z.boolean(),
-  note: z.string(),
-});
-
-export const ExperimentResultsSchema = z.strictObject({
-  experiment: z.string(),
-  goal: z.string(),
-  rulesVersion: z.string().nullable(),
-  holdout: z.strictObject({ exposures: z.number().int(), conversions: z.number().int() }).nullable(),
-  report: ExperimentReportSchema,
-});
-export type ExperimentResults = z.infer<typeof ExperimentResultsSchema>;
-
 /** RFC 9110 §13.1.2: a list of entity tags or `*`, compared weakly. */
 function ifNoneMatch(header: string | undefined, etag: string): boolean {
   if (!header) return false;
@@ -132,42 +81,6 @@ async function serveRulesStatus(c: AppContext): Promise<Response> {
     200,
     headers,
   );
-}
-
-/** GET /v1/experiments/:id: exposures and conversions per arm, and the statistics on them. */
-async function experimentResults(c: AppContext): Promise<Response> {
-  // Always present: the route is registered as /v1/experiments/:id.
-  const id = c.req.param("id") ?? "";
-  const loaded = await activeRules(c.env, c.executionCtx);
-  // An own property only: "constructor" or "valueOf" is every object's, never an experiment.
-  const experiments = loaded?.compiled.experiments;
-  const experiment = experiments && Object.hasOwn(experiments, id) ? experiments[id] : undefined;
-  if (!experiment) return jsonError("unknown_experiment", `no experiment "${id}" in the active rules`);
-  const stub = experimentObject(c.env, id);
-  // A report without its counts would mislead: a store that fails answers 503.
-  const counts = await storeCall(c, () => stub.counts());
-  if (counts instanceof Response) return counts;
-  const byVariant = new Map(counts.map((a) => [a.variant, a]));
-  const arm = (variant: string, weight: number, isControl: boolean) => ({
-    id: variant,
-    weight,
-    exposures: byVariant.get(variant)?.exposures ?? 0,
-    conversions: byVariant.get(variant)?.conversions ?? 0,
-    isControl,
-  });
-  // The global holdout is the control of the whole program: held out against personalized.
-  const arms =
-    id === GLOBAL_HOLDOUT
-      ? [arm("holdout", experiment.holdout, true), arm("personalized", 1 - experiment.holdout, false)]
-      : experiment.variants.map((v, i) => arm(v.id, v.weight, i === 0));
-  const holdout = byVariant.get("holdout");
-  return c.json({
-    experiment: id,
-    goal: experiment.goal,
-    rulesVersion: loaded?.version ?? null,
-    holdout: holdout ? { exposures: holdout.exposures, conversions: holdout.conversions } : null,
-    report: analyzeExperiment(arms),
-  });
 }
 
 /** POST /v1/preview: a signed link that opens a page with chosen experiences forced. */
@@ -220,7 +133,8 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
     operationId: "getExperimentResults",
     tag: "admin",
     admin: true,
-    summary: "An experiment's exposures, conversions, uplift and 95% intervals per variant",
+    summary:
+      "An experiment's results per goal and arm: visitors, conversions, rate and value per visitor with 95% intervals, uplift, sample-ratio check; per ISO week and per day",
     params: { id: "the experiment's id in the active rules" },
     responses: {
       200: { description: "the report; the first variant is the control", schema: ExperimentResultsSchema },
@@ -235,7 +149,8 @@ export function registerAdminRoutes(api: Hono<AppEnv>): void {
     operationId: "getGlobalHoldoutResults",
     tag: "admin",
     admin: true,
-    summary: "The program's lift: visitors held out of every placement against everyone personalized",
+    summary:
+      "The programme's lift: everyone personalized against the visitors held out of every placement, per goal and per ISO week",
     responses: {
       200: {
         description: "two arms, `holdout` (the control) and `personalized`",

@@ -11,6 +11,7 @@ import { registerDecideRoutes } from "./decide.ts";
 import { jsonError } from "./errors.ts";
 import { registerStateRoutes } from "./events.ts";
 import { registerIdentityRoutes } from "./identify.ts";
+import { registerJourneyRoutes } from "./journeys.ts";
 import { openApiDocument } from "./openapi.ts";
 import { servePage } from "./page.ts";
 import { registerProfileRoutes } from "./profiles.ts";
@@ -53,6 +54,7 @@ function buildApi(prefix: string): Hono<AppEnv> {
   registerStateRoutes(api);
   registerIdentityRoutes(api);
   registerProfileRoutes(api);
+  registerJourneyRoutes(api);
   registerDecideRoutes(api);
   api.notFound(() => jsonError("not_found", "no such Northstar route"));
   // One error boundary for the API: log the detail, answer a generic message, never a stack trace.

@@ -237,7 +237,7 @@ async function decideWithRules(c: AppContext, call: DecisionCall): Promise<Respo
     consent: decisionConsent(privacyFacts, privacy),
     placements: body.placements,
     explain,
-    // Segments are evaluated only when asked for (the default, docs/decisions.md record 15) or
+    // Segments are evaluated only when asked for (the default, docs/decisions.md record 17) or
     // shown in an explanation.
     segments: body.segments !== false || explain,
   });

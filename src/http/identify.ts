@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import type * as z from "zod";
 import { gpcSignal, privacyVerdict } from "../core/privacy.ts";
-import { experimentObject } from "../measure/experiment-object.ts";
+import { rekeyVisitor } from "../measure/experiment-object.ts";
 import { type Config, readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
@@ -360,9 +360,7 @@ async function carryOver(
         mergeProfiles(c.env, from, canonical, strategies),
         // Exposures seen before login were recorded under the old id; conversions arrive under
         // the person's: re-keyed, the experiment counts them together, once.
-        ...(merged.experiments ?? []).map((experiment) =>
-          experimentObject(c.env, experiment).rekey(from, canonical),
-        ),
+        ...(merged.experiments ?? []).map((experiment) => rekeyVisitor(c.env, experiment, from, canonical)),
       ]),
     );
     if (folded instanceof Response) return folded;

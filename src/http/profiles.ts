@@ -1,6 +1,6 @@
 import type { Hono } from "hono";
 import * as z from "zod";
-import { experimentObject } from "../measure/experiment-object.ts";
+import { forgetPerson, personRows } from "../measure/experiment-object.ts";
 import { readConfig } from "../platform/config.ts";
 import { deadlineIn, withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
@@ -57,7 +57,7 @@ const plain = (o: Readonly<Record<string, unknown>>): Record<string, unknown> =>
   ...Object.assign(Object.create(null) as Record<string, unknown>, o),
 });
 
-async function idParam(c: AppContext): Promise<string | Response> {
+export async function idParam(c: AppContext): Promise<string | Response> {
   // An anonymous id's alias is read from KV: a profile route needs it (503 when KV fails it).
   const id = await storeCall(c, () => canonicalFromParam(c.env, c.req.param("id") ?? ""));
   if (id instanceof Response) return id;
@@ -262,9 +262,10 @@ async function exportProfile(c: AppContext): Promise<Response> {
         await experimentsOf(c, dump)
       ).map(
         async (experiment) =>
-          part(await storeRead(c, "do", () => experimentObject(c.env, experiment).rows(ids), rows))?.map(
-            (row) => ({ experiment, ...row }),
-          ) ?? [],
+          part(await storeRead(c, "do", () => personRows(c.env, experiment, ids), rows))?.map((row) => ({
+            experiment,
+            ...row,
+          })) ?? [],
       ),
     )
   ).flat();
@@ -310,7 +311,7 @@ async function eraseProfile(c: AppContext): Promise<Response> {
       Promise.all([
         ...ids.map((one) => eraseOne(c.env, one, at)),
         // Rows recorded before login are under the anonymous ids: they go too.
-        ...experiments.map((e) => experimentObject(c.env, e).forget(ids)),
+        ...experiments.map((e) => forgetPerson(c.env, e, ids)),
         c.env.PROFILES.delete(aliasesKey(id)),
       ]),
     "bulk",

@@ -141,7 +141,17 @@ export const IdentifyRequestSchema = z.union([
 export const ConsentRequestSchema = z.strictObject({
   visitorId: VisitorIdSchema.optional(),
   userId: UserIdSchema.optional(),
-  purposes: z.partialRecord(z.enum(["personalization", "measurement", "marketing"]), z.boolean()),
+  purposes: z.partialRecord(
+    z.enum([
+      "personalization",
+      "measurement",
+      "marketing",
+      "marketing_email",
+      "marketing_sms",
+      "marketing_push",
+    ]),
+    z.boolean(),
+  ),
 });
 
 export const ContextInputSchema = z.strictObject({

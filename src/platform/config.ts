@@ -24,6 +24,12 @@ const headerName = z
 
 const DEADLINE = "must be a whole number of milliseconds from 1 to 5000";
 
+/** A webhook destination: `log`, or an http(s) URL (http only for local development). */
+const webhookTarget = z.union([
+  z.literal("log"),
+  z.url({ protocol: /^https?$/, error: 'must be "log" or an http(s) URL such as https://hooks.example/sms' }),
+]);
+
 export const ConfigSchema = z.object({
   ORIGIN: z.url({
     protocol: /^https?$/,
@@ -88,6 +94,20 @@ export const ConfigSchema = z.object({
   /** Bounds of each visitor's event log: how many events, and how many days back, it keeps. */
   EVENT_LOG_MAX: wholeNumber(1, 10_000).default(500),
   EVENT_LOG_MAX_AGE_DAYS: wholeNumber(1, 400).default(30),
+  /**
+   * Where journeys' messages go, per channel (docs/journeys.md, the delivery contract): an https URL
+   * that receives signed webhooks, or `log` (the default) to write each message to the log only.
+   */
+  WEBHOOK_SMS: webhookTarget.default("log"),
+  WEBHOOK_PUSH: webhookTarget.default("log"),
+  WEBHOOK_EMAIL: webhookTarget.default("log"),
+  /** The HMAC key webhooks are signed with; WEBHOOK_SECRET_<CHANNEL> gives one channel its own. */
+  WEBHOOK_SECRET: z.string().min(16).optional(),
+  WEBHOOK_SECRET_SMS: z.string().min(16).optional(),
+  WEBHOOK_SECRET_PUSH: z.string().min(16).optional(),
+  WEBHOOK_SECRET_EMAIL: z.string().min(16).optional(),
+  /** Attempts a message gets before it is kept as a dead letter: the delivery consumer's max_retries + 1. */
+  DELIVERY_MAX_ATTEMPTS: wholeNumber(1, 100).default(6),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 

@@ -2,6 +2,7 @@ import type {
   CompiledContent,
   CompiledExperience,
   CompiledExperiment,
+  CompiledGoal,
   CompiledPlacement,
   CompiledSchedule,
   DecisionRules,
@@ -13,8 +14,16 @@ import type { EvalScope, Test } from "../core/scope.ts";
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { compileCondition, type NamedTests } from "./conditions.ts";
 import { parseDuration } from "./duration.ts";
+import { type CompiledJourneys, compileJourneys } from "./journeys.ts";
 import { layerLayout } from "./layers.ts";
-import { type Condition, type Content, GLOBAL_HOLDOUT, type ListItem, type RulesDocument } from "./schema.ts";
+import {
+  type Condition,
+  type Content,
+  GLOBAL_HOLDOUT,
+  type Goal,
+  type ListItem,
+  type RulesDocument,
+} from "./schema.ts";
 import { eachCondition } from "./validate.ts";
 
 /**
@@ -42,6 +51,8 @@ export interface CompiledRules extends DecisionRules {
   readonly eventHorizonMs: number;
   /** What a page at `path` rewrites, derived once per path and rules version (cached with it). */
   pageForPath(path: string): PageSlots;
+  /** Journeys: triggers, steps and the messaging limits they share. */
+  readonly journeys: CompiledJourneys;
 }
 
 /** Where a placement rewrites a page, known from the rules alone. */
@@ -175,13 +186,14 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     eventHorizonMs: eventHorizon(doc),
     conversionTypes: new Set([
       "purchase",
-      ...Object.values(experiments).map((experiment) => experiment.goal),
+      ...Object.values(experiments).flatMap((experiment) => experiment.goals.map((goal) => goal.event)),
     ]),
     scoreEvent: eventScorer(doc, halfLives, named),
     placementsForPath(path) {
       return this.pageForPath(path).placements;
     },
     pageForPath: pageSlotsFinder(placements, placementOrder),
+    journeys: compileJourneys(doc, named),
   };
 }
 
@@ -248,12 +260,33 @@ function compileExperiments(doc: RulesDocument): Record<string, CompiledExperime
       variants: experiment.variants,
       holdout: experiment.holdout ?? doc.settings.holdout,
       goal: experiment.goal,
+      goals: compileGoals(experiment.goal, experiment.goals),
       status: experiment.status,
       ...campaignSpan(experiment),
       layer: experiment.layer ? (layers[experiment.layer.id] ?? null) : null,
     };
   }
   return experiments;
+}
+
+/**
+ * The goals, the primary first: `goal` names one of `goals` by id, or else is an event type measured
+ * with no value and no window (what an experiment meant before it could list goals).
+ */
+export function compileGoals(primary: string, goals: readonly Goal[] | undefined): CompiledGoal[] {
+  const compiled = (goals ?? []).map(
+    (goal): CompiledGoal => ({
+      id: goal.id,
+      event: goal.event,
+      valuePath: goal.value ? goal.value.split(".").slice(1) : null,
+      windowMs: goal.window
+        ? (parseDuration(goal.window) ?? Number.POSITIVE_INFINITY)
+        : Number.POSITIVE_INFINITY,
+    }),
+  );
+  const named = compiled.find((goal) => goal.id === primary);
+  const first = named ?? { id: primary, event: primary, valuePath: null, windowMs: Number.POSITIVE_INFINITY };
+  return [first, ...compiled.filter((goal) => goal !== named)];
 }
 
 /**
@@ -269,6 +302,7 @@ function compileGlobalHoldout(doc: RulesDocument): CompiledExperiment | null {
     variants: [{ id: "personalized", weight: 1 }],
     holdout: global.fraction,
     goal: global.goal,
+    goals: compileGoals(global.goal, global.goals),
     status: "running",
     startMs: Number.NEGATIVE_INFINITY,
     endMs: Number.POSITIVE_INFINITY,

@@ -9,6 +9,14 @@ export type { EvalScope, Test, Trace } from "../core/scope.ts";
 export type { CompiledRules, PageSlot, PageSlots } from "./compile.ts";
 export { compileRules, pageMatcher } from "./compile.ts";
 export { parseDuration } from "./duration.ts";
+export { MESSAGE_CHANNELS, type MessageChannel } from "./journey-schema.ts";
+export type {
+  CompiledJourney,
+  CompiledJourneys,
+  CompiledMessaging,
+  CompiledStep,
+  CompiledTrigger,
+} from "./journeys.ts";
 export { layerMoves } from "./layers.ts";
 export type {
   Condition,

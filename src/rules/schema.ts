@@ -3,6 +3,7 @@ import { PLACEMENT_ACTIONS } from "../core/compiled-rules.ts";
 import { MAX_RANKED } from "../core/ranking.ts";
 import { REDIRECT_HOST_PATTERN } from "../core/url-policy.ts";
 import { DURATION_PATTERN } from "./duration.ts";
+import { journeySchemas } from "./journey-schema.ts";
 
 /**
  * The rules document, v1. This zod schema is the single source of truth: the JSON Schema in
@@ -307,6 +308,38 @@ export const ExperienceSchema = z.strictObject({
 /** The experiment id under which the global holdout (settings.globalHoldout) is stored and reported. */
 export const GLOBAL_HOLDOUT = "global-holdout";
 
+/** Where a goal event carries its value (revenue): a path into its props. */
+const PropsPath = z
+  .string()
+  .regex(/^props(\.[A-Za-z0-9_-]+)+$/, 'a path into the event\'s props, such as "props.value"')
+  .refine((p) => !/(^|\.)(__proto__|constructor|prototype)(\.|$)/.test(p), "path uses a forbidden segment");
+
+/** A conversion an experiment is measured on: counted once per visitor, its value summed per visitor. */
+export const GoalSchema = z.strictObject({
+  id: Id.describe(
+    "the goal's name in the results; the experiment's `goal` may name it to make it the primary goal",
+  ),
+  event: EventType.describe("the event type that reaches the goal"),
+  value: PropsPath.optional().describe(
+    "where the event carries its value (revenue), e.g. props.value; summed per visitor; absent: the goal has no value",
+  ),
+  window: Duration.optional().describe(
+    "counted only this long after the visitor's first exposure; absent: any time while the experiment runs",
+  ),
+});
+export type Goal = z.infer<typeof GoalSchema>;
+
+/** At most this many goals per experiment: each is a counter per arm in every shard. */
+export const MAX_GOALS = 10;
+
+const Goals = z
+  .array(GoalSchema)
+  .max(MAX_GOALS)
+  .optional()
+  .describe(
+    "conversions measured besides the primary goal (and the primary goal's value or window, by its id)",
+  );
+
 /**
  * An experiment layer: experiments that share its visitors, so that a visitor is in at most one of
  * them (docs/rules.md, Layers; the split is specified in docs/bucketing.md).
@@ -346,13 +379,22 @@ export const ExperimentSchema = z.strictObject({
   seed: z.string().min(1).max(128).describe("hash seed, independent of the id"),
   variants: z.array(z.strictObject({ id: Id, weight: z.number().min(0) })).min(1),
   holdout: z.number().min(0).max(1).optional().describe("fraction held out; defaults to settings.holdout"),
-  goal: EventType,
+  goal: EventType.describe(
+    "the primary goal: the id of one of `goals`, else an event type counted once per visitor with no value or window",
+  ),
+  goals: Goals,
   status: z.enum(["running", "paused", "stopped"]).default("running"),
   layer: ExperimentLayerSchema.optional().describe(
     "share a layer's visitors with its other experiments: a visitor is in one of them at most",
   ),
   ...CampaignDates,
 });
+
+/** Journeys (src/rules/journey-schema.ts), from the same primitives as everything else here. */
+const Journeys = journeySchemas({ Id, Duration, EventType, HourMinute, Condition: ConditionSchema });
+export const JourneySchema = Journeys.Journey;
+export type Journey = z.infer<typeof JourneySchema>;
+export type JourneyStep = Journey["steps"][number];
 
 export const RulesDocumentSchema = z.strictObject({
   $schema: z.string().optional(),
@@ -402,7 +444,10 @@ export const RulesDocumentSchema = z.strictObject({
             .max(0.5)
             .describe("share of visitors who get no personalization at all"),
           seed: z.string().min(1).max(128).describe("hash seed, independent of everything else"),
-          goal: EventType.default("purchase").describe("the conversion the whole program is measured on"),
+          goal: EventType.default("purchase").describe(
+            "the conversion the whole program is measured on: the id of one of `goals`, else an event type",
+          ),
+          goals: Goals,
         })
         .optional()
         .describe(
@@ -419,8 +464,17 @@ export const RulesDocumentSchema = z.strictObject({
       eventSides: EventSidesSchema.optional().describe(
         "event types to add to the visits, brand sends or responses lists (docs/rules.md, Visits, sends and responses)",
       ),
+      messaging: Journeys.Messaging.describe(
+        "limits every journey shares: a frequency cap per person, quiet hours, dry run (docs/journeys.md)",
+      ),
     })
-    .default({ holdout: 0, allowKnownMerge: false, historyDays: 30, traitMerge: {} }),
+    .default({
+      holdout: 0,
+      allowKnownMerge: false,
+      historyDays: 30,
+      traitMerge: {},
+      messaging: { cap: { max: 2, per: "1d" }, dryRun: false },
+    }),
   dimensions: z
     .record(Id, z.strictObject({ halfLife: Duration, cap: z.number().positive().default(100) }))
     .default({}),
@@ -441,6 +495,12 @@ export const RulesDocumentSchema = z.strictObject({
   placements: z.record(Id, PlacementSchema).default({}),
   experiences: z.array(ExperienceSchema).default([]),
   experiments: z.record(Id, ExperimentSchema).default({}),
+  journeys: z
+    .record(Id, JourneySchema)
+    .default({})
+    .describe(
+      "messages sent on the person's behaviour, at their hour, through their channel (docs/journeys.md)",
+    ),
   // Optional, not defaulted: a default would enter the canonical JSON and change the hash of every
   // version published before layers existed, which the loader would then refuse as tampered.
   layers: z

@@ -9,6 +9,8 @@ import {
   type Content,
   type Experience,
   GLOBAL_HOLDOUT,
+  type Goal,
+  type Journey,
   MAJOR_VERSION,
   type Placement,
   type RulesDocument,
@@ -65,9 +67,54 @@ function semanticProblems(doc: RulesDocument): RulesProblem[] {
   signalProblems(doc, report);
   for (const [id, placement] of Object.entries(doc.placements)) placementProblems(doc, id, placement, report);
   for (const [id, experiment] of Object.entries(doc.experiments)) experimentProblems(id, experiment, report);
+  if (doc.settings.globalHoldout)
+    goalProblems(doc.settings.globalHoldout.goals, "settings.globalHoldout", report);
   for (const problem of layerLayout(doc).problems) report(problem.path, problem.message);
   experienceProblems(doc, report);
+  for (const [id, journey] of Object.entries(doc.journeys)) journeyProblems(doc, id, journey, report);
   return problems;
+}
+
+/**
+ * A journey walks forward: step names are unique, a branch jumps only to a later step (so no journey
+ * loops), a send names placements that exist, a segment trigger names a segment, waits are positive.
+ */
+function journeyProblems(doc: RulesDocument, id: string, journey: Journey, report: Report): void {
+  const at = `journeys.${id}`;
+  if ("segment" in journey.trigger && !(journey.trigger.segment in doc.segments))
+    report(`${at}.trigger.segment`, `unknown segment "${journey.trigger.segment}"`);
+  const indexOf = new Map<string, number>();
+  for (const [i, step] of journey.steps.entries()) {
+    if (indexOf.has(step.id)) report(`${at}.steps[${i}].id`, `step "${step.id}" is named twice`);
+    else indexOf.set(step.id, i);
+  }
+  for (const [i, step] of journey.steps.entries()) {
+    const stepAt = `${at}.steps[${i}]`;
+    if ("wait" in step) requirePositive(step.wait, `${stepAt}.wait`, report);
+    if ("waitForEvent" in step)
+      requirePositive(step.waitForEvent.timeout, `${stepAt}.waitForEvent.timeout`, report);
+    if ("branch" in step) {
+      for (const key of ["goTo", "otherwise"] as const) {
+        const target = step.branch[key];
+        if (target === undefined) continue;
+        const to = indexOf.get(target);
+        if (to === undefined) report(`${stepAt}.branch.${key}`, `unknown step "${target}"`);
+        else if (to <= i)
+          report(`${stepAt}.branch.${key}`, `"${target}" is not a later step: journeys never loop`);
+      }
+    }
+    if ("send" in step) {
+      const seen = new Set<string>();
+      for (const [j, target] of step.send.via.entries()) {
+        if (!Object.hasOwn(doc.placements, target.placement))
+          report(`${stepAt}.send.via[${j}].placement`, `unknown placement "${target.placement}"`);
+        if (seen.has(target.channel))
+          report(`${stepAt}.send.via[${j}].channel`, `${target.channel} is listed twice`);
+        seen.add(target.channel);
+      }
+    }
+  }
+  if (journey.reentry !== "never") requirePositive(journey.reentry.after, `${at}.reentry.after`, report);
 }
 
 /** The schema has checked the form; a zero length would divide by zero or count nothing. */
@@ -111,6 +158,15 @@ function conditionRoots(doc: RulesDocument): Array<[Condition, string]> {
     if (signal.when) roots.push([signal.when, `signals[${i}].when`]);
   for (const [i, experience] of doc.experiences.entries()) {
     if (experience.audience) roots.push([experience.audience, `experiences[${i}].audience`]);
+  }
+  for (const [id, journey] of Object.entries(doc.journeys)) {
+    const at = `journeys.${id}`;
+    if ("where" in journey.trigger && journey.trigger.where)
+      roots.push([journey.trigger.where, `${at}.trigger.where`]);
+    if ("condition" in journey.trigger) roots.push([journey.trigger.condition, `${at}.trigger.condition`]);
+    if (journey.exitOn.condition) roots.push([journey.exitOn.condition, `${at}.exitOn.condition`]);
+    for (const [i, step] of journey.steps.entries())
+      if ("branch" in step) roots.push([step.branch.if, `${at}.steps[${i}].branch.if`]);
   }
   for (const [id, list] of Object.entries(doc.lists ?? {}))
     for (const [i, item] of list.items.entries())
@@ -165,7 +221,8 @@ function conditionProblems(
     if (
       condition.path.startsWith("event.") &&
       !rootAt.startsWith("signals") &&
-      !rootAt.startsWith("conditions")
+      !rootAt.startsWith("conditions") &&
+      !/^journeys\.[^.]+\.trigger\.where/.test(rootAt)
     )
       report(`${at}.path`, "event.* is only defined in signal conditions");
     // A value the operator cannot use would make the condition silently false for everyone.
@@ -254,6 +311,17 @@ function experimentProblems(
     if (seen.has(variant.id))
       report(`experiments.${id}.variants[${i}].id`, `duplicate variant "${variant.id}"`);
     seen.add(variant.id);
+  });
+  goalProblems(experiment.goals, `experiments.${id}`, report);
+}
+
+/** Goal ids name the results: each once; a window counts something only when longer than zero. */
+function goalProblems(goals: readonly Goal[] | undefined, at: string, report: Report): void {
+  const seen = new Set<string>();
+  goals?.forEach((goal, i) => {
+    if (seen.has(goal.id)) report(`${at}.goals[${i}].id`, `duplicate goal "${goal.id}"`);
+    seen.add(goal.id);
+    if (goal.window !== undefined) requirePositive(goal.window, `${at}.goals[${i}].window`, report);
   });
 }
 

@@ -1,10 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ConsentMode } from "../core/consent.ts";
+import { goalsReached } from "../core/goals.ts";
 import type { Consent, Millis, VisitorEvent } from "../core/model.ts";
-import { type PrivacyVerdict, privacyVerdict } from "../core/privacy.ts";
+import { marketingAllowed, type PrivacyVerdict, privacyVerdict } from "../core/privacy.ts";
 import {
   applyEvent,
-  conversionsReached,
   firstAfter,
   recordExposure,
   type StateLimits,
@@ -12,19 +12,46 @@ import {
 } from "../core/visitor-state.ts";
 import { readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
+import { log } from "../platform/log.ts";
 import type { CompiledRules } from "../rules/index.ts";
+import { type Entry, entriesFor, instanceId, type LatestEntry } from "../rules/journey-triggers.ts";
 import { exportInBackground } from "./export-producer.ts";
 import { type ExportRecord, eventRecord, shownRecords } from "./export-record.ts";
+import {
+  addLog,
+  allEntries,
+  createJourneyTables,
+  deleteJourneys,
+  insertEntry,
+  insertSend,
+  latestEntry,
+  logOf,
+  markDelivered,
+  readEntry,
+  readSend,
+  runningEntries,
+  type SendRow,
+  sendsOf,
+  sendsSince,
+  updateEntry,
+} from "./journey-store.ts";
 import { activeRules } from "./rules-loader.ts";
 import { recordDroppedWrite } from "./stored-value.ts";
 import { applyBatch, fullBucket, takeTokens } from "./visitor-ingest.ts";
+
 import { dumpOf, foldDump, keepOnlyAddress, spendToken } from "./visitor-merge.ts";
 import {
   type DecisionRecord,
   type FirstPageRecord,
   type IngestOptions,
   type IngestResult,
+  type JourneyFacts,
+  type JourneyParams,
+  type JourneyView,
   type MergeResult,
+  type SendRefusal,
+  type SendRequest,
+  type SendReservation,
   type SnapshotOptions,
   type TokenSpend,
   type VisitorDump,
@@ -106,6 +133,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.seenRetentionMs = Math.max(limits.maxEventAgeMs, ACCEPT_WINDOW_MS) + DAY_MS;
     void ctx.blockConcurrencyWhile(async () => {
       createTables(this.sql);
+      createJourneyTables(this.sql);
       this.load();
     });
   }
@@ -157,7 +185,6 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // (what a rollback falls back to).
     this.flushPending();
     const assignedFirst = this.keepFirstPageAssignments(options.firstPage);
-    const conversionsBefore = { ...this.held.state.conversions };
     const outcome = applyBatch(
       {
         storage: this.ctx.storage,
@@ -173,9 +200,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (outcome.accepted > 0) this.keepUpkeepArmed();
     if (options.firstPage && outcome.accepted > 0)
       this.keepFirstPageShown(options.firstPage, options.now, privacy.measure);
+    if (scoring && outcome.stored.length > 0) this.journeysAfterIngest(scoring, outcome.stored, options.now);
     // A goal reached by someone who refused measurement is kept (it is their behaviour) but not counted.
     const conversions =
-      scoring && privacy.measure ? conversionsReached(this.held.state, conversionsBefore, scoring) : [];
+      scoring && privacy.measure ? goalsReached(this.held.state.assignments, outcome.stored, scoring) : [];
     // Stored now (the transaction committed): out to the export, once, after the answer leaves.
     if (privacy.measure) this.export(outcome.stored.map((event) => eventRecord(this.exportId(), event)));
     const { stored: _stored, ...counts } = outcome;
@@ -304,7 +332,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    * whether the decision may be counted in its experiments: the caller records exposures there only
    * on a yes, so an erased or unconsenting person is never counted, whatever the caller knew. What
    * was shown goes to the export from the caller, not from here: a page that stores nothing makes
-   * no call at all (docs/decisions.md, record 14).
+   * no call at all (docs/decisions.md, record 16).
    */
   async recordDecision(options: DecisionRecord): Promise<boolean> {
     const target = this.forwardTarget(options.forwarded);
@@ -416,6 +444,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.measuredViews.clear();
     this.stateDirty = false;
     deleteBehaviour(this.sql);
+    // Journeys read behaviour: their entries go too, and each instance ends at its next step.
+    deleteJourneys(this.sql);
     this.held.state = emptyHeld(this.held.state.visitorId).state;
     saveState(this.sql, this.held.state);
   }
@@ -532,6 +562,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
 
   /** Erases everything held, and leaves a tombstone so later events for this person are refused. */
   async erase(): Promise<void> {
+    // The person's journeys end with them: each instance is stopped (its steps would find the
+    // tombstone and end anyway, sending nothing).
+    const running = this.held.erased ? [] : runningEntries(this.sql).map((entry) => entry.instance);
+    if (running.length) this.ctx.waitUntil(this.stopInstances(running));
     this.pendingViews = [];
     this.stateDirty = false;
     this.measuredViews.clear();
@@ -560,6 +594,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       this.held = emptyHeld();
       this.alarmChecked = false;
       createTables(this.sql);
+      createJourneyTables(this.sql);
       return;
     }
     if (mergedInto) {
@@ -568,6 +603,297 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     }
     forgetSeenBefore(this.sql, now - this.seenRetentionMs);
     this.persistAfterApply(now);
-    await this.ctx.storage.setAlarm(now + DAY_MS);
+    const scoring = await this.scoring();
+    if (scoring) await this.checkJourneyTriggers(now);
+    await this.ctx.storage.setAlarm(Math.min(now + DAY_MS, this.nextJourneyCheck(scoring, now) ?? Infinity));
+  }
+
+  // ---- Journeys (src/journeys/, docs/journeys.md) ----
+
+  /** The deployment's consent mode: journeys run off any request, so the object reads it itself. */
+  private marketing(channel?: string): boolean {
+    return marketingAllowed(
+      {
+        mode: readConfig(this.env).config.CONSENT_MODE,
+        gpc: false,
+        consent: this.held.consent,
+        erased: this.held.erased,
+      },
+      channel,
+    );
+  }
+
+  /**
+   * After a batch is stored: its events go to the running journeys that wait for them or end on them
+   * (even without marketing consent: a purchase still ends a reminder), and, if the privacy gate allows
+   * marketing, the journeys the batch triggers start. Off the answer's path: the 202 waits for neither.
+   */
+  private journeysAfterIngest(scoring: CompiledRules, fresh: readonly VisitorEvent[], now: Millis): void {
+    const journeys = scoring.journeys;
+    if (journeys.listens.size > 0 && fresh.some((event) => journeys.listens.has(event.type)))
+      this.forwardEvents(scoring, fresh);
+    if (journeys.triggerEvents.size === 0 && journeys.stateTriggered.length === 0) return;
+    if (!this.marketing()) return;
+    this.enter(entriesFor(scoring, fresh, this.held.state, this.latestEntry, now, "batch"), now);
+    if (journeys.stateTriggered.length > 0) this.armJourneyCheck(scoring, now);
+  }
+
+  /** The re-entry rule's one read: the person's latest entry of a journey. */
+  private readonly latestEntry: LatestEntry = (journey) => {
+    const latest = latestEntry(this.sql, journey);
+    return latest ? { status: latest.status, enteredAt: latest.entered_at } : null;
+  };
+
+  /** Records each entry (so a replay or a second trigger finds it) and starts its instance. */
+  private enter(entries: readonly Entry[], now: Millis): string[] {
+    const visitorId = this.held.state.visitorId;
+    const started: Array<{ id: string; params: JourneyParams }> = [];
+    for (const entry of entries) {
+      const id = instanceId(entry.journey, visitorId, entry.cause);
+      insertEntry(this.sql, {
+        instance: id,
+        journey: entry.journey,
+        entered_at: now,
+        status: "running",
+        step: STARTING,
+        reason: "",
+        updated_at: now,
+      });
+      addLog(this.sql, { instance: id, step: STARTING, at: now, what: "entered", detail: entry.cause });
+      started.push({ id, params: { visitorId, journey: entry.journey, enteredAt: now, cause: entry.cause } });
+    }
+    if (started.length) this.ctx.waitUntil(this.startInstances(started));
+    return started.map((instance) => instance.id);
+  }
+
+  /**
+   * One Workflows instance per entry, by its deterministic id: an id that exists already is the same
+   * entry (a replay, or a retry after a crash), not an error. A start that fails is logged and tried
+   * again by the next journey check.
+   */
+  private async startInstances(
+    instances: ReadonlyArray<{ id: string; params: JourneyParams }>,
+  ): Promise<void> {
+    for (const instance of instances) {
+      try {
+        await this.env.JOURNEYS.create(instance);
+      } catch (err) {
+        const exists = await this.env.JOURNEYS.get(instance.id).then(
+          () => true,
+          () => false,
+        );
+        if (!exists) {
+          log("error", "journey_not_started", { journey: instance.params.journey, error: String(err) });
+        }
+      }
+    }
+  }
+
+  private forwardEvents(scoring: CompiledRules, fresh: readonly VisitorEvent[]): void {
+    const sends: Array<{ instance: string; type: string; payload: { id: string; ts: Millis } }> = [];
+    for (const entry of runningEntries(this.sql)) {
+      const journey = scoring.journeys.byId[entry.journey];
+      if (!journey) continue;
+      for (const event of fresh)
+        if (journey.listens.has(event.type))
+          sends.push({ instance: entry.instance, type: event.type, payload: { id: event.id, ts: event.ts } });
+    }
+    if (sends.length === 0) return;
+    this.ctx.waitUntil(
+      (async () => {
+        for (const send of sends) {
+          try {
+            const instance = await this.env.JOURNEYS.get(send.instance);
+            await instance.sendEvent({ type: send.type, payload: send.payload });
+          } catch (err) {
+            // The instance checks the person's events at its next step anyway (exits, waits).
+            log("warn", "journey_event_not_sent", { type: send.type, error: String(err) });
+          }
+        }
+      })(),
+    );
+  }
+
+  private async stopInstances(instances: readonly string[]): Promise<void> {
+    for (const id of instances) {
+      try {
+        await (await this.env.JOURNEYS.get(id)).terminate();
+      } catch (err) {
+        log("warn", "journey_not_stopped", { error: String(err) });
+      }
+    }
+  }
+
+  /** When a segment or condition trigger may next become true: the last activity plus the shortest silence. */
+  private nextJourneyCheck(scoring: CompiledRules | null, now: Millis): Millis | null {
+    if (!scoring || scoring.journeys.stateTriggered.length === 0) return null;
+    const due = (this.held.state.lastSeen ?? now) + scoring.journeys.stateCheckMs + 1000;
+    return due > now ? due : null;
+  }
+
+  private armJourneyCheck(scoring: CompiledRules, now: Millis): void {
+    const due = this.nextJourneyCheck(scoring, now);
+    // Alarms run on the real clock: a check already due there was just made by this batch (and a
+    // caller simulating another time must not fire the upkeep alarm at once).
+    if (due === null || due <= Date.now()) return;
+    this.ctx.waitUntil(
+      (async () => {
+        const current = await this.ctx.storage.getAlarm();
+        if (current === null || current > due) await this.ctx.storage.setAlarm(due);
+      })().catch((err: unknown) => recordDroppedWrite("journey_check_not_armed", err)),
+    );
+  }
+
+  async checkJourneyTriggers(now: Millis): Promise<string[]> {
+    if (this.held.erased || this.held.mergedInto) return [];
+    const scoring = await this.scoring();
+    if (!scoring) return [];
+    // Entries whose start failed are started again (same ids: an instance that did start is kept).
+    // (A minute on the real clock: a start still under way is not stuck.)
+    const stuck = runningEntries(this.sql).filter(
+      (entry) => entry.step === STARTING && entry.updated_at < Date.now() - 60e3,
+    );
+    if (stuck.length)
+      this.ctx.waitUntil(
+        this.startInstances(
+          stuck.map((entry) => ({
+            id: entry.instance,
+            params: {
+              visitorId: this.held.state.visitorId,
+              journey: entry.journey,
+              enteredAt: entry.entered_at,
+              cause: "retry",
+            },
+          })),
+        ),
+      );
+    if (!this.marketing() || scoring.journeys.stateTriggered.length === 0) return [];
+    return this.enter(entriesFor(scoring, [], this.held.state, this.latestEntry, now, "schedule"), now);
+  }
+
+  async journeyFacts(instance: string): Promise<JourneyFacts> {
+    if (this.held.erased)
+      return { erased: true, marketing: false, consent: {}, entry: null, state: emptyHeld().state };
+    const entry = readEntry(this.sql, instance);
+    return {
+      erased: false,
+      marketing: this.marketing(),
+      consent: { ...this.held.consent },
+      entry: entry ? { status: entry.status, enteredAt: entry.entered_at, step: entry.step } : null,
+      state: this.held.state,
+    };
+  }
+
+  async journeyProgress(
+    instance: string,
+    progress: { step: string; what: string; detail?: string; now: Millis; end?: "ended" | "cancelled" },
+  ): Promise<void> {
+    if (this.held.erased || !readEntry(this.sql, instance)) return;
+    const detail = progress.detail ?? "";
+    updateEntry(this.sql, instance, {
+      step: progress.step,
+      at: progress.now,
+      ...(progress.end
+        ? { status: progress.end, reason: `${progress.what}${detail ? `: ${detail}` : ""}` }
+        : {}),
+    });
+    addLog(this.sql, { instance, step: progress.step, at: progress.now, what: progress.what, detail });
+  }
+
+  /**
+   * A send step's reservation, atomic (no await between the checks and the write): the same key
+   * answers the same way every time (a retried step never sends twice); otherwise the entry must
+   * still run, marketing must be allowed, the frequency cap across journeys not reached, and the
+   * first listed channel with consent is taken.
+   */
+  async reserveSend(request: SendRequest): Promise<SendReservation> {
+    if (this.held.erased) return { status: "refused", reason: "erased" };
+    const existing = readSend(this.sql, request.key);
+    if (existing) {
+      if (existing.outcome === "refused")
+        return { status: "refused", reason: existing.reason as SendRefusal };
+      return { status: "already", channel: existing.channel, outcome: existing.outcome };
+    }
+    const entry = readEntry(this.sql, request.instance);
+    const refuse = (reason: SendRefusal): SendReservation => {
+      if (entry) {
+        this.recordSend(request, null, "refused", reason);
+      }
+      return { status: "refused", reason };
+    };
+    if (!entry || entry.status === "ended") return refuse("exited");
+    if (entry.status === "cancelled") return refuse("cancelled");
+    if (!this.marketing()) return refuse("consent");
+    if (sendsSince(this.sql, request.now - request.capPerMs) >= request.capMax) return refuse("cap");
+    const channel = request.channels.find((candidate) => this.marketing(candidate));
+    if (!channel) return refuse("consent");
+    this.recordSend(request, channel, "reserved", "");
+    return { status: "reserved", channel };
+  }
+
+  private recordSend(
+    request: SendRequest,
+    channel: string | null,
+    outcome: SendRow["outcome"],
+    reason: string,
+  ): void {
+    insertSend(this.sql, {
+      key: request.key,
+      instance: request.instance,
+      journey: request.journey,
+      step: request.step,
+      at: request.now,
+      channel,
+      outcome,
+      reason,
+    });
+    addLog(this.sql, {
+      instance: request.instance,
+      step: request.step,
+      at: request.now,
+      what: outcome === "refused" ? "not sent" : "reserved",
+      detail: outcome === "refused" ? reason : (channel ?? ""),
+    });
+  }
+
+  async delivered(key: string): Promise<boolean> {
+    return readSend(this.sql, key)?.outcome === "delivered";
+  }
+
+  async markDelivered(key: string): Promise<void> {
+    if (!this.held.erased) markDelivered(this.sql, key);
+  }
+
+  async journeys(): Promise<JourneyView[]> {
+    if (this.held.erased) return [];
+    return allEntries(this.sql).map((entry) => ({
+      instance: entry.instance,
+      journey: entry.journey,
+      enteredAt: entry.entered_at,
+      status: entry.status,
+      step: entry.step,
+      reason: entry.reason,
+      updatedAt: entry.updated_at,
+      messages: sendsOf(this.sql, entry.instance).map((send) => ({
+        key: send.key,
+        step: send.step,
+        at: send.at,
+        channel: send.channel,
+        outcome: send.outcome,
+        reason: send.reason,
+      })),
+      log: logOf(this.sql, entry.instance).map(({ step, at, what, detail }) => ({ step, at, what, detail })),
+    }));
+  }
+
+  async cancelJourney(instance: string, now: Millis): Promise<boolean> {
+    const entry = this.held.erased ? null : readEntry(this.sql, instance);
+    if (entry?.status !== "running") return false;
+    updateEntry(this.sql, instance, { status: "cancelled", reason: "cancelled by an admin", at: now });
+    addLog(this.sql, { instance, step: entry.step, at: now, what: "cancelled", detail: "by an admin" });
+    return true;
   }
 }
+
+/** The step an entry is on until its instance has started. */
+const STARTING = "(starting)";

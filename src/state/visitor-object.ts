@@ -1,5 +1,6 @@
 import * as z from "zod";
 import type { ConsentMode } from "../core/consent.ts";
+import type { GoalEvent } from "../core/goals.ts";
 import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
 import type { Env } from "../platform/env.ts";
 
@@ -48,12 +49,8 @@ export type IngestResult =
       readonly duplicates: number;
       /** Events that could not be applied (a defect, not bad input): kept as dead letters, not stored, so a retry tries again. */
       readonly failed: ReadonlyArray<{ readonly id: string; readonly reason: string }>;
-      /** Experiment goals reached by this batch, for measurement. */
-      readonly conversions: ReadonlyArray<{
-        readonly experiment: string;
-        readonly variant: string;
-        readonly at: Millis;
-      }>;
+      /** Experiment goal events of this batch (new event ids only), for measurement. */
+      readonly conversions: readonly GoalEvent[];
       /** The first page's assignments were kept and may be counted in their experiments. */
       readonly firstPageCounted?: boolean;
     }
@@ -164,6 +161,95 @@ export interface VisitorObject {
   ): Promise<MergeResult>;
   erase(): Promise<void>;
   spendIdentityToken(tokenId: string, expiresAt: Millis, now: Millis): Promise<TokenSpend>;
+  /** Journeys (src/journeys/): the facts a step checks, its progress, and its message's reservation. */
+  journeyFacts(instance: string, options?: { consentMode?: ConsentMode }): Promise<JourneyFacts>;
+  journeyProgress(
+    instance: string,
+    progress: { step: string; what: string; detail?: string; now: Millis; end?: "ended" | "cancelled" },
+  ): Promise<void>;
+  reserveSend(request: SendRequest): Promise<SendReservation>;
+  /** The delivery consumer: whether `key` was delivered already, and recording that it now was. */
+  delivered(key: string): Promise<boolean>;
+  markDelivered(key: string): Promise<void>;
+  journeys(): Promise<JourneyView[]>;
+  cancelJourney(instance: string, now: Millis): Promise<boolean>;
+  /** Segment and condition triggers, checked on the object's schedule (or by a test at a simulated time). */
+  checkJourneyTriggers(now: Millis, options?: { consentMode?: ConsentMode }): Promise<string[]>;
+}
+
+/** What a journey's Workflows instance is started with (src/journeys/journey-workflow.ts). */
+export interface JourneyParams {
+  readonly visitorId: string;
+  readonly journey: string;
+  /** When the trigger fired, on the clock the batch was stored with. */
+  readonly enteredAt: Millis;
+  /** What started it: the triggering event's id, or the state trigger's entry window. */
+  readonly cause: string;
+}
+
+/** What a journey's step reads of the person, asked of their object at every step. */
+export interface JourneyFacts {
+  readonly erased: boolean;
+  /** The privacy gate allows marketing to this person at all (the `marketing` purpose). */
+  readonly marketing: boolean;
+  readonly consent: Consent;
+  /** This entry as the object holds it; null when it holds none (erased, or never entered). */
+  readonly entry: {
+    readonly status: "running" | "ended" | "cancelled";
+    readonly enteredAt: Millis;
+    readonly step: string;
+  } | null;
+  readonly state: VisitorState;
+}
+
+/** A send step asking to reserve its message (idempotent by `key`: instance id and step). */
+export interface SendRequest {
+  readonly key: string;
+  readonly instance: string;
+  readonly journey: string;
+  readonly step: string;
+  readonly now: Millis;
+  /** The channels to try, in order (the preferred one first); the first with consent is taken. */
+  readonly channels: readonly string[];
+  /** The frequency cap across all journeys (settings.messaging.cap). */
+  readonly capMax: number;
+  readonly capPerMs: number;
+  readonly consentMode?: ConsentMode;
+}
+
+/** Why a message was not sent; the admin API's explanation uses the same words. */
+export const SEND_REFUSALS = ["consent", "cap", "erased", "cancelled", "exited"] as const;
+export type SendRefusal = (typeof SEND_REFUSALS)[number];
+
+export type SendReservation =
+  | { readonly status: "reserved"; readonly channel: string }
+  /** The same key was reserved before (a retried step): the same channel, never a second message. */
+  | { readonly status: "already"; readonly channel: string | null; readonly outcome: string }
+  | { readonly status: "refused"; readonly reason: SendRefusal };
+
+/** One entry as the admin API shows it: where it is, what it sent, and what it did and why. */
+export interface JourneyView {
+  readonly instance: string;
+  readonly journey: string;
+  readonly enteredAt: Millis;
+  readonly status: "running" | "ended" | "cancelled";
+  readonly step: string;
+  readonly reason: string;
+  readonly updatedAt: Millis;
+  readonly messages: ReadonlyArray<{
+    readonly key: string;
+    readonly step: string;
+    readonly at: Millis;
+    readonly channel: string | null;
+    readonly outcome: "reserved" | "delivered" | "refused";
+    readonly reason: string;
+  }>;
+  readonly log: ReadonlyArray<{
+    readonly step: string;
+    readonly at: Millis;
+    readonly what: string;
+    readonly detail: string;
+  }>;
 }
 
 /** The object of one canonical visitor id. */

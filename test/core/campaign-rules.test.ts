@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { decide } from "../../src/core/decide.ts";
-import { conversionsReached, emptyState } from "../../src/core/visitor-state.ts";
+import { goalsReached } from "../../src/core/goals.ts";
 import { compileRules, hashRules, parseRules } from "../../src/rules/index.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -120,10 +120,8 @@ describe("campaign dates", () => {
     if (!parsed.ok) throw new Error("demo rules should parse");
     const rules = compileRules(parsed.rules, await hashRules(parsed.rules));
     const reachedAt = (iso: string) => {
-      const state = emptyState("v1");
-      state.assignments["cyber-monday-copy"] = "urgent";
-      state.conversions.purchase = Date.parse(iso);
-      return conversionsReached(state, {}, rules).map((r) => r.experiment);
+      const purchase = { id: "p1", type: "purchase", ts: Date.parse(iso), channel: "web", props: {} };
+      return goalsReached({ "cyber-monday-copy": "urgent" }, [purchase], rules).map((r) => r.experiment);
     };
     expect(reachedAt("2027-11-29T12:00:00+01:00")).toEqual(["cyber-monday-copy"]);
     expect(reachedAt("2027-11-30T00:00:00+01:00")).toEqual([]);

@@ -113,7 +113,8 @@ export async function publishDoc(doc: Record<string, unknown>): Promise<string> 
   const hash = await hashRules(parsed.rules);
   await env.RULES.put(
     versionKey(parsed.rules.version),
-    JSON.stringify({ hash, publishedAt: new Date().toISOString(), doc }),
+    // The parsed document, as the CLI stores it: the loader checks the hash over what was stored.
+    JSON.stringify({ hash, publishedAt: new Date().toISOString(), doc: parsed.rules }),
   );
   await env.RULES.put(ACTIVE_KEY, JSON.stringify({ version: parsed.rules.version, hash }));
   await env.RULES.put(HISTORY_KEY, JSON.stringify([{ version: parsed.rules.version, hash }]));

@@ -1,11 +1,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { BEACON_VERSION } from "../../src/edge/beacon.ts";
-import {
-  ExperimentResultsSchema,
-  PreviewResponseSchema,
-  RulesStatusSchema,
-} from "../../src/http/admin-routes.ts";
+import { PreviewResponseSchema, RulesStatusSchema } from "../../src/http/admin-routes.ts";
 import { registeredRoutes, VERSION } from "../../src/http/app.ts";
+import { ExperimentResultsSchema } from "../../src/http/experiment-results.ts";
 import { HealthSchema, openApiDocument } from "../../src/http/openapi.ts";
 import { ConfigSchema } from "../../src/platform/config.ts";
 import { ADMIN, visit } from "./helpers.ts";

@@ -5,6 +5,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { handle } from "../../src/http/app.ts";
+import { experimentObject, personRows } from "../../src/measure/experiment-object.ts";
 import type { Env } from "../../src/platform/env.ts";
 import { redactedLine } from "../../src/platform/log.ts";
 import { suppressedKey } from "../../src/state/profiles.ts";
@@ -196,8 +197,14 @@ describe("export and erasure", () => {
 
 describe("experiment rows across login and erasure", () => {
   it("an exposure before login and a conversion after it count once; export shows the rows; erasure removes them under every id", async () => {
-    const experiment = env.EXPERIMENTS.get(env.EXPERIMENTS.idFromName("hero-test"));
-    const bold = async () => (await experiment.counts()).find((a) => a.variant === "bold");
+    const results = async () =>
+      (await (await visit("/_ns/v1/experiments/hero-test", { headers: ADMIN })).json()) as {
+        report: { arms: Array<{ id: string; exposures: number; conversions: number }> };
+      };
+    const bold = async () => {
+      const arm = (await results()).report.arms.find((a) => a.id === "bold")!;
+      return { variant: arm.id, exposures: arm.exposures, conversions: arm.conversions };
+    };
     // An anonymous visitor from an events call (no page, so no exposure of its own).
     const first = await visit("/_ns/v1/events", {
       method: "POST",
@@ -214,7 +221,9 @@ describe("experiment rows across login and erasure", () => {
       exposures: [],
       assignments: { "hero-test": "bold" },
     });
-    await experiment.expose([{ visitorId: anon, variant: "bold", at: exposedAt }]);
+    await experimentObject(env, "hero-test", anon).expose([
+      { visitorId: anon, variant: "bold", at: exposedAt },
+    ]);
     const before = await bold();
 
     const user = newUser();
@@ -255,13 +264,21 @@ describe("experiment rows across login and erasure", () => {
       exposures: before!.exposures,
       conversions: before!.conversions + 1,
     });
-    const rows = await experiment.rows([canonical, anon]);
+    const rows = await personRows(env, "hero-test", [canonical, anon]);
     expect(rows).toEqual([
-      { visitorId: canonical, variant: "bold", exposedAt, convertedAt: expect.any(Number) },
+      {
+        visitorId: canonical,
+        variant: "bold",
+        exposedAt,
+        convertedAt: expect.any(Number),
+        goals: { add_to_cart: { firstAt: expect.any(Number), value: 0 } },
+      },
     ]);
 
     // A location where the alias has not arrived yet records under the anonymous id again.
-    await experiment.expose([{ visitorId: anon, variant: "bold", at: Date.now() }]);
+    await experimentObject(env, "hero-test", anon).expose([
+      { visitorId: anon, variant: "bold", at: Date.now() },
+    ]);
     const held = await visit(`/_ns/v1/profiles/user:${user}`, { headers: ADMIN });
     const exportedRows = (
       (await held.json()) as { experiments: Array<{ experiment: string; visitorId: string }> }
@@ -273,7 +290,7 @@ describe("experiment rows across login and erasure", () => {
     expect((await visit(`/_ns/v1/profiles/user:${user}`, { method: "DELETE", headers: ADMIN })).status).toBe(
       200,
     );
-    expect(await experiment.rows([canonical, anon])).toEqual([]);
+    expect(await personRows(env, "hero-test", [canonical, anon])).toEqual([]);
     expect((await exported(`user:${user}`)).status).toBe(404);
     expect((await exported(anon)).status).toBe(404);
   });

@@ -1,0 +1,332 @@
+import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cloudflare:workers";
+import { decide } from "../core/decide.ts";
+import { channelOrder, nextHourAt, quietUntil } from "../core/journey-time.ts";
+import type { Millis, RequestContext } from "../core/model.ts";
+import { utcOffsetMinutes } from "../core/time-zone.ts";
+import type { Env } from "../platform/env.ts";
+import type { CompiledJourney, CompiledRules, CompiledStep } from "../rules/index.ts";
+import { journeyScope } from "../rules/journey-triggers.ts";
+import { readTraits } from "../state/profiles.ts";
+import { activeRules } from "../state/rules-loader.ts";
+import { type JourneyFacts, type JourneyParams, visitorObject } from "../state/visitor-object.ts";
+import type { DeliveryMessage } from "./message.ts";
+import { setTrait } from "./traits.ts";
+
+/**
+ * One journey entry, run by Cloudflare Workflows: its waits are `step.sleep`/`sleepUntil`, a wait for
+ * an event is `step.waitForEvent` (the visitor's object forwards the person's events with
+ * `sendEvent`), and everything that talks to a store is a `step.do` with retries, whose result the
+ * engine keeps, so a replayed run repeats no side effect. Before every step the person is checked
+ * again against their visitor's object: erased, marketing consent withdrawn, cancelled by an admin,
+ * an exit event since they entered, or the journey's exit condition: the entry ends there.
+ *
+ * The journey keeps its own clock: the time it entered, moved on by each wait, never behind the real
+ * clock. In production the two agree; in tests whose sleeps are skipped (workflow introspection)
+ * the journey still sees the hours and days its waits stood for.
+ */
+
+/** What the instance returns when it ends: why, at which step, and the messages it enqueued. */
+export interface JourneyOutcome {
+  readonly ended: string;
+  readonly step: string;
+  readonly sent: ReadonlyArray<{ readonly step: string; readonly channel: string; readonly sendAt: Millis }>;
+}
+
+const STORE_RETRIES = { retries: { limit: 5, delay: "2 seconds" as const, backoff: "exponential" as const } };
+
+/** A journey's requests have no page: the decision context of an outbound channel. */
+function outboundContext(channel: string): RequestContext {
+  return {
+    channel,
+    url: null,
+    path: "/",
+    query: {},
+    referrer: null,
+    geo: { country: null, region: null, city: null, timezone: null },
+    device: "unknown",
+    locale: null,
+    userAgent: null,
+    custom: {},
+  };
+}
+
+/** Why an entry must end before this step; null when it goes on. */
+function exitReason(
+  facts: JourneyFacts,
+  journey: CompiledJourney,
+  rules: CompiledRules,
+  now: Millis,
+  traits: Readonly<Record<string, unknown>>,
+): string | null {
+  if (facts.erased) return "erased";
+  if (!facts.entry) return "exited";
+  if (facts.entry.status === "cancelled") return "cancelled";
+  if (facts.entry.status === "ended") return "exited";
+  if (!facts.marketing) return "consent withdrawn";
+  for (const type of journey.exitEvents) {
+    const last = facts.state.lastByType[type];
+    if (last !== undefined && last >= facts.entry.enteredAt) return `exit event: ${type}`;
+  }
+  if (journey.exitTest?.(journeyScope(rules, facts.state, now, { traits }))) return "exit condition";
+  return null;
+}
+
+export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
+  override async run(
+    event: Readonly<WorkflowEvent<JourneyParams>>,
+    step: WorkflowStep,
+  ): Promise<JourneyOutcome> {
+    const params = event.payload;
+    const instance = event.instanceId;
+    const visitor = visitorObject(this.env, params.visitorId);
+    let clock = params.enteredAt;
+    const sent: Array<{ step: string; channel: string; sendAt: Millis }> = [];
+    const end = async (ended: string, at: string): Promise<JourneyOutcome> => {
+      await step.do(`end at ${at}`, STORE_RETRIES, async () => {
+        await visitor.journeyProgress(instance, {
+          step: at,
+          what: "ended",
+          detail: ended,
+          now: clock,
+          end: "ended",
+        });
+        return true;
+      });
+      return { ended, step: at, sent };
+    };
+
+    let index = 0;
+    let stepId = "(start)";
+    while (true) {
+      // The rules as they stand now: an edited journey goes on with its new steps, by name.
+      const check = await step.do(`check ${index} ${stepId}`, STORE_RETRIES, async () => {
+        const rules = await this.rules();
+        const journey = rules?.journeys.byId[params.journey];
+        const now = Math.max(Date.now(), clock);
+        if (!rules || !journey)
+          return { now, exit: "journey removed from the rules" as string | null, steps: 0 };
+        const facts = await visitor.journeyFacts(instance);
+        const traits = (await readTraits(this.env, params.visitorId))?.traits ?? {};
+        const exit = exitReason(facts, journey, rules, now, traits);
+        const next = journey.steps[index];
+        if (!exit && next) await visitor.journeyProgress(instance, { step: next.id, what: "at step", now });
+        return { now, exit, steps: journey.steps.length };
+      });
+      clock = check.now;
+      if (check.exit) return end(check.exit, stepId);
+      if (index >= check.steps) return end("completed", stepId);
+      const current = (await this.journey(params.journey))?.steps[index];
+      if (!current) return end("completed", stepId);
+      stepId = current.id;
+      const next = await this.runStep(current, index, { step, visitor, instance, params, clock, sent });
+      if (next.end) return end(next.end, stepId);
+      clock = next.clock;
+      index = next.index;
+    }
+  }
+
+  private async rules(): Promise<CompiledRules | null> {
+    return (await activeRules(this.env))?.compiled ?? null;
+  }
+
+  private async journey(id: string): Promise<CompiledJourney | null> {
+    return (await this.rules())?.journeys.byId[id] ?? null;
+  }
+
+  /** One step: where the journey goes next, on which clock, or why it ends. */
+  private async runStep(
+    current: CompiledStep,
+    index: number,
+    run: {
+      step: WorkflowStep;
+      visitor: ReturnType<typeof visitorObject>;
+      instance: string;
+      params: JourneyParams;
+      clock: Millis;
+      sent: Array<{ step: string; channel: string; sendAt: Millis }>;
+    },
+  ): Promise<{ index: number; clock: Millis; end?: string }> {
+    const { step, clock } = run;
+    const name = `${index} ${current.id}`;
+    switch (current.kind) {
+      case "wait":
+        await step.sleep(name, current.ms);
+        return { index: index + 1, clock: clock + current.ms };
+      case "bestHour": {
+        const at = await step.do(`plan ${name}`, STORE_RETRIES, () =>
+          this.bestHourAt(run.params.visitorId, clock, null),
+        );
+        if (at > clock) await step.sleepUntil(name, at);
+        return { index: index + 1, clock: Math.max(clock, at) };
+      }
+      case "waitForEvent": {
+        try {
+          await step.waitForEvent(name, { type: current.event, timeout: current.timeoutMs });
+        } catch {
+          // The timeout: nothing arrived in time.
+          if (current.onTimeout === "exit")
+            return { index, clock: clock + current.timeoutMs, end: `no ${current.event} in time` };
+          return { index: index + 1, clock: clock + current.timeoutMs };
+        }
+        if (current.onEvent === "exit") return { index, clock, end: `event: ${current.event}` };
+        return { index: index + 1, clock };
+      }
+      case "branch": {
+        const taken = await step.do(`branch ${name}`, STORE_RETRIES, async () => {
+          const rules = await this.rules();
+          const facts = await run.visitor.journeyFacts(run.instance);
+          const traits = (await readTraits(this.env, run.params.visitorId))?.traits ?? {};
+          return rules ? current.test(journeyScope(rules, facts.state, clock, { traits })) : false;
+        });
+        return { index: taken ? current.onTrue : current.onFalse, clock };
+      }
+      case "setTrait":
+        await step.do(`trait ${name}`, STORE_RETRIES, async () => {
+          await setTrait(this.env, run.params.visitorId, current.name, current.value, clock);
+          return true;
+        });
+        return { index: index + 1, clock };
+      case "exit":
+        return { index, clock, end: "exit step" };
+      case "send":
+        return this.send(current, index, run);
+    }
+  }
+
+  /**
+   * A message: planned (channel order, the person's hour in their zone, quiet hours), waited for,
+   * checked again, reserved once by the visitor's object, decided by the same engine and rules as a
+   * page, then enqueued for delivery. Each part is its own step, so a retry repeats only itself.
+   */
+  private async send(
+    current: Extract<CompiledStep, { kind: "send" }>,
+    index: number,
+    run: Parameters<JourneyWorkflow["runStep"]>[2],
+  ): Promise<{ index: number; clock: Millis; end?: string }> {
+    const { step, visitor, instance, params } = run;
+    const name = `${index} ${current.id}`;
+    const plan = await step.do(`plan ${name}`, STORE_RETRIES, async () => {
+      const facts = await visitor.journeyFacts(instance);
+      const order = channelOrder(
+        current.via.map((target) => target.channel),
+        facts.state.engagement,
+      );
+      const at = await this.bestHourAt(params.visitorId, run.clock, current.bestHourWithinMs, order[0]);
+      return { order, at };
+    });
+    let clock = run.clock;
+    if (plan.at > clock) {
+      await step.sleepUntil(`wait for the hour ${name}`, plan.at);
+      clock = plan.at;
+      const recheck = await step.do(`recheck ${name}`, STORE_RETRIES, async () => {
+        const rules = await this.rules();
+        const journey = rules?.journeys.byId[params.journey];
+        if (!rules || !journey) return "journey removed from the rules";
+        const facts = await visitor.journeyFacts(instance);
+        const traits = (await readTraits(this.env, params.visitorId))?.traits ?? {};
+        return exitReason(facts, journey, rules, clock, traits);
+      });
+      if (recheck) return { index, clock, end: recheck };
+    }
+    const key = `${instance}.${current.id}`;
+    const reservation = await step.do(`reserve ${name}`, STORE_RETRIES, async () => {
+      const rules = await this.rules();
+      const messaging = rules?.journeys.messaging;
+      return visitor.reserveSend({
+        key,
+        instance,
+        journey: params.journey,
+        step: current.id,
+        now: clock,
+        channels: plan.order,
+        capMax: messaging?.capMax ?? 2,
+        capPerMs: messaging?.capPerMs ?? 86400e3,
+      });
+    });
+    // Refused (cap, consent): this message is not sent, and the journey goes on (the admin API says why).
+    if (reservation.status === "refused" || reservation.channel === null) return { index: index + 1, clock };
+    const channel = reservation.channel;
+    const enqueued = await step.do(`deliver ${name}`, STORE_RETRIES, async () => {
+      const message = await this.message(run.params, instance, current, channel, key, clock);
+      if (!message) return null;
+      await this.env.DELIVERY.send(message, { contentType: "json" });
+      return { channel, sendAt: message.sendAt };
+    });
+    if (enqueued) run.sent.push({ step: current.id, ...enqueued });
+    return { index: index + 1, clock };
+  }
+
+  /**
+   * The next time the person's best hour comes, in their zone, if within `withinMs` (null: whenever),
+   * pushed past quiet hours; `from` when the hour is unknown or too far.
+   */
+  private async bestHourAt(
+    visitorId: string,
+    from: Millis,
+    withinMs: number | null,
+    channel = "email",
+  ): Promise<Millis> {
+    const rules = await this.rules();
+    if (!rules) return from;
+    const state = await visitorObject(this.env, visitorId).snapshot({ now: from });
+    const traits = (await readTraits(this.env, visitorId))?.traits ?? {};
+    const outbound = decide(rules, {
+      visitorId,
+      now: from,
+      traits,
+      state,
+      context: outboundContext(channel),
+      consent: {},
+      placements: [],
+    }).outbound;
+    const offset = utcOffsetMinutes(outbound?.timezone ?? "UTC", from) ?? 0;
+    let at = from;
+    if (outbound?.hour !== null && outbound?.hour !== undefined) {
+      const hourAt = nextHourAt(from, outbound.hour, offset);
+      if (withinMs === null || hourAt - from <= withinMs) at = hourAt;
+    }
+    return quietUntil(at, rules.journeys.messaging.quiet, offset) ?? at;
+  }
+
+  /** The message: the placement's decision for this channel, by the same engine and rules as a page. */
+  private async message(
+    params: JourneyParams,
+    instance: string,
+    current: Extract<CompiledStep, { kind: "send" }>,
+    channel: string,
+    key: string,
+    sendAt: Millis,
+  ): Promise<DeliveryMessage | null> {
+    const rules = await this.rules();
+    const target = current.via.find((via) => via.channel === channel);
+    if (!rules || !target) return null;
+    const journey = rules.journeys.byId[params.journey];
+    const state = await visitorObject(this.env, params.visitorId).snapshot({ now: sendAt });
+    const read = await readTraits(this.env, params.visitorId);
+    const result = decide(rules, {
+      visitorId: params.visitorId,
+      now: sendAt,
+      traits: read?.traits ?? {},
+      state,
+      context: outboundContext(channel),
+      consent: { ...(read?.consent ?? {}), personalization: true },
+      placements: [target.placement],
+    });
+    const decision = result.decisions[0];
+    if (!decision) return null;
+    return {
+      key,
+      visitorId: params.visitorId,
+      journey: params.journey,
+      instance,
+      step: current.id,
+      channel: target.channel,
+      placement: target.placement,
+      sendAt,
+      rulesVersion: rules.version,
+      dryRun: rules.journeys.messaging.dryRun || (journey?.dryRun ?? false),
+      decision: { experience: decision.experience, variant: decision.variant, reason: decision.reason },
+      content: { html: decision.html, json: decision.json ?? null },
+    };
+  }
+}

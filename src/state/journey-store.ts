@@ -1,0 +1,210 @@
+import * as z from "zod";
+import type { Millis } from "../core/model.ts";
+import { parseStored } from "./stored-value.ts";
+
+/**
+ * The journeys a person is in, on their visitor's object (docs/storage.md): one row per entry (the
+ * Workflows instance that runs it and the step it is on), one row per message reserved (its
+ * idempotency key, channel and outcome), and a short log of what each entry did and why, which the
+ * admin API explains from. In the object rather than in KV because a reservation must be atomic: two
+ * retries of the same step, or two journeys sending at once, must not both pass the frequency cap.
+ */
+
+export const ENTRY_STATUSES = ["running", "ended", "cancelled"] as const;
+const EntryRowSchema = z.object({
+  instance: z.string(),
+  journey: z.string(),
+  entered_at: z.number(),
+  status: z.enum(ENTRY_STATUSES),
+  step: z.string(),
+  reason: z.string(),
+  updated_at: z.number(),
+});
+export type EntryRow = z.infer<typeof EntryRowSchema>;
+
+export const SEND_OUTCOMES = ["reserved", "delivered", "refused"] as const;
+const SendRowSchema = z.object({
+  key: z.string(),
+  instance: z.string(),
+  journey: z.string(),
+  step: z.string(),
+  at: z.number(),
+  channel: z.string().nullable(),
+  outcome: z.enum(SEND_OUTCOMES),
+  reason: z.string(),
+});
+export type SendRow = z.infer<typeof SendRowSchema>;
+
+const LogRowSchema = z.object({
+  instance: z.string(),
+  step: z.string(),
+  at: z.number(),
+  what: z.string(),
+  detail: z.string(),
+});
+export type LogRow = z.infer<typeof LogRowSchema>;
+
+/** Log rows kept per entry: enough to explain a journey, bounded whatever it does. */
+const LOG_LIMIT_PER_ENTRY = 50;
+
+export function createJourneyTables(sql: SqlStorage): void {
+  sql.exec(`CREATE TABLE IF NOT EXISTS journey_entry (
+      instance TEXT PRIMARY KEY, journey TEXT NOT NULL, entered_at INTEGER NOT NULL, status TEXT NOT NULL,
+      step TEXT NOT NULL, reason TEXT NOT NULL, updated_at INTEGER NOT NULL)`);
+  sql.exec("CREATE INDEX IF NOT EXISTS journey_entry_journey ON journey_entry (journey, entered_at)");
+  sql.exec(`CREATE TABLE IF NOT EXISTS journey_send (
+      key TEXT PRIMARY KEY, instance TEXT NOT NULL, journey TEXT NOT NULL, step TEXT NOT NULL, at INTEGER NOT NULL,
+      channel TEXT, outcome TEXT NOT NULL, reason TEXT NOT NULL)`);
+  sql.exec("CREATE INDEX IF NOT EXISTS journey_send_at ON journey_send (at)");
+  sql.exec(`CREATE TABLE IF NOT EXISTS journey_log (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, instance TEXT NOT NULL, step TEXT NOT NULL, at INTEGER NOT NULL,
+      what TEXT NOT NULL, detail TEXT NOT NULL)`);
+  sql.exec("CREATE INDEX IF NOT EXISTS journey_log_instance ON journey_log (instance, seq)");
+}
+
+const rows = <T>(schema: z.ZodType<T>, cursor: Iterable<unknown>, what: string): T[] => {
+  const out: T[] = [];
+  for (const row of cursor) {
+    const parsed = parseStored(schema, row, what);
+    if (parsed !== undefined) out.push(parsed);
+  }
+  return out;
+};
+
+export function readEntry(sql: SqlStorage, instance: string): EntryRow | null {
+  return (
+    rows(
+      EntryRowSchema,
+      sql.exec("SELECT * FROM journey_entry WHERE instance = ?", instance),
+      "journey_entry",
+    )[0] ?? null
+  );
+}
+
+/** The latest entry of one journey: what the re-entry rule reads. */
+export function latestEntry(sql: SqlStorage, journey: string): EntryRow | null {
+  return (
+    rows(
+      EntryRowSchema,
+      sql.exec("SELECT * FROM journey_entry WHERE journey = ? ORDER BY entered_at DESC LIMIT 1", journey),
+      "journey_entry",
+    )[0] ?? null
+  );
+}
+
+export function runningEntries(sql: SqlStorage): EntryRow[] {
+  return rows(
+    EntryRowSchema,
+    sql.exec("SELECT * FROM journey_entry WHERE status = 'running' ORDER BY entered_at"),
+    "journey_entry",
+  );
+}
+
+export function allEntries(sql: SqlStorage): EntryRow[] {
+  return rows(EntryRowSchema, sql.exec("SELECT * FROM journey_entry ORDER BY entered_at"), "journey_entry");
+}
+
+export function insertEntry(sql: SqlStorage, entry: EntryRow): void {
+  sql.exec(
+    "INSERT OR IGNORE INTO journey_entry (instance, journey, entered_at, status, step, reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    entry.instance,
+    entry.journey,
+    entry.entered_at,
+    entry.status,
+    entry.step,
+    entry.reason,
+    entry.updated_at,
+  );
+}
+
+export function updateEntry(
+  sql: SqlStorage,
+  instance: string,
+  change: { status?: EntryRow["status"]; step?: string; reason?: string; at: Millis },
+): void {
+  const entry = readEntry(sql, instance);
+  if (!entry) return;
+  sql.exec(
+    "UPDATE journey_entry SET status = ?, step = ?, reason = ?, updated_at = ? WHERE instance = ?",
+    change.status ?? entry.status,
+    change.step ?? entry.step,
+    change.reason ?? entry.reason,
+    change.at,
+    instance,
+  );
+}
+
+export function readSend(sql: SqlStorage, key: string): SendRow | null {
+  return (
+    rows(SendRowSchema, sql.exec("SELECT * FROM journey_send WHERE key = ?", key), "journey_send")[0] ?? null
+  );
+}
+
+export function insertSend(sql: SqlStorage, send: SendRow): void {
+  sql.exec(
+    "INSERT OR REPLACE INTO journey_send (key, instance, journey, step, at, channel, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    send.key,
+    send.instance,
+    send.journey,
+    send.step,
+    send.at,
+    send.channel,
+    send.outcome,
+    send.reason,
+  );
+}
+
+export function markDelivered(sql: SqlStorage, key: string): void {
+  sql.exec("UPDATE journey_send SET outcome = 'delivered' WHERE key = ?", key);
+}
+
+/** Messages reserved or delivered since `since`, across every journey: what the frequency cap counts. */
+export function sendsSince(sql: SqlStorage, since: Millis): number {
+  const row = sql
+    .exec("SELECT COUNT(*) AS n FROM journey_send WHERE at > ? AND outcome != 'refused'", since)
+    .toArray()[0];
+  return Number(row?.n ?? 0);
+}
+
+export function sendsOf(sql: SqlStorage, instance: string): SendRow[] {
+  return rows(
+    SendRowSchema,
+    sql.exec("SELECT * FROM journey_send WHERE instance = ? ORDER BY at", instance),
+    "journey_send",
+  );
+}
+
+export function addLog(sql: SqlStorage, row: LogRow): void {
+  sql.exec(
+    "INSERT INTO journey_log (instance, step, at, what, detail) VALUES (?, ?, ?, ?, ?)",
+    row.instance,
+    row.step,
+    row.at,
+    row.what,
+    row.detail,
+  );
+  sql.exec(
+    "DELETE FROM journey_log WHERE instance = ? AND seq NOT IN (SELECT seq FROM journey_log WHERE instance = ? ORDER BY seq DESC LIMIT ?)",
+    row.instance,
+    row.instance,
+    LOG_LIMIT_PER_ENTRY,
+  );
+}
+
+export function logOf(sql: SqlStorage, instance: string): LogRow[] {
+  return rows(
+    LogRowSchema,
+    sql.exec(
+      "SELECT instance, step, at, what, detail FROM journey_log WHERE instance = ? ORDER BY seq",
+      instance,
+    ),
+    "journey_log",
+  );
+}
+
+/** Withdrawn personalization consent: the journeys' history goes with the behaviour. */
+export function deleteJourneys(sql: SqlStorage): void {
+  sql.exec("DELETE FROM journey_entry");
+  sql.exec("DELETE FROM journey_send");
+  sql.exec("DELETE FROM journey_log");
+}
