@@ -5,7 +5,8 @@ import { recordDroppedWrite } from "./stored-value.ts";
 /**
  * Puts acknowledged facts on the EXPORT queue (docs/export.md). Called only after the fact is
  * durable (an event's transaction committed, a link or an erasure done), and only for what the
- * privacy gate lets be measured: the caller asks the gate, this module only sends.
+ * privacy gate lets be measured: the caller asks the gate, this module only sends. The visitor's
+ * object sends through its outbox (export-outbox.ts), so a refused send is tried again.
  */
 
 /** Queues takes at most 100 messages and 256 KB per sendBatch; a chunk stays under both. */
@@ -37,7 +38,7 @@ export async function sendExport(env: Pick<Env, "EXPORT">, records: readonly Exp
     await env.EXPORT.sendBatch(chunk.map((body) => ({ body, contentType: "json" as const })));
 }
 
-/** Sends tried by the object before it gives up on them (a transient refusal costs nothing). */
+/** Sends tried by the worker before it gives up on them (a transient refusal costs nothing). */
 const BACKGROUND_ATTEMPTS = 3;
 
 /**
@@ -61,14 +62,4 @@ export async function sendExportRetrying(
       }
     }
   }
-}
-
-/** The same, off the response's path: nobody awaits it. */
-export function exportInBackground(
-  waitUntil: (promise: Promise<unknown>) => void,
-  env: Pick<Env, "EXPORT">,
-  records: readonly ExportRecord[],
-): void {
-  if (records.length === 0) return;
-  waitUntil(sendExportRetrying(env, records));
 }

@@ -15,7 +15,14 @@ import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
 import type { CompiledRules } from "../rules/index.ts";
 import { type Entry, entriesFor, instanceId, type LatestEntry } from "../rules/journey-triggers.ts";
-import { exportInBackground } from "./export-producer.ts";
+import {
+  dropExpired,
+  enqueueExport,
+  pendingExports,
+  retryDelay,
+  type SeqRange,
+  sendOutbox,
+} from "./export-outbox.ts";
 import { type ExportRecord, eventRecord, shownRecords } from "./export-record.ts";
 import {
   addLog,
@@ -119,6 +126,14 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private readonly limits: StateLimits;
   /** How long event ids are remembered: the acceptance window or the kept log, and a day's margin. */
   private readonly seenRetentionMs: Millis;
+  /** The outbox's sends, one after another: a row is never on its way twice at once. */
+  private sending: Promise<void> = Promise.resolve();
+  /** Sends the queue refused in a row: the alarm's backoff (export-outbox.ts). */
+  private exportFailures = 0;
+  /** When the daily upkeep is next due (real clock); 0: at the next alarm. */
+  private upkeepDueAt: Millis = 0;
+  /** Set while erase() runs: the outbox is going, nothing more is read from it or sent. */
+  private erasing = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -185,6 +200,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // (what a rollback falls back to).
     this.flushPending();
     const assignedFirst = this.keepFirstPageAssignments(options.firstPage);
+    let queued: SeqRange | null = null;
     const outcome = applyBatch(
       {
         storage: this.ctx.storage,
@@ -192,6 +208,18 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
         limits: this.limits,
         state: () => this.held.state,
         reload: () => this.load(),
+        // Inside the batch's transaction: stored and queued for export commit together.
+        keepForExport: (stored) => {
+          if (!privacy.measure) return;
+          const id = this.exportId();
+          const range = enqueueExport(
+            this.sql,
+            stored.map((event) => eventRecord(id, event)),
+            Date.now(),
+          );
+          queued =
+            range && queued ? { from: Math.min(queued.from, range.from), to: range.to } : (range ?? queued);
+        },
       },
       events,
       scoring,
@@ -204,8 +232,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // A goal reached by someone who refused measurement is kept (it is their behaviour) but not counted.
     const conversions =
       scoring && privacy.measure ? goalsReached(this.held.state.assignments, outcome.stored, scoring) : [];
-    // Stored now (the transaction committed): out to the export, once, after the answer leaves.
-    if (privacy.measure) this.export(outcome.stored.map((event) => eventRecord(this.exportId(), event)));
+    // Stored and queued (the transaction committed): sent after the answer leaves.
+    this.sendSoon(queued);
     const { stored: _stored, ...counts } = outcome;
     return {
       status: "stored",
@@ -217,12 +245,59 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
 
   /** The id the export names this visitor by: the canonical id the object was made for. */
   private exportId(): string {
-    return this.held.state.visitorId ?? this.ctx.id.toString();
+    // An object called without its id yet (empty) is still named: by its object id.
+    return this.held.state.visitorId || this.ctx.id.toString();
   }
 
-  /** Acknowledged facts onto the EXPORT queue, one sendBatch, off the response's path. */
+  /** Facts into the outbox now, onto the EXPORT queue after the answer (one sendBatch). */
   private export(records: readonly ExportRecord[]): void {
-    exportInBackground((promise) => this.ctx.waitUntil(promise), this.env, records);
+    this.sendSoon(enqueueExport(this.sql, records, Date.now()));
+  }
+
+  /** Sends the rows just queued, off the response's path; what the queue refuses waits for the alarm. */
+  private sendSoon(range: SeqRange | null): void {
+    if (range) this.ctx.waitUntil(this.sendQueued(range));
+  }
+
+  /**
+   * Sends the outbox's rows (those of `range`, or all), after any send already under way. A refused
+   * send arms the alarm (backoff); the rows stay until the queue accepts them.
+   */
+  private sendQueued(range: SeqRange | null): Promise<void> {
+    const run = this.sending.then(async () => {
+      let sent = false;
+      try {
+        sent = await sendOutbox(this.sql, this.env, range, () => this.held.erased || this.erasing);
+      } catch (err) {
+        recordDroppedWrite("export_outbox_not_read", err);
+      }
+      if (sent) {
+        this.exportFailures = 0;
+        return;
+      }
+      this.exportFailures++;
+      await this.alarmNoLaterThan(Date.now() + retryDelay(this.exportFailures)).catch((err: unknown) =>
+        recordDroppedWrite("export_retry_not_armed", err),
+      );
+    });
+    this.sending = run;
+    return run;
+  }
+
+  /**
+   * The one alarm serves the daily upkeep and the outbox's retries: either may move it earlier,
+   * neither later; the alarm itself sets the next one (the sooner of what each needs).
+   */
+  private async alarmNoLaterThan(at: Millis): Promise<void> {
+    if (this.held.erased || this.erasing) return;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || at < current) await this.ctx.storage.setAlarm(at);
+  }
+
+  /** `at`, or the outbox's next retry when rows wait and it comes sooner. */
+  private soonerForOutbox(at: Millis, now: Millis): Millis {
+    if (pendingExports(this.sql) === 0) return at;
+    return Math.min(at, now + retryDelay(Math.max(1, this.exportFailures)));
   }
 
   private persistAfterApply(now: Millis): void {
@@ -318,13 +393,23 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.stateDirty = false;
     this.measuredViews.clear();
     if (this.held.erased || (views.length === 0 && !dirty)) return;
+    const now = Date.now();
     const written: VisitorEvent[] = [];
-    for (const view of views) if (storeEvent(this.sql, view, false)) written.push(view);
-    if (written.length > 0) this.persistAfterApply(Date.now());
-    else if (dirty) saveState(this.sql, this.held.state);
-    this.export(
-      written.filter((view) => measured.has(view.id)).map((view) => eventRecord(this.exportId(), view)),
-    );
+    let queued: SeqRange | null = null;
+    // The views, the aggregates and the views' export lines commit together.
+    this.ctx.storage.transactionSync(() => {
+      for (const view of views) if (storeEvent(this.sql, view, false)) written.push(view);
+      if (written.length > 0) pruneAndSave(this.sql, this.held.state, now, this.limits);
+      else if (dirty) saveState(this.sql, this.held.state);
+      const id = this.exportId();
+      queued = enqueueExport(
+        this.sql,
+        written.filter((view) => measured.has(view.id)).map((view) => eventRecord(id, view)),
+        now,
+      );
+    });
+    if (written.length > 0) this.keepUpkeepArmed();
+    this.sendSoon(queued);
   }
 
   /**
@@ -497,7 +582,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.measuredViews.clear();
     this.stateDirty = false;
     keepOnlyAddress(this.sql, this.held, result.experiments ?? [], Date.now());
-    await this.ctx.storage.setAlarm(this.held.mergedAt + IDLE_DELETE_MS);
+    // The outbox stays: its lines were acknowledged under this id and still go out.
+    await this.ctx.storage.setAlarm(this.soonerForOutbox(this.held.mergedAt + IDLE_DELETE_MS, Date.now()));
     this.alarmChecked = true;
     return result;
   }
@@ -560,27 +646,39 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     return spendToken(this.sql, tokenId, expiresAt, now);
   }
 
-  /** Erases everything held, and leaves a tombstone so later events for this person are refused. */
+  /**
+   * Erases everything held, and leaves a tombstone so later events for this person are refused.
+   * The outbox goes too: the person's unsent event and exposure lines are never sent (the erasure
+   * line itself is sent by the erasure route, which answers 503 until the queue took it).
+   */
   async erase(): Promise<void> {
-    // The person's journeys end with them: each instance is stopped (its steps would find the
-    // tombstone and end anyway, sending nothing).
-    const running = this.held.erased ? [] : runningEntries(this.sql).map((entry) => entry.instance);
-    if (running.length) this.ctx.waitUntil(this.stopInstances(running));
-    this.pendingViews = [];
-    this.stateDirty = false;
-    this.measuredViews.clear();
-    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    await this.ctx.storage.deleteAlarm();
-    await this.ctx.storage.deleteAll();
-    createMetaTable(this.sql);
-    setMeta(this.sql, "erased", "1");
-    this.held = { ...emptyHeld(), erased: true };
+    this.erasing = true;
+    try {
+      // The person's journeys end with them: each instance is stopped (its steps would find the
+      // tombstone and end anyway, sending nothing).
+      const running = this.held.erased ? [] : runningEntries(this.sql).map((entry) => entry.instance);
+      if (running.length) this.ctx.waitUntil(this.stopInstances(running));
+      this.pendingViews = [];
+      this.stateDirty = false;
+      this.measuredViews.clear();
+      if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+      await this.ctx.storage.deleteAlarm();
+      await this.ctx.storage.deleteAll();
+      createMetaTable(this.sql);
+      setMeta(this.sql, "erased", "1");
+      this.held = { ...emptyHeld(), erased: true };
+    } finally {
+      // A failed erasure (answered 503, retried) must not leave the outbox stopped.
+      this.erasing = false;
+    }
   }
 
   /**
-   * Daily upkeep: prune old events, counters and remembered ids. A visitor idle for 400 days (the
-   * cookie's lifetime) and an old forwarding address are deleted whole.
+   * The one alarm. The outbox: lines older than its bound go (counted), the rest are sent, and a
+   * refusal brings the alarm back sooner (backoff). Daily upkeep: prune old events, counters and
+   * remembered ids. A visitor idle for 400 days (the cookie's lifetime) and an old forwarding
+   * address are deleted whole.
    */
   override async alarm(): Promise<void> {
     // Whatever memory holds is written first (a no-op when nothing is pending).
@@ -597,15 +695,22 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       createJourneyTables(this.sql);
       return;
     }
+    dropExpired(this.sql, now);
+    await this.sendQueued(null);
     if (mergedInto) {
-      await this.ctx.storage.setAlarm(mergedAt + IDLE_DELETE_MS);
+      await this.ctx.storage.setAlarm(this.soonerForOutbox(mergedAt + IDLE_DELETE_MS, now));
       return;
     }
-    forgetSeenBefore(this.sql, now - this.seenRetentionMs);
-    this.persistAfterApply(now);
+    // Woken early (the outbox, a journey check): the upkeep waits for its day (a new lifetime runs it at once).
+    if (now >= this.upkeepDueAt) {
+      forgetSeenBefore(this.sql, now - this.seenRetentionMs);
+      this.persistAfterApply(now);
+      this.upkeepDueAt = now + DAY_MS;
+    }
     const scoring = await this.scoring();
     if (scoring) await this.checkJourneyTriggers(now);
-    await this.ctx.storage.setAlarm(Math.min(now + DAY_MS, this.nextJourneyCheck(scoring, now) ?? Infinity));
+    const next = Math.min(this.upkeepDueAt, this.nextJourneyCheck(scoring, now) ?? Number.POSITIVE_INFINITY);
+    await this.ctx.storage.setAlarm(this.soonerForOutbox(next, now));
   }
 
   // ---- Journeys (src/journeys/, docs/journeys.md) ----

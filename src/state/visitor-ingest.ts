@@ -43,13 +43,18 @@ export interface BatchHost {
   state(): MutableVisitorState;
   /** Reads memory back from storage, after a rolled-back transaction left it half-applied. */
   reload(): void;
+  /**
+   * Called inside the transaction that stores `events`: their export lines go into the outbox with
+   * them, so a stored (acknowledged) event is always queued for export (export-outbox.ts).
+   */
+  keepForExport(events: readonly VisitorEvent[]): void;
 }
 
 export interface BatchOutcome {
   accepted: number;
   duplicates: number;
   failed: Array<{ id: string; reason: string }>;
-  /** The events this batch stored (committed): what the export may send, after the answer. */
+  /** The events this batch stored (committed); their export lines were written with them. */
   stored: VisitorEvent[];
 }
 
@@ -93,6 +98,7 @@ function applyInOneTransaction(
       outcome.stored.push(event);
     }
     if (outcome.accepted > 0) pruneAndSave(host.sql, state, now, host.limits);
+    host.keepForExport(outcome.stored);
   });
   return outcome;
 }
@@ -118,6 +124,7 @@ function applyEventByEvent(
         const state = host.state();
         applyEvent(state, event, scoring, host.limits);
         pruneAndSave(host.sql, state, now, host.limits);
+        host.keepForExport([event]);
         outcome.accepted++;
       });
       // Counted only once its transaction committed (a throw above skips this).

@@ -1,6 +1,7 @@
 import * as z from "zod";
 import type { Millis, VisitorEvent } from "../core/model.ts";
 import { emptyState, type MutableVisitorState, prune, type StateLimits } from "../core/visitor-state.ts";
+import { createOutboxTable } from "./export-outbox.ts";
 import { parseStored, parseStoredJson } from "./stored-value.ts";
 import { type DeadLetter, DeadLetterSchema } from "./visitor-object.ts";
 
@@ -111,6 +112,7 @@ export function createTables(sql: SqlStorage): void {
   sql.exec(
     "CREATE TABLE IF NOT EXISTS dead_letter (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL)",
   );
+  createOutboxTable(sql);
 }
 
 /** The one table an erased object keeps (its tombstone lives there). */

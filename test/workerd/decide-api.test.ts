@@ -73,10 +73,11 @@ describe("POST /_ns/v1/decide", () => {
     expect(after.segments).toContain("hiker");
     expect(after.intent.top).toBe("hiking");
     expect(after.rulesVersion).toBe("2026.11.24-1");
+    // The cart the call just reported is the cart the email shows (the journeys' cart reminder).
+    expect(after.decisions["email-hero"]?.experience).toBe("email-cart");
     expect(after.decisions["email-hero"]?.content.json).toEqual({
-      headline: "Gear for every trail",
-      cta: "/",
-      image: "/assets/img/trail.svg",
+      headline: "You left something in your cart, friend",
+      cta: "/cart",
     });
   });
 

@@ -3,14 +3,25 @@
 // queue() handler (wrangler.toml's consumer), and the files land in R2. Delivery is asynchronous
 // (the queue's batch window), so each test polls R2 for the lines it expects (vi.waitFor) instead
 // of asserting at a given time; "nothing exported" is checked once a later marker event arrived.
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import {
+  createExecutionContext,
+  runDurableObjectAlarm,
+  runInDurableObject,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { gunzipLines } from "../../src/export/files.ts";
 import { handle } from "../../src/http/app.ts";
-import { exportInBackground } from "../../src/state/export-producer.ts";
+import {
+  dropExpired,
+  enqueueExport,
+  OUTBOX_MAX_AGE_MS,
+  OUTBOX_MAX_ROWS,
+} from "../../src/state/export-outbox.ts";
 import { type ExportRecord, ExportRecordSchema, eventRecord } from "../../src/state/export-record.ts";
 import { droppedWriteCount } from "../../src/state/stored-value.ts";
+import type { VisitorDO } from "../../src/state/visitor-do.ts";
 import { canonicalForUser } from "../../src/state/visitor-id.ts";
 import {
   ADMIN,
@@ -207,47 +218,182 @@ describe("the export's producers", () => {
   });
 });
 
-describe("the object's send to the queue", () => {
-  const records = Array.from({ length: 250 }, (_, i) =>
-    eventRecord("v", {
-      id: `e-${i}`,
-      type: "page_view",
-      ts: Date.UTC(2026, 0, 1),
-      channel: "web",
-      props: {},
-    }),
-  );
+describe("the object's outbox: nothing acknowledged is lost on the way out", () => {
+  const stubOf = (visitorId: string) => env.VISITOR.get(env.VISITOR.idFromName(visitorId));
 
-  /** A queue that refuses the first `refusals` calls (an injected fault), recording what it took. */
-  function queueRefusing(refusals: number) {
-    const taken: number[] = [];
-    let calls = 0;
-    const queue = {
-      async sendBatch(messages: Iterable<MessageSendRequest>) {
-        if (++calls <= refusals) throw new Error("injected: queue unavailable");
-        taken.push([...messages].length);
-      },
-    } as unknown as Queue;
-    return { env: { EXPORT: queue }, taken };
+  /** A queue that refuses every send while `down` (an injected fault), recording the ids it took. */
+  function faultyQueue() {
+    const taken: string[] = [];
+    let refuse: () => void = () => {};
+    const fault = {
+      down: true,
+      /** Resolves at the first refusal: the object's own send was tried and refused. */
+      refused: new Promise<void>((resolve) => {
+        refuse = resolve;
+      }),
+      taken,
+      queue: {
+        async sendBatch(messages: Iterable<MessageSendRequest<ExportRecord>>) {
+          if (fault.down) {
+            refuse();
+            throw new Error("injected: queue unavailable");
+          }
+          const batch = [...messages];
+          taken.push(...batch.map((message) => message.body.id));
+          await env.EXPORT.sendBatch(batch);
+        },
+      } as unknown as Queue,
+    };
+    return fault;
   }
 
-  async function send(env: { EXPORT: Queue }) {
-    const pending: Promise<unknown>[] = [];
-    exportInBackground((promise) => pending.push(promise), env, records);
-    await Promise.all(pending);
+  /** The object sends through `queue` from now on (its other bindings unchanged). */
+  async function sendThrough(visitorId: string, queue: Queue): Promise<void> {
+    await runInDurableObject(stubOf(visitorId), (instance: VisitorDO) => {
+      const own = instance as unknown as { env: Env };
+      own.env = Object.create(env, { EXPORT: { value: queue } }) as Env;
+    });
   }
 
-  it("sends in batches of at most 100 messages, trying a refused batch again", async () => {
-    const { env: flaky, taken } = queueRefusing(2);
-    await send(flaky);
-    expect(taken).toEqual([100, 100, 50]);
+  const outboxRows = (visitorId: string) =>
+    runInDurableObject(
+      stubOf(visitorId),
+      (_instance: VisitorDO, ctx) =>
+        ctx.storage.sql.exec<{ body: string }>("SELECT body FROM outbox ORDER BY seq").toArray().length,
+    );
+
+  /** The lines with `id` in R2, counted once a later marker line arrived (so a copy had its chance). */
+  async function linesWithId(id: string): Promise<number> {
+    await exportedWhen(hasId(id));
+    const other = await newVisitor();
+    const marker = { id: eid(), type: "search", props: {} };
+    await sendEvents(other, [marker]);
+    const lines = await exportedWhen(hasId(`event:${idOf(other)}:${marker.id}`));
+    return lines.filter((line) => line.id === id).length;
+  }
+
+  it("the queue refuses: the event is still acknowledged, and once the queue is back the alarm sends it; it lands once", async () => {
+    const cookie = await newVisitor();
+    const visitorId = idOf(cookie);
+    const fault = faultyQueue();
+    await sendThrough(visitorId, fault.queue);
+    const event = { id: eid(), type: "add_to_cart", props: { category: "running" } };
+    expect((await sendEvents(cookie, [event])).status).toBe(202);
+    await fault.refused;
+    expect(await outboxRows(visitorId)).toBe(1); // refused, kept
+
+    fault.down = false;
+    expect(await runDurableObjectAlarm(stubOf(visitorId))).toBe(true);
+    expect(fault.taken).toEqual([`event:${visitorId}:${event.id}`]);
+    expect(await outboxRows(visitorId)).toBe(0);
+    expect(await linesWithId(`event:${visitorId}:${event.id}`)).toBe(1);
   });
 
-  it("a batch refused three times is logged and counted as not sent, and the rest still go", async () => {
-    const before = droppedWriteCount("export_not_sent");
-    const { env: down, taken } = queueRefusing(3);
-    await send(down);
-    expect(droppedWriteCount("export_not_sent")).toBe(before + 1);
-    expect(taken).toEqual([100, 50]);
+  it("a decide call's event is kept in the outbox while the queue refuses, and goes out once after it recovers; its exposure is the worker's to send", async () => {
+    const userId = `outbox-${eid()}@example.com`;
+    const person = await canonicalForUser(userId);
+    const fault = faultyQueue();
+    await sendThrough(person, fault.queue);
+    const event = { id: eid(), type: "product_view", props: { category: "hiking" } };
+    const res = await post(
+      "/v1/decide",
+      { userId, channel: "app", placements: ["home-hero"], events: [event] },
+      SERVER,
+    );
+    expect(res.status).toBe(200);
+    await fault.refused;
+    await vi.waitFor(async () => expect(await outboxRows(person)).toBe(1), { timeout: 5000 });
+
+    fault.down = false;
+    expect(await runDurableObjectAlarm(stubOf(person))).toBe(true);
+    expect(fault.taken).toEqual([`event:${person}:${event.id}`]);
+    expect(await outboxRows(person)).toBe(0);
+    // What the decision showed went from the worker to the queue, not through the object.
+    await exportedWhen((all) => all.some((line) => line.kind === "exposure" && line.visitorId === person));
+  });
+
+  it("a send the queue accepted is not sent again by the alarm", async () => {
+    const cookie = await newVisitor();
+    const visitorId = idOf(cookie);
+    const fault = faultyQueue();
+    fault.down = false;
+    await sendThrough(visitorId, fault.queue);
+    const event = { id: eid(), type: "product_view", props: {} };
+    expect((await sendEvents(cookie, [event])).status).toBe(202);
+    await vi.waitFor(async () => expect(await outboxRows(visitorId)).toBe(0), { timeout: 5000 });
+
+    expect(await runDurableObjectAlarm(stubOf(visitorId))).toBe(true);
+    expect(fault.taken).toEqual([`event:${visitorId}:${event.id}`]);
+    expect(await linesWithId(`event:${visitorId}:${event.id}`)).toBe(1);
+  });
+
+  it(`holds at most ${OUTBOX_MAX_ROWS} lines: the oldest go past it, counted as export_outbox_full`, async () => {
+    const visitorId = `outbox-full-${eid()}`;
+    const records = Array.from({ length: OUTBOX_MAX_ROWS + 5 }, (_, i) =>
+      eventRecord(visitorId, {
+        id: `e-${i}`,
+        type: "page_view",
+        ts: Date.UTC(2026, 0, 1),
+        channel: "web",
+        props: {},
+      }),
+    );
+    const before = droppedWriteCount("export_outbox_full");
+    const ids = await runInDurableObject(stubOf(visitorId), (_instance: VisitorDO, ctx) => {
+      enqueueExport(ctx.storage.sql, records, Date.now());
+      return ctx.storage.sql
+        .exec<{ body: string }>("SELECT body FROM outbox ORDER BY seq")
+        .toArray()
+        .map((row) => ExportRecordSchema.parse(JSON.parse(row.body)).id);
+    });
+    expect(ids).toHaveLength(OUTBOX_MAX_ROWS);
+    expect(ids[0]).toBe(records[5]!.id);
+    expect(droppedWriteCount("export_outbox_full")).toBe(before + 1);
+  });
+
+  it("a line unsent for 3 days is dropped at the alarm, counted as export_outbox_expired, never sent", async () => {
+    const cookie = await newVisitor();
+    const visitorId = idOf(cookie);
+    const fault = faultyQueue();
+    fault.down = false;
+    await sendThrough(visitorId, fault.queue);
+    const old = eventRecord(visitorId, {
+      id: eid(),
+      type: "page_view",
+      ts: Date.now(),
+      channel: "web",
+      props: {},
+    });
+    const before = droppedWriteCount("export_outbox_expired");
+    await runInDurableObject(stubOf(visitorId), async (_instance: VisitorDO, ctx) => {
+      enqueueExport(ctx.storage.sql, [old], Date.now() - OUTBOX_MAX_AGE_MS - 1);
+      await ctx.storage.setAlarm(Date.now() + 60_000);
+    });
+    expect(await runDurableObjectAlarm(stubOf(visitorId))).toBe(true);
+    expect(await outboxRows(visitorId)).toBe(0);
+    expect(fault.taken).toEqual([]);
+    // The alarm counts in the object's own module instance; the same drop, counted where this test reads.
+    await runInDurableObject(stubOf(visitorId), (_instance: VisitorDO, ctx) => {
+      enqueueExport(ctx.storage.sql, [old], Date.now() - OUTBOX_MAX_AGE_MS - 1);
+      expect(dropExpired(ctx.storage.sql, Date.now())).toBe(1);
+    });
+    expect(droppedWriteCount("export_outbox_expired")).toBe(before + 1);
+  });
+
+  it("an erased visitor's unsent lines are dropped, and the erasure line still goes out", async () => {
+    const cookie = await newVisitor();
+    const visitorId = idOf(cookie);
+    const fault = faultyQueue();
+    await sendThrough(visitorId, fault.queue);
+    expect((await sendEvents(cookie, [{ id: eid(), type: "product_view", props: {} }])).status).toBe(202);
+    await fault.refused;
+    const erased = await visit(`/_ns/v1/profiles/${visitorId}`, { method: "DELETE", headers: ADMIN });
+    expect(erased.status).toBe(200);
+    const tables = await runInDurableObject(stubOf(visitorId), (_instance: VisitorDO, ctx) =>
+      ctx.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'outbox'").toArray(),
+    );
+    expect(tables).toEqual([]);
+    expect(await runDurableObjectAlarm(stubOf(visitorId))).toBe(false);
+    await exportedWhen((all) => all.some((line) => line.kind === "erasure" && line.visitorId === visitorId));
   });
 });

@@ -1,0 +1,174 @@
+import * as z from "zod";
+import type { Millis } from "../core/model.ts";
+import type { Env } from "../platform/env.ts";
+import { log } from "../platform/log.ts";
+import { chunksOf, sendExport } from "./export-producer.ts";
+import { type ExportRecord, ExportRecordSchema } from "./export-record.ts";
+import { parseStoredJson, recordDroppedWrite } from "./stored-value.ts";
+
+/**
+ * The visitor object's export outbox (docs/export.md, "Delivery"): the lines of the facts it
+ * acknowledges are written as rows in the same storage transaction as the facts themselves, so
+ * what was acknowledged is queued for export, atomically. A row is sent after the answer and
+ * deleted only once the EXPORT queue accepted it; what the queue refused waits for the object's
+ * alarm, which tries again with backoff. The outbox is bounded (rows and age): what goes past the
+ * bound is deleted, logged and counted (`write_dropped`, reasons `export_outbox_full` and
+ * `export_outbox_expired`), never silent.
+ */
+
+/** Rows one visitor may hold unsent: ten full ingest batches, far past an ordinary outage's backlog. */
+export const OUTBOX_MAX_ROWS = 1000;
+/** A row not accepted in this long is dropped: a queue down for days is an incident, not a retry. */
+export const OUTBOX_MAX_AGE_MS = 3 * 86_400_000;
+/** The alarm's backoff after a refused send: 30 s, doubling, at most 15 minutes apart. */
+const RETRY_FIRST_MS = 30_000;
+const RETRY_MAX_MS = 15 * 60_000;
+/** Rows read per send: Queues takes at most 100 messages per sendBatch. */
+const PAGE_ROWS = 100;
+
+/** When the alarm tries again after `failures` refused sends in a row (1 → 30 s, then doubling). */
+export function retryDelay(failures: number): Millis {
+  return Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.max(0, Math.min(failures - 1, 10)));
+}
+
+/** The seqs a write added: the rows the send right after it tries. */
+export interface SeqRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+export function createOutboxTable(sql: SqlStorage): void {
+  sql.exec(
+    "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, body TEXT NOT NULL)",
+  );
+}
+
+/** One `outbox` row as SQLite gives it back; `body` is an export record as JSON text. */
+const OutboxRowSchema = z.object({ seq: z.number(), body: z.string() });
+
+/**
+ * Writes the records as outbox rows (call it inside the transaction that stores their facts).
+ * Past OUTBOX_MAX_ROWS the oldest rows go, counted as `export_outbox_full`.
+ */
+export function enqueueExport(
+  sql: SqlStorage,
+  records: readonly ExportRecord[],
+  now: Millis,
+): SeqRange | null {
+  if (records.length === 0) return null;
+  let from = Number.POSITIVE_INFINITY;
+  let to = 0;
+  for (const record of records) {
+    // A line the consumer would refuse never reaches the queue; nor does it undo its fact's transaction.
+    const line = ExportRecordSchema.safeParse(record);
+    if (!line.success) {
+      recordDroppedWrite("export_line_invalid", line.error.issues[0]?.message ?? "invalid");
+      continue;
+    }
+    const row = sql
+      .exec<{ seq: number }>(
+        "INSERT INTO outbox (at, body) VALUES (?, ?) RETURNING seq",
+        now,
+        JSON.stringify(line.data),
+      )
+      .one();
+    from = Math.min(from, row.seq);
+    to = Math.max(to, row.seq);
+  }
+  const dropped = sql
+    .exec(
+      "DELETE FROM outbox WHERE seq NOT IN (SELECT seq FROM outbox ORDER BY seq DESC LIMIT ?) RETURNING seq",
+      OUTBOX_MAX_ROWS,
+    )
+    .toArray().length;
+  if (dropped > 0)
+    recordDroppedWrite("export_outbox_full", `${dropped} export lines over ${OUTBOX_MAX_ROWS}`);
+  return { from, to };
+}
+
+/** Deletes rows older than OUTBOX_MAX_AGE_MS, counted as `export_outbox_expired`. */
+export function dropExpired(sql: SqlStorage, now: Millis): number {
+  const dropped = sql
+    .exec("DELETE FROM outbox WHERE at < ? RETURNING seq", now - OUTBOX_MAX_AGE_MS)
+    .toArray().length;
+  if (dropped > 0) recordDroppedWrite("export_outbox_expired", `${dropped} export lines unsent for 3 days`);
+  return dropped;
+}
+
+/** How many rows wait to be sent. */
+export function pendingExports(sql: SqlStorage): number {
+  return sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox").one().n;
+}
+
+/**
+ * Sends the rows of `range` (every row when absent), oldest first, deleting each chunk once the
+ * queue accepted it. Stops at the first refusal and answers false: the rest stay for the alarm.
+ * `gone()` says the object was erased meanwhile: its rows went with it, nothing more is read.
+ */
+export async function sendOutbox(
+  sql: SqlStorage,
+  env: Pick<Env, "EXPORT">,
+  range: SeqRange | null,
+  gone: () => boolean,
+): Promise<boolean> {
+  let after = range ? range.from - 1 : 0;
+  const last = range ? range.to : Number.MAX_SAFE_INTEGER;
+  for (;;) {
+    if (gone()) return true;
+    const page = readPage(sql, after, last);
+    if (page.rows.length === 0) return true;
+    after = page.rows[page.rows.length - 1]!.seq;
+    for (const chunk of chunksOf(page.rows.map((row) => row.record))) {
+      const seqs = chunk.map((record) => page.seqOf.get(record)!);
+      try {
+        await sendExport(env, chunk);
+      } catch (err) {
+        log("warn", "export_deferred", {
+          lines: chunk.length,
+          error: err instanceof Error ? err.message : String(err),
+        });
+        return false;
+      }
+      if (gone()) return true;
+      for (const seq of seqs) sql.exec("DELETE FROM outbox WHERE seq = ?", seq);
+    }
+  }
+}
+
+/** Up to PAGE_ROWS rows after `after`; a row that does not parse is logged, counted and deleted. */
+function readPage(
+  sql: SqlStorage,
+  after: number,
+  last: number,
+): { rows: Array<{ seq: number; record: ExportRecord }>; seqOf: Map<ExportRecord, number> } {
+  const rows: Array<{ seq: number; record: ExportRecord }> = [];
+  const seqOf = new Map<ExportRecord, number>();
+  const raw = sql
+    .exec(
+      "SELECT seq, body FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+      after,
+      last,
+      PAGE_ROWS,
+    )
+    .toArray();
+  for (const one of raw) {
+    const row = OutboxRowSchema.safeParse(one);
+    const record = row.success
+      ? parseStoredJson(ExportRecordSchema, row.data.body, "outbox.body")
+      : undefined;
+    if (!row.success || !record) {
+      // Written by the schema that reads it, so only damage gets here: it can never be sent.
+      if (row.success) sql.exec("DELETE FROM outbox WHERE seq = ?", row.data.seq);
+      recordDroppedWrite("export_outbox_invalid", "an outbox row that does not parse");
+      continue;
+    }
+    rows.push({ seq: row.data.seq, record });
+    seqOf.set(record, row.data.seq);
+  }
+  // A page of only damaged rows must still move on: the next read starts after them.
+  if (rows.length === 0 && raw.length > 0) {
+    const lastSeq = OutboxRowSchema.safeParse(raw[raw.length - 1]);
+    if (lastSeq.success) return readPage(sql, lastSeq.data.seq, last);
+  }
+  return { rows, seqOf };
+}
