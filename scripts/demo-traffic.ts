@@ -5,11 +5,12 @@
  *   npm run demo:traffic                          (against http://localhost:8787)
  *   npm run demo:traffic -- --url http://127.0.0.1:8788 --visitors 300 --seed 7
  *
- * Each visitor opens the home page through the proxy as a browser (a new `ns_vid` cookie, the hero
- * test's arm on the page), some browse a category, and their events go to POST /v1/events with the
- * server key, as a site's backend would send them; a few ask POST /v1/decide for the app. Whether a
- * visitor browses, which category, and whether they add to cart (more often under the `bold` hero:
- * the demo's planted effect) come from a seeded generator, so the same seed makes the same choices.
+ * Each visitor opens the home page through the proxy as a browser, twice (the first sets the
+ * `ns_vid` cookie, the second with it shows the hero test's arm and counts the visitor), some browse
+ * a category, and their events go to POST /v1/events with the server key, as a site's backend would
+ * send them; a few ask POST /v1/decide for the app. Whether a visitor browses, which category,
+ * whether they add to cart (more often under the `bold` hero: the demo's planted effect) and whether
+ * and for how much they then buy come from a seeded generator, so the same seed makes the same choices.
  * Ends with the hero test's results from GET /v1/experiments/hero-test.
  */
 
@@ -71,6 +72,8 @@ const BROWSER_UA =
  * also the site's own hero, which the test's held-out visitors see.
  */
 const ADD_TO_CART = { control: 0.12, bold: 0.2, other: 0.1 } as const;
+/** The share of visitors who add to cart and then buy (for 40 to 200): the hero test's revenue goal. */
+const BUY_AFTER_ADD = 0.5;
 const CATEGORIES = ["running", "hiking"] as const;
 
 type Arm = keyof typeof ADD_TO_CART;
@@ -100,14 +103,24 @@ function armOf(page: string): Arm {
 
 async function oneVisitor(o: Options, index: number): Promise<Outcome> {
   const random = generator(o.seed * 100_003 + index);
-  const home = await must(
+  const first = await must(
     await fetch(`${o.url}/`, { headers: { "user-agent": BROWSER_UA }, redirect: "manual" }),
     "home page",
   );
-  const page = await home.text();
-  const cookie = home.headers.getSetCookie().find((c) => c.startsWith("ns_vid="));
+  await first.arrayBuffer();
+  const cookie = first.headers.getSetCookie().find((c) => c.startsWith("ns_vid="));
   if (!cookie) throw new Error("the home page set no ns_vid cookie");
   const visitorId = cookie.slice("ns_vid=".length).split(".")[0]!;
+  // A page without a cookie records nothing (docs/decisions.md, record 12): the visitor is assigned
+  // and exposed from the next page with their cookie, as a browser's reload or next visit would be.
+  const home = await must(
+    await fetch(`${o.url}/`, {
+      headers: { "user-agent": BROWSER_UA, cookie: cookie.split(";")[0]! },
+      redirect: "manual",
+    }),
+    "home page, again",
+  );
+  const page = await home.text();
   const arm = armOf(page);
   const events: Array<Record<string, unknown>> = [
     { id: `demo-${o.seed}-${index}-0`, type: "page_view", props: { path: "/" } },
@@ -128,6 +141,13 @@ async function oneVisitor(o: Options, index: number): Promise<Outcome> {
   }
   const converted = random() < ADD_TO_CART[arm];
   if (converted) events.push({ id: `demo-${o.seed}-${index}-3`, type: "add_to_cart", props: { category } });
+  // Some who add to cart buy, for an amount that varies: the hero test's `revenue` goal.
+  if (converted && random() < BUY_AFTER_ADD)
+    events.push({
+      id: `demo-${o.seed}-${index}-4`,
+      type: "purchase",
+      props: { category, value: 40 + Math.round(random() * 160), currency: "EUR" },
+    });
   const server = { authorization: `Bearer ${o.serverKey}`, "content-type": "application/json" };
   await must(
     await fetch(`${o.url}/_ns/v1/events`, {

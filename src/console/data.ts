@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { handle } from "../http/app.ts";
+import { type ExperimentResults, ExperimentResultsSchema } from "../http/experiment-results.ts";
 import { readConfig } from "../platform/config.ts";
 import { withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
@@ -21,8 +22,8 @@ import { activeRules } from "../state/rules-loader.ts";
  * come from the worker's own admin API, called in-process with the admin token, so the console sees
  * exactly what an API client sees (privacy gate, deadlines, failures) and gains new fields when the
  * API does. Rules history and rollback are the CLI's own store functions over the RULES namespace.
- * Answers are parsed with view schemas that name only what the pages draw: fields the API adds
- * later pass through, optional ones are drawn when present.
+ * Experiment results are parsed with the route's own schema; other answers with view schemas that
+ * name only what the pages draw (fields the API adds later pass through).
  */
 
 export interface ConsoleCall {
@@ -69,62 +70,14 @@ async function api<S extends z.ZodType>(
     : { ok: false, status: 502, message: "the API answered in a shape the console does not know" };
 }
 
-const interval = z.tuple([z.number(), z.number()]);
-
-/** An arm as the experiments page draws it; value and daily visitors are drawn when the API has them. */
-const ArmView = z.looseObject({
-  id: z.string(),
-  isControl: z.boolean(),
-  weight: z.number(),
-  exposures: z.number(),
-  conversions: z.number(),
-  rate: z.number(),
-  interval,
-  observedShare: z.number(),
-  expectedShare: z.number(),
-  uplift: z
-    .looseObject({
-      absolute: z.number(),
-      absoluteInterval: interval,
-      relative: z.number().nullable(),
-      relativeInterval: interval.nullable(),
-      pValue: z.number(),
-      significant: z.boolean(),
-    })
-    .nullable(),
-  verdict: z.string(),
-  valuePerVisitor: z.number().optional(),
-  valueInterval: interval.optional(),
-});
-export type ArmView = z.infer<typeof ArmView>;
-
-const ReportView = z.looseObject({
-  arms: z.array(ArmView),
-  control: z.string().nullable(),
-  sampleRatioMismatch: z.looseObject({ chiSquare: z.number(), pValue: z.number(), flagged: z.boolean() }),
-  enoughData: z.boolean(),
-  note: z.string(),
-});
-export type ReportView = z.infer<typeof ReportView>;
-
-/** Visitors per day, per arm, when the API serves a daily series. */
-const DayView = z.looseObject({ date: z.string(), arms: z.record(z.string(), z.number()) });
-export type DayView = z.infer<typeof DayView>;
-
-const GoalView = z.looseObject({ goal: z.string(), report: ReportView });
-export type GoalView = z.infer<typeof GoalView>;
-
-const ExperimentView = z.looseObject({
-  experiment: z.string(),
-  goal: z.string(),
-  rulesVersion: z.string().nullable(),
-  holdout: z.looseObject({ exposures: z.number(), conversions: z.number() }).nullable(),
-  report: ReportView,
-  /** One report per goal, when the rules name several. */
-  goals: z.array(GoalView).optional(),
-  daily: z.array(DayView).optional(),
-});
-export type ExperimentView = z.infer<typeof ExperimentView>;
+/**
+ * An experiment's results exactly as GET /v1/experiments/:id answers them: the route's own schema
+ * (the console sits above the http layer), so the pages and the route cannot disagree on a field.
+ */
+export type ExperimentView = ExperimentResults;
+export type GoalView = ExperimentResults["goals"][number];
+export type GoalArmView = GoalView["report"]["arms"][number];
+export type DayView = ExperimentResults["daily"][number];
 
 export interface ExperimentSummary {
   readonly id: string;
@@ -146,7 +99,7 @@ export async function listExperiments(call: ConsoleCall): Promise<ExperimentSumm
 }
 
 export function experimentResults(call: ConsoleCall, id: string): Promise<Fetched<ExperimentView>> {
-  return api(call, `/v1/experiments/${encodeURIComponent(id)}`, ExperimentView);
+  return api(call, `/v1/experiments/${encodeURIComponent(id)}`, ExperimentResultsSchema);
 }
 
 /** The programme's lift: everyone personalized against the global holdout (404 when none is set). */

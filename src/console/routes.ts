@@ -19,6 +19,7 @@ import { html } from "./html.ts";
 import { bare, CONSOLE_CSS, htmlResponse, type PageContext, page } from "./layout.ts";
 import { experimentPage, experimentsPage } from "./pages/experiments.ts";
 import { personPage } from "./pages/person.ts";
+import { programmePage } from "./pages/programme.ts";
 import { diffPage, rollbackConfirmPage, rulesPage } from "./pages/rules.ts";
 
 /**
@@ -69,17 +70,8 @@ function build(base: string): Hono<ConsoleEnv> {
   });
   app.get("/programme", async (c) => {
     const lift = await programmeLift(callOf(c));
-    const result =
-      lift.ok || lift.status !== 404
-        ? lift
-        : {
-            ...lift,
-            message:
-              "The active rules set no global holdout (settings.holdout): there is nothing to compare personalization with.",
-          };
-    return htmlResponse(
-      experimentPage(ctxOf(c), "Programme lift: personalized against the global holdout", result),
-    );
+    // 404: the active rules set no global holdout, which the page explains rather than reports.
+    return htmlResponse(programmePage(ctxOf(c), !lift.ok && lift.status === 404 ? "no holdout" : lift));
   });
 
   app.get("/rules", async (c) => {
