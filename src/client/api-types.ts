@@ -43,6 +43,7 @@ export type DecideRequest = {
   placements?: Array<string> | undefined;
   sentAt?: number | undefined;
   explain?: boolean | undefined;
+  segments?: boolean | undefined;
   /** Recorded first, and counted in this decision. */
   events?:
     | Array<{
@@ -137,6 +138,7 @@ export type EventsRequest = {
   visitorId?: string | undefined;
   userId?: string | undefined;
   sentAt?: number | undefined;
+  firstPage?: string | undefined;
   events: Array<{
     id: string;
     type: string;

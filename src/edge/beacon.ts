@@ -13,7 +13,9 @@ import { murmur3 } from "../core/bucketing.ts";
  * rides in the HttpOnly cookie the worker sets. It never throws into the page and never logs.
  *
  * Page markup it reads:
- * - `<script src="…/ns.<version>.js" data-prefix="/_ns" data-auto-pageview="false">` (its own config);
+ * - `<script src="…/ns.<version>.js" data-prefix="/_ns" data-auto-pageview="false">` (its own config;
+ *   on a new visitor's first page, `data-first` holds what the page assigned and showed, sent back as
+ *   is, as `firstPage`, with the first batch: src/edge/first-page.ts);
  * - `<body data-ns-tags="running,trail" data-ns-category="running" data-ns-product="trail-runner-2">`;
  * - `<button data-ns-event="add_to_cart" data-ns-product="…" data-ns-category="…" data-ns-tags="a,b"
  *   data-ns-value="129">`: any `data-ns-*` becomes a prop (`product` is sent as `productId`, `tags`
@@ -26,7 +28,7 @@ import { murmur3 } from "../core/bucketing.ts";
  * `immutable` cache can never serve a stale one.
  *
  * Wire format (POST `<prefix>/v1/events`, at most 20 events a request):
- * `{ "sentAt": ms, "events": [{ "id", "type", "ts": ms, "channel": "web", "props": {…} }] }`.
+ * `{ "sentAt": ms, "events": [{ "id", "type", "ts": ms, "channel": "web", "props": {…} }], "firstPage"?: "…" }`.
  */
 
 /** Events per request: the batch flushes when it is full, after 1 s, or when the page is hidden. */
@@ -50,20 +52,21 @@ const SOURCE = `(function () {
     var beacon = function (body) {
       try { return nav.sendBeacon(prefix + "/v1/events", new Blob([body], { type: "text/plain" })); } catch (e) {}
     };
-    var send = function (events, tries) {
-      var body = JSON.stringify({ sentAt: Date.now(), events: events });
+    var first = cfg.first;
+    var send = function (events, tries, claim) {
+      var body = JSON.stringify({ sentAt: Date.now(), events: events, firstPage: claim });
       if (d.visibilityState === "hidden" && beacon(body)) return;
       try {
         post("/v1/events", body, "text/plain").then(function (r) {
           if ((r.status === 503 || r.status === 429) && tries < 3)
-            setTimeout(function () { send(events, tries + 1); }, Math.min(6e4, Math.max(1e3 << tries, 1e3 * r.headers.get("retry-after") || 0)));
+            setTimeout(function () { send(events, tries + 1, claim); }, Math.min(6e4, Math.max(1e3 << tries, 1e3 * r.headers.get("retry-after") || 0)));
         }, function () { beacon(body); });
       } catch (e) { beacon(body); }
     };
     var flush = function () {
       try {
         clearTimeout(timer); timer = 0;
-        while (queue.length) send(queue.splice(0, MAX), 0);
+        while (queue.length) { send(queue.splice(0, MAX), 0, first); first = void 0; }
       } catch (e) {}
     };
     var track = function (type, props) {

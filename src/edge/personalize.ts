@@ -1,7 +1,7 @@
 import type { ConsentMode } from "../core/consent.ts";
 import { type DecisionResult, decide } from "../core/decide.ts";
 import { escapeHtml, jsonForInlineScript } from "../core/escape.ts";
-import type { Consent, RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
+import type { Consent, RequestContext, VisitorEvent } from "../core/model.ts";
 import { decisionConsent, gpcSignal, type PrivacyFacts, privacyVerdict } from "../core/privacy.ts";
 import { experimentObject } from "../measure/experiment-object.ts";
 import type { Config } from "../platform/config.ts";
@@ -10,6 +10,8 @@ import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
 import { notRecorded } from "../platform/not-recorded.ts";
 import { GLOBAL_HOLDOUT, type PageSlot, type PageSlots } from "../rules/index.ts";
+import { sendExportRetrying } from "../state/export-producer.ts";
+import { shownRecords } from "../state/export-record.ts";
 import { readTraits } from "../state/profiles.ts";
 import { activeRules, type LoadedRules, servingFallback } from "../state/rules-loader.ts";
 import {
@@ -19,9 +21,10 @@ import {
   sentVisitorCookie,
   visitorCookieHeader,
 } from "../state/visitor-id.ts";
-import { visitorObject } from "../state/visitor-object.ts";
+import { type VisitorSnapshot, visitorObject } from "../state/visitor-object.ts";
 import { BEACON_VERSION } from "./beacon.ts";
 import { isBot, webContext } from "./context.ts";
+import { firstPageClaim } from "./first-page.ts";
 import { PREVIEW_COOKIE, PREVIEW_PARAM, type Preview, verifyPreview } from "./preview.ts";
 import type { RewritePlan, WebChange } from "./rewrite.ts";
 
@@ -79,9 +82,14 @@ export function safeRedirect(target: string, page: URL): string | null {
   }
 }
 
-function beaconTag(config: Config, autoPageView: boolean): string {
+/**
+ * The beacon's tag. `firstPage` is a new visitor's first page's claim (src/edge/first-page.ts): the
+ * beacon sends it back with its first call, which records it.
+ */
+function beaconTag(config: Config, autoPageView: boolean, firstPage: string | null = null): string {
   const src = `${config.NS_PREFIX}/ns.${BEACON_VERSION}.js`;
-  return `<script src="${escapeHtml(src)}" data-prefix="${escapeHtml(config.NS_PREFIX)}"${autoPageView ? "" : ' data-auto-pageview="false"'} async></script>`;
+  const first = firstPage === null ? "" : ` data-first="${escapeHtml(firstPage)}"`;
+  return `<script src="${escapeHtml(src)}" data-prefix="${escapeHtml(config.NS_PREFIX)}"${autoPageView ? "" : ' data-auto-pageview="false"'}${first} async></script>`;
 }
 
 function previewPanel(explanation: unknown): string {
@@ -101,54 +109,93 @@ async function readPreview(
   return preview ? { preview, token } : null;
 }
 
+/** A decision to record: for whom, what it made, under which rules and privacy facts. */
+export interface DecisionToRecord {
+  /** The visitor's object: the canonical id the decision was made for. */
+  readonly visitorId: string;
+  /**
+   * The id the export names them by, as their snapshot gave it (a merged cookie's person); null when
+   * the snapshot did not answer: whether the person was erased is unknown, so nothing is exported.
+   */
+  readonly exportId: string | null;
+  readonly result: Pick<DecisionResult, "exposures" | "assignments"> &
+    Partial<Pick<DecisionResult, "replacedAssignments">>;
+  readonly now: number;
+  readonly privacy: { readonly consentMode: ConsentMode; readonly gpc: boolean };
+  readonly rulesVersion: string | null;
+}
+
 /**
- * What a decision leaves behind, written off the critical path: what was shown (every exposure goes
- * to the export, docs/export.md; those of capped experiences are stored so their caps count) and
- * new experiment assignments (sticky, and the experiment's unique exposure). The visitor's object
- * asks the privacy gate with what it holds (consent, erasure) before anything is kept or exported,
- * and the experiments count the visitor only when it says so. Returns null when nothing was shown
- * or assigned. The recorder never rejects: a write that fails is logged and counted
- * (`decision_not_recorded`, `experiment_exposures_not_recorded`).
+ * What a decision leaves behind, written off the critical path. What was shown goes to the export
+ * (docs/export.md) straight from the worker, one sendBatch; the visitor's object is called only
+ * when it must keep something: exposures of capped experiences (their caps count them) and new
+ * experiment assignments (sticky, and the experiment's unique exposure). So a returning visitor's
+ * page with nothing new to keep makes one object call, its snapshot (docs/decisions.md, record 17).
+ * The caller asks the privacy gate (measurement allowed, the snapshot not erased) before making
+ * one; the object asks it again with what it holds before it keeps anything, and the experiments
+ * count the visitor only when it says so. Returns null when nothing was shown or assigned. The
+ * recorder never rejects: a write that fails is logged and counted (`decision_not_recorded`,
+ * `experiment_exposures_not_recorded`, `export_not_sent`).
  */
-export function decisionRecorder(
+export function decisionRecorder(env: Env, decision: DecisionToRecord): (() => Promise<void>) | null {
+  const { visitorId, result, now } = decision;
+  const shown =
+    decision.exportId === null
+      ? []
+      : shownRecords(decision.exportId || visitorId, now, result.exposures, decision.rulesVersion);
+  const assigned = Object.keys(result.assignments).length > 0;
+  const kept = assigned || result.exposures.some((exposure) => exposure.capped !== false);
+  if (shown.length === 0 && !kept) return null;
+  return async () => {
+    await Promise.all([
+      shown.length > 0 ? sendExportRetrying(env, shown) : null,
+      kept ? keepDecision(env, decision, assigned) : null,
+    ]);
+  };
+}
+
+/** The object keeps the capped exposures and new assignments; the experiments count the assigned. */
+async function keepDecision(env: Env, decision: DecisionToRecord, assigned: boolean): Promise<void> {
+  const { visitorId, result, now } = decision;
+  let counted: boolean;
+  try {
+    counted = await visitorObject(env, visitorId).recordDecision({
+      now,
+      visitorId,
+      exposures: result.exposures,
+      assignments: result.assignments,
+      replacing: result.replacedAssignments,
+      ...decision.privacy,
+    });
+  } catch (err) {
+    notRecorded("decision", err);
+    return;
+  }
+  if (assigned && counted)
+    await countInExperiments(env, visitorId, result.exposures, result.assignments, now);
+}
+
+/**
+ * The visitor counted in the experiments a decision assigned them to (unique exposures per arm),
+ * once their object said they may be. Never rejects: a failure is logged and counted.
+ */
+export function countInExperiments(
   env: Env,
   visitorId: string,
-  result: Pick<DecisionResult, "exposures" | "assignments"> &
-    Partial<Pick<DecisionResult, "replacedAssignments">>,
+  exposures: ReadonlyArray<{ readonly experiment?: string | null; readonly variant?: string | null }>,
+  assignments: Readonly<Record<string, string>>,
   now: number,
-  privacy: { readonly consentMode: ConsentMode; readonly gpc: boolean },
-  rulesVersion: string | null,
-): (() => Promise<void>) | null {
-  const assigned = Object.keys(result.assignments).length > 0;
-  if (result.exposures.length === 0 && !assigned) return null;
-  return async () => {
-    let counted: boolean;
-    try {
-      counted = await visitorObject(env, visitorId).recordDecision({
-        now,
-        visitorId,
-        rulesVersion,
-        exposures: result.exposures,
-        assignments: result.assignments,
-        replacing: result.replacedAssignments,
-        ...privacy,
-      });
-    } catch (err) {
-      notRecorded("decision", err);
-      return;
-    }
-    if (assigned && counted)
-      await recordExperimentExposures(env, visitorId, result.exposures, result.assignments, now).catch(
-        (err: unknown) => notRecorded("experiment_exposures", err),
-      );
-  };
+): Promise<void> {
+  return recordExperimentExposures(env, visitorId, exposures, assignments, now).catch((err: unknown) =>
+    notRecorded("experiment_exposures", err),
+  );
 }
 
 async function recordExperimentExposures(
   env: Env,
   visitorId: string,
-  exposures: DecisionResult["exposures"],
-  assignments: DecisionResult["assignments"],
+  exposures: ReadonlyArray<{ readonly experiment?: string | null; readonly variant?: string | null }>,
+  assignments: Readonly<Record<string, string>>,
   now: number,
 ): Promise<void> {
   const arms = new Map<string, string>();
@@ -333,6 +380,8 @@ function failedOpen(outline: PageOutline, err: unknown): PagePersonalization {
   log("error", "personalize_failed", { error: String(err) });
   return {
     ...NO_PERSONALIZATION,
+    plan: { changes: [], bodyEnd: outline.bodyEnd },
+    passThrough: outline.bodyEnd === "" && outline.setCookies.length === 0,
     setCookies: outline.setCookies,
     rulesVersion: outline.rulesVersion,
     failOpen: ["personalization"],
@@ -355,7 +404,7 @@ function pageViewOf(url: URL, now: number): VisitorEvent {
 
 /** What the stores hold of a returning visitor; a new visitor, a crawler or a page without placements reads nothing. */
 interface StoredVisitor {
-  readonly state: VisitorState | null;
+  readonly state: VisitorSnapshot | null;
   readonly traits: Record<string, unknown>;
   /** What the person answered: nothing yet for a new visitor; unknown (null) when it could not be read. */
   readonly answered: Consent | null;
@@ -409,19 +458,27 @@ async function decidePage(visit: PageVisit): Promise<PagePersonalization> {
     visit.timings.decide = performance.now() - decideStarted;
   }
 
-  const bodyEnd = outline.bodyEnd + (preview ? previewPanel(explanation) : "");
-  // A new visitor's decision leaves nothing behind: it is what the empty state decides, and the
-  // same again on their next page (bucketing is by id), which records it once they come back.
+  // A new browser's first page: what it assigned and showed rides in the beacon's tag, recorded by
+  // the beacon's first call once the browser proves to be one (docs/decisions.md, record 12).
+  const claim =
+    !visit.returning && !bot && outline.bodyEnd !== "" && visit.pageView === undefined && privacy.measure
+      ? firstPageClaim(decided)
+      : null;
+  const beacon = claim === null ? outline.bodyEnd : beaconTag(config, true, claim);
+  const bodyEnd = beacon + (preview ? previewPanel(explanation) : "");
+  // A new visitor's decision leaves nothing behind here: the beacon's first call records it (above).
+  // An erased person's page leaves nothing.
+  const state = stored.state;
   const recordDecision =
-    visit.returning && !bot && privacy.measure
-      ? decisionRecorder(
-          env,
-          stored.canonicalId,
-          decided,
-          visit.now,
-          { consentMode: config.CONSENT_MODE, gpc },
-          outline.rulesVersion,
-        )
+    visit.returning && !bot && privacy.measure && !state?.erased
+      ? decisionRecorder(env, {
+          visitorId: stored.canonicalId,
+          exportId: state ? state.visitorId : null,
+          result: decided,
+          now: visit.now,
+          privacy: { consentMode: config.CONSENT_MODE, gpc },
+          rulesVersion: outline.rulesVersion,
+        })
       : null;
   const record =
     visit.pageView !== undefined || recordDecision ? pageRecorder(visit, profiled, recordDecision) : null;

@@ -124,7 +124,7 @@ export function buildRewriter(plan: RewritePlan): HTMLRewriter {
 export function buildDeferredRewriter(
   slots: readonly PageSlot[],
   changes: Promise<readonly WebChange[]>,
-  bodyEnd: string,
+  bodyEnd: string | Promise<string>,
 ): HTMLRewriter {
   const rewriter = new HTMLRewriter();
   for (const slot of slots) {
@@ -148,15 +148,17 @@ function on(rewriter: HTMLRewriter, selector: string, handler: HTMLRewriterEleme
   }
 }
 
-function withBodyEnd(rewriter: HTMLRewriter, bodyEnd: string): HTMLRewriter {
+/** Markup before `</body>`; a promised one is awaited there (the rest of the page has streamed). */
+function withBodyEnd(rewriter: HTMLRewriter, bodyEnd: string | Promise<string>): HTMLRewriter {
   if (bodyEnd) {
     let injected = false;
     rewriter.on("body", {
       element(el) {
         if (injected) return;
         injected = true;
-        el.onEndTag((end) => {
-          end.before(bodyEnd, html);
+        el.onEndTag(async (end) => {
+          const markup = await bodyEnd;
+          if (markup) end.before(markup, html);
         });
       },
     });

@@ -237,20 +237,23 @@ async function decideWithRules(c: AppContext, call: DecisionCall): Promise<Respo
     consent: decisionConsent(privacyFacts, privacy),
     placements: body.placements,
     explain,
+    // Segments are evaluated only when asked for (the default, docs/decisions.md record 18) or
+    // shown in an explanation.
+    segments: body.segments !== false || explain,
   });
   const bot = caller.kind === "browser" && isBot(c.req.header("user-agent") ?? null, config.BOT_USER_AGENTS);
   // Without the stored state the decision cannot know the visitor's assignments or exposures:
   // writing what it made of them would count an arm the visitor may never have been in.
   const record =
-    !bot && !looking && stateRead.ok && privacy.measure
-      ? decisionRecorder(
-          c.env,
+    !bot && !looking && stateRead.ok && !stateRead.value.erased && privacy.measure
+      ? decisionRecorder(c.env, {
           visitorId,
+          exportId: stateRead.value.visitorId,
           result,
           now,
-          { consentMode: config.CONSENT_MODE, gpc },
-          rules.version,
-        )
+          privacy: { consentMode: config.CONSENT_MODE, gpc },
+          rulesVersion: rules.version,
+        })
       : null;
   // The recorder never rejects: a write that fails is logged and counted where it fails.
   if (record) c.executionCtx.waitUntil(record());

@@ -1,10 +1,13 @@
 import type { Hono } from "hono";
 import type { VisitorEvent } from "../core/model.ts";
 import { gpcSignal, privacyVerdict } from "../core/privacy.ts";
+import { checkFirstPage, parseFirstPage } from "../edge/first-page.ts";
+import { countInExperiments } from "../edge/personalize.ts";
 import { countConversions } from "../measure/experiment-object.ts";
 import { readConfig } from "../platform/config.ts";
 import { emptyProfile, readProfile, writeProfile } from "../state/profiles.ts";
-import { type IngestResult, visitorObject } from "../state/visitor-object.ts";
+import { activeRules } from "../state/rules-loader.ts";
+import { type FirstPageRecord, type IngestResult, visitorObject } from "../state/visitor-object.ts";
 import type { AppContext, AppEnv } from "./app-env.ts";
 import { type Issue, jsonError } from "./errors.ts";
 import { limitWrite, RATE_LIMITED_DOC } from "./limits.ts";
@@ -75,6 +78,9 @@ async function recordEvents(c: AppContext): Promise<Response> {
   const upFront = privacyVerdict({ mode: config.CONSENT_MODE, gpc, consent: {}, erased: false });
   if (upFront.blocked === "gpc" || (subject.isNew && !upFront.keep))
     return withCookie(c.json(notStored, 202), upFront.remember ? subject.setCookie : null);
+  const firstPage = envelope.data.firstPage
+    ? await checkedFirstPage(c, subject.id, envelope.data.firstPage, config.STORE_DEADLINE_MS)
+    : undefined;
   const stub = visitorObject(c.env, subject.id);
   // 202 means stored: an object that fails or misses the write deadline answers 503 (Retry-After),
   // and the sender's retry is harmless (event ids are idempotent in the object).
@@ -83,11 +89,33 @@ async function recordEvents(c: AppContext): Promise<Response> {
       now: receivedAt,
       rejected: batch.deadLetters,
       consentMode: config.CONSENT_MODE,
+      firstPage,
     }),
   );
   if (result instanceof Response) return result;
   if (result.status === "no_consent") return withCookie(c.json(notStored, 202), subject.setCookie);
+  if (result.status === "stored" && result.firstPageCounted && firstPage)
+    c.executionCtx.waitUntil(
+      countInExperiments(c.env, subject.id, firstPage.exposures, firstPage.assignments, receivedAt),
+    );
   return answerIngest(c, subject, batch, result);
+}
+
+/**
+ * A new visitor's first page, as their beacon's first call claims it, checked against the active
+ * rules (src/edge/first-page.ts). Rules that cannot be read leave the claim unrecorded: the events
+ * are stored all the same.
+ */
+async function checkedFirstPage(
+  c: AppContext,
+  visitorId: string,
+  field: string,
+  deadlineMs: number,
+): Promise<FirstPageRecord | undefined> {
+  const claim = parseFirstPage(field);
+  if (!claim) return undefined;
+  const rules = await activeRules(c.env, c.executionCtx, deadlineMs);
+  return rules ? (checkFirstPage(rules.compiled, visitorId, claim) ?? undefined) : undefined;
 }
 
 /** What the visitor's object made of the batch, as the sender hears it. */

@@ -207,7 +207,8 @@ function streamBeforeDecision(
   );
   if (config.DEBUG_HEADERS) headers.set(config.FAIL_OPEN_HEADER, "deferred");
   const changes = result.then((personalization) => personalization.plan.changes);
-  return buildDeferredRewriter(outline.slots, changes, outline.bodyEnd).transform(
-    rewritten(response, headers),
-  );
+  // The beacon's tag may carry the first page's decision (src/edge/first-page.ts): the end of the
+  // body waits for it, as the slots above it already did.
+  const bodyEnd = result.then((personalization) => personalization.plan.bodyEnd);
+  return buildDeferredRewriter(outline.slots, changes, bodyEnd).transform(rewritten(response, headers));
 }

@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { LOSS_REASONS, REASONS, TIMEZONE_SOURCES } from "../core/decide.ts";
+import { FirstPageFieldSchema } from "../edge/first-page.ts";
 import { VISITOR_ID_PATTERN } from "../state/visitor-id.ts";
 
 /** The API's request and response shapes: validated by the routes, described by /_ns/openapi.json. */
@@ -113,6 +114,7 @@ export const EventsRequestSchema = z.strictObject({
     .describe(
       "each { id, type, ts?, channel?, props? }, checked one by one (rejections by index); timestamp and properties are read as aliases of ts and props",
     ),
+  firstPage: FirstPageFieldSchema.optional(),
 });
 
 export const EventsResponseSchema = z.object({
@@ -183,6 +185,12 @@ export const DecideRequestSchema = z.strictObject({
     .boolean()
     .default(false)
     .describe("server key or admin token only: ignored for browsers, which get no explanation"),
+  segments: z
+    .boolean()
+    .default(true)
+    .describe(
+      "list the visitor's named segments in `segments` (every segment of the rules is evaluated for it); false answers [] and skips that work, which no decision needs",
+    ),
 });
 export type DecideRequest = z.input<typeof DecideRequestSchema>;
 
@@ -235,7 +243,9 @@ export const DecideResponseSchema = z.object({
   visitorId: z.string(),
   rulesVersion: z.string().nullable(),
   decisions: z.record(z.string(), DecisionSchema),
-  segments: z.array(z.string()),
+  segments: z
+    .array(z.string())
+    .describe("the visitor's named segments; [] when the request said `segments: false`"),
   intent: z.object({ top: z.string().nullable(), scores: z.record(z.string(), z.number()) }),
   outbound: z
     .object({

@@ -1,5 +1,6 @@
 import type { Env } from "../platform/env.ts";
 import type { ExportRecord } from "./export-record.ts";
+import { recordDroppedWrite } from "./stored-value.ts";
 
 /**
  * Puts acknowledged facts on the EXPORT queue (docs/export.md). Called only after the fact is
@@ -35,4 +36,30 @@ export function chunksOf(records: readonly ExportRecord[]): ExportRecord[][] {
 export async function sendExport(env: Pick<Env, "EXPORT">, records: readonly ExportRecord[]): Promise<void> {
   for (const chunk of chunksOf(records))
     await env.EXPORT.sendBatch(chunk.map((body) => ({ body, contentType: "json" as const })));
+}
+
+/** Sends tried by the worker before it gives up on them (a transient refusal costs nothing). */
+const BACKGROUND_ATTEMPTS = 3;
+
+/**
+ * The same, for a caller that keeps the promise alive itself (ctx.waitUntil): each chunk is tried up
+ * to three times, and one the queue still refuses is logged and counted (`export_not_sent`), never
+ * silent. Never rejects.
+ */
+export async function sendExportRetrying(
+  env: Pick<Env, "EXPORT">,
+  records: readonly ExportRecord[],
+): Promise<void> {
+  for (const chunk of chunksOf(records)) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await sendExport(env, chunk);
+        break;
+      } catch (err) {
+        if (attempt < BACKGROUND_ATTEMPTS) continue;
+        recordDroppedWrite("export_not_sent", err);
+        break;
+      }
+    }
+  }
 }

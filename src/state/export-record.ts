@@ -140,6 +140,37 @@ export function exposureRecord(
   };
 }
 
+/** What a decision showed, as the export's lines: one per exposure that names its placement. */
+export function shownRecords(
+  visitorId: string,
+  at: Millis,
+  exposures: ReadonlyArray<{
+    readonly experience: string;
+    readonly placement?: string;
+    readonly experiment?: string | null;
+    readonly variant?: string | null;
+  }>,
+  rulesVersion: string | null,
+): ExposureRecord[] {
+  return exposures.flatMap((shown) =>
+    shown.placement === undefined
+      ? []
+      : [
+          exposureRecord(
+            visitorId,
+            at,
+            {
+              placement: shown.placement,
+              experience: shown.experience,
+              experiment: shown.experiment ?? null,
+              variant: shown.variant ?? null,
+            },
+            rulesVersion,
+          ),
+        ],
+  );
+}
+
 /** A link holds once: identifying the same pair again is the same record. */
 export function identityLinkRecord(anonymousId: string, visitorId: string, at: Millis): IdentityLinkRecord {
   return {

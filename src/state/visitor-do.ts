@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ConsentMode } from "../core/consent.ts";
 import { goalsReached } from "../core/goals.ts";
-import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
+import type { Consent, Millis, VisitorEvent } from "../core/model.ts";
 import { marketingAllowed, type PrivacyVerdict, privacyVerdict } from "../core/privacy.ts";
 import {
   applyEvent,
@@ -23,7 +23,7 @@ import {
   type SeqRange,
   sendOutbox,
 } from "./export-outbox.ts";
-import { type ExportRecord, eventRecord, exposureRecord } from "./export-record.ts";
+import { type ExportRecord, eventRecord, shownRecords } from "./export-record.ts";
 import {
   addLog,
   allEntries,
@@ -51,6 +51,7 @@ import {
   type BackfillOptions,
   type BackfillResult,
   type DecisionRecord,
+  type FirstPageRecord,
   type IngestOptions,
   type IngestResult,
   type JourneyFacts,
@@ -64,6 +65,7 @@ import {
   type TokenSpend,
   type VisitorDump,
   type VisitorObject,
+  type VisitorSnapshot,
   visitorObject,
 } from "./visitor-object.ts";
 import {
@@ -202,9 +204,12 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // What is held in memory goes with this write, so memory and storage agree before the batch
     // (what a rollback falls back to).
     this.flushPending();
+    const assignedFirst = this.keepFirstPageAssignments(options.firstPage);
     const batch = this.batchHost(privacy.measure);
     const outcome = applyBatch(batch.host, events, scoring, options.now);
     if (outcome.accepted > 0) this.keepUpkeepArmed();
+    if (options.firstPage && outcome.accepted > 0)
+      this.keepFirstPageShown(options.firstPage, options.now, privacy.measure);
     if (scoring && outcome.stored.length > 0) this.journeysAfterIngest(scoring, outcome.stored, options.now);
     // A goal reached by someone who refused measurement is kept (it is their behaviour) but not counted.
     const conversions =
@@ -212,7 +217,12 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // Stored and queued (the transaction committed): sent after the answer leaves.
     this.sendSoon(batch.queued());
     const { stored: _stored, ...counts } = outcome;
-    return { status: "stored", ...counts, conversions };
+    return {
+      status: "stored",
+      ...counts,
+      conversions,
+      firstPageCounted: assignedFirst && outcome.accepted > 0 && privacy.measure,
+    };
   }
 
   /** The id the export names this visitor by: the canonical id the object was made for. */
@@ -363,7 +373,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    * The one decision-path call: the state the engine needs, optionally recording this page view.
    * A hot object answers from memory, without reading storage.
    */
-  async snapshot(options: SnapshotOptions): Promise<VisitorState> {
+  async snapshot(options: SnapshotOptions): Promise<VisitorSnapshot> {
     const target = this.forwardTarget(options.forwarded);
     if (target) {
       return target.snapshot({ ...options, visitorId: this.held.mergedInto!, forwarded: true });
@@ -371,6 +381,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const pageView = options.pageView;
     const privacy = this.privacy(options);
     if (pageView && privacy.keep) await this.countPageView(pageView, options.visitorId, privacy.measure);
+    // An erased person's page is decided from nothing, and the caller exports nothing of it.
+    if (this.held.erased) return { ...this.held.state, erased: true };
     const state = this.held.state;
     const since = options.eventsSince;
     if (since === undefined || since <= (state.events[0]?.ts ?? Number.POSITIVE_INFINITY)) return state;
@@ -448,7 +460,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   /**
    * Exposures (frequency caps) and new experiment assignments (sticky: the first one stays). Answers
    * whether the decision may be counted in its experiments: the caller records exposures there only
-   * on a yes, so an erased or unconsenting person is never counted, whatever the caller knew.
+   * on a yes, so an erased or unconsenting person is never counted, whatever the caller knew. What
+   * was shown goes to the export from the caller, not from here: a page that stores nothing makes
+   * no call at all (docs/decisions.md, record 17).
    */
   async recordDecision(options: DecisionRecord): Promise<boolean> {
     const target = this.forwardTarget(options.forwarded);
@@ -457,44 +471,61 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const privacy = this.privacy(options);
     if (!privacy.keep) return false;
     this.ensureId(options.visitorId);
-    const state = this.held.state;
-    // Only capped experiences need their exposures stored (frequency caps count them).
-    const capped = options.exposures.filter((exposure) => exposure.capped !== false);
-    for (const exposure of capped) recordExposure(state, exposure.experience, options.now, this.limits);
-    const assigned = Object.entries(options.assignments);
-    for (const [experiment, variant] of assigned) {
-      const stored = Object.hasOwn(state.assignments, experiment) ? state.assignments[experiment] : undefined;
-      if (stored === undefined || stored === options.replacing?.[experiment])
-        state.assignments[experiment] = variant;
-    }
+    const assigned = this.keepAssignments(options.assignments, options.replacing);
+    const capped = this.keepCappedExposures(options.exposures, options.now);
     // Written behind, with the page's view: later calls read memory, so they see it at once.
-    if (capped.length > 0 || assigned.length > 0) {
+    if (capped || assigned) {
       this.stateDirty = true;
       this.writeBehind();
     }
-    if (privacy.measure) {
-      const id = this.exportId();
-      this.export(
-        options.exposures.flatMap((shown) =>
-          shown.placement === undefined
-            ? []
-            : [
-                exposureRecord(
-                  id,
-                  options.now,
-                  {
-                    placement: shown.placement,
-                    experience: shown.experience,
-                    experiment: shown.experiment ?? null,
-                    variant: shown.variant ?? null,
-                  },
-                  options.rulesVersion ?? null,
-                ),
-              ],
-        ),
-      );
-    }
     return privacy.measure;
+  }
+
+  /** New experiment assignments, sticky (the first one stays); whether any was given. */
+  private keepAssignments(
+    assignments: Readonly<Record<string, string>>,
+    replacing: Readonly<Record<string, string>> | undefined,
+  ): boolean {
+    const state = this.held.state;
+    const assigned = Object.entries(assignments);
+    for (const [experiment, variant] of assigned) {
+      const stored = Object.hasOwn(state.assignments, experiment) ? state.assignments[experiment] : undefined;
+      if (stored === undefined || stored === replacing?.[experiment]) state.assignments[experiment] = variant;
+    }
+    return assigned.length > 0;
+  }
+
+  /** Only capped experiences need their exposures stored (frequency caps count them). */
+  private keepCappedExposures(
+    exposures: ReadonlyArray<{ readonly experience: string; readonly capped?: boolean }>,
+    now: Millis,
+  ): boolean {
+    const capped = exposures.filter((exposure) => exposure.capped !== false);
+    for (const exposure of capped) recordExposure(this.held.state, exposure.experience, now, this.limits);
+    return capped.length > 0;
+  }
+
+  /**
+   * A new visitor's first page, with the beacon's first call (docs/decisions.md, record 12): its
+   * assignments before the batch (so a goal reached in the same batch is counted in its arm; sticky,
+   * so a resent batch changes nothing), its capped exposures and export lines only when the batch
+   * stored something new (a resent batch is not a second page). Answers whether its experiments
+   * may count the visitor.
+   */
+  private keepFirstPageAssignments(first: FirstPageRecord | undefined): boolean {
+    if (first === undefined || !this.keepAssignments(first.assignments, undefined)) return false;
+    // Saved with the batch's own write when it stores something, else behind.
+    this.stateDirty = true;
+    this.writeBehind();
+    return true;
+  }
+
+  private keepFirstPageShown(first: FirstPageRecord, now: Millis, measured: boolean): void {
+    if (this.keepCappedExposures(first.exposures, now)) {
+      this.stateDirty = true;
+      this.writeBehind();
+    }
+    if (measured) this.export(shownRecords(this.exportId(), now, first.exposures, first.rulesVersion));
   }
 
   /**

@@ -10,6 +10,22 @@ import type { Env } from "../platform/env.ts";
  * never the class, so no layer reaches into the object's storage code to learn a type.
  */
 
+/**
+ * What a new visitor's first page assigned and showed, checked against the rules by the caller
+ * (src/edge/first-page.ts), recorded by the beacon's first call (docs/decisions.md, record 12).
+ */
+export interface FirstPageRecord {
+  readonly assignments: Readonly<Record<string, string>>;
+  readonly exposures: ReadonlyArray<{
+    readonly experience: string;
+    readonly placement: string;
+    readonly experiment: string | null;
+    readonly variant: string | null;
+    readonly capped: boolean;
+  }>;
+  readonly rulesVersion: string;
+}
+
 export interface IngestOptions {
   readonly now: Millis;
   /** Rejected events of the same batch, kept aside for inspection (dead letters). */
@@ -22,6 +38,8 @@ export interface IngestOptions {
   readonly forwarded?: boolean;
   /** How an unanswered purpose is read (the deployment's CONSENT_MODE); opt-out when absent. */
   readonly consentMode?: ConsentMode;
+  /** The first page's decision, kept (and exported) when this batch stored something new. */
+  readonly firstPage?: FirstPageRecord | undefined;
 }
 
 export type IngestResult =
@@ -33,6 +51,8 @@ export type IngestResult =
       readonly failed: ReadonlyArray<{ readonly id: string; readonly reason: string }>;
       /** Experiment goal events of this batch (new event ids only), for measurement. */
       readonly conversions: readonly GoalEvent[];
+      /** The first page's assignments were kept and may be counted in their experiments. */
+      readonly firstPageCounted?: boolean;
     }
   | { readonly status: "rate_limited"; readonly retryAfterSeconds: number }
   | { readonly status: "suppressed" }
@@ -76,9 +96,15 @@ export interface SnapshotOptions {
   readonly consentMode?: ConsentMode;
 }
 
+/**
+ * The decision path's read: the visitor's state, and whether the person was erased (their page is
+ * then decided from nothing, and the caller exports nothing of it).
+ */
+export type VisitorSnapshot = VisitorState & { readonly erased?: true };
+
 export interface DecisionRecord {
   readonly now: Millis;
-  /** What was shown. A capped one (or one not saying) is stored for its frequency caps; all are exported. */
+  /** What was shown. A capped one (or one not saying) is stored for its frequency caps. */
   readonly exposures: ReadonlyArray<{
     readonly experience: string;
     readonly placement?: string;
@@ -86,10 +112,8 @@ export interface DecisionRecord {
     readonly variant?: string | null;
     readonly capped?: boolean;
   }>;
-  /** The visitor the decision was for (the export names them by it). */
+  /** The visitor the decision was for. */
   readonly visitorId?: string;
-  /** The rules version that decided (the export's exposure records carry it). */
-  readonly rulesVersion?: string | null;
   /** New experiment assignments; sticky: an experiment already assigned keeps its variant. */
   readonly assignments: Readonly<Record<string, string>>;
   /** Experiment → stored variant it no longer has: that one assignment is replaced, if still stored. */
@@ -152,7 +176,7 @@ export interface VisitorObject {
     events: readonly VisitorEvent[],
     options: BackfillOptions,
   ): Promise<BackfillResult>;
-  snapshot(options: SnapshotOptions): Promise<VisitorState>;
+  snapshot(options: SnapshotOptions): Promise<VisitorSnapshot>;
   recordDecision(options: DecisionRecord): Promise<boolean>;
   setConsent(
     consent: Readonly<Record<string, boolean>>,

@@ -81,6 +81,28 @@ describe("POST /_ns/v1/decide", () => {
     });
   });
 
+  it("segments are listed by default, and a caller that does not need them asks for none and gets the same decisions", async () => {
+    const userId = `segments-${Date.now()}`;
+    const events = [
+      { id: eid(), type: "product_view", channel: "app", props: { category: "hiking" } },
+      { id: eid(), type: "add_to_cart", channel: "app", props: { category: "hiking" } },
+    ];
+    const listed = await client.decide({ userId, channel: "app", placements: ["home-hero"], events });
+    expect(listed.segments).toContain("hiker");
+    const unlisted = await client.decide({
+      userId,
+      channel: "app",
+      placements: ["home-hero"],
+      segments: false,
+    });
+    expect(unlisted.segments).toEqual([]);
+    expect(unlisted.decisions["home-hero"]).toMatchObject({
+      experience: "hero-hiker",
+      reason: "TARGET_MATCH",
+    });
+    expect(unlisted.decisions).toEqual(listed.decisions);
+  });
+
   it("the web and the app agree for the same visitor", async () => {
     const cookie = await newVisitor();
     await sendEvents(cookie, [

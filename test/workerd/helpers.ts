@@ -121,3 +121,29 @@ export async function publishDoc(doc: Record<string, unknown>): Promise<string> 
   resetRulesCache();
   return hash;
 }
+
+/**
+ * The VISITOR binding with every call to a visitor's object named in `calls` (the method), then
+ * passed to the real object: what a request costs in Durable Object requests, observed.
+ */
+export function countedVisitors(calls: string[]): typeof env.VISITOR {
+  return {
+    idFromName: (name: string) => env.VISITOR.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const real = env.VISITOR.get(id);
+      // Every property of a stub is a remote method: each is named, then called on the real stub.
+      return new Proxy(
+        {},
+        {
+          get(_, method) {
+            if (typeof method !== "string" || method === "then") return undefined;
+            return (...args: unknown[]) => {
+              calls.push(method);
+              return (real as unknown as Record<string, (...a: unknown[]) => unknown>)[method]!(...args);
+            };
+          },
+        },
+      );
+    },
+  } as unknown as typeof env.VISITOR;
+}
