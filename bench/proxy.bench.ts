@@ -14,6 +14,9 @@
 
 Each Northstar target keeps its Durable Objects' SQLite files in its own directory, one file per
 object: the objects created per 1,000 pages are counted from them, after the run.
+The Northstar targets also run behind bench/counting.ts's entry: per 1,000 pages it prints the
+Durable Object requests, SQLite rows written and read, and KV calls counted in workerd, and the
+workerd process's CPU ms per page (an upper bound on billed Worker CPU).
  *
  * Run: `npm run bench -- proxy` (or `node bench/proxy.bench.ts`). Environment: BENCH_SECONDS (per
  * slice, default 4), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 10), BENCH_VISITORS (default 20).
