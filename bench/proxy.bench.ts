@@ -14,6 +14,9 @@
 
 Each Northstar target keeps its Durable Objects' SQLite files in its own directory, one file per
 object: the objects created per 1,000 pages are counted from them, after the run.
+The Northstar targets also run behind bench/counting.ts's entry: per 1,000 pages it prints the
+Durable Object requests, SQLite rows written and read, and KV calls counted in workerd, and the
+workerd process's CPU ms per page (an upper bound on billed Worker CPU).
  *
  * Run: `npm run bench -- proxy` (or `node bench/proxy.bench.ts`). Environment: BENCH_SECONDS (per
  * slice, default 4), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 10), BENCH_VISITORS (default 20).
@@ -26,6 +29,7 @@ import { join } from "node:path";
 import { Miniflare } from "miniflare";
 import { parseRules } from "../src/rules/index.ts";
 import { publishRules, type RulesKv } from "../src/rules/store.ts";
+import { type CallCounts, countsBetween, cpuMs, readCounts, workerdChildren } from "./counting.ts";
 import {
   BROWSER_UA,
   COMPAT,
@@ -84,6 +88,10 @@ interface Target {
   readonly userAgent?: string;
   /** How many Durable Objects the target holds now (Northstar targets only). */
   readonly objects?: () => number;
+  /** Calls counted so far by bench/counting.ts's entry (Northstar targets only). */
+  readonly counts?: () => Promise<CallCounts>;
+  /** CPU ms its workerd process has used so far (worker and objects together). */
+  readonly cpu?: () => number;
   dispose(): Promise<void>;
 }
 
@@ -111,11 +119,15 @@ async function northstarTarget(
   visitors: "returning" | "new" | "crawler" = "returning",
 ): Promise<Target> {
   const persist = mkdtempSync(join(tmpdir(), "ns-bench-do-"));
+  const before = workerdChildren();
   const { mf, url } = await startNorthstar(
     origin,
     { BEACON_AUTO_INJECT: autoInject ? "true" : "false" },
     persist,
+    true,
   );
+  // The workerd process this Miniflare spawned: the one that was not there before.
+  const pid = [...workerdChildren()].find((p) => !before.has(p));
   if (!autoInject) {
     // The pass-through case: rules in which no placement applies to the benchmarked page.
     const doc = JSON.parse(readFileSync(join(ROOT, "rules/northstar.rules.json"), "utf8"));
@@ -155,6 +167,8 @@ async function northstarTarget(
     cookies,
     ...(visitors === "crawler" ? { userAgent: CRAWLER_UA } : {}),
     objects: () => sqliteFiles(persist),
+    counts: () => readCounts(url),
+    ...(pid ? { cpu: () => cpuMs(pid) } : {}),
     dispose: async () => {
       await mf.dispose();
       rmSync(persist, { recursive: true, force: true });
@@ -211,11 +225,24 @@ export async function run(): Promise<string[]> {
     for (const t of targets) await load({ ...t }); // warm-up, discarded
     // Objects created per page, counted over the measured slices (the files appear as objects start).
     const objectsBefore = new Map(targets.map((t) => [t.name, t.objects?.() ?? 0]));
+    const countsBefore = new Map<string, CallCounts>();
+    for (const t of targets) if (t.counts) countsBefore.set(t.name, await t.counts());
+    // CPU ms per page of each slice: the workerd process's own CPU over the slice's pages.
+    const cpuPerPage = new Map<string, number[]>(targets.map((t) => [t.name, []]));
     for (let round = 0; round < ROUNDS; round++) {
-      for (const t of targets) slices.get(t.name)!.push(await load(t));
+      for (const t of targets) {
+        const cpu0 = t.cpu?.();
+        const slice = await load(t);
+        slices.get(t.name)!.push(slice);
+        if (t.cpu && cpu0 !== undefined)
+          cpuPerPage.get(t.name)!.push((t.cpu() - cpu0) / Math.max(1, slice.requests));
+      }
     }
-    // Let background writes (waitUntil) land before counting.
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // Let background writes (waitUntil, the page views written behind every 5 s) land before counting.
+    await new Promise((resolve) => setTimeout(resolve, 6000));
+    const calls = new Map<string, CallCounts>();
+    for (const t of targets)
+      if (t.counts) calls.set(t.name, countsBetween(countsBefore.get(t.name)!, await t.counts()));
     const objectsPer1000 = new Map(
       targets.map((t) => {
         const pages = slices.get(t.name)!.reduce((sum, x) => sum + x.requests, 0);
@@ -259,6 +286,25 @@ export async function run(): Promise<string[]> {
       const w = slow.get(t.name)!;
       lines.push(
         `${t.name.padEnd(20)} ${m.rps.toFixed(0).padStart(6)} (${m.spread.padStart(9)}) ${m.p50.toFixed(1).padStart(7)} ${m.p99.toFixed(1).padStart(6)} ${s.total.toFixed(2).padStart(10)}  ${(m.rps / pass.rps).toFixed(2).padStart(5)}  ${(m.rps / floor.rps).toFixed(2).padStart(9)}  ${(objectsPer1000.get(t.name)?.toFixed(0) ?? "–").padStart(18)}  ${w.ttfb.toFixed(1).padStart(8)} (${(w.ttfb / slow.get("passthrough")!.ttfb).toFixed(2)}, ${(w.ttfb - slow.get("passthrough")!.ttfb >= 0 ? "+" : "") + (w.ttfb - slow.get("passthrough")!.ttfb).toFixed(2)})`,
+      );
+    }
+    lines.push(
+      "",
+      "calls per 1,000 pages, counted in workerd over the measured slices (bench/counting.ts); CPU ms per page is the",
+      "target's whole workerd process (worker + its objects + HTTP), per slice: min–max (median) — an upper bound on billed CPU",
+      "target               pages   DO requests  (alarms)  rows written  rows read  KV reads  KV writes  objects  CPU ms/page",
+    );
+    for (const t of targets) {
+      const c = calls.get(t.name);
+      if (!c) continue;
+      const pages = slices.get(t.name)!.reduce((sum, x) => sum + x.requests, 0);
+      const per = (n: number) => ((1000 * n) / Math.max(1, pages)).toFixed(0);
+      const cpu = cpuPerPage.get(t.name)!;
+      const cpuText = cpu.length
+        ? `${Math.min(...cpu).toFixed(2)}–${Math.max(...cpu).toFixed(2)} (${median(cpu).toFixed(2)})`
+        : "–";
+      lines.push(
+        `${t.name.padEnd(20)} ${String(pages).padStart(5)}  ${per(c.doRequests).padStart(11)}  ${`(${per(c.alarms)})`.padStart(8)}  ${per(c.rowsWritten).padStart(12)}  ${per(c.rowsRead).padStart(9)}  ${per(c.kvReads).padStart(8)}  ${per(c.kvWrites).padStart(9)}  ${(objectsPer1000.get(t.name)?.toFixed(0) ?? "–").padStart(7)}  ${cpuText}`,
       );
     }
     const ns = singles.get("northstar")!;

@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
+import { countingEntry } from "./counting.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 // The newest date the benchmark's workerd (miniflare 4, stable) accepts.
@@ -32,10 +33,18 @@ export async function startNorthstar(
   vars: Record<string, string> = {},
   /** Where Durable Objects keep their SQLite files (one per object): lets a bench count objects. */
   durableObjectsPersist?: string,
+  /** Put bench/counting.ts's entry in front: Durable Object requests, SQLite rows and KV calls counted. */
+  counting = false,
 ): Promise<{ mf: Miniflare; url: string }> {
+  const built = buildNorthstar();
   const mf = new Miniflare({
     ...(durableObjectsPersist ? { durableObjectsPersist } : {}),
-    modules: [{ type: "ESModule", path: buildNorthstar() }],
+    modules: counting
+      ? [
+          { type: "ESModule", path: countingEntry(OUTDIR) },
+          { type: "ESModule", path: built },
+        ]
+      : [{ type: "ESModule", path: built }],
     modulesRoot: OUTDIR,
     compatibilityDate: COMPAT,
     compatibilityFlags: ["nodejs_compat"],
