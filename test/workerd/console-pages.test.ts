@@ -7,9 +7,7 @@ import { newSession, SESSION_COOKIE, sealSession } from "../../src/console/sessi
 import { handle } from "../../src/http/app.ts";
 import { type ExperimentResults, ExperimentResultsSchema } from "../../src/http/experiment-results.ts";
 import { countConversions, experimentObject, shardName } from "../../src/measure/experiment-object.ts";
-import { ACTIVE_KEY, HISTORY_KEY } from "../../src/rules/index.ts";
-import { resetRulesCache } from "../../src/state/rules-loader.ts";
-import { ADMIN, publishDoc } from "./helpers.ts";
+import { ADMIN, publishDoc, unpublishRules } from "./helpers.ts";
 
 // The console's experiment and programme pages against the results route, over counters seeded
 // through the experiment objects' real RPC: every number the page prints is the route's.
@@ -78,11 +76,7 @@ const plain = (s: string | undefined) => Number(s);
 const PERCENT = 0.0005 + 1e-9;
 const CENT = 0.005 + 1e-9;
 
-afterAll(async () => {
-  await env.RULES.delete(ACTIVE_KEY);
-  await env.RULES.delete(HISTORY_KEY);
-  resetRulesCache();
-});
+afterAll(unpublishRules);
 
 describe("the experiment page shows the results route's numbers", () => {
   it("per goal: rate and uplift with their intervals, value per visitor and its uplift, visitors per day", async () => {

@@ -16,10 +16,17 @@ import {
   shardName,
   shardOf,
 } from "../../src/measure/experiment-object.ts";
-import { ACTIVE_KEY, HISTORY_KEY } from "../../src/rules/index.ts";
-import { resetRulesCache } from "../../src/state/rules-loader.ts";
 import { visitorObject } from "../../src/state/visitor-object.ts";
-import { ADMIN, BROWSER_UA, eid, idOf, publishDoc, SERVER, visitorCookie } from "./helpers.ts";
+import {
+  ADMIN,
+  BROWSER_UA,
+  eid,
+  idOf,
+  publishDoc,
+  SERVER,
+  unpublishRules,
+  visitorCookie,
+} from "./helpers.ts";
 
 /** One request through the worker, returning once the work it left behind (waitUntil) is done. */
 async function settled(request: Request, bindings: typeof env = env): Promise<Response> {
@@ -49,11 +56,7 @@ const armOf = (body: ExperimentResults, goal: string, arm: string) =>
 const hero = bundledDocument.experiments["hero-test"];
 const DAY = 86_400_000;
 
-afterAll(async () => {
-  await env.RULES.delete(ACTIVE_KEY);
-  await env.RULES.delete(HISTORY_KEY);
-  resetRulesCache();
-});
+afterAll(unpublishRules);
 
 describe("goals with a value, whichever way the event comes", () => {
   it("a purchase through the beacon, /v1/events and /v1/decide counts once per visitor, and every order's value adds up", async () => {

@@ -3,9 +3,9 @@ import { env } from "cloudflare:workers";
 import { afterAll, describe, expect, it } from "vitest";
 import bundledDocument from "../../rules/northstar.rules.json";
 import { handle } from "../../src/http/app.ts";
-import { ACTIVE_KEY, HISTORY_KEY, parseRules, publishRules } from "../../src/rules/index.ts";
+import { parseRules, publishRules } from "../../src/rules/index.ts";
 import { resetRulesCache } from "../../src/state/rules-loader.ts";
-import { ADMIN, BROWSER_UA, eid, rulesKv, visitorCookie } from "./helpers.ts";
+import { ADMIN, BROWSER_UA, eid, rulesKv, unpublishRules, visitorCookie } from "./helpers.ts";
 
 async function page(cookie?: string) {
   const headers: Record<string, string> = { "user-agent": BROWSER_UA };
@@ -30,11 +30,7 @@ async function programReport(): Promise<Map<string, { exposures: number; convers
   return new Map(body.report.arms.map((a) => [a.id, a]));
 }
 
-afterAll(async () => {
-  await env.RULES.delete(ACTIVE_KEY);
-  await env.RULES.delete(HISTORY_KEY);
-  resetRulesCache();
-});
+afterAll(unpublishRules);
 
 describe("a published global holdout", () => {
   it("splits new visitors into held-out and personalized, and measures the program's conversions per group", async () => {

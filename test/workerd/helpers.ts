@@ -122,6 +122,13 @@ export async function publishDoc(doc: Record<string, unknown>): Promise<string> 
   return hash;
 }
 
+/** Back to the bundled rules after a file that published its own: no pointer, no history, no cache. */
+export async function unpublishRules(): Promise<void> {
+  await env.RULES.delete(ACTIVE_KEY);
+  await env.RULES.delete(HISTORY_KEY);
+  resetRulesCache();
+}
+
 /**
  * The VISITOR binding with every call to a visitor's object named in `calls` (the method), then
  * passed to the real object: what a request costs in Durable Object requests, observed.
