@@ -377,7 +377,7 @@ describe("admin views", () => {
     };
     // The explanation did place them in the hero test (an arm, or its holdout); looking must not make it so.
     const hero = body.decisions["home-hero"];
-    expect(hero?.variant === "control" || hero?.variant === "bold" || hero?.reason === "holdout").toBe(true);
+    expect(hero?.variant === "control" || hero?.variant === "bold" || hero?.reason === "HOLDOUT").toBe(true);
     const stored = await visitorObject(env, await canonicalForUser(userId)).snapshot({
       now: Date.now(),
       eventsSince: 0,
