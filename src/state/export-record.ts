@@ -90,15 +90,74 @@ export const ErasureRecordSchema = z
   .describe("a person erased (DELETE /v1/profiles/:id): delete every row of these ids downstream");
 export type ErasureRecord = z.infer<typeof ErasureRecordSchema>;
 
+const MessageKey = z
+  .string()
+  .min(1)
+  .max(200)
+  .describe("the message's Idempotency-Key (<instance>.<step>): the destination received it under this key");
+const Channel = z.enum(["sms", "push", "email"]);
+
+export const MessageRecordSchema = z
+  .strictObject({
+    v: Version,
+    kind: z.literal("message"),
+    id: Id,
+    at: At.describe(
+      "when the journey handed it to delivery (its send time, after the person's hour and quiet hours)",
+    ),
+    visitorId: VisitorId,
+    key: MessageKey,
+    journey: z.string(),
+    instance: z.string().describe("the journey entry (Workflows instance) that sent it"),
+    step: z.string(),
+    channel: Channel,
+    placement: z.string().describe("the channel placement whose decision is the message"),
+    experience: z.string().nullable().describe("the decision's experience; null: the placement's default"),
+    experiment: z.string().nullable().describe("the experiment this experience is an arm of, if any"),
+    variant: z.string().nullable(),
+    rulesVersion: z.string().describe("the rules version that decided it"),
+    dryRun: z.boolean().describe("true: sent to the log destination only, never to the person"),
+  })
+  .describe("a journey's message handed to delivery: what the person was sent, on which channel, and why");
+export type MessageRecord = z.infer<typeof MessageRecordSchema>;
+
+export const DeliveryRecordSchema = z
+  .strictObject({
+    v: Version,
+    kind: z.literal("delivery"),
+    id: Id,
+    at: At.describe("when the outcome was known"),
+    visitorId: VisitorId,
+    key: MessageKey.describe("the message's Idempotency-Key: join with the message line's `key`"),
+    journey: z.string(),
+    channel: Channel,
+    outcome: z
+      .enum(["delivered", "dead_lettered"])
+      .describe("delivered: the destination took it (2xx); dead_lettered: Northstar gave up on it"),
+    reason: z.string().nullable().describe("why it was dead-lettered; null when delivered"),
+    dryRun: z.boolean().describe("true: delivered to the log destination only"),
+  })
+  .describe("what became of a journey's message: delivered, or kept as a dead letter");
+export type DeliveryRecord = z.infer<typeof DeliveryRecordSchema>;
+
 export const ExportRecordSchema = z.discriminatedUnion("kind", [
   EventRecordSchema,
   ExposureRecordSchema,
   IdentityLinkRecordSchema,
   ErasureRecordSchema,
+  MessageRecordSchema,
+  DeliveryRecordSchema,
 ]);
 export type ExportRecord = z.infer<typeof ExportRecordSchema>;
 export type ExportKind = ExportRecord["kind"];
-export const EXPORT_KINDS: readonly ExportKind[] = ["event", "exposure", "identity_link", "erasure"];
+export const EXPORT_KINDS: readonly ExportKind[] = [
+  "event",
+  "exposure",
+  "identity_link",
+  "erasure",
+  "message",
+  "delivery",
+];
 
 const iso = (at: Millis): string => new Date(at).toISOString();
 
@@ -195,5 +254,52 @@ export function erasureRecord(visitorId: string, ids: readonly string[], at: Mil
     at: iso(at),
     visitorId,
     ids: [...new Set([visitorId, ...ids])],
+  };
+}
+
+/** What a journey's message line says (export-record's own fields aside). */
+export type MessageFacts = Omit<MessageRecord, "v" | "kind" | "id" | "at" | "visitorId">;
+
+/** A journey's message as it was handed to delivery: one per idempotency key. */
+export function messageRecord(visitorId: string, message: MessageFacts, sentAt: Millis): MessageRecord {
+  return {
+    v: EXPORT_SCHEMA_VERSION,
+    kind: "message",
+    id: `message:${visitorId}:${message.key}`,
+    at: iso(sentAt),
+    visitorId,
+    // Named one by one: a caller's extra field must not make the strict line invalid.
+    key: message.key,
+    journey: message.journey,
+    instance: message.instance,
+    step: message.step,
+    channel: message.channel,
+    placement: message.placement,
+    experience: message.experience,
+    experiment: message.experiment,
+    variant: message.variant,
+    rulesVersion: message.rulesVersion,
+    dryRun: message.dryRun,
+  };
+}
+
+/** A message's outcome: one per idempotency key (a message is delivered or dead-lettered once). */
+export function deliveryRecord(
+  visitorId: string,
+  delivery: Omit<DeliveryRecord, "v" | "kind" | "id" | "at" | "visitorId">,
+  at: Millis,
+): DeliveryRecord {
+  return {
+    v: EXPORT_SCHEMA_VERSION,
+    kind: "delivery",
+    id: `delivery:${visitorId}:${delivery.key}`,
+    at: iso(at),
+    visitorId,
+    key: delivery.key,
+    journey: delivery.journey,
+    channel: delivery.channel,
+    outcome: delivery.outcome,
+    reason: delivery.reason,
+    dryRun: delivery.dryRun,
   };
 }

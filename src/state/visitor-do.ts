@@ -23,7 +23,20 @@ import {
   type SeqRange,
   sendOutbox,
 } from "./export-outbox.ts";
-import { type ExportRecord, eventRecord, shownRecords } from "./export-record.ts";
+import {
+  deliveryRecord,
+  type ExportRecord,
+  eventRecord,
+  messageRecord,
+  shownRecords,
+} from "./export-record.ts";
+import {
+  createMessageTable,
+  deleteMessages,
+  journeyRecords,
+  recordOutcome,
+  recordSent,
+} from "./journey-messages.ts";
 import {
   addLog,
   allEntries,
@@ -51,16 +64,19 @@ import {
   type BackfillOptions,
   type BackfillResult,
   type DecisionRecord,
+  type DeliveryReport,
   type FirstPageRecord,
   type IngestOptions,
   type IngestResult,
   type JourneyFacts,
   type JourneyParams,
+  type JourneyRecord,
   type JourneyView,
   type MergeResult,
   type SendRefusal,
   type SendRequest,
   type SendReservation,
+  type SentMessage,
   type SnapshotOptions,
   type TokenSpend,
   type VisitorDump,
@@ -154,6 +170,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     void ctx.blockConcurrencyWhile(async () => {
       createTables(this.sql);
       createJourneyTables(this.sql);
+      createMessageTable(this.sql);
       this.load();
     });
   }
@@ -576,6 +593,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     deleteBehaviour(this.sql);
     // Journeys read behaviour: their entries go too, and each instance ends at its next step.
     deleteJourneys(this.sql);
+    deleteMessages(this.sql);
     this.held.state = emptyHeld(this.held.state.visitorId).state;
     saveState(this.sql, this.held.state);
   }
@@ -741,6 +759,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       this.alarmChecked = false;
       createTables(this.sql);
       createJourneyTables(this.sql);
+      createMessageTable(this.sql);
       return;
     }
     dropExpired(this.sql, now);
@@ -1015,6 +1034,63 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
 
   async markDelivered(key: string): Promise<void> {
     if (!this.held.erased) markDelivered(this.sql, key);
+  }
+
+  /**
+   * A send step handed its message to delivery. Kept while the person's behaviour may be (the profile
+   * export shows it), and exported once, when the privacy gate lets them be measured: the line and
+   * the row commit together through the outbox, like an event's.
+   */
+  async messageSent(message: SentMessage): Promise<void> {
+    const privacy = this.journeyPrivacy();
+    if (!privacy.keep) return;
+    let queued: SeqRange | null = null;
+    this.ctx.storage.transactionSync(() => {
+      if (!recordSent(this.sql, message, message.sentAt) || !privacy.measure) return;
+      queued = enqueueExport(this.sql, [messageRecord(this.exportId(), message, message.sentAt)], Date.now());
+    });
+    this.sendSoon(queued);
+  }
+
+  /** The delivery consumer's report: the reservation marked delivered, the outcome kept and exported once. */
+  async deliveryOutcome(report: DeliveryReport): Promise<void> {
+    if (this.held.erased) return;
+    if (report.outcome === "delivered") markDelivered(this.sql, report.key);
+    const privacy = this.journeyPrivacy();
+    if (!privacy.keep) return;
+    let queued: SeqRange | null = null;
+    this.ctx.storage.transactionSync(() => {
+      if (!recordOutcome(this.sql, report) || !privacy.measure) return;
+      queued = enqueueExport(
+        this.sql,
+        [
+          deliveryRecord(
+            this.exportId(),
+            {
+              key: report.key,
+              journey: report.journey,
+              channel: report.channel,
+              outcome: report.outcome,
+              reason: report.reason,
+              dryRun: report.dryRun,
+            },
+            report.at,
+          ),
+        ],
+        Date.now(),
+      );
+    });
+    this.sendSoon(queued);
+  }
+
+  /** The gate for what journeys leave behind: off any request, with the consent held and the deployment's mode. */
+  private journeyPrivacy(): PrivacyVerdict {
+    return this.privacy({ consentMode: readConfig(this.env).config.CONSENT_MODE });
+  }
+
+  async journeyRecords(): Promise<JourneyRecord[]> {
+    if (this.held.erased) return [];
+    return journeyRecords(this.sql);
   }
 
   async journeys(): Promise<JourneyView[]> {

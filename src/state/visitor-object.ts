@@ -3,6 +3,7 @@ import type { ConsentMode } from "../core/consent.ts";
 import type { GoalEvent } from "../core/goals.ts";
 import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
 import type { Env } from "../platform/env.ts";
+import type { MessageFacts } from "./export-record.ts";
 
 /**
  * The visitor's object as its callers see it: the RPC contract of `VisitorDO` (src/state/visitor-do.ts),
@@ -204,6 +205,12 @@ export interface VisitorObject {
   delivered(key: string): Promise<boolean>;
   markDelivered(key: string): Promise<void>;
   journeys(): Promise<JourneyView[]>;
+  /** A send step handed its message to delivery: kept for the profile export, exported once. */
+  messageSent(message: SentMessage): Promise<void>;
+  /** The delivery consumer: the message was delivered, or kept as a dead letter; exported once. */
+  deliveryOutcome(report: DeliveryReport): Promise<void>;
+  /** Everything held of the person's journeys, with what each message sent (the profile export). */
+  journeyRecords(): Promise<JourneyRecord[]>;
   cancelJourney(instance: string, now: Millis): Promise<boolean>;
   /** Segment and condition triggers, checked on the object's schedule (or by a test at a simulated time). */
   checkJourneyTriggers(now: Millis, options?: { consentMode?: ConsentMode }): Promise<string[]>;
@@ -288,4 +295,50 @@ export interface JourneyView {
 export function visitorObject(env: Pick<Env, "VISITOR">, visitorId: string): VisitorObject {
   // The stub has exactly these methods (VisitorDO's public surface); only its derived type is lost.
   return env.VISITOR.get(env.VISITOR.idFromName(visitorId)) as unknown as VisitorObject;
+}
+
+/** A journey's message as its send step handed it to delivery (the decision that made it included). */
+export interface SentMessage extends MessageFacts {
+  /** When the journey sent it, on its own clock (the person's hour, after quiet hours). */
+  readonly sentAt: Millis;
+}
+
+/** What became of a message at its destination, as the delivery consumer reports it. */
+export interface DeliveryReport {
+  readonly key: string;
+  readonly instance: string;
+  readonly journey: string;
+  readonly step: string;
+  readonly channel: "sms" | "push" | "email";
+  readonly placement: string;
+  readonly experience: string | null;
+  readonly variant: string | null;
+  readonly rulesVersion: string;
+  readonly dryRun: boolean;
+  readonly outcome: "delivered" | "dead_lettered";
+  /** Why it was dead-lettered; null when delivered. */
+  readonly reason: string | null;
+  readonly at: Millis;
+}
+
+/** One journey entry as the profile export shows it: a JourneyView whose messages say what was sent. */
+export interface JourneyRecord extends Omit<JourneyView, "messages"> {
+  readonly messages: ReadonlyArray<
+    JourneyView["messages"][number] & {
+      /** Handed to delivery: what was sent and what became of it; null when it never was (refused). */
+      readonly sent: {
+        readonly placement: string;
+        readonly experience: string | null;
+        readonly experiment: string | null;
+        readonly variant: string | null;
+        readonly rulesVersion: string | null;
+        readonly dryRun: boolean;
+        /** Null when only the delivery outcome was recorded (the step's own record did not arrive). */
+        readonly sentAt: Millis | null;
+        readonly delivery: "delivered" | "dead_lettered" | null;
+        readonly deliveryAt: Millis | null;
+        readonly deliveryReason: string | null;
+      } | null;
+    }
+  >;
 }

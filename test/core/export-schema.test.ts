@@ -2,12 +2,14 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { exportJsonSchema } from "../../src/state/export-json-schema.ts";
 import {
+  deliveryRecord,
   EXPORT_KINDS,
   ExportRecordSchema,
   erasureRecord,
   eventRecord,
   exposureRecord,
   identityLinkRecord,
+  messageRecord,
 } from "../../src/state/export-record.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -40,6 +42,35 @@ describe("the export's schema", () => {
       ),
       identityLinkRecord("anon", "u_1", at),
       erasureRecord("u_1", ["anon", "u_1"], at),
+      messageRecord(
+        "u_1",
+        {
+          key: "win-back-1.first-offer",
+          journey: "win-back",
+          instance: "win-back-1",
+          step: "first-offer",
+          channel: "email",
+          placement: "email-hero",
+          experience: "email-winback",
+          experiment: null,
+          variant: null,
+          rulesVersion: "2026.11.24-1",
+          dryRun: false,
+        },
+        at,
+      ),
+      deliveryRecord(
+        "u_1",
+        {
+          key: "win-back-1.first-offer",
+          journey: "win-back",
+          channel: "email",
+          outcome: "dead_lettered",
+          reason: "destination answered 410",
+          dryRun: false,
+        },
+        at,
+      ),
     ];
     for (const record of records) expect(ExportRecordSchema.parse(record)).toEqual(record);
     expect(records.map((record) => [record.kind, record.at])).toEqual(
