@@ -2,15 +2,25 @@
 // (docs/export.md, `message` and `delivery`), through the real bindings: the Workflows instance runs
 // (its sleeps skipped), the DELIVERY queue's consumer posts to the test destination, the EXPORT
 // queue's consumer writes the R2 files, read back and parsed with the export's schema.
-import { introspectWorkflowInstance } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  introspectWorkflowInstance,
+  runInDurableObject,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import bundledDocument from "../../rules/northstar.rules.json";
+import worker from "../../src/index.ts";
 import type { JourneyOutcome } from "../../src/journeys/journey-workflow.ts";
+import type { DeliveryMessage } from "../../src/journeys/message.ts";
 import { personRows } from "../../src/measure/experiment-object.ts";
 import { instanceId } from "../../src/rules/journey-triggers.ts";
 import type { ExportRecord } from "../../src/state/export-record.ts";
-import type { JourneyRecord } from "../../src/state/visitor-object.ts";
+import { insertEntry, insertSend } from "../../src/state/journey-store.ts";
+import type { VisitorDO } from "../../src/state/visitor-do.ts";
+import { type JourneyRecord, visitorObject } from "../../src/state/visitor-object.ts";
 import { exportedWhen, hasId } from "./export-lines.ts";
 import { ADMIN, eid, idOf, newVisitor, publishDoc, sendEvents, unpublishRules, visit } from "./helpers.ts";
 
@@ -98,6 +108,65 @@ async function exportedProfile(
   );
 }
 
+/** A person's lines, counted once a later marker line arrived (so a second copy had its chance). */
+async function linesAfterMarker(visitorId: string): Promise<ExportRecord[]> {
+  const other = await newVisitor();
+  const marker = { id: eid(), type: "search", props: {} };
+  await sendEvents(other, [marker]);
+  const lines = await exportedWhen(hasId(`event:${idOf(other)}:${marker.id}`));
+  return lines.filter((line) => line.visitorId === visitorId && line.kind !== "event");
+}
+
+/** A message reserved by a person's object, as a send step leaves it before the consumer takes it. */
+async function reservedMessage(): Promise<{ visitorId: string; key: string; message: DeliveryMessage }> {
+  const cookie = await newVisitor();
+  const visitorId = idOf(cookie);
+  // Someone the object knows (a journey's person always sent something).
+  expect((await sendEvents(cookie, [{ id: eid(), type: "product_view", props: {} }])).status).toBe(202);
+  const instance = `probe-${eid()}`;
+  const key = `${instance}.message`;
+  await runInDurableObject(
+    env.VISITOR.get(env.VISITOR.idFromName(visitorId)),
+    (_object: VisitorDO, state) => {
+      const now = Date.now();
+      insertEntry(state.storage.sql, {
+        instance,
+        journey: "probe",
+        entered_at: now,
+        status: "running",
+        step: "message",
+        reason: "",
+        updated_at: now,
+      });
+      insertSend(state.storage.sql, {
+        key,
+        instance,
+        journey: "probe",
+        step: "message",
+        at: now,
+        channel: "sms",
+        outcome: "reserved",
+        reason: "",
+      });
+    },
+  );
+  const message: DeliveryMessage = {
+    key,
+    visitorId,
+    journey: "probe",
+    instance,
+    step: "message",
+    channel: "sms",
+    placement: "sms-text",
+    sendAt: Date.now(),
+    rulesVersion: "journeys-export-test-1",
+    dryRun: false,
+    decision: { experience: "sms-cart", variant: null, reason: "TARGET_MATCH" },
+    content: { html: null, json: { text: "hello" } },
+  };
+  return { visitorId, key, message };
+}
+
 const linesOf = (lines: ExportRecord[], visitorId: string, kind: ExportRecord["kind"]) =>
   lines.filter((line) => line.visitorId === visitorId && line.kind === kind);
 
@@ -176,6 +245,57 @@ describe("every message in the event stream", () => {
         dryRun: false,
       },
     ]);
+  });
+
+  it("a retried record and a redelivered outcome add no second line", async () => {
+    const { visitorId, key } = await messaged("cart-abandonment", { type: "add_to_cart", props: {} });
+    const lines = await exportedWhen(
+      (all) => hasId(`message:${visitorId}:${key}`)(all) && hasId(`delivery:${visitorId}:${key}`)(all),
+    );
+    const [message] = linesOf(lines, visitorId, "message");
+    const [delivery] = linesOf(lines, visitorId, "delivery");
+    if (message?.kind !== "message" || delivery?.kind !== "delivery") throw new Error("no lines");
+    // The send step's record retried, and the consumer reporting the same delivery again.
+    const visitor = visitorObject(env, visitorId);
+    const { v: _v, kind: _kind, id: _id, at, visitorId: _visitor, ...facts } = message;
+    await visitor.messageSent({ ...facts, sentAt: Date.parse(at) });
+    await visitor.deliveryOutcome({
+      key,
+      instance: message.instance,
+      journey: message.journey,
+      step: message.step,
+      channel: message.channel,
+      placement: message.placement,
+      experience: message.experience,
+      variant: message.variant,
+      rulesVersion: message.rulesVersion,
+      dryRun: false,
+      outcome: "delivered",
+      reason: null,
+      at: Date.now(),
+    });
+    expect(await linesAfterMarker(visitorId)).toHaveLength(2);
+  });
+
+  it("a message the destination refuses to the last attempt is a `dead_lettered` delivery line with the reason", async () => {
+    const { visitorId, key, message } = await reservedMessage();
+    await env.DESTINATION_SERVICE!.fetch(`https://destination.test/outbox/fail?times=99&key=${key}`);
+    const batch = createMessageBatch("northstar-delivery", [
+      { id: "m-last", timestamp: new Date(), attempts: 6, body: message },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["m-last"]);
+    const lines = await exportedWhen(hasId(`delivery:${visitorId}:${key}`));
+    expect(linesOf(lines, visitorId, "delivery")).toMatchObject([
+      { key, outcome: "dead_lettered", reason: "destination answered 503", channel: "sms", dryRun: false },
+    ]);
+    const profile = await exportedProfile(visitorId, key);
+    expect(profile.journeys[0]!.messages[0]!.sent).toMatchObject({
+      placement: "sms-text",
+      delivery: "dead_lettered",
+      deliveryReason: "destination answered 503",
+    });
   });
 
   it("a message whose decision is an experiment's arm names it, keeps the arm, and counts the person in that experiment once", async () => {
