@@ -161,14 +161,23 @@ export const EXPORT_KINDS: readonly ExportKind[] = [
 
 const iso = (at: Millis): string => new Date(at).toISOString();
 
+/**
+ * What every line starts with: its kind's schema version, its kind, its stable id (the kind, then
+ * the parts that name the fact, joined by ":"), when it happened and whose it is.
+ */
+function envelope<K extends ExportKind>(
+  kind: K,
+  at: Millis,
+  visitorId: string,
+  ...idParts: ReadonlyArray<string | number>
+): { v: typeof EXPORT_SCHEMA_VERSION; kind: K; id: string; at: string; visitorId: string } {
+  return { v: EXPORT_SCHEMA_VERSION, kind, id: [kind, ...idParts].join(":"), at: iso(at), visitorId };
+}
+
 /** A stored event: its id is the visitor's and the sender's, which the object stores once. */
 export function eventRecord(visitorId: string, event: VisitorEvent): EventRecord {
   return {
-    v: EXPORT_SCHEMA_VERSION,
-    kind: "event",
-    id: `event:${visitorId}:${event.id}`,
-    at: iso(event.ts),
-    visitorId,
+    ...envelope("event", event.ts, visitorId, visitorId, event.id),
     event: { id: event.id, type: event.type, ts: event.ts, channel: event.channel, props: event.props },
   };
 }
@@ -186,11 +195,7 @@ export function exposureRecord(
   rulesVersion: string | null,
 ): ExposureRecord {
   return {
-    v: EXPORT_SCHEMA_VERSION,
-    kind: "exposure",
-    id: `exposure:${visitorId}:${at}:${shown.placement}`,
-    at: iso(at),
-    visitorId,
+    ...envelope("exposure", at, visitorId, visitorId, at, shown.placement),
     placement: shown.placement,
     experience: shown.experience,
     experiment: shown.experiment,
@@ -232,14 +237,7 @@ export function shownRecords(
 
 /** A link holds once: identifying the same pair again is the same record. */
 export function identityLinkRecord(anonymousId: string, visitorId: string, at: Millis): IdentityLinkRecord {
-  return {
-    v: EXPORT_SCHEMA_VERSION,
-    kind: "identity_link",
-    id: `identity_link:${anonymousId}:${visitorId}`,
-    at: iso(at),
-    visitorId,
-    anonymousId,
-  };
+  return { ...envelope("identity_link", at, visitorId, anonymousId, visitorId), anonymousId };
 }
 
 /**
@@ -247,14 +245,7 @@ export function identityLinkRecord(anonymousId: string, visitorId: string, at: M
  * alias list went with the first), so the warehouse deletes by the ids of every erasure line it holds.
  */
 export function erasureRecord(visitorId: string, ids: readonly string[], at: Millis): ErasureRecord {
-  return {
-    v: EXPORT_SCHEMA_VERSION,
-    kind: "erasure",
-    id: `erasure:${visitorId}:${at}`,
-    at: iso(at),
-    visitorId,
-    ids: [...new Set([visitorId, ...ids])],
-  };
+  return { ...envelope("erasure", at, visitorId, visitorId, at), ids: [...new Set([visitorId, ...ids])] };
 }
 
 /** What a journey's message line says (export-record's own fields aside). */
@@ -263,11 +254,7 @@ export type MessageFacts = Omit<MessageRecord, "v" | "kind" | "id" | "at" | "vis
 /** A journey's message as it was handed to delivery: one per idempotency key. */
 export function messageRecord(visitorId: string, message: MessageFacts, sentAt: Millis): MessageRecord {
   return {
-    v: EXPORT_SCHEMA_VERSION,
-    kind: "message",
-    id: `message:${visitorId}:${message.key}`,
-    at: iso(sentAt),
-    visitorId,
+    ...envelope("message", sentAt, visitorId, visitorId, message.key),
     // Named one by one: a caller's extra field must not make the strict line invalid.
     key: message.key,
     journey: message.journey,
@@ -290,11 +277,7 @@ export function deliveryRecord(
   at: Millis,
 ): DeliveryRecord {
   return {
-    v: EXPORT_SCHEMA_VERSION,
-    kind: "delivery",
-    id: `delivery:${visitorId}:${delivery.key}`,
-    at: iso(at),
-    visitorId,
+    ...envelope("delivery", at, visitorId, visitorId, delivery.key),
     key: delivery.key,
     journey: delivery.journey,
     channel: delivery.channel,

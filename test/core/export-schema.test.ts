@@ -30,7 +30,7 @@ describe("the export's schema", () => {
     expect([...kinds].sort()).toEqual([...EXPORT_KINDS].sort());
   });
 
-  it("the builders make valid lines of each kind, timed in UTC", () => {
+  it("the builders make valid lines of each kind, timed in UTC, with the documented stable ids", () => {
     const at = Date.UTC(2026, 10, 29, 7, 5);
     const records = [
       eventRecord("v1", { id: "e1", type: "purchase", ts: at, channel: "web", props: { value: 42 } }),
@@ -77,5 +77,14 @@ describe("the export's schema", () => {
       EXPORT_KINDS.map((kind) => [kind, "2026-11-29T07:05:00.000Z"]),
     );
     expect(erasureRecord("u_1", ["anon", "u_1"], at).ids).toEqual(["u_1", "anon"]);
+    // The ids docs/export.md promises: the kind, then the parts that name the fact.
+    expect(records.map((record) => record.id)).toEqual([
+      "event:v1:e1",
+      `exposure:v1:${at}:home-hero`,
+      "identity_link:anon:u_1",
+      `erasure:u_1:${at}`,
+      "message:u_1:win-back-1.first-offer",
+      "delivery:u_1:win-back-1.first-offer",
+    ]);
   });
 });
