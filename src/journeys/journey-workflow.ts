@@ -262,11 +262,14 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
     if (!enqueued) return { index: index + 1, clock };
     run.sent.push({ step: current.id, channel: enqueued.channel, sendAt: enqueued.sendAt });
     // Handed to delivery: recorded by the person's object (their export, the warehouse's line) in a
-    // step of its own, so a failure here retries the record, never the send.
-    await step.do(`record ${name}`, STORE_RETRIES, async () => {
-      await this.recordMessage(params.visitorId, enqueued.sent, enqueued.shown);
-      return true;
-    });
+    // step of its own, so a failure here retries the record, never the send. (An instance that
+    // enqueued before this record existed replays a result without it: nothing to record.)
+    const { sent, shown } = enqueued as Partial<typeof enqueued>;
+    if (sent && shown)
+      await step.do(`record ${name}`, STORE_RETRIES, async () => {
+        await this.recordMessage(params.visitorId, sent, shown);
+        return true;
+      });
     return { index: index + 1, clock };
   }
 

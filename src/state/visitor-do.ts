@@ -1032,6 +1032,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     return readSend(this.sql, key)?.outcome === "delivered";
   }
 
+  /** Kept for a delivery consumer of the previous version (a gradual deploy); today's calls deliveryOutcome. */
   async markDelivered(key: string): Promise<void> {
     if (!this.held.erased) markDelivered(this.sql, key);
   }
