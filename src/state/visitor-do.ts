@@ -1023,7 +1023,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    * entry now is, once a hand-over under way has finished (null: answered here).
    */
   private async journeyOwner(via: Forwarding | undefined): Promise<VisitorObject | null> {
-    await this.handOverSettled();
+    // Nothing awaited unless a hand-over is under way: the caller's local reads and writes then run
+    // in this same turn, so none can slip between the hand-over's copy of the rows and their removal.
+    while (this.handingOver) await this.handOverSettled();
     return this.held.erased ? null : this.forwardTarget(via?.forwarded);
   }
 
