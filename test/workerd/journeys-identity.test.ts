@@ -101,7 +101,23 @@ describe("triggers that read traits", () => {
     await vi.waitFor(async () => expect(await outboxOf([person])).toHaveLength(1), { timeout: 10_000 });
   });
 
-  it("a last order 60 days old the day after the import: the object's alarm is set for then, and the offer starts then", async () => {
+  it("a person who refused marketing is not entered by an import that makes them gold", async () => {
+    const user = newUser();
+    const refused = await visit("/_ns/v1/consent", {
+      method: "POST",
+      headers: { ...SERVER, "content-type": "application/json" },
+      body: JSON.stringify({ userId: user, purposes: { marketing: false } }),
+    });
+    expect(refused.status).toBe(200);
+    expect(await (await importTraits([{ id: `user:${user}`, traits: { tier: "gold" } }])).json()).toEqual({
+      written: 1,
+      errors: [],
+    });
+    // The import answers once the person's object has recorded any entry: none.
+    expect(await journeysOf(`user:${user}`)).toEqual([]);
+  });
+
+  it("a last order that turns 60 days old two hours after the import: the object's alarm is set for then, and its check then starts the offer", async () => {
     const user = newUser();
     const person = await canonicalForUser(user);
     const now = Date.now();
