@@ -3,7 +3,6 @@ import type { Millis } from "../core/model.ts";
 import type { MessageFacts } from "./export-record.ts";
 import { allEntries, logOf, sendsOf } from "./journey-store.ts";
 import { parseStored } from "./stored-value.ts";
-import type { DeliveryReport, JourneyRecord } from "./visitor-object.ts";
 
 /**
  * The messages a person's journeys handed to delivery, and what became of each (docs/storage.md,
@@ -18,6 +17,69 @@ import type { DeliveryReport, JourneyRecord } from "./visitor-object.ts";
 
 const ChannelSchema = z.enum(["sms", "push", "email"]);
 export const DELIVERY_OUTCOMES = ["delivered", "dead_lettered"] as const;
+
+/** What became of a message at its destination, as the delivery consumer reports it. */
+export interface DeliveryReport {
+  readonly key: string;
+  readonly instance: string;
+  readonly journey: string;
+  readonly step: string;
+  readonly channel: "sms" | "push" | "email";
+  readonly placement: string;
+  readonly experience: string | null;
+  readonly variant: string | null;
+  readonly rulesVersion: string;
+  readonly dryRun: boolean;
+  readonly outcome: (typeof DELIVERY_OUTCOMES)[number];
+  /** Why it was dead-lettered; null when delivered. */
+  readonly reason: string | null;
+  readonly at: Millis;
+}
+
+/** What was sent of a message handed to delivery, and what became of it. */
+export interface SentDetails {
+  readonly placement: string;
+  readonly experience: string | null;
+  readonly experiment: string | null;
+  readonly variant: string | null;
+  readonly rulesVersion: string | null;
+  readonly dryRun: boolean;
+  /** Null when only the delivery outcome was recorded (the step's own record did not arrive). */
+  readonly sentAt: Millis | null;
+  readonly delivery: (typeof DELIVERY_OUTCOMES)[number] | null;
+  readonly deliveryAt: Millis | null;
+  readonly deliveryReason: string | null;
+}
+
+/**
+ * One journey entry as the profile export shows it: the admin API's view of it (its step, status,
+ * messages and log), each message with what was sent (null when it never was: refused).
+ */
+export interface JourneyRecord {
+  readonly instance: string;
+  readonly journey: string;
+  readonly enteredAt: Millis;
+  readonly status: "running" | "ended" | "cancelled";
+  readonly step: string;
+  readonly reason: string;
+  readonly updatedAt: Millis;
+  readonly messages: ReadonlyArray<{
+    readonly key: string;
+    readonly step: string;
+    readonly at: Millis;
+    readonly channel: string | null;
+    readonly outcome: "reserved" | "delivered" | "refused";
+    readonly reason: string;
+    /** Handed to delivery: what was sent and what became of it; null when it never was (refused). */
+    readonly sent: SentDetails | null;
+  }>;
+  readonly log: ReadonlyArray<{
+    readonly step: string;
+    readonly at: Millis;
+    readonly what: string;
+    readonly detail: string;
+  }>;
+}
 
 const MessageRowSchema = z.object({
   key: z.string(),
@@ -37,6 +99,9 @@ const MessageRowSchema = z.object({
   reason: z.string().nullable(),
 });
 type MessageRow = z.infer<typeof MessageRowSchema>;
+/** Every row, as a login's hand-over carries them to the person's object (with the journeys). */
+export const MessageRowsSchema = z.array(MessageRowSchema);
+export type MessageRows = z.infer<typeof MessageRowsSchema>;
 
 export function createMessageTable(sql: SqlStorage): void {
   sql.exec(`CREATE TABLE IF NOT EXISTS journey_message (
@@ -109,7 +174,50 @@ export function recordOutcome(sql: SqlStorage, report: DeliveryReport): boolean 
   return true;
 }
 
-/** Withdrawn personalization consent or an erasure: the messages' history goes with the journeys. */
+function allMessages(sql: SqlStorage): MessageRow[] {
+  const out: MessageRow[] = [];
+  for (const raw of sql.exec("SELECT * FROM journey_message")) {
+    const row = parseStored(MessageRowSchema, raw, "journey_message");
+    if (row) out.push(row);
+  }
+  return out;
+}
+
+/** The rows a login hands over to the person's object, beside the journeys' own (journeyRows). */
+export function messageRows(sql: SqlStorage): MessageRows {
+  return allMessages(sql);
+}
+
+/**
+ * A merged visitor's messages, folded into the person's with their journeys (foldJourneys):
+ * idempotent, a key already held is kept as it is. Their lines were exported under the visitor's id
+ * already, and are not exported again.
+ */
+export function foldMessages(sql: SqlStorage, source: MessageRows): void {
+  for (const row of source)
+    sql.exec(
+      `INSERT OR IGNORE INTO journey_message (key, instance, journey, step, channel, placement, experience,
+         experiment, variant, rules_version, dry_run, sent_at, outcome, outcome_at, reason)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      row.key,
+      row.instance,
+      row.journey,
+      row.step,
+      row.channel,
+      row.placement,
+      row.experience,
+      row.experiment,
+      row.variant,
+      row.rules_version,
+      row.dry_run,
+      row.sent_at,
+      row.outcome,
+      row.outcome_at,
+      row.reason,
+    );
+}
+
+/** Withdrawn personalization consent, or a hand-over done: the messages' history goes with the journeys. */
 export function deleteMessages(sql: SqlStorage): void {
   sql.exec("DELETE FROM journey_message");
 }
@@ -120,11 +228,7 @@ export function deleteMessages(sql: SqlStorage): void {
  * it) and its log.
  */
 export function journeyRecords(sql: SqlStorage): JourneyRecord[] {
-  const sent = new Map<string, MessageRow>();
-  for (const raw of sql.exec("SELECT * FROM journey_message")) {
-    const row = parseStored(MessageRowSchema, raw, "journey_message");
-    if (row) sent.set(row.key, row);
-  }
+  const sent = new Map(allMessages(sql).map((row) => [row.key, row]));
   return allEntries(sql).map((entry) => ({
     instance: entry.instance,
     journey: entry.journey,
