@@ -20,9 +20,20 @@ import { instanceId } from "../../src/rules/journey-triggers.ts";
 import type { ExportRecord } from "../../src/state/export-record.ts";
 import { insertEntry, insertSend } from "../../src/state/journey-store.ts";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
+import { canonicalForUser } from "../../src/state/visitor-id.ts";
 import { type JourneyRecord, visitorObject } from "../../src/state/visitor-object.ts";
 import { exportedWhen, hasId } from "./export-lines.ts";
-import { ADMIN, eid, idOf, newVisitor, publishDoc, sendEvents, unpublishRules, visit } from "./helpers.ts";
+import {
+  ADMIN,
+  eid,
+  idOf,
+  newVisitor,
+  publishDoc,
+  SERVER,
+  sendEvents,
+  unpublishRules,
+  visit,
+} from "./helpers.ts";
 
 const EXPERIMENT = "email-copy-test";
 
@@ -202,6 +213,25 @@ describe("a person's journeys in their profile export", () => {
     expect(entry!.log.map((line) => line.what)).toContain("reserved");
     // The same admin gate as the rest of the export.
     expect((await visit(`/_ns/v1/profiles/${visitorId}`)).status).toBe(401);
+  });
+});
+
+describe("a login carries the messages sent", () => {
+  it("a message sent before login is in the person's export after it, with what was sent and its delivery", async () => {
+    const { visitorId: anonymous, key } = await messaged("email-now", { type: "email_now" });
+    await exportedProfile(anonymous, key);
+    const userId = `journeys-export-${eid()}`;
+    const person = await canonicalForUser(userId);
+    const linked = await visit("/_ns/v1/identify", {
+      method: "POST",
+      headers: { ...SERVER, "content-type": "application/json" },
+      body: JSON.stringify({ anonymousId: anonymous, userId }),
+    });
+    expect(await linked.json()).toMatchObject({ visitorId: person, merged: true });
+    const profile = await exportedProfile(person, key);
+    expect(profile.journeys.flatMap((entry) => entry.messages)).toMatchObject([
+      { key, sent: { placement: "email-hero", experience: "email-copy-ab", delivery: "delivered" } },
+    ]);
   });
 });
 
