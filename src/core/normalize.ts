@@ -56,6 +56,7 @@ export function normalizeState(state: VisitorState | null): VisitorState | null 
     sessionCount: finiteOrNull(state.sessionCount) ?? 0,
     events,
     counts: recordOrEmpty(state.counts),
+    prunedThrough: finiteOrNull(state.prunedThrough),
     lastByType: Object.fromEntries(entriesOf(state.lastByType).filter(numberEntry)),
     intent: Object.fromEntries(entriesOf(state.intent).filter(scoreEntry)),
     engagement: Object.fromEntries(entriesOf(state.engagement).filter(engagementEntry)),

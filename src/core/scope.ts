@@ -1,7 +1,7 @@
 import { DEFAULT_EVENT_SIDES, type EventSides, lastActivity } from "./event-sides.ts";
 import { decayAll, decayed, topOfDecayed } from "./intent.ts";
 import type { Consent, RequestContext, Traits, VisitorEvent, VisitorState } from "./model.ts";
-import { firstAfter } from "./visitor-state.ts";
+import { firstAfter, HOUR_MS, own } from "./visitor-state.ts";
 
 /**
  * What one decision knows about one visitor, as compiled conditions read it. decide() builds the
@@ -248,6 +248,14 @@ export function countEvents(
   where: ((event: VisitorEvent, now: number) => boolean) | null,
 ): number {
   const events = eventsOfType(scope, type);
+  const through = scope.state?.prunedThrough ?? null;
+  // The log let go of events inside the window (a busy visitor's 500 events span less than it):
+  // it is read after its cut, the counters before it. A filter needs the events: the log only.
+  if (!where && through !== null && through > since) {
+    const counters = own(scope.state!.counts, type);
+    const logged = firstAfter(events, scope.now) - firstAfter(events, through);
+    return logged + (counters ? countedUpTo(counters, events, since, through) : 0);
+  }
   // Oldest first: binary search for the window's ends, then count or filter between them.
   const start = firstAfter(events, since);
   const end = firstAfter(events, scope.now);
@@ -255,4 +263,25 @@ export function countEvents(
   let n = 0;
   for (let i = start; i < end; i++) if (where(events[i]!, scope.now)) n++;
   return n;
+}
+
+/**
+ * The counters' events in (since, through]: the whole hours from `since` on (the window's first,
+ * partial hour is left out: counters know hours, not minutes), and of the hour holding `through`
+ * only its events up to it (the rest of that hour is in the log, counted there).
+ */
+function countedUpTo(
+  buckets: ReadonlyArray<readonly [number, number]>,
+  events: readonly VisitorEvent[],
+  since: number,
+  through: number,
+): number {
+  const lastHour = Math.floor(through / HOUR_MS) * HOUR_MS;
+  let n = 0;
+  for (const [hour, count] of buckets) {
+    if (hour > lastHour) break;
+    if (hour >= since) n += count;
+  }
+  if (lastHour >= since) n -= firstAfter(events, lastHour + HOUR_MS - 1) - firstAfter(events, through);
+  return Math.max(0, n);
 }

@@ -24,7 +24,7 @@ import {
   type ListItem,
   type RulesDocument,
 } from "./schema.ts";
-import { eachCondition } from "./validate.ts";
+import { conditionRoots, eachCondition } from "./validate.ts";
 
 /**
  * A validated rules document turned into closures and indexes, once per version: per-request work
@@ -49,6 +49,12 @@ export interface CompiledRules extends DecisionRules {
    * visitor's object for no more than this.
    */
   readonly eventHorizonMs: number;
+  /**
+   * The event types whose hourly counters some condition can read (an unfiltered countWithin, both
+   * sides of a rate, in any audience, segment, named condition, list or journey): the visitor's object
+   * counts only these at ingest (docs/decisions.md, record 19).
+   */
+  readonly countedTypes: ReadonlySet<string>;
   /** What a page at `path` rewrites, derived once per path and rules version (cached with it). */
   pageForPath(path: string): PageSlots;
   /** Journeys: triggers, steps and the messaging limits they share. */
@@ -184,6 +190,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     affinityHalfLifeMs: doc.settings.affinity ? (parseDuration(doc.settings.affinity.halfLife) ?? 0) : 0,
     templatesReadHistory: templatesReadHistory(doc),
     eventHorizonMs: eventHorizon(doc),
+    countedTypes: countedTypes(doc),
     conversionTypes: new Set([
       "purchase",
       ...Object.values(experiments).flatMap((experiment) => experiment.goals.map((goal) => goal.event)),
@@ -477,6 +484,26 @@ function eventHorizon(doc: RulesDocument): number {
   if (templatesReadHistory(doc) || contentsOf(doc).some((content) => content?.items))
     horizonMs = Number.POSITIVE_INFINITY;
   return horizonMs;
+}
+
+/**
+ * The event types a condition reads through counters. A countWithin with a `where` filter reads the
+ * events themselves (counters cannot filter), and a signal's condition reads the arriving event, not
+ * the visitor's history: neither needs counting.
+ */
+export function countedTypes(doc: RulesDocument): ReadonlySet<string> {
+  const types = new Set<string>();
+  for (const [root, at] of conditionRoots(doc)) {
+    if (at.startsWith("signals")) continue;
+    eachCondition(root, at, (condition) => {
+      if ("countWithin" in condition && !condition.countWithin.where) types.add(condition.countWithin.event);
+      if ("rate" in condition) {
+        types.add(condition.rate.of);
+        types.add(condition.rate.per);
+      }
+    });
+  }
+  return types;
 }
 
 const LAST_CATEGORY = "visitor.lastCategory";
