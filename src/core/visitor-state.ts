@@ -35,7 +35,11 @@ export function stateLimits(log: {
   readonly maxEvents: number;
   readonly maxEventAgeDays: number;
 }): StateLimits {
-  return { ...DEFAULT_LIMITS, maxEvents: log.maxEvents, maxEventAgeMs: log.maxEventAgeDays * 86400e3 };
+  const maxEventAgeMs = log.maxEventAgeDays * 86400e3;
+  // Counters reach at least as far back as the log: a window the log's age allows is never short of
+  // counters when a busy visitor's log is cut by count instead.
+  const countRetentionMs = Math.max(DEFAULT_LIMITS.countRetentionMs, maxEventAgeMs);
+  return { ...DEFAULT_LIMITS, maxEvents: log.maxEvents, maxEventAgeMs, countRetentionMs };
 }
 
 /**

@@ -13,6 +13,7 @@ import type { CompiledListItem, ItemField, RankSpec } from "../core/ranking.ts";
 import type { EvalScope, Test } from "../core/scope.ts";
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { compileCondition, type NamedTests } from "./conditions.ts";
+import { countedTypes } from "./counted-types.ts";
 import { parseDuration } from "./duration.ts";
 import { type CompiledJourneys, compileJourneys } from "./journeys.ts";
 import { layerLayout } from "./layers.ts";
@@ -24,7 +25,7 @@ import {
   type ListItem,
   type RulesDocument,
 } from "./schema.ts";
-import { conditionRoots, eachCondition } from "./validate.ts";
+import { eachCondition } from "./validate.ts";
 
 /**
  * A validated rules document turned into closures and indexes, once per version: per-request work
@@ -484,26 +485,6 @@ function eventHorizon(doc: RulesDocument): number {
   if (templatesReadHistory(doc) || contentsOf(doc).some((content) => content?.items))
     horizonMs = Number.POSITIVE_INFINITY;
   return horizonMs;
-}
-
-/**
- * The event types a condition reads through counters. A countWithin with a `where` filter reads the
- * events themselves (counters cannot filter), and a signal's condition reads the arriving event, not
- * the visitor's history: neither needs counting.
- */
-export function countedTypes(doc: RulesDocument): ReadonlySet<string> {
-  const types = new Set<string>();
-  for (const [root, at] of conditionRoots(doc)) {
-    if (at.startsWith("signals")) continue;
-    eachCondition(root, at, (condition) => {
-      if ("countWithin" in condition && !condition.countWithin.where) types.add(condition.countWithin.event);
-      if ("rate" in condition) {
-        types.add(condition.rate.of);
-        types.add(condition.rate.per);
-      }
-    });
-  }
-  return types;
 }
 
 const LAST_CATEGORY = "visitor.lastCategory";

@@ -8,8 +8,8 @@ import {
   prune,
   type StateLimits,
 } from "../../src/core/visitor-state.ts";
-import type { Condition } from "../../src/rules/index.ts";
-import { compile, DAY, event, experienceWins, HOUR, NOW } from "./helpers.ts";
+import { type Condition, newlyCounted, parseRules, type RulesDocument } from "../../src/rules/index.ts";
+import { compile, DAY, event, experienceWins, HOUR } from "./helpers.ts";
 
 // Ingest counts by the hour only the event types some condition reads through counters
 // (docs/decisions.md, record 19); a windowed count reads the log, and the counters for what the log let go.
@@ -106,5 +106,22 @@ describe("the event types ingest counts", () => {
     expect(await experienceWins(doc("v1", twoPurchases), { state })).toBe(true);
     ingest(state, [event("page_view", 0)], await compile(doc("v2")));
     expect(state.counts).toEqual({});
+  });
+});
+
+const parsed = (json: unknown): RulesDocument => {
+  const result = parseRules(json);
+  if (!result.ok) throw new Error(JSON.stringify(result.errors));
+  return result.rules;
+};
+
+describe("rules diff on a condition that reads a type the old version did not count", () => {
+  it("warns with the condition's path and the type; a type counted before gives no warning", () => {
+    const before = parsed(doc("v1"));
+    const after = parsed(doc("v2", threePurchases));
+    expect(newlyCounted(before, after)).toEqual([
+      expect.stringMatching(/^! experiences\[0\]\.audience: purchase not counted by version v1: /),
+    ]);
+    expect(newlyCounted(after, parsed(doc("v3", threePurchases)))).toEqual([]);
   });
 });
