@@ -9,7 +9,6 @@ import { sendExport } from "../state/export-producer.ts";
 import { identityLinkRecord } from "../state/export-record.ts";
 import { type Caller, callerOf, forgetAlias, isKnownId, resolveCanonical } from "../state/identity.ts";
 import {
-  aliasesKey,
   aliasKey,
   emptyProfile,
   forgetTraits,
@@ -19,6 +18,7 @@ import {
   profileKey,
   readAliases,
   readProfile,
+  writeAliases,
   writeProfile,
 } from "../state/profiles.ts";
 import { activeRules } from "../state/rules-loader.ts";
@@ -53,7 +53,7 @@ async function linkAlias(env: Env, alias: string, canonical: string, extra: read
   const list = await readAliases(env, canonical);
   const next = [...new Set([...list, alias, ...extra])].slice(-MAX_ALIASES);
   if (next.length !== list.length || next.some((a, i) => list[i] !== a)) {
-    writes.push(env.PROFILES.put(aliasesKey(canonical), JSON.stringify(next)));
+    writes.push(writeAliases(env, canonical, next));
   }
   // The page path reads the cookie id's profile key in any case: a pointer there takes a browser
   // still holding its anonymous cookie to the person's traits and consent without an alias read.
@@ -365,10 +365,7 @@ async function carryOver(
     );
     if (folded instanceof Response) return folded;
   }
-  const carried =
-    from !== anonymousId
-      ? await storeCall(c, async () => (await c.env.PROFILES.get<string[]>(aliasesKey(from), "json")) ?? [])
-      : [];
+  const carried = from !== anonymousId ? await storeCall(c, () => readAliases(c.env, from)) : [];
   if (carried instanceof Response) return carried;
   // (A known source needs no alias key: its own object forwards to this person.)
   const aliased = await storeCall(c, () =>
