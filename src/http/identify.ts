@@ -22,6 +22,7 @@ import {
   writeProfile,
 } from "../state/profiles.ts";
 import { activeRules } from "../state/rules-loader.ts";
+import { traitsWritten } from "../state/traits-written.ts";
 import {
   canonicalForUser,
   type IdentityClaim,
@@ -84,15 +85,19 @@ async function mergeProfiles(
   // Nothing held, or only the pointer a finished identify leaves: nothing to fold.
   if (!source || source.canonical) return;
   const known = (await readProfile(env, into)) ?? emptyProfile();
-  if (!known.mergedFrom?.includes(from)) {
+  const folded = known.mergedFrom?.includes(from) ?? false;
+  const traits = folded ? known.traits : mergeTraits(known.traits, source.traits, strategies);
+  if (!folded) {
     await writeProfile(env, into, {
-      traits: mergeTraits(known.traits, source.traits, strategies),
+      traits,
       // The known person's answers win; the anonymous visitor's fill purposes never answered.
       consent: { ...source.consent, ...known.consent },
       updatedAt: new Date().toISOString(),
       mergedFrom: [...(known.mergedFrom ?? []), from].slice(-MAX_ALIASES),
     });
   }
+  // The person's journeys see the traits the visitor brought (a retry tells the object again).
+  await traitsWritten(env, into, known.traits, traits, Date.now());
   // The traits now live with the person; an anonymous copy would outlive an erasure of them. (A
   // known person merged by the rules keeps theirs: their own user id still reads it.)
   if (!isKnownId(from)) {

@@ -53,7 +53,7 @@ export interface CompiledRules extends DecisionRules {
   /**
    * The event types whose hourly counters some condition can read (an unfiltered countWithin, both
    * sides of a rate, in any audience, segment, named condition, list or journey): the visitor's object
-   * counts only these at ingest (docs/decisions.md, record 19).
+   * counts only these at ingest (docs/decisions.md, record 20).
    */
   readonly countedTypes: ReadonlySet<string>;
   /** What a page at `path` rewrites, derived once per path and rules version (cached with it). */
