@@ -7,6 +7,7 @@ import type {
   CompiledSchedule,
   DecisionRules,
 } from "../core/compiled-rules.ts";
+import { CountPlan } from "../core/event-counts.ts";
 import { type EventSides, eventSides } from "../core/event-sides.ts";
 import type { RequestContext, VisitorEvent } from "../core/model.ts";
 import type { CompiledListItem, ItemField, RankSpec } from "../core/ranking.ts";
@@ -202,6 +203,7 @@ function namedTests(doc: RulesDocument): NamedTests {
   const conditionTests = new Map<string, Test>();
   const segmentTests = new Map<string, Test>();
   const named: NamedTests = {
+    counts: new CountPlan(),
     condition: (id) => {
       let test = conditionTests.get(id);
       if (!test) {
