@@ -268,6 +268,7 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
     lastCategoryCache: undefined,
     clockCache: undefined,
     segmentCache: undefined,
+    segmentTraces: undefined,
     visitorCache: undefined,
     activityCache: undefined,
     countCache: undefined,

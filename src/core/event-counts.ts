@@ -37,8 +37,7 @@ export class CountPlan {
 /**
  * Events of `type` with a time in (since, now], those `where` accepts when given: walked back from
  * the newest (the visitor's object keeps the log oldest first) to the window's start, which is
- * cheaper than indexing the log for the few counts a decision reads. An entry that is not an event
- * (a state of the wrong shape) is skipped, never read further.
+ * cheaper than indexing the log for the few counts a decision reads.
  */
 export function countInWindow(
   events: unknown,
@@ -50,10 +49,15 @@ export function countInWindow(
   if (!Array.isArray(events)) return 0;
   let n = 0;
   for (let i = events.length - 1; i >= 0; i--) {
+    // The engine's hottest loop: an entry is read only as far as counting needs (an object with a
+    // numeric time and this type; `where` checks the props it reads), so a malformed one is skipped.
     const event: unknown = events[i];
-    if (!isStoredEvent(event)) continue;
-    if (event.ts <= since) break;
-    if (event.ts <= now && event.type === type && (where === null || where(event, now))) n++;
+    if (typeof event !== "object" || event === null) continue;
+    const ts: unknown = (event as VisitorEvent).ts;
+    if (typeof ts !== "number") continue;
+    if (ts <= since) break;
+    if (ts <= now && (event as VisitorEvent).type === type && (where === null || where(event as VisitorEvent, now)))
+      n++;
   }
   return n;
 }

@@ -29,6 +29,8 @@ export interface EvalScope {
   lastCategoryCache?: { category: string | null };
   clockCache?: LocalClock;
   segmentCache?: Map<string, boolean>;
+  /** In an explained decision, what each segment's conditions told the trace (told again on reuse). */
+  segmentTraces?: Map<string, ReadonlyArray<readonly [string, boolean, string]>>;
   /** The rules' planned windowed counts (event-counts.ts), each worked out at its first read. */
   countCache?: { readonly plan: CountPlan; readonly counts: Int32Array };
   visitorCache?: Record<string, unknown>;

@@ -229,14 +229,34 @@ function namedTests(doc: RulesDocument): NamedTests {
   return named;
 }
 
-/** A segment is evaluated at most once per decision, however many experiences use it. */
+/**
+ * A segment is evaluated at most once per decision, however many experiences use it. An explained
+ * decision keeps what the segment's conditions told the trace, and tells it again to each later
+ * reader, so the explanation is the same as if it were evaluated each time.
+ */
 function memoizedSegment(id: string, membership: Test): Test {
   return (scope, trace) => {
-    const cached = scope.segmentCache?.get(id);
-    if (cached !== undefined && !trace) return cached;
-    const result = membership(scope, trace);
-    if (!scope.segmentCache) scope.segmentCache = new Map();
-    scope.segmentCache.set(id, result);
+    const cache = (scope.segmentCache ??= new Map());
+    const cached = cache.get(id);
+    if (!trace) {
+      if (cached !== undefined) return cached;
+      const result = membership(scope);
+      cache.set(id, result);
+      return result;
+    }
+    const traces = (scope.segmentTraces ??= new Map());
+    const told = traces.get(id);
+    if (cached !== undefined && told) {
+      for (const [path, ok, why] of told) trace(path, ok, why);
+      return cached;
+    }
+    const heard: Array<[string, boolean, string]> = [];
+    const result = membership(scope, (path, ok, why) => {
+      heard.push([path, ok, why]);
+      trace(path, ok, why);
+    });
+    traces.set(id, heard);
+    cache.set(id, result);
     return result;
   };
 }
