@@ -56,7 +56,11 @@ export function countInWindow(
     const ts: unknown = (event as VisitorEvent).ts;
     if (typeof ts !== "number") continue;
     if (ts <= since) break;
-    if (ts <= now && (event as VisitorEvent).type === type && (where === null || where(event as VisitorEvent, now)))
+    if (
+      ts <= now &&
+      (event as VisitorEvent).type === type &&
+      (where === null || where(event as VisitorEvent, now))
+    )
       n++;
   }
   return n;

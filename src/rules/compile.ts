@@ -236,7 +236,8 @@ function namedTests(doc: RulesDocument): NamedTests {
  */
 function memoizedSegment(id: string, membership: Test): Test {
   return (scope, trace) => {
-    const cache = (scope.segmentCache ??= new Map());
+    scope.segmentCache ??= new Map();
+    const cache = scope.segmentCache;
     const cached = cache.get(id);
     if (!trace) {
       if (cached !== undefined) return cached;
@@ -244,7 +245,8 @@ function memoizedSegment(id: string, membership: Test): Test {
       cache.set(id, result);
       return result;
     }
-    const traces = (scope.segmentTraces ??= new Map());
+    scope.segmentTraces ??= new Map();
+    const traces = scope.segmentTraces;
     const told = traces.get(id);
     if (cached !== undefined && told) {
       for (const [path, ok, why] of told) trace(path, ok, why);

@@ -70,7 +70,8 @@ function ordering(op: "lt" | "lte" | "gt" | "gte", expected: unknown): Compariso
     return `${op} needs a number or string value, not ${describe(expected)}`;
   // One closure per operator and type, comparing directly: audiences run these by the hundred per decision.
   if (typeof expected === "number") {
-    const isNumber = (actual: unknown): actual is number => typeof actual === "number" && Number.isFinite(actual);
+    const isNumber = (actual: unknown): actual is number =>
+      typeof actual === "number" && Number.isFinite(actual);
     if (op === "lt") return (actual) => isNumber(actual) && actual < expected;
     if (op === "lte") return (actual) => isNumber(actual) && actual <= expected;
     if (op === "gt") return (actual) => isNumber(actual) && actual > expected;
