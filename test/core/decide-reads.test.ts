@@ -3,7 +3,7 @@ import { type DecisionInput, decide } from "../../src/core/index.ts";
 import { compile, context, DAY, event, HOUR, NOW, stateOf } from "./helpers.ts";
 
 /**
- * decide() reads only what a rule reads (docs/decisions.md, record 19): counts kept once per decision,
+ * decide() reads only what a rule reads (docs/decisions.md, record 20): counts kept once per decision,
  * segments worked out once even when explained, the event log checked as it is read.
  */
 const doc = {
