@@ -2,7 +2,7 @@
  * Ingest in the visitor's object, without the object: a visitor with months of mixed events arriving in
  * 20-event batches, each applied as the object applies a batch (applyEvent per event, prune, the
  * `meta.state` row serialized as it is written), under the bundled rules. Once counting only the types
- * the rules read through counters (docs/decisions.md, record 20), once counting every type arriving
+ * the rules read through counters (docs/decisions.md, record 21), once counting every type arriving
  * (what ingest did before). Plain Node, one core.
  *
  * Run: `npm run bench -- ingest` or `node bench/ingest.bench.ts`.
@@ -71,7 +71,7 @@ export async function run(): Promise<string[]> {
   return [
     `${BATCHES * BATCH_SIZE} events in ${BATCH_SIZE}-event batches, ${[...rules.countedTypes].sort().join(", ")} counted by the bundled rules`,
     line("counting the types the rules read", runs.rules, last.rules),
-    line("counting every type (before record 20)", runs.every, last.every),
+    line("counting every type (before record 21)", runs.every, last.every),
     `ratio: ${(median(runs.rules) / median(runs.every)).toFixed(2)}× the events/s`,
   ];
 }

@@ -132,7 +132,7 @@ const reconciledWith = new WeakMap<MutableVisitorState, ReadonlySet<string>>();
 
 /**
  * Whether an event of `type` goes into the hourly counters: only the types the rules read through
- * counters (docs/decisions.md, record 20). Without rules, the state keeps counting what it counted.
+ * counters (docs/decisions.md, record 21). Without rules, the state keeps counting what it counted.
  */
 function counts(state: MutableVisitorState, type: string, scoring: Scoring | null): boolean {
   const wanted = scoring?.countedTypes;

@@ -3,7 +3,7 @@ import { conditionRoots, eachCondition } from "./validate.ts";
 
 /**
  * Which event types a rules version reads through the visitor's hourly counters, and what a new
- * version that starts reading one means for visitors already there (docs/decisions.md, record 20).
+ * version that starts reading one means for visitors already there (docs/decisions.md, record 21).
  *
  * A windowed count (countWithin, rate) reads the event log, and the counters for the part of its
  * window the log has let go (a busy visitor's 500 events can span less than the window). The

@@ -12,7 +12,7 @@ import { type Condition, newlyCounted, parseRules, type RulesDocument } from "..
 import { compile, DAY, event, experienceWins, HOUR } from "./helpers.ts";
 
 // Ingest counts by the hour only the event types some condition reads through counters
-// (docs/decisions.md, record 20); a windowed count reads the log, and the counters for what the log let go.
+// (docs/decisions.md, record 21); a windowed count reads the log, and the counters for what the log let go.
 
 const doc = (version: string, audience?: Condition) => ({
   version,
