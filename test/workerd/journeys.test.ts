@@ -13,6 +13,7 @@ import worker from "../../src/index.ts";
 import { backoffSeconds } from "../../src/journeys/delivery.ts";
 import type { JourneyOutcome } from "../../src/journeys/journey-workflow.ts";
 import type { DeliveryMessage } from "../../src/journeys/message.ts";
+import type { Env } from "../../src/platform/env.ts";
 import { instanceId } from "../../src/rules/journey-triggers.ts";
 import { insertEntry, insertSend } from "../../src/state/journey-store.ts";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
@@ -259,11 +260,22 @@ describe("delivery", () => {
   }
 
   async function consume(message: DeliveryMessage, attempts: number) {
-    const batch = createMessageBatch("northstar-delivery", [
-      { id: `m-${attempts}`, timestamp: new Date(), attempts, body: message },
-    ]);
+    return consumeAll([message], attempts);
+  }
+
+  /** One batch of `messages` at their `attempts`th delivery, ids m-<attempts>-<index>… (m-<attempts> for one). */
+  async function consumeAll(messages: DeliveryMessage[], attempts: number, bindings: Partial<Env> = {}) {
+    const batch = createMessageBatch(
+      "northstar-delivery",
+      messages.map((body, i) => ({
+        id: messages.length === 1 ? `m-${attempts}` : `m-${attempts}-${i}`,
+        timestamp: new Date(),
+        attempts,
+        body,
+      })),
+    );
     const ctx = createExecutionContext();
-    await worker.queue(batch, env, ctx);
+    await worker.queue(batch, { ...env, ...bindings } as Env, ctx);
     return getQueueResult(batch, ctx);
   }
 
@@ -295,6 +307,48 @@ describe("delivery", () => {
     expect(box.posts).toBe(2);
     expect(box.messages.map((m) => m.key)).toEqual([message.key]);
     expect(await visitorObject(env, message.visitorId).delivered(message.key)).toBe(true);
+  });
+
+  it("a channel at its delivery rate holds the messages over it back: retried, not posted, and on their last attempt queued again, never dead", {
+    timeout: 60_000,
+  }, async () => {
+    // The injected fault: LIMIT_DELIVERY stood in by the small test limiter (3 a minute,
+    // vitest.config.ts), its keys fresh for this test. Its windows are fixed minutes: a run that
+    // straddles one sees its count reset, so it runs again, once, with fresh keys.
+    for (let attempt = 0; ; attempt++) {
+      const minute = Math.floor(Date.now() / 60_000);
+      const fresh = `${crypto.randomUUID()}:`;
+      const limiter = env.TEST_LIMIT_3 as RateLimit;
+      const atRate = {
+        LIMIT_DELIVERY: { limit: ({ key }: { key: string }) => limiter.limit({ key: `${fresh}${key}` }) },
+      };
+      const messages = await Promise.all([1, 2, 3, 4].map(() => reservedMessage()));
+      const first = await consumeAll(messages, 1, atRate as Partial<Env>);
+      const over = messages[3]!;
+      const last = await consumeAll([over], 6, atRate as Partial<Env>);
+      const straddled = Math.floor(Date.now() / 60_000) !== minute;
+      if (straddled && attempt === 0) continue;
+      // The rate's three are posted; the fourth waits its turn (retried, not posted).
+      expect(first.explicitAcks).toEqual(["m-1-0", "m-1-1", "m-1-2"]);
+      expect(first.retryMessages).toEqual([{ msgId: "m-1-3" }]);
+      // At its last attempt the queue would give it up: it is queued again instead, and acknowledged.
+      expect(last.explicitAcks).toEqual(["m-6"]);
+      expect(last.retryMessages).toEqual([]);
+      expect((await outbox(over.key)).posts).toBe(0);
+      // The copy comes back from the queue after its wait, to the consumer with the configured rate.
+      const delivered = await vi.waitFor(
+        async () => {
+          const box = await outbox(over.key);
+          expect(box.messages).toHaveLength(1);
+          return box;
+        },
+        { timeout: 45_000, interval: 500 },
+      );
+      expect(delivered.posts).toBe(1);
+      const letters = await env.DEAD_LETTERS.list({ prefix: "delivery:" });
+      expect(letters.keys.filter((k) => k.name.endsWith(over.key))).toEqual([]);
+      return;
+    }
   });
 
   it("the last attempt keeps the message as a dead letter with its reason", async () => {
