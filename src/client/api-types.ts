@@ -163,7 +163,7 @@ export type EventsResponse = {
       message: string;
     }>;
   }>;
-  reason?: string | undefined;
+  reason?: "gpc" | "consent" | undefined;
 };
 
 /** Either a token signed by the site's backend (browsers), or, with the server key, both ids. */
@@ -185,7 +185,7 @@ export type IdentifyResponse = {
   switched?: true | undefined;
   /** False when the privacy gate refused the link (nothing stored or set); `reason` says why. */
   linked: boolean;
-  reason?: "erased" | "gpc" | "consent" | null | undefined;
+  reason?: "gpc" | "consent" | "erased" | null | undefined;
 };
 
 export type ConsentRequest = {

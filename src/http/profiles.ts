@@ -21,6 +21,7 @@ import {
   writeProfile,
 } from "../state/profiles.ts";
 import { activeRules } from "../state/rules-loader.ts";
+import { traitsWritten } from "../state/traits-written.ts";
 import { canonicalForUser } from "../state/visitor-id.ts";
 import { type VisitorDump, visitorObject } from "../state/visitor-object.ts";
 import type { AppContext, AppEnv } from "./app-env.ts";
@@ -132,6 +133,11 @@ async function setTraits(c: AppContext): Promise<Response> {
     writeProfile(c.env, id, { ...current, traits, updatedAt: new Date().toISOString() }),
   );
   if (written instanceof Response) return written;
+  // The journeys whose triggers read these traits are checked now (a retry is safe: same entries).
+  const checked = await storeCall(c, () =>
+    traitsWritten(c.env, id, current.traits, traits, Date.now(), c.executionCtx),
+  );
+  if (checked instanceof Response) return checked;
   return c.json({ id, traits });
 }
 
@@ -197,14 +203,15 @@ async function importTraits(c: AppContext): Promise<Response> {
   // Each id's writes have the write deadline, the whole import the bulk one: ids not begun by then
   // are reported as not written, so the request answers even when KV hangs.
   const bulk = deadlineIn(storeDeadlineMs(c.env, "bulk"));
+  // A person's journeys are checked with their line, under its deadline: their object records the
+  // entries and starts the Workflows instances off this request (its own waitUntil), so an import
+  // waits for one call per person whose triggers read a trait, never for a workflow.
   const importOne = async (id: string, traits: Record<string, unknown>) => {
     if (await isSuppressed(c.env, id)) return "suppressed";
     const current = (await readProfile(c.env, id)) ?? emptyProfile();
-    await writeProfile(c.env, id, {
-      ...current,
-      traits: plain({ ...current.traits, ...traits }),
-      updatedAt: now,
-    });
+    const merged = plain({ ...current.traits, ...traits });
+    await writeProfile(c.env, id, { ...current, traits: merged, updatedAt: now });
+    await traitsWritten(c.env, id, current.traits, merged, Date.now(), c.executionCtx);
     return "written";
   };
   const worker = async () => {

@@ -6,9 +6,15 @@ import { utcOffsetMinutes } from "../core/time-zone.ts";
 import type { Env } from "../platform/env.ts";
 import type { CompiledJourney, CompiledRules, CompiledStep } from "../rules/index.ts";
 import { journeyScope } from "../rules/journey-triggers.ts";
+import { resolveCanonical } from "../state/identity.ts";
 import { readTraits } from "../state/profiles.ts";
 import { activeRules } from "../state/rules-loader.ts";
-import { type JourneyFacts, type JourneyParams, visitorObject } from "../state/visitor-object.ts";
+import {
+  type JourneyFacts,
+  type JourneyParams,
+  type VisitorObject,
+  visitorObject,
+} from "../state/visitor-object.ts";
 import type { DeliveryMessage } from "./message.ts";
 import { setTrait } from "./traits.ts";
 
@@ -16,8 +22,9 @@ import { setTrait } from "./traits.ts";
  * One journey entry, run by Cloudflare Workflows: its waits are `step.sleep`/`sleepUntil`, a wait for
  * an event is `step.waitForEvent` (the visitor's object forwards the person's events with
  * `sendEvent`), and everything that talks to a store is a `step.do` with retries, whose result the
- * engine keeps, so a replayed run repeats no side effect. Before every step the person is checked
- * again against their visitor's object: erased, marketing consent withdrawn, cancelled by an admin,
+ * engine keeps, so a replayed run repeats no side effect. Each store step finds the person's object
+ * again (`person`): an anonymous visitor who logs in mid-journey goes on as the known person, whose
+ * object their entry moved to. Before every step the person is checked again against that object: erased, marketing consent withdrawn, cancelled by an admin,
  * an exit event since they entered, or the journey's exit condition: the entry ends there.
  *
  * The journey keeps its own clock: the time it entered, moved on by each wait, never behind the real
@@ -78,14 +85,13 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
   ): Promise<JourneyOutcome> {
     const params = event.payload;
     const instance = event.instanceId;
-    const visitor = visitorObject(this.env, params.visitorId);
     let clock = params.enteredAt;
     const sent: Array<{ step: string; channel: string; sendAt: Millis }> = [];
-    const recordEnd = (ended: string, at: string, now: Millis) =>
-      visitor.journeyProgress(instance, { step: at, what: "ended", detail: ended, now, end: "ended" });
+    const recordEnd = (object: VisitorObject, ended: string, at: string, now: Millis) =>
+      object.journeyProgress(instance, { step: at, what: "ended", detail: ended, now, end: "ended" });
     const end = async (ended: string, at: string): Promise<JourneyOutcome> => {
       await step.do(`end at ${at}`, STORE_RETRIES, async () => {
-        await recordEnd(ended, at, clock);
+        await recordEnd((await this.person(params.visitorId)).object, ended, at, clock);
         return true;
       });
       return { ended, step: at, sent };
@@ -101,20 +107,21 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
         const rules = await this.rules();
         const journey = rules?.journeys.byId[params.journey];
         const now = Math.max(Date.now(), clock);
+        const visitor = await this.person(params.visitorId);
         let exit: string | null = "journey removed from the rules";
         let steps = 0;
         if (rules && journey) {
-          const facts = await visitor.journeyFacts(instance);
-          const traits = (await readTraits(this.env, params.visitorId))?.traits ?? {};
+          const facts = await visitor.object.journeyFacts(instance);
+          const traits = (await readTraits(this.env, visitor.id))?.traits ?? {};
           exit = exitReason(facts, journey, rules, now, traits);
           steps = journey.steps.length;
           const next = journey.steps[index];
           if (!exit && next) {
-            await visitor.journeyProgress(instance, { step: next.id, what: "at step", now });
+            await visitor.object.journeyProgress(instance, { step: next.id, what: "at step", now });
             return { now, exit, steps };
           }
         }
-        await recordEnd(exit ?? "completed", stepId, now);
+        await recordEnd(visitor.object, exit ?? "completed", stepId, now);
         return { now, exit, steps, endRecorded: true };
       });
       clock = check.now;
@@ -127,7 +134,7 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
       const current = (await this.journey(params.journey))?.steps[index];
       if (!current) return end("completed", stepId);
       stepId = current.id;
-      const next = await this.runStep(current, index, { step, visitor, instance, params, clock, sent });
+      const next = await this.runStep(current, index, { step, instance, params, clock, sent });
       if (next.end) return end(next.end, stepId);
       clock = next.clock;
       index = next.index;
@@ -142,13 +149,23 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
     return (await this.rules())?.journeys.byId[id] ?? null;
   }
 
+  /**
+   * The person this entry is for now, and their object: the id it started with, or the person it
+   * was merged into at a login. The KV alias says so once it has spread; until then the visitor's
+   * own object does (its forwarding address, set before its journeys move, answered once they have).
+   */
+  private async person(visitorId: string): Promise<{ id: string; object: VisitorObject }> {
+    let id = await resolveCanonical(this.env, visitorId);
+    if (id === visitorId) id = (await visitorObject(this.env, visitorId).forwardingAddress()) ?? visitorId;
+    return { id, object: visitorObject(this.env, id) };
+  }
+
   /** One step: where the journey goes next, on which clock, or why it ends. */
   private async runStep(
     current: CompiledStep,
     index: number,
     run: {
       step: WorkflowStep;
-      visitor: ReturnType<typeof visitorObject>;
       instance: string;
       params: JourneyParams;
       clock: Millis;
@@ -162,8 +179,8 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
         await step.sleep(name, current.ms);
         return { index: index + 1, clock: clock + current.ms };
       case "bestHour": {
-        const at = await step.do(`plan ${name}`, STORE_RETRIES, () =>
-          this.bestHourAt(run.params.visitorId, clock, null),
+        const at = await step.do(`plan ${name}`, STORE_RETRIES, async () =>
+          this.bestHourAt((await this.person(run.params.visitorId)).id, clock, null),
         );
         if (at > clock) await step.sleepUntil(name, at);
         return { index: index + 1, clock: Math.max(clock, at) };
@@ -183,15 +200,17 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
       case "branch": {
         const taken = await step.do(`branch ${name}`, STORE_RETRIES, async () => {
           const rules = await this.rules();
-          const facts = await run.visitor.journeyFacts(run.instance);
-          const traits = (await readTraits(this.env, run.params.visitorId))?.traits ?? {};
+          const visitor = await this.person(run.params.visitorId);
+          const facts = await visitor.object.journeyFacts(run.instance);
+          const traits = (await readTraits(this.env, visitor.id))?.traits ?? {};
           return rules ? current.test(journeyScope(rules, facts.state, clock, { traits })) : false;
         });
         return { index: taken ? current.onTrue : current.onFalse, clock };
       }
       case "setTrait":
         await step.do(`trait ${name}`, STORE_RETRIES, async () => {
-          await setTrait(this.env, run.params.visitorId, current.name, current.value, clock);
+          const visitor = await this.person(run.params.visitorId);
+          await setTrait(this.env, visitor.id, current.name, current.value, clock);
           return true;
         });
         return { index: index + 1, clock };
@@ -213,15 +232,16 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
     index: number,
     run: Parameters<JourneyWorkflow["runStep"]>[2],
   ): Promise<{ index: number; clock: Millis; end?: string }> {
-    const { step, visitor, instance, params } = run;
+    const { step, instance, params } = run;
     const name = `${index} ${current.id}`;
     const plan = await step.do(`plan ${name}`, STORE_RETRIES, async () => {
-      const facts = await visitor.journeyFacts(instance);
+      const visitor = await this.person(params.visitorId);
+      const facts = await visitor.object.journeyFacts(instance);
       const order = channelOrder(
         current.via.map((target) => target.channel),
         facts.state.engagement,
       );
-      const at = await this.bestHourAt(params.visitorId, run.clock, current.bestHourWithinMs, order[0]);
+      const at = await this.bestHourAt(visitor.id, run.clock, current.bestHourWithinMs, order[0]);
       return { order, at };
     });
     let clock = run.clock;
@@ -232,8 +252,9 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
         const rules = await this.rules();
         const journey = rules?.journeys.byId[params.journey];
         if (!rules || !journey) return "journey removed from the rules";
-        const facts = await visitor.journeyFacts(instance);
-        const traits = (await readTraits(this.env, params.visitorId))?.traits ?? {};
+        const visitor = await this.person(params.visitorId);
+        const facts = await visitor.object.journeyFacts(instance);
+        const traits = (await readTraits(this.env, visitor.id))?.traits ?? {};
         return exitReason(facts, journey, rules, clock, traits);
       });
       if (recheck) return { index, clock, end: recheck };
@@ -245,7 +266,8 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
     // Refused (cap, consent): not sent, and the journey goes on (the admin API says why).
     const enqueued = await step.do(`deliver ${name}`, STORE_RETRIES, async () => {
       const messaging = (await this.rules())?.journeys.messaging;
-      const reservation = await visitor.reserveSend({
+      const visitor = await this.person(params.visitorId);
+      const reservation = await visitor.object.reserveSend({
         key,
         instance,
         journey: params.journey,
@@ -257,7 +279,7 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
       });
       if (reservation.status === "refused" || reservation.channel === null) return null;
       const channel = reservation.channel;
-      const message = await this.message(run.params, instance, current, channel, key, clock);
+      const message = await this.message(visitor.id, params, instance, current, channel, key, clock);
       if (!message) return null;
       await this.env.DELIVERY.send(message, { contentType: "json" });
       return { channel, sendAt: message.sendAt };
@@ -300,6 +322,7 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
 
   /** The message: the placement's decision for this channel, by the same engine and rules as a page. */
   private async message(
+    visitorId: string,
     params: JourneyParams,
     instance: string,
     current: Extract<CompiledStep, { kind: "send" }>,
@@ -311,10 +334,10 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
     const target = current.via.find((via) => via.channel === channel);
     if (!rules || !target) return null;
     const journey = rules.journeys.byId[params.journey];
-    const state = await visitorObject(this.env, params.visitorId).snapshot({ now: sendAt });
-    const read = await readTraits(this.env, params.visitorId);
+    const state = await visitorObject(this.env, visitorId).snapshot({ now: sendAt });
+    const read = await readTraits(this.env, visitorId);
     const result = decide(rules, {
-      visitorId: params.visitorId,
+      visitorId,
       now: sendAt,
       traits: read?.traits ?? {},
       state,
@@ -326,7 +349,7 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
     if (!decision) return null;
     return {
       key,
-      visitorId: params.visitorId,
+      visitorId,
       journey: params.journey,
       instance,
       step: current.id,

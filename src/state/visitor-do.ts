@@ -14,6 +14,7 @@ import { readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
 import type { CompiledRules } from "../rules/index.ts";
+import { nextTraitChange, sameTraits } from "../rules/journey-traits.ts";
 import { type Entry, entriesFor, instanceId, type LatestEntry } from "../rules/journey-triggers.ts";
 import {
   dropExpired,
@@ -29,8 +30,10 @@ import {
   allEntries,
   createJourneyTables,
   deleteJourneys,
+  foldJourneys,
   insertEntry,
   insertSend,
+  journeyRows,
   latestEntry,
   logOf,
   markDelivered,
@@ -52,6 +55,7 @@ import {
   type BackfillResult,
   type DecisionRecord,
   type FirstPageRecord,
+  type Forwarding,
   type IngestOptions,
   type IngestResult,
   type JourneyFacts,
@@ -82,6 +86,7 @@ import {
   pruneAndSave,
   readHandedExperiments,
   saveConsent,
+  saveJourneyTraits,
   saveState,
   setMeta,
   storeEvent,
@@ -139,6 +144,11 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private upkeepDueAt: Millis = 0;
   /** Set while erase() runs: the outbox is going, nothing more is read from it or sent. */
   private erasing = false;
+  /**
+   * Set while handOver() waits for the person's object to take the history: a journey step asking
+   * meanwhile waits for it, so it is answered where its entry is (src/state/visitor-object.ts).
+   */
+  private handingOver: Promise<unknown> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -576,6 +586,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     deleteBehaviour(this.sql);
     // Journeys read behaviour: their entries go too, and each instance ends at its next step.
     deleteJourneys(this.sql);
+    // The traits kept for them too (the profile in KV is the CRM's, and stays).
+    deleteMeta(this.sql, "journeyTraits");
+    this.held.traits = emptyHeld().traits;
     this.held.state = emptyHeld(this.held.state.visitorId).state;
     saveState(this.sql, this.held.state);
   }
@@ -588,8 +601,12 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     return dumpOf(this.sql, this.held);
   }
 
-  /** Where this object's history went, if it was merged into a known person. */
+  /**
+   * Where this object's history went, if it was merged into a known person; asked during a
+   * hand-over, answered once it is done (the history is there, or the address withdrawn).
+   */
   async forwardingAddress(): Promise<string | null> {
+    await this.handOverSettled();
     return this.held.mergedInto;
   }
 
@@ -606,15 +623,20 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.held.mergedInto = target;
     setMeta(this.sql, "mergedInto", target);
     let result: MergeResult;
+    // The journeys go with the history: their entries, messages and logs are the person's now.
+    const handing = visitorObject(this.env, target).mergeFrom(
+      { ...dumpOf(this.sql, this.held, now - this.seenRetentionMs), journeys: journeyRows(this.sql) },
+      mergeId,
+      { now, visitorId: target },
+    );
+    this.handingOver = handing;
     try {
-      result = await visitorObject(this.env, target).mergeFrom(
-        dumpOf(this.sql, this.held, now - this.seenRetentionMs),
-        mergeId,
-        { now, visitorId: target },
-      );
+      result = await handing;
     } catch (err) {
       this.withdrawAddress();
       throw err;
+    } finally {
+      this.handingOver = null;
     }
     if (result.refused === "erased") {
       // The person was erased: this history is not theirs to receive; it stays here.
@@ -627,6 +649,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.measuredViews.clear();
     this.stateDirty = false;
     keepOnlyAddress(this.sql, this.held, result.experiments ?? [], Date.now());
+    deleteJourneys(this.sql);
     // The outbox stays: its lines were acknowledged under this id and still go out.
     await this.ctx.storage.setAlarm(this.soonerForOutbox(this.held.mergedAt + IDLE_DELETE_MS, Date.now()));
     this.alarmChecked = true;
@@ -674,6 +697,11 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       scoring: await this.scoring(),
       limits: this.limits,
     });
+    // The visitor's journeys go on as the person's; a duplicate of one the person runs is stopped.
+    const duplicates = source.journeys
+      ? foldJourneys(this.sql, source.journeys, source.visitorId || mergeId, options.now)
+      : [];
+    if (duplicates.length) this.ctx.waitUntil(this.stopInstances(duplicates));
     this.persistAfterApply(options.now);
     return { merged: true, events, experiments: Object.keys(source.state.assignments) };
   }
@@ -733,7 +761,12 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (erased) return;
     // Anything held that is recent keeps the visitor: a newsletter reader's history is brand sends
     // only (no lastSeen), and must not go as "idle" the day after it arrived or was backfilled.
-    const lastHeld = Math.max(state.lastSeen ?? 0, consentAt, ...Object.values(state.lastByType));
+    const lastHeld = Math.max(
+      state.lastSeen ?? 0,
+      consentAt,
+      this.held.traits.at,
+      ...Object.values(state.lastByType),
+    );
     const lastActive = mergedInto ? mergedAt : lastHeld;
     if (now - lastActive > IDLE_DELETE_MS) {
       await this.ctx.storage.deleteAll();
@@ -787,7 +820,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       this.forwardEvents(scoring, fresh);
     if (journeys.triggerEvents.size === 0 && journeys.stateTriggered.length === 0) return;
     if (!this.marketing()) return;
-    this.enter(entriesFor(scoring, fresh, this.held.state, this.latestEntry, now, "batch"), now);
+    this.enter(
+      entriesFor(scoring, fresh, this.held.state, this.latestEntry, now, "batch", this.held.traits.traits),
+      now,
+    );
     if (journeys.stateTriggered.length > 0) this.armJourneyCheck(scoring, now);
   }
 
@@ -877,10 +913,15 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     }
   }
 
-  /** When a segment or condition trigger may next become true: the last activity plus the shortest silence. */
+  /**
+   * When a segment or condition trigger may next become true: the last activity plus the shortest
+   * silence, or a kept trait's date plus the duration a comparison reads (`olderThan`), if sooner.
+   */
   private nextJourneyCheck(scoring: CompiledRules | null, now: Millis): Millis | null {
     if (!scoring || scoring.journeys.stateTriggered.length === 0) return null;
-    const due = (this.held.state.lastSeen ?? now) + scoring.journeys.stateCheckMs + 1000;
+    const silence = (this.held.state.lastSeen ?? now) + scoring.journeys.stateCheckMs + 1000;
+    const turn = nextTraitChange(scoring.journeys.traits.dates, this.held.traits.traits, now);
+    const due = turn === null ? silence : Math.min(silence, turn + 1000);
     return due > now ? due : null;
   }
 
@@ -921,10 +962,86 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
         ),
       );
     if (!this.marketing() || scoring.journeys.stateTriggered.length === 0) return [];
-    return this.enter(entriesFor(scoring, [], this.held.state, this.latestEntry, now, "schedule"), now);
+    return this.enter(
+      entriesFor(scoring, [], this.held.state, this.latestEntry, now, "schedule", this.held.traits.traits),
+      now,
+    );
   }
 
-  async journeyFacts(instance: string): Promise<JourneyFacts> {
+  /**
+   * A trait write: the traits the triggers read are kept (only with the privacy gate's leave to keep
+   * anything of the person), then the segment and condition triggers are checked with them, through
+   * the same code and the same marketing gate as after a batch, and the alarm comes back when a
+   * trait's date comparison changes its answer (`olderThan`).
+   */
+  async journeyTraits(
+    visitorId: string,
+    traits: Readonly<Record<string, unknown>>,
+    options: { now: Millis; consentMode?: ConsentMode; forwarded?: boolean },
+  ): Promise<string[]> {
+    if (this.held.erased) return [];
+    const target = this.forwardTarget(options.forwarded);
+    if (target) return target.journeyTraits(this.held.mergedInto!, traits, { ...options, forwarded: true });
+    if (!this.privacy(options).keep) return [];
+    this.ensureId(visitorId);
+    // The same traits again (a retried write, an identical import): nothing to write, only the check.
+    if (!sameTraits(this.held.traits.traits, traits)) {
+      this.held.traits = { traits: { ...traits }, at: options.now };
+      saveJourneyTraits(this.sql, this.held.traits);
+    }
+    const scoring = await this.scoring();
+    // One alarm for both: the daily upkeep (a person known only by their traits is kept, and goes
+    // when idle) and, sooner, the moment a trait's date comparison turns (a real-clock time).
+    const due = this.nextJourneyCheck(scoring, options.now);
+    const upkeep = Date.now() + DAY_MS;
+    this.alarmChecked = true;
+    this.ctx.waitUntil(
+      this.alarmNoLaterThan(due !== null && due > Date.now() ? Math.min(due, upkeep) : upkeep).catch(
+        (err: unknown) => {
+          this.alarmChecked = false;
+          recordDroppedWrite("journey_check_not_armed", err);
+        },
+      ),
+    );
+    if (!scoring || scoring.journeys.stateTriggered.length === 0 || !this.marketing()) return [];
+    return this.enter(
+      entriesFor(
+        scoring,
+        [],
+        this.held.state,
+        this.latestEntry,
+        options.now,
+        "schedule",
+        this.held.traits.traits,
+      ),
+      options.now,
+    );
+  }
+
+  /**
+   * A journey call on a visitor merged into a person: answered by the person's object, where the
+   * entry now is, once a hand-over under way has finished (null: answered here).
+   */
+  private async journeyOwner(via: Forwarding | undefined): Promise<VisitorObject | null> {
+    // Nothing awaited unless a hand-over is under way: the caller's local reads and writes then run
+    // in this same turn, so none can slip between the hand-over's copy of the rows and their removal.
+    while (this.handingOver) await this.handOverSettled();
+    return this.held.erased ? null : this.forwardTarget(via?.forwarded);
+  }
+
+  /** A hand-over under way, finished either way (its own caller is told of a failure). */
+  private async handOverSettled(): Promise<void> {
+    if (!this.handingOver) return;
+    try {
+      await this.handingOver;
+    } catch {
+      // Failed: the address is withdrawn, and handOver's caller answers the error.
+    }
+  }
+
+  async journeyFacts(instance: string, via?: Forwarding): Promise<JourneyFacts> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.journeyFacts(instance, { forwarded: true });
     if (this.held.erased)
       return { erased: true, marketing: false, consent: {}, entry: null, state: emptyHeld().state };
     const entry = readEntry(this.sql, instance);
@@ -940,7 +1057,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   async journeyProgress(
     instance: string,
     progress: { step: string; what: string; detail?: string; now: Millis; end?: "ended" | "cancelled" },
+    via?: Forwarding,
   ): Promise<void> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.journeyProgress(instance, progress, { forwarded: true });
     if (this.held.erased || !readEntry(this.sql, instance)) return;
     const detail = progress.detail ?? "";
     updateEntry(this.sql, instance, {
@@ -959,7 +1079,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    * still run, marketing must be allowed, the frequency cap across journeys not reached, and the
    * first listed channel with consent is taken.
    */
-  async reserveSend(request: SendRequest): Promise<SendReservation> {
+  async reserveSend(request: SendRequest, via?: Forwarding): Promise<SendReservation> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.reserveSend(request, { forwarded: true });
     if (this.held.erased) return { status: "refused", reason: "erased" };
     const existing = readSend(this.sql, request.key);
     if (existing) {
@@ -1009,15 +1131,21 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     });
   }
 
-  async delivered(key: string): Promise<boolean> {
+  async delivered(key: string, via?: Forwarding): Promise<boolean> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.delivered(key, { forwarded: true });
     return readSend(this.sql, key)?.outcome === "delivered";
   }
 
-  async markDelivered(key: string): Promise<void> {
+  async markDelivered(key: string, via?: Forwarding): Promise<void> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.markDelivered(key, { forwarded: true });
     if (!this.held.erased) markDelivered(this.sql, key);
   }
 
-  async journeys(): Promise<JourneyView[]> {
+  async journeys(via?: Forwarding): Promise<JourneyView[]> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.journeys({ forwarded: true });
     if (this.held.erased) return [];
     return allEntries(this.sql).map((entry) => ({
       instance: entry.instance,
@@ -1039,7 +1167,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     }));
   }
 
-  async cancelJourney(instance: string, now: Millis): Promise<boolean> {
+  async cancelJourney(instance: string, now: Millis, via?: Forwarding): Promise<boolean> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.cancelJourney(instance, now, { forwarded: true });
     const entry = this.held.erased ? null : readEntry(this.sql, instance);
     if (entry?.status !== "running") return false;
     updateEntry(this.sql, instance, { status: "cancelled", reason: "cancelled by an admin", at: now });

@@ -53,6 +53,13 @@ export const IdListSchema = z.array(z.string());
 /** `meta.consentAt`, `meta.mergedAt`: epoch milliseconds, written as decimal text. */
 const MillisTextSchema = z.string().regex(/^\d+$/).transform(Number);
 
+/**
+ * `meta.journeyTraits`: the person's traits that journey triggers read (src/rules/journey-traits.ts),
+ * as the last trait write passed them, and when (docs/decisions.md, record 19).
+ */
+export const JourneyTraitsSchema = z.object({ traits: z.record(z.string(), z.unknown()), at: MillisSchema });
+export type JourneyTraits = z.infer<typeof JourneyTraitsSchema>;
+
 /** One `event` row as SQLite gives it back; `props` is the event's properties as JSON text. */
 const EventRowSchema = z.object({
   id: z.string(),
@@ -73,7 +80,8 @@ export type MetaKey =
   | "mergedInto"
   | "mergedAt"
   | "mergedFrom"
-  | "handedExperiments";
+  | "handedExperiments"
+  | "journeyTraits";
 
 /** Everything one object holds in memory: read once when it starts, so the decision path reads no storage. */
 export interface HeldVisitor {
@@ -88,6 +96,8 @@ export interface HeldVisitor {
   mergedFrom: string[];
   /** When consent was last set: a visitor who only answered a consent banner is active too. */
   consentAt: Millis;
+  /** The traits journey triggers read, as the last trait write passed them (empty: none written). */
+  traits: JourneyTraits;
 }
 
 /** What an object that holds nothing (new, erased or deleted) holds. */
@@ -100,6 +110,7 @@ export function emptyHeld(visitorId = ""): HeldVisitor {
     mergedAt: 0,
     mergedFrom: [],
     consentAt: 0,
+    traits: { traits: {}, at: 0 },
   };
 }
 
@@ -140,6 +151,10 @@ export function loadHeld(sql: SqlStorage): HeldVisitor {
     mergedAt: readMillis(meta.get("mergedAt"), "meta.mergedAt"),
     mergedFrom: parseStoredJson(IdListSchema, meta.get("mergedFrom"), "meta.mergedFrom") ?? [],
     consentAt: readMillis(meta.get("consentAt"), "meta.consentAt"),
+    traits: parseStoredJson(JourneyTraitsSchema, meta.get("journeyTraits"), "meta.journeyTraits") ?? {
+      traits: {},
+      at: 0,
+    },
   };
 }
 
@@ -172,6 +187,10 @@ export function saveState(sql: SqlStorage, state: MutableVisitorState): void {
   const { events: _events, ...aggregates } = state;
   const stored: StoredState = aggregates;
   setMeta(sql, "state", JSON.stringify(stored));
+}
+
+export function saveJourneyTraits(sql: SqlStorage, traits: JourneyTraits): void {
+  setMeta(sql, "journeyTraits", JSON.stringify(JourneyTraitsSchema.parse(traits)));
 }
 
 export function saveConsent(sql: SqlStorage, consent: Record<string, boolean>): void {

@@ -315,7 +315,7 @@ describe("consent and privacy", () => {
     const res = (await (
       await sendEvents(cookie, [{ id: eid(), type: "search" }], { headers: { "sec-gpc": "1" } })
     ).json()) as Accepted & { reason: string };
-    expect(res).toMatchObject({ stored: 0, reason: "consent" });
+    expect(res).toMatchObject({ stored: 0, reason: "gpc" });
   });
 
   it("export shows everything held; erase removes it everywhere and refuses later events", async () => {

@@ -18,6 +18,8 @@ import {
   enqueueExport,
   OUTBOX_MAX_AGE_MS,
   OUTBOX_MAX_ROWS,
+  SEND_DEADLINE_MS,
+  sendOutbox,
 } from "../../src/state/export-outbox.ts";
 import { type ExportRecord, ExportRecordSchema, eventRecord } from "../../src/state/export-record.ts";
 import { droppedWriteCount } from "../../src/state/stored-value.ts";
@@ -349,6 +351,34 @@ describe("the object's outbox: nothing acknowledged is lost on the way out", () 
     expect(await outboxRows(person)).toBe(0);
     // What the decision showed went from the worker to the queue, not through the object.
     await exportedWhen((all) => all.some((line) => line.kind === "exposure" && line.visitorId === person));
+  });
+
+  it(`a queue that never answers counts as refused after ${SEND_DEADLINE_MS / 1000} s: the line stays for the alarm`, async () => {
+    const cookie = await newVisitor();
+    const visitorId = idOf(cookie);
+    const fault = faultyQueue();
+    await sendThrough(visitorId, fault.queue);
+    const event = { id: eid(), type: "search", props: {} };
+    expect((await sendEvents(cookie, [event])).status).toBe(202);
+    await fault.refused;
+    expect(await outboxRows(visitorId)).toBe(1);
+
+    const silent = { sendBatch: () => new Promise<void>(() => {}) } as unknown as Queue;
+    const sent = await runInDurableObject(stubOf(visitorId), async (_instance: VisitorDO, ctx) => {
+      vi.useFakeTimers();
+      try {
+        const sending = sendOutbox(ctx.storage.sql, { EXPORT: silent }, null, () => false);
+        await vi.advanceTimersByTimeAsync(SEND_DEADLINE_MS);
+        return await sending;
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+    expect(sent).toBe(false);
+    expect(await outboxRows(visitorId)).toBe(1);
+    fault.down = false;
+    expect(await runDurableObjectAlarm(stubOf(visitorId))).toBe(true);
+    expect(fault.taken).toEqual([`event:${visitorId}:${event.id}`]);
   });
 
   it("a send the queue accepted is not sent again by the alarm", async () => {
