@@ -353,10 +353,13 @@ export type ProfileExport = {
         readonly [key: string]: unknown;
       };
     }>;
-    /** Per event type: hourly buckets `[bucketStart, count]`, oldest first, so windowed counts are cheap. */
+    /** Per event type the rules count (CompiledRules.countedTypes): hourly buckets `[bucketStart, count]`,
+     * oldest first. Windowed counts read them for the part of a window the log has let go. */
     readonly counts: {
       readonly [key: string]: ReadonlyArray<readonly [number, number]>;
     };
+    /** The time of the latest event the log has let go (null or absent: none): `events` holds every event after it. */
+    readonly prunedThrough?: number | null | undefined;
     /** Per event type: the time of the latest event of that type (for "silence" conditions). */
     readonly lastByType: {
       readonly [key: string]: number;

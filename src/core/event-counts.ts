@@ -1,4 +1,5 @@
-import type { VisitorEvent } from "./model.ts";
+import type { VisitorEvent, VisitorState } from "./model.ts";
+import { HOUR_MS, own } from "./visitor-state.ts";
 
 /**
  * The windowed counts a rules version reads (`countWithin` and `rate` without a `where`), known once
@@ -29,8 +30,8 @@ export class CountPlan {
   }
 
   /** The slot's count at `now`: events of its type with a time in (now − window, now]. */
-  count(slot: number, events: unknown, now: number): number {
-    return countInWindow(events, this.#types[slot]!, now - this.#windows[slot]!, now, null);
+  count(slot: number, state: VisitorState | null, now: number): number {
+    return countSince(state, this.#types[slot]!, now - this.#windows[slot]!, now);
   }
 }
 
@@ -64,6 +65,38 @@ export function countInWindow(
       n++;
   }
   return n;
+}
+
+/**
+ * Events of `type` in (since, now], unfiltered. When the log has let go of events inside the window
+ * (a busy visitor's 500 events can span less than it), it is read after its cut and the hourly
+ * counters up to it (docs/decisions.md, record 21).
+ */
+export function countSince(state: VisitorState | null, type: string, since: number, now: number): number {
+  const events = state?.events;
+  const through = state?.prunedThrough ?? null;
+  if (through === null || through <= since) return countInWindow(events, type, since, now, null);
+  return countInWindow(events, type, through, now, null) + countedUpTo(state!, type, since, through);
+}
+
+/**
+ * The counters' events in (since, through]: the whole hours from `since` on (the window's first,
+ * partial hour is left out: counters know hours, not minutes), and of the hour holding `through`
+ * only its events up to it (the rest of that hour is in the log, counted there). A bucket of the
+ * wrong shape counts nothing: the engine never throws on a state.
+ */
+function countedUpTo(state: VisitorState, type: string, since: number, through: number): number {
+  const buckets: unknown = own(state.counts, type);
+  if (!Array.isArray(buckets)) return 0;
+  const lastHour = Math.floor(through / HOUR_MS) * HOUR_MS;
+  let n = 0;
+  for (const bucket of buckets) {
+    if (!Array.isArray(bucket) || typeof bucket[0] !== "number" || typeof bucket[1] !== "number") continue;
+    if (bucket[0] > lastHour) break;
+    if (bucket[0] >= since) n += bucket[1];
+  }
+  if (lastHour >= since) n -= countInWindow(state.events, type, through, lastHour + HOUR_MS - 1, null);
+  return Math.max(0, n);
 }
 
 /** A stored event as the engine reads it: a type, a time and props (anything else in a log is skipped). */

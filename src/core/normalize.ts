@@ -63,6 +63,7 @@ export function normalizeState(state: VisitorState | null): VisitorState | null 
     sessionCount: finiteOrNull(state.sessionCount) ?? 0,
     events,
     counts: recordOrEmpty(state.counts),
+    prunedThrough: finiteOrNull(state.prunedThrough),
     lastByType: checkedRecord(state.lastByType, isNumber),
     intent: checkedRecord(state.intent, isScore),
     engagement: checkedRecord(state.engagement, isEngagement),

@@ -1,4 +1,4 @@
-import { type CountPlan, countInWindow, isStoredEvent } from "./event-counts.ts";
+import { type CountPlan, countInWindow, countSince, isStoredEvent } from "./event-counts.ts";
 import { DEFAULT_EVENT_SIDES, type EventSides, lastActivity } from "./event-sides.ts";
 import { decayAll, decayed, topOfDecayed } from "./intent.ts";
 import type { Consent, RequestContext, Traits, VisitorEvent, VisitorState } from "./model.ts";
@@ -261,6 +261,7 @@ export function countEvents(
   since: number,
   where: ((event: VisitorEvent, now: number) => boolean) | null,
 ): number {
+  if (!where) return countSince(scope.state, type, since, scope.now);
   return countInWindow(scope.state?.events, type, since, scope.now, where);
 }
 
@@ -274,7 +275,7 @@ export function plannedCount(scope: EvalScope, plan: CountPlan, slot: number): n
   }
   let count = cache.counts[slot]!;
   if (count < 0) {
-    count = plan.count(slot, scope.state?.events, scope.now);
+    count = plan.count(slot, scope.state, scope.now);
     cache.counts[slot] = count;
   }
   return count;

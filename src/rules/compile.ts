@@ -14,6 +14,7 @@ import type { CompiledListItem, ItemField, RankSpec } from "../core/ranking.ts";
 import type { EvalScope, Test } from "../core/scope.ts";
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { compileCondition, type NamedTests } from "./conditions.ts";
+import { countedTypes } from "./counted-types.ts";
 import { parseDuration } from "./duration.ts";
 import { type CompiledJourneys, compileJourneys } from "./journeys.ts";
 import { layerLayout } from "./layers.ts";
@@ -50,6 +51,12 @@ export interface CompiledRules extends DecisionRules {
    * visitor's object for no more than this.
    */
   readonly eventHorizonMs: number;
+  /**
+   * The event types whose hourly counters some condition can read (an unfiltered countWithin, both
+   * sides of a rate, in any audience, segment, named condition, list or journey): the visitor's object
+   * counts only these at ingest (docs/decisions.md, record 21).
+   */
+  readonly countedTypes: ReadonlySet<string>;
   /** What a page at `path` rewrites, derived once per path and rules version (cached with it). */
   pageForPath(path: string): PageSlots;
   /** Journeys: triggers, steps and the messaging limits they share. */
@@ -185,6 +192,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     affinityHalfLifeMs: doc.settings.affinity ? (parseDuration(doc.settings.affinity.halfLife) ?? 0) : 0,
     templatesReadHistory: templatesReadHistory(doc),
     eventHorizonMs: eventHorizon(doc),
+    countedTypes: countedTypes(doc),
     conversionTypes: new Set([
       "purchase",
       ...Object.values(experiments).flatMap((experiment) => experiment.goals.map((goal) => goal.event)),

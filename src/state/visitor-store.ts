@@ -26,6 +26,10 @@ export const StoredStateSchema = z.object({
   lastSeen: MillisSchema.nullable(),
   sessionCount: z.number(),
   counts: z.record(z.string(), z.array(z.tuple([MillisSchema, z.number()]))),
+  // Both absent in state stored before the rules chose what to count: it counted every type, and
+  // its log's cut is read back as just before its oldest event (loadHeld).
+  counting: z.array(z.string()).nullable().optional(),
+  prunedThrough: MillisSchema.nullable().optional(),
   lastByType: z.record(z.string(), MillisSchema),
   intent: z.record(z.string(), z.object({ value: z.number(), ts: MillisSchema })),
   engagement: z.record(
@@ -141,8 +145,15 @@ export function loadHeld(sql: SqlStorage): HeldVisitor {
   );
   const visitorId = meta.get("id") ?? "";
   const stored = parseStoredJson(StoredStateSchema, meta.get("state"), "meta.state");
-  const state: MutableVisitorState = stored ? { ...stored, events: [] } : emptyState(visitorId);
-  state.events = loadEvents(sql);
+  const events = loadEvents(sql);
+  const state: MutableVisitorState = stored
+    ? {
+        ...stored,
+        counting: stored.counting ?? null,
+        prunedThrough: stored.prunedThrough === undefined ? cutBefore(events) : stored.prunedThrough,
+        events,
+      }
+    : { ...emptyState(visitorId), events };
   return {
     state,
     consent: parseStoredJson(StoredConsentSchema, meta.get("consent"), "meta.consent") ?? {},
@@ -156,6 +167,14 @@ export function loadHeld(sql: SqlStorage): HeldVisitor {
       at: 0,
     },
   };
+}
+
+/**
+ * Where a log stored without its cut was cut, at the latest: just before its oldest event. Its
+ * counters counted every event, so reading them up to there counts each event once.
+ */
+function cutBefore(events: readonly VisitorEvent[]): Millis | null {
+  return events.length ? events[0]!.ts - 1 : null;
 }
 
 function readMillis(text: string | undefined, kind: string): Millis {
