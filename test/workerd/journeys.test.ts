@@ -385,7 +385,7 @@ describe("many people at once", () => {
   // Not 1,000: the local Workflows engine runs every instance as a Durable Object of its own, all on
   // workerd's one JavaScript thread, and a person costs about 0.13 s of that thread's CPU (their
   // visitor's object, the instance and its steps, the delivery). 1,000 took 621 s on the project's
-  // shared 2-core machine; 150 take 63-85 s there (docs/journeys.md, Limits).
+  // shared 2-core machine; 150 take 54-85 s there (docs/journeys.md, Limits).
   const PEOPLE = 150;
 
   it(`${PEOPLE} people leaving a cart at once each get exactly one reminder: none lost, none posted twice`, {
