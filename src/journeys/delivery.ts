@@ -126,6 +126,36 @@ export async function keepDeadLetter(env: Env, letter: DeliveryDeadLetter, key: 
   );
 }
 
+/** Seconds a message over its channel's rate waits before it tries again. */
+export const RATE_WAIT_SECONDS = 10;
+
+/**
+ * The channel is at its rate (LIMIT_DELIVERY): this message waits its turn, without an attempt's
+ * backoff. A retry counts as an attempt, and the queue gives a message up after its last one (the
+ * dead-letter queue), so on the last attempt the message goes back on the queue as a new one: a
+ * burst above the rate is delivered later, never lost to waiting. (Its count of attempts starts
+ * again; only the destination's failures should use them up.)
+ */
+async function waitForTheRate(
+  env: Env,
+  config: Config,
+  message: Message<unknown>,
+  body: DeliveryMessage,
+): Promise<void> {
+  if (message.attempts < config.DELIVERY_MAX_ATTEMPTS) {
+    message.retry({ delaySeconds: RATE_WAIT_SECONDS });
+    return;
+  }
+  try {
+    await env.DELIVERY.send(body, { contentType: "json", delaySeconds: RATE_WAIT_SECONDS });
+    message.ack();
+  } catch (err) {
+    // The queue refused the copy: the message is retried, and kept as a dead letter if the queue gives up.
+    log("warn", "journey_message_not_requeued", { channel: body.channel, error: String(err) });
+    message.retry({ delaySeconds: RATE_WAIT_SECONDS });
+  }
+}
+
 export async function deliverBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const { config } = readConfig(env);
   for (const message of batch.messages) {
@@ -152,8 +182,7 @@ export async function deliverBatch(batch: MessageBatch<unknown>, env: Env): Prom
     }
     const allowed = await env.LIMIT_DELIVERY.limit({ key: body.channel });
     if (!allowed.success) {
-      // The channel is at its rate: this message waits, without spending an attempt's backoff.
-      message.retry({ delaySeconds: 10 });
+      await waitForTheRate(env, config, message, body);
       continue;
     }
     const attempt = await post(env, config, body);

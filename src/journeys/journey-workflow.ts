@@ -90,16 +90,11 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
     const instance = event.instanceId;
     let clock = params.enteredAt;
     const sent: Array<{ step: string; channel: string; sendAt: Millis }> = [];
+    const recordEnd = (object: VisitorObject, ended: string, at: string, now: Millis) =>
+      object.journeyProgress(instance, { step: at, what: "ended", detail: ended, now, end: "ended" });
     const end = async (ended: string, at: string): Promise<JourneyOutcome> => {
       await step.do(`end at ${at}`, STORE_RETRIES, async () => {
-        const visitor = await this.person(params.visitorId);
-        await visitor.object.journeyProgress(instance, {
-          step: at,
-          what: "ended",
-          detail: ended,
-          now: clock,
-          end: "ended",
-        });
+        await recordEnd((await this.person(params.visitorId)).object, ended, at, clock);
         return true;
       });
       return { ended, step: at, sent };
@@ -108,25 +103,37 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
     let index = 0;
     let stepId = "(start)";
     while (true) {
-      // The rules as they stand now: an edited journey goes on with its new steps, by name.
+      // The rules as they stand now: an edited journey goes on with its new steps, by name. A check
+      // that ends the entry (an exit, or no step left) records the end itself: one step, not two,
+      // since recording it again on a retry changes nothing.
       const check = await step.do(`check ${index} ${stepId}`, STORE_RETRIES, async () => {
         const rules = await this.rules();
         const journey = rules?.journeys.byId[params.journey];
         const now = Math.max(Date.now(), clock);
-        if (!rules || !journey)
-          return { now, exit: "journey removed from the rules" as string | null, steps: 0 };
         const visitor = await this.person(params.visitorId);
-        const facts = await visitor.object.journeyFacts(instance);
-        const traits = (await readTraits(this.env, visitor.id))?.traits ?? {};
-        const exit = exitReason(facts, journey, rules, now, traits);
-        const next = journey.steps[index];
-        if (!exit && next)
-          await visitor.object.journeyProgress(instance, { step: next.id, what: "at step", now });
-        return { now, exit, steps: journey.steps.length };
+        let exit: string | null = "journey removed from the rules";
+        let steps = 0;
+        if (rules && journey) {
+          const facts = await visitor.object.journeyFacts(instance);
+          const traits = (await readTraits(this.env, visitor.id))?.traits ?? {};
+          exit = exitReason(facts, journey, rules, now, traits);
+          steps = journey.steps.length;
+          const next = journey.steps[index];
+          if (!exit && next) {
+            await visitor.object.journeyProgress(instance, { step: next.id, what: "at step", now });
+            return { now, exit, steps };
+          }
+        }
+        await recordEnd(visitor.object, exit ?? "completed", stepId, now);
+        return { now, exit, steps, endRecorded: true };
       });
       clock = check.now;
-      if (check.exit) return end(check.exit, stepId);
-      if (index >= check.steps) return end("completed", stepId);
+      if (check.exit || index >= check.steps) {
+        const ended = check.exit ?? "completed";
+        // A check stored by an earlier version of this code (an instance older than it) left the end to its own step.
+        if (!("endRecorded" in check)) return end(ended, stepId);
+        return { ended, step: stepId, sent };
+      }
       const current = (await this.journey(params.journey))?.steps[index];
       if (!current) return end("completed", stepId);
       stepId = current.id;
@@ -219,8 +226,9 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
 
   /**
    * A message: planned (channel order, the person's hour in their zone, quiet hours), waited for,
-   * checked again, reserved once by the visitor's object, decided by the same engine and rules as a
-   * page, then enqueued for delivery. Each part is its own step, so a retry repeats only itself.
+   * checked again, then reserved once by the visitor's object, decided by the same engine and rules
+   * as a page, and enqueued for delivery. The plan and the delivery are steps of their own (a wait
+   * may stand between them), so a retry repeats only its own part.
    */
   private async send(
     current: Extract<CompiledStep, { kind: "send" }>,
@@ -255,10 +263,14 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
       if (recheck) return { index, clock, end: recheck };
     }
     const key = `${instance}.${current.id}`;
-    const reservation = await step.do(`reserve ${name}`, STORE_RETRIES, async () => {
-      const rules = await this.rules();
-      const messaging = rules?.journeys.messaging;
-      return (await this.person(params.visitorId)).object.reserveSend({
+    // Reserved and enqueued in one step: the reservation is idempotent by key, so a retry of this
+    // step finds it ("already", the same channel) and enqueues the same message again, which the
+    // consumer and the destination dedupe by that key, as they would a retried enqueue on its own.
+    // Refused (cap, consent): not sent, and the journey goes on (the admin API says why).
+    const enqueued = await step.do(`deliver ${name}`, STORE_RETRIES, async () => {
+      const messaging = (await this.rules())?.journeys.messaging;
+      const visitor = await this.person(params.visitorId);
+      const reservation = await visitor.object.reserveSend({
         key,
         instance,
         journey: params.journey,
@@ -268,34 +280,18 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
         capMax: messaging?.capMax ?? 2,
         capPerMs: messaging?.capPerMs ?? 86400e3,
       });
-    });
-    // Refused (cap, consent): this message is not sent, and the journey goes on (the admin API says why).
-    if (reservation.status === "refused" || reservation.channel === null) return { index: index + 1, clock };
-    const channel = reservation.channel;
-    const enqueued = await step.do(`deliver ${name}`, STORE_RETRIES, async () => {
-      const visitor = await this.person(params.visitorId);
+      if (reservation.status === "refused" || reservation.channel === null) return null;
+      const channel = reservation.channel;
       const made = await this.message(visitor.id, params, instance, current, channel, key, clock);
       if (!made) return null;
       await this.env.DELIVERY.send(made.message, { contentType: "json" });
-      return {
-        channel,
-        sendAt: made.message.sendAt,
-        person: visitor.id,
-        sent: made.sent,
-        shown: made.shown,
-      };
+      // Handed to delivery: recorded by the person's object (their export, the warehouse's line). A
+      // failure here retries the step, which enqueues the same message again (deduped by its key,
+      // as above) and records it once.
+      await this.recordMessage(visitor.id, made.sent, made.shown);
+      return { channel, sendAt: made.message.sendAt };
     });
-    if (!enqueued) return { index: index + 1, clock };
-    run.sent.push({ step: current.id, channel: enqueued.channel, sendAt: enqueued.sendAt });
-    // Handed to delivery: recorded by the person's object (their export, the warehouse's line) in a
-    // step of its own, so a failure here retries the record, never the send. (An instance that
-    // enqueued before this record existed replays a result without it: nothing to record.)
-    const { person, sent, shown } = enqueued as Partial<typeof enqueued>;
-    if (person && sent && shown)
-      await step.do(`record ${name}`, STORE_RETRIES, async () => {
-        await this.recordMessage(person, sent, shown);
-        return true;
-      });
+    if (enqueued) run.sent.push({ step: current.id, ...enqueued });
     return { index: index + 1, clock };
   }
 
