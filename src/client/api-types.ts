@@ -419,6 +419,44 @@ export type ProfileExport = {
         }
       | undefined;
   }>;
+  /** Each journey entry: its step and status, its messages (what was sent, delivered when) and its log. */
+  journeys: Array<{
+    readonly instance: string;
+    readonly journey: string;
+    readonly enteredAt: number;
+    readonly status: "ended" | "running" | "cancelled";
+    readonly step: string;
+    readonly reason: string;
+    readonly updatedAt: number;
+    readonly messages: ReadonlyArray<{
+      readonly key: string;
+      readonly step: string;
+      readonly at: number;
+      readonly channel: string | null;
+      readonly outcome: "refused" | "reserved" | "delivered";
+      readonly reason: string;
+      /** Handed to delivery: what was sent and what became of it; null when it never was (refused). */
+      readonly sent: {
+        readonly placement: string;
+        readonly experience: string | null;
+        readonly experiment: string | null;
+        readonly variant: string | null;
+        readonly rulesVersion: string | null;
+        readonly dryRun: boolean;
+        /** Null when only the delivery outcome was recorded (the step's own record did not arrive). */
+        readonly sentAt: number | null;
+        readonly delivery: "delivered" | "dead_lettered" | null;
+        readonly deliveryAt: number | null;
+        readonly deliveryReason: string | null;
+      } | null;
+    }>;
+    readonly log: ReadonlyArray<{
+      readonly step: string;
+      readonly at: number;
+      readonly what: string;
+      readonly detail: string;
+    }>;
+  }>;
 };
 
 /** src/http/profiles.ts: erased, with how many linked ids went with the person. */

@@ -23,7 +23,7 @@ import {
 import { activeRules } from "../state/rules-loader.ts";
 import { traitsWritten } from "../state/traits-written.ts";
 import { canonicalForUser } from "../state/visitor-id.ts";
-import { type VisitorDump, visitorObject } from "../state/visitor-object.ts";
+import { type JourneyRecord, type VisitorDump, visitorObject } from "../state/visitor-object.ts";
 import type { AppContext, AppEnv } from "./app-env.ts";
 import { jsonError } from "./errors.ts";
 import { documentRoute } from "./openapi.ts";
@@ -85,6 +85,11 @@ export async function importId(raw: string): Promise<string | null> {
  */
 function exportOf(env: Env, id: string): Promise<VisitorDump | null> {
   return visitorObject(env, id).exportAll();
+}
+
+/** The person's journeys as their object holds them (typed by the object's signature, as above). */
+function journeysOf(env: Env, id: string): Promise<JourneyRecord[]> {
+  return visitorObject(env, id).journeyRecords();
 }
 
 /**
@@ -246,10 +251,12 @@ async function exportProfile(c: AppContext): Promise<Response> {
   // hurry), then the experiments' rows under another; a part whose store fails is left out and
   // the failure named in `failOpen` and the fail-open header.
   const reads = deadlineIn(storeDeadlineMs(c.env, "write"));
-  const [profileRead, dumpRead, aliasesRead] = await Promise.all([
+  const [profileRead, dumpRead, aliasesRead, journeysRead] = await Promise.all([
     storeRead(c, "kv", () => readProfile(c.env, id), reads),
     storeRead(c, "do", () => exportOf(c.env, id), reads),
     storeRead(c, "kv", () => readAliases(c.env, id), reads),
+    // Journey entries, the messages sent and what became of them: held by the same object.
+    storeRead(c, "do", () => journeysOf(c.env, id), reads),
   ]);
   const failOpen = new Set<StoreFailure>();
   const part = <T>(read: { ok: true; value: T } | { ok: false; failure: StoreFailure }): T | null => {
@@ -260,6 +267,7 @@ async function exportProfile(c: AppContext): Promise<Response> {
   const profile = part(profileRead);
   const dump = part(dumpRead);
   const aliases = part(aliasesRead);
+  const journeys = part(journeysRead) ?? [];
   reads.cancel();
   const rows = deadlineIn(storeDeadlineMs(c.env, "write"));
   const ids = [id, ...(aliases ?? [])];
@@ -277,7 +285,7 @@ async function exportProfile(c: AppContext): Promise<Response> {
     )
   ).flat();
   rows.cancel();
-  if (!profile && !dump && experiments.length === 0) {
+  if (!profile && !dump && experiments.length === 0 && journeys.length === 0) {
     // Nothing found where a store failed is not "nothing held": it is "could not look".
     if (failOpen.size)
       return storeUnavailable([...failOpen].some((f) => f.endsWith("timeout")) ? "timeout" : "error", "read");
@@ -292,6 +300,7 @@ async function exportProfile(c: AppContext): Promise<Response> {
     deadLetters: dump?.deadLetters ?? [],
     mergedFrom: dump?.mergedFrom ?? [],
     experiments,
+    journeys,
     ...(failOpen.size ? { failOpen: [...failOpen] } : {}),
   });
   const { config } = readConfig(c.env);
@@ -390,7 +399,7 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     tag: "privacy",
     admin: true,
     summary:
-      "Export everything held on a person (traits, state, aliases, dead letters, experiment exposures)",
+      "Export everything held on a person (traits, state, aliases, dead letters, experiment exposures, journeys and the messages sent)",
     responses: {
       200: {
         description:

@@ -2,7 +2,8 @@ import { type Config, readConfig } from "../platform/config.ts";
 import { signValue } from "../platform/crypto.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
-import { visitorObject } from "../state/visitor-object.ts";
+import { recordDroppedWrite } from "../state/stored-value.ts";
+import { type DeliveryReport, visitorObject } from "../state/visitor-object.ts";
 import { type DeliveryDeadLetter, type DeliveryMessage, DeliveryMessageSchema } from "./message.ts";
 
 /**
@@ -83,6 +84,41 @@ async function post(env: Env, config: Config, message: DeliveryMessage): Promise
   }
 }
 
+/** The consumer's report of a message's outcome to the person's object (which exports it once). */
+function report(
+  message: DeliveryMessage,
+  outcome: DeliveryReport["outcome"],
+  reason: string | null,
+): DeliveryReport {
+  return {
+    key: message.key,
+    instance: message.instance,
+    journey: message.journey,
+    step: message.step,
+    channel: message.channel,
+    placement: message.placement,
+    experience: message.decision.experience,
+    variant: message.decision.variant,
+    rulesVersion: message.rulesVersion,
+    dryRun: message.dryRun,
+    outcome,
+    reason,
+    at: Date.now(),
+  };
+}
+
+/**
+ * A dead letter's outcome told to the person's object. Best effort: the dead letter is kept already,
+ * and a throw here would retry a message that is final; a failure is logged and counted.
+ */
+async function reportDeadLetter(env: Env, message: DeliveryMessage, reason: string): Promise<void> {
+  try {
+    await visitorObject(env, message.visitorId).deliveryOutcome(report(message, "dead_lettered", reason));
+  } catch (err) {
+    recordDroppedWrite("delivery_outcome_not_recorded", err);
+  }
+}
+
 export async function keepDeadLetter(env: Env, letter: DeliveryDeadLetter, key: string): Promise<void> {
   await env.DEAD_LETTERS.put(
     `delivery:${String(letter.at).padStart(15, "0")}:${key}`,
@@ -151,7 +187,8 @@ export async function deliverBatch(batch: MessageBatch<unknown>, env: Env): Prom
     }
     const attempt = await post(env, config, body);
     if (attempt.ok) {
-      await visitor.markDelivered(body.key);
+      // Recorded as delivered (so never posted again) and its outcome exported, in one call.
+      await visitor.deliveryOutcome(report(body, "delivered", null));
       message.ack();
       continue;
     }
@@ -162,6 +199,7 @@ export async function deliverBatch(batch: MessageBatch<unknown>, env: Env): Prom
         body.key,
       );
       log("warn", "journey_message_dead", { channel: body.channel, reason: attempt.reason });
+      await reportDeadLetter(env, body, attempt.reason);
       message.ack();
       continue;
     }
@@ -173,16 +211,13 @@ export async function deliverBatch(batch: MessageBatch<unknown>, env: Env): Prom
 export async function keepDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   for (const message of batch.messages) {
     const parsed = DeliveryMessageSchema.safeParse(message.body);
+    const reason = "the delivery queue gave up after its retries (the consumer failed on each)";
     await keepDeadLetter(
       env,
-      {
-        at: Date.now(),
-        reason: "the delivery queue gave up after its retries (the consumer failed on each)",
-        attempts: message.attempts,
-        message: message.body,
-      },
+      { at: Date.now(), reason, attempts: message.attempts, message: message.body },
       parsed.success ? parsed.data.key : message.id,
     );
+    if (parsed.success) await reportDeadLetter(env, parsed.data, reason);
     message.ack();
   }
 }

@@ -1,8 +1,10 @@
 import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cloudflare:workers";
-import { decide } from "../core/decide.ts";
+import { type DecisionResult, decide } from "../core/decide.ts";
 import { channelOrder, nextHourAt, quietUntil } from "../core/journey-time.ts";
 import type { Millis, RequestContext } from "../core/model.ts";
 import { utcOffsetMinutes } from "../core/time-zone.ts";
+import { countExposures } from "../measure/experiment-object.ts";
+import { readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
 import type { CompiledJourney, CompiledRules, CompiledStep } from "../rules/index.ts";
 import { journeyScope } from "../rules/journey-triggers.ts";
@@ -12,6 +14,7 @@ import { activeRules } from "../state/rules-loader.ts";
 import {
   type JourneyFacts,
   type JourneyParams,
+  type SentMessage,
   type VisitorObject,
   visitorObject,
 } from "../state/visitor-object.ts";
@@ -279,13 +282,43 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
       });
       if (reservation.status === "refused" || reservation.channel === null) return null;
       const channel = reservation.channel;
-      const message = await this.message(visitor.id, params, instance, current, channel, key, clock);
-      if (!message) return null;
-      await this.env.DELIVERY.send(message, { contentType: "json" });
-      return { channel, sendAt: message.sendAt };
+      const made = await this.message(visitor.id, params, instance, current, channel, key, clock);
+      if (!made) return null;
+      await this.env.DELIVERY.send(made.message, { contentType: "json" });
+      // Handed to delivery: recorded by the person's object (their export, the warehouse's line). A
+      // failure here retries the step, which enqueues the same message again (deduped by its key,
+      // as above) and records it once.
+      await this.recordMessage(visitor.id, made.sent, made.shown);
+      return { channel, sendAt: made.message.sendAt };
     });
     if (enqueued) run.sent.push({ step: current.id, ...enqueued });
     return { index: index + 1, clock };
+  }
+
+  /**
+   * A message handed to delivery, kept by the person's object (which exports it once, if the privacy
+   * gate lets them be measured). Unless a dry run (the person sees nothing), its decision is kept like
+   * a page's: an experiment it newly assigned stays the person's arm, and counts them once in that
+   * experiment, whatever the channel. Idempotent: a retried record adds nothing.
+   */
+  private async recordMessage(
+    visitorId: string,
+    sent: SentMessage,
+    shown: Pick<DecisionResult, "exposures" | "assignments" | "replacedAssignments">,
+  ): Promise<void> {
+    const visitor = visitorObject(this.env, visitorId);
+    await visitor.messageSent(sent);
+    if (sent.dryRun || Object.keys(shown.assignments).length === 0) return;
+    const counted = await visitor.recordDecision({
+      now: sent.sentAt,
+      visitorId,
+      // Not the exposures: a message does not count toward an experience's frequency cap (as before).
+      exposures: [],
+      assignments: shown.assignments,
+      replacing: shown.replacedAssignments,
+      consentMode: readConfig(this.env).config.CONSENT_MODE,
+    });
+    if (counted) await countExposures(this.env, visitorId, shown.exposures, shown.assignments, sent.sentAt);
   }
 
   /**
@@ -329,7 +362,11 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
     channel: string,
     key: string,
     sendAt: Millis,
-  ): Promise<DeliveryMessage | null> {
+  ): Promise<{
+    message: DeliveryMessage;
+    sent: SentMessage;
+    shown: Pick<DecisionResult, "exposures" | "assignments" | "replacedAssignments">;
+  } | null> {
     const rules = await this.rules();
     const target = current.via.find((via) => via.channel === channel);
     if (!rules || !target) return null;
@@ -347,7 +384,7 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
     });
     const decision = result.decisions[0];
     if (!decision) return null;
-    return {
+    const message: DeliveryMessage = {
       key,
       visitorId,
       journey: params.journey,
@@ -360,6 +397,29 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
       dryRun: rules.journeys.messaging.dryRun || (journey?.dryRun ?? false),
       decision: { experience: decision.experience, variant: decision.variant, reason: decision.reason },
       content: { html: decision.html, json: decision.json ?? null },
+    };
+    const arm = result.exposures.find((shown) => shown.placement === target.placement);
+    return {
+      message,
+      sent: {
+        key,
+        journey: message.journey,
+        instance,
+        step: message.step,
+        channel: message.channel,
+        placement: message.placement,
+        experience: decision.experience,
+        experiment: arm?.experiment ?? null,
+        variant: decision.variant,
+        rulesVersion: message.rulesVersion,
+        dryRun: message.dryRun,
+        sentAt: sendAt,
+      },
+      shown: {
+        exposures: result.exposures,
+        assignments: result.assignments,
+        replacedAssignments: result.replacedAssignments,
+      },
     };
   }
 }

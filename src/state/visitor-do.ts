@@ -24,7 +24,22 @@ import {
   type SeqRange,
   sendOutbox,
 } from "./export-outbox.ts";
-import { type ExportRecord, eventRecord, shownRecords } from "./export-record.ts";
+import {
+  deliveryRecord,
+  type ExportRecord,
+  eventRecord,
+  messageRecord,
+  shownRecords,
+} from "./export-record.ts";
+import {
+  createMessageTable,
+  deleteMessages,
+  foldMessages,
+  journeyRecords,
+  messageRows,
+  recordOutcome,
+  recordSent,
+} from "./journey-messages.ts";
 import {
   addLog,
   allEntries,
@@ -54,17 +69,20 @@ import {
   type BackfillOptions,
   type BackfillResult,
   type DecisionRecord,
+  type DeliveryReport,
   type FirstPageRecord,
   type Forwarding,
   type IngestOptions,
   type IngestResult,
   type JourneyFacts,
   type JourneyParams,
+  type JourneyRecord,
   type JourneyView,
   type MergeResult,
   type SendRefusal,
   type SendRequest,
   type SendReservation,
+  type SentMessage,
   type SnapshotOptions,
   type TokenSpend,
   type VisitorDump,
@@ -164,6 +182,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     void ctx.blockConcurrencyWhile(async () => {
       createTables(this.sql);
       createJourneyTables(this.sql);
+      createMessageTable(this.sql);
       this.load();
     });
   }
@@ -586,6 +605,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     deleteBehaviour(this.sql);
     // Journeys read behaviour: their entries go too, and each instance ends at its next step.
     deleteJourneys(this.sql);
+    deleteMessages(this.sql);
     // The traits kept for them too (the profile in KV is the CRM's, and stays).
     deleteMeta(this.sql, "journeyTraits");
     this.held.traits = emptyHeld().traits;
@@ -625,7 +645,11 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     let result: MergeResult;
     // The journeys go with the history: their entries, messages and logs are the person's now.
     const handing = visitorObject(this.env, target).mergeFrom(
-      { ...dumpOf(this.sql, this.held, now - this.seenRetentionMs), journeys: journeyRows(this.sql) },
+      {
+        ...dumpOf(this.sql, this.held, now - this.seenRetentionMs),
+        journeys: journeyRows(this.sql),
+        journeyMessages: messageRows(this.sql),
+      },
       mergeId,
       { now, visitorId: target },
     );
@@ -650,6 +674,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.stateDirty = false;
     keepOnlyAddress(this.sql, this.held, result.experiments ?? [], Date.now());
     deleteJourneys(this.sql);
+    deleteMessages(this.sql);
     // The outbox stays: its lines were acknowledged under this id and still go out.
     await this.ctx.storage.setAlarm(this.soonerForOutbox(this.held.mergedAt + IDLE_DELETE_MS, Date.now()));
     this.alarmChecked = true;
@@ -701,6 +726,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const duplicates = source.journeys
       ? foldJourneys(this.sql, source.journeys, source.visitorId || mergeId, options.now)
       : [];
+    if (source.journeyMessages) foldMessages(this.sql, source.journeyMessages);
     if (duplicates.length) this.ctx.waitUntil(this.stopInstances(duplicates));
     this.persistAfterApply(options.now);
     return { merged: true, events, experiments: Object.keys(source.state.assignments) };
@@ -774,6 +800,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       this.alarmChecked = false;
       createTables(this.sql);
       createJourneyTables(this.sql);
+      createMessageTable(this.sql);
       return;
     }
     dropExpired(this.sql, now);
@@ -1137,10 +1164,74 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     return readSend(this.sql, key)?.outcome === "delivered";
   }
 
+  /** Kept for a delivery consumer of the previous version (a gradual deploy); today's calls deliveryOutcome. */
   async markDelivered(key: string, via?: Forwarding): Promise<void> {
     const owner = await this.journeyOwner(via);
     if (owner) return owner.markDelivered(key, { forwarded: true });
     if (!this.held.erased) markDelivered(this.sql, key);
+  }
+
+  /**
+   * A send step handed its message to delivery. Kept while the person's behaviour may be (the profile
+   * export shows it), and exported once, when the privacy gate lets them be measured: the line and
+   * the row commit together through the outbox, like an event's. A visitor merged into a person
+   * answers from the person's object, where the entry now is.
+   */
+  async messageSent(message: SentMessage, via?: Forwarding): Promise<void> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.messageSent(message, { forwarded: true });
+    const privacy = this.journeyPrivacy();
+    if (!privacy.keep) return;
+    let queued: SeqRange | null = null;
+    this.ctx.storage.transactionSync(() => {
+      if (!recordSent(this.sql, message, message.sentAt) || !privacy.measure) return;
+      queued = enqueueExport(this.sql, [messageRecord(this.exportId(), message, message.sentAt)], Date.now());
+    });
+    this.sendSoon(queued);
+  }
+
+  /** The delivery consumer's report: the reservation marked delivered, the outcome kept and exported once. */
+  async deliveryOutcome(report: DeliveryReport, via?: Forwarding): Promise<void> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.deliveryOutcome(report, { forwarded: true });
+    if (this.held.erased) return;
+    const privacy = this.journeyPrivacy();
+    let queued: SeqRange | null = null;
+    this.ctx.storage.transactionSync(() => {
+      if (report.outcome === "delivered") markDelivered(this.sql, report.key);
+      if (!privacy.keep || !recordOutcome(this.sql, report) || !privacy.measure) return;
+      queued = enqueueExport(
+        this.sql,
+        [
+          deliveryRecord(
+            this.exportId(),
+            {
+              key: report.key,
+              journey: report.journey,
+              channel: report.channel,
+              outcome: report.outcome,
+              reason: report.reason,
+              dryRun: report.dryRun,
+            },
+            report.at,
+          ),
+        ],
+        Date.now(),
+      );
+    });
+    this.sendSoon(queued);
+  }
+
+  /** The gate for what journeys leave behind: off any request, with the consent held and the deployment's mode. */
+  private journeyPrivacy(): PrivacyVerdict {
+    return this.privacy({ consentMode: readConfig(this.env).config.CONSENT_MODE });
+  }
+
+  async journeyRecords(via?: Forwarding): Promise<JourneyRecord[]> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.journeyRecords({ forwarded: true });
+    if (this.held.erased) return [];
+    return journeyRecords(this.sql);
   }
 
   async journeys(via?: Forwarding): Promise<JourneyView[]> {

@@ -3,6 +3,8 @@ import type { ConsentMode } from "../core/consent.ts";
 import type { GoalEvent } from "../core/goals.ts";
 import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
 import type { Env } from "../platform/env.ts";
+import type { MessageFacts } from "./export-record.ts";
+import type { DeliveryReport, JourneyRecord, MessageRows } from "./journey-messages.ts";
 import type { JourneyRows } from "./journey-store.ts";
 
 /**
@@ -142,6 +144,8 @@ export interface VisitorDump {
   readonly seen?: ReadonlyArray<readonly [string, Millis]>;
   /** A merge only: the visitor's journeys (entries, messages, logs), which go on as the person's. */
   readonly journeys?: JourneyRows;
+  /** A merge only: what the visitor's journeys sent and what became of it (goes with `journeys`). */
+  readonly journeyMessages?: MessageRows;
 }
 
 export interface MergeResult {
@@ -212,6 +216,12 @@ export interface VisitorObject {
   delivered(key: string, via?: Forwarding): Promise<boolean>;
   markDelivered(key: string, via?: Forwarding): Promise<void>;
   journeys(via?: Forwarding): Promise<JourneyView[]>;
+  /** A send step handed its message to delivery: kept for the profile export, exported once. */
+  messageSent(message: SentMessage, via?: Forwarding): Promise<void>;
+  /** The delivery consumer: the message was delivered, or kept as a dead letter; exported once. */
+  deliveryOutcome(report: DeliveryReport, via?: Forwarding): Promise<void>;
+  /** Everything held of the person's journeys, with what each message sent (the profile export). */
+  journeyRecords(via?: Forwarding): Promise<JourneyRecord[]>;
   cancelJourney(instance: string, now: Millis, via?: Forwarding): Promise<boolean>;
   /**
    * A trait write (identify, a profile PUT or import, a journey's setTrait): the traits the journey
@@ -312,4 +322,12 @@ export interface JourneyView {
 export function visitorObject(env: Pick<Env, "VISITOR">, visitorId: string): VisitorObject {
   // The stub has exactly these methods (VisitorDO's public surface); only its derived type is lost.
   return env.VISITOR.get(env.VISITOR.idFromName(visitorId)) as unknown as VisitorObject;
+}
+
+export type { DeliveryReport, JourneyRecord } from "./journey-messages.ts";
+
+/** A journey's message as its send step handed it to delivery (the decision that made it included). */
+export interface SentMessage extends MessageFacts {
+  /** When the journey sent it, on its own clock (the person's hour, after quiet hours). */
+  readonly sentAt: Millis;
 }

@@ -11,7 +11,6 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { gunzipLines } from "../../src/export/files.ts";
 import { handle } from "../../src/http/app.ts";
 import {
   dropExpired,
@@ -25,6 +24,7 @@ import { type ExportRecord, ExportRecordSchema, eventRecord } from "../../src/st
 import { droppedWriteCount } from "../../src/state/stored-value.ts";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
 import { canonicalForUser } from "../../src/state/visitor-id.ts";
+import { exportedWhen, hasId } from "./export-lines.ts";
 import {
   ADMIN,
   BROWSER_UA,
@@ -36,36 +36,6 @@ import {
   sendEvents,
   visit,
 } from "./helpers.ts";
-
-/** Every line of every export file, each parsed with the schema that wrote it. */
-async function allLines(): Promise<ExportRecord[]> {
-  const records: ExportRecord[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await env.EXPORT_BUCKET.list({ cursor });
-    for (const object of page.objects) {
-      const body = await env.EXPORT_BUCKET.get(object.key);
-      for (const line of await gunzipLines(await body!.arrayBuffer()))
-        records.push(ExportRecordSchema.parse(JSON.parse(line)));
-    }
-    cursor = page.truncated ? page.cursor : undefined;
-  } while (cursor);
-  return records;
-}
-
-/** The exported lines once `ready` holds of them (the queue delivers in its own time). */
-function exportedWhen(ready: (lines: ExportRecord[]) => boolean): Promise<ExportRecord[]> {
-  return vi.waitFor(
-    async () => {
-      const lines = await allLines();
-      if (!ready(lines)) throw new Error("not exported yet");
-      return lines;
-    },
-    { timeout: 15_000, interval: 100 },
-  );
-}
-
-const hasId = (id: string) => (lines: ExportRecord[]) => lines.some((line) => line.id === id);
 
 function post(path: string, body: unknown, headers: Record<string, string> = {}) {
   return visit(`/_ns${path}`, {
