@@ -14,7 +14,7 @@
  *     some native memory per object it ever created (docs in the README's speed section): the
  *     process figure grows with the number of objects and is reported, not checked.
  * Durable Object storage goes to a tmpfs (/dev/shm) when there is one: what is measured is memory,
- * and on a disk each new object's SQLite file creation made the run take hours.
+ * and on a disk creating each new object's SQLite file is what the run waited on.
  *
  * Run: `npm run bench -- soak` (or `node bench/soak.bench.ts`).
  */
