@@ -43,6 +43,8 @@ export default defineConfig({
                 // answers at all answers in time. The tests of deadlines set their own (store-faults,
                 // rules-lifecycle, rate-limits...); production keeps wrangler.toml's 50 ms.
                 STORE_DEADLINE_MS: "2000",
+                // The journeys load test's crowd: 150 in `npm test`, 1,000 in `npm run test:load`.
+                LOAD_TEST_PEOPLE: process.env.LOAD_TEST_PEOPLE ?? "150",
                 WEBHOOK_SMS: "https://destination.test/outbox/sms",
                 WEBHOOK_PUSH: "https://destination.test/outbox/push",
                 WEBHOOK_EMAIL: "https://destination.test/outbox/email",

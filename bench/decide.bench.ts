@@ -1,139 +1,114 @@
 /**
- * decide() at scale: the demo rules' shapes scaled to 20, 200 and 2,000 experiences over 20
- * placements, against a visitor with a 500-event history, as a page asks (no segment list), as the
- * API asks (the visitor's segments listed) and with explanation. Plain Node, one core; budget p99 ≤
- * 100 µs at 200 (docs: DESIGN.md).
- * The audience workload alone and the json-rules-engine reference are in bench/rules.bench.ts,
- * which reuses the scaled document and history below.
+ * decide() at scale, against the hand-written reference (bench/reference-decider.ts), on the shared
+ * workload (bench/decide-workload.ts): 20 placements, 20 / 200 / 2,000 experiences, 10 segments, 8
+ * decayed intent dimensions, 100 visitors with 500-event histories and varied traits and contexts,
+ * so 2,000 winners per rule count. Each visitor is decided from the stored snapshot, as a page asks
+ * (no segment list), as the API asks (segments listed) and with an explanation (which lists them).
+ *
+ * First the engine and the reference must agree on every winner, its rendered fragment and every
+ * visitor's segments (the run stops loudly if not); then both are timed interleaved, call by call
+ * (which goes first alternates), on one core: p50 and p99 per decision and their ratios. The
+ * explanation is compared with the reference listing segments (the reference explains nothing).
+ * Budgets (issue 17): decide ≤ 0.5× the reference (p99 ≤ 80 µs at 200 on the 2-core machine),
+ * with explanation ≤ 1×.
  *
  * Run: `npm run bench -- decide` or `node bench/decide.bench.ts`.
  */
-import { decide } from "../src/core/decide.ts";
-import type { RequestContext, VisitorEvent } from "../src/core/model.ts";
-import { applyEvent, emptyState } from "../src/core/visitor-state.ts";
+import { type DecisionInput, type DecisionResult, decide } from "../src/core/decide.ts";
 import { compileRules, hashRules, parseRules } from "../src/rules/index.ts";
+import { type BenchVisitor, benchVisitors, NOW, scaledDoc } from "./decide-workload.ts";
+import { type ReferenceResult, referenceDecider } from "./reference-decider.ts";
 
-export const NOW = Date.parse("2026-11-22T12:00:00Z");
-const TYPES = ["page_view", "product_view", "add_to_cart", "search", "email_open", "purchase"];
-const CATEGORIES = ["running", "hiking", "trail", "camp"];
-
-export function scaledDoc(experienceCount = 200) {
-  const placements: Record<string, unknown> = {};
-  for (let p = 0; p < 20; p++) placements[`slot-${p}`] = { selector: `#slot-${p}`, pages: ["*"] };
-  const experiences = [];
-  for (let i = 0; i < experienceCount; i++) {
-    const cat = CATEGORIES[i % 4]!;
-    const audiences = [
-      {
-        all: [
-          { op: "eq", path: "traits.tier", value: i % 3 === 0 ? "gold" : "silver" },
-          { intent: { dimension: cat, above: i % 7 } },
-        ],
-      },
-      {
-        countWithin: { event: TYPES[i % TYPES.length]!, window: `${1 + (i % 14)}d` },
-        op: "gte",
-        value: 3 + (i % 20),
-      },
-      { silence: { after: "add_to_cart", without: ["purchase"], for: `${5 + i}m` } },
-      {
-        any: [
-          { op: "in", path: "context.query.utm_campaign", value: [`c${i}`, `c${i + 1}`] },
-          { op: "gte", path: "traits.lifetimeValue", value: 100 * i },
-        ],
-      },
-      { segment: `seg-${i % 10}` },
-    ];
-    experiences.push({
-      id: `x-${i}`,
-      placement: `slot-${i % 20}`,
-      priority: 200 - i,
-      audience: audiences[i % audiences.length],
-      caps: i % 4 === 0 ? [{ max: 3, per: "1d" }] : [],
-      content: {
-        html: `<div class="x${i}">Hello {{ traits.firstName | default: "there" }}, offer ${i}</div>`,
-      },
-    });
-  }
-  const segments: Record<string, unknown> = {};
-  for (let s = 0; s < 10; s++) {
-    segments[`seg-${s}`] = {
-      condition: {
-        all: [
-          {
-            countWithin: {
-              event: "product_view",
-              window: "7d",
-              where: { path: "event.props.category", op: "eq", value: CATEGORIES[s % 4] },
-            },
-            op: "gte",
-            value: s,
-          },
-          { op: "exists", path: "traits.firstName" },
-        ],
-      },
-    };
-  }
-  const dimensions = Object.fromEntries(CATEGORIES.map((c) => [c, { halfLife: "7d", cap: 100 }]));
-  const signals = CATEGORIES.map((c) => ({
-    id: `sig-${c}`,
-    event: "product_view",
-    when: { op: "eq", path: "event.props.category", value: c },
-    add: { [c]: 2 },
-  }));
-  return { version: "bench", dimensions, signals, segments, placements, experiences };
-}
-
-export function history(rules: Parameters<typeof applyEvent>[2]) {
-  const s = emptyState("bench-visitor");
-  for (let i = 0; i < 500; i++) {
-    const e: VisitorEvent = {
-      id: `e${i}`,
-      type: TYPES[i % TYPES.length]!,
-      ts: NOW - (500 - i) * 40 * 60e3,
-      channel: "web",
-      props: { category: CATEGORIES[i % 4], path: `/p/${i}`, tags: [CATEGORIES[i % 4]!, "x"] },
-    };
-    applyEvent(s, e, rules);
-  }
-  return s;
-}
-
-export const benchContext: RequestContext = {
-  channel: "web",
-  url: "https://shop.example/running?utm_campaign=c7",
-  path: "/running",
-  query: { utm_campaign: "c7" },
-  referrer: null,
-  geo: { country: "FR", region: null, city: null, timezone: "Europe/Paris" },
-  device: "desktop",
-  locale: "fr-FR",
-  userAgent: null,
-  custom: {},
-};
+export { benchContext, history, NOW, scaledDoc } from "./decide-workload.ts";
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
-/** p50 and p99 in µs of `rounds` calls after a warm-up, and calls per second on one core. */
-function measure(call: () => unknown, rounds: number): { p50: number; p99: number; perSecond: number } {
-  for (let i = 0; i < Math.min(3000, rounds); i++) call();
-  const samples: number[] = [];
-  const t0 = performance.now();
-  for (let i = 0; i < rounds; i++) {
-    const s = performance.now();
-    call();
-    samples.push((performance.now() - s) * 1000);
+interface Timing {
+  readonly p50: number;
+  readonly p99: number;
+}
+
+/**
+ * Both deciders over every visitor, `rounds` times, call by call (which goes first alternates),
+ * after a warm-up; each call's time in µs.
+ */
+function interleaved(
+  ours: (visitor: number) => unknown,
+  theirs: (visitor: number) => unknown,
+  visitors: number,
+  rounds: number,
+): { ours: Timing; theirs: Timing } {
+  for (let r = 0; r < Math.max(3, rounds / 5); r++)
+    for (let v = 0; v < visitors; v++) {
+      ours(v);
+      theirs(v);
+    }
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    for (let v = 0; v < visitors; v++) {
+      if ((r + v) % 2 === 0) {
+        let t = performance.now();
+        ours(v);
+        a.push((performance.now() - t) * 1000);
+        t = performance.now();
+        theirs(v);
+        b.push((performance.now() - t) * 1000);
+      } else {
+        let t = performance.now();
+        theirs(v);
+        b.push((performance.now() - t) * 1000);
+        t = performance.now();
+        ours(v);
+        a.push((performance.now() - t) * 1000);
+      }
+    }
   }
-  const elapsed = performance.now() - t0;
-  samples.sort((a, b) => a - b);
+  a.sort((x, y) => x - y);
+  b.sort((x, y) => x - y);
   return {
-    p50: percentile(samples, 0.5),
-    p99: percentile(samples, 0.99),
-    perSecond: Math.round(rounds / (elapsed / 1000)),
+    ours: { p50: percentile(a, 0.5), p99: percentile(a, 0.99) },
+    theirs: { p50: percentile(b, 0.5), p99: percentile(b, 0.99) },
   };
 }
+
+/** Where the engine and the reference differ for one visitor (empty: they agree). */
+function disagreements(
+  visitor: BenchVisitor,
+  ours: DecisionResult,
+  theirs: ReferenceResult,
+  segments: boolean,
+): string[] {
+  const found: string[] = [];
+  if (ours.decisions.length !== theirs.decisions.length)
+    found.push(`${ours.decisions.length} decisions vs ${theirs.decisions.length}`);
+  theirs.decisions.forEach((want, p) => {
+    const got = ours.decisions[p];
+    if (got?.placement !== want.placement || got.experience !== want.experience || got.html !== want.html)
+      found.push(
+        `${want.placement}: engine ${got?.experience ?? null} ${JSON.stringify(got?.html)}, reference ${want.experience} ${JSON.stringify(want.html)}`,
+      );
+  });
+  if (segments && ours.segments.join() !== theirs.segments?.join())
+    found.push(`segments: engine [${ours.segments.join()}], reference [${theirs.segments?.join()}]`);
+  if (ours.intent.top !== theirs.intent.top)
+    found.push(`top intent: engine ${ours.intent.top}, reference ${theirs.intent.top}`);
+  return found.map((line) => `${visitor.visitorId} ${line}`);
+}
+
+const MODES = [
+  { label: "as a page asks (no segment list)", options: { segments: false }, listSegments: false },
+  { label: "as the API asks (segments listed)", options: { segments: true }, listSegments: true },
+  {
+    label: "with explanation (vs the reference listing segments)",
+    options: { explain: true },
+    listSegments: true,
+  },
+] as const;
+
+const ratio = (ours: number, theirs: number) => `${(ours / theirs).toFixed(2)}×`;
 
 export async function run(): Promise<string[]> {
   const lines: string[] = [];
@@ -142,28 +117,43 @@ export async function run(): Promise<string[]> {
     const parsed = parseRules(scaledDoc(count));
     if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors.slice(0, 3)));
     const rules = compileRules(parsed.rules, await hashRules(parsed.rules));
-    lines.push(
-      `${count} experiences, 20 placements: validate+hash+compile ${(performance.now() - compileStart).toFixed(1)} ms`,
-    );
-    const state = history(rules);
-    const traits = { firstName: "Ana", tier: "gold", lifetimeValue: 900 };
-    const input = { visitorId: "bench-visitor", now: NOW, traits, state, context: benchContext, consent: {} };
-    const rounds = count >= 2000 ? 4000 : 20_000;
-    const decided = decide(rules, { ...input, segments: false });
-    for (const [label, options] of [
-      ["as a page asks (no segment list)", { segments: false }],
-      ["as the API asks (segments listed)", { segments: true }],
-      ["with explain", { segments: true, explain: true }],
-    ] as const) {
-      const m = measure(() => decide(rules, { ...input, ...options }), rounds);
-      lines.push(
-        `  decide() ${label}: p50 ${m.p50.toFixed(1)} µs, p99 ${m.p99.toFixed(1)} µs, ${m.perSecond} decisions/s on one core`,
-      );
+    const compileMs = performance.now() - compileStart;
+    const visitors = benchVisitors(rules);
+    const reference = referenceDecider(count);
+    const inputs = (options: Partial<DecisionInput>): DecisionInput[] =>
+      visitors.map((v) => ({ ...v, now: NOW, consent: {}, ...options }));
+    let personalized = 0;
+    for (const mode of MODES) {
+      const modeInputs = inputs(mode.options);
+      const wrong = visitors.flatMap((visitor, v) => {
+        const ours = decide(rules, modeInputs[v]!);
+        if (mode.listSegments === false)
+          personalized += ours.decisions.filter((d) => d.experience !== null).length;
+        return disagreements(visitor, ours, reference(visitor, mode.listSegments), mode.listSegments);
+      });
+      if (wrong.length > 0)
+        throw new Error(
+          `${count} rules, ${mode.label}: the engine and the reference disagree (${wrong.length}):\n${wrong.slice(0, 10).join("\n")}`,
+        );
     }
     lines.push(
-      `  ${decided.decisions.filter((d) => d.experience).length}/20 placements personalized (budget at 200: p99 ≤ 100 µs)`,
+      `${count} experiences, 20 placements, ${visitors.length} visitors: validate+hash+compile ${compileMs.toFixed(1)} ms; engine and reference agree on all ${visitors.length * 20} winners (${personalized} personalized) and every visitor's segments`,
     );
+    const rounds = count >= 2000 ? 10 : count >= 200 ? 40 : 80;
+    for (const mode of MODES) {
+      const modeInputs = inputs(mode.options);
+      const m = interleaved(
+        (v) => decide(rules, modeInputs[v]!),
+        (v) => reference(visitors[v]!, mode.listSegments),
+        visitors.length,
+        rounds,
+      );
+      lines.push(
+        `  ${mode.label}: northstar p50 ${m.ours.p50.toFixed(1)} µs, p99 ${m.ours.p99.toFixed(1)} µs; reference p50 ${m.theirs.p50.toFixed(1)} µs, p99 ${m.theirs.p99.toFixed(1)} µs; ratio p50 ${ratio(m.ours.p50, m.theirs.p50)}, p99 ${ratio(m.ours.p99, m.theirs.p99)}`,
+      );
+    }
   }
+  lines.push("budgets (issue 17): ≤ 0.5× the reference (p99 ≤ 80 µs at 200 here), with explanation ≤ 1×");
   return lines;
 }
 

@@ -11,7 +11,7 @@ import { readFile } from "node:fs/promises";
 import { Engine } from "json-rules-engine";
 import type { EvalScope } from "../src/core/scope.ts";
 import { compileRules, hashRules, parseRules } from "../src/rules/index.ts";
-import { benchContext, history, NOW, scaledDoc } from "./decide.bench.ts";
+import { benchContext, history, NOW, scaledDoc } from "./decide-workload.ts";
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

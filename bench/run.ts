@@ -1,6 +1,6 @@
 /**
  * `npm run bench` runs every benchmark but the soak; `npm run bench -- decide` (or bundle, rules,
- * leaves, state, proxy, breakdown, journeys, soak) runs one. The soak (minutes, through `wrangler dev`) runs
+ * leaves, state, ingest, proxy, breakdown, journeys, soak) runs one. The soak (minutes, through `wrangler dev`) runs
  * only when named.
  * Benchmarks measure; tests never assert timings. Run on a quiet machine and read medians.
  */
@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<{ run(): Promise<string[]> }>> = {
   rules: () => import("./rules.bench.ts"),
   leaves: () => import("./leaves.bench.ts"),
   state: () => import("./state.bench.ts"),
+  ingest: () => import("./ingest.bench.ts"),
   proxy: () => import("./proxy.bench.ts"),
   breakdown: () => import("./breakdown.bench.ts"),
   journeys: () => import("./journeys.bench.ts"),

@@ -23,8 +23,9 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   rules: ["core"],
   state: ["core", "rules", "platform"],
   measure: ["core", "rules", "platform", "state"],
-  // Journeys: the Workflow class and the delivery queue's consumers, beside measure.
-  journeys: ["core", "rules", "platform", "state"],
+  // Journeys: the Workflow class and the delivery queue's consumers, beside measure (a message's
+  // decision counts its person in its experiments, as a page's does).
+  journeys: ["core", "rules", "platform", "state", "measure"],
   edge: ["core", "rules", "platform", "state", "measure", "journeys"],
   http: ["core", "rules", "platform", "state", "measure", "journeys", "edge"],
   // The event stream out: the EXPORT queue's consumer, writing R2 files (src/export/).

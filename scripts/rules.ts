@@ -17,6 +17,7 @@ import {
   hashRules,
   layerMoves,
   listRules,
+  newlyCounted,
   parseRules,
   publishRules,
   type RulesDocument,
@@ -253,6 +254,8 @@ async function main(): Promise<void> {
       }
       // A layer cut differently moves visitors between its experiments (docs/bucketing.md, Layers).
       for (const move of layerMoves(before, after)) console.log(move);
+      // A condition reading counters of a type not counted before (docs/decisions.md, record 21).
+      for (const warning of newlyCounted(before, after)) console.log(warning);
       return;
     }
     case "publish": {

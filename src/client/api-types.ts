@@ -163,7 +163,7 @@ export type EventsResponse = {
       message: string;
     }>;
   }>;
-  reason?: string | undefined;
+  reason?: "gpc" | "consent" | undefined;
 };
 
 /** Either a token signed by the site's backend (browsers), or, with the server key, both ids. */
@@ -185,7 +185,7 @@ export type IdentifyResponse = {
   switched?: true | undefined;
   /** False when the privacy gate refused the link (nothing stored or set); `reason` says why. */
   linked: boolean;
-  reason?: "erased" | "gpc" | "consent" | null | undefined;
+  reason?: "gpc" | "consent" | "erased" | null | undefined;
 };
 
 export type ConsentRequest = {
@@ -353,10 +353,13 @@ export type ProfileExport = {
         readonly [key: string]: unknown;
       };
     }>;
-    /** Per event type: hourly buckets `[bucketStart, count]`, oldest first, so windowed counts are cheap. */
+    /** Per event type the rules count (CompiledRules.countedTypes): hourly buckets `[bucketStart, count]`,
+     * oldest first. Windowed counts read them for the part of a window the log has let go. */
     readonly counts: {
       readonly [key: string]: ReadonlyArray<readonly [number, number]>;
     };
+    /** The time of the latest event the log has let go (null or absent: none): `events` holds every event after it. */
+    readonly prunedThrough?: number | null | undefined;
     /** Per event type: the time of the latest event of that type (for "silence" conditions). */
     readonly lastByType: {
       readonly [key: string]: number;
@@ -415,6 +418,44 @@ export type ProfileExport = {
           };
         }
       | undefined;
+  }>;
+  /** Each journey entry: its step and status, its messages (what was sent, delivered when) and its log. */
+  journeys: Array<{
+    readonly instance: string;
+    readonly journey: string;
+    readonly enteredAt: number;
+    readonly status: "ended" | "running" | "cancelled";
+    readonly step: string;
+    readonly reason: string;
+    readonly updatedAt: number;
+    readonly messages: ReadonlyArray<{
+      readonly key: string;
+      readonly step: string;
+      readonly at: number;
+      readonly channel: string | null;
+      readonly outcome: "refused" | "reserved" | "delivered";
+      readonly reason: string;
+      /** Handed to delivery: what was sent and what became of it; null when it never was (refused). */
+      readonly sent: {
+        readonly placement: string;
+        readonly experience: string | null;
+        readonly experiment: string | null;
+        readonly variant: string | null;
+        readonly rulesVersion: string | null;
+        readonly dryRun: boolean;
+        /** Null when only the delivery outcome was recorded (the step's own record did not arrive). */
+        readonly sentAt: number | null;
+        readonly delivery: "delivered" | "dead_lettered" | null;
+        readonly deliveryAt: number | null;
+        readonly deliveryReason: string | null;
+      } | null;
+    }>;
+    readonly log: ReadonlyArray<{
+      readonly step: string;
+      readonly at: number;
+      readonly what: string;
+      readonly detail: string;
+    }>;
   }>;
 };
 

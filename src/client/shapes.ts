@@ -18,7 +18,7 @@ import type {
 } from "../http/schemas.ts";
 import type { ExposureRow } from "../measure/experiment-object.ts";
 import type { LoadedRules, RulesStatus } from "../state/rules-loader.ts";
-import type { DeadLetter } from "../state/visitor-object.ts";
+import type { DeadLetter, JourneyRecord } from "../state/visitor-object.ts";
 
 /**
  * The shapes the client speaks, derived from the schemas the worker validates with and the types its
@@ -114,6 +114,8 @@ export interface ProfileExport {
   deadLetters: DeadLetter[];
   mergedFrom: string[];
   experiments: Array<{ experiment: string } & ExposureRow>;
+  /** Each journey entry: its step and status, its messages (what was sent, delivered when) and its log. */
+  journeys: JourneyRecord[];
 }
 /** src/http/profiles.ts: erased, with how many linked ids went with the person. */
 export interface ProfileErasure {

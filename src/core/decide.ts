@@ -6,6 +6,7 @@ import type {
   CompiledPlacement,
   DecisionRules,
 } from "./compiled-rules.ts";
+import { isStoredEvent } from "./event-counts.ts";
 import { LayerDraws, layerLossDetail, layerWinDetail } from "./layers.ts";
 import type { Consent, RequestContext, Traits, VisitorState } from "./model.ts";
 import { isObject, normalizeContext, normalizeState } from "./normalize.ts";
@@ -201,9 +202,6 @@ interface CandidateSearch {
   readonly stoppedBy: string | null;
 }
 
-/** The placement's fields every decision for it repeats. */
-type PlacementFields = Pick<Decision, "placement" | "action" | "selector" | "attribute" | "ttl">;
-
 /**
  * Decides every requested placement for one visitor.
  *
@@ -261,6 +259,19 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
     halfLives: rules.halfLives,
     eventSides: rules.eventSides,
     affinityHalfLifeMs: rules.affinityHalfLifeMs,
+    // Every cache declared up front: one shape for every decision's scope, so the conditions that
+    // read it stay monomorphic, whichever views a visitor's rules happen to fill first.
+    intentCache: undefined,
+    topCache: undefined,
+    tagCache: undefined,
+    topTagCache: undefined,
+    lastCategoryCache: undefined,
+    clockCache: undefined,
+    segmentCache: undefined,
+    segmentTraces: undefined,
+    visitorCache: undefined,
+    activityCache: undefined,
+    countCache: undefined,
   };
   const scores = intentOf(scope);
   const top = topOf(scope);
@@ -365,14 +376,7 @@ function decidePlacement(
   placement: CompiledPlacement,
   traces: CandidateTrace[] | null,
 ): Decision {
-  const fields: PlacementFields = {
-    placement: placementId,
-    action: placement.action,
-    selector: placement.selector,
-    attribute: placement.attribute,
-    ttl: placement.ttl,
-  };
-  const forced = forcedDecision(run, placementId, placement, fields, traces);
+  const forced = forcedDecision(run, placementId, placement, traces);
   if (forced) {
     if (placement.group) run.usedGroups.add(placement.group);
     return forced;
@@ -385,9 +389,9 @@ function decidePlacement(
   let decision: Decision;
   if (search.eligible.length > 0) {
     const winner = pickWinner(run, placement, search.eligible, traces);
-    decision = winningDecision(run, placementId, placement, fields, winner, traces);
-    stoppedBy ??= `after ${winner.experience.id}`;
-  } else decision = defaultDecision(run, placement, fields, search.heldOut, excluded);
+    decision = winningDecision(run, placementId, placement, winner, traces);
+    if (traces) stoppedBy ??= `after ${winner.experience.id}`;
+  } else decision = defaultDecision(run, placementId, placement, search.heldOut, excluded);
   // Every candidate gets an entry in an explanation, those the search never reached included.
   if (traces && stoppedBy !== null) traceUnreached(traces, placement, stoppedBy);
   return decision;
@@ -407,7 +411,6 @@ function forcedDecision(
   run: DecisionRun,
   placementId: string,
   placement: CompiledPlacement,
-  fields: PlacementFields,
   traces: CandidateTrace[] | null,
 ): Decision | null {
   const forced = isObject(run.forced) ? run.forced[placementId] : undefined;
@@ -424,14 +427,8 @@ function forcedDecision(
     outcome: "won",
     detail: "forced by preview",
   });
-  return {
-    ...fields,
-    experience: experience.id,
-    variant: typeof forced.variant === "string" ? forced.variant : null,
-    ...render(content, placement, run),
-    reason: "FORCED",
-    ruleIndex: experience.index,
-  };
+  const variant = typeof forced.variant === "string" ? forced.variant : null;
+  return decisionOf(run, placementId, placement, content, experience.id, variant, "FORCED", experience.index);
 }
 
 function globallyHeldOutSearch(
@@ -505,34 +502,47 @@ function passesChecks(
     return false;
   }
   if (experience.audience) {
-    let failed: string | null = null;
-    const trace: Trace | undefined = traces
-      ? (path, result, why) => {
-          if (!result && failed === null) failed = `${path}: ${why}`;
-        }
-      : undefined;
-    if (!experience.audience(run.scope, trace)) {
-      recordLoss(traces, experience, "audience", failed);
+    if (traces) {
+      if (!explainedAudience(run, experience, traces)) return false;
+    } else if (!experience.audience(run.scope)) return false;
+  }
+  // Plain loops: this runs for every candidate reached, and most have no caps and no suppression.
+  if (experience.caps.length > 0) {
+    const shown = state ? own(state.exposures, experience.id) : undefined;
+    for (const cap of experience.caps) {
+      if (countSince(shown, now - cap.perMs) >= cap.max) {
+        recordLoss(traces, experience, "capped", `shown ${cap.max} times within the cap period`);
+        return false;
+      }
+    }
+  }
+  for (const rule of experience.suppress) {
+    const at = state ? (own(state.conversions, rule.event) ?? own(state.lastByType, rule.event)) : undefined;
+    if (at !== undefined && now - at <= rule.withinMs) {
+      recordLoss(traces, experience, "suppressed", `after ${rule.event}`);
       return false;
     }
   }
-  const cap = experience.caps.find(
-    (rule) =>
-      countSince(state ? own(state.exposures, experience.id) : undefined, now - rule.perMs) >= rule.max,
-  );
-  if (cap) {
-    recordLoss(traces, experience, "capped", `shown ${cap.max} times within the cap period`);
-    return false;
-  }
-  const suppression = experience.suppress.find((rule) => {
-    const at = state ? (own(state.conversions, rule.event) ?? own(state.lastByType, rule.event)) : undefined;
-    return at !== undefined && now - at <= rule.withinMs;
-  });
-  if (suppression) {
-    recordLoss(traces, experience, "suppressed", `after ${suppression.event}`);
-    return false;
-  }
   return true;
+}
+
+/**
+ * The audience, told to record the first condition that failed as the loss's detail. Apart from
+ * passesChecks: the closure's captured variable would otherwise cost every candidate of every
+ * unexplained decision an allocation.
+ */
+function explainedAudience(
+  run: DecisionRun,
+  experience: CompiledExperience,
+  traces: CandidateTrace[],
+): boolean {
+  let failed: string | null = null;
+  const trace: Trace = (path, result, why) => {
+    if (!result && failed === null) failed = `${path}: ${why}`;
+  };
+  if (experience.audience?.(run.scope, trace) !== false) return true;
+  recordLoss(traces, experience, "audience", failed);
+  return false;
 }
 
 /**
@@ -615,19 +625,21 @@ function winningDecision(
   run: DecisionRun,
   placementId: string,
   placement: CompiledPlacement,
-  fields: PlacementFields,
   winner: Eligible,
   traces: CandidateTrace[] | null,
 ): Decision {
   const { experience, variant } = winner;
-  const decision: Decision = {
-    ...fields,
-    experience: experience.id,
+  const reason = experience.experiment && variant ? "EXPERIMENT" : "TARGET_MATCH";
+  const decision = decisionOf(
+    run,
+    placementId,
+    placement,
+    winner.content,
+    experience.id,
     variant,
-    ...render(winner.content, placement, run),
-    reason: experience.experiment && variant ? "EXPERIMENT" : "TARGET_MATCH",
-    ruleIndex: experience.index,
-  };
+    reason,
+    experience.index,
+  );
   traces?.push({
     experience: experience.id,
     ruleIndex: experience.index,
@@ -648,25 +660,19 @@ function winningDecision(
 /** No winner: the placement's default content, and why it shows. */
 function defaultDecision(
   run: DecisionRun,
+  placementId: string,
   placement: CompiledPlacement,
-  fields: PlacementFields,
   heldOut: boolean,
   excluded: boolean,
 ): Decision {
-  return {
-    ...fields,
-    experience: null,
-    variant: null,
-    ...render(placement.fallback, placement, run),
-    reason: heldOut
-      ? "HOLDOUT"
-      : excluded
-        ? "EXCLUDED"
-        : placement.experiences.length
-          ? "DEFAULT"
-          : "FALLTHROUGH",
-    ruleIndex: null,
-  };
+  const reason = heldOut
+    ? "HOLDOUT"
+    : excluded
+      ? "EXCLUDED"
+      : placement.experiences.length
+        ? "DEFAULT"
+        : "FALLTHROUGH";
+  return decisionOf(run, placementId, placement, placement.fallback, null, null, reason, null);
 }
 
 function traceUnreached(traces: CandidateTrace[], placement: CompiledPlacement, stoppedBy: string): void {
@@ -675,12 +681,53 @@ function traceUnreached(traces: CandidateTrace[], placement: CompiledPlacement, 
     if (!traced.has(experience.id)) recordLoss(traces, experience, "lower_priority", stoppedBy);
 }
 
-function render(content: CompiledContent | null, placement: CompiledPlacement, run: DecisionRun) {
-  if (!content) return { html: null, json: null, items: null };
-  const { redirects } = run;
-  // A ranked list is ranked once and rendered by the templates (`{{#each items}}`) and in the answer.
-  const items = content.items ? rankItems(content.items, run.scope) : null;
-  const scope: TemplateScope = items ? { ...run.templateScope, items } : run.templateScope;
+/**
+ * One decision, its content rendered. Built as one literal (no spreads of partial objects): every
+ * decision has the same shape, and a page's twenty cost twenty allocations, not sixty.
+ */
+function decisionOf(
+  run: DecisionRun,
+  placementId: string,
+  placement: CompiledPlacement,
+  content: CompiledContent | null,
+  experience: string | null,
+  variant: string | null,
+  reason: Reason,
+  ruleIndex: number | null,
+): Decision {
+  let html: string | null = null;
+  let json: unknown = null;
+  let items: readonly RankedItem[] | null = null;
+  if (content) {
+    // A ranked list is ranked once and rendered by the templates (`{{#each items}}`) and in the answer.
+    items = content.items ? rankItems(content.items, run.scope) : null;
+    const scope: TemplateScope = items ? { ...run.templateScope, items } : run.templateScope;
+    html = renderTemplate(content, placement, run, scope);
+    json = content.json ? content.json(scope) : null;
+  }
+  return {
+    placement: placementId,
+    action: placement.action,
+    selector: placement.selector,
+    attribute: placement.attribute,
+    ttl: placement.ttl,
+    experience,
+    variant,
+    html,
+    json,
+    items,
+    reason,
+    ruleIndex,
+  };
+}
+
+/** The fragment, redirect target or attribute value the placement's action takes. */
+function renderTemplate(
+  content: CompiledContent,
+  placement: CompiledPlacement,
+  run: DecisionRun,
+  scope: TemplateScope,
+): string | null {
   const template =
     placement.action === "redirect"
       ? content.redirect
@@ -691,8 +738,8 @@ function render(content: CompiledContent | null, placement: CompiledPlacement, r
   // A target rendered from request or profile data (`{{ context.query.next }}`) goes only where the
   // rules allow (url-policy.ts); a refused one renders nothing, so the page is served as it came.
   if (html && placement.action === "redirect")
-    html = redirectTarget(html, redirects.siteHost(), redirects.hosts);
-  return { html, json: content.json ? content.json(scope) : null, items };
+    html = redirectTarget(html, run.redirects.siteHost(), run.redirects.hosts);
+  return html;
 }
 
 const NO_SEGMENTS: readonly string[] = Object.freeze([]);
@@ -740,7 +787,10 @@ function personZone(
   if (isTimeZone(trait)) return { timezone: trait, timezoneSource: "trait" };
   const events = state?.events ?? [];
   for (let i = events.length - 1; i >= 0; i--) {
-    const props = events[i]!.props;
+    const event = events[i];
+    // The log is checked as it is read (normalize.ts keeps it as it came).
+    if (!isStoredEvent(event)) continue;
+    const props = event.props;
     const named = own(props, "tz") ?? own(props, "timezone");
     if (isTimeZone(named)) return { timezone: named, timezoneSource: "last_seen" };
   }

@@ -56,8 +56,13 @@ export interface VisitorState {
   readonly sessionCount: number;
   /** Recent events, oldest first. */
   readonly events: readonly VisitorEvent[];
-  /** Per event type: hourly buckets `[bucketStart, count]`, oldest first, so windowed counts are cheap. */
+  /**
+   * Per event type the rules count (CompiledRules.countedTypes): hourly buckets `[bucketStart, count]`,
+   * oldest first. Windowed counts read them for the part of a window the log has let go.
+   */
   readonly counts: Readonly<Record<string, ReadonlyArray<readonly [Millis, number]>>>;
+  /** The time of the latest event the log has let go (null or absent: none): `events` holds every event after it. */
+  readonly prunedThrough?: Millis | null;
   /** Per event type: the time of the latest event of that type (for "silence" conditions). */
   readonly lastByType: Readonly<Record<string, Millis>>;
   /** Per intent dimension, undecayed. */

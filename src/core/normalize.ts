@@ -8,34 +8,44 @@ import type { RequestContext, VisitorState } from "./model.ts";
 export const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
-type StateEvent = VisitorState["events"][number];
 type Engagement = VisitorState["engagement"][string];
 
 const finiteOrNull = (value: unknown): number | null =>
   typeof value === "number" && Number.isFinite(value) ? value : null;
 const recordOrEmpty = <T>(value: unknown): Record<string, T> =>
   isObject(value) ? (value as Record<string, T>) : {};
-const isEvent = (value: unknown): value is StateEvent =>
-  isObject(value) && typeof value.type === "string" && typeof value.ts === "number" && isObject(value.props);
 
-// Entry guards, one per kind of map. Each map is filtered at its own call site with its own guard:
-// this runs on every decision, and one shared generic filter made the calls megamorphic (measurably
-// slower in bench/decide.bench.ts).
-const numberEntry = (entry: [string, unknown]): entry is [string, number] => typeof entry[1] === "number";
-const stringEntry = (entry: [string, unknown]): entry is [string, string] => typeof entry[1] === "string";
+// Value guards, one per kind of map.
+const isNumber = (value: unknown): value is number => typeof value === "number";
+const isString = (value: unknown): value is string => typeof value === "string";
 /** Exposure times: the array is kept as it is (the caps count only numbers greater than a time). */
-const timesEntry = (entry: [string, unknown]): entry is [string, number[]] => Array.isArray(entry[1]);
-const scoreEntry = (entry: [string, unknown]): entry is [string, { value: number; ts: number }] =>
-  isObject(entry[1]) && typeof entry[1].value === "number" && typeof entry[1].ts === "number";
-const engagementEntry = (entry: [string, unknown]): entry is [string, Engagement] =>
-  isObject(entry[1]) &&
-  typeof entry[1].sends === "number" &&
-  typeof entry[1].opens === "number" &&
-  typeof entry[1].clicks === "number" &&
-  (entry[1].hours === undefined || Array.isArray(entry[1].hours));
+const isTimes = (value: unknown): value is number[] => Array.isArray(value);
+const isScore = (value: unknown): value is { value: number; ts: number } =>
+  isObject(value) && typeof value.value === "number" && typeof value.ts === "number";
+const isEngagement = (value: unknown): value is Engagement =>
+  isObject(value) &&
+  typeof value.sends === "number" &&
+  typeof value.opens === "number" &&
+  typeof value.clicks === "number" &&
+  (value.hours === undefined || Array.isArray(value.hours));
 
-/** A record's entries (none when it is not a record), to filter by the shape of their values. */
-const entriesOf = (value: unknown): Array<[string, unknown]> => Object.entries(recordOrEmpty<unknown>(value));
+/**
+ * A record whose own values all pass `valid` (our own object's always do) is kept as it is: this
+ * runs on every decision, and copying seven maps was a good part of it. Otherwise the entries that
+ * pass are copied; anything but a record reads as empty.
+ */
+function checkedRecord<T>(value: unknown, valid: (entry: unknown) => entry is T): Record<string, T> {
+  if (!isObject(value)) return {};
+  for (const key in value) {
+    if (Object.hasOwn(value, key) && !valid(value[key]))
+      return Object.fromEntries(
+        Object.entries(value).filter((entry): entry is [string, T] => valid(entry[1])),
+      );
+  }
+  return value as Record<string, T>;
+}
+
+const isCount = (count: unknown) => typeof count === "number";
 
 /**
  * The state comes from our own Durable Object, but the engine does not trust shapes it did not
@@ -43,12 +53,9 @@ const entriesOf = (value: unknown): Array<[string, unknown]> => Object.entries(r
  */
 export function normalizeState(state: VisitorState | null): VisitorState | null {
   if (!isObject(state)) return null;
-  // The common case (our own object's state) allocates nothing: the array is checked, then kept.
-  const events: VisitorState["events"] = !Array.isArray(state.events)
-    ? []
-    : state.events.every(isEvent)
-      ? state.events
-      : state.events.filter(isEvent);
+  // The log is kept as it is: each reader checks an entry as it reads it (isStoredEvent,
+  // event-counts.ts), so a decision that reads no events does not walk 500 of them.
+  const events: VisitorState["events"] = Array.isArray(state.events) ? state.events : [];
   return {
     visitorId: typeof state.visitorId === "string" ? state.visitorId : "",
     firstSeen: finiteOrNull(state.firstSeen),
@@ -56,15 +63,18 @@ export function normalizeState(state: VisitorState | null): VisitorState | null 
     sessionCount: finiteOrNull(state.sessionCount) ?? 0,
     events,
     counts: recordOrEmpty(state.counts),
-    lastByType: Object.fromEntries(entriesOf(state.lastByType).filter(numberEntry)),
-    intent: Object.fromEntries(entriesOf(state.intent).filter(scoreEntry)),
-    engagement: Object.fromEntries(entriesOf(state.engagement).filter(engagementEntry)),
-    engagementHours: Array.isArray(state.engagementHours)
-      ? state.engagementHours.map((count) => (typeof count === "number" ? count : 0))
-      : [],
-    exposures: Object.fromEntries(entriesOf(state.exposures).filter(timesEntry)),
-    assignments: Object.fromEntries(entriesOf(state.assignments).filter(stringEntry)),
-    conversions: Object.fromEntries(entriesOf(state.conversions).filter(numberEntry)),
+    prunedThrough: finiteOrNull(state.prunedThrough),
+    lastByType: checkedRecord(state.lastByType, isNumber),
+    intent: checkedRecord(state.intent, isScore),
+    engagement: checkedRecord(state.engagement, isEngagement),
+    engagementHours: !Array.isArray(state.engagementHours)
+      ? []
+      : state.engagementHours.every(isCount)
+        ? state.engagementHours
+        : state.engagementHours.map((count) => (typeof count === "number" ? count : 0)),
+    exposures: checkedRecord(state.exposures, isTimes),
+    assignments: checkedRecord(state.assignments, isString),
+    conversions: checkedRecord(state.conversions, isNumber),
   };
 }
 

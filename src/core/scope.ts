@@ -1,7 +1,7 @@
+import { type CountPlan, countInWindow, countSince, isStoredEvent } from "./event-counts.ts";
 import { DEFAULT_EVENT_SIDES, type EventSides, lastActivity } from "./event-sides.ts";
 import { decayAll, decayed, topOfDecayed } from "./intent.ts";
 import type { Consent, RequestContext, Traits, VisitorEvent, VisitorState } from "./model.ts";
-import { firstAfter } from "./visitor-state.ts";
 
 /**
  * What one decision knows about one visitor, as compiled conditions read it. decide() builds the
@@ -29,7 +29,10 @@ export interface EvalScope {
   lastCategoryCache?: { category: string | null };
   clockCache?: LocalClock;
   segmentCache?: Map<string, boolean>;
-  byTypeCache?: Map<string, VisitorEvent[]>;
+  /** In an explained decision, what each segment's conditions told the trace (told again on reuse). */
+  segmentTraces?: Map<string, ReadonlyArray<readonly [string, boolean, string]>>;
+  /** The rules' planned windowed counts (event-counts.ts), each worked out at its first read. */
+  countCache?: { readonly plan: CountPlan; readonly counts: Int32Array };
   visitorCache?: Record<string, unknown>;
   activityCache?: { at: number | null };
 }
@@ -69,6 +72,7 @@ export function affinityOf(scope: EvalScope): Map<string, TagAffinity> {
     const brandSends = (scope.eventSides ?? DEFAULT_EVENT_SIDES).brandSends;
     const halfLife = scope.affinityHalfLifeMs ?? 0;
     for (const event of scope.state?.events ?? []) {
+      if (!isStoredEvent(event)) continue;
       const eventTags = event.props.tags;
       if (!Array.isArray(eventTags) || brandSends.has(event.type)) continue;
       // Like an intent score of 1 stored at the event's time (intent.ts), read now.
@@ -110,7 +114,8 @@ export function lastCategoryOf(scope: EvalScope): string | null {
     let category: string | null = null;
     // Oldest first: the latest is found from the end, usually at once.
     for (let i = events.length - 1; i >= 0 && category === null; i--) {
-      const event = events[i]!;
+      const event = events[i];
+      if (!isStoredEvent(event)) continue;
       const named = event.props.category;
       if (typeof named === "string" && named !== "" && !brandSends.has(event.type)) category = named;
     }
@@ -209,6 +214,29 @@ function rootOf(scope: EvalScope, root: string): unknown {
   }
 }
 
+/**
+ * A reader of a dotted path (split once, at compile time): the common roots read directly, so a
+ * condition on `traits.tier` or `context.query.utm_campaign` does not look its root up by name on
+ * every decision.
+ */
+export function pathReader(segments: readonly string[]): (scope: EvalScope) => unknown {
+  const root = segments[0];
+  if (root === "traits") {
+    if (segments.length === 2) {
+      const key = segments[1]!;
+      return (scope) => {
+        const traits = scope.traits;
+        return typeof traits === "object" && traits !== null && Object.hasOwn(traits, key)
+          ? traits[key]
+          : undefined;
+      };
+    }
+    return (scope) => readPath(scope.traits, segments, 1);
+  }
+  if (root === "context") return (scope) => readPath(scope.context, segments, 1);
+  return (scope) => resolvePath(scope, segments);
+}
+
 /** Reads a dotted path (split once, at compile time) from the scope's roots. */
 export function resolvePath(scope: EvalScope, segments: readonly string[]): unknown {
   return readPath(rootOf(scope, segments[0]!), segments, 1);
@@ -226,20 +254,6 @@ export function readPath(root: unknown, segments: readonly string[], from: numbe
   return current;
 }
 
-/** The visitor's events of one type, oldest first, indexed once per decision. */
-function eventsOfType(scope: EvalScope, type: string): readonly VisitorEvent[] {
-  if (!scope.byTypeCache) {
-    const index = new Map<string, VisitorEvent[]>();
-    for (const event of scope.state?.events ?? []) {
-      const list = index.get(event.type);
-      if (list) list.push(event);
-      else index.set(event.type, [event]);
-    }
-    scope.byTypeCache = index;
-  }
-  return scope.byTypeCache.get(type) ?? [];
-}
-
 /** How many of the visitor's events of `type` fall in (since, now], those `where` accepts when given. */
 export function countEvents(
   scope: EvalScope,
@@ -247,12 +261,22 @@ export function countEvents(
   since: number,
   where: ((event: VisitorEvent, now: number) => boolean) | null,
 ): number {
-  const events = eventsOfType(scope, type);
-  // Oldest first: binary search for the window's ends, then count or filter between them.
-  const start = firstAfter(events, since);
-  const end = firstAfter(events, scope.now);
-  if (!where) return end - start;
-  let n = 0;
-  for (let i = start; i < end; i++) if (where(events[i]!, scope.now)) n++;
-  return n;
+  if (!where) return countSince(scope.state, type, since, scope.now);
+  return countInWindow(scope.state?.events, type, since, scope.now, where);
+}
+
+/** A count the rules planned (event-counts.ts): worked out at its first read in a decision, then kept. */
+export function plannedCount(scope: EvalScope, plan: CountPlan, slot: number): number {
+  let cache = scope.countCache;
+  // A slot planned after the decision began (a condition compiled late) starts the counts again.
+  if (!cache || cache.plan !== plan || cache.counts.length <= slot) {
+    cache = { plan, counts: plan.fresh() };
+    scope.countCache = cache;
+  }
+  let count = cache.counts[slot]!;
+  if (count < 0) {
+    count = plan.count(slot, scope.state, scope.now);
+    cache.counts[slot] = count;
+  }
+  return count;
 }

@@ -35,7 +35,11 @@ export function stateLimits(log: {
   readonly maxEvents: number;
   readonly maxEventAgeDays: number;
 }): StateLimits {
-  return { ...DEFAULT_LIMITS, maxEvents: log.maxEvents, maxEventAgeMs: log.maxEventAgeDays * 86400e3 };
+  const maxEventAgeMs = log.maxEventAgeDays * 86400e3;
+  // Counters reach at least as far back as the log: a window the log's age allows is never short of
+  // counters when a busy visitor's log is cut by count instead.
+  const countRetentionMs = Math.max(DEFAULT_LIMITS.countRetentionMs, maxEventAgeMs);
+  return { ...DEFAULT_LIMITS, maxEvents: log.maxEvents, maxEventAgeMs, countRetentionMs };
 }
 
 /**
@@ -55,6 +59,11 @@ export interface Scoring {
   readonly conversionTypes?: ReadonlySet<string>;
   /** Which event types are visits and brand sends (the rules' settings.eventSides); defaults when absent. */
   readonly eventSides?: EventSides;
+  /**
+   * The event types whose hourly counters some condition reads (CompiledRules.countedTypes); absent:
+   * the state keeps counting what it counted (`counting`).
+   */
+  readonly countedTypes?: ReadonlySet<string>;
 }
 
 export interface MutableVisitorState {
@@ -64,6 +73,13 @@ export interface MutableVisitorState {
   sessionCount: number;
   events: VisitorEvent[];
   counts: Record<string, Array<[Millis, number]>>;
+  /**
+   * The event types `counts` holds complete counters for, sorted; null: every type (state written
+   * before the rules chose, and states built without rules).
+   */
+  counting: string[] | null;
+  /** The time of the latest event the log has let go (null: none yet): it holds every event after it. */
+  prunedThrough: Millis | null;
   lastByType: Record<string, Millis>;
   intent: Record<string, IntentScore>;
   engagement: Record<string, ChannelEngagement>;
@@ -81,6 +97,8 @@ export function emptyState(visitorId: string): MutableVisitorState {
     sessionCount: 0,
     events: [],
     counts: {},
+    counting: null,
+    prunedThrough: null,
     lastByType: {},
     intent: {},
     engagement: {},
@@ -102,8 +120,67 @@ export function applyEvent(
 ): void {
   applySequenced(state, event, scoring, limits);
   insertByTime(state.events, event);
-  countByHour(state, event);
+  if (counts(state, event.type, scoring)) countByHour(state, event);
   recordEngagement(state, event);
+}
+
+/**
+ * Per state object, the set of counted types it was last brought in line with: checked per event by
+ * identity, so the counters are reconciled once per object and rules version, not per event.
+ */
+const reconciledWith = new WeakMap<MutableVisitorState, ReadonlySet<string>>();
+
+/**
+ * Whether an event of `type` goes into the hourly counters: only the types the rules read through
+ * counters (docs/decisions.md, record 21). Without rules, the state keeps counting what it counted.
+ */
+function counts(state: MutableVisitorState, type: string, scoring: Scoring | null): boolean {
+  const wanted = scoring?.countedTypes;
+  if (wanted) {
+    if (reconciledWith.get(state) !== wanted) reconcileCounters(state, wanted);
+    return wanted.has(type);
+  }
+  if (state.counting === null) return true;
+  let counting = reconciledWith.get(state);
+  if (!counting) {
+    counting = new Set(state.counting);
+    reconciledWith.set(state, counting);
+  }
+  return counting.has(type);
+}
+
+/**
+ * Brings the counters in line with the types a rules version reads: a type no longer read loses its
+ * counters (the state row shrinks), and a type newly read starts from the events the log holds, so a
+ * new rule reads right for the log's whole reach from its first event on. Older events of that type
+ * were never counted: beyond the log the counters are short until they age in.
+ */
+export function reconcileCounters(state: MutableVisitorState, wanted: ReadonlySet<string>): void {
+  const before = state.counting === null ? null : new Set(state.counting);
+  for (const type of Object.keys(state.counts)) if (!wanted.has(type)) delete state.counts[type];
+  for (const type of wanted) {
+    // before === null: every type was counted all along, its counters are complete as they are.
+    if (before !== null && !before.has(type)) {
+      const rebuilt = hourlyCounts(state.events, type);
+      if (rebuilt.length) state.counts[type] = rebuilt;
+      else delete state.counts[type];
+    }
+  }
+  state.counting = [...wanted].sort();
+  reconciledWith.set(state, wanted);
+}
+
+/** The log's events of one type, counted by hour, oldest first (the log is sorted by time). */
+function hourlyCounts(events: readonly VisitorEvent[], type: string): Array<[Millis, number]> {
+  const buckets: Array<[Millis, number]> = [];
+  for (const event of events) {
+    if (event.type !== type) continue;
+    const hour = Math.floor(event.ts / HOUR_MS) * HOUR_MS;
+    const last = buckets.at(-1);
+    if (last?.[0] === hour) last[1] += 1;
+    else buckets.push([hour, 1]);
+  }
+  return buckets;
 }
 
 /**
@@ -231,7 +308,12 @@ export function prune(s: MutableVisitorState, now: Millis, limits = DEFAULT_LIMI
   let drop = 0;
   while (drop < s.events.length && s.events[drop]!.ts < oldest) drop++;
   drop = Math.max(drop, s.events.length - limits.maxEvents);
-  if (drop > 0) s.events.splice(0, drop);
+  if (drop > 0) {
+    // Windowed counts read the counters for the part of a window the log no longer holds.
+    const through = s.events[drop - 1]!.ts;
+    if (s.prunedThrough === null || through > s.prunedThrough) s.prunedThrough = through;
+    s.events.splice(0, drop);
+  }
   const countFloor = now - limits.countRetentionMs;
   for (const [type, buckets] of Object.entries(s.counts)) {
     const kept = buckets.filter((b) => b[0] >= countFloor);

@@ -3,13 +3,13 @@ import { type DecisionResult, decide } from "../core/decide.ts";
 import { escapeHtml, jsonForInlineScript } from "../core/escape.ts";
 import type { Consent, RequestContext, VisitorEvent } from "../core/model.ts";
 import { decisionConsent, gpcSignal, type PrivacyFacts, privacyVerdict } from "../core/privacy.ts";
-import { experimentObject } from "../measure/experiment-object.ts";
+import { countExposures } from "../measure/experiment-object.ts";
 import type { Config } from "../platform/config.ts";
 import { deadlineIn, withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
 import { notRecorded } from "../platform/not-recorded.ts";
-import { GLOBAL_HOLDOUT, type PageSlot, type PageSlots } from "../rules/index.ts";
+import type { PageSlot, PageSlots } from "../rules/index.ts";
 import { sendExportRetrying } from "../state/export-producer.ts";
 import { shownRecords } from "../state/export-record.ts";
 import { readTraits } from "../state/profiles.ts";
@@ -186,29 +186,8 @@ export function countInExperiments(
   assignments: Readonly<Record<string, string>>,
   now: number,
 ): Promise<void> {
-  return recordExperimentExposures(env, visitorId, exposures, assignments, now).catch((err: unknown) =>
+  return countExposures(env, visitorId, exposures, assignments, now).catch((err: unknown) =>
     notRecorded("experiment_exposures", err),
-  );
-}
-
-async function recordExperimentExposures(
-  env: Env,
-  visitorId: string,
-  exposures: ReadonlyArray<{ readonly experiment?: string | null; readonly variant?: string | null }>,
-  assignments: Readonly<Record<string, string>>,
-  now: number,
-): Promise<void> {
-  const arms = new Map<string, string>();
-  for (const exposure of exposures)
-    if (exposure.experiment && exposure.variant) arms.set(exposure.experiment, exposure.variant);
-  // Held-out visitors are counted in their experiment's holdout; every visitor assigned to the
-  // global holdout's groups is counted there, in whichever group (that experiment has no exposure).
-  for (const [experiment, variant] of Object.entries(assignments))
-    if (variant === "holdout" || experiment === GLOBAL_HOLDOUT) arms.set(experiment, variant);
-  await Promise.all(
-    [...arms].map(([experiment, variant]) =>
-      experimentObject(env, experiment, visitorId).expose([{ visitorId, variant, at: now }]),
-    ),
   );
 }
 

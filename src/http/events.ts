@@ -71,13 +71,22 @@ async function recordEvents(c: AppContext): Promise<Response> {
   const batch = checkBatch(envelope.data.events, receivedAt, clockSkew(envelope.data.sentAt, receivedAt));
   const { config } = readConfig(c.env);
   const gpc = gpcSignal(c.req.raw.headers, config.RESPECT_GPC);
-  const notStored = { accepted: 0, duplicates: 0, stored: 0, rejected: batch.rejected, reason: "consent" };
+  const notStored = (reason: "gpc" | "consent") => ({
+    accepted: 0,
+    duplicates: 0,
+    stored: 0,
+    rejected: batch.rejected,
+    reason,
+  });
   // The gate as it stands for someone who has answered nothing: a new visitor's whole answer. A
   // known visitor's object asks it again with the consent it holds. Under GPC nothing is stored;
   // under opt-in a new visitor gets neither storage nor a cookie until they grant it.
   const upFront = privacyVerdict({ mode: config.CONSENT_MODE, gpc, consent: {}, erased: false });
   if (upFront.blocked === "gpc" || (subject.isNew && !upFront.keep))
-    return withCookie(c.json(notStored, 202), upFront.remember ? subject.setCookie : null);
+    return withCookie(
+      c.json(notStored(upFront.blocked === "gpc" ? "gpc" : "consent"), 202),
+      upFront.remember ? subject.setCookie : null,
+    );
   const firstPage = envelope.data.firstPage
     ? await checkedFirstPage(c, subject.id, envelope.data.firstPage, config.STORE_DEADLINE_MS)
     : undefined;
@@ -93,7 +102,7 @@ async function recordEvents(c: AppContext): Promise<Response> {
     }),
   );
   if (result instanceof Response) return result;
-  if (result.status === "no_consent") return withCookie(c.json(notStored, 202), subject.setCookie);
+  if (result.status === "no_consent") return withCookie(c.json(notStored("consent"), 202), subject.setCookie);
   if (result.status === "stored" && result.firstPageCounted && firstPage)
     c.executionCtx.waitUntil(
       countInExperiments(c.env, subject.id, firstPage.exposures, firstPage.assignments, receivedAt),

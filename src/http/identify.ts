@@ -9,7 +9,6 @@ import { sendExport } from "../state/export-producer.ts";
 import { identityLinkRecord } from "../state/export-record.ts";
 import { type Caller, callerOf, forgetAlias, isKnownId, resolveCanonical } from "../state/identity.ts";
 import {
-  aliasesKey,
   aliasKey,
   emptyProfile,
   forgetTraits,
@@ -19,9 +18,11 @@ import {
   profileKey,
   readAliases,
   readProfile,
+  writeAliases,
   writeProfile,
 } from "../state/profiles.ts";
 import { activeRules } from "../state/rules-loader.ts";
+import { traitsWritten } from "../state/traits-written.ts";
 import {
   canonicalForUser,
   type IdentityClaim,
@@ -53,7 +54,7 @@ async function linkAlias(env: Env, alias: string, canonical: string, extra: read
   const list = await readAliases(env, canonical);
   const next = [...new Set([...list, alias, ...extra])].slice(-MAX_ALIASES);
   if (next.length !== list.length || next.some((a, i) => list[i] !== a)) {
-    writes.push(env.PROFILES.put(aliasesKey(canonical), JSON.stringify(next)));
+    writes.push(writeAliases(env, canonical, next));
   }
   // The page path reads the cookie id's profile key in any case: a pointer there takes a browser
   // still holding its anonymous cookie to the person's traits and consent without an alias read.
@@ -84,15 +85,19 @@ async function mergeProfiles(
   // Nothing held, or only the pointer a finished identify leaves: nothing to fold.
   if (!source || source.canonical) return;
   const known = (await readProfile(env, into)) ?? emptyProfile();
-  if (!known.mergedFrom?.includes(from)) {
+  const folded = known.mergedFrom?.includes(from) ?? false;
+  const traits = folded ? known.traits : mergeTraits(known.traits, source.traits, strategies);
+  if (!folded) {
     await writeProfile(env, into, {
-      traits: mergeTraits(known.traits, source.traits, strategies),
+      traits,
       // The known person's answers win; the anonymous visitor's fill purposes never answered.
       consent: { ...source.consent, ...known.consent },
       updatedAt: new Date().toISOString(),
       mergedFrom: [...(known.mergedFrom ?? []), from].slice(-MAX_ALIASES),
     });
   }
+  // The person's journeys see the traits the visitor brought (a retry tells the object again).
+  await traitsWritten(env, into, known.traits, traits, Date.now());
   // The traits now live with the person; an anonymous copy would outlive an erasure of them. (A
   // known person merged by the rules keeps theirs: their own user id still reads it.)
   if (!isKnownId(from)) {
@@ -365,10 +370,7 @@ async function carryOver(
     );
     if (folded instanceof Response) return folded;
   }
-  const carried =
-    from !== anonymousId
-      ? await storeCall(c, async () => (await c.env.PROFILES.get<string[]>(aliasesKey(from), "json")) ?? [])
-      : [];
+  const carried = from !== anonymousId ? await storeCall(c, () => readAliases(c.env, from)) : [];
   if (carried instanceof Response) return carried;
   // (A known source needs no alias key: its own object forwards to this person.)
   const aliased = await storeCall(c, () =>

@@ -21,8 +21,9 @@ import {
   writeProfile,
 } from "../state/profiles.ts";
 import { activeRules } from "../state/rules-loader.ts";
+import { traitsWritten } from "../state/traits-written.ts";
 import { canonicalForUser } from "../state/visitor-id.ts";
-import { type VisitorDump, visitorObject } from "../state/visitor-object.ts";
+import { type JourneyRecord, type VisitorDump, visitorObject } from "../state/visitor-object.ts";
 import type { AppContext, AppEnv } from "./app-env.ts";
 import { jsonError } from "./errors.ts";
 import { documentRoute } from "./openapi.ts";
@@ -86,6 +87,11 @@ function exportOf(env: Env, id: string): Promise<VisitorDump | null> {
   return visitorObject(env, id).exportAll();
 }
 
+/** The person's journeys as their object holds them (typed by the object's signature, as above). */
+function journeysOf(env: Env, id: string): Promise<JourneyRecord[]> {
+  return visitorObject(env, id).journeyRecords();
+}
+
 /**
  * The experiments that may hold rows of a person: those they were assigned to, and every
  * experiment of the active rules (an alias not yet propagated records under the anonymous id).
@@ -132,6 +138,11 @@ async function setTraits(c: AppContext): Promise<Response> {
     writeProfile(c.env, id, { ...current, traits, updatedAt: new Date().toISOString() }),
   );
   if (written instanceof Response) return written;
+  // The journeys whose triggers read these traits are checked now (a retry is safe: same entries).
+  const checked = await storeCall(c, () =>
+    traitsWritten(c.env, id, current.traits, traits, Date.now(), c.executionCtx),
+  );
+  if (checked instanceof Response) return checked;
   return c.json({ id, traits });
 }
 
@@ -197,14 +208,15 @@ async function importTraits(c: AppContext): Promise<Response> {
   // Each id's writes have the write deadline, the whole import the bulk one: ids not begun by then
   // are reported as not written, so the request answers even when KV hangs.
   const bulk = deadlineIn(storeDeadlineMs(c.env, "bulk"));
+  // A person's journeys are checked with their line, under its deadline: their object records the
+  // entries and starts the Workflows instances off this request (its own waitUntil), so an import
+  // waits for one call per person whose triggers read a trait, never for a workflow.
   const importOne = async (id: string, traits: Record<string, unknown>) => {
     if (await isSuppressed(c.env, id)) return "suppressed";
     const current = (await readProfile(c.env, id)) ?? emptyProfile();
-    await writeProfile(c.env, id, {
-      ...current,
-      traits: plain({ ...current.traits, ...traits }),
-      updatedAt: now,
-    });
+    const merged = plain({ ...current.traits, ...traits });
+    await writeProfile(c.env, id, { ...current, traits: merged, updatedAt: now });
+    await traitsWritten(c.env, id, current.traits, merged, Date.now(), c.executionCtx);
     return "written";
   };
   const worker = async () => {
@@ -239,10 +251,12 @@ async function exportProfile(c: AppContext): Promise<Response> {
   // hurry), then the experiments' rows under another; a part whose store fails is left out and
   // the failure named in `failOpen` and the fail-open header.
   const reads = deadlineIn(storeDeadlineMs(c.env, "write"));
-  const [profileRead, dumpRead, aliasesRead] = await Promise.all([
+  const [profileRead, dumpRead, aliasesRead, journeysRead] = await Promise.all([
     storeRead(c, "kv", () => readProfile(c.env, id), reads),
     storeRead(c, "do", () => exportOf(c.env, id), reads),
     storeRead(c, "kv", () => readAliases(c.env, id), reads),
+    // Journey entries, the messages sent and what became of them: held by the same object.
+    storeRead(c, "do", () => journeysOf(c.env, id), reads),
   ]);
   const failOpen = new Set<StoreFailure>();
   const part = <T>(read: { ok: true; value: T } | { ok: false; failure: StoreFailure }): T | null => {
@@ -253,6 +267,7 @@ async function exportProfile(c: AppContext): Promise<Response> {
   const profile = part(profileRead);
   const dump = part(dumpRead);
   const aliases = part(aliasesRead);
+  const journeys = part(journeysRead) ?? [];
   reads.cancel();
   const rows = deadlineIn(storeDeadlineMs(c.env, "write"));
   const ids = [id, ...(aliases ?? [])];
@@ -270,7 +285,7 @@ async function exportProfile(c: AppContext): Promise<Response> {
     )
   ).flat();
   rows.cancel();
-  if (!profile && !dump && experiments.length === 0) {
+  if (!profile && !dump && experiments.length === 0 && journeys.length === 0) {
     // Nothing found where a store failed is not "nothing held": it is "could not look".
     if (failOpen.size)
       return storeUnavailable([...failOpen].some((f) => f.endsWith("timeout")) ? "timeout" : "error", "read");
@@ -285,6 +300,7 @@ async function exportProfile(c: AppContext): Promise<Response> {
     deadLetters: dump?.deadLetters ?? [],
     mergedFrom: dump?.mergedFrom ?? [],
     experiments,
+    journeys,
     ...(failOpen.size ? { failOpen: [...failOpen] } : {}),
   });
   const { config } = readConfig(c.env);
@@ -383,7 +399,7 @@ export function registerProfileRoutes(api: Hono<AppEnv>): void {
     tag: "privacy",
     admin: true,
     summary:
-      "Export everything held on a person (traits, state, aliases, dead letters, experiment exposures)",
+      "Export everything held on a person (traits, state, aliases, dead letters, experiment exposures, journeys and the messages sent)",
     responses: {
       200: {
         description:

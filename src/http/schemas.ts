@@ -121,7 +121,10 @@ export const EventsResponseSchema = z.object({
   accepted: z.number(),
   duplicates: z.number(),
   stored: z.number(),
-  reason: z.string().optional(),
+  reason: z
+    .enum(["gpc", "consent"])
+    .optional()
+    .describe("why nothing was stored: the request's Sec-GPC: 1, or consent the person has not given"),
   rejected: z.array(
     z.object({ index: z.number(), issues: z.array(z.object({ path: z.string(), message: z.string() })) }),
   ),

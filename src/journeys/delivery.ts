@@ -2,7 +2,8 @@ import { type Config, readConfig } from "../platform/config.ts";
 import { signValue } from "../platform/crypto.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
-import { visitorObject } from "../state/visitor-object.ts";
+import { recordDroppedWrite } from "../state/stored-value.ts";
+import { type DeliveryReport, visitorObject } from "../state/visitor-object.ts";
 import { type DeliveryDeadLetter, type DeliveryMessage, DeliveryMessageSchema } from "./message.ts";
 
 /**
@@ -83,11 +84,76 @@ async function post(env: Env, config: Config, message: DeliveryMessage): Promise
   }
 }
 
+/** The consumer's report of a message's outcome to the person's object (which exports it once). */
+function report(
+  message: DeliveryMessage,
+  outcome: DeliveryReport["outcome"],
+  reason: string | null,
+): DeliveryReport {
+  return {
+    key: message.key,
+    instance: message.instance,
+    journey: message.journey,
+    step: message.step,
+    channel: message.channel,
+    placement: message.placement,
+    experience: message.decision.experience,
+    variant: message.decision.variant,
+    rulesVersion: message.rulesVersion,
+    dryRun: message.dryRun,
+    outcome,
+    reason,
+    at: Date.now(),
+  };
+}
+
+/**
+ * A dead letter's outcome told to the person's object. Best effort: the dead letter is kept already,
+ * and a throw here would retry a message that is final; a failure is logged and counted.
+ */
+async function reportDeadLetter(env: Env, message: DeliveryMessage, reason: string): Promise<void> {
+  try {
+    await visitorObject(env, message.visitorId).deliveryOutcome(report(message, "dead_lettered", reason));
+  } catch (err) {
+    recordDroppedWrite("delivery_outcome_not_recorded", err);
+  }
+}
+
 export async function keepDeadLetter(env: Env, letter: DeliveryDeadLetter, key: string): Promise<void> {
   await env.DEAD_LETTERS.put(
     `delivery:${String(letter.at).padStart(15, "0")}:${key}`,
     JSON.stringify(letter),
   );
+}
+
+/** Seconds a message over its channel's rate waits before it tries again. */
+export const RATE_WAIT_SECONDS = 10;
+
+/**
+ * The channel is at its rate (LIMIT_DELIVERY): this message waits its turn, without an attempt's
+ * backoff. A retry counts as an attempt, and the queue gives a message up after its last one (the
+ * dead-letter queue), so on the last attempt the message goes back on the queue as a new one: a
+ * burst above the rate is delivered later, never lost to waiting. (Its count of attempts starts
+ * again; only the destination's failures should use them up.)
+ */
+async function waitForTheRate(
+  env: Env,
+  config: Config,
+  message: Message<unknown>,
+  body: DeliveryMessage,
+): Promise<void> {
+  if (message.attempts < config.DELIVERY_MAX_ATTEMPTS) {
+    message.retry({ delaySeconds: RATE_WAIT_SECONDS });
+    return;
+  }
+  try {
+    await env.DELIVERY.send(body, { contentType: "json", delaySeconds: RATE_WAIT_SECONDS });
+    message.ack();
+  } catch (err) {
+    // The queue refused the copy: the message is retried, and kept as a dead letter if the queue gives up.
+    log("warn", "journey_message_not_requeued", { channel: body.channel, error: String(err) });
+    message.retry({ delaySeconds: RATE_WAIT_SECONDS });
+  }
 }
 
 export async function deliverBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
@@ -116,13 +182,13 @@ export async function deliverBatch(batch: MessageBatch<unknown>, env: Env): Prom
     }
     const allowed = await env.LIMIT_DELIVERY.limit({ key: body.channel });
     if (!allowed.success) {
-      // The channel is at its rate: this message waits, without spending an attempt's backoff.
-      message.retry({ delaySeconds: 10 });
+      await waitForTheRate(env, config, message, body);
       continue;
     }
     const attempt = await post(env, config, body);
     if (attempt.ok) {
-      await visitor.markDelivered(body.key);
+      // Recorded as delivered (so never posted again) and its outcome exported, in one call.
+      await visitor.deliveryOutcome(report(body, "delivered", null));
       message.ack();
       continue;
     }
@@ -133,6 +199,7 @@ export async function deliverBatch(batch: MessageBatch<unknown>, env: Env): Prom
         body.key,
       );
       log("warn", "journey_message_dead", { channel: body.channel, reason: attempt.reason });
+      await reportDeadLetter(env, body, attempt.reason);
       message.ack();
       continue;
     }
@@ -144,16 +211,13 @@ export async function deliverBatch(batch: MessageBatch<unknown>, env: Env): Prom
 export async function keepDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   for (const message of batch.messages) {
     const parsed = DeliveryMessageSchema.safeParse(message.body);
+    const reason = "the delivery queue gave up after its retries (the consumer failed on each)";
     await keepDeadLetter(
       env,
-      {
-        at: Date.now(),
-        reason: "the delivery queue gave up after its retries (the consumer failed on each)",
-        attempts: message.attempts,
-        message: message.body,
-      },
+      { at: Date.now(), reason, attempts: message.attempts, message: message.body },
       parsed.success ? parsed.data.key : message.id,
     );
+    if (parsed.success) await reportDeadLetter(env, parsed.data, reason);
     message.ack();
   }
 }

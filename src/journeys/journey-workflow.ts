@@ -1,14 +1,23 @@
 import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cloudflare:workers";
-import { decide } from "../core/decide.ts";
+import { type DecisionResult, decide } from "../core/decide.ts";
 import { channelOrder, nextHourAt, quietUntil } from "../core/journey-time.ts";
 import type { Millis, RequestContext } from "../core/model.ts";
 import { utcOffsetMinutes } from "../core/time-zone.ts";
+import { countExposures } from "../measure/experiment-object.ts";
+import { readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
 import type { CompiledJourney, CompiledRules, CompiledStep } from "../rules/index.ts";
 import { journeyScope } from "../rules/journey-triggers.ts";
+import { resolveCanonical } from "../state/identity.ts";
 import { readTraits } from "../state/profiles.ts";
 import { activeRules } from "../state/rules-loader.ts";
-import { type JourneyFacts, type JourneyParams, visitorObject } from "../state/visitor-object.ts";
+import {
+  type JourneyFacts,
+  type JourneyParams,
+  type SentMessage,
+  type VisitorObject,
+  visitorObject,
+} from "../state/visitor-object.ts";
 import type { DeliveryMessage } from "./message.ts";
 import { setTrait } from "./traits.ts";
 
@@ -16,8 +25,9 @@ import { setTrait } from "./traits.ts";
  * One journey entry, run by Cloudflare Workflows: its waits are `step.sleep`/`sleepUntil`, a wait for
  * an event is `step.waitForEvent` (the visitor's object forwards the person's events with
  * `sendEvent`), and everything that talks to a store is a `step.do` with retries, whose result the
- * engine keeps, so a replayed run repeats no side effect. Before every step the person is checked
- * again against their visitor's object: erased, marketing consent withdrawn, cancelled by an admin,
+ * engine keeps, so a replayed run repeats no side effect. Each store step finds the person's object
+ * again (`person`): an anonymous visitor who logs in mid-journey goes on as the known person, whose
+ * object their entry moved to. Before every step the person is checked again against that object: erased, marketing consent withdrawn, cancelled by an admin,
  * an exit event since they entered, or the journey's exit condition: the entry ends there.
  *
  * The journey keeps its own clock: the time it entered, moved on by each wait, never behind the real
@@ -78,18 +88,13 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
   ): Promise<JourneyOutcome> {
     const params = event.payload;
     const instance = event.instanceId;
-    const visitor = visitorObject(this.env, params.visitorId);
     let clock = params.enteredAt;
     const sent: Array<{ step: string; channel: string; sendAt: Millis }> = [];
+    const recordEnd = (object: VisitorObject, ended: string, at: string, now: Millis) =>
+      object.journeyProgress(instance, { step: at, what: "ended", detail: ended, now, end: "ended" });
     const end = async (ended: string, at: string): Promise<JourneyOutcome> => {
       await step.do(`end at ${at}`, STORE_RETRIES, async () => {
-        await visitor.journeyProgress(instance, {
-          step: at,
-          what: "ended",
-          detail: ended,
-          now: clock,
-          end: "ended",
-        });
+        await recordEnd((await this.person(params.visitorId)).object, ended, at, clock);
         return true;
       });
       return { ended, step: at, sent };
@@ -98,27 +103,41 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
     let index = 0;
     let stepId = "(start)";
     while (true) {
-      // The rules as they stand now: an edited journey goes on with its new steps, by name.
+      // The rules as they stand now: an edited journey goes on with its new steps, by name. A check
+      // that ends the entry (an exit, or no step left) records the end itself: one step, not two,
+      // since recording it again on a retry changes nothing.
       const check = await step.do(`check ${index} ${stepId}`, STORE_RETRIES, async () => {
         const rules = await this.rules();
         const journey = rules?.journeys.byId[params.journey];
         const now = Math.max(Date.now(), clock);
-        if (!rules || !journey)
-          return { now, exit: "journey removed from the rules" as string | null, steps: 0 };
-        const facts = await visitor.journeyFacts(instance);
-        const traits = (await readTraits(this.env, params.visitorId))?.traits ?? {};
-        const exit = exitReason(facts, journey, rules, now, traits);
-        const next = journey.steps[index];
-        if (!exit && next) await visitor.journeyProgress(instance, { step: next.id, what: "at step", now });
-        return { now, exit, steps: journey.steps.length };
+        const visitor = await this.person(params.visitorId);
+        let exit: string | null = "journey removed from the rules";
+        let steps = 0;
+        if (rules && journey) {
+          const facts = await visitor.object.journeyFacts(instance);
+          const traits = (await readTraits(this.env, visitor.id))?.traits ?? {};
+          exit = exitReason(facts, journey, rules, now, traits);
+          steps = journey.steps.length;
+          const next = journey.steps[index];
+          if (!exit && next) {
+            await visitor.object.journeyProgress(instance, { step: next.id, what: "at step", now });
+            return { now, exit, steps };
+          }
+        }
+        await recordEnd(visitor.object, exit ?? "completed", stepId, now);
+        return { now, exit, steps, endRecorded: true };
       });
       clock = check.now;
-      if (check.exit) return end(check.exit, stepId);
-      if (index >= check.steps) return end("completed", stepId);
+      if (check.exit || index >= check.steps) {
+        const ended = check.exit ?? "completed";
+        // A check stored by an earlier version of this code (an instance older than it) left the end to its own step.
+        if (!("endRecorded" in check)) return end(ended, stepId);
+        return { ended, step: stepId, sent };
+      }
       const current = (await this.journey(params.journey))?.steps[index];
       if (!current) return end("completed", stepId);
       stepId = current.id;
-      const next = await this.runStep(current, index, { step, visitor, instance, params, clock, sent });
+      const next = await this.runStep(current, index, { step, instance, params, clock, sent });
       if (next.end) return end(next.end, stepId);
       clock = next.clock;
       index = next.index;
@@ -133,13 +152,23 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
     return (await this.rules())?.journeys.byId[id] ?? null;
   }
 
+  /**
+   * The person this entry is for now, and their object: the id it started with, or the person it
+   * was merged into at a login. The KV alias says so once it has spread; until then the visitor's
+   * own object does (its forwarding address, set before its journeys move, answered once they have).
+   */
+  private async person(visitorId: string): Promise<{ id: string; object: VisitorObject }> {
+    let id = await resolveCanonical(this.env, visitorId);
+    if (id === visitorId) id = (await visitorObject(this.env, visitorId).forwardingAddress()) ?? visitorId;
+    return { id, object: visitorObject(this.env, id) };
+  }
+
   /** One step: where the journey goes next, on which clock, or why it ends. */
   private async runStep(
     current: CompiledStep,
     index: number,
     run: {
       step: WorkflowStep;
-      visitor: ReturnType<typeof visitorObject>;
       instance: string;
       params: JourneyParams;
       clock: Millis;
@@ -153,8 +182,8 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
         await step.sleep(name, current.ms);
         return { index: index + 1, clock: clock + current.ms };
       case "bestHour": {
-        const at = await step.do(`plan ${name}`, STORE_RETRIES, () =>
-          this.bestHourAt(run.params.visitorId, clock, null),
+        const at = await step.do(`plan ${name}`, STORE_RETRIES, async () =>
+          this.bestHourAt((await this.person(run.params.visitorId)).id, clock, null),
         );
         if (at > clock) await step.sleepUntil(name, at);
         return { index: index + 1, clock: Math.max(clock, at) };
@@ -174,15 +203,17 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
       case "branch": {
         const taken = await step.do(`branch ${name}`, STORE_RETRIES, async () => {
           const rules = await this.rules();
-          const facts = await run.visitor.journeyFacts(run.instance);
-          const traits = (await readTraits(this.env, run.params.visitorId))?.traits ?? {};
+          const visitor = await this.person(run.params.visitorId);
+          const facts = await visitor.object.journeyFacts(run.instance);
+          const traits = (await readTraits(this.env, visitor.id))?.traits ?? {};
           return rules ? current.test(journeyScope(rules, facts.state, clock, { traits })) : false;
         });
         return { index: taken ? current.onTrue : current.onFalse, clock };
       }
       case "setTrait":
         await step.do(`trait ${name}`, STORE_RETRIES, async () => {
-          await setTrait(this.env, run.params.visitorId, current.name, current.value, clock);
+          const visitor = await this.person(run.params.visitorId);
+          await setTrait(this.env, visitor.id, current.name, current.value, clock);
           return true;
         });
         return { index: index + 1, clock };
@@ -195,23 +226,25 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
 
   /**
    * A message: planned (channel order, the person's hour in their zone, quiet hours), waited for,
-   * checked again, reserved once by the visitor's object, decided by the same engine and rules as a
-   * page, then enqueued for delivery. Each part is its own step, so a retry repeats only itself.
+   * checked again, then reserved once by the visitor's object, decided by the same engine and rules
+   * as a page, and enqueued for delivery. The plan and the delivery are steps of their own (a wait
+   * may stand between them), so a retry repeats only its own part.
    */
   private async send(
     current: Extract<CompiledStep, { kind: "send" }>,
     index: number,
     run: Parameters<JourneyWorkflow["runStep"]>[2],
   ): Promise<{ index: number; clock: Millis; end?: string }> {
-    const { step, visitor, instance, params } = run;
+    const { step, instance, params } = run;
     const name = `${index} ${current.id}`;
     const plan = await step.do(`plan ${name}`, STORE_RETRIES, async () => {
-      const facts = await visitor.journeyFacts(instance);
+      const visitor = await this.person(params.visitorId);
+      const facts = await visitor.object.journeyFacts(instance);
       const order = channelOrder(
         current.via.map((target) => target.channel),
         facts.state.engagement,
       );
-      const at = await this.bestHourAt(params.visitorId, run.clock, current.bestHourWithinMs, order[0]);
+      const at = await this.bestHourAt(visitor.id, run.clock, current.bestHourWithinMs, order[0]);
       return { order, at };
     });
     let clock = run.clock;
@@ -222,17 +255,22 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
         const rules = await this.rules();
         const journey = rules?.journeys.byId[params.journey];
         if (!rules || !journey) return "journey removed from the rules";
-        const facts = await visitor.journeyFacts(instance);
-        const traits = (await readTraits(this.env, params.visitorId))?.traits ?? {};
+        const visitor = await this.person(params.visitorId);
+        const facts = await visitor.object.journeyFacts(instance);
+        const traits = (await readTraits(this.env, visitor.id))?.traits ?? {};
         return exitReason(facts, journey, rules, clock, traits);
       });
       if (recheck) return { index, clock, end: recheck };
     }
     const key = `${instance}.${current.id}`;
-    const reservation = await step.do(`reserve ${name}`, STORE_RETRIES, async () => {
-      const rules = await this.rules();
-      const messaging = rules?.journeys.messaging;
-      return visitor.reserveSend({
+    // Reserved and enqueued in one step: the reservation is idempotent by key, so a retry of this
+    // step finds it ("already", the same channel) and enqueues the same message again, which the
+    // consumer and the destination dedupe by that key, as they would a retried enqueue on its own.
+    // Refused (cap, consent): not sent, and the journey goes on (the admin API says why).
+    const enqueued = await step.do(`deliver ${name}`, STORE_RETRIES, async () => {
+      const messaging = (await this.rules())?.journeys.messaging;
+      const visitor = await this.person(params.visitorId);
+      const reservation = await visitor.object.reserveSend({
         key,
         instance,
         journey: params.journey,
@@ -242,18 +280,45 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
         capMax: messaging?.capMax ?? 2,
         capPerMs: messaging?.capPerMs ?? 86400e3,
       });
-    });
-    // Refused (cap, consent): this message is not sent, and the journey goes on (the admin API says why).
-    if (reservation.status === "refused" || reservation.channel === null) return { index: index + 1, clock };
-    const channel = reservation.channel;
-    const enqueued = await step.do(`deliver ${name}`, STORE_RETRIES, async () => {
-      const message = await this.message(run.params, instance, current, channel, key, clock);
-      if (!message) return null;
-      await this.env.DELIVERY.send(message, { contentType: "json" });
-      return { channel, sendAt: message.sendAt };
+      if (reservation.status === "refused" || reservation.channel === null) return null;
+      const channel = reservation.channel;
+      const made = await this.message(visitor.id, params, instance, current, channel, key, clock);
+      if (!made) return null;
+      await this.env.DELIVERY.send(made.message, { contentType: "json" });
+      // Handed to delivery: recorded by the person's object (their export, the warehouse's line). A
+      // failure here retries the step, which enqueues the same message again (deduped by its key,
+      // as above) and records it once.
+      await this.recordMessage(visitor.id, made.sent, made.shown);
+      return { channel, sendAt: made.message.sendAt };
     });
     if (enqueued) run.sent.push({ step: current.id, ...enqueued });
     return { index: index + 1, clock };
+  }
+
+  /**
+   * A message handed to delivery, kept by the person's object (which exports it once, if the privacy
+   * gate lets them be measured). Unless a dry run (the person sees nothing), its decision is kept like
+   * a page's: an experiment it newly assigned stays the person's arm, and counts them once in that
+   * experiment, whatever the channel. Idempotent: a retried record adds nothing.
+   */
+  private async recordMessage(
+    visitorId: string,
+    sent: SentMessage,
+    shown: Pick<DecisionResult, "exposures" | "assignments" | "replacedAssignments">,
+  ): Promise<void> {
+    const visitor = visitorObject(this.env, visitorId);
+    await visitor.messageSent(sent);
+    if (sent.dryRun || Object.keys(shown.assignments).length === 0) return;
+    const counted = await visitor.recordDecision({
+      now: sent.sentAt,
+      visitorId,
+      // Not the exposures: a message does not count toward an experience's frequency cap (as before).
+      exposures: [],
+      assignments: shown.assignments,
+      replacing: shown.replacedAssignments,
+      consentMode: readConfig(this.env).config.CONSENT_MODE,
+    });
+    if (counted) await countExposures(this.env, visitorId, shown.exposures, shown.assignments, sent.sentAt);
   }
 
   /**
@@ -290,21 +355,26 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
 
   /** The message: the placement's decision for this channel, by the same engine and rules as a page. */
   private async message(
+    visitorId: string,
     params: JourneyParams,
     instance: string,
     current: Extract<CompiledStep, { kind: "send" }>,
     channel: string,
     key: string,
     sendAt: Millis,
-  ): Promise<DeliveryMessage | null> {
+  ): Promise<{
+    message: DeliveryMessage;
+    sent: SentMessage;
+    shown: Pick<DecisionResult, "exposures" | "assignments" | "replacedAssignments">;
+  } | null> {
     const rules = await this.rules();
     const target = current.via.find((via) => via.channel === channel);
     if (!rules || !target) return null;
     const journey = rules.journeys.byId[params.journey];
-    const state = await visitorObject(this.env, params.visitorId).snapshot({ now: sendAt });
-    const read = await readTraits(this.env, params.visitorId);
+    const state = await visitorObject(this.env, visitorId).snapshot({ now: sendAt });
+    const read = await readTraits(this.env, visitorId);
     const result = decide(rules, {
-      visitorId: params.visitorId,
+      visitorId,
       now: sendAt,
       traits: read?.traits ?? {},
       state,
@@ -314,9 +384,9 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
     });
     const decision = result.decisions[0];
     if (!decision) return null;
-    return {
+    const message: DeliveryMessage = {
       key,
-      visitorId: params.visitorId,
+      visitorId,
       journey: params.journey,
       instance,
       step: current.id,
@@ -327,6 +397,29 @@ export class JourneyWorkflow extends WorkflowEntrypoint<Env, JourneyParams> {
       dryRun: rules.journeys.messaging.dryRun || (journey?.dryRun ?? false),
       decision: { experience: decision.experience, variant: decision.variant, reason: decision.reason },
       content: { html: decision.html, json: decision.json ?? null },
+    };
+    const arm = result.exposures.find((shown) => shown.placement === target.placement);
+    return {
+      message,
+      sent: {
+        key,
+        journey: message.journey,
+        instance,
+        step: message.step,
+        channel: message.channel,
+        placement: message.placement,
+        experience: decision.experience,
+        experiment: arm?.experiment ?? null,
+        variant: decision.variant,
+        rulesVersion: message.rulesVersion,
+        dryRun: message.dryRun,
+        sentAt: sendAt,
+      },
+      shown: {
+        exposures: result.exposures,
+        assignments: result.assignments,
+        replacedAssignments: result.replacedAssignments,
+      },
     };
   }
 }

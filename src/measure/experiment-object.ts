@@ -4,6 +4,7 @@ import type { ShardTally } from "../core/experiment-tally.ts";
 import type { GoalEvent } from "../core/goals.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
+import { GLOBAL_HOLDOUT } from "../rules/index.ts";
 
 /**
  * An experiment's objects as their callers see them: the RPC contract of `ExperimentDO`
@@ -201,4 +202,31 @@ export async function countConversions(
   } catch (err) {
     log("warn", "conversion_not_recorded", { count: events.length, error: String(err) });
   }
+}
+
+/**
+ * A visitor counted in the experiments a decision assigned them to (one unique exposure per
+ * experiment: a visitor already exposed keeps their first arm), once their object said they may be.
+ * Whatever the channel: a page, a decide call, a journey's message. Rejects when a shard fails (the
+ * caller logs it, or retries: counting again changes nothing).
+ */
+export async function countExposures(
+  env: Pick<Env, "EXPERIMENTS">,
+  visitorId: string,
+  exposures: ReadonlyArray<{ readonly experiment?: string | null; readonly variant?: string | null }>,
+  assignments: Readonly<Record<string, string>>,
+  at: number,
+): Promise<void> {
+  const arms = new Map<string, string>();
+  for (const exposure of exposures)
+    if (exposure.experiment && exposure.variant) arms.set(exposure.experiment, exposure.variant);
+  // Held-out visitors are counted in their experiment's holdout; every visitor assigned to the
+  // global holdout's groups is counted there, in whichever group (that experiment has no exposure).
+  for (const [experiment, variant] of Object.entries(assignments))
+    if (variant === "holdout" || experiment === GLOBAL_HOLDOUT) arms.set(experiment, variant);
+  await Promise.all(
+    [...arms].map(([experiment, variant]) =>
+      experimentObject(env, experiment, visitorId).expose([{ visitorId, variant, at }]),
+    ),
+  );
 }

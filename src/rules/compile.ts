@@ -7,12 +7,14 @@ import type {
   CompiledSchedule,
   DecisionRules,
 } from "../core/compiled-rules.ts";
+import { CountPlan } from "../core/event-counts.ts";
 import { type EventSides, eventSides } from "../core/event-sides.ts";
 import type { RequestContext, VisitorEvent } from "../core/model.ts";
 import type { CompiledListItem, ItemField, RankSpec } from "../core/ranking.ts";
 import type { EvalScope, Test } from "../core/scope.ts";
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
 import { compileCondition, type NamedTests } from "./conditions.ts";
+import { countedTypes } from "./counted-types.ts";
 import { parseDuration } from "./duration.ts";
 import { type CompiledJourneys, compileJourneys } from "./journeys.ts";
 import { layerLayout } from "./layers.ts";
@@ -49,6 +51,12 @@ export interface CompiledRules extends DecisionRules {
    * visitor's object for no more than this.
    */
   readonly eventHorizonMs: number;
+  /**
+   * The event types whose hourly counters some condition can read (an unfiltered countWithin, both
+   * sides of a rate, in any audience, segment, named condition, list or journey): the visitor's object
+   * counts only these at ingest (docs/decisions.md, record 21).
+   */
+  readonly countedTypes: ReadonlySet<string>;
   /** What a page at `path` rewrites, derived once per path and rules version (cached with it). */
   pageForPath(path: string): PageSlots;
   /** Journeys: triggers, steps and the messaging limits they share. */
@@ -184,6 +192,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     affinityHalfLifeMs: doc.settings.affinity ? (parseDuration(doc.settings.affinity.halfLife) ?? 0) : 0,
     templatesReadHistory: templatesReadHistory(doc),
     eventHorizonMs: eventHorizon(doc),
+    countedTypes: countedTypes(doc),
     conversionTypes: new Set([
       "purchase",
       ...Object.values(experiments).flatMap((experiment) => experiment.goals.map((goal) => goal.event)),
@@ -202,6 +211,7 @@ function namedTests(doc: RulesDocument): NamedTests {
   const conditionTests = new Map<string, Test>();
   const segmentTests = new Map<string, Test>();
   const named: NamedTests = {
+    counts: new CountPlan(),
     condition: (id) => {
       let test = conditionTests.get(id);
       if (!test) {
@@ -227,14 +237,36 @@ function namedTests(doc: RulesDocument): NamedTests {
   return named;
 }
 
-/** A segment is evaluated at most once per decision, however many experiences use it. */
+/**
+ * A segment is evaluated at most once per decision, however many experiences use it. An explained
+ * decision keeps what the segment's conditions told the trace, and tells it again to each later
+ * reader, so the explanation is the same as if it were evaluated each time.
+ */
 function memoizedSegment(id: string, membership: Test): Test {
   return (scope, trace) => {
-    const cached = scope.segmentCache?.get(id);
-    if (cached !== undefined && !trace) return cached;
-    const result = membership(scope, trace);
-    if (!scope.segmentCache) scope.segmentCache = new Map();
-    scope.segmentCache.set(id, result);
+    scope.segmentCache ??= new Map();
+    const cache = scope.segmentCache;
+    const cached = cache.get(id);
+    if (!trace) {
+      if (cached !== undefined) return cached;
+      const result = membership(scope);
+      cache.set(id, result);
+      return result;
+    }
+    scope.segmentTraces ??= new Map();
+    const traces = scope.segmentTraces;
+    const told = traces.get(id);
+    if (cached !== undefined && told) {
+      for (const [path, ok, why] of told) trace(path, ok, why);
+      return cached;
+    }
+    const heard: Array<[string, boolean, string]> = [];
+    const result = membership(scope, (path, ok, why) => {
+      heard.push([path, ok, why]);
+      trace(path, ok, why);
+    });
+    traces.set(id, heard);
+    cache.set(id, result);
     return result;
   };
 }

@@ -1,4 +1,5 @@
 import { preferredChannel } from "../core/channels.ts";
+import type { CountPlan } from "../core/event-counts.ts";
 import type { VisitorEvent } from "../core/model.ts";
 import {
   countEvents,
@@ -6,8 +7,9 @@ import {
   intentOf,
   lastActivityOf,
   localClockOf,
+  pathReader,
+  plannedCount,
   readPath,
-  resolvePath,
   type Test,
   topOf,
   topTagOf,
@@ -27,6 +29,11 @@ import type { Condition } from "./schema.ts";
 export interface NamedTests {
   readonly condition: (id: string) => Test;
   readonly segment: (id: string) => Test;
+  /**
+   * The rules version's plan of windowed counts: a count without `where` takes a slot in it, so a
+   * decision counts them all in one pass over the log. Without one, each count reads the log itself.
+   */
+  readonly counts?: CountPlan;
 }
 
 /** One kind of condition, narrowed from the union by a key only that kind has. */
@@ -44,8 +51,8 @@ export function compileCondition(condition: Condition, at: string, named: NamedT
   if ("not" in condition) return negation(compileCondition(condition.not, `${at}.not`, named), at);
   if ("ref" in condition) return namedCondition(condition.ref, named);
   if ("segment" in condition) return segmentMembership(condition.segment, at, named);
-  if ("countWithin" in condition) return eventCount(condition, at);
-  if ("rate" in condition) return eventRate(condition, at);
+  if ("countWithin" in condition) return eventCount(condition, at, named.counts);
+  if ("rate" in condition) return eventRate(condition, at, named.counts);
   if ("op" in condition) return pathComparison(condition, at);
   if ("silence" in condition) return silence(condition, at);
   if ("inactive" in condition) return inactivity(condition, at);
@@ -90,16 +97,23 @@ function negation(inner: Test, at: string): Test {
   };
 }
 
+/** Compiled at its first evaluation (validation has ruled out cycles), then called directly. */
 function namedCondition(id: string, named: NamedTests): Test {
-  return (scope, trace) => named.condition(id)(scope, trace);
+  let test: Test | null = null;
+  return (scope, trace) => {
+    test ??= named.condition(id);
+    return test(scope, trace);
+  };
 }
 
 function segmentMembership(id: string, at: string, named: NamedTests): Test {
+  let membership: Test | null = null;
   return (scope, trace) => {
-    if (!trace) return named.segment(id)(scope);
+    membership ??= named.segment(id);
+    if (!trace) return membership(scope);
     // With a trace, the explanation names the segment and the condition inside it that failed.
     let innerFailure: string | null = null;
-    const result = named.segment(id)(scope, (path, ok, why) => {
+    const result = membership(scope, (path, ok, why) => {
       if (!ok && innerFailure === null) innerFailure = `${path}: ${why}`;
     });
     trace(at, result, innerFailure && !result ? `segment ${id} — ${innerFailure}` : `segment ${id}`);
@@ -107,17 +121,35 @@ function segmentMembership(id: string, at: string, named: NamedTests): Test {
   };
 }
 
-function eventCount(condition: ConditionWith<"countWithin">, at: string): Test {
+/**
+ * Events of one type in (now − window, now]: read from the plan's counts (one pass per decision for
+ * all of them), or, filtered by `where`, counted in the log of that type.
+ */
+function windowedCount(
+  plan: CountPlan | undefined,
+  type: string,
+  windowMs: number,
+  filter: ((event: VisitorEvent, now: number) => boolean) | null,
+): (scope: EvalScope) => number {
+  if (plan && !filter) {
+    const slot = plan.slot(type, windowMs);
+    return (scope) => plannedCount(scope, plan, slot);
+  }
+  return (scope) => countEvents(scope, type, scope.now - windowMs, filter);
+}
+
+function eventCount(condition: ConditionWith<"countWithin">, at: string, plan: CountPlan | undefined): Test {
   const { event, window, where } = condition.countWithin;
   const windowMs = parseDuration(window) ?? 0;
-  const filter = where ? eventFilter(where) : null;
+  const count = windowedCount(plan, event, windowMs, where ? eventFilter(where) : null);
   // The schema allows only count operators with a whole number here, which always compile.
   const wanted = comparator(condition.op, condition.value) as Comparison;
-  return traced(
-    at,
-    (scope) => wanted(countEvents(scope, event, scope.now - windowMs, filter), scope.now),
-    `count of ${event} in ${window} ${condition.op} ${condition.value}`,
-  );
+  const why = `count of ${event} in ${window} ${condition.op} ${condition.value}`;
+  return (scope, trace) => {
+    const result = wanted(count(scope), scope.now);
+    if (trace) trace(at, result, why);
+    return result;
+  };
 }
 
 const RATE_BOUNDS = [
@@ -132,22 +164,23 @@ const RATE_BOUNDS = [
  * rate says nothing (1 open of 1 send is not a 100% reader), so the condition is false and the
  * explanation says there were not enough.
  */
-function eventRate(condition: ConditionWith<"rate">, at: string): Test {
+function eventRate(condition: ConditionWith<"rate">, at: string, plan: CountPlan | undefined): Test {
   const { of, per, within, minCount = 1 } = condition.rate;
   const withinMs = parseDuration(within) ?? 0;
+  const sent = windowedCount(plan, per, withinMs, null);
+  const opened = windowedCount(plan, of, withinMs, null);
   const bounds = RATE_BOUNDS.flatMap(([op, holds]) => {
     const bound = condition.rate[op];
     return bound === undefined ? [] : [{ op, bound, holds }];
   });
   const wanted = bounds.map(({ op, bound }) => `${op} ${bound}`).join(", ");
   return (scope, trace) => {
-    const since = scope.now - withinMs;
-    const base = countEvents(scope, per, since, null);
+    const base = sent(scope);
     if (base < minCount) {
       if (trace) trace(at, false, `not enough ${per}: ${base} in ${within}, at least ${minCount} needed`);
       return false;
     }
-    const hits = countEvents(scope, of, since, null);
+    const hits = opened(scope);
     const rate = hits / base;
     const result = bounds.every(({ bound, holds }) => holds(rate, bound));
     if (trace)
@@ -192,8 +225,9 @@ function pathComparison(condition: ConditionWith<"path">, at: string): Test {
   const readsDate = condition.op === "olderThan" || condition.op === "within";
   const whyNot = (actual: unknown) =>
     readsDate && dateOf(actual) === null ? `${condition.path} is not a date` : why;
+  const read = pathReader(segments);
   return (scope, trace) => {
-    const actual = resolvePath(scope, segments);
+    const actual = read(scope);
     const result = compare(actual, scope.now);
     if (trace) trace(at, result, actual === undefined ? `${condition.path} is missing` : whyNot(actual));
     return result;
@@ -205,22 +239,24 @@ function silence(condition: ConditionWith<"silence">, at: string): Test {
   const { after, without, for: quiet, within } = condition.silence;
   const quietMs = parseDuration(quiet) ?? 0;
   const withinMs = within ? (parseDuration(within) ?? Number.POSITIVE_INFINITY) : Number.POSITIVE_INFINITY;
-  return traced(
-    at,
-    (scope) => {
-      const state = scope.state;
-      if (!state) return false;
-      const openedAt = own(state.lastByType, after);
-      if (openedAt === undefined) return false;
-      const quietFor = scope.now - openedAt;
-      if (quietFor < quietMs || quietFor > withinMs) return false;
-      return without.every((type) => {
-        const closedAt = own(state.lastByType, type);
-        return closedAt === undefined || closedAt < openedAt;
-      });
-    },
-    `${after} then no ${without.join("/")} for ${quiet}`,
-  );
+  const why = `${after} then no ${without.join("/")} for ${quiet}`;
+  const holds = (state: EvalScope["state"], now: number): boolean => {
+    if (!state) return false;
+    const openedAt = own(state.lastByType, after);
+    if (openedAt === undefined) return false;
+    const quietFor = now - openedAt;
+    if (quietFor < quietMs || quietFor > withinMs) return false;
+    for (const type of without) {
+      const closedAt = own(state.lastByType, type);
+      if (closedAt !== undefined && closedAt >= openedAt) return false;
+    }
+    return true;
+  };
+  return (scope, trace) => {
+    const result = holds(scope.state, scope.now);
+    if (trace) trace(at, result, why);
+    return result;
+  };
 }
 
 /** Nothing the person did for a while: what the brand sent them meanwhile does not count. */
@@ -238,19 +274,21 @@ function inactivity(condition: ConditionWith<"inactive">, at: string): Test {
 
 function intentLevel(condition: ConditionWith<"intent">, at: string): Test {
   const { dimension, top, above } = condition.intent;
-  return traced(
-    at,
-    (scope) => {
-      if (top !== undefined) {
-        const strongest = topOf(scope);
-        if (strongest.dimension !== top) return false;
-        return above === undefined || strongest.value > above;
-      }
-      const value = dimension ? (intentOf(scope)[dimension] ?? 0) : topOf(scope).value;
-      return value > (above ?? 0);
-    },
-    top ? `top intent is ${top}` : `intent ${dimension ?? "(top)"} above ${above ?? 0}`,
-  );
+  const why = top ? `top intent is ${top}` : `intent ${dimension ?? "(top)"} above ${above ?? 0}`;
+  const holds = (scope: EvalScope): boolean => {
+    if (top !== undefined) {
+      const strongest = topOf(scope);
+      if (strongest.dimension !== top) return false;
+      return above === undefined || strongest.value > above;
+    }
+    const value = dimension ? (intentOf(scope)[dimension] ?? 0) : topOf(scope).value;
+    return value > (above ?? 0);
+  };
+  return (scope, trace) => {
+    const result = holds(scope);
+    if (trace) trace(at, result, why);
+    return result;
+  };
 }
 
 /**

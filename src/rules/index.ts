@@ -8,6 +8,7 @@ export type {
 export type { EvalScope, Test, Trace } from "../core/scope.ts";
 export type { CompiledRules, PageSlot, PageSlots } from "./compile.ts";
 export { compileRules, pageMatcher } from "./compile.ts";
+export { countedTypes, newlyCounted } from "./counted-types.ts";
 export { parseDuration } from "./duration.ts";
 export { MESSAGE_CHANNELS, type MessageChannel } from "./journey-schema.ts";
 export type {

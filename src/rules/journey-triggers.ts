@@ -1,4 +1,4 @@
-import type { Millis, RequestContext, VisitorEvent, VisitorState } from "../core/model.ts";
+import type { Millis, RequestContext, Traits, VisitorEvent, VisitorState } from "../core/model.ts";
 import type { EvalScope } from "../core/scope.ts";
 import type { CompiledRules } from "./compile.ts";
 import type { CompiledJourney } from "./journeys.ts";
@@ -24,7 +24,10 @@ const JOURNEY_CONTEXT: RequestContext = {
   custom: {},
 };
 
-/** What a journey's conditions read: the person's state at `now` (traits live in KV: not read here). */
+/**
+ * What a journey's conditions read: the person's state at `now`, and the traits given (a trigger
+ * check passes the copy the visitor's object keeps of the traits triggers read; a step, the KV profile).
+ */
 export function journeyScope(
   rules: Pick<CompiledRules, "halfLives" | "eventSides">,
   state: VisitorState,
@@ -80,7 +83,8 @@ export interface Entry {
  * The journeys a stored batch starts: event triggers by the batch's new events, segment and condition
  * triggers by the state after it (`checkState`: "batch" skips those only time can make true). Every
  * event costs a set lookup; a journey's condition is evaluated only when its trigger's event type is
- * in the batch.
+ * in the batch. `traits`: the person's traits the triggers read (src/rules/journey-traits.ts); a
+ * trait write checks with no events and `"schedule"`.
  */
 export function entriesFor(
   rules: CompiledRules,
@@ -89,6 +93,7 @@ export function entriesFor(
   latestEntry: LatestEntry,
   now: Millis,
   checkState: "batch" | "schedule",
+  traits: Readonly<Traits> = {},
 ): Entry[] {
   const journeys = rules.journeys;
   const entries: Entry[] = [];
@@ -100,7 +105,7 @@ export function entriesFor(
         const trigger = journey.trigger;
         if (!journey.active || trigger.kind !== "event" || trigger.event !== event.type) continue;
         if (entering.has(journey.id)) continue;
-        if (trigger.where && !trigger.where(journeyScope(rules, state, now, { event }))) continue;
+        if (trigger.where && !trigger.where(journeyScope(rules, state, now, { traits, event }))) continue;
         if (!mayEnter(latestEntry, journey, now)) continue;
         entering.add(journey.id);
         entries.push({ journey: journey.id, cause: event.id });
@@ -110,7 +115,7 @@ export function entriesFor(
   const candidates =
     checkState === "schedule" ? journeys.stateTriggered : journeys.stateTriggered.filter((j) => !j.timeOnly);
   if (candidates.length > 0) {
-    const scope = journeyScope(rules, state, now);
+    const scope = journeyScope(rules, state, now, { traits });
     for (const journey of candidates) {
       if (entering.has(journey.id) || journey.trigger.kind === "event") continue;
       if (!journey.trigger.test(scope) || !mayEnter(latestEntry, journey, now)) continue;

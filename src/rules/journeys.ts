@@ -2,6 +2,7 @@ import type { Test } from "../core/scope.ts";
 import { compileCondition, type NamedTests } from "./conditions.ts";
 import { parseDuration } from "./duration.ts";
 import type { MessageChannel } from "./journey-schema.ts";
+import { type TriggerTraits, triggerTraits } from "./journey-traits.ts";
 import type { Condition, Journey, RulesDocument } from "./schema.ts";
 
 /**
@@ -84,6 +85,8 @@ export interface CompiledJourneys {
    * shortest silence or inactivity they read): when the visitor's object checks them again.
    */
   readonly stateCheckMs: number;
+  /** The traits active journeys' triggers read, and their date comparisons (src/rules/journey-traits.ts). */
+  readonly traits: TriggerTraits;
 }
 
 const DAY_MS = 86400e3;
@@ -136,8 +139,13 @@ export function compileJourneys(doc: RulesDocument, named: NamedTests): Compiled
   }
   const { cap, quietHours, dryRun } = doc.settings.messaging;
   const roots = stateTriggered.map((journey) => doc.journeys[journey.id]!.trigger);
+  const active = Object.values(byId).filter((journey) => journey.active);
   return {
     stateCheckMs: shortestWait(doc, roots),
+    traits: triggerTraits(
+      doc,
+      active.map((journey) => doc.journeys[journey.id]!.trigger),
+    ),
     byId,
     triggerEvents,
     stateTriggered,

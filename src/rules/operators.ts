@@ -68,21 +68,20 @@ function equality(op: "eq" | "neq", expected: unknown): Comparison | string {
 function ordering(op: "lt" | "lte" | "gt" | "gte", expected: unknown): Comparison | string {
   if (!(typeof expected === "number" && Number.isFinite(expected)) && typeof expected !== "string")
     return `${op} needs a number or string value, not ${describe(expected)}`;
-  const holds =
-    op === "lt"
-      ? (sign: number) => sign < 0
-      : op === "lte"
-        ? (sign: number) => sign <= 0
-        : op === "gt"
-          ? (sign: number) => sign > 0
-          : (sign: number) => sign >= 0;
-  return (actual) => {
-    if (typeof actual !== typeof expected) return false;
-    if (typeof actual === "number") return Number.isFinite(actual) && holds(actual - (expected as number));
-    const text = actual as string;
-    const wanted = expected as string;
-    return holds(text < wanted ? -1 : text > wanted ? 1 : 0);
-  };
+  // One closure per operator and type, comparing directly: audiences run these by the hundred per decision.
+  if (typeof expected === "number") {
+    const isNumber = (actual: unknown): actual is number =>
+      typeof actual === "number" && Number.isFinite(actual);
+    if (op === "lt") return (actual) => isNumber(actual) && actual < expected;
+    if (op === "lte") return (actual) => isNumber(actual) && actual <= expected;
+    if (op === "gt") return (actual) => isNumber(actual) && actual > expected;
+    return (actual) => isNumber(actual) && actual >= expected;
+  }
+  // Strings in code-unit order.
+  if (op === "lt") return (actual) => typeof actual === "string" && actual < expected;
+  if (op === "lte") return (actual) => typeof actual === "string" && actual <= expected;
+  if (op === "gt") return (actual) => typeof actual === "string" && actual > expected;
+  return (actual) => typeof actual === "string" && actual >= expected;
 }
 
 /** The actual value (or any element of an actual array) is one of the rule's values. */

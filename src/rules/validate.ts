@@ -149,7 +149,7 @@ function campaignDateProblems(
 }
 
 /** Every condition tree in the document, with its JSON path. */
-function conditionRoots(doc: RulesDocument): Array<[Condition, string]> {
+export function conditionRoots(doc: RulesDocument): Array<[Condition, string]> {
   const roots: Array<[Condition, string]> = [];
   for (const [id, condition] of Object.entries(doc.conditions)) roots.push([condition, `conditions.${id}`]);
   for (const [id, segment] of Object.entries(doc.segments))

@@ -1,5 +1,6 @@
 import * as z from "zod";
 import type { Millis } from "../core/model.ts";
+import { withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
 import { chunksOf, sendExport } from "./export-producer.ts";
@@ -23,6 +24,11 @@ export const OUTBOX_MAX_AGE_MS = 3 * 86_400_000;
 /** The alarm's backoff after a refused send: 30 s, doubling, at most 15 minutes apart. */
 const RETRY_FIRST_MS = 30_000;
 const RETRY_MAX_MS = 15 * 60_000;
+/**
+ * A send the queue has not answered in this long counts as refused: the rows stay for the alarm. If
+ * the queue took it after all, the retry sends its lines again, which the export's ids deduplicate.
+ */
+export const SEND_DEADLINE_MS = 5000;
 /** Rows read per send: Queues takes at most 100 messages per sendBatch. */
 const PAGE_ROWS = 100;
 
@@ -120,12 +126,11 @@ export async function sendOutbox(
     after = page.rows[page.rows.length - 1]!.seq;
     for (const chunk of chunksOf(page.rows.map((row) => row.record))) {
       const seqs = chunk.map((record) => page.seqOf.get(record)!);
-      try {
-        await sendExport(env, chunk);
-      } catch (err) {
+      const sent = await withDeadline(() => sendExport(env, chunk), SEND_DEADLINE_MS);
+      if (!sent.ok) {
         log("warn", "export_deferred", {
           lines: chunk.length,
-          error: err instanceof Error ? err.message : String(err),
+          error: sent.reason === "error" ? sent.error : `no answer in ${SEND_DEADLINE_MS} ms`,
         });
         return false;
       }

@@ -90,26 +90,94 @@ export const ErasureRecordSchema = z
   .describe("a person erased (DELETE /v1/profiles/:id): delete every row of these ids downstream");
 export type ErasureRecord = z.infer<typeof ErasureRecordSchema>;
 
+const MessageKey = z
+  .string()
+  .min(1)
+  .max(200)
+  .describe("the message's Idempotency-Key (<instance>.<step>): the destination received it under this key");
+const Channel = z.enum(["sms", "push", "email"]);
+
+export const MessageRecordSchema = z
+  .strictObject({
+    v: Version,
+    kind: z.literal("message"),
+    id: Id,
+    at: At.describe(
+      "when the journey handed it to delivery (its send time, after the person's hour and quiet hours)",
+    ),
+    visitorId: VisitorId,
+    key: MessageKey,
+    journey: z.string(),
+    instance: z.string().describe("the journey entry (Workflows instance) that sent it"),
+    step: z.string(),
+    channel: Channel,
+    placement: z.string().describe("the channel placement whose decision is the message"),
+    experience: z.string().nullable().describe("the decision's experience; null: the placement's default"),
+    experiment: z.string().nullable().describe("the experiment this experience is an arm of, if any"),
+    variant: z.string().nullable(),
+    rulesVersion: z.string().describe("the rules version that decided it"),
+    dryRun: z.boolean().describe("true: sent to the log destination only, never to the person"),
+  })
+  .describe("a journey's message handed to delivery: what the person was sent, on which channel, and why");
+export type MessageRecord = z.infer<typeof MessageRecordSchema>;
+
+export const DeliveryRecordSchema = z
+  .strictObject({
+    v: Version,
+    kind: z.literal("delivery"),
+    id: Id,
+    at: At.describe("when the outcome was known"),
+    visitorId: VisitorId,
+    key: MessageKey.describe("the message's Idempotency-Key: join with the message line's `key`"),
+    journey: z.string(),
+    channel: Channel,
+    outcome: z
+      .enum(["delivered", "dead_lettered"])
+      .describe("delivered: the destination took it (2xx); dead_lettered: Northstar gave up on it"),
+    reason: z.string().nullable().describe("why it was dead-lettered; null when delivered"),
+    dryRun: z.boolean().describe("true: delivered to the log destination only"),
+  })
+  .describe("what became of a journey's message: delivered, or kept as a dead letter");
+export type DeliveryRecord = z.infer<typeof DeliveryRecordSchema>;
+
 export const ExportRecordSchema = z.discriminatedUnion("kind", [
   EventRecordSchema,
   ExposureRecordSchema,
   IdentityLinkRecordSchema,
   ErasureRecordSchema,
+  MessageRecordSchema,
+  DeliveryRecordSchema,
 ]);
 export type ExportRecord = z.infer<typeof ExportRecordSchema>;
 export type ExportKind = ExportRecord["kind"];
-export const EXPORT_KINDS: readonly ExportKind[] = ["event", "exposure", "identity_link", "erasure"];
+export const EXPORT_KINDS: readonly ExportKind[] = [
+  "event",
+  "exposure",
+  "identity_link",
+  "erasure",
+  "message",
+  "delivery",
+];
 
 const iso = (at: Millis): string => new Date(at).toISOString();
+
+/**
+ * What every line starts with: its kind's schema version, its kind, its stable id (the kind, then
+ * the parts that name the fact, joined by ":"), when it happened and whose it is.
+ */
+function envelope<K extends ExportKind>(
+  kind: K,
+  at: Millis,
+  visitorId: string,
+  ...idParts: ReadonlyArray<string | number>
+): { v: typeof EXPORT_SCHEMA_VERSION; kind: K; id: string; at: string; visitorId: string } {
+  return { v: EXPORT_SCHEMA_VERSION, kind, id: [kind, ...idParts].join(":"), at: iso(at), visitorId };
+}
 
 /** A stored event: its id is the visitor's and the sender's, which the object stores once. */
 export function eventRecord(visitorId: string, event: VisitorEvent): EventRecord {
   return {
-    v: EXPORT_SCHEMA_VERSION,
-    kind: "event",
-    id: `event:${visitorId}:${event.id}`,
-    at: iso(event.ts),
-    visitorId,
+    ...envelope("event", event.ts, visitorId, visitorId, event.id),
     event: { id: event.id, type: event.type, ts: event.ts, channel: event.channel, props: event.props },
   };
 }
@@ -127,11 +195,7 @@ export function exposureRecord(
   rulesVersion: string | null,
 ): ExposureRecord {
   return {
-    v: EXPORT_SCHEMA_VERSION,
-    kind: "exposure",
-    id: `exposure:${visitorId}:${at}:${shown.placement}`,
-    at: iso(at),
-    visitorId,
+    ...envelope("exposure", at, visitorId, visitorId, at, shown.placement),
     placement: shown.placement,
     experience: shown.experience,
     experiment: shown.experiment,
@@ -173,14 +237,7 @@ export function shownRecords(
 
 /** A link holds once: identifying the same pair again is the same record. */
 export function identityLinkRecord(anonymousId: string, visitorId: string, at: Millis): IdentityLinkRecord {
-  return {
-    v: EXPORT_SCHEMA_VERSION,
-    kind: "identity_link",
-    id: `identity_link:${anonymousId}:${visitorId}`,
-    at: iso(at),
-    visitorId,
-    anonymousId,
-  };
+  return { ...envelope("identity_link", at, visitorId, anonymousId, visitorId), anonymousId };
 }
 
 /**
@@ -188,12 +245,44 @@ export function identityLinkRecord(anonymousId: string, visitorId: string, at: M
  * alias list went with the first), so the warehouse deletes by the ids of every erasure line it holds.
  */
 export function erasureRecord(visitorId: string, ids: readonly string[], at: Millis): ErasureRecord {
+  return { ...envelope("erasure", at, visitorId, visitorId, at), ids: [...new Set([visitorId, ...ids])] };
+}
+
+/** What a journey's message line says (export-record's own fields aside). */
+export type MessageFacts = Omit<MessageRecord, "v" | "kind" | "id" | "at" | "visitorId">;
+
+/** A journey's message as it was handed to delivery: one per idempotency key. */
+export function messageRecord(visitorId: string, message: MessageFacts, sentAt: Millis): MessageRecord {
   return {
-    v: EXPORT_SCHEMA_VERSION,
-    kind: "erasure",
-    id: `erasure:${visitorId}:${at}`,
-    at: iso(at),
-    visitorId,
-    ids: [...new Set([visitorId, ...ids])],
+    ...envelope("message", sentAt, visitorId, visitorId, message.key),
+    // Named one by one: a caller's extra field must not make the strict line invalid.
+    key: message.key,
+    journey: message.journey,
+    instance: message.instance,
+    step: message.step,
+    channel: message.channel,
+    placement: message.placement,
+    experience: message.experience,
+    experiment: message.experiment,
+    variant: message.variant,
+    rulesVersion: message.rulesVersion,
+    dryRun: message.dryRun,
+  };
+}
+
+/** A message's outcome: one per idempotency key (a message is delivered or dead-lettered once). */
+export function deliveryRecord(
+  visitorId: string,
+  delivery: Omit<DeliveryRecord, "v" | "kind" | "id" | "at" | "visitorId">,
+  at: Millis,
+): DeliveryRecord {
+  return {
+    ...envelope("delivery", at, visitorId, visitorId, delivery.key),
+    key: delivery.key,
+    journey: delivery.journey,
+    channel: delivery.channel,
+    outcome: delivery.outcome,
+    reason: delivery.reason,
+    dryRun: delivery.dryRun,
   };
 }

@@ -202,6 +202,77 @@ export function logOf(sql: SqlStorage, instance: string): LogRow[] {
   );
 }
 
+/** Every journey row one object holds: what a merge hands to the known person's object. */
+export const JourneyRowsSchema = z.object({
+  entries: z.array(EntryRowSchema),
+  sends: z.array(SendRowSchema),
+  log: z.array(LogRowSchema),
+});
+export type JourneyRows = z.infer<typeof JourneyRowsSchema>;
+
+export function journeyRows(sql: SqlStorage): JourneyRows {
+  return {
+    entries: allEntries(sql),
+    sends: rows(SendRowSchema, sql.exec("SELECT * FROM journey_send ORDER BY at"), "journey_send"),
+    log: rows(
+      LogRowSchema,
+      sql.exec("SELECT instance, step, at, what, detail FROM journey_log ORDER BY seq"),
+      "journey_log",
+    ),
+  };
+}
+
+/**
+ * A merged visitor's journeys, folded into the person's (idempotent: an entry already here is
+ * skipped with its rows). Their entries, messages and logs are the person's from now on: the
+ * frequency cap counts the messages, the re-entry rule the entries. When both were running the same
+ * journey, the person's own entry goes on and the visitor's is ended here (`merged`): answers the
+ * instances to stop.
+ */
+export function foldJourneys(sql: SqlStorage, source: JourneyRows, from: string, now: Millis): string[] {
+  const moved = new Set<string>();
+  const stop: string[] = [];
+  for (const entry of source.entries) {
+    if (readEntry(sql, entry.instance)) continue;
+    const kept =
+      entry.status === "running"
+        ? rows(
+            EntryRowSchema,
+            sql.exec(
+              "SELECT * FROM journey_entry WHERE journey = ? AND status = 'running' LIMIT 1",
+              entry.journey,
+            ),
+            "journey_entry",
+          )[0]
+        : undefined;
+    moved.add(entry.instance);
+    if (kept) {
+      stop.push(entry.instance);
+      insertEntry(sql, {
+        ...entry,
+        status: "ended",
+        reason: `merged: the person was already in this journey (${kept.instance})`,
+        updated_at: now,
+      });
+    } else insertEntry(sql, entry);
+  }
+  for (const send of source.sends) {
+    if (moved.has(send.instance) && !readSend(sql, send.key)) insertSend(sql, send);
+  }
+  for (const line of source.log) if (moved.has(line.instance)) addLog(sql, line);
+  for (const instance of moved) {
+    const ended = stop.includes(instance);
+    addLog(sql, {
+      instance,
+      step: readEntry(sql, instance)?.step ?? "",
+      at: now,
+      what: ended ? "ended" : "moved",
+      detail: ended ? "merged: a duplicate of the person's own entry" : `from ${from} at login`,
+    });
+  }
+  return stop;
+}
+
 /** Withdrawn personalization consent: the journeys' history goes with the behaviour. */
 export function deleteJourneys(sql: SqlStorage): void {
   sql.exec("DELETE FROM journey_entry");

@@ -15,7 +15,8 @@ import {
  *
  * - events: the source's new events join the log in time order (the caller has already dropped
  *   ids the target had seen; `duplicates` are those, so their counts are not added twice);
- * - counts: summed per hourly bucket; lastByType and conversions: the later time wins;
+ * - counts: summed per hourly bucket (a type one side did not count is rebuilt or dropped at the next
+ *   event, by the rules' counted types); the log's cut: the later of the two; lastByType and conversions: the later time wins;
  * - intent: both scores decayed to `now` and added (`mergeIntent`), capped per dimension;
  * - engagement and the hour-of-day histogram: summed;
  * - assignments: the target's (known person's) variants win, the source fills experiments the
@@ -36,6 +37,10 @@ export function mergeVisitorState(
     target.events = [...target.events, ...fresh].sort((a, b) => a.ts - b.ts || (a.id < b.id ? -1 : 1));
   }
   mergeCounts(target, source, duplicates);
+  // The merged log holds every event after the later of the two cuts; the counters hold the rest.
+  const sourceCut = source.prunedThrough ?? null;
+  if (sourceCut !== null && (target.prunedThrough === null || sourceCut > target.prunedThrough))
+    target.prunedThrough = sourceCut;
   mergeLatest(target.lastByType, source.lastByType);
   mergeLatest(target.conversions, source.conversions);
   mergeIntentScores(target, source, now, dimensions);

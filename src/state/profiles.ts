@@ -125,4 +125,9 @@ export async function readAliases(env: Env, canonicalId: string): Promise<Aliase
   return parseStoredJson(AliasesSchema, text, "kv.aliases") ?? [];
 }
 
+/** Writes a person's alias list through the schema `readAliases` parses it with. */
+export async function writeAliases(env: Env, canonicalId: string, aliases: Aliases): Promise<void> {
+  await env.PROFILES.put(aliasesKey(canonicalId), JSON.stringify(AliasesSchema.parse(aliases)));
+}
+
 export { FORBIDDEN_KEYS, findForbiddenKey, type MergeStrategy, mergeTraits } from "../core/traits.ts";

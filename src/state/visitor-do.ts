@@ -14,6 +14,7 @@ import { readConfig } from "../platform/config.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
 import type { CompiledRules } from "../rules/index.ts";
+import { nextTraitChange, sameTraits } from "../rules/journey-traits.ts";
 import { type Entry, entriesFor, instanceId, type LatestEntry } from "../rules/journey-triggers.ts";
 import {
   dropExpired,
@@ -23,14 +24,31 @@ import {
   type SeqRange,
   sendOutbox,
 } from "./export-outbox.ts";
-import { type ExportRecord, eventRecord, shownRecords } from "./export-record.ts";
+import {
+  deliveryRecord,
+  type ExportRecord,
+  eventRecord,
+  messageRecord,
+  shownRecords,
+} from "./export-record.ts";
+import {
+  createMessageTable,
+  deleteMessages,
+  foldMessages,
+  journeyRecords,
+  messageRows,
+  recordOutcome,
+  recordSent,
+} from "./journey-messages.ts";
 import {
   addLog,
   allEntries,
   createJourneyTables,
   deleteJourneys,
+  foldJourneys,
   insertEntry,
   insertSend,
+  journeyRows,
   latestEntry,
   logOf,
   markDelivered,
@@ -51,16 +69,20 @@ import {
   type BackfillOptions,
   type BackfillResult,
   type DecisionRecord,
+  type DeliveryReport,
   type FirstPageRecord,
+  type Forwarding,
   type IngestOptions,
   type IngestResult,
   type JourneyFacts,
   type JourneyParams,
+  type JourneyRecord,
   type JourneyView,
   type MergeResult,
   type SendRefusal,
   type SendRequest,
   type SendReservation,
+  type SentMessage,
   type SnapshotOptions,
   type TokenSpend,
   type VisitorDump,
@@ -82,6 +104,7 @@ import {
   pruneAndSave,
   readHandedExperiments,
   saveConsent,
+  saveJourneyTraits,
   saveState,
   setMeta,
   storeEvent,
@@ -139,6 +162,11 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private upkeepDueAt: Millis = 0;
   /** Set while erase() runs: the outbox is going, nothing more is read from it or sent. */
   private erasing = false;
+  /**
+   * Set while handOver() waits for the person's object to take the history: a journey step asking
+   * meanwhile waits for it, so it is answered where its entry is (src/state/visitor-object.ts).
+   */
+  private handingOver: Promise<unknown> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -154,6 +182,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     void ctx.blockConcurrencyWhile(async () => {
       createTables(this.sql);
       createJourneyTables(this.sql);
+      createMessageTable(this.sql);
       this.load();
     });
   }
@@ -576,6 +605,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     deleteBehaviour(this.sql);
     // Journeys read behaviour: their entries go too, and each instance ends at its next step.
     deleteJourneys(this.sql);
+    deleteMessages(this.sql);
+    // The traits kept for them too (the profile in KV is the CRM's, and stays).
+    deleteMeta(this.sql, "journeyTraits");
+    this.held.traits = emptyHeld().traits;
     this.held.state = emptyHeld(this.held.state.visitorId).state;
     saveState(this.sql, this.held.state);
   }
@@ -588,8 +621,12 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     return dumpOf(this.sql, this.held);
   }
 
-  /** Where this object's history went, if it was merged into a known person. */
+  /**
+   * Where this object's history went, if it was merged into a known person; asked during a
+   * hand-over, answered once it is done (the history is there, or the address withdrawn).
+   */
   async forwardingAddress(): Promise<string | null> {
+    await this.handOverSettled();
     return this.held.mergedInto;
   }
 
@@ -606,15 +643,24 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.held.mergedInto = target;
     setMeta(this.sql, "mergedInto", target);
     let result: MergeResult;
+    // The journeys go with the history: their entries, messages and logs are the person's now.
+    const handing = visitorObject(this.env, target).mergeFrom(
+      {
+        ...dumpOf(this.sql, this.held, now - this.seenRetentionMs),
+        journeys: journeyRows(this.sql),
+        journeyMessages: messageRows(this.sql),
+      },
+      mergeId,
+      { now, visitorId: target },
+    );
+    this.handingOver = handing;
     try {
-      result = await visitorObject(this.env, target).mergeFrom(
-        dumpOf(this.sql, this.held, now - this.seenRetentionMs),
-        mergeId,
-        { now, visitorId: target },
-      );
+      result = await handing;
     } catch (err) {
       this.withdrawAddress();
       throw err;
+    } finally {
+      this.handingOver = null;
     }
     if (result.refused === "erased") {
       // The person was erased: this history is not theirs to receive; it stays here.
@@ -627,6 +673,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.measuredViews.clear();
     this.stateDirty = false;
     keepOnlyAddress(this.sql, this.held, result.experiments ?? [], Date.now());
+    deleteJourneys(this.sql);
+    deleteMessages(this.sql);
     // The outbox stays: its lines were acknowledged under this id and still go out.
     await this.ctx.storage.setAlarm(this.soonerForOutbox(this.held.mergedAt + IDLE_DELETE_MS, Date.now()));
     this.alarmChecked = true;
@@ -674,6 +722,12 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       scoring: await this.scoring(),
       limits: this.limits,
     });
+    // The visitor's journeys go on as the person's; a duplicate of one the person runs is stopped.
+    const duplicates = source.journeys
+      ? foldJourneys(this.sql, source.journeys, source.visitorId || mergeId, options.now)
+      : [];
+    if (source.journeyMessages) foldMessages(this.sql, source.journeyMessages);
+    if (duplicates.length) this.ctx.waitUntil(this.stopInstances(duplicates));
     this.persistAfterApply(options.now);
     return { merged: true, events, experiments: Object.keys(source.state.assignments) };
   }
@@ -733,7 +787,12 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (erased) return;
     // Anything held that is recent keeps the visitor: a newsletter reader's history is brand sends
     // only (no lastSeen), and must not go as "idle" the day after it arrived or was backfilled.
-    const lastHeld = Math.max(state.lastSeen ?? 0, consentAt, ...Object.values(state.lastByType));
+    const lastHeld = Math.max(
+      state.lastSeen ?? 0,
+      consentAt,
+      this.held.traits.at,
+      ...Object.values(state.lastByType),
+    );
     const lastActive = mergedInto ? mergedAt : lastHeld;
     if (now - lastActive > IDLE_DELETE_MS) {
       await this.ctx.storage.deleteAll();
@@ -741,6 +800,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       this.alarmChecked = false;
       createTables(this.sql);
       createJourneyTables(this.sql);
+      createMessageTable(this.sql);
       return;
     }
     dropExpired(this.sql, now);
@@ -787,7 +847,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       this.forwardEvents(scoring, fresh);
     if (journeys.triggerEvents.size === 0 && journeys.stateTriggered.length === 0) return;
     if (!this.marketing()) return;
-    this.enter(entriesFor(scoring, fresh, this.held.state, this.latestEntry, now, "batch"), now);
+    this.enter(
+      entriesFor(scoring, fresh, this.held.state, this.latestEntry, now, "batch", this.held.traits.traits),
+      now,
+    );
     if (journeys.stateTriggered.length > 0) this.armJourneyCheck(scoring, now);
   }
 
@@ -877,10 +940,15 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     }
   }
 
-  /** When a segment or condition trigger may next become true: the last activity plus the shortest silence. */
+  /**
+   * When a segment or condition trigger may next become true: the last activity plus the shortest
+   * silence, or a kept trait's date plus the duration a comparison reads (`olderThan`), if sooner.
+   */
   private nextJourneyCheck(scoring: CompiledRules | null, now: Millis): Millis | null {
     if (!scoring || scoring.journeys.stateTriggered.length === 0) return null;
-    const due = (this.held.state.lastSeen ?? now) + scoring.journeys.stateCheckMs + 1000;
+    const silence = (this.held.state.lastSeen ?? now) + scoring.journeys.stateCheckMs + 1000;
+    const turn = nextTraitChange(scoring.journeys.traits.dates, this.held.traits.traits, now);
+    const due = turn === null ? silence : Math.min(silence, turn + 1000);
     return due > now ? due : null;
   }
 
@@ -921,10 +989,86 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
         ),
       );
     if (!this.marketing() || scoring.journeys.stateTriggered.length === 0) return [];
-    return this.enter(entriesFor(scoring, [], this.held.state, this.latestEntry, now, "schedule"), now);
+    return this.enter(
+      entriesFor(scoring, [], this.held.state, this.latestEntry, now, "schedule", this.held.traits.traits),
+      now,
+    );
   }
 
-  async journeyFacts(instance: string): Promise<JourneyFacts> {
+  /**
+   * A trait write: the traits the triggers read are kept (only with the privacy gate's leave to keep
+   * anything of the person), then the segment and condition triggers are checked with them, through
+   * the same code and the same marketing gate as after a batch, and the alarm comes back when a
+   * trait's date comparison changes its answer (`olderThan`).
+   */
+  async journeyTraits(
+    visitorId: string,
+    traits: Readonly<Record<string, unknown>>,
+    options: { now: Millis; consentMode?: ConsentMode; forwarded?: boolean },
+  ): Promise<string[]> {
+    if (this.held.erased) return [];
+    const target = this.forwardTarget(options.forwarded);
+    if (target) return target.journeyTraits(this.held.mergedInto!, traits, { ...options, forwarded: true });
+    if (!this.privacy(options).keep) return [];
+    this.ensureId(visitorId);
+    // The same traits again (a retried write, an identical import): nothing to write, only the check.
+    if (!sameTraits(this.held.traits.traits, traits)) {
+      this.held.traits = { traits: { ...traits }, at: options.now };
+      saveJourneyTraits(this.sql, this.held.traits);
+    }
+    const scoring = await this.scoring();
+    // One alarm for both: the daily upkeep (a person known only by their traits is kept, and goes
+    // when idle) and, sooner, the moment a trait's date comparison turns (a real-clock time).
+    const due = this.nextJourneyCheck(scoring, options.now);
+    const upkeep = Date.now() + DAY_MS;
+    this.alarmChecked = true;
+    this.ctx.waitUntil(
+      this.alarmNoLaterThan(due !== null && due > Date.now() ? Math.min(due, upkeep) : upkeep).catch(
+        (err: unknown) => {
+          this.alarmChecked = false;
+          recordDroppedWrite("journey_check_not_armed", err);
+        },
+      ),
+    );
+    if (!scoring || scoring.journeys.stateTriggered.length === 0 || !this.marketing()) return [];
+    return this.enter(
+      entriesFor(
+        scoring,
+        [],
+        this.held.state,
+        this.latestEntry,
+        options.now,
+        "schedule",
+        this.held.traits.traits,
+      ),
+      options.now,
+    );
+  }
+
+  /**
+   * A journey call on a visitor merged into a person: answered by the person's object, where the
+   * entry now is, once a hand-over under way has finished (null: answered here).
+   */
+  private async journeyOwner(via: Forwarding | undefined): Promise<VisitorObject | null> {
+    // Nothing awaited unless a hand-over is under way: the caller's local reads and writes then run
+    // in this same turn, so none can slip between the hand-over's copy of the rows and their removal.
+    while (this.handingOver) await this.handOverSettled();
+    return this.held.erased ? null : this.forwardTarget(via?.forwarded);
+  }
+
+  /** A hand-over under way, finished either way (its own caller is told of a failure). */
+  private async handOverSettled(): Promise<void> {
+    if (!this.handingOver) return;
+    try {
+      await this.handingOver;
+    } catch {
+      // Failed: the address is withdrawn, and handOver's caller answers the error.
+    }
+  }
+
+  async journeyFacts(instance: string, via?: Forwarding): Promise<JourneyFacts> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.journeyFacts(instance, { forwarded: true });
     if (this.held.erased)
       return { erased: true, marketing: false, consent: {}, entry: null, state: emptyHeld().state };
     const entry = readEntry(this.sql, instance);
@@ -940,7 +1084,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   async journeyProgress(
     instance: string,
     progress: { step: string; what: string; detail?: string; now: Millis; end?: "ended" | "cancelled" },
+    via?: Forwarding,
   ): Promise<void> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.journeyProgress(instance, progress, { forwarded: true });
     if (this.held.erased || !readEntry(this.sql, instance)) return;
     const detail = progress.detail ?? "";
     updateEntry(this.sql, instance, {
@@ -959,7 +1106,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    * still run, marketing must be allowed, the frequency cap across journeys not reached, and the
    * first listed channel with consent is taken.
    */
-  async reserveSend(request: SendRequest): Promise<SendReservation> {
+  async reserveSend(request: SendRequest, via?: Forwarding): Promise<SendReservation> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.reserveSend(request, { forwarded: true });
     if (this.held.erased) return { status: "refused", reason: "erased" };
     const existing = readSend(this.sql, request.key);
     if (existing) {
@@ -1009,15 +1158,85 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     });
   }
 
-  async delivered(key: string): Promise<boolean> {
+  async delivered(key: string, via?: Forwarding): Promise<boolean> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.delivered(key, { forwarded: true });
     return readSend(this.sql, key)?.outcome === "delivered";
   }
 
-  async markDelivered(key: string): Promise<void> {
+  /** Kept for a delivery consumer of the previous version (a gradual deploy); today's calls deliveryOutcome. */
+  async markDelivered(key: string, via?: Forwarding): Promise<void> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.markDelivered(key, { forwarded: true });
     if (!this.held.erased) markDelivered(this.sql, key);
   }
 
-  async journeys(): Promise<JourneyView[]> {
+  /**
+   * A send step handed its message to delivery. Kept while the person's behaviour may be (the profile
+   * export shows it), and exported once, when the privacy gate lets them be measured: the line and
+   * the row commit together through the outbox, like an event's. A visitor merged into a person
+   * answers from the person's object, where the entry now is.
+   */
+  async messageSent(message: SentMessage, via?: Forwarding): Promise<void> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.messageSent(message, { forwarded: true });
+    const privacy = this.journeyPrivacy();
+    if (!privacy.keep) return;
+    let queued: SeqRange | null = null;
+    this.ctx.storage.transactionSync(() => {
+      if (!recordSent(this.sql, message, message.sentAt) || !privacy.measure) return;
+      queued = enqueueExport(this.sql, [messageRecord(this.exportId(), message, message.sentAt)], Date.now());
+    });
+    this.sendSoon(queued);
+  }
+
+  /** The delivery consumer's report: the reservation marked delivered, the outcome kept and exported once. */
+  async deliveryOutcome(report: DeliveryReport, via?: Forwarding): Promise<void> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.deliveryOutcome(report, { forwarded: true });
+    if (this.held.erased) return;
+    const privacy = this.journeyPrivacy();
+    let queued: SeqRange | null = null;
+    this.ctx.storage.transactionSync(() => {
+      if (report.outcome === "delivered") markDelivered(this.sql, report.key);
+      if (!privacy.keep || !recordOutcome(this.sql, report) || !privacy.measure) return;
+      queued = enqueueExport(
+        this.sql,
+        [
+          deliveryRecord(
+            this.exportId(),
+            {
+              key: report.key,
+              journey: report.journey,
+              channel: report.channel,
+              outcome: report.outcome,
+              reason: report.reason,
+              dryRun: report.dryRun,
+            },
+            report.at,
+          ),
+        ],
+        Date.now(),
+      );
+    });
+    this.sendSoon(queued);
+  }
+
+  /** The gate for what journeys leave behind: off any request, with the consent held and the deployment's mode. */
+  private journeyPrivacy(): PrivacyVerdict {
+    return this.privacy({ consentMode: readConfig(this.env).config.CONSENT_MODE });
+  }
+
+  async journeyRecords(via?: Forwarding): Promise<JourneyRecord[]> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.journeyRecords({ forwarded: true });
+    if (this.held.erased) return [];
+    return journeyRecords(this.sql);
+  }
+
+  async journeys(via?: Forwarding): Promise<JourneyView[]> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.journeys({ forwarded: true });
     if (this.held.erased) return [];
     return allEntries(this.sql).map((entry) => ({
       instance: entry.instance,
@@ -1039,7 +1258,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     }));
   }
 
-  async cancelJourney(instance: string, now: Millis): Promise<boolean> {
+  async cancelJourney(instance: string, now: Millis, via?: Forwarding): Promise<boolean> {
+    const owner = await this.journeyOwner(via);
+    if (owner) return owner.cancelJourney(instance, now, { forwarded: true });
     const entry = this.held.erased ? null : readEntry(this.sql, instance);
     if (entry?.status !== "running") return false;
     updateEntry(this.sql, instance, { status: "cancelled", reason: "cancelled by an admin", at: now });

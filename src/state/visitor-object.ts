@@ -3,6 +3,9 @@ import type { ConsentMode } from "../core/consent.ts";
 import type { GoalEvent } from "../core/goals.ts";
 import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
 import type { Env } from "../platform/env.ts";
+import type { MessageFacts } from "./export-record.ts";
+import type { DeliveryReport, JourneyRecord, MessageRows } from "./journey-messages.ts";
+import type { JourneyRows } from "./journey-store.ts";
 
 /**
  * The visitor's object as its callers see it: the RPC contract of `VisitorDO` (src/state/visitor-do.ts),
@@ -139,6 +142,10 @@ export interface VisitorDump {
   readonly mergedFrom: readonly string[];
   /** Event ids seen recently (beyond the kept log), so replays stay idempotent after a merge. */
   readonly seen?: ReadonlyArray<readonly [string, Millis]>;
+  /** A merge only: the visitor's journeys (entries, messages, logs), which go on as the person's. */
+  readonly journeys?: JourneyRows;
+  /** A merge only: what the visitor's journeys sent and what became of it (goes with `journeys`). */
+  readonly journeyMessages?: MessageRows;
 }
 
 export interface MergeResult {
@@ -193,24 +200,51 @@ export interface VisitorObject {
   ): Promise<MergeResult>;
   erase(): Promise<void>;
   spendIdentityToken(tokenId: string, expiresAt: Millis, now: Millis): Promise<TokenSpend>;
-  /** Journeys (src/journeys/): the facts a step checks, its progress, and its message's reservation. */
-  journeyFacts(instance: string, options?: { consentMode?: ConsentMode }): Promise<JourneyFacts>;
+  /**
+   * Journeys (src/journeys/): the facts a step checks, its progress, and its message's reservation.
+   * A visitor merged into a person answers these from the person's object (their journeys moved
+   * there), once any hand-over under way has finished; `via.forwarded`: already forwarded once.
+   */
+  journeyFacts(instance: string, via?: Forwarding): Promise<JourneyFacts>;
   journeyProgress(
     instance: string,
     progress: { step: string; what: string; detail?: string; now: Millis; end?: "ended" | "cancelled" },
+    via?: Forwarding,
   ): Promise<void>;
-  reserveSend(request: SendRequest): Promise<SendReservation>;
+  reserveSend(request: SendRequest, via?: Forwarding): Promise<SendReservation>;
   /** The delivery consumer: whether `key` was delivered already, and recording that it now was. */
-  delivered(key: string): Promise<boolean>;
-  markDelivered(key: string): Promise<void>;
-  journeys(): Promise<JourneyView[]>;
-  cancelJourney(instance: string, now: Millis): Promise<boolean>;
+  delivered(key: string, via?: Forwarding): Promise<boolean>;
+  markDelivered(key: string, via?: Forwarding): Promise<void>;
+  journeys(via?: Forwarding): Promise<JourneyView[]>;
+  /** A send step handed its message to delivery: kept for the profile export, exported once. */
+  messageSent(message: SentMessage, via?: Forwarding): Promise<void>;
+  /** The delivery consumer: the message was delivered, or kept as a dead letter; exported once. */
+  deliveryOutcome(report: DeliveryReport, via?: Forwarding): Promise<void>;
+  /** Everything held of the person's journeys, with what each message sent (the profile export). */
+  journeyRecords(via?: Forwarding): Promise<JourneyRecord[]>;
+  cancelJourney(instance: string, now: Millis, via?: Forwarding): Promise<boolean>;
+  /**
+   * A trait write (identify, a profile PUT or import, a journey's setTrait): the traits the journey
+   * triggers read (`traits`, picked by the caller: src/rules/journey-traits.ts) kept, and the triggers
+   * checked with them at once. Answers the instances it started.
+   */
+  journeyTraits(
+    visitorId: string,
+    traits: Readonly<Record<string, unknown>>,
+    options: { now: Millis; consentMode?: ConsentMode; forwarded?: boolean },
+  ): Promise<string[]>;
   /** Segment and condition triggers, checked on the object's schedule (or by a test at a simulated time). */
   checkJourneyTriggers(now: Millis, options?: { consentMode?: ConsentMode }): Promise<string[]>;
 }
 
+/** Set by an object that forwards a call to the one it was merged into: a call is forwarded at most once. */
+export interface Forwarding {
+  readonly forwarded?: boolean;
+}
+
 /** What a journey's Workflows instance is started with (src/journeys/journey-workflow.ts). */
 export interface JourneyParams {
+  /** The person when the entry started; after a login merge, the alias leads to the person's id. */
   readonly visitorId: string;
   readonly journey: string;
   /** When the trigger fired, on the clock the batch was stored with. */
@@ -288,4 +322,12 @@ export interface JourneyView {
 export function visitorObject(env: Pick<Env, "VISITOR">, visitorId: string): VisitorObject {
   // The stub has exactly these methods (VisitorDO's public surface); only its derived type is lost.
   return env.VISITOR.get(env.VISITOR.idFromName(visitorId)) as unknown as VisitorObject;
+}
+
+export type { DeliveryReport, JourneyRecord } from "./journey-messages.ts";
+
+/** A journey's message as its send step handed it to delivery (the decision that made it included). */
+export interface SentMessage extends MessageFacts {
+  /** When the journey sent it, on its own clock (the person's hour, after quiet hours). */
+  readonly sentAt: Millis;
 }

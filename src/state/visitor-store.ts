@@ -26,6 +26,10 @@ export const StoredStateSchema = z.object({
   lastSeen: MillisSchema.nullable(),
   sessionCount: z.number(),
   counts: z.record(z.string(), z.array(z.tuple([MillisSchema, z.number()]))),
+  // Both absent in state stored before the rules chose what to count: it counted every type, and
+  // its log's cut is read back as just before its oldest event (loadHeld).
+  counting: z.array(z.string()).nullable().optional(),
+  prunedThrough: MillisSchema.nullable().optional(),
   lastByType: z.record(z.string(), MillisSchema),
   intent: z.record(z.string(), z.object({ value: z.number(), ts: MillisSchema })),
   engagement: z.record(
@@ -53,6 +57,13 @@ export const IdListSchema = z.array(z.string());
 /** `meta.consentAt`, `meta.mergedAt`: epoch milliseconds, written as decimal text. */
 const MillisTextSchema = z.string().regex(/^\d+$/).transform(Number);
 
+/**
+ * `meta.journeyTraits`: the person's traits that journey triggers read (src/rules/journey-traits.ts),
+ * as the last trait write passed them, and when (docs/decisions.md, record 19).
+ */
+export const JourneyTraitsSchema = z.object({ traits: z.record(z.string(), z.unknown()), at: MillisSchema });
+export type JourneyTraits = z.infer<typeof JourneyTraitsSchema>;
+
 /** One `event` row as SQLite gives it back; `props` is the event's properties as JSON text. */
 const EventRowSchema = z.object({
   id: z.string(),
@@ -73,7 +84,8 @@ export type MetaKey =
   | "mergedInto"
   | "mergedAt"
   | "mergedFrom"
-  | "handedExperiments";
+  | "handedExperiments"
+  | "journeyTraits";
 
 /** Everything one object holds in memory: read once when it starts, so the decision path reads no storage. */
 export interface HeldVisitor {
@@ -88,6 +100,8 @@ export interface HeldVisitor {
   mergedFrom: string[];
   /** When consent was last set: a visitor who only answered a consent banner is active too. */
   consentAt: Millis;
+  /** The traits journey triggers read, as the last trait write passed them (empty: none written). */
+  traits: JourneyTraits;
 }
 
 /** What an object that holds nothing (new, erased or deleted) holds. */
@@ -100,6 +114,7 @@ export function emptyHeld(visitorId = ""): HeldVisitor {
     mergedAt: 0,
     mergedFrom: [],
     consentAt: 0,
+    traits: { traits: {}, at: 0 },
   };
 }
 
@@ -130,8 +145,15 @@ export function loadHeld(sql: SqlStorage): HeldVisitor {
   );
   const visitorId = meta.get("id") ?? "";
   const stored = parseStoredJson(StoredStateSchema, meta.get("state"), "meta.state");
-  const state: MutableVisitorState = stored ? { ...stored, events: [] } : emptyState(visitorId);
-  state.events = loadEvents(sql);
+  const events = loadEvents(sql);
+  const state: MutableVisitorState = stored
+    ? {
+        ...stored,
+        counting: stored.counting ?? null,
+        prunedThrough: stored.prunedThrough === undefined ? cutBefore(events) : stored.prunedThrough,
+        events,
+      }
+    : { ...emptyState(visitorId), events };
   return {
     state,
     consent: parseStoredJson(StoredConsentSchema, meta.get("consent"), "meta.consent") ?? {},
@@ -140,7 +162,19 @@ export function loadHeld(sql: SqlStorage): HeldVisitor {
     mergedAt: readMillis(meta.get("mergedAt"), "meta.mergedAt"),
     mergedFrom: parseStoredJson(IdListSchema, meta.get("mergedFrom"), "meta.mergedFrom") ?? [],
     consentAt: readMillis(meta.get("consentAt"), "meta.consentAt"),
+    traits: parseStoredJson(JourneyTraitsSchema, meta.get("journeyTraits"), "meta.journeyTraits") ?? {
+      traits: {},
+      at: 0,
+    },
   };
+}
+
+/**
+ * Where a log stored without its cut was cut, at the latest: just before its oldest event. Its
+ * counters counted every event, so reading them up to there counts each event once.
+ */
+function cutBefore(events: readonly VisitorEvent[]): Millis | null {
+  return events.length ? events[0]!.ts - 1 : null;
 }
 
 function readMillis(text: string | undefined, kind: string): Millis {
@@ -172,6 +206,10 @@ export function saveState(sql: SqlStorage, state: MutableVisitorState): void {
   const { events: _events, ...aggregates } = state;
   const stored: StoredState = aggregates;
   setMeta(sql, "state", JSON.stringify(stored));
+}
+
+export function saveJourneyTraits(sql: SqlStorage, traits: JourneyTraits): void {
+  setMeta(sql, "journeyTraits", JSON.stringify(JourneyTraitsSchema.parse(traits)));
 }
 
 export function saveConsent(sql: SqlStorage, consent: Record<string, boolean>): void {

@@ -3,7 +3,10 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { channelOrder, nextHourAt, quietUntil } from "../../src/core/journey-time.ts";
 import { marketingAllowed } from "../../src/core/privacy.ts";
+import { emptyState } from "../../src/core/visitor-state.ts";
 import { compileRules, parseRules } from "../../src/rules/index.ts";
+import { nextTraitChange, pickTraits } from "../../src/rules/journey-traits.ts";
+import { entriesFor } from "../../src/rules/journey-triggers.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const demo = JSON.parse(readFileSync(join(ROOT, "rules/northstar.rules.json"), "utf8"));
@@ -80,6 +83,56 @@ describe("journeys in the rules", () => {
     expect(journeys.messaging).toMatchObject({ capMax: 2, capPerMs: 86400e3, quiet: null, dryRun: false });
     // win-back is the lapsing segment: 60 days of inactivity at the shortest.
     expect(journeys.stateCheckMs).toBe(60 * 86400e3);
+  });
+});
+
+describe("triggers that read traits", () => {
+  const DAY = 86400e3;
+  function compiled(journeys: Doc) {
+    const doc = structuredClone(demo) as Doc;
+    doc.journeys = journeys;
+    const parsed = parseRules(doc);
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+    return compileRules(parsed.rules, "h");
+  }
+  const welcome = { id: "welcome", send: { via: [{ channel: "email", placement: "email-hero" }] } };
+
+  it("names the traits triggers read, through segments and an event's where, and the date comparisons of state triggers only", () => {
+    const rules = compiled({
+      vip: { trigger: { condition: { op: "eq", path: "traits.tier", value: "gold" } }, steps: [welcome] },
+      lapsed: { trigger: { segment: "lapsed-buyer" }, steps: [welcome] },
+      big: {
+        trigger: { event: "add_to_cart", where: { op: "within", path: "traits.signedUpAt", value: "7d" } },
+        steps: [welcome],
+      },
+    });
+    const traits = rules.journeys.traits;
+    expect([...traits.names].sort()).toEqual(["lastOrderAt", "signedUpAt", "tier"]);
+    expect(traits.dates).toEqual([{ path: ["lastOrderAt"], afterMs: 60 * DAY }]);
+    expect(pickTraits({ tier: "gold", firstName: "Ana" }, traits.names)).toEqual({ tier: "gold" });
+  });
+
+  it("a trait date 59 days old turns in a day; one already past, or not a date, schedules nothing", () => {
+    const dates = [{ path: ["lastOrderAt"], afterMs: 60 * DAY }];
+    const now = Date.parse("2026-11-29T12:00:00Z");
+    expect(nextTraitChange(dates, { lastOrderAt: "2026-10-01T12:00:00Z" }, now)).toBe(
+      Date.parse("2026-11-30T12:00:00Z"),
+    );
+    expect(nextTraitChange(dates, { lastOrderAt: "2026-09-01" }, now)).toBeNull();
+    expect(nextTraitChange(dates, { lastOrderAt: "last spring" }, now)).toBeNull();
+  });
+
+  it("a condition on a trait starts its journey when the traits given hold, and not without them", () => {
+    const rules = compiled({
+      vip: { trigger: { condition: { op: "eq", path: "traits.tier", value: "gold" } }, steps: [welcome] },
+    });
+    const now = Date.now();
+    const state = emptyState("u_x");
+    const never = () => null;
+    expect(entriesFor(rules, [], state, never, now, "schedule")).toEqual([]);
+    expect(entriesFor(rules, [], state, never, now, "schedule", { tier: "gold" })).toEqual([
+      { journey: "vip", cause: `state-${now}` },
+    ]);
   });
 });
 

@@ -11,18 +11,20 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { gunzipLines } from "../../src/export/files.ts";
 import { handle } from "../../src/http/app.ts";
 import {
   dropExpired,
   enqueueExport,
   OUTBOX_MAX_AGE_MS,
   OUTBOX_MAX_ROWS,
+  SEND_DEADLINE_MS,
+  sendOutbox,
 } from "../../src/state/export-outbox.ts";
 import { type ExportRecord, ExportRecordSchema, eventRecord } from "../../src/state/export-record.ts";
 import { droppedWriteCount } from "../../src/state/stored-value.ts";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
 import { canonicalForUser } from "../../src/state/visitor-id.ts";
+import { exportedWhen, hasId } from "./export-lines.ts";
 import {
   ADMIN,
   BROWSER_UA,
@@ -34,36 +36,6 @@ import {
   sendEvents,
   visit,
 } from "./helpers.ts";
-
-/** Every line of every export file, each parsed with the schema that wrote it. */
-async function allLines(): Promise<ExportRecord[]> {
-  const records: ExportRecord[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await env.EXPORT_BUCKET.list({ cursor });
-    for (const object of page.objects) {
-      const body = await env.EXPORT_BUCKET.get(object.key);
-      for (const line of await gunzipLines(await body!.arrayBuffer()))
-        records.push(ExportRecordSchema.parse(JSON.parse(line)));
-    }
-    cursor = page.truncated ? page.cursor : undefined;
-  } while (cursor);
-  return records;
-}
-
-/** The exported lines once `ready` holds of them (the queue delivers in its own time). */
-function exportedWhen(ready: (lines: ExportRecord[]) => boolean): Promise<ExportRecord[]> {
-  return vi.waitFor(
-    async () => {
-      const lines = await allLines();
-      if (!ready(lines)) throw new Error("not exported yet");
-      return lines;
-    },
-    { timeout: 15_000, interval: 100 },
-  );
-}
-
-const hasId = (id: string) => (lines: ExportRecord[]) => lines.some((line) => line.id === id);
 
 function post(path: string, body: unknown, headers: Record<string, string> = {}) {
   return visit(`/_ns${path}`, {
@@ -349,6 +321,34 @@ describe("the object's outbox: nothing acknowledged is lost on the way out", () 
     expect(await outboxRows(person)).toBe(0);
     // What the decision showed went from the worker to the queue, not through the object.
     await exportedWhen((all) => all.some((line) => line.kind === "exposure" && line.visitorId === person));
+  });
+
+  it(`a queue that never answers counts as refused after ${SEND_DEADLINE_MS / 1000} s: the line stays for the alarm`, async () => {
+    const cookie = await newVisitor();
+    const visitorId = idOf(cookie);
+    const fault = faultyQueue();
+    await sendThrough(visitorId, fault.queue);
+    const event = { id: eid(), type: "search", props: {} };
+    expect((await sendEvents(cookie, [event])).status).toBe(202);
+    await fault.refused;
+    expect(await outboxRows(visitorId)).toBe(1);
+
+    const silent = { sendBatch: () => new Promise<void>(() => {}) } as unknown as Queue;
+    const sent = await runInDurableObject(stubOf(visitorId), async (_instance: VisitorDO, ctx) => {
+      vi.useFakeTimers();
+      try {
+        const sending = sendOutbox(ctx.storage.sql, { EXPORT: silent }, null, () => false);
+        await vi.advanceTimersByTimeAsync(SEND_DEADLINE_MS);
+        return await sending;
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+    expect(sent).toBe(false);
+    expect(await outboxRows(visitorId)).toBe(1);
+    fault.down = false;
+    expect(await runDurableObjectAlarm(stubOf(visitorId))).toBe(true);
+    expect(fault.taken).toEqual([`event:${visitorId}:${event.id}`]);
   });
 
   it("a send the queue accepted is not sent again by the alarm", async () => {

@@ -13,6 +13,7 @@ import worker from "../../src/index.ts";
 import { backoffSeconds } from "../../src/journeys/delivery.ts";
 import type { JourneyOutcome } from "../../src/journeys/journey-workflow.ts";
 import type { DeliveryMessage } from "../../src/journeys/message.ts";
+import type { Env } from "../../src/platform/env.ts";
 import { instanceId } from "../../src/rules/journey-triggers.ts";
 import { insertEntry, insertSend } from "../../src/state/journey-store.ts";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
@@ -48,7 +49,11 @@ function smsEvenings(): unknown[] {
 }
 
 /** What the test destination holds (the journeys' other messages reach it too: `key` narrows to one). */
-async function outbox(key?: string): Promise<{ posts: number; messages: Array<Record<string, unknown>> }> {
+async function outbox(key?: string): Promise<{
+  posts: number;
+  postsByKey: Record<string, number>;
+  messages: Array<Record<string, unknown>>;
+}> {
   const res = await env.DESTINATION_SERVICE!.fetch(
     `https://destination.test/outbox${key ? `?key=${key}` : ""}`,
   );
@@ -116,6 +121,20 @@ describe("cart abandonment", () => {
   });
 });
 
+// Two kinds of "uncaught exception" lines that workerd prints while this file runs come from the
+// local Workflows engine (miniflare's workflows-shared Engine), not from a promise of ours:
+// - "broken.outputGateBroken; jsg.Error: Aborting engine: User called terminate", a few per
+//   terminate() (the cancel and erasure tests below): the local engine stops an instance by
+//   aborting its own Durable Object (Engine.abort -> ctx.abort), and workerd reports each request
+//   that object still had open. Our terminate() calls are awaited and their errors caught
+//   (src/http/journeys.ts, VisitorDO.stopInstances). Known upstream as noise:
+//   https://github.com/cloudflare/workers-sdk/issues/12764; its fix
+//   (https://github.com/cloudflare/workers-sdk/pull/13069) hides only the "Instance dispose" variant.
+// - "Uncaught (in promise) ... WorkflowTimeoutError ... at Context.waitForEvent", one per forced
+//   event timeout (forceEventTimeout): a timeout is how waitForEvent answers (it rejects), our step
+//   catches it and takes its timeout branch (the tests see that branch's outcome); the line is
+//   workerd logging the rejection on the engine's side of the call, as it does for any RPC method
+//   that rejects (a caught `env.JOURNEYS.get()` of an unknown id prints three such lines).
 describe("the person changes mid-journey", () => {
   async function heldAtTheWait() {
     const cookie = await newVisitor();
@@ -255,11 +274,22 @@ describe("delivery", () => {
   }
 
   async function consume(message: DeliveryMessage, attempts: number) {
-    const batch = createMessageBatch("northstar-delivery", [
-      { id: `m-${attempts}`, timestamp: new Date(), attempts, body: message },
-    ]);
+    return consumeAll([message], attempts);
+  }
+
+  /** One batch of `messages` at their `attempts`th delivery, ids m-<attempts>-<index>… (m-<attempts> for one). */
+  async function consumeAll(messages: DeliveryMessage[], attempts: number, bindings: Partial<Env> = {}) {
+    const batch = createMessageBatch(
+      "northstar-delivery",
+      messages.map((body, i) => ({
+        id: messages.length === 1 ? `m-${attempts}` : `m-${attempts}-${i}`,
+        timestamp: new Date(),
+        attempts,
+        body,
+      })),
+    );
     const ctx = createExecutionContext();
-    await worker.queue(batch, env, ctx);
+    await worker.queue(batch, { ...env, ...bindings } as Env, ctx);
     return getQueueResult(batch, ctx);
   }
 
@@ -293,6 +323,53 @@ describe("delivery", () => {
     expect(await visitorObject(env, message.visitorId).delivered(message.key)).toBe(true);
   });
 
+  it("a channel at its delivery rate holds the messages over it back: retried, not posted, and on their last attempt queued again, never dead", async () => {
+    // The injected fault: LIMIT_DELIVERY stood in by the small test limiter (3 a minute,
+    // vitest.config.ts), its keys fresh for this test. Its windows are fixed minutes: a run that
+    // straddles one sees its count reset, so it runs again, once, with fresh keys.
+    for (let attempt = 0; ; attempt++) {
+      const minute = Math.floor(Date.now() / 60_000);
+      const fresh = `${crypto.randomUUID()}:`;
+      const limiter = env.TEST_LIMIT_3 as RateLimit;
+      // The queue the consumer puts a message back on: recorded here, so the copy's delay is read
+      // instead of waited for.
+      const requeued: Array<{ body: DeliveryMessage; delaySeconds: number | undefined }> = [];
+      const atRate = {
+        LIMIT_DELIVERY: { limit: ({ key }: { key: string }) => limiter.limit({ key: `${fresh}${key}` }) },
+        DELIVERY: {
+          async send(body: DeliveryMessage, options?: QueueSendOptions) {
+            requeued.push({ body, delaySeconds: options?.delaySeconds });
+          },
+        },
+      };
+      const messages = await Promise.all([1, 2, 3, 4].map(() => reservedMessage()));
+      const first = await consumeAll(messages, 1, atRate as unknown as Partial<Env>);
+      const over = messages[3]!;
+      const last = await consumeAll([over], 6, atRate as unknown as Partial<Env>);
+      const straddled = Math.floor(Date.now() / 60_000) !== minute;
+      if (straddled && attempt === 0) continue;
+      // The rate's three are posted; the fourth waits its turn (retried, not posted).
+      expect(first.explicitAcks).toEqual(["m-1-0", "m-1-1", "m-1-2"]);
+      expect(first.retryMessages).toEqual([{ msgId: "m-1-3" }]);
+      // At its last attempt the queue would give it up: it is queued again instead, and acknowledged.
+      expect(last.explicitAcks).toEqual(["m-6"]);
+      expect(last.retryMessages).toEqual([]);
+      expect((await outbox(over.key)).posts).toBe(0);
+      expect(requeued).toEqual([{ body: over, delaySeconds: expect.any(Number) }]);
+      expect(requeued[0]!.delaySeconds).toBeGreaterThan(0);
+      // The copy, when the queue brings it back after its delay, is a first attempt under the
+      // configured rate: posted once, and no dead letter was kept.
+      const again = await consumeAll([requeued[0]!.body], 1);
+      expect(again.explicitAcks).toEqual(["m-1"]);
+      const delivered = await outbox(over.key);
+      expect(delivered.messages).toHaveLength(1);
+      expect(delivered.posts).toBe(1);
+      const letters = await env.DEAD_LETTERS.list({ prefix: "delivery:" });
+      expect(letters.keys.filter((k) => k.name.endsWith(over.key))).toEqual([]);
+      return;
+    }
+  });
+
   it("the last attempt keeps the message as a dead letter with its reason", async () => {
     const message = await reservedMessage();
     await env.DESTINATION_SERVICE!.fetch(`https://destination.test/outbox/fail?times=99&key=${message.key}`);
@@ -310,13 +387,17 @@ describe("delivery", () => {
 });
 
 describe("many people at once", () => {
-  // Not 1,000: the local Workflows engine runs each instance as its own object, and on the project's
-  // shared 2-core machine 200 instances took 105-162 s end to end (docs/journeys.md, Limits). 100 keeps
-  // the suite under a minute and a half for this test while still running them all at once.
-  const PEOPLE = 100;
+  // 150 in `npm test`, 1,000 with `npm run test:load` (LOAD_TEST_PEOPLE, vitest.config.ts): the local
+  // Workflows engine runs every instance as a Durable Object of its own, all on workerd's one
+  // JavaScript thread, and a person costs about 0.13 s of that thread's CPU (their visitor's object,
+  // the instance and its steps, the delivery). 1,000 took 621 s on the project's shared 2-core
+  // machine; 150 take 54-85 s there (docs/journeys.md, Limits).
+  const PEOPLE = Number(env.LOAD_TEST_PEOPLE);
+  // Waits scale with the crowd: about 0.6 s per person end to end on that machine, kept generous.
+  const WAIT_MS = Math.max(120_000, PEOPLE * 1200);
 
-  it(`${PEOPLE} people leaving a cart at once each get exactly one reminder`, {
-    timeout: 300_000,
+  it(`${PEOPLE} people leaving a cart at once each get exactly one reminder: none lost, none posted twice`, {
+    timeout: 3 * WAIT_MS + 60_000,
   }, async () => {
     await using introspector = await introspectWorkflow(env.JOURNEYS);
     await introspector.modifyAll(async (m) => {
@@ -331,9 +412,7 @@ describe("many people at once", () => {
         visitorObject(env, id).ingest(
           id,
           [{ id: `${id}-cart`, type: "add_to_cart", ts: now, channel: "web", props: {} }],
-          {
-            now,
-          },
+          { now },
         ),
       ),
     );
@@ -343,7 +422,7 @@ describe("many people at once", () => {
         expect(all).toHaveLength(PEOPLE);
         return all;
       },
-      { timeout: 120_000, interval: 250 },
+      { timeout: WAIT_MS, interval: 250 },
     );
     const outcomes = await Promise.all(
       instances.map(async (instance) => {
@@ -351,17 +430,31 @@ describe("many people at once", () => {
         return (await instance.getOutput()) as JourneyOutcome;
       }),
     );
-    expect(outcomes.filter((o) => o.sent.length === 1)).toHaveLength(PEOPLE);
-    // Delivered by the queue's own consumer, once per person, within the configured delivery rate.
-    const delivered = await vi.waitFor(
+    expect(outcomes.filter((o) => o.ended === "completed" && o.sent.length === 1)).toHaveLength(PEOPLE);
+    // Delivered by the queue's own consumer (the DELIVERY queue as wrangler.toml configures it, and
+    // its LIMIT_DELIVERY rate, which these few do not reach: the test below holds a channel at its rate).
+    const mine = (m: Record<string, unknown>) => String(m.visitorId).startsWith(`load-${run}-`);
+    const box = await vi.waitFor(
       async () => {
         const box = await outbox();
-        const mine = box.messages.filter((m) => String(m.visitorId).startsWith(`load-${run}-`));
-        expect(mine).toHaveLength(PEOPLE);
-        return mine;
+        expect(box.messages.filter(mine)).toHaveLength(PEOPLE);
+        return box;
       },
-      { timeout: 120_000, interval: 500 },
+      { timeout: WAIT_MS, interval: 500 },
     );
-    expect(new Set(delivered.map((m) => m.visitorId)).size).toBe(PEOPLE);
+    const delivered = box.messages.filter(mine);
+    expect(new Set(delivered.map((m) => m.visitorId))).toEqual(new Set(people));
+    // Each posted once: no retry, no second enqueue reached the destination.
+    expect(delivered.map((m) => box.postsByKey[String(m.key)])).toEqual(delivered.map(() => 1));
+    // And each person's object holds their one message as delivered (recorded just after the post).
+    await vi.waitFor(
+      async () => {
+        const held = await Promise.all(people.map((id) => visitorObject(env, id).journeys()));
+        expect(held.map((entries) => entries.flatMap((e) => e.messages.map((m) => m.outcome)))).toEqual(
+          people.map(() => ["delivered"]),
+        );
+      },
+      { timeout: WAIT_MS, interval: 500 },
+    );
   });
 });

@@ -78,7 +78,7 @@ describe("consent", () => {
     const gpc = { "content-type": "text/plain", "sec-gpc": "1", "user-agent": BROWSER_UA };
     const body = () => JSON.stringify({ events: [{ id: eid(), type: "page_view" }] });
     const first = await visit("/_ns/v1/events", { method: "POST", headers: gpc, body: body() });
-    expect(await first.json()).toMatchObject({ stored: 0, reason: "consent" });
+    expect(await first.json()).toMatchObject({ stored: 0, reason: "gpc" });
     const cookie = first.headers
       .getSetCookie()
       .find((c) => c.includes("ns_vid="))!

@@ -361,7 +361,7 @@ function storesNothing(
 const SERVED = { page: [200], decide: [200] } as const;
 const refused = (why: "gpc" | "consent") =>
   ({
-    events: [202, "consent"],
+    events: [202, why],
     "identify (server)": [200, why],
     "identify (token)": [200, why],
     "events import (server)": [
@@ -437,7 +437,7 @@ const CELLS: Array<[State, Route, Stored]> = [
     outcome("identify (token)", [null, 404], { status: 200, cookie: true, objects: 1 }),
   ],
 
-  // The events route names no finer reason than consent; identify names the gate's.
+  // Every route names the gate's reason: the browser's GPC signal, or the consent it lacks.
   ...storesNothing("gpc", { ...SERVED, ...refused("gpc") }, [200, 404]),
   ...storesNothing("withdrawn", { ...SERVED, ...refused("consent") }, [200, 404]),
   ...storesNothing("opt-in pending, new browser", { page: [200], ...refused("consent") }, [null, 404]),

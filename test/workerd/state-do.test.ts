@@ -56,16 +56,23 @@ describe("VisitorDO ingest", () => {
     expect(decayed(state.intent.running, T0 + 14 * DAY, 7 * DAY)).toBeCloseTo(3, 10);
   });
 
-  it("counts by hourly bucket, exactly at the boundaries", async () => {
+  it("counts the types the rules read by hourly bucket, exactly at the boundaries, and no other type", async () => {
     const id = fresh();
     const stub = stubOf(id);
-    await stub.ingest(id, [ev(T0 - 1), ev(T0), ev(T0 + HOUR - 1), ev(T0 + HOUR)], { now: T0 + HOUR });
+    // The bundled rules count add_to_cart in 7 days; no rule counts page views.
+    const times = [T0 - 1, T0, T0 + HOUR - 1, T0 + HOUR];
+    await stub.ingest(
+      id,
+      times.flatMap((ts) => [ev(ts), ev(ts, "add_to_cart")]),
+      { now: T0 + HOUR },
+    );
     const state = await stub.snapshot({ now: T0 + HOUR });
-    expect(state.counts.page_view).toEqual([
+    expect(state.counts.add_to_cart).toEqual([
       [T0 - HOUR, 1],
       [T0, 2],
       [T0 + HOUR, 1],
     ]);
+    expect(state.counts.page_view).toBeUndefined();
     expect(state.lastByType.page_view).toBe(T0 + HOUR);
     expect(state.sessionCount).toBe(2); // 59 minutes between the 2nd and 3rd: past the 30-minute gap
   });
@@ -104,8 +111,9 @@ describe("VisitorDO ingest", () => {
   it("keeps storage bounded: the last 500 events, 30 days of log, 90 days of counters", async () => {
     const id = fresh();
     const stub = stubOf(id);
-    await stub.ingest(id, [ev(T0 - 100 * DAY, "purchase")], { now: T0 - 100 * DAY });
-    await stub.ingest(id, [ev(T0 - 40 * DAY, "search")], { now: T0 - 40 * DAY });
+    // Two types the bundled rules count (add_to_cart in 7 days, email_open in a rate).
+    await stub.ingest(id, [ev(T0 - 100 * DAY, "add_to_cart")], { now: T0 - 100 * DAY });
+    await stub.ingest(id, [ev(T0 - 40 * DAY, "email_open")], { now: T0 - 40 * DAY });
     for (let b = 0; b < 6; b++) {
       const batch = Array.from({ length: 100 }, (_, i) => ev(T0 + (b * 100 + i) * 1000));
       // Simulated time moves 10 s per batch, so the token bucket refills (20/s).
@@ -114,9 +122,9 @@ describe("VisitorDO ingest", () => {
     const state = await stub.snapshot({ now: T0 + 600_000 });
     expect(state.events).toHaveLength(500);
     expect(state.events[0]!.ts).toBe(T0 + 100_000);
-    expect(state.counts.purchase).toBeUndefined(); // 100 days old: past the counters' 90 days
-    expect(state.counts.search).toHaveLength(1); // 40 days: the counter stays, the event went
-    expect(state.events.some((e) => e.type === "search")).toBe(false);
+    expect(state.counts.add_to_cart).toBeUndefined(); // 100 days old: past the counters' 90 days
+    expect(state.counts.email_open).toHaveLength(1); // 40 days: the counter stays, the event went
+    expect(state.events.some((e) => e.type === "email_open")).toBe(false);
     // Storage matches memory: a restarted object loads the same 500.
     await runInDurableObject(rawStubOf(id), (_instance: VisitorDO, ctx) => {
       const rows = ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM event").one();
@@ -279,6 +287,35 @@ describe("VisitorDO storage", () => {
       expect(held.state.sessionCount).toBe(0);
       expect(held.state.events.map((e) => e.type)).toEqual(["product_view"]);
       expect(held.consentAt).toBe(T0);
+    });
+  });
+});
+
+describe("VisitorDO state stored before the rules chose what to count", () => {
+  it("loads, keeps the counters of the types the rules read, and drops the others at the next event", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    await stub.ingest(id, [ev(T0, "add_to_cart"), ev(T0 + 1, "page_view")], { now: T0 + 1 });
+    await runInDurableObject(rawStubOf(id), (instance: VisitorDO, ctx) => {
+      const sql = ctx.storage.sql;
+      const row = sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'state'").one();
+      // The row as the object wrote it before: every type counted, no `counting`, no log cut.
+      const { counting: _c, prunedThrough: _p, ...before } = JSON.parse(row.value) as Record<string, unknown>;
+      before.counts = { add_to_cart: [[T0, 1]], page_view: [[T0, 1]] };
+      sql.exec("UPDATE meta SET value = ? WHERE key = 'state'", JSON.stringify(before));
+      // The object restarts and reads it back.
+      (instance as unknown as { load(): void }).load();
+    });
+    const loaded = await stub.snapshot({ now: T0 + 2 });
+    expect(loaded.counts).toEqual({ add_to_cart: [[T0, 1]], page_view: [[T0, 1]] });
+    expect(loaded.events).toHaveLength(2);
+    await stub.ingest(id, [ev(T0 + HOUR, "add_to_cart")], { now: T0 + HOUR });
+    const after = await stub.snapshot({ now: T0 + HOUR });
+    expect(after.counts).toEqual({
+      add_to_cart: [
+        [T0, 1],
+        [T0 + HOUR, 1],
+      ],
     });
   });
 });
