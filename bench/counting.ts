@@ -8,9 +8,14 @@
  *   rowsWritten  / rowsRead: the SQLite cursors' own rowsWritten / rowsRead, summed over every
  *                `ctx.storage.sql.exec` (what Cloudflare bills SQLite-backed objects by)
  *   kvReads      / kvWrites: get / getWithMetadata / put / delete on every KV binding
+ *   queueMessages  messages sent to the EXPORT queue (the page's exposure lines from the worker, the
+ *                outbox's from the objects)
  *
- * Not counted: Queues, Workflows and R2 (the bench's Miniflare binds none of them), and
- * `ctx.storage` key-value calls (Northstar's objects use SQL only).
+ * The bench's Miniflare binds no Queues, so EXPORT is a sink here that accepts and counts what is sent
+ * and keeps nothing: without it every export send threw, was tried three times and logged as
+ * dropped (on every returning page), and each object's unsent outbox was re-read on every flush,
+ * work production never does. Not counted: Workflows and R2 (not bound), and `ctx.storage`
+ * key-value calls (Northstar's objects use SQL only).
  * The counters live in the worker's isolate, which its Durable Objects share in workerd; the
  * entry serves them at COUNTS_PATH, a path the bench alone knows.
  */
@@ -26,10 +31,11 @@ export interface CallCounts {
   readonly rowsRead: number;
   readonly kvReads: number;
   readonly kvWrites: number;
+  readonly queueMessages: number;
 }
 
 const ENTRY = `import worker, * as built from "./index.js";
-const counts = { doRequests: 0, alarms: 0, rowsWritten: 0, rowsRead: 0, kvReads: 0, kvWrites: 0 };
+const counts = { doRequests: 0, alarms: 0, rowsWritten: 0, rowsRead: 0, kvReads: 0, kvWrites: 0, queueMessages: 0 };
 // A cursor's row counts grow as it is consumed; Northstar consumes each before the next exec (SQL
 // calls are synchronous), so they are summed one exec later, and when the counts are read.
 let pending = [];
@@ -63,8 +69,20 @@ function kv(ns) {
   const write = (m) => (...a) => { counts.kvWrites++; return ns[m](...a); };
   return view(ns, { get: read("get"), getWithMetadata: read("getWithMetadata"), put: write("put"), delete: write("delete") });
 }
+// The EXPORT queue the bench does not bind: accepted, counted, discarded (see the module comment).
+const exportSink = {
+  send: async () => { counts.queueMessages++; },
+  sendBatch: async (messages) => { counts.queueMessages += [...messages].length; },
+};
+// One counting view per env object, as workerd hands the worker the same env on every request:
+// a fresh copy per request would defeat every cache the worker keys by its env (its parsed config).
+const views = new WeakMap();
 function countingEnv(env) {
-  const out = { ...env };
+  let out = views.get(env);
+  if (out) return out;
+  out = { ...env };
+  views.set(env, out);
+  if (!env.EXPORT) out.EXPORT = exportSink;
   for (const [k, v] of Object.entries(env)) {
     if (v && typeof v.idFromName === "function") out[k] = namespace(v);
     else if (v && typeof v.getWithMetadata === "function") out[k] = kv(v);
@@ -114,6 +132,7 @@ export function countsBetween(before: CallCounts, after: CallCounts): CallCounts
     rowsRead: after.rowsRead - before.rowsRead,
     kvReads: after.kvReads - before.kvReads,
     kvWrites: after.kvWrites - before.kvWrites,
+    queueMessages: after.queueMessages - before.queueMessages,
   };
 }
 

@@ -106,9 +106,12 @@ function sqliteFiles(dir: string): number {
 }
 
 async function workerTarget(name: string, script: string): Promise<Target> {
+  const before = workerdChildren();
   const mf = new Miniflare({ modules: true, script, compatibilityDate: COMPAT, port: 0 });
   const url = (await mf.ready).toString().replace(/\/$/, "");
-  return { name, url, path: "/big", dispose: () => mf.dispose() };
+  // Its workerd's CPU too: the floor Northstar's CPU per page is read against.
+  const pid = [...workerdChildren()].find((p) => !before.has(p));
+  return { name, url, path: "/big", ...(pid ? { cpu: () => cpuMs(pid) } : {}), dispose: () => mf.dispose() };
 }
 
 async function northstarTarget(
@@ -292,21 +295,30 @@ export async function run(): Promise<string[]> {
       "",
       "calls per 1,000 pages, counted in workerd over the measured slices (bench/counting.ts); CPU ms per page is the",
       "target's whole workerd process (worker + its objects + HTTP), per slice: min–max (median) — an upper bound on billed CPU",
-      "target               pages   DO requests  (alarms)  rows written  rows read  KV reads  KV writes  objects  CPU ms/page",
+      "target               pages   DO requests  (alarms)  rows written  rows read  KV reads  KV writes  queue msgs  objects  CPU ms/page",
     );
     for (const t of targets) {
-      const c = calls.get(t.name);
-      if (!c) continue;
-      const pages = slices.get(t.name)!.reduce((sum, x) => sum + x.requests, 0);
-      const per = (n: number) => ((1000 * n) / Math.max(1, pages)).toFixed(0);
       const cpu = cpuPerPage.get(t.name)!;
+      if (!t.counts && cpu.length === 0) continue;
+      const c = calls.get(t.name);
+      const pages = slices.get(t.name)!.reduce((sum, x) => sum + x.requests, 0);
+      const per = (n: number | undefined) =>
+        n === undefined ? "–" : ((1000 * n) / Math.max(1, pages)).toFixed(0);
       const cpuText = cpu.length
         ? `${Math.min(...cpu).toFixed(2)}–${Math.max(...cpu).toFixed(2)} (${median(cpu).toFixed(2)})`
         : "–";
       lines.push(
-        `${t.name.padEnd(20)} ${String(pages).padStart(5)}  ${per(c.doRequests).padStart(11)}  ${`(${per(c.alarms)})`.padStart(8)}  ${per(c.rowsWritten).padStart(12)}  ${per(c.rowsRead).padStart(9)}  ${per(c.kvReads).padStart(8)}  ${per(c.kvWrites).padStart(9)}  ${(objectsPer1000.get(t.name)?.toFixed(0) ?? "–").padStart(7)}  ${cpuText}`,
+        `${t.name.padEnd(20)} ${String(pages).padStart(5)}  ${per(c?.doRequests).padStart(11)}  ${`(${per(c?.alarms)})`.padStart(8)}  ${per(c?.rowsWritten).padStart(12)}  ${per(c?.rowsRead).padStart(9)}  ${per(c?.kvReads).padStart(8)}  ${per(c?.kvWrites).padStart(9)}  ${per(c?.queueMessages).padStart(10)}  ${(objectsPer1000.get(t.name)?.toFixed(0) ?? "–").padStart(7)}  ${cpuText}`,
       );
     }
+    const cpuOf = (name: string) => median(cpuPerPage.get(name) ?? []);
+    if (cpuPerPage.get("rewriter")?.length)
+      lines.push(
+        `CPU ms per page × rewriter (medians): ${targets
+          .filter((t) => t.name.startsWith("northstar") && cpuPerPage.get(t.name)?.length)
+          .map((t) => `${t.name} ${(cpuOf(t.name) / cpuOf("rewriter")).toFixed(2)}`)
+          .join(", ")}`,
+      );
     const ns = singles.get("northstar")!;
     lines.push(
       `northstar single-request latency ×rewriter: ${(ns.total / singles.get("rewriter")!.total).toFixed(2)} (budget ≤ 1.3)`,

@@ -189,7 +189,9 @@ function build(base: string): Hono<ConsoleEnv> {
   return app;
 }
 
+/** The console built per configured prefix: one per deployment; bounded all the same. */
 const consoles = new Map<string, Hono<ConsoleEnv>>();
+const MAX_CONSOLES = 4;
 
 /** True for the console's paths under the configured prefix. */
 export function isConsolePath(pathname: string, env: Env): boolean {
@@ -206,6 +208,7 @@ export function handleConsole(
   let app = consoles.get(base);
   if (!app) {
     app = build(base);
+    if (consoles.size >= MAX_CONSOLES) consoles.clear();
     consoles.set(base, app);
   }
   return app.fetch(request, env, ctx);

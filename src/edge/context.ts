@@ -10,7 +10,9 @@ import type { DeviceClass, RequestContext } from "../core/model.ts";
 const DEFAULT_BOTS =
   /bot|crawl|spider|slurp|bingpreview|facebookexternalhit|embedly|quora link preview|outbrain|pinterest|vkshare|w3c_validator|lighthouse|headlesschrome|python-requests|curl\/|wget|httpclient|go-http-client|okhttp|axios|node-fetch/i;
 
+/** Compiled per configured list: one per deployment, a few across tests; bounded all the same. */
 const botPatterns = new Map<string, RegExp>();
+const MAX_BOT_PATTERNS = 8;
 
 /** Crawler user agents: a configured list (`|`-separated substrings) or the default pattern. */
 export function isBot(userAgent: string | null, configured?: string): boolean {
@@ -24,6 +26,7 @@ export function isBot(userAgent: string | null, configured?: string): boolean {
       .filter(Boolean)
       .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
     pattern = escaped.length ? new RegExp(escaped.join("|"), "i") : DEFAULT_BOTS;
+    if (botPatterns.size >= MAX_BOT_PATTERNS) botPatterns.clear();
     botPatterns.set(configured, pattern);
   }
   return pattern.test(userAgent);

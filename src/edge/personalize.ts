@@ -275,7 +275,10 @@ export async function startPersonalization(
   // Crawlers are new anonymous visitors like any other (same defaults, same bucketing), never profiled.
   const readsCookie = !bot && Boolean(config.COOKIE_SECRET);
   const mayGiveCookie = readsCookie && unknownVisitor.remember;
-  const freshId = issueVisitorId();
+  // A returning visitor's page never needs a new id: one is drawn only for a request without a
+  // valid cookie (random bytes and base64url on every page otherwise).
+  let drawn: string | null = null;
+  const freshId = (): string => (drawn ??= issueVisitorId());
 
   // What the first byte needs, side by side rather than one after another (the origin fetch is
   // already under way): the rules, a preview link, the visitor's cookie and, for a browser that sent
@@ -288,7 +291,7 @@ export async function startPersonalization(
     }),
     readPreview(request, url, config, now),
     readsCookie ? readVisitorCookie(request, config) : null,
-    mayGiveCookie && !sentVisitorCookie(request, config) ? visitorCookieHeader(freshId, config) : null,
+    mayGiveCookie && !sentVisitorCookie(request, config) ? visitorCookieHeader(freshId(), config) : null,
   ]);
   if (!rules) failOpen.push("rules");
   else if (servingFallback(rules)) failOpen.push("rules-bundled");
@@ -298,11 +301,11 @@ export async function startPersonalization(
     return nothingToPersonalize(rules?.version ?? null, failOpen);
 
   const setCookies: string[] = [];
-  const visitorId = cookieId ?? freshId;
+  const visitorId = cookieId ?? freshId();
   // A cookie that was sent but did not verify (rare: a rotated secret, a forged value) is replaced;
   // only then is the new one signed after the others.
   if (cookieId === null && mayGiveCookie)
-    setCookies.push(freshCookie ?? (await visitorCookieHeader(freshId, config)));
+    setCookies.push(freshCookie ?? (await visitorCookieHeader(freshId(), config)));
   if (preview && url.searchParams.has(PREVIEW_PARAM)) setCookies.push(previewCookie(preview.token, config));
 
   const injectBeacon = config.BEACON_AUTO_INJECT && !bot;

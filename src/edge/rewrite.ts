@@ -148,7 +148,11 @@ function on(rewriter: HTMLRewriter, selector: string, handler: HTMLRewriterEleme
   }
 }
 
-/** Markup before `</body>`; a promised one is awaited there (the rest of the page has streamed). */
+/**
+ * Markup before `</body>`; a promised one is awaited there (the rest of the page has streamed). A
+ * string is inserted by a synchronous handler: an async one makes the runtime suspend the stream
+ * at `</body>` even when there is nothing to wait for.
+ */
 function withBodyEnd(rewriter: HTMLRewriter, bodyEnd: string | Promise<string>): HTMLRewriter {
   if (bodyEnd) {
     let injected = false;
@@ -156,6 +160,12 @@ function withBodyEnd(rewriter: HTMLRewriter, bodyEnd: string | Promise<string>):
       element(el) {
         if (injected) return;
         injected = true;
+        if (typeof bodyEnd === "string") {
+          el.onEndTag((end) => {
+            end.before(bodyEnd, html);
+          });
+          return;
+        }
         el.onEndTag(async (end) => {
           const markup = await bodyEnd;
           if (markup) end.before(markup, html);

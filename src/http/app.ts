@@ -86,7 +86,9 @@ export interface RegisteredRoute {
   readonly middleware: boolean;
 }
 
+/** The API built per configured prefix: one per deployment; bounded all the same. */
 const apis = new Map<string, Hono<AppEnv>>();
+const MAX_APIS = 4;
 
 export async function handle(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   const parsed = readConfig(env);
@@ -98,6 +100,7 @@ export async function handle(request: Request, env: Env, ctx: ExecutionContext):
     let api = apis.get(prefix);
     if (!api) {
       api = buildApi(prefix);
+      if (apis.size >= MAX_APIS) apis.clear();
       apis.set(prefix, api);
     }
     return api.fetch(request, env, ctx);

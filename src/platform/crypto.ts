@@ -13,10 +13,13 @@ export async function sha256Hex(text: string, bytes?: number): Promise<string> {
 
 /** Imported keys per secret: importKey costs more than the HMAC itself, and secrets are few. */
 const hmacKeys = new Map<string, Promise<CryptoKey>>();
+/** Secrets come from the configuration (a handful, a rotation adds one): past this, start over. */
+const MAX_HMAC_KEYS = 16;
 
 function hmacKey(secret: string): Promise<CryptoKey> {
   let key = hmacKeys.get(secret);
   if (!key) {
+    if (hmacKeys.size >= MAX_HMAC_KEYS) hmacKeys.clear();
     key = crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
       "sign",
       "verify",
