@@ -1,7 +1,7 @@
 import * as z from "zod";
 import type { Millis } from "../core/model.ts";
 import type { MessageFacts } from "./export-record.ts";
-import { allEntries, logOf, sendsOf } from "./journey-store.ts";
+import { type JourneyView, journeyViews } from "./journey-store.ts";
 import { parseStored } from "./stored-value.ts";
 
 /**
@@ -55,30 +55,13 @@ export interface SentDetails {
  * One journey entry as the profile export shows it: the admin API's view of it (its step, status,
  * messages and log), each message with what was sent (null when it never was: refused).
  */
-export interface JourneyRecord {
-  readonly instance: string;
-  readonly journey: string;
-  readonly enteredAt: Millis;
-  readonly status: "running" | "ended" | "cancelled";
-  readonly step: string;
-  readonly reason: string;
-  readonly updatedAt: Millis;
-  readonly messages: ReadonlyArray<{
-    readonly key: string;
-    readonly step: string;
-    readonly at: Millis;
-    readonly channel: string | null;
-    readonly outcome: "reserved" | "delivered" | "refused";
-    readonly reason: string;
-    /** Handed to delivery: what was sent and what became of it; null when it never was (refused). */
-    readonly sent: SentDetails | null;
-  }>;
-  readonly log: ReadonlyArray<{
-    readonly step: string;
-    readonly at: Millis;
-    readonly what: string;
-    readonly detail: string;
-  }>;
+export interface JourneyRecord extends Omit<JourneyView, "messages"> {
+  readonly messages: ReadonlyArray<
+    JourneyView["messages"][number] & {
+      /** Handed to delivery: what was sent and what became of it; null when it never was (refused). */
+      readonly sent: SentDetails | null;
+    }
+  >;
 }
 
 const MessageRowSchema = z.object({
@@ -229,23 +212,12 @@ export function deleteMessages(sql: SqlStorage): void {
  */
 export function journeyRecords(sql: SqlStorage): JourneyRecord[] {
   const sent = new Map(allMessages(sql).map((row) => [row.key, row]));
-  return allEntries(sql).map((entry) => ({
-    instance: entry.instance,
-    journey: entry.journey,
-    enteredAt: entry.entered_at,
-    status: entry.status,
-    step: entry.step,
-    reason: entry.reason,
-    updatedAt: entry.updated_at,
-    messages: sendsOf(sql, entry.instance).map((send) => {
-      const row = sent.get(send.key);
+  return journeyViews(sql).map((entry) => ({
+    ...entry,
+    messages: entry.messages.map((message) => {
+      const row = sent.get(message.key);
       return {
-        key: send.key,
-        step: send.step,
-        at: send.at,
-        channel: send.channel,
-        outcome: send.outcome,
-        reason: send.reason,
+        ...message,
         sent: row
           ? {
               placement: row.placement,
@@ -262,6 +234,5 @@ export function journeyRecords(sql: SqlStorage): JourneyRecord[] {
           : null,
       };
     }),
-    log: logOf(sql, entry.instance).map(({ step, at, what, detail }) => ({ step, at, what, detail })),
   }));
 }

@@ -279,3 +279,50 @@ export function deleteJourneys(sql: SqlStorage): void {
   sql.exec("DELETE FROM journey_send");
   sql.exec("DELETE FROM journey_log");
 }
+
+/** One entry as the admin API shows it: where it is, what it sent, and what it did and why. */
+export interface JourneyView {
+  readonly instance: string;
+  readonly journey: string;
+  readonly enteredAt: Millis;
+  readonly status: "running" | "ended" | "cancelled";
+  readonly step: string;
+  readonly reason: string;
+  readonly updatedAt: Millis;
+  readonly messages: ReadonlyArray<{
+    readonly key: string;
+    readonly step: string;
+    readonly at: Millis;
+    readonly channel: string | null;
+    readonly outcome: "reserved" | "delivered" | "refused";
+    readonly reason: string;
+  }>;
+  readonly log: ReadonlyArray<{
+    readonly step: string;
+    readonly at: Millis;
+    readonly what: string;
+    readonly detail: string;
+  }>;
+}
+
+/** Every entry the object holds, as the admin API and the profile export show it. */
+export function journeyViews(sql: SqlStorage): JourneyView[] {
+  return allEntries(sql).map((entry) => ({
+    instance: entry.instance,
+    journey: entry.journey,
+    enteredAt: entry.entered_at,
+    status: entry.status,
+    step: entry.step,
+    reason: entry.reason,
+    updatedAt: entry.updated_at,
+    messages: sendsOf(sql, entry.instance).map((send) => ({
+      key: send.key,
+      step: send.step,
+      at: send.at,
+      channel: send.channel,
+      outcome: send.outcome,
+      reason: send.reason,
+    })),
+    log: logOf(sql, entry.instance).map(({ step, at, what, detail }) => ({ step, at, what, detail })),
+  }));
+}

@@ -42,21 +42,19 @@ import {
 } from "./journey-messages.ts";
 import {
   addLog,
-  allEntries,
   createJourneyTables,
   deleteJourneys,
   foldJourneys,
   insertEntry,
   insertSend,
   journeyRows,
+  journeyViews,
   latestEntry,
-  logOf,
   markDelivered,
   readEntry,
   readSend,
   runningEntries,
   type SendRow,
-  sendsOf,
   sendsSince,
   updateEntry,
 } from "./journey-store.ts";
@@ -1238,24 +1236,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const owner = await this.journeyOwner(via);
     if (owner) return owner.journeys({ forwarded: true });
     if (this.held.erased) return [];
-    return allEntries(this.sql).map((entry) => ({
-      instance: entry.instance,
-      journey: entry.journey,
-      enteredAt: entry.entered_at,
-      status: entry.status,
-      step: entry.step,
-      reason: entry.reason,
-      updatedAt: entry.updated_at,
-      messages: sendsOf(this.sql, entry.instance).map((send) => ({
-        key: send.key,
-        step: send.step,
-        at: send.at,
-        channel: send.channel,
-        outcome: send.outcome,
-        reason: send.reason,
-      })),
-      log: logOf(this.sql, entry.instance).map(({ step, at, what, detail }) => ({ step, at, what, detail })),
-    }));
+    return journeyViews(this.sql);
   }
 
   async cancelJourney(instance: string, now: Millis, via?: Forwarding): Promise<boolean> {

@@ -5,7 +5,9 @@ import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.
 import type { Env } from "../platform/env.ts";
 import type { MessageFacts } from "./export-record.ts";
 import type { DeliveryReport, JourneyRecord, MessageRows } from "./journey-messages.ts";
-import type { JourneyRows } from "./journey-store.ts";
+import type { JourneyRows, JourneyView } from "./journey-store.ts";
+
+export type { JourneyView };
 
 /**
  * The visitor's object as its callers see it: the RPC contract of `VisitorDO` (src/state/visitor-do.ts),
@@ -292,31 +294,6 @@ export type SendReservation =
   /** The same key was reserved before (a retried step): the same channel, never a second message. */
   | { readonly status: "already"; readonly channel: string | null; readonly outcome: string }
   | { readonly status: "refused"; readonly reason: SendRefusal };
-
-/** One entry as the admin API shows it: where it is, what it sent, and what it did and why. */
-export interface JourneyView {
-  readonly instance: string;
-  readonly journey: string;
-  readonly enteredAt: Millis;
-  readonly status: "running" | "ended" | "cancelled";
-  readonly step: string;
-  readonly reason: string;
-  readonly updatedAt: Millis;
-  readonly messages: ReadonlyArray<{
-    readonly key: string;
-    readonly step: string;
-    readonly at: Millis;
-    readonly channel: string | null;
-    readonly outcome: "reserved" | "delivered" | "refused";
-    readonly reason: string;
-  }>;
-  readonly log: ReadonlyArray<{
-    readonly step: string;
-    readonly at: Millis;
-    readonly what: string;
-    readonly detail: string;
-  }>;
-}
 
 /** The object of one canonical visitor id. */
 export function visitorObject(env: Pick<Env, "VISITOR">, visitorId: string): VisitorObject {

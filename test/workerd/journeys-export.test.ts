@@ -7,7 +7,6 @@ import {
   createMessageBatch,
   getQueueResult,
   introspectWorkflowInstance,
-  runInDurableObject,
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -18,8 +17,6 @@ import type { DeliveryMessage } from "../../src/journeys/message.ts";
 import { personRows } from "../../src/measure/experiment-object.ts";
 import { instanceId } from "../../src/rules/journey-triggers.ts";
 import type { ExportRecord } from "../../src/state/export-record.ts";
-import { insertEntry, insertSend } from "../../src/state/journey-store.ts";
-import type { VisitorDO } from "../../src/state/visitor-do.ts";
 import { canonicalForUser } from "../../src/state/visitor-id.ts";
 import { type JourneyRecord, visitorObject } from "../../src/state/visitor-object.ts";
 import { exportedWhen, hasId } from "./export-lines.ts";
@@ -34,6 +31,7 @@ import {
   unpublishRules,
   visit,
 } from "./helpers.ts";
+import { reserveMessage } from "./journey-messages.ts";
 
 const EXPERIMENT = "email-copy-test";
 
@@ -134,48 +132,11 @@ async function reservedMessage(): Promise<{ visitorId: string; key: string; mess
   const visitorId = idOf(cookie);
   // Someone the object knows (a journey's person always sent something).
   expect((await sendEvents(cookie, [{ id: eid(), type: "product_view", props: {} }])).status).toBe(202);
-  const instance = `probe-${eid()}`;
-  const key = `${instance}.message`;
-  await runInDurableObject(
-    env.VISITOR.get(env.VISITOR.idFromName(visitorId)),
-    (_object: VisitorDO, state) => {
-      const now = Date.now();
-      insertEntry(state.storage.sql, {
-        instance,
-        journey: "probe",
-        entered_at: now,
-        status: "running",
-        step: "message",
-        reason: "",
-        updated_at: now,
-      });
-      insertSend(state.storage.sql, {
-        key,
-        instance,
-        journey: "probe",
-        step: "message",
-        at: now,
-        channel: "sms",
-        outcome: "reserved",
-        reason: "",
-      });
-    },
-  );
-  const message: DeliveryMessage = {
-    key,
-    visitorId,
-    journey: "probe",
-    instance,
-    step: "message",
-    channel: "sms",
-    placement: "sms-text",
-    sendAt: Date.now(),
+  const message = await reserveMessage(visitorId, {
     rulesVersion: "journeys-export-test-1",
-    dryRun: false,
     decision: { experience: "sms-cart", variant: null, reason: "TARGET_MATCH" },
-    content: { html: null, json: { text: "hello" } },
-  };
-  return { visitorId, key, message };
+  });
+  return { visitorId, key: message.key, message };
 }
 
 const linesOf = (lines: ExportRecord[], visitorId: string, kind: ExportRecord["kind"]) =>

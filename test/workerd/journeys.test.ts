@@ -4,7 +4,6 @@ import {
   getQueueResult,
   introspectWorkflow,
   introspectWorkflowInstance,
-  runInDurableObject,
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it, vi } from "vitest";
@@ -15,10 +14,9 @@ import type { JourneyOutcome } from "../../src/journeys/journey-workflow.ts";
 import type { DeliveryMessage } from "../../src/journeys/message.ts";
 import type { Env } from "../../src/platform/env.ts";
 import { instanceId } from "../../src/rules/journey-triggers.ts";
-import { insertEntry, insertSend } from "../../src/state/journey-store.ts";
-import type { VisitorDO } from "../../src/state/visitor-do.ts";
 import { visitorObject } from "../../src/state/visitor-object.ts";
 import { ADMIN, eid, idOf, newVisitor, publishDoc, sendEvents, visit } from "./helpers.ts";
+import { reserveMessage } from "./journey-messages.ts";
 
 // The demo's rules, with the cart reminder waiting for the person's hour (the demo sends at once).
 const demo = bundledDocument;
@@ -228,49 +226,9 @@ describe("win-back", () => {
 });
 
 describe("delivery", () => {
-  /** A message reserved by the person's object, as a send step leaves it. */
+  /** A message reserved by a new visitor's object, as a send step leaves it. */
   async function reservedMessage(): Promise<DeliveryMessage> {
-    const cookie = await newVisitor();
-    const visitorId = idOf(cookie);
-    const key = `probe-${eid()}.message`;
-    const instance = key.split(".")[0]!;
-    const stub = env.VISITOR.get(env.VISITOR.idFromName(visitorId));
-    await runInDurableObject(stub, async (_object: VisitorDO, state) => {
-      const sql = state.storage.sql;
-      insertEntry(sql, {
-        instance,
-        journey: "probe",
-        entered_at: Date.now(),
-        status: "running",
-        step: "message",
-        reason: "",
-        updated_at: Date.now(),
-      });
-      insertSend(sql, {
-        key,
-        instance,
-        journey: "probe",
-        step: "message",
-        at: Date.now(),
-        channel: "sms",
-        outcome: "reserved",
-        reason: "",
-      });
-    });
-    return {
-      key,
-      visitorId,
-      journey: "probe",
-      instance,
-      step: "message",
-      channel: "sms",
-      placement: "sms-text",
-      sendAt: Date.now(),
-      rulesVersion: "journeys-test-1",
-      dryRun: false,
-      decision: { experience: null, variant: null, reason: "default" },
-      content: { html: null, json: { text: "hello" } },
-    };
+    return reserveMessage(idOf(await newVisitor()));
   }
 
   async function consume(message: DeliveryMessage, attempts: number) {
