@@ -11,7 +11,7 @@ import { log } from "../platform/log.ts";
 import { notRecorded } from "../platform/not-recorded.ts";
 import type { PageSlot, PageSlots } from "../rules/index.ts";
 import { sendExportRetrying } from "../state/export-producer.ts";
-import { shownRecords } from "../state/export-record.ts";
+import { type EventRecord, eventRecord, shownRecords } from "../state/export-record.ts";
 import { readTraits } from "../state/profiles.ts";
 import { activeRules, type LoadedRules, servingFallback } from "../state/rules-loader.ts";
 import {
@@ -123,6 +123,11 @@ export interface DecisionToRecord {
   readonly now: number;
   readonly privacy: { readonly consentMode: ConsentMode; readonly gpc: boolean };
   readonly rulesVersion: string | null;
+  /**
+   * The page view the snapshot counted and said its own gate lets be measured: its export line goes
+   * in the same sendBatch as what was shown (docs/decisions.md, record 23).
+   */
+  readonly pageView?: VisitorEvent | undefined;
 }
 
 /**
@@ -138,11 +143,15 @@ export interface DecisionToRecord {
  * `experiment_exposures_not_recorded`, `export_not_sent`).
  */
 export function decisionRecorder(env: Env, decision: DecisionToRecord): (() => Promise<void>) | null {
-  const { visitorId, result, now } = decision;
+  const { visitorId, result, now, pageView } = decision;
+  const exportId = decision.exportId === null ? null : decision.exportId || visitorId;
   const shown =
-    decision.exportId === null
+    exportId === null
       ? []
-      : shownRecords(decision.exportId || visitorId, now, result.exposures, decision.rulesVersion);
+      : [
+          ...(pageView ? [eventRecord(exportId, pageView)] : []),
+          ...shownRecords(exportId, now, result.exposures, decision.rulesVersion),
+        ];
   const assigned = Object.keys(result.assignments).length > 0;
   const kept = assigned || result.exposures.some((exposure) => exposure.capped !== false);
   if (shown.length === 0 && !kept) return null;
@@ -460,6 +469,8 @@ async function decidePage(visit: PageVisit): Promise<PagePersonalization> {
           now: visit.now,
           privacy: { consentMode: config.CONSENT_MODE, gpc },
           rulesVersion: outline.rulesVersion,
+          // Both gates: the worker's (above) and the object's, as its snapshot said.
+          pageView: state?.pageViewMeasured ? visit.pageView : undefined,
         })
       : null;
   const record =
@@ -566,8 +577,9 @@ function collectChanges(
 
 /**
  * The page's writes, for ctx.waitUntil: the page view (a profiled visitor's went with the snapshot
- * read), then the decision's. Never rejects: a page view that fails is logged and counted
- * (`page_view_not_recorded`), and the decision's recorder reports its own.
+ * read) and its export line when the object's gate lets it be measured (record 23), then the
+ * decision's. Never rejects: a page view that fails is logged and counted (`page_view_not_recorded`),
+ * a line the queue refuses (`export_not_sent`), and the decision's recorder reports its own.
  */
 function pageRecorder(
   visit: PageVisit,
@@ -577,17 +589,32 @@ function pageRecorder(
   const { env, visitorId, pageView, now, config } = visit;
   return async () => {
     if (pageView && !profiled) {
+      let line: EventRecord | null = null;
       try {
-        await visitorObject(env, visitorId).snapshot({
+        const counted = await visitorObject(env, visitorId).snapshot({
           now,
           pageView,
           visitorId,
           consentMode: config.CONSENT_MODE,
         });
+        // No profile was read for this page: the object's gate, with the consent it holds, is the
+        // one that knows (GPC already kept the view from being made).
+        line = measuredViewLine(counted, pageView, visitorId);
       } catch (err) {
         notRecorded("page_view", err);
       }
+      if (line) await sendExportRetrying(env, [line]);
     }
     await recordDecision?.();
   };
+}
+
+/** A counted page view's export line, when its object said it may be measured and not erased. */
+function measuredViewLine(
+  counted: VisitorSnapshot,
+  pageView: VisitorEvent,
+  visitorId: string,
+): EventRecord | null {
+  if (!counted.pageViewMeasured || counted.erased) return null;
+  return eventRecord(counted.visitorId || visitorId, pageView);
 }

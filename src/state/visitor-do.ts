@@ -142,8 +142,6 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private pendingViews: VisitorEvent[] = [];
   /** The aggregate row (assignments, exposures) changed in memory since it was last written. */
   private stateDirty = false;
-  /** Of the pending page views, those the gate lets be measured: exported once they are written. */
-  private readonly measuredViews = new Set<string>();
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   /** The event log's bounds: EVENT_LOG_MAX and EVENT_LOG_MAX_AGE_DAYS from the vars, or defaults. */
   private readonly limits: StateLimits;
@@ -407,30 +405,30 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     }
     const pageView = options.pageView;
     const privacy = this.privacy(options);
-    if (pageView && privacy.keep) await this.countPageView(pageView, options.visitorId, privacy.measure);
+    if (pageView && privacy.keep) await this.countPageView(pageView, options.visitorId);
     // An erased person's page is decided from nothing, and the caller exports nothing of it.
     if (this.held.erased) return { ...this.held.state, erased: true };
-    const state = this.held.state;
+    const held = this.held.state;
+    // The view's export line leaves from the worker, with the page's exposures (record 23): the
+    // object says whether its gate lets it be measured, the worker's gate must allow it too.
+    const state: VisitorSnapshot =
+      pageView && privacy.keep && privacy.measure ? { ...held, pageViewMeasured: true } : held;
     const since = options.eventsSince;
-    if (since === undefined || since <= (state.events[0]?.ts ?? Number.POSITIVE_INFINITY)) return state;
+    if (since === undefined || since <= (held.events[0]?.ts ?? Number.POSITIVE_INFINITY)) return state;
     // What crosses the RPC boundary is copied: send only the part of the log the rules read.
-    return { ...state, events: state.events.slice(firstAfter(state.events, since)) };
+    return { ...state, events: held.events.slice(firstAfter(held.events, since)) };
   }
 
   /**
    * The page view counts in this decision at once (memory), and is written behind the answer, so
    * the page never waits on a storage flush. A page view is not an acknowledged event: losing one
-   * to a crash loses a view, never a 202.
+   * to a crash loses a view, never a 202. So it has no outbox row either: its export line is sent by
+   * the worker (docs/decisions.md, record 23).
    */
-  private async countPageView(
-    pageView: VisitorEvent,
-    visitorId: string | undefined,
-    measured: boolean,
-  ): Promise<void> {
+  private async countPageView(pageView: VisitorEvent, visitorId: string | undefined): Promise<void> {
     this.ensureId(visitorId);
     applyEvent(this.held.state, pageView, await this.scoring(), this.limits);
     this.pendingViews.push(pageView);
-    if (measured) this.measuredViews.add(pageView.id);
     this.writeBehind();
   }
 
@@ -460,28 +458,18 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.flushTimer = null;
     const views = this.pendingViews;
     const dirty = this.stateDirty;
-    const measured = new Set(this.measuredViews);
     this.pendingViews = [];
     this.stateDirty = false;
-    this.measuredViews.clear();
     if (this.held.erased || (views.length === 0 && !dirty)) return;
     const now = Date.now();
-    const written: VisitorEvent[] = [];
-    let queued: SeqRange | null = null;
-    // The views, the aggregates and the views' export lines commit together.
+    let written = 0;
+    // The views and the aggregates commit together; the views' export lines left from the worker.
     this.ctx.storage.transactionSync(() => {
-      for (const view of views) if (storeEvent(this.sql, view, false)) written.push(view);
-      if (written.length > 0) pruneAndSave(this.sql, this.held.state, now, this.limits);
+      for (const view of views) if (storeEvent(this.sql, view, false)) written++;
+      if (written > 0) pruneAndSave(this.sql, this.held.state, now, this.limits);
       else if (dirty) saveState(this.sql, this.held.state);
-      const id = this.exportId();
-      queued = enqueueExport(
-        this.sql,
-        written.filter((view) => measured.has(view.id)).map((view) => eventRecord(id, view)),
-        now,
-      );
     });
-    if (written.length > 0) this.keepUpkeepArmed();
-    this.sendSoon(queued);
+    if (written > 0) this.keepUpkeepArmed();
   }
 
   /**
@@ -598,7 +586,6 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   /** Withdrawn personalization consent: the behaviour held so far goes too, consent stays. */
   private forgetBehaviour(): void {
     this.pendingViews = [];
-    this.measuredViews.clear();
     this.stateDirty = false;
     deleteBehaviour(this.sql);
     // Journeys read behaviour: their entries go too, and each instance ends at its next step.
@@ -668,7 +655,6 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // The history now lives with the target; keep only the forwarding address, which outlives the
     // anonymous cookie (400 days), then goes.
     this.pendingViews = [];
-    this.measuredViews.clear();
     this.stateDirty = false;
     keepOnlyAddress(this.sql, this.held, result.experiments ?? [], Date.now());
     deleteJourneys(this.sql);
@@ -757,7 +743,6 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       if (running.length) this.ctx.waitUntil(this.stopInstances(running));
       this.pendingViews = [];
       this.stateDirty = false;
-      this.measuredViews.clear();
       if (this.flushTimer !== null) clearTimeout(this.flushTimer);
       this.flushTimer = null;
       await this.ctx.storage.deleteAlarm();

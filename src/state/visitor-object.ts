@@ -103,9 +103,11 @@ export interface SnapshotOptions {
 
 /**
  * The decision path's read: the visitor's state, and whether the person was erased (their page is
- * then decided from nothing, and the caller exports nothing of it).
+ * then decided from nothing, and the caller exports nothing of it). `pageViewMeasured`: the page
+ * view this call counted may be measured by the object's own gate (the consent it holds), so the
+ * caller may export its line; the object never does (docs/decisions.md, record 23).
  */
-export type VisitorSnapshot = VisitorState & { readonly erased?: true };
+export type VisitorSnapshot = VisitorState & { readonly erased?: true; readonly pageViewMeasured?: true };
 
 export interface DecisionRecord {
   readonly now: Millis;

@@ -217,6 +217,16 @@ describe("the export's producers", () => {
     const kept = { id: eid(), type: "product_view", props: {} };
     const stored = (await (await sendEvents(refusing, [kept])).json()) as { stored: number };
     expect(stored.stored).toBe(1); // kept for personalization, not measured
+    // A page of theirs: its view is kept, and neither the worker nor the object exports it.
+    const pageUrl = `https://shop.test/?refusing=${eid()}`;
+    const ctx = createExecutionContext();
+    const page = await handle(
+      new Request(pageUrl, { headers: { "user-agent": BROWSER_UA, cookie: refusing } }),
+      { ...env, STORE_DEADLINE_MS: "5000" },
+      ctx,
+    );
+    await page.text();
+    await waitOnExecutionContext(ctx);
 
     // A later event of a measured visitor is the marker: what came before it had its chance to arrive.
     const other = await newVisitor();
@@ -226,6 +236,7 @@ describe("the export's producers", () => {
     const ids = new Set(lines.map((line) => line.id));
     expect(ids.has(`event:${idOf(gpcVisitor)}:${gpcEvent.id}`)).toBe(false);
     expect(ids.has(`event:${idOf(refusing)}:${kept.id}`)).toBe(false);
+    expect(lines.some((line) => line.kind === "event" && line.event.props.url === pageUrl)).toBe(false);
   });
 });
 
@@ -298,6 +309,50 @@ describe("the object's outbox: nothing acknowledged is lost on the way out", () 
     expect(fault.taken).toEqual([`event:${visitorId}:${event.id}`]);
     expect(await outboxRows(visitorId)).toBe(0);
     expect(await linesWithId(`event:${visitorId}:${event.id}`)).toBe(1);
+  });
+
+  it("a returning visitor's page view is exported once, by the worker: its object writes no outbox row for it", async () => {
+    const cookie = await newVisitor();
+    const visitorId = idOf(cookie);
+    // An event first, so the object exists and its upkeep alarm is armed (its flush runs the views).
+    const first = { id: eid(), type: "search", props: {} };
+    expect((await sendEvents(cookie, [first])).status).toBe(202);
+    await exportedWhen(hasId(`event:${visitorId}:${first.id}`));
+    // From now on the object's own sends are refused: any line it queued would stay in its outbox.
+    const fault = faultyQueue();
+    await sendThrough(visitorId, fault.queue);
+    // A page with placements (its view goes with the snapshot) and one without (its view after).
+    const urls = ["https://shop.test/?b19=placed", "https://shop.test/b19-plain"];
+    for (const url of urls) {
+      const ctx = createExecutionContext();
+      const res = await handle(
+        new Request(url, { headers: { "user-agent": BROWSER_UA, cookie } }),
+        { ...env, STORE_DEADLINE_MS: "5000" },
+        ctx,
+      );
+      await res.text();
+      await waitOnExecutionContext(ctx);
+    }
+    // The alarm writes the held views (the write-behind flush).
+    expect(await runDurableObjectAlarm(stubOf(visitorId))).toBe(true);
+    const views = await runInDurableObject(stubOf(visitorId), (_instance: VisitorDO, ctx) =>
+      ctx.storage.sql.exec<{ id: string }>("SELECT id FROM event WHERE type = 'page_view'").toArray(),
+    );
+    expect(views).toHaveLength(2);
+    expect(await outboxRows(visitorId)).toBe(0);
+    expect(fault.taken).toEqual([]);
+
+    const viewLines = (all: ExportRecord[]) =>
+      all.filter(
+        (line) =>
+          line.kind === "event" &&
+          line.visitorId === visitorId &&
+          urls.includes(String(line.event.props.url)),
+      );
+    const lines = await exportedWhen((all) => viewLines(all).length >= 2);
+    const ids = viewLines(lines).map((line) => line.id);
+    expect(ids.sort()).toEqual(views.map((view) => `event:${visitorId}:${view.id}`).sort());
+    for (const id of ids) expect(await linesWithId(id)).toBe(1);
   });
 
   it("a decide call's event is kept in the outbox while the queue refuses, and goes out once after it recovers; its exposure is the worker's to send", async () => {

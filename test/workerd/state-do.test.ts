@@ -353,6 +353,23 @@ describe("VisitorDO write-behind", () => {
     expect(await storedAssignments(id)).toEqual({ "hero-test": "bold" });
   });
 
+  it("a page view's snapshot says whether the object's consent lets it be measured (its line is the caller's to send)", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const now = Date.now();
+    expect((await stub.snapshot({ now, pageView: ev(now), visitorId: id })).pageViewMeasured).toBe(true);
+    expect((await stub.snapshot({ now })).pageViewMeasured).toBeUndefined();
+    await stub.setConsent({ measurement: false }, { visitorId: id, now });
+    const refused = await stub.snapshot({ now: now + 1, pageView: ev(now + 1), visitorId: id });
+    expect(refused.pageViewMeasured).toBeUndefined();
+    expect(refused.events.map((e) => e.type)).toEqual(["page_view", "page_view"]); // kept, not measured
+    expect(await runDurableObjectAlarm(rawStubOf(id))).toBe(true);
+    const outbox = await runInDurableObject(rawStubOf(id), (_i: VisitorDO, ctx) =>
+      ctx.storage.sql.exec("SELECT seq FROM outbox").toArray(),
+    );
+    expect(outbox).toEqual([]);
+  });
+
   it("any other write takes the held page views with it", async () => {
     const id = fresh();
     const stub = stubOf(id);
