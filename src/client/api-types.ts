@@ -421,13 +421,6 @@ export type ProfileExport = {
   }>;
   /** Each journey entry: its step and status, its messages (what was sent, delivered when) and its log. */
   journeys: Array<{
-    readonly instance: string;
-    readonly journey: string;
-    readonly enteredAt: number;
-    readonly status: "ended" | "running" | "cancelled";
-    readonly step: string;
-    readonly reason: string;
-    readonly updatedAt: number;
     readonly messages: ReadonlyArray<{
       readonly key: string;
       readonly step: string;
@@ -450,6 +443,13 @@ export type ProfileExport = {
         readonly deliveryReason: string | null;
       } | null;
     }>;
+    readonly reason: string;
+    readonly instance: string;
+    readonly journey: string;
+    readonly enteredAt: number;
+    readonly status: "ended" | "running" | "cancelled";
+    readonly step: string;
+    readonly updatedAt: number;
     readonly log: ReadonlyArray<{
       readonly step: string;
       readonly at: number;
