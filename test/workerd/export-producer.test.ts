@@ -24,6 +24,7 @@ import { type ExportRecord, ExportRecordSchema, eventRecord } from "../../src/st
 import { droppedWriteCount } from "../../src/state/stored-value.ts";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
 import { canonicalForUser } from "../../src/state/visitor-id.ts";
+import { visitorObject } from "../../src/state/visitor-object.ts";
 import { exportedWhen, hasId } from "./export-lines.ts";
 import {
   ADMIN,
@@ -236,6 +237,34 @@ describe("the export's producers", () => {
     const ids = new Set(lines.map((line) => line.id));
     expect(ids.has(`event:${idOf(gpcVisitor)}:${gpcEvent.id}`)).toBe(false);
     expect(ids.has(`event:${idOf(refusing)}:${kept.id}`)).toBe(false);
+    expect(lines.some((line) => line.kind === "event" && line.event.props.url === pageUrl)).toBe(false);
+  });
+});
+
+describe("both gates on a page view's line", () => {
+  it("a page view is not exported when the visitor's object refuses measurement, though the worker's gate would allow it", async () => {
+    const cookie = await newVisitor();
+    const visitorId = idOf(cookie);
+    // The object holds "no measurement"; the profile in KV, which the worker reads, says nothing.
+    await visitorObject(env, visitorId).setConsent({ measurement: false }, { visitorId });
+    const pageUrl = `https://shop.test/?object-refuses=${eid()}`;
+    const ctx = createExecutionContext();
+    const page = await handle(
+      new Request(pageUrl, { headers: { "user-agent": BROWSER_UA, cookie } }),
+      { ...env, STORE_DEADLINE_MS: "5000" },
+      ctx,
+    );
+    expect(page.status).toBe(200);
+    await page.text();
+    await waitOnExecutionContext(ctx);
+    // The view is kept for personalization...
+    const held = await visitorObject(env, visitorId).snapshot({ now: Date.now(), eventsSince: 0 });
+    expect(held.events.some((event) => event.props.url === pageUrl)).toBe(true);
+    // ...and no line of it reached the export, by the worker or by the object.
+    const other = await newVisitor();
+    const marker = { id: eid(), type: "search", props: {} };
+    await sendEvents(other, [marker]);
+    const lines = await exportedWhen(hasId(`event:${idOf(other)}:${marker.id}`));
     expect(lines.some((line) => line.kind === "event" && line.event.props.url === pageUrl)).toBe(false);
   });
 });
