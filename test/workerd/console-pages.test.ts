@@ -7,7 +7,14 @@ import { newSession, SESSION_COOKIE, sealSession } from "../../src/console/sessi
 import { handle } from "../../src/http/app.ts";
 import { type ExperimentResults, ExperimentResultsSchema } from "../../src/http/experiment-results.ts";
 import { countConversions, experimentObject, shardName } from "../../src/measure/experiment-object.ts";
-import { ADMIN, publishDoc, unpublishRules } from "./helpers.ts";
+import {
+  ADMIN,
+  HALVES,
+  publishDoc,
+  publishWithExperiment,
+  publishWithGlobalHoldout,
+  unpublishRules,
+} from "./helpers.ts";
 
 // The console's experiment and programme pages against the results route, over counters seeded
 // through the experiment objects' real RPC: every number the page prints is the route's.
@@ -80,22 +87,12 @@ afterAll(unpublishRules);
 
 describe("the experiment page shows the results route's numbers", () => {
   it("per goal: rate and uplift with their intervals, value per visitor and its uplift, visitors per day", async () => {
-    await publishDoc({
-      ...bundledDocument,
-      version: "console-pages-1",
-      experiments: {
-        ...bundledDocument.experiments,
-        [EXPERIMENT]: {
-          seed: "console-test",
-          variants: [
-            { id: "control", weight: 50 },
-            { id: "bold", weight: 50 },
-          ],
-          holdout: 0.2,
-          goal: "add_to_cart",
-          goals: [{ id: "revenue", event: "purchase", value: "props.value", window: "7d" }],
-        },
-      },
+    await publishWithExperiment("console-pages-1", EXPERIMENT, {
+      seed: "console-test",
+      variants: HALVES,
+      holdout: 0.2,
+      goal: "add_to_cart",
+      goals: [{ id: "revenue", event: "purchase", value: "props.value", window: "7d" }],
     });
     // 200 visitors over two days: 80 control, 80 bold, 40 held out. Some add to cart (more under
     // bold), fewer buy, for amounts that vary (revenue is skewed).
@@ -208,18 +205,11 @@ describe("the programme lift page", () => {
   });
 
   it("per goal and ISO week: held out against personalized with the route's uplift interval", async () => {
-    await publishDoc({
-      ...bundledDocument,
-      version: "console-pages-3",
-      settings: {
-        ...bundledDocument.settings,
-        globalHoldout: {
-          fraction: 0.5,
-          seed: "console-programme",
-          goal: "purchase",
-          goals: [{ id: "purchase", event: "purchase", value: "props.value" }],
-        },
-      },
+    await publishWithGlobalHoldout("console-pages-3", {
+      fraction: 0.5,
+      seed: "console-programme",
+      goal: "purchase",
+      goals: [{ id: "purchase", event: "purchase", value: "props.value" }],
     });
     // Two cohorts eight days apart, so two ISO weeks: 1 in 4 held-out visitors buys, 3 in 4 personalized.
     let n = 0;

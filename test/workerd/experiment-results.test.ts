@@ -21,8 +21,10 @@ import {
   ADMIN,
   BROWSER_UA,
   eid,
+  HALVES,
   idOf,
-  publishDoc,
+  publishWithExperiment,
+  publishWithGlobalHoldout,
   SERVER,
   unpublishRules,
   visitorCookie,
@@ -60,16 +62,9 @@ afterAll(unpublishRules);
 
 describe("goals with a value, whichever way the event comes", () => {
   it("a purchase through the beacon, /v1/events and /v1/decide counts once per visitor, and every order's value adds up", async () => {
-    await publishDoc({
-      ...bundledDocument,
-      version: "goals-1",
-      experiments: {
-        ...bundledDocument.experiments,
-        "hero-test": {
-          ...hero,
-          goals: [{ id: "revenue", event: "purchase", value: "props.value", window: "7d" }],
-        },
-      },
+    await publishWithExperiment("goals-1", "hero-test", {
+      ...hero,
+      goals: [{ id: "revenue", event: "purchase", value: "props.value", window: "7d" }],
     });
     const page = (cookie?: string) =>
       settled(
@@ -174,21 +169,11 @@ describe("results from many visitors across the shards", () => {
   }));
 
   it("exposures and conversions recorded in each visitor's shard add up in the results, with intervals", async () => {
-    await publishDoc({
-      ...bundledDocument,
-      version: "shards-1",
-      experiments: {
-        ...bundledDocument.experiments,
-        [experiment]: {
-          seed: "shard-test",
-          variants: [
-            { id: "control", weight: 50 },
-            { id: "bold", weight: 50 },
-          ],
-          goal: "revenue",
-          goals: [{ id: "revenue", event: "purchase", value: "props.value" }],
-        },
-      },
+    await publishWithExperiment("shards-1", experiment, {
+      seed: "shard-test",
+      variants: HALVES,
+      goal: "revenue",
+      goals: [{ id: "revenue", event: "purchase", value: "props.value" }],
     });
     for (const v of visitors)
       await experimentObject(env, experiment, v.id).expose([{ visitorId: v.id, variant: v.variant, at }]);
@@ -248,21 +233,7 @@ describe("results from many visitors across the shards", () => {
 
   it("flags a split that does not follow the weights", async () => {
     const skewed = "srm-test";
-    await publishDoc({
-      ...bundledDocument,
-      version: "srm-1",
-      experiments: {
-        ...bundledDocument.experiments,
-        [skewed]: {
-          seed: "srm",
-          variants: [
-            { id: "control", weight: 50 },
-            { id: "bold", weight: 50 },
-          ],
-          goal: "purchase",
-        },
-      },
-    });
+    await publishWithExperiment("srm-1", skewed, { seed: "srm", variants: HALVES, goal: "purchase" });
     // Broken assignment: 300 in control, 100 in bold.
     for (let i = 0; i < 400; i++) {
       const id = `v_srm_${i}`;
@@ -279,18 +250,11 @@ describe("results from many visitors across the shards", () => {
 
 describe("programme lift", () => {
   it("everyone personalized against the global holdout, per goal and per ISO week of first exposure", async () => {
-    await publishDoc({
-      ...bundledDocument,
-      version: "programme-1",
-      settings: {
-        ...bundledDocument.settings,
-        globalHoldout: {
-          fraction: 0.5,
-          seed: "programme",
-          goal: "purchase",
-          goals: [{ id: "purchase", event: "purchase", value: "props.value" }],
-        },
-      },
+    await publishWithGlobalHoldout("programme-1", {
+      fraction: 0.5,
+      seed: "programme",
+      goal: "purchase",
+      goals: [{ id: "purchase", event: "purchase", value: "props.value" }],
     });
     const now = Date.now();
     // Two cohorts eight days apart, so in two ISO weeks; in each, 1 of 4 held-out visitors buys and 3

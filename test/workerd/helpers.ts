@@ -1,4 +1,5 @@
 import { env, exports } from "cloudflare:workers";
+import bundledDocument from "../../rules/northstar.rules.json";
 import { hashRules, parseRules, type RulesKv } from "../../src/rules/index.ts";
 import { ACTIVE_KEY, HISTORY_KEY, versionKey } from "../../src/rules/store.ts";
 import { resetRulesCache } from "../../src/state/rules-loader.ts";
@@ -120,6 +121,30 @@ export async function publishDoc(doc: Record<string, unknown>): Promise<string> 
   await env.RULES.put(HISTORY_KEY, JSON.stringify([{ version: parsed.rules.version, hash }]));
   resetRulesCache();
   return hash;
+}
+
+/** Two arms, control and bold, half each: the experiments these tests publish. */
+export const HALVES = [
+  { id: "control", weight: 50 },
+  { id: "bold", weight: 50 },
+];
+
+/** The bundled rules as `version`, with `experiment` added (or replaced) under `id`; published. */
+export function publishWithExperiment(version: string, id: string, experiment: Record<string, unknown>) {
+  return publishDoc({
+    ...bundledDocument,
+    version,
+    experiments: { ...bundledDocument.experiments, [id]: experiment },
+  });
+}
+
+/** The bundled rules as `version`, with `globalHoldout` in their settings; published. */
+export function publishWithGlobalHoldout(version: string, globalHoldout: Record<string, unknown>) {
+  return publishDoc({
+    ...bundledDocument,
+    version,
+    settings: { ...bundledDocument.settings, globalHoldout },
+  });
 }
 
 /** Back to the bundled rules after a file that published its own: no pointer, no history, no cache. */
