@@ -29,13 +29,21 @@ const VisitorId = z
   .max(200)
   .describe("the canonical visitor id: anonymous (base64url) or a known person's u_…");
 
+/**
+ * The fields every line starts with, in this order: its version, its kind, its id, when it happened
+ * and whose it is (a kind may say more of `at` and `visitorId` in its own words).
+ */
+function envelopeFields<K extends string>(
+  kind: K,
+  at: typeof At = At,
+  visitorId: typeof VisitorId = VisitorId,
+) {
+  return { v: Version, kind: z.literal(kind), id: Id, at, visitorId };
+}
+
 export const EventRecordSchema = z
   .strictObject({
-    v: Version,
-    kind: z.literal("event"),
-    id: Id,
-    at: At,
-    visitorId: VisitorId,
+    ...envelopeFields("event"),
     event: z.strictObject({
       id: z.string().min(1).describe("the sender's event id (unique per visitor)"),
       type: z.string().min(1),
@@ -49,11 +57,7 @@ export type EventRecord = z.infer<typeof EventRecordSchema>;
 
 export const ExposureRecordSchema = z
   .strictObject({
-    v: Version,
-    kind: z.literal("exposure"),
-    id: Id,
-    at: At,
-    visitorId: VisitorId,
+    ...envelopeFields("exposure"),
     placement: z.string(),
     experience: z.string(),
     experiment: z.string().nullable().describe("the experiment this experience is an arm of, if any"),
@@ -65,11 +69,7 @@ export type ExposureRecord = z.infer<typeof ExposureRecordSchema>;
 
 export const IdentityLinkRecordSchema = z
   .strictObject({
-    v: Version,
-    kind: z.literal("identity_link"),
-    id: Id,
-    at: At,
-    visitorId: VisitorId.describe("the known person's canonical id (u_…)"),
+    ...envelopeFields("identity_link", At, VisitorId.describe("the known person's canonical id (u_…)")),
     anonymousId: z.string().min(1).max(200).describe("the visitor id now linked to that person"),
   })
   .describe("an anonymous visitor linked to a known person: their rows are one person's from now on");
@@ -77,11 +77,7 @@ export type IdentityLinkRecord = z.infer<typeof IdentityLinkRecordSchema>;
 
 export const ErasureRecordSchema = z
   .strictObject({
-    v: Version,
-    kind: z.literal("erasure"),
-    id: Id,
-    at: At,
-    visitorId: VisitorId.describe("the erased person's canonical id"),
+    ...envelopeFields("erasure", At, VisitorId.describe("the erased person's canonical id")),
     ids: z
       .array(z.string().min(1).max(200))
       .min(1)
@@ -99,13 +95,12 @@ const Channel = z.enum(["sms", "push", "email"]);
 
 export const MessageRecordSchema = z
   .strictObject({
-    v: Version,
-    kind: z.literal("message"),
-    id: Id,
-    at: At.describe(
-      "when the journey handed it to delivery (its send time, after the person's hour and quiet hours)",
+    ...envelopeFields(
+      "message",
+      At.describe(
+        "when the journey handed it to delivery (its send time, after the person's hour and quiet hours)",
+      ),
     ),
-    visitorId: VisitorId,
     key: MessageKey,
     journey: z.string(),
     instance: z.string().describe("the journey entry (Workflows instance) that sent it"),
@@ -123,11 +118,7 @@ export type MessageRecord = z.infer<typeof MessageRecordSchema>;
 
 export const DeliveryRecordSchema = z
   .strictObject({
-    v: Version,
-    kind: z.literal("delivery"),
-    id: Id,
-    at: At.describe("when the outcome was known"),
-    visitorId: VisitorId,
+    ...envelopeFields("delivery", At.describe("when the outcome was known")),
     key: MessageKey.describe("the message's Idempotency-Key: join with the message line's `key`"),
     journey: z.string(),
     channel: Channel,
