@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
-import { countingEntry } from "./counting.ts";
+import { countingEntry, sinkEntry } from "./counting.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 // The newest date the benchmark's workerd (miniflare 4, stable) accepts.
@@ -39,18 +39,21 @@ export async function startNorthstar(
   vars: Record<string, string> = {},
   /** Where Durable Objects keep their SQLite files (one per object): lets a bench count objects. */
   durableObjectsPersist?: string,
-  /** Put bench/counting.ts's entry in front: Durable Object requests, SQLite rows and KV calls counted. */
+  /**
+   * Put bench/counting.ts's counting entry in front (Durable Object requests, SQLite rows and KV
+   * calls counted); else its plain entry (nothing counted, the unbound EXPORT queue a sink).
+   */
   counting = false,
 ): Promise<{ mf: Miniflare; url: string }> {
   const built = buildNorthstar();
   const mf = new Miniflare({
     ...(durableObjectsPersist ? { durableObjectsPersist } : {}),
-    modules: counting
-      ? [
-          { type: "ESModule", path: countingEntry(OUTDIR) },
-          { type: "ESModule", path: built },
-        ]
-      : [{ type: "ESModule", path: built }],
+    // Either entry imports the built worker unchanged: the counting one wraps its bindings, the
+    // plain one only gives it a sink for the EXPORT queue the bench does not bind.
+    modules: [
+      { type: "ESModule", path: counting ? countingEntry(OUTDIR) : sinkEntry(OUTDIR) },
+      { type: "ESModule", path: built },
+    ],
     modulesRoot: OUTDIR,
     compatibilityDate: COMPAT,
     // The worker's own flags (it runs without nodejs_compat: with it, every timer goes through
