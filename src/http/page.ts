@@ -207,8 +207,11 @@ function streamBeforeDecision(
   );
   if (config.DEBUG_HEADERS) headers.set(config.FAIL_OPEN_HEADER, "deferred");
   const changes = result.then((personalization) => personalization.plan.changes);
-  // The beacon's tag may carry the first page's decision (src/edge/first-page.ts): the end of the
-  // body waits for it, as the slots above it already did.
-  const bodyEnd = result.then((personalization) => personalization.plan.bodyEnd);
+  // The beacon's tag may carry a new visitor's first page's decision (src/edge/first-page.ts): the
+  // end of the body then waits for it, as the slots above it already did. Otherwise the tag is known
+  // now, and inserted without suspending the stream at `</body>`.
+  const bodyEnd = outline.bodyEndAwaitsDecision
+    ? result.then((personalization) => personalization.plan.bodyEnd)
+    : outline.bodyEnd;
   return buildDeferredRewriter(outline.slots, changes, bodyEnd).transform(rewritten(response, headers));
 }

@@ -26,12 +26,25 @@ export interface OriginTarget {
   readonly service?: Fetcher | undefined;
 }
 
-function stripHopByHop(headers: Headers): void {
+const HOP_BY_HOP_NAMES: ReadonlySet<string> = new Set(HOP_BY_HOP);
+
+/**
+ * Deletes the hop-by-hop headers, those Connection lists, and (`alsoCf`) Cloudflare's own `cf-*`
+ * request headers, in one pass over the names present: a page pays for the few headers it has,
+ * not for a delete per name that might be there.
+ */
+function stripHopByHop(headers: Headers, alsoCf = false): void {
   const listed = headers.get("connection");
-  if (listed) {
-    for (const name of listed.split(",")) headers.delete(name.trim());
+  const connectionListed = listed
+    ? new Set(listed.split(",").map((name) => name.trim().toLowerCase()))
+    : null;
+  const doomed: string[] = [];
+  // Names come lowercased from a Headers iterator; deleting while iterating would skip entries.
+  for (const name of headers.keys()) {
+    if (HOP_BY_HOP_NAMES.has(name) || connectionListed?.has(name) || (alsoCf && name.startsWith("cf-")))
+      doomed.push(name);
   }
-  for (const name of HOP_BY_HOP) headers.delete(name);
+  for (const name of doomed) headers.delete(name);
 }
 
 /**
@@ -45,7 +58,8 @@ export function originRequest(request: Request, incoming: URL, target: OriginTar
   url.pathname = incoming.pathname;
   url.search = incoming.search;
   const headers = new Headers(request.headers);
-  stripHopByHop(headers);
+  // cf-* headers are Cloudflare's, for this worker; cf-connecting-ip is read from the request below.
+  stripHopByHop(headers, true);
   headers.set("host", url.host);
   // The runtime decodes gzip and br for the rewriter; any other coding would reach it compressed.
   headers.set("accept-encoding", "gzip, br");
@@ -56,9 +70,6 @@ export function originRequest(request: Request, incoming: URL, target: OriginTar
   }
   headers.set("x-forwarded-proto", incoming.protocol.replace(":", ""));
   headers.set("x-forwarded-host", incoming.host);
-  for (const name of [...headers.keys()]) {
-    if (name.startsWith("cf-")) headers.delete(name);
-  }
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
   return new Request(url, {
     method: request.method,
