@@ -32,7 +32,6 @@ import {
   shownRecords,
 } from "./export-record.ts";
 import {
-  createMessageTable,
   deleteMessages,
   foldMessages,
   journeyRecords,
@@ -42,7 +41,6 @@ import {
 } from "./journey-messages.ts";
 import {
   addLog,
-  createJourneyTables,
   deleteJourneys,
   foldJourneys,
   insertEntry,
@@ -58,6 +56,7 @@ import {
   sendsSince,
   updateEntry,
 } from "./journey-store.ts";
+import { forgetTables, transaction } from "./lazy-tables.ts";
 import { activeRules } from "./rules-loader.ts";
 import { recordDroppedWrite } from "./stored-value.ts";
 import { applyBackfill } from "./visitor-backfill.ts";
@@ -176,15 +175,19 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.limits = limits;
     this.seenRetentionMs = Math.max(limits.maxEventAgeMs, ACCEPT_WINDOW_MS) + DAY_MS;
     void ctx.blockConcurrencyWhile(async () => {
+      // Only the tables every visitor writes: the rest are created by their first write (lazy-tables.ts).
       createTables(this.sql);
-      createJourneyTables(this.sql);
-      createMessageTable(this.sql);
       this.load();
     });
   }
 
   private load(): void {
     this.held = loadHeld(this.sql);
+  }
+
+  /** One storage transaction; a rollback also undoes the tables it created (lazy-tables.ts). */
+  private transaction<T>(run: () => T): T {
+    return transaction(this.ctx.storage, this.sql, run);
   }
 
   private ensureId(visitorId: string | undefined): void {
@@ -316,7 +319,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private batchHost(measure: boolean): { host: BatchHost; queued: () => SeqRange | null } {
     let queued: SeqRange | null = null;
     const host: BatchHost = {
-      storage: this.ctx.storage,
+      transaction: (run) => this.transaction(run),
       sql: this.sql,
       limits: this.limits,
       state: () => this.held.state,
@@ -464,7 +467,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const now = Date.now();
     let written = 0;
     // The views and the aggregates commit together; the views' export lines left from the worker.
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       for (const view of views) if (storeEvent(this.sql, view, false)) written++;
       if (written > 0) pruneAndSave(this.sql, this.held.state, now, this.limits);
       else if (dirty) saveState(this.sql, this.held.state);
@@ -747,6 +750,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       this.flushTimer = null;
       await this.ctx.storage.deleteAlarm();
       await this.ctx.storage.deleteAll();
+      forgetTables(this.sql);
       createMetaTable(this.sql);
       setMeta(this.sql, "erased", "1");
       this.held = { ...emptyHeld(), erased: true };
@@ -779,11 +783,10 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const lastActive = mergedInto ? mergedAt : lastHeld;
     if (now - lastActive > IDLE_DELETE_MS) {
       await this.ctx.storage.deleteAll();
+      forgetTables(this.sql);
       this.held = emptyHeld();
       this.alarmChecked = false;
       createTables(this.sql);
-      createJourneyTables(this.sql);
-      createMessageTable(this.sql);
       return;
     }
     dropExpired(this.sql, now);
@@ -1166,7 +1169,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const privacy = this.journeyPrivacy();
     if (!privacy.keep) return;
     let queued: SeqRange | null = null;
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       if (!recordSent(this.sql, message, message.sentAt) || !privacy.measure) return;
       queued = enqueueExport(this.sql, [messageRecord(this.exportId(), message, message.sentAt)], Date.now());
     });
@@ -1180,7 +1183,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (this.held.erased) return;
     const privacy = this.journeyPrivacy();
     let queued: SeqRange | null = null;
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       if (report.outcome === "delivered") markDelivered(this.sql, report.key);
       if (!privacy.keep || !recordOutcome(this.sql, report) || !privacy.measure) return;
       queued = enqueueExport(
