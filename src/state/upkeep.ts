@@ -3,7 +3,7 @@ import type { StateLimits } from "../core/visitor-state.ts";
 import { DAY_MS, type HeldVisitor, IDLE_DELETE_MS } from "./visitor-store.ts";
 
 /**
- * When a visitor's object next has upkeep to do (docs/decisions.md, record 24). The upkeep lets go
+ * When a visitor's object next has upkeep to do (docs/decisions.md, record 25). The upkeep lets go
  * of what has reached its bound: events past the log's age, hourly counters past their retention,
  * remembered event ids past theirs, and the whole visitor once idle for IDLE_DELETE_MS. Nothing else
  * expires, so until the first of these there is nothing to wake for: an object that woke every day
