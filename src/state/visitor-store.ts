@@ -280,6 +280,11 @@ export function forgetSeenBefore(sql: SqlStorage, before: Millis): void {
   sql.exec("DELETE FROM seen WHERE ts < ?", before);
 }
 
+/** The time of the earliest event id still remembered (null: none). */
+export function oldestSeenAt(sql: SqlStorage): Millis | null {
+  return sql.exec<{ ts: number | null }>("SELECT MIN(ts) AS ts FROM seen").one().ts;
+}
+
 /** Prunes memory and storage to the same bounds, then writes the aggregate row (no I/O awaited). */
 export function pruneAndSave(
   sql: SqlStorage,
