@@ -161,7 +161,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private sending: Promise<void> = Promise.resolve();
   /** Sends the queue refused in a row: the alarm's backoff (export-outbox.ts). */
   private exportFailures = 0;
-  /** When the daily upkeep is next due (real clock); 0: at the next alarm. */
+  /** When the upkeep is next due (real clock); 0: at the next alarm. */
   private upkeepDueAt: Millis = 0;
   /** Set while erase() runs: the outbox is going, nothing more is read from it or sent. */
   private erasing = false;
@@ -303,7 +303,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   }
 
   /**
-   * The one alarm serves the daily upkeep and the outbox's retries: either may move it earlier,
+   * The one alarm serves the upkeep and the outbox's retries: either may move it earlier,
    * neither later; the alarm itself sets the next one (the sooner of what each needs).
    */
   private alarmNoLaterThan(at: Millis): Promise<void> {
