@@ -9,7 +9,13 @@ import { countingEntry, sinkEntry } from "./counting.ts";
 export const ROOT = new URL("..", import.meta.url).pathname;
 // The newest date the benchmark's workerd (miniflare 4, stable) accepts.
 export const COMPAT = "2026-07-30";
-const OUTDIR = join(ROOT, ".wrangler/bench-build");
+/**
+ * Where the bundle is built; BENCH_BUILD names a directory holding an `index.js` built elsewhere
+ * instead (e.g. `wrangler deploy --dry-run --outdir <dir>` at an earlier commit), for a before/after
+ * of the same bench. The bench writes its entry modules beside it.
+ */
+const PREBUILT = process.env.BENCH_BUILD;
+const OUTDIR = PREBUILT ?? join(ROOT, ".wrangler/bench-build");
 /** The top-level `compatibility_flags` of wrangler.toml, as deployed. */
 const WORKER_FLAGS: string[] = JSON.parse(
   /^compatibility_flags\s*=\s*(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, "wrangler.toml"), "utf8"))?.[1] ??
@@ -18,7 +24,7 @@ const WORKER_FLAGS: string[] = JSON.parse(
 
 let built = false;
 export function buildNorthstar(): string {
-  if (!built) {
+  if (!built && !PREBUILT) {
     execFileSync(
       "npx",
       ["wrangler", "deploy", "--dry-run", "--outdir", OUTDIR, "--config", "wrangler.toml"],
