@@ -81,7 +81,8 @@ describe("the demo rules' pages", () => {
     }
     // Within the day for some: a newsletter click (the banner's 1-day window), a fresh view.
     if (seed % 3 === 0) events.push(event("email_click", 2 * HOUR, { campaign: "weekly" }, "email"));
-    if (seed % 4 === 1) events.push(event("product_view", 30 * 60e3, { category: "hiking", tags: ["hiking"] }));
+    if (seed % 4 === 1)
+      events.push(event("product_view", 30 * 60e3, { category: "hiking", tags: ["hiking"] }));
     return events;
   }
 
