@@ -2,20 +2,72 @@ import type { VisitorEvent, VisitorState } from "./model.ts";
 import { HOUR_MS, own } from "./visitor-state.ts";
 
 /**
- * The windowed counts a rules version reads (`countWithin` and `rate` without a `where`), known once
- * per version: each distinct (event type, window) gets a slot when its condition is compiled, so
- * a decision counts each at most once, however many audiences read it, and only when one is read.
+ * A filter a plan can count by: the event's own prop `key` is `value` (as the `eq` operator compares:
+ * a string, number or boolean, never NaN). The ten segments' "product_view in 7d where category = X"
+ * are then one walk over the log, each event's category looked up once, not ten walks.
+ */
+export interface PropEquality {
+  readonly key: string;
+  readonly value: string | number | boolean;
+}
+
+/** The windows counted for one type (and one prop value when filtered), shortest first. */
+interface WindowSet {
+  readonly index: number;
+  readonly windows: readonly number[];
+  /** Where its buckets start in a tally's cells. */
+  readonly offset: number;
+  /** Unfiltered: the part of its windows the log has let go is read from the hourly counters. */
+  readonly counted: boolean;
+}
+
+interface TypeLayout {
+  readonly index: number;
+  readonly plain: WindowSet | null;
+  readonly byProp: ReadonlyArray<{ readonly key: string; readonly sets: ReadonlyMap<unknown, WindowSet> }>;
+}
+
+/** The plan laid out for counting: built once per rules version, again only if a slot is added. */
+interface Layout {
+  readonly types: ReadonlyMap<string, TypeLayout>;
+  readonly typeNames: readonly string[];
+  readonly slotSet: readonly WindowSet[];
+  readonly slotWindow: readonly number[];
+  readonly slotType: readonly number[];
+  readonly sets: number;
+  readonly buckets: number;
+}
+
+/**
+ * The windowed counts a rules version reads (`countWithin` and `rate`, and a `countWithin` whose
+ * `where` is an equality on one event prop), known once per version: each distinct (event type,
+ * window, filter) gets a slot when its condition is compiled. A decision counts them in one backward
+ * pass over the log, shared by all of them and taken only as far as the longest window read so far
+ * (a tally), so each event is read once however many audiences count it.
  */
 export class CountPlan {
   readonly #types: string[] = [];
   readonly #windows: number[] = [];
+  readonly #filters: (PropEquality | null)[] = [];
+  #layout: Layout | null = null;
 
-  /** The slot of "events of `type` in the last `windowMs`"; the same slot for the same pair. */
-  slot(type: string, windowMs: number): number {
-    for (let s = 0; s < this.#types.length; s++)
-      if (this.#types[s] === type && this.#windows[s] === windowMs) return s;
+  /** The slot of "events of `type` in the last `windowMs`" (those `where` accepts); the same slot for the same. */
+  slot(type: string, windowMs: number, where: PropEquality | null = null): number {
+    for (let s = 0; s < this.#types.length; s++) {
+      const filter = this.#filters[s]!;
+      if (
+        this.#types[s] === type &&
+        this.#windows[s] === windowMs &&
+        (filter === null
+          ? where === null
+          : where !== null && filter.key === where.key && filter.value === where.value)
+      )
+        return s;
+    }
     this.#types.push(type);
     this.#windows.push(windowMs);
+    this.#filters.push(where);
+    this.#layout = null;
     return this.#types.length - 1;
   }
 
@@ -24,15 +76,214 @@ export class CountPlan {
     return this.#types.length;
   }
 
-  /** A decision's counts, none worked out yet (-1). */
-  fresh(): Int32Array {
-    return new Int32Array(this.#types.length).fill(-1);
+  /** A decision's counts at `now`, none worked out yet. */
+  tally(state: VisitorState | null, now: number): CountTally {
+    this.#layout ??= this.#lay();
+    return new CountTally(this, this.#layout, state, now);
   }
 
-  /** The slot's count at `now`: events of its type with a time in (now − window, now]. */
-  count(slot: number, state: VisitorState | null, now: number): number {
-    return countSince(state, this.#types[slot]!, now - this.#windows[slot]!, now);
+  #lay(): Layout {
+    const byType = new Map<string, { plain: number[]; byProp: Map<string, Map<unknown, number[]>> }>();
+    for (let s = 0; s < this.#types.length; s++) {
+      const type = this.#types[s]!;
+      let entry = byType.get(type);
+      if (!entry) {
+        entry = { plain: [], byProp: new Map() };
+        byType.set(type, entry);
+      }
+      const filter = this.#filters[s]!;
+      if (filter === null) entry.plain.push(s);
+      else {
+        let values = entry.byProp.get(filter.key);
+        if (!values) {
+          values = new Map();
+          entry.byProp.set(filter.key, values);
+        }
+        const slots = values.get(filter.value);
+        if (slots) slots.push(s);
+        else values.set(filter.value, [s]);
+      }
+    }
+    const slotSet: WindowSet[] = [];
+    const slotWindow: number[] = [];
+    const slotType: number[] = [];
+    let sets = 0;
+    let buckets = 0;
+    const setOf = (slots: readonly number[], counted: boolean, typeIndex: number): WindowSet => {
+      const windows = [...new Set(slots.map((s) => this.#windows[s]!))].sort((a, b) => a - b);
+      const set: WindowSet = { index: sets++, windows, offset: buckets, counted };
+      buckets += windows.length;
+      for (const s of slots) {
+        slotSet[s] = set;
+        slotWindow[s] = windows.indexOf(this.#windows[s]!);
+        slotType[s] = typeIndex;
+      }
+      return set;
+    };
+    const types = new Map<string, TypeLayout>();
+    const typeNames: string[] = [];
+    for (const [type, { plain, byProp }] of byType) {
+      const index = typeNames.push(type) - 1;
+      types.set(type, {
+        index,
+        plain: plain.length > 0 ? setOf(plain, true, index) : null,
+        byProp: [...byProp].map(([key, values]) => ({
+          key,
+          sets: new Map([...values].map(([value, slots]) => [value, setOf(slots, false, index)])),
+        })),
+      });
+    }
+    return { types, typeNames, slotSet, slotWindow, slotType, sets, buckets };
   }
+}
+
+/**
+ * One decision's planned counts. The log (oldest first) is walked back from the newest event once,
+ * resumed when a longer window is read; each event goes into the bucket of the shortest window of its
+ * type (and prop value) that holds it, so a window's count is the sum of its buckets and those of the
+ * shorter windows. Exactly what a walk per count reads (countInWindow, countSince): the walk of a
+ * window stops at the first entry at or before its start, so an entry counts for a window when no
+ * entry at or after it (in the log's order) is at or before the start; malformed entries are skipped;
+ * events after `now` are not counted; an unfiltered window reaching past `prunedThrough` reads the log
+ * after it and the hourly counters up to it (record 21).
+ */
+export class CountTally {
+  readonly #plan: CountPlan;
+  readonly #layout: Layout;
+  readonly #state: VisitorState | null;
+  readonly #now: number;
+  readonly #events: readonly unknown[];
+  /** Where the log has been let go (null: nowhere), and the end of the hour holding it. */
+  readonly #through: number | null;
+  readonly #throughHourEnd: number;
+  /**
+   * One array for the decision, zeroed: each slot's count + 1 (0: not worked out yet), each set's
+   * buckets, each set's current window, each type's logged events in (through, end of its hour].
+   */
+  readonly #cells: Float64Array;
+  readonly #bucketsAt: number;
+  readonly #pointersAt: number;
+  readonly #tailsAt: number;
+  /** The next entry to read, walking back, and the earliest time read so far. */
+  #next: number;
+  #earliest = Number.POSITIVE_INFINITY;
+
+  constructor(plan: CountPlan, layout: Layout, state: VisitorState | null, now: number) {
+    this.#plan = plan;
+    this.#layout = layout;
+    this.#state = state;
+    this.#now = now;
+    const events: unknown = state?.events;
+    this.#events = Array.isArray(events) ? events : [];
+    const through: unknown = state?.prunedThrough;
+    this.#through = typeof through === "number" && Number.isFinite(through) ? through : null;
+    this.#throughHourEnd =
+      this.#through === null
+        ? Number.NEGATIVE_INFINITY
+        : Math.floor(this.#through / HOUR_MS) * HOUR_MS + HOUR_MS - 1;
+    this.#bucketsAt = plan.size;
+    this.#pointersAt = this.#bucketsAt + layout.buckets;
+    this.#tailsAt = this.#pointersAt + layout.sets;
+    this.#cells = new Float64Array(this.#tailsAt + layout.typeNames.length);
+    this.#next = this.#events.length - 1;
+  }
+
+  /** Whether this tally counts `plan`'s `slot` (a slot planned after it began needs a new one). */
+  covers(plan: CountPlan, slot: number): boolean {
+    return this.#plan === plan && slot < this.#bucketsAt;
+  }
+
+  /** The slot's count: events of its type (and filter) with a time in (now − window, now]. */
+  count(slot: number): number {
+    const cells = this.#cells;
+    const known = cells[slot]!;
+    if (known > 0) return known - 1;
+    const layout = this.#layout;
+    const set = layout.slotSet[slot]!;
+    const k = layout.slotWindow[slot]!;
+    const since = this.#now - set.windows[k]!;
+    // Past the cut, the log holds nothing more of the window: the rest is in the counters.
+    const fromCounters = set.counted && this.#through !== null && this.#through > since;
+    this.#walkTo(fromCounters ? this.#through! : since);
+    let n = 0;
+    for (let b = set.offset; b <= set.offset + k; b++) n += cells[this.#bucketsAt + b]!;
+    if (fromCounters) {
+      const type = layout.typeNames[layout.slotType[slot]!]!;
+      n += countedUpTo(
+        this.#state!,
+        type,
+        since,
+        this.#through!,
+        cells[this.#tailsAt + layout.slotType[slot]!]!,
+      );
+    }
+    cells[slot] = n + 1;
+    return n;
+  }
+
+  /** Reads the log back until an entry at or before `since` (or its start): the engine's hottest loop. */
+  #walkTo(since: number): void {
+    const events = this.#events;
+    const cells = this.#cells;
+    const types = this.#layout.types;
+    const now = this.#now;
+    // Unfiltered windows count in the log only after the cut (before it, the counters do).
+    const through = this.#through ?? Number.NEGATIVE_INFINITY;
+    const throughHourEnd = this.#throughHourEnd;
+    const bucketsAt = this.#bucketsAt;
+    const pointersAt = this.#pointersAt;
+    const tailsAt = this.#tailsAt;
+    let next = this.#next;
+    let earliest = this.#earliest;
+    while (next >= 0 && earliest > since) {
+      // An entry is read only as far as counting needs, so a malformed one is skipped.
+      const entry: unknown = events[next--];
+      if (typeof entry !== "object" || entry === null) continue;
+      const ts: unknown = (entry as VisitorEvent).ts;
+      if (typeof ts !== "number") continue;
+      if (ts < earliest) earliest = ts;
+      const type = types.get((entry as VisitorEvent).type);
+      if (type === undefined) continue;
+      const plain = type.plain;
+      if (plain !== null && earliest > through) {
+        if (ts <= throughHourEnd) cells[tailsAt + type.index]!++;
+        if (ts <= now) bump(cells, plain, pointersAt, bucketsAt, now, earliest);
+      }
+      const byProp = type.byProp;
+      // Not `ts > now`: a time that is not a number (NaN) is no event of the window either.
+      if (!(ts <= now) || byProp.length === 0) continue;
+      const props: unknown = (entry as VisitorEvent).props;
+      if (typeof props !== "object" || props === null) continue;
+      for (let g = 0; g < byProp.length; g++) {
+        const { key, sets } = byProp[g]!;
+        const value: unknown = (props as Record<string, unknown>)[key];
+        if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") continue;
+        const set = sets.get(value);
+        // Own props only (as `where` reads them), checked only for a value that counts.
+        if (set !== undefined && Object.hasOwn(props, key))
+          bump(cells, set, pointersAt, bucketsAt, now, earliest);
+      }
+    }
+    this.#next = next;
+    this.#earliest = earliest;
+  }
+}
+
+/** Counts an entry in the bucket of the shortest of the set's windows whose start is before `earliest`. */
+function bump(
+  cells: Float64Array,
+  set: WindowSet,
+  pointersAt: number,
+  bucketsAt: number,
+  now: number,
+  earliest: number,
+): void {
+  const windows = set.windows;
+  const at = pointersAt + set.index;
+  let p = cells[at]!;
+  while (p < windows.length && earliest <= now - windows[p]!) p++;
+  cells[at] = p;
+  if (p < windows.length) cells[bucketsAt + set.offset + p]!++;
 }
 
 /**
@@ -76,16 +327,27 @@ export function countSince(state: VisitorState | null, type: string, since: numb
   const events = state?.events;
   const through = state?.prunedThrough ?? null;
   if (through === null || through <= since) return countInWindow(events, type, since, now, null);
-  return countInWindow(events, type, through, now, null) + countedUpTo(state!, type, since, through);
+  const lastHourEnd = Math.floor(through / HOUR_MS) * HOUR_MS + HOUR_MS - 1;
+  return (
+    countInWindow(events, type, through, now, null) +
+    countedUpTo(state!, type, since, through, countInWindow(events, type, through, lastHourEnd, null))
+  );
 }
 
 /**
  * The counters' events in (since, through]: the whole hours from `since` on (the window's first,
  * partial hour is left out: counters know hours, not minutes), and of the hour holding `through`
- * only its events up to it (the rest of that hour is in the log, counted there). A bucket of the
+ * only its events up to it (the rest of that hour is in the log, counted there: `loggedInLastHour`,
+ * the log's events of the type in (through, end of that hour]). A bucket of the
  * wrong shape counts nothing: the engine never throws on a state.
  */
-function countedUpTo(state: VisitorState, type: string, since: number, through: number): number {
+function countedUpTo(
+  state: VisitorState,
+  type: string,
+  since: number,
+  through: number,
+  loggedInLastHour: number,
+): number {
   const buckets: unknown = own(state.counts, type);
   if (!Array.isArray(buckets)) return 0;
   const lastHour = Math.floor(through / HOUR_MS) * HOUR_MS;
@@ -95,7 +357,7 @@ function countedUpTo(state: VisitorState, type: string, since: number, through: 
     if (bucket[0] > lastHour) break;
     if (bucket[0] >= since) n += bucket[1];
   }
-  if (lastHour >= since) n -= countInWindow(state.events, type, through, lastHour + HOUR_MS - 1, null);
+  if (lastHour >= since) n -= loggedInLastHour;
   return Math.max(0, n);
 }
 

@@ -1,5 +1,5 @@
 import { preferredChannel } from "../core/channels.ts";
-import type { CountPlan } from "../core/event-counts.ts";
+import type { CountPlan, PropEquality } from "../core/event-counts.ts";
 import type { VisitorEvent } from "../core/model.ts";
 import {
   countEvents,
@@ -122,26 +122,48 @@ function segmentMembership(id: string, at: string, named: NamedTests): Test {
 }
 
 /**
- * Events of one type in (now − window, now]: read from the plan's counts (one pass per decision for
- * all of them), or, filtered by `where`, counted in the log of that type.
+ * Events of one type in (now − window, now]: read from the plan's counts (one pass over the log per
+ * decision for all of them), or, filtered by a `where` the plan cannot group by, counted in the log.
  */
 function windowedCount(
   plan: CountPlan | undefined,
   type: string,
   windowMs: number,
-  filter: ((event: VisitorEvent, now: number) => boolean) | null,
+  where: ConditionWith<"countWithin">["countWithin"]["where"] | null,
 ): (scope: EvalScope) => number {
-  if (plan && !filter) {
-    const slot = plan.slot(type, windowMs);
+  const equality = where ? propEquality(where) : null;
+  if (plan && (!where || equality)) {
+    const slot = plan.slot(type, windowMs, equality);
     return (scope) => plannedCount(scope, plan, slot);
   }
+  const filter = where ? eventFilter(where) : null;
   return (scope) => countEvents(scope, type, scope.now - windowMs, filter);
+}
+
+/**
+ * A `where` the plan counts by (event.props.<key> eq a string, number or boolean): what eventFilter
+ * would test, so the planned count is the filtered walk's. Null for any other filter.
+ */
+function propEquality(
+  where: NonNullable<ConditionWith<"countWithin">["countWithin"]["where"]>,
+): PropEquality | null {
+  const segments = where.path.split(".");
+  const value: unknown = where.value;
+  if (where.op !== "eq" || segments.length !== 3 || segments[0] !== "event" || segments[1] !== "props")
+    return null;
+  if (
+    typeof value === "string" ||
+    typeof value === "boolean" ||
+    (typeof value === "number" && !Number.isNaN(value))
+  )
+    return { key: segments[2]!, value };
+  return null;
 }
 
 function eventCount(condition: ConditionWith<"countWithin">, at: string, plan: CountPlan | undefined): Test {
   const { event, window, where } = condition.countWithin;
   const windowMs = parseDuration(window) ?? 0;
-  const count = windowedCount(plan, event, windowMs, where ? eventFilter(where) : null);
+  const count = windowedCount(plan, event, windowMs, where ?? null);
   // The schema allows only count operators with a whole number here, which always compile.
   const wanted = comparator(condition.op, condition.value) as Comparison;
   const why = `count of ${event} in ${window} ${condition.op} ${condition.value}`;
