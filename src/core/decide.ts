@@ -164,7 +164,8 @@ interface DecisionRun {
   /** What conditions read (caches filled as rules read them). */
   readonly scope: EvalScope;
   readonly templateScope: TemplateScope;
-  readonly redirects: RedirectScope;
+  /** The request's own host, where a redirect may go: parsed only when one renders (most decisions have none). */
+  siteHost: string | null | undefined;
   readonly scores: Readonly<Record<string, number>>;
   readonly top: { readonly dimension: string | null; readonly value: number };
   /** Every assignment, stored and new: what this decision buckets into. */
@@ -172,18 +173,12 @@ interface DecisionRun {
   readonly newAssignments: Record<string, string>;
   readonly replacedAssignments: Record<string, string>;
   readonly exposures: Exposure[];
-  /** Placement groups that already show an experience on this page. */
-  readonly usedGroups: Set<string>;
+  /** Placement groups that already show an experience on this page (made at the first). */
+  usedGroups: Set<string> | null;
   /** Which experiment of each layer the visitor is in (drawn when a layered candidate needs it). */
   readonly layers: LayerDraws;
   /** In the program-wide control group: every placement shows its default. */
   globallyHeldOut: boolean;
-}
-
-/** Where this decision's redirects may go: the request's own host and the rules' listed hosts. */
-interface RedirectScope {
-  readonly siteHost: () => string | null;
-  readonly hosts: readonly string[];
 }
 
 /** A candidate that passed every check, with the variant and content it would show. */
@@ -297,28 +292,16 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
     forced: input.forced,
     scope,
     templateScope,
-    redirects: redirectScope(context, rules.settings?.redirectHosts ?? NO_HOSTS),
+    siteHost: undefined,
     scores,
     top,
     assignments,
     newAssignments: {},
     replacedAssignments: {},
     exposures: [],
-    usedGroups: new Set<string>(),
+    usedGroups: null,
     layers: new LayerDraws(visitorId),
     globallyHeldOut: false,
-  };
-}
-
-function redirectScope(context: RequestContext, hosts: readonly string[]): RedirectScope {
-  let siteHost: string | null | undefined;
-  return {
-    // Parsed only when a redirect renders: most decisions have none.
-    siteHost: () => {
-      if (siteHost === undefined) siteHost = hostOf(context.url);
-      return siteHost;
-    },
-    hosts,
   };
 }
 
@@ -378,10 +361,10 @@ function decidePlacement(
 ): Decision {
   const forced = forcedDecision(run, placementId, placement, traces);
   if (forced) {
-    if (placement.group) run.usedGroups.add(placement.group);
+    if (placement.group) useGroup(run, placement.group);
     return forced;
   }
-  const excluded = placement.group !== null && run.usedGroups.has(placement.group);
+  const excluded = placement.group !== null && run.usedGroups !== null && run.usedGroups.has(placement.group);
   const search = run.globallyHeldOut
     ? globallyHeldOutSearch(placement, traces)
     : searchCandidates(run, placement, excluded, traces);
@@ -395,6 +378,11 @@ function decidePlacement(
   // Every candidate gets an entry in an explanation, those the search never reached included.
   if (traces && stoppedBy !== null) traceUnreached(traces, placement, stoppedBy);
   return decision;
+}
+
+function useGroup(run: DecisionRun, group: string): void {
+  run.usedGroups ??= new Set();
+  run.usedGroups.add(group);
 }
 
 function recordLoss(
@@ -653,7 +641,7 @@ function winningDecision(
     variant,
     capped: experience.caps.length > 0,
   });
-  if (placement.group) run.usedGroups.add(placement.group);
+  if (placement.group) useGroup(run, placement.group);
   return decision;
 }
 
@@ -737,8 +725,10 @@ function renderTemplate(
   let html = template ? template(scope) : null;
   // A target rendered from request or profile data (`{{ context.query.next }}`) goes only where the
   // rules allow (url-policy.ts); a refused one renders nothing, so the page is served as it came.
-  if (html && placement.action === "redirect")
-    html = redirectTarget(html, run.redirects.siteHost(), run.redirects.hosts);
+  if (html && placement.action === "redirect") {
+    if (run.siteHost === undefined) run.siteHost = hostOf(run.context.url);
+    html = redirectTarget(html, run.siteHost, run.rules.settings?.redirectHosts ?? NO_HOSTS);
+  }
   return html;
 }
 

@@ -93,7 +93,9 @@ export function topOfDecayed(values: Readonly<Record<string, number>>): {
 } {
   let dimension: string | null = null;
   let value = 0;
-  for (const [candidate, score] of Object.entries(values)) {
+  // Keys, not entries: no pair allocated per dimension (this runs on every decision).
+  for (const candidate of Object.keys(values)) {
+    const score = values[candidate]!;
     if (score > value || (score === value && dimension !== null && candidate < dimension)) {
       dimension = candidate;
       value = score;
