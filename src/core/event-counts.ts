@@ -31,6 +31,8 @@ interface TypeLayout {
 interface Layout {
   readonly types: ReadonlyMap<string, TypeLayout>;
   readonly typeNames: readonly string[];
+  readonly typeLayouts: readonly TypeLayout[];
+  readonly setList: readonly WindowSet[];
   readonly slotSet: readonly WindowSet[];
   readonly slotWindow: readonly number[];
   readonly slotType: readonly number[];
@@ -108,11 +110,13 @@ export class CountPlan {
     const slotWindow: number[] = [];
     const slotType: number[] = [];
     let sets = 0;
+    const setList: WindowSet[] = [];
     let buckets = 0;
     const setOf = (slots: readonly number[], counted: boolean, typeIndex: number): WindowSet => {
       const windows = [...new Set(slots.map((s) => this.#windows[s]!))].sort((a, b) => a - b);
       const set: WindowSet = { index: sets++, windows, offset: buckets, counted };
       buckets += windows.length;
+      setList.push(set);
       for (const s of slots) {
         slotSet[s] = set;
         slotWindow[s] = windows.indexOf(this.#windows[s]!);
@@ -133,7 +137,17 @@ export class CountPlan {
         })),
       });
     }
-    return { types, typeNames, slotSet, slotWindow, slotType, sets, buckets };
+    return {
+      types,
+      typeNames,
+      typeLayouts: [...types.values()],
+      setList,
+      slotSet,
+      slotWindow,
+      slotType,
+      sets,
+      buckets,
+    };
   }
 }
 
@@ -164,6 +178,12 @@ export class CountTally {
   readonly #bucketsAt: number;
   readonly #pointersAt: number;
   readonly #tailsAt: number;
+  /** Per set, the cell its next counted entry goes to (its open bucket, or the discard cell). */
+  readonly #currentAt: number;
+  readonly #discard: number;
+  /** The latest start among the open windows (and the cut): crossing it moves the sets on. */
+  #boundary = Number.NEGATIVE_INFINITY;
+  #plainOpen = true;
   /** The next entry to read, walking back, and the earliest time read so far. */
   #next: number;
   #earliest = Number.POSITIVE_INFINITY;
@@ -184,8 +204,11 @@ export class CountTally {
     this.#bucketsAt = plan.size;
     this.#pointersAt = this.#bucketsAt + layout.buckets;
     this.#tailsAt = this.#pointersAt + layout.sets;
-    this.#cells = new Float64Array(this.#tailsAt + layout.typeNames.length);
+    this.#currentAt = this.#tailsAt + layout.typeNames.length;
+    this.#discard = this.#currentAt + layout.sets;
+    this.#cells = new Float64Array(this.#discard + 1);
     this.#next = this.#events.length - 1;
+    this.#boundary = this.#advance(Number.POSITIVE_INFINITY);
   }
 
   /** Whether this tally counts `plan`'s `slot` (a slot planned after it began needs a new one). */
@@ -225,29 +248,48 @@ export class CountTally {
   #walkTo(since: number): void {
     const events = this.#events;
     const cells = this.#cells;
+    const typeNames = this.#layout.typeNames;
+    const typeLayouts = this.#layout.typeLayouts;
+    const typeCount = typeNames.length;
     const types = this.#layout.types;
+    const scan = typeCount <= 8;
     const now = this.#now;
-    // Unfiltered windows count in the log only after the cut (before it, the counters do).
-    const through = this.#through ?? Number.NEGATIVE_INFINITY;
     const throughHourEnd = this.#throughHourEnd;
-    const bucketsAt = this.#bucketsAt;
-    const pointersAt = this.#pointersAt;
     const tailsAt = this.#tailsAt;
+    const currentAt = this.#currentAt;
     let next = this.#next;
     let earliest = this.#earliest;
+    let boundary = this.#boundary;
+    let plainOpen = this.#plainOpen;
     while (next >= 0 && earliest > since) {
       // An entry is read only as far as counting needs, so a malformed one is skipped.
       const entry: unknown = events[next--];
       if (typeof entry !== "object" || entry === null) continue;
       const ts: unknown = (entry as VisitorEvent).ts;
       if (typeof ts !== "number") continue;
-      if (ts < earliest) earliest = ts;
-      const type = types.get((entry as VisitorEvent).type);
-      if (type === undefined) continue;
+      if (ts < earliest) {
+        earliest = ts;
+        if (earliest <= boundary) {
+          boundary = this.#advance(earliest);
+          plainOpen = this.#plainOpen;
+        }
+      }
+      const name: unknown = (entry as VisitorEvent).type;
+      let type: TypeLayout | undefined;
+      if (scan) {
+        // A few types (the usual): compared in turn, cheaper than hashing the name.
+        let t = 0;
+        while (t < typeCount && typeNames[t] !== name) t++;
+        if (t === typeCount) continue;
+        type = typeLayouts[t]!;
+      } else {
+        type = types.get(name as string);
+        if (type === undefined) continue;
+      }
       const plain = type.plain;
-      if (plain !== null && earliest > through) {
+      if (plain !== null && plainOpen) {
         if (ts <= throughHourEnd) cells[tailsAt + type.index]!++;
-        if (ts <= now) bump(cells, plain, pointersAt, bucketsAt, now, earliest);
+        if (ts <= now) cells[cells[currentAt + plain.index]!]!++;
       }
       const byProp = type.byProp;
       // Not `ts > now`: a time that is not a number (NaN) is no event of the window either.
@@ -260,30 +302,36 @@ export class CountTally {
         if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") continue;
         const set = sets.get(value);
         // Own props only (as `where` reads them), checked only for a value that counts.
-        if (set !== undefined && Object.hasOwn(props, key))
-          bump(cells, set, pointersAt, bucketsAt, now, earliest);
+        if (set !== undefined && Object.hasOwn(props, key)) cells[cells[currentAt + set.index]!]!++;
       }
     }
     this.#next = next;
     this.#earliest = earliest;
+    this.#boundary = boundary;
   }
-}
 
-/** Counts an entry in the bucket of the shortest of the set's windows whose start is before `earliest`. */
-function bump(
-  cells: Float64Array,
-  set: WindowSet,
-  pointersAt: number,
-  bucketsAt: number,
-  now: number,
-  earliest: number,
-): void {
-  const windows = set.windows;
-  const at = pointersAt + set.index;
-  let p = cells[at]!;
-  while (p < windows.length && earliest <= now - windows[p]!) p++;
-  cells[at] = p;
-  if (p < windows.length) cells[bucketsAt + set.offset + p]!++;
+  /**
+   * The walk has reached `earliest`: each set's windows that start at or after it are closed, its
+   * entries go to the bucket of its shortest window still open (or nowhere), and past the cut the
+   * unfiltered sets count nothing more. Returns the next start to watch for.
+   */
+  #advance(earliest: number): number {
+    const cells = this.#cells;
+    const now = this.#now;
+    const through = this.#through;
+    this.#plainOpen = through === null || earliest > through;
+    let boundary = this.#plainOpen && through !== null ? through : Number.NEGATIVE_INFINITY;
+    for (const set of this.#layout.setList) {
+      const windows = set.windows;
+      let p = cells[this.#pointersAt + set.index]!;
+      while (p < windows.length && earliest <= now - windows[p]!) p++;
+      cells[this.#pointersAt + set.index] = p;
+      const open = p < windows.length && (this.#plainOpen || !set.counted);
+      cells[this.#currentAt + set.index] = open ? this.#bucketsAt + set.offset + p : this.#discard;
+      if (open && now - windows[p]! > boundary) boundary = now - windows[p]!;
+    }
+    return boundary;
+  }
 }
 
 /**
