@@ -364,7 +364,7 @@ function decidePlacement(
     if (placement.group) useGroup(run, placement.group);
     return forced;
   }
-  const excluded = placement.group !== null && run.usedGroups !== null && run.usedGroups.has(placement.group);
+  const excluded = placement.group !== null && run.usedGroups?.has(placement.group) === true;
   const search = run.globallyHeldOut
     ? globallyHeldOutSearch(placement, traces)
     : searchCandidates(run, placement, excluded, traces);
@@ -664,8 +664,18 @@ function defaultDecision(
 }
 
 function traceUnreached(traces: CandidateTrace[], placement: CompiledPlacement, stoppedBy: string): void {
+  const experiences = placement.experiences;
+  // The search traces candidates in order, so those traced are usually the first ones: then the
+  // rest are the unreached, with no set of names built (at 2,000 rules a placement has 100).
+  let prefix = traces.length <= experiences.length;
+  for (let i = 0; prefix && i < traces.length; i++) prefix = traces[i]!.experience === experiences[i]!.id;
+  if (prefix) {
+    for (let i = traces.length; i < experiences.length; i++)
+      recordLoss(traces, experiences[i]!, "lower_priority", stoppedBy);
+    return;
+  }
   const traced = new Set(traces.map((trace) => trace.experience));
-  for (const experience of placement.experiences)
+  for (const experience of experiences)
     if (!traced.has(experience.id)) recordLoss(traces, experience, "lower_priority", stoppedBy);
 }
 

@@ -74,7 +74,12 @@ function traced(at: string, test: (scope: EvalScope) => boolean, why: string): T
   };
 }
 
+// Two parts (the usual) joined directly: a condition is a call per level, and these run per candidate.
 function allOf(parts: readonly Test[]): Test {
+  if (parts.length === 2) {
+    const [first, second] = parts as [Test, Test];
+    return (scope, trace) => first(scope, trace) && second(scope, trace);
+  }
   return (scope, trace) => {
     for (const part of parts) if (!part(scope, trace)) return false;
     return true;
@@ -82,6 +87,14 @@ function allOf(parts: readonly Test[]): Test {
 }
 
 function anyOf(parts: readonly Test[], at: string): Test {
+  if (parts.length === 2) {
+    const [first, second] = parts as [Test, Test];
+    return (scope, trace) => {
+      if (first(scope, trace) || second(scope, trace)) return true;
+      if (trace) trace(at, false, "no alternative matched");
+      return false;
+    };
+  }
   return (scope, trace) => {
     for (const part of parts) if (part(scope, trace)) return true;
     if (trace) trace(at, false, "no alternative matched");
@@ -131,13 +144,21 @@ function windowedCount(
   windowMs: number,
   where: ConditionWith<"countWithin">["countWithin"]["where"] | null,
 ): (scope: EvalScope) => number {
-  const equality = where ? propEquality(where) : null;
-  if (plan && (!where || equality)) {
-    const slot = plan.slot(type, windowMs, equality);
-    return (scope) => plannedCount(scope, plan, slot);
-  }
+  const slot = plan ? plannedSlot(plan, type, windowMs, where) : null;
+  if (plan && slot !== null) return (scope) => plannedCount(scope, plan, slot);
   const filter = where ? eventFilter(where) : null;
   return (scope) => countEvents(scope, type, scope.now - windowMs, filter);
+}
+
+/** The plan's slot for this count, or null when its `where` is one the plan cannot group by. */
+function plannedSlot(
+  plan: CountPlan,
+  type: string,
+  windowMs: number,
+  where: ConditionWith<"countWithin">["countWithin"]["where"] | null,
+): number | null {
+  const equality = where ? propEquality(where) : null;
+  return !where || equality ? plan.slot(type, windowMs, equality) : null;
 }
 
 /**
@@ -163,10 +184,18 @@ function propEquality(
 function eventCount(condition: ConditionWith<"countWithin">, at: string, plan: CountPlan | undefined): Test {
   const { event, window, where } = condition.countWithin;
   const windowMs = parseDuration(window) ?? 0;
-  const count = windowedCount(plan, event, windowMs, where ?? null);
   // The schema allows only count operators with a whole number here, which always compile.
   const wanted = comparator(condition.op, condition.value) as Comparison;
   const why = `count of ${event} in ${window} ${condition.op} ${condition.value}`;
+  const slot = plan ? plannedSlot(plan, event, windowMs, where ?? null) : null;
+  if (plan && slot !== null)
+    // The planned count read here, not through `count`: one call less per candidate.
+    return (scope, trace) => {
+      const result = wanted(plannedCount(scope, plan, slot), scope.now);
+      if (trace) trace(at, result, why);
+      return result;
+    };
+  const count = windowedCount(plan, event, windowMs, where ?? null);
   return (scope, trace) => {
     const result = wanted(count(scope), scope.now);
     if (trace) trace(at, result, why);
@@ -248,6 +277,18 @@ function pathComparison(condition: ConditionWith<"path">, at: string): Test {
   const whyNot = (actual: unknown) =>
     readsDate && dateOf(actual) === null ? `${condition.path} is not a date` : why;
   const read = pathReader(segments);
+  if (segments.length === 2 && segments[0] === "traits") {
+    // A trait (the most common path), read here rather than through `read`: one call less.
+    const key = segments[1]!;
+    return (scope, trace) => {
+      const traits = scope.traits;
+      const actual =
+        typeof traits === "object" && traits !== null && Object.hasOwn(traits, key) ? traits[key] : undefined;
+      const result = compare(actual, scope.now);
+      if (trace) trace(at, result, actual === undefined ? `${condition.path} is missing` : whyNot(actual));
+      return result;
+    };
+  }
   return (scope, trace) => {
     const actual = read(scope);
     const result = compare(actual, scope.now);
