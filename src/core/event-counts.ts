@@ -174,7 +174,7 @@ export class CountTally {
    * One array for the decision, zeroed: each slot's count + 1 (0: not worked out yet), each set's
    * buckets, each set's current window, each type's logged events in (through, end of its hour].
    */
-  readonly #cells: Float64Array;
+  readonly #cells: number[];
   readonly #bucketsAt: number;
   readonly #pointersAt: number;
   readonly #tailsAt: number;
@@ -206,7 +206,10 @@ export class CountTally {
     this.#tailsAt = this.#pointersAt + layout.sets;
     this.#currentAt = this.#tailsAt + layout.typeNames.length;
     this.#discard = this.#currentAt + layout.sets;
-    this.#cells = new Float64Array(this.#discard + 1);
+    // A plain array: allocating a typed one costs more than a decision's whole walk of a short log.
+    const cells: number[] = [];
+    for (let c = 0; c <= this.#discard; c++) cells.push(0);
+    this.#cells = cells;
     this.#next = this.#events.length - 1;
     this.#boundary = this.#advance(Number.POSITIVE_INFINITY);
   }

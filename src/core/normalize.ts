@@ -20,8 +20,6 @@ const isNumber = (value: unknown): value is number => typeof value === "number";
 const isString = (value: unknown): value is string => typeof value === "string";
 /** Exposure times: the array is kept as it is (the caps count only numbers greater than a time). */
 const isTimes = (value: unknown): value is number[] => Array.isArray(value);
-const isScore = (value: unknown): value is { value: number; ts: number } =>
-  isObject(value) && typeof value.value === "number" && typeof value.ts === "number";
 const isEngagement = (value: unknown): value is Engagement =>
   isObject(value) &&
   typeof value.sends === "number" &&
@@ -57,21 +55,6 @@ const allTimes = (record: Record<string, unknown>): boolean => {
   for (const key in record) if (Object.hasOwn(record, key) && !Array.isArray(record[key])) return false;
   return true;
 };
-const allScores = (record: Record<string, unknown>): boolean => {
-  for (const key in record) {
-    if (!Object.hasOwn(record, key)) continue;
-    const score = record[key];
-    if (
-      typeof score !== "object" ||
-      score === null ||
-      Array.isArray(score) ||
-      typeof (score as { value: unknown }).value !== "number" ||
-      typeof (score as { ts: unknown }).ts !== "number"
-    )
-      return false;
-  }
-  return true;
-};
 const allEngagements = (record: Record<string, unknown>): boolean => {
   for (const key in record) if (Object.hasOwn(record, key) && !isEngagement(record[key])) return false;
   return true;
@@ -97,7 +80,8 @@ export function normalizeState(state: VisitorState | null): VisitorState | null 
     counts: recordOrEmpty(state.counts),
     prunedThrough: finiteOrNull(state.prunedThrough),
     lastByType: checkedRecord(state.lastByType, allNumbers, isNumber),
-    intent: checkedRecord(state.intent, allScores, isScore),
+    // Read only through decayAll (scope.ts intentOf), which skips an entry that is not a score.
+    intent: recordOrEmpty(state.intent),
     engagement: checkedRecord(state.engagement, allEngagements, isEngagement),
     engagementHours: !Array.isArray(state.engagementHours)
       ? []
