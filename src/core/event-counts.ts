@@ -19,23 +19,28 @@ interface WindowSet {
   readonly offset: number;
   /** Unfiltered: the part of its windows the log has let go is read from the hourly counters. */
   readonly counted: boolean;
+  /** The walker that fills it. */
+  readonly walker: number;
 }
 
-interface TypeLayout {
+/**
+ * One walk back through the log: the unfiltered counts of one type (`key` null), or the counts of
+ * one type filtered on one prop, every value at once (`byValue`).
+ */
+interface Walker {
   readonly index: number;
+  readonly type: string;
+  readonly key: string | null;
   readonly plain: WindowSet | null;
-  readonly byProp: ReadonlyArray<{ readonly key: string; readonly sets: ReadonlyMap<unknown, WindowSet> }>;
+  readonly byValue: ReadonlyMap<unknown, WindowSet> | null;
+  readonly sets: readonly WindowSet[];
 }
 
 /** The plan laid out for counting: built once per rules version, again only if a slot is added. */
 interface Layout {
-  readonly types: ReadonlyMap<string, TypeLayout>;
-  readonly typeNames: readonly string[];
-  readonly typeLayouts: readonly TypeLayout[];
-  readonly setList: readonly WindowSet[];
+  readonly walkers: readonly Walker[];
   readonly slotSet: readonly WindowSet[];
   readonly slotWindow: readonly number[];
-  readonly slotType: readonly number[];
   readonly sets: number;
   readonly buckets: number;
 }
@@ -43,9 +48,10 @@ interface Layout {
 /**
  * The windowed counts a rules version reads (`countWithin` and `rate`, and a `countWithin` whose
  * `where` is an equality on one event prop), known once per version: each distinct (event type,
- * window, filter) gets a slot when its condition is compiled. A decision counts them in one backward
- * pass over the log, shared by all of them and taken only as far as the longest window read so far
- * (a tally), so each event is read once however many audiences count it.
+ * window, filter) gets a slot when its condition is compiled. A decision (a tally) walks the log back
+ * once per type, filling every window of that type in the same walk, and once per filtered prop of
+ * a type, filling every value's windows (the ten segments' categories) in the same walk; each walk
+ * goes only as far as the longest of its windows read so far.
  */
 export class CountPlan {
   readonly #types: string[] = [];
@@ -85,81 +91,75 @@ export class CountPlan {
   }
 
   #lay(): Layout {
-    const byType = new Map<string, { plain: number[]; byProp: Map<string, Map<unknown, number[]>> }>();
+    // Slots grouped by walk: (type, null) unfiltered, (type, key) filtered, then by value.
+    const groups = new Map<string, { type: string; key: string | null; byValue: Map<unknown, number[]> }>();
     for (let s = 0; s < this.#types.length; s++) {
       const type = this.#types[s]!;
-      let entry = byType.get(type);
-      if (!entry) {
-        entry = { plain: [], byProp: new Map() };
-        byType.set(type, entry);
-      }
       const filter = this.#filters[s]!;
-      if (filter === null) entry.plain.push(s);
-      else {
-        let values = entry.byProp.get(filter.key);
-        if (!values) {
-          values = new Map();
-          entry.byProp.set(filter.key, values);
-        }
-        const slots = values.get(filter.value);
-        if (slots) slots.push(s);
-        else values.set(filter.value, [s]);
+      const name = JSON.stringify([type, filter?.key ?? null]);
+      let group = groups.get(name);
+      if (!group) {
+        group = { type, key: filter?.key ?? null, byValue: new Map() };
+        groups.set(name, group);
       }
+      const value = filter === null ? null : filter.value;
+      const slots = group.byValue.get(value);
+      if (slots) slots.push(s);
+      else group.byValue.set(value, [s]);
     }
     const slotSet: WindowSet[] = [];
     const slotWindow: number[] = [];
-    const slotType: number[] = [];
     let sets = 0;
-    const setList: WindowSet[] = [];
     let buckets = 0;
-    const setOf = (slots: readonly number[], counted: boolean, typeIndex: number): WindowSet => {
-      const windows = [...new Set(slots.map((s) => this.#windows[s]!))].sort((a, b) => a - b);
-      const set: WindowSet = { index: sets++, windows, offset: buckets, counted };
-      buckets += windows.length;
-      setList.push(set);
-      for (const s of slots) {
-        slotSet[s] = set;
-        slotWindow[s] = windows.indexOf(this.#windows[s]!);
-        slotType[s] = typeIndex;
-      }
-      return set;
-    };
-    const types = new Map<string, TypeLayout>();
-    const typeNames: string[] = [];
-    for (const [type, { plain, byProp }] of byType) {
-      const index = typeNames.push(type) - 1;
-      types.set(type, {
-        index,
-        plain: plain.length > 0 ? setOf(plain, true, index) : null,
-        byProp: [...byProp].map(([key, values]) => ({
-          key,
-          sets: new Map([...values].map(([value, slots]) => [value, setOf(slots, false, index)])),
-        })),
+    const walkers: Walker[] = [];
+    for (const { type, key, byValue } of groups.values()) {
+      const walker = walkers.length;
+      const setOf = (slots: readonly number[]): WindowSet => {
+        const windows = [...new Set(slots.map((s) => this.#windows[s]!))].sort((a, b) => a - b);
+        const set: WindowSet = { index: sets++, windows, offset: buckets, counted: key === null, walker };
+        buckets += windows.length;
+        for (const s of slots) {
+          slotSet[s] = set;
+          slotWindow[s] = windows.indexOf(this.#windows[s]!);
+        }
+        return set;
+      };
+      const valueSets = new Map([...byValue].map(([value, slots]) => [value, setOf(slots)]));
+      walkers.push({
+        index: walker,
+        type,
+        key,
+        plain: key === null ? valueSets.get(null)! : null,
+        byValue: key === null ? null : valueSets,
+        sets: [...valueSets.values()],
       });
     }
-    return {
-      types,
-      typeNames,
-      typeLayouts: [...types.values()],
-      setList,
-      slotSet,
-      slotWindow,
-      slotType,
-      sets,
-      buckets,
-    };
+    return { walkers, slotSet, slotWindow, sets, buckets };
   }
 }
 
+/** Where one walk has got to in a decision. */
+interface Walk {
+  /** The next entry to read, walking back, and the earliest time read so far. */
+  next: number;
+  earliest: number;
+  /** The latest start among its open windows (and the cut): crossing it moves its sets on. */
+  boundary: number;
+  /** Unfiltered: still after the cut, where the log holds every event. */
+  open: boolean;
+  /** Unfiltered: the type's logged events in (through, end of the hour holding it]. */
+  tail: number;
+}
+
 /**
- * One decision's planned counts. The log (oldest first) is walked back from the newest event once,
- * resumed when a longer window is read; each event goes into the bucket of the shortest window of its
- * type (and prop value) that holds it, so a window's count is the sum of its buckets and those of the
- * shorter windows. Exactly what a walk per count reads (countInWindow, countSince): the walk of a
- * window stops at the first entry at or before its start, so an entry counts for a window when no
- * entry at or after it (in the log's order) is at or before the start; malformed entries are skipped;
- * events after `now` are not counted; an unfiltered window reaching past `prunedThrough` reads the log
- * after it and the hourly counters up to it (record 21).
+ * One decision's planned counts. Each walk reads the log (oldest first) back from the newest entry,
+ * resumed when a longer window is read; each entry of its type (and prop value) goes into the bucket
+ * of the shortest of its windows that holds it, so a window's count is the sum of its buckets and
+ * those of the shorter windows. Exactly what a walk per count reads (countInWindow, countSince): the
+ * walk of a window stops at the first entry at or before its start, so an entry counts for a window
+ * when no entry at or after it (in the log's order) is at or before the start; malformed entries are
+ * skipped; events after `now` are not counted; an unfiltered window reaching past `prunedThrough`
+ * reads the log after it and the hourly counters up to it (record 21).
  */
 export class CountTally {
   readonly #plan: CountPlan;
@@ -172,21 +172,15 @@ export class CountTally {
   readonly #throughHourEnd: number;
   /**
    * One array for the decision, zeroed: each slot's count + 1 (0: not worked out yet), each set's
-   * buckets, each set's current window, each type's logged events in (through, end of its hour].
+   * buckets, each set's shortest open window, each set's open bucket (or the discard cell).
    */
   readonly #cells: number[];
   readonly #bucketsAt: number;
   readonly #pointersAt: number;
-  readonly #tailsAt: number;
-  /** Per set, the cell its next counted entry goes to (its open bucket, or the discard cell). */
   readonly #currentAt: number;
   readonly #discard: number;
-  /** The latest start among the open windows (and the cut): crossing it moves the sets on. */
-  #boundary = Number.NEGATIVE_INFINITY;
-  #plainOpen = true;
-  /** The next entry to read, walking back, and the earliest time read so far. */
-  #next: number;
-  #earliest = Number.POSITIVE_INFINITY;
+  /** Each walker's walk, begun at its first read. */
+  readonly #walks: (Walk | undefined)[] = [];
 
   constructor(plan: CountPlan, layout: Layout, state: VisitorState | null, now: number) {
     this.#plan = plan;
@@ -203,15 +197,12 @@ export class CountTally {
         : Math.floor(this.#through / HOUR_MS) * HOUR_MS + HOUR_MS - 1;
     this.#bucketsAt = plan.size;
     this.#pointersAt = this.#bucketsAt + layout.buckets;
-    this.#tailsAt = this.#pointersAt + layout.sets;
-    this.#currentAt = this.#tailsAt + layout.typeNames.length;
+    this.#currentAt = this.#pointersAt + layout.sets;
     this.#discard = this.#currentAt + layout.sets;
-    // A plain array: allocating a typed one costs more than a decision's whole walk of a short log.
+    // A plain array: allocating a typed one costs more than a decision's walk of a short log.
     const cells: number[] = [];
     for (let c = 0; c <= this.#discard; c++) cells.push(0);
     this.#cells = cells;
-    this.#next = this.#events.length - 1;
-    this.#boundary = this.#advance(Number.POSITIVE_INFINITY);
   }
 
   /** Whether this tally counts `plan`'s `slot` (a slot planned after it began needs a new one). */
@@ -230,106 +221,106 @@ export class CountTally {
     const since = this.#now - set.windows[k]!;
     // Past the cut, the log holds nothing more of the window: the rest is in the counters.
     const fromCounters = set.counted && this.#through !== null && this.#through > since;
-    this.#walkTo(fromCounters ? this.#through! : since);
+    const walker = layout.walkers[set.walker]!;
+    const walk = this.#walk(walker, fromCounters ? this.#through! : since);
     let n = 0;
     for (let b = set.offset; b <= set.offset + k; b++) n += cells[this.#bucketsAt + b]!;
-    if (fromCounters) {
-      const type = layout.typeNames[layout.slotType[slot]!]!;
-      n += countedUpTo(
-        this.#state!,
-        type,
-        since,
-        this.#through!,
-        cells[this.#tailsAt + layout.slotType[slot]!]!,
-      );
-    }
+    if (fromCounters) n += countedUpTo(this.#state!, walker.type, since, this.#through!, walk.tail);
     cells[slot] = n + 1;
     return n;
   }
 
-  /** Reads the log back until an entry at or before `since` (or its start): the engine's hottest loop. */
-  #walkTo(since: number): void {
+  /**
+   * Reads the log back for one walker until an entry at or before `since` (or the log's start): the
+   * engine's hottest loop, as tight as a hand-written count's (one type compared per entry).
+   */
+  #walk(walker: Walker, since: number): Walk {
+    let walk = this.#walks[walker.index];
+    if (walk === undefined) {
+      walk = {
+        next: this.#events.length - 1,
+        earliest: Number.POSITIVE_INFINITY,
+        boundary: 0,
+        open: true,
+        tail: 0,
+      };
+      walk.boundary = this.#advance(walker, walk, Number.POSITIVE_INFINITY);
+      this.#walks[walker.index] = walk;
+    }
     const events = this.#events;
     const cells = this.#cells;
-    const typeNames = this.#layout.typeNames;
-    const typeLayouts = this.#layout.typeLayouts;
-    const typeCount = typeNames.length;
-    const types = this.#layout.types;
-    const scan = typeCount <= 8;
+    const type = walker.type;
     const now = this.#now;
-    const throughHourEnd = this.#throughHourEnd;
-    const tailsAt = this.#tailsAt;
     const currentAt = this.#currentAt;
-    let next = this.#next;
-    let earliest = this.#earliest;
-    let boundary = this.#boundary;
-    let plainOpen = this.#plainOpen;
-    while (next >= 0 && earliest > since) {
-      // An entry is read only as far as counting needs, so a malformed one is skipped.
-      const entry: unknown = events[next--];
-      if (typeof entry !== "object" || entry === null) continue;
-      const ts: unknown = (entry as VisitorEvent).ts;
-      if (typeof ts !== "number") continue;
-      if (ts < earliest) {
-        earliest = ts;
-        if (earliest <= boundary) {
-          boundary = this.#advance(earliest);
-          plainOpen = this.#plainOpen;
+    let next = walk.next;
+    let earliest = walk.earliest;
+    let boundary = walk.boundary;
+    if (walker.plain !== null) {
+      const current = currentAt + walker.plain.index;
+      const throughHourEnd = this.#throughHourEnd;
+      let tail = walk.tail;
+      while (next >= 0 && earliest > since) {
+        // An entry is read only as far as counting needs, so a malformed one is skipped.
+        const entry: unknown = events[next--];
+        if (typeof entry !== "object" || entry === null) continue;
+        const ts: unknown = (entry as VisitorEvent).ts;
+        if (typeof ts !== "number") continue;
+        if (ts < earliest) {
+          earliest = ts;
+          if (earliest <= boundary) boundary = this.#advance(walker, walk, earliest);
         }
+        if ((entry as VisitorEvent).type !== type || !walk.open) continue;
+        if (ts <= throughHourEnd) tail++;
+        if (ts <= now) cells[cells[current]!]!++;
       }
-      const name: unknown = (entry as VisitorEvent).type;
-      let type: TypeLayout | undefined;
-      if (scan) {
-        // A few types (the usual): compared in turn, cheaper than hashing the name.
-        let t = 0;
-        while (t < typeCount && typeNames[t] !== name) t++;
-        if (t === typeCount) continue;
-        type = typeLayouts[t]!;
-      } else {
-        type = types.get(name as string);
-        if (type === undefined) continue;
-      }
-      const plain = type.plain;
-      if (plain !== null && plainOpen) {
-        if (ts <= throughHourEnd) cells[tailsAt + type.index]!++;
-        if (ts <= now) cells[cells[currentAt + plain.index]!]!++;
-      }
-      const byProp = type.byProp;
-      // Not `ts > now`: a time that is not a number (NaN) is no event of the window either.
-      if (!(ts <= now) || byProp.length === 0) continue;
-      const props: unknown = (entry as VisitorEvent).props;
-      if (typeof props !== "object" || props === null) continue;
-      for (let g = 0; g < byProp.length; g++) {
-        const { key, sets } = byProp[g]!;
+      walk.tail = tail;
+    } else {
+      const key = walker.key!;
+      const byValue = walker.byValue!;
+      while (next >= 0 && earliest > since) {
+        const entry: unknown = events[next--];
+        if (typeof entry !== "object" || entry === null) continue;
+        const ts: unknown = (entry as VisitorEvent).ts;
+        if (typeof ts !== "number") continue;
+        if (ts < earliest) {
+          earliest = ts;
+          if (earliest <= boundary) boundary = this.#advance(walker, walk, earliest);
+        }
+        // Not `ts > now`: a time that is not a number (NaN) is no event of the window either.
+        if ((entry as VisitorEvent).type !== type || !(ts <= now)) continue;
+        const props: unknown = (entry as VisitorEvent).props;
+        if (typeof props !== "object" || props === null) continue;
         const value: unknown = (props as Record<string, unknown>)[key];
         if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") continue;
-        const set = sets.get(value);
+        const set = byValue.get(value);
         // Own props only (as `where` reads them), checked only for a value that counts.
         if (set !== undefined && Object.hasOwn(props, key)) cells[cells[currentAt + set.index]!]!++;
       }
     }
-    this.#next = next;
-    this.#earliest = earliest;
-    this.#boundary = boundary;
+    walk.next = next;
+    walk.earliest = earliest;
+    walk.boundary = boundary;
+    return walk;
   }
 
   /**
-   * The walk has reached `earliest`: each set's windows that start at or after it are closed, its
-   * entries go to the bucket of its shortest window still open (or nowhere), and past the cut the
-   * unfiltered sets count nothing more. Returns the next start to watch for.
+   * A walk has reached `earliest`: each of its sets' windows that start at or after it are closed,
+   * their entries go to the bucket of the shortest window still open (or nowhere), and past the cut
+   * an unfiltered walk counts nothing more. Returns the next start to watch for.
    */
-  #advance(earliest: number): number {
+  #advance(walker: Walker, walk: Walk, earliest: number): number {
     const cells = this.#cells;
     const now = this.#now;
     const through = this.#through;
-    this.#plainOpen = through === null || earliest > through;
-    let boundary = this.#plainOpen && through !== null ? through : Number.NEGATIVE_INFINITY;
-    for (const set of this.#layout.setList) {
+    walk.open = walker.plain === null || through === null || earliest > through;
+    let boundary =
+      walker.plain !== null && walk.open && through !== null ? through : Number.NEGATIVE_INFINITY;
+    for (const set of walker.sets) {
       const windows = set.windows;
       let p = cells[this.#pointersAt + set.index]!;
       while (p < windows.length && earliest <= now - windows[p]!) p++;
       cells[this.#pointersAt + set.index] = p;
-      const open = p < windows.length && (this.#plainOpen || !set.counted);
+      const open = p < windows.length && walk.open;
       cells[this.#currentAt + set.index] = open ? this.#bucketsAt + set.offset + p : this.#discard;
       if (open && now - windows[p]! > boundary) boundary = now - windows[p]!;
     }
