@@ -5,6 +5,7 @@ import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
 import { chunksOf, sendExport } from "./export-producer.ts";
 import { type ExportRecord, ExportRecordSchema } from "./export-record.ts";
+import { lazyTable } from "./lazy-tables.ts";
 import { parseStoredJson, recordDroppedWrite } from "./stored-value.ts";
 
 /**
@@ -43,11 +44,12 @@ export interface SeqRange {
   readonly to: number;
 }
 
-export function createOutboxTable(sql: SqlStorage): void {
+/** Created by the first line queued: most visitors' lines are accepted at once, and never wait here. */
+const outboxTable = lazyTable("outbox", (sql) =>
   sql.exec(
     "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, body TEXT NOT NULL)",
-  );
-}
+  ),
+);
 
 /** One `outbox` row as SQLite gives it back; `body` is an export record as JSON text. */
 const OutboxRowSchema = z.object({ seq: z.number(), body: z.string() });
@@ -71,8 +73,9 @@ export function enqueueExport(
       recordDroppedWrite("export_line_invalid", line.error.issues[0]?.message ?? "invalid");
       continue;
     }
-    const row = sql
-      .exec<{ seq: number }>(
+    const row = outboxTable
+      .write<{ seq: number }>(
+        sql,
         "INSERT INTO outbox (at, body) VALUES (?, ?) RETURNING seq",
         now,
         JSON.stringify(line.data),
@@ -81,12 +84,11 @@ export function enqueueExport(
     from = Math.min(from, row.seq);
     to = Math.max(to, row.seq);
   }
-  const dropped = sql
-    .exec(
-      "DELETE FROM outbox WHERE seq NOT IN (SELECT seq FROM outbox ORDER BY seq DESC LIMIT ?) RETURNING seq",
-      OUTBOX_MAX_ROWS,
-    )
-    .toArray().length;
+  const dropped = outboxTable.query(
+    sql,
+    "DELETE FROM outbox WHERE seq NOT IN (SELECT seq FROM outbox ORDER BY seq DESC LIMIT ?) RETURNING seq",
+    OUTBOX_MAX_ROWS,
+  ).length;
   if (dropped > 0)
     recordDroppedWrite("export_outbox_full", `${dropped} export lines over ${OUTBOX_MAX_ROWS}`);
   return { from, to };
@@ -94,16 +96,18 @@ export function enqueueExport(
 
 /** Deletes rows older than OUTBOX_MAX_AGE_MS, counted as `export_outbox_expired`. */
 export function dropExpired(sql: SqlStorage, now: Millis): number {
-  const dropped = sql
-    .exec("DELETE FROM outbox WHERE at < ? RETURNING seq", now - OUTBOX_MAX_AGE_MS)
-    .toArray().length;
+  const dropped = outboxTable.query(
+    sql,
+    "DELETE FROM outbox WHERE at < ? RETURNING seq",
+    now - OUTBOX_MAX_AGE_MS,
+  ).length;
   if (dropped > 0) recordDroppedWrite("export_outbox_expired", `${dropped} export lines unsent for 3 days`);
   return dropped;
 }
 
 /** How many rows wait to be sent. */
 export function pendingExports(sql: SqlStorage): number {
-  return sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox").one().n;
+  return outboxTable.query<{ n: number }>(sql, "SELECT COUNT(*) AS n FROM outbox")[0]?.n ?? 0;
 }
 
 /**
@@ -135,7 +139,7 @@ export async function sendOutbox(
         return false;
       }
       if (gone()) return true;
-      for (const seq of seqs) sql.exec("DELETE FROM outbox WHERE seq = ?", seq);
+      for (const seq of seqs) outboxTable.query(sql, "DELETE FROM outbox WHERE seq = ?", seq);
     }
   }
 }
@@ -148,14 +152,13 @@ function readPage(
 ): { rows: Array<{ seq: number; record: ExportRecord }>; seqOf: Map<ExportRecord, number> } {
   const rows: Array<{ seq: number; record: ExportRecord }> = [];
   const seqOf = new Map<ExportRecord, number>();
-  const raw = sql
-    .exec(
-      "SELECT seq, body FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-      after,
-      last,
-      PAGE_ROWS,
-    )
-    .toArray();
+  const raw = outboxTable.query(
+    sql,
+    "SELECT seq, body FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+    after,
+    last,
+    PAGE_ROWS,
+  );
   for (const one of raw) {
     const row = OutboxRowSchema.safeParse(one);
     const record = row.success
@@ -163,7 +166,7 @@ function readPage(
       : undefined;
     if (!row.success || !record) {
       // Written by the schema that reads it, so only damage gets here: it can never be sent.
-      if (row.success) sql.exec("DELETE FROM outbox WHERE seq = ?", row.data.seq);
+      if (row.success) outboxTable.query(sql, "DELETE FROM outbox WHERE seq = ?", row.data.seq);
       recordDroppedWrite("export_outbox_invalid", "an outbox row that does not parse");
       continue;
     }

@@ -2,6 +2,7 @@ import * as z from "zod";
 import type { Millis } from "../core/model.ts";
 import type { MessageFacts } from "./export-record.ts";
 import { type JourneyView, journeyViews } from "./journey-store.ts";
+import { lazyTable } from "./lazy-tables.ts";
 import { parseStored } from "./stored-value.ts";
 
 /**
@@ -86,16 +87,17 @@ type MessageRow = z.infer<typeof MessageRowSchema>;
 export const MessageRowsSchema = z.array(MessageRowSchema);
 export type MessageRows = z.infer<typeof MessageRowsSchema>;
 
-export function createMessageTable(sql: SqlStorage): void {
+/** Created by the first message a journey hands to delivery (lazy-tables.ts). */
+const messageTable = lazyTable("journey_message", (sql) =>
   sql.exec(`CREATE TABLE IF NOT EXISTS journey_message (
       key TEXT PRIMARY KEY, instance TEXT NOT NULL, journey TEXT NOT NULL, step TEXT NOT NULL,
       channel TEXT NOT NULL, placement TEXT NOT NULL, experience TEXT, experiment TEXT, variant TEXT,
       rules_version TEXT, dry_run INTEGER NOT NULL, sent_at INTEGER, outcome TEXT, outcome_at INTEGER,
-      reason TEXT)`);
-}
+      reason TEXT)`),
+);
 
 function readMessage(sql: SqlStorage, key: string): MessageRow | null {
-  const raw = sql.exec("SELECT * FROM journey_message WHERE key = ?", key).toArray()[0];
+  const raw = messageTable.query(sql, "SELECT * FROM journey_message WHERE key = ?", key)[0];
   return raw === undefined ? null : (parseStored(MessageRowSchema, raw, "journey_message") ?? null);
 }
 
@@ -107,7 +109,8 @@ export function recordSent(sql: SqlStorage, message: MessageFacts, sentAt: Milli
   const row = readMessage(sql, message.key);
   if (row?.sent_at != null) return false;
   // The consumer may have reported the outcome first: its row gets the decision's side.
-  sql.exec(
+  messageTable.write(
+    sql,
     `INSERT INTO journey_message (key, instance, journey, step, channel, placement, experience, experiment,
        variant, rules_version, dry_run, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (key) DO UPDATE SET experience = excluded.experience, experiment = excluded.experiment,
@@ -135,7 +138,8 @@ export function recordSent(sql: SqlStorage, message: MessageFacts, sentAt: Milli
 export function recordOutcome(sql: SqlStorage, report: DeliveryReport): boolean {
   const row = readMessage(sql, report.key);
   if (row?.outcome != null) return false;
-  sql.exec(
+  messageTable.write(
+    sql,
     `INSERT INTO journey_message (key, instance, journey, step, channel, placement, experience, variant,
        rules_version, dry_run, outcome, outcome_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (key) DO UPDATE SET outcome = excluded.outcome, outcome_at = excluded.outcome_at,
@@ -159,7 +163,7 @@ export function recordOutcome(sql: SqlStorage, report: DeliveryReport): boolean 
 
 function allMessages(sql: SqlStorage): MessageRow[] {
   const out: MessageRow[] = [];
-  for (const raw of sql.exec("SELECT * FROM journey_message")) {
+  for (const raw of messageTable.query(sql, "SELECT * FROM journey_message")) {
     const row = parseStored(MessageRowSchema, raw, "journey_message");
     if (row) out.push(row);
   }
@@ -178,7 +182,8 @@ export function messageRows(sql: SqlStorage): MessageRows {
  */
 export function foldMessages(sql: SqlStorage, source: MessageRows): void {
   for (const row of source)
-    sql.exec(
+    messageTable.write(
+      sql,
       `INSERT OR IGNORE INTO journey_message (key, instance, journey, step, channel, placement, experience,
          experiment, variant, rules_version, dry_run, sent_at, outcome, outcome_at, reason)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -202,7 +207,7 @@ export function foldMessages(sql: SqlStorage, source: MessageRows): void {
 
 /** Withdrawn personalization consent, or a hand-over done: the messages' history goes with the journeys. */
 export function deleteMessages(sql: SqlStorage): void {
-  sql.exec("DELETE FROM journey_message");
+  messageTable.query(sql, "DELETE FROM journey_message");
 }
 
 /**

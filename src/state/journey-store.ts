@@ -1,5 +1,6 @@
 import * as z from "zod";
 import type { Millis } from "../core/model.ts";
+import { lazyTable } from "./lazy-tables.ts";
 import { parseStored } from "./stored-value.ts";
 
 /**
@@ -8,6 +9,7 @@ import { parseStored } from "./stored-value.ts";
  * idempotency key, channel and outcome), and a short log of what each entry did and why, which the
  * admin API explains from. In the object rather than in KV because a reservation must be atomic: two
  * retries of the same step, or two journeys sending at once, must not both pass the frequency cap.
+ * Each table is created by its first write (lazy-tables.ts): most visitors never enter a journey.
  */
 
 export const ENTRY_STATUSES = ["running", "ended", "cancelled"] as const;
@@ -47,20 +49,24 @@ export type LogRow = z.infer<typeof LogRowSchema>;
 /** Log rows kept per entry: enough to explain a journey, bounded whatever it does. */
 const LOG_LIMIT_PER_ENTRY = 50;
 
-export function createJourneyTables(sql: SqlStorage): void {
+const entryTable = lazyTable("journey_entry", (sql) => {
   sql.exec(`CREATE TABLE IF NOT EXISTS journey_entry (
       instance TEXT PRIMARY KEY, journey TEXT NOT NULL, entered_at INTEGER NOT NULL, status TEXT NOT NULL,
       step TEXT NOT NULL, reason TEXT NOT NULL, updated_at INTEGER NOT NULL)`);
   sql.exec("CREATE INDEX IF NOT EXISTS journey_entry_journey ON journey_entry (journey, entered_at)");
+});
+const sendTable = lazyTable("journey_send", (sql) => {
   sql.exec(`CREATE TABLE IF NOT EXISTS journey_send (
       key TEXT PRIMARY KEY, instance TEXT NOT NULL, journey TEXT NOT NULL, step TEXT NOT NULL, at INTEGER NOT NULL,
       channel TEXT, outcome TEXT NOT NULL, reason TEXT NOT NULL)`);
   sql.exec("CREATE INDEX IF NOT EXISTS journey_send_at ON journey_send (at)");
+});
+const logTable = lazyTable("journey_log", (sql) => {
   sql.exec(`CREATE TABLE IF NOT EXISTS journey_log (
       seq INTEGER PRIMARY KEY AUTOINCREMENT, instance TEXT NOT NULL, step TEXT NOT NULL, at INTEGER NOT NULL,
       what TEXT NOT NULL, detail TEXT NOT NULL)`);
   sql.exec("CREATE INDEX IF NOT EXISTS journey_log_instance ON journey_log (instance, seq)");
-}
+});
 
 const rows = <T>(schema: z.ZodType<T>, cursor: Iterable<unknown>, what: string): T[] => {
   const out: T[] = [];
@@ -75,7 +81,7 @@ export function readEntry(sql: SqlStorage, instance: string): EntryRow | null {
   return (
     rows(
       EntryRowSchema,
-      sql.exec("SELECT * FROM journey_entry WHERE instance = ?", instance),
+      entryTable.query(sql, "SELECT * FROM journey_entry WHERE instance = ?", instance),
       "journey_entry",
     )[0] ?? null
   );
@@ -86,7 +92,11 @@ export function latestEntry(sql: SqlStorage, journey: string): EntryRow | null {
   return (
     rows(
       EntryRowSchema,
-      sql.exec("SELECT * FROM journey_entry WHERE journey = ? ORDER BY entered_at DESC LIMIT 1", journey),
+      entryTable.query(
+        sql,
+        "SELECT * FROM journey_entry WHERE journey = ? ORDER BY entered_at DESC LIMIT 1",
+        journey,
+      ),
       "journey_entry",
     )[0] ?? null
   );
@@ -95,17 +105,22 @@ export function latestEntry(sql: SqlStorage, journey: string): EntryRow | null {
 export function runningEntries(sql: SqlStorage): EntryRow[] {
   return rows(
     EntryRowSchema,
-    sql.exec("SELECT * FROM journey_entry WHERE status = 'running' ORDER BY entered_at"),
+    entryTable.query(sql, "SELECT * FROM journey_entry WHERE status = 'running' ORDER BY entered_at"),
     "journey_entry",
   );
 }
 
 export function allEntries(sql: SqlStorage): EntryRow[] {
-  return rows(EntryRowSchema, sql.exec("SELECT * FROM journey_entry ORDER BY entered_at"), "journey_entry");
+  return rows(
+    EntryRowSchema,
+    entryTable.query(sql, "SELECT * FROM journey_entry ORDER BY entered_at"),
+    "journey_entry",
+  );
 }
 
 export function insertEntry(sql: SqlStorage, entry: EntryRow): void {
-  sql.exec(
+  entryTable.write(
+    sql,
     "INSERT OR IGNORE INTO journey_entry (instance, journey, entered_at, status, step, reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
     entry.instance,
     entry.journey,
@@ -124,7 +139,8 @@ export function updateEntry(
 ): void {
   const entry = readEntry(sql, instance);
   if (!entry) return;
-  sql.exec(
+  entryTable.query(
+    sql,
     "UPDATE journey_entry SET status = ?, step = ?, reason = ?, updated_at = ? WHERE instance = ?",
     change.status ?? entry.status,
     change.step ?? entry.step,
@@ -136,12 +152,17 @@ export function updateEntry(
 
 export function readSend(sql: SqlStorage, key: string): SendRow | null {
   return (
-    rows(SendRowSchema, sql.exec("SELECT * FROM journey_send WHERE key = ?", key), "journey_send")[0] ?? null
+    rows(
+      SendRowSchema,
+      sendTable.query(sql, "SELECT * FROM journey_send WHERE key = ?", key),
+      "journey_send",
+    )[0] ?? null
   );
 }
 
 export function insertSend(sql: SqlStorage, send: SendRow): void {
-  sql.exec(
+  sendTable.write(
+    sql,
     "INSERT OR REPLACE INTO journey_send (key, instance, journey, step, at, channel, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     send.key,
     send.instance,
@@ -155,27 +176,30 @@ export function insertSend(sql: SqlStorage, send: SendRow): void {
 }
 
 export function markDelivered(sql: SqlStorage, key: string): void {
-  sql.exec("UPDATE journey_send SET outcome = 'delivered' WHERE key = ?", key);
+  sendTable.query(sql, "UPDATE journey_send SET outcome = 'delivered' WHERE key = ?", key);
 }
 
 /** Messages reserved or delivered since `since`, across every journey: what the frequency cap counts. */
 export function sendsSince(sql: SqlStorage, since: Millis): number {
-  const row = sql
-    .exec("SELECT COUNT(*) AS n FROM journey_send WHERE at > ? AND outcome != 'refused'", since)
-    .toArray()[0];
+  const row = sendTable.query(
+    sql,
+    "SELECT COUNT(*) AS n FROM journey_send WHERE at > ? AND outcome != 'refused'",
+    since,
+  )[0];
   return Number(row?.n ?? 0);
 }
 
 export function sendsOf(sql: SqlStorage, instance: string): SendRow[] {
   return rows(
     SendRowSchema,
-    sql.exec("SELECT * FROM journey_send WHERE instance = ? ORDER BY at", instance),
+    sendTable.query(sql, "SELECT * FROM journey_send WHERE instance = ? ORDER BY at", instance),
     "journey_send",
   );
 }
 
 export function addLog(sql: SqlStorage, row: LogRow): void {
-  sql.exec(
+  logTable.write(
+    sql,
     "INSERT INTO journey_log (instance, step, at, what, detail) VALUES (?, ?, ?, ?, ?)",
     row.instance,
     row.step,
@@ -183,7 +207,8 @@ export function addLog(sql: SqlStorage, row: LogRow): void {
     row.what,
     row.detail,
   );
-  sql.exec(
+  logTable.query(
+    sql,
     "DELETE FROM journey_log WHERE instance = ? AND seq NOT IN (SELECT seq FROM journey_log WHERE instance = ? ORDER BY seq DESC LIMIT ?)",
     row.instance,
     row.instance,
@@ -194,7 +219,8 @@ export function addLog(sql: SqlStorage, row: LogRow): void {
 export function logOf(sql: SqlStorage, instance: string): LogRow[] {
   return rows(
     LogRowSchema,
-    sql.exec(
+    logTable.query(
+      sql,
       "SELECT instance, step, at, what, detail FROM journey_log WHERE instance = ? ORDER BY seq",
       instance,
     ),
@@ -213,10 +239,14 @@ export type JourneyRows = z.infer<typeof JourneyRowsSchema>;
 export function journeyRows(sql: SqlStorage): JourneyRows {
   return {
     entries: allEntries(sql),
-    sends: rows(SendRowSchema, sql.exec("SELECT * FROM journey_send ORDER BY at"), "journey_send"),
+    sends: rows(
+      SendRowSchema,
+      sendTable.query(sql, "SELECT * FROM journey_send ORDER BY at"),
+      "journey_send",
+    ),
     log: rows(
       LogRowSchema,
-      sql.exec("SELECT instance, step, at, what, detail FROM journey_log ORDER BY seq"),
+      logTable.query(sql, "SELECT instance, step, at, what, detail FROM journey_log ORDER BY seq"),
       "journey_log",
     ),
   };
@@ -238,7 +268,8 @@ export function foldJourneys(sql: SqlStorage, source: JourneyRows, from: string,
       entry.status === "running"
         ? rows(
             EntryRowSchema,
-            sql.exec(
+            entryTable.query(
+              sql,
               "SELECT * FROM journey_entry WHERE journey = ? AND status = 'running' LIMIT 1",
               entry.journey,
             ),
@@ -275,9 +306,9 @@ export function foldJourneys(sql: SqlStorage, source: JourneyRows, from: string,
 
 /** Withdrawn personalization consent: the journeys' history goes with the behaviour. */
 export function deleteJourneys(sql: SqlStorage): void {
-  sql.exec("DELETE FROM journey_entry");
-  sql.exec("DELETE FROM journey_send");
-  sql.exec("DELETE FROM journey_log");
+  entryTable.query(sql, "DELETE FROM journey_entry");
+  sendTable.query(sql, "DELETE FROM journey_send");
+  logTable.query(sql, "DELETE FROM journey_log");
 }
 
 /** One entry as the admin API shows it: where it is, what it sent, and what it did and why. */

@@ -34,7 +34,7 @@ export function applyBackfill(
       : { status: "accepted" },
   );
   try {
-    host.storage.transactionSync(() => {
+    host.transaction(() => {
       const fresh: VisitorEvent[] = [];
       for (const [index, event] of events.entries()) {
         if (lines[index]!.status === "refused") continue;

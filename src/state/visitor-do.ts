@@ -32,7 +32,6 @@ import {
   shownRecords,
 } from "./export-record.ts";
 import {
-  createMessageTable,
   deleteMessages,
   foldMessages,
   journeyRecords,
@@ -42,7 +41,6 @@ import {
 } from "./journey-messages.ts";
 import {
   addLog,
-  createJourneyTables,
   deleteJourneys,
   foldJourneys,
   insertEntry,
@@ -58,8 +56,10 @@ import {
   sendsSince,
   updateEntry,
 } from "./journey-store.ts";
+import { forgetTables, transaction } from "./lazy-tables.ts";
 import { activeRules } from "./rules-loader.ts";
 import { recordDroppedWrite } from "./stored-value.ts";
+import { lastHeldAt, nextUpkeepAt } from "./upkeep.ts";
 import { applyBackfill } from "./visitor-backfill.ts";
 import { applyBatch, type BatchHost, fullBucket, takeTokens } from "./visitor-ingest.ts";
 import { dumpOf, foldDump, keepOnlyAddress, spendToken } from "./visitor-merge.ts";
@@ -99,6 +99,7 @@ import {
   forgetSeenBefore,
   IDLE_DELETE_MS,
   loadHeld,
+  oldestSeenAt,
   pruneAndSave,
   readHandedExperiments,
   saveConsent,
@@ -137,7 +138,13 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private readonly sql: SqlStorage;
   private held = emptyHeld();
   private readonly bucket = fullBucket();
-  private alarmChecked = false;
+  /**
+   * When the one alarm is set to ring, as this object last set or read it (null: none; undefined:
+   * not read in this lifetime). Lets a write move the alarm earlier without reading it every time.
+   */
+  private armedAt: Millis | null | undefined = undefined;
+  /** The alarm's changes, one after another (changeAlarm). */
+  private alarmChange: Promise<void> = Promise.resolve();
   /** Page views counted in memory, not yet written. */
   private pendingViews: VisitorEvent[] = [];
   /** The aggregate row (assignments, exposures) changed in memory since it was last written. */
@@ -154,7 +161,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private sending: Promise<void> = Promise.resolve();
   /** Sends the queue refused in a row: the alarm's backoff (export-outbox.ts). */
   private exportFailures = 0;
-  /** When the daily upkeep is next due (real clock); 0: at the next alarm. */
+  /** When the upkeep is next due (real clock); 0: at the next alarm. */
   private upkeepDueAt: Millis = 0;
   /** Set while erase() runs: the outbox is going, nothing more is read from it or sent. */
   private erasing = false;
@@ -176,15 +183,19 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.limits = limits;
     this.seenRetentionMs = Math.max(limits.maxEventAgeMs, ACCEPT_WINDOW_MS) + DAY_MS;
     void ctx.blockConcurrencyWhile(async () => {
+      // Only the tables every visitor writes: the rest are created by their first write (lazy-tables.ts).
       createTables(this.sql);
-      createJourneyTables(this.sql);
-      createMessageTable(this.sql);
       this.load();
     });
   }
 
   private load(): void {
     this.held = loadHeld(this.sql);
+  }
+
+  /** One storage transaction; a rollback also undoes the tables it created (lazy-tables.ts). */
+  private transaction<T>(run: () => T): T {
+    return transaction(this.ctx.storage, this.sql, run);
   }
 
   private ensureId(visitorId: string | undefined): void {
@@ -292,13 +303,38 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   }
 
   /**
-   * The one alarm serves the daily upkeep and the outbox's retries: either may move it earlier,
+   * The one alarm serves the upkeep and the outbox's retries: either may move it earlier,
    * neither later; the alarm itself sets the next one (the sooner of what each needs).
    */
-  private async alarmNoLaterThan(at: Millis): Promise<void> {
-    if (this.held.erased || this.erasing) return;
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || at < current) await this.ctx.storage.setAlarm(at);
+  private alarmNoLaterThan(at: Millis): Promise<void> {
+    return this.changeAlarm(at, "earlier");
+  }
+
+  /**
+   * Sets the one alarm to `at` ("exactly"), or to `at` if that is sooner than the one set ("earlier"),
+   * and remembers when it rings (unknown again if the write failed). One change at a time: two
+   * writes of one batch (the upkeep, a journey check) must not both read "none set" and the later
+   * time win.
+   */
+  private changeAlarm(at: Millis, change: "earlier" | "exactly"): Promise<void> {
+    const run = this.alarmChange
+      .catch(() => undefined)
+      .then(async () => {
+        if (this.held.erased || this.erasing) return;
+        if (change === "earlier") {
+          if (this.armedAt === undefined) this.armedAt = await this.ctx.storage.getAlarm();
+          if (this.armedAt !== null && this.armedAt <= at) return;
+        }
+        try {
+          await this.ctx.storage.setAlarm(at);
+          this.armedAt = at;
+        } catch (err) {
+          this.armedAt = undefined;
+          throw err;
+        }
+      });
+    this.alarmChange = run;
+    return run;
   }
 
   /** `at`, or the outbox's next retry when rows wait and it comes sooner. */
@@ -316,7 +352,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private batchHost(measure: boolean): { host: BatchHost; queued: () => SeqRange | null } {
     let queued: SeqRange | null = null;
     const host: BatchHost = {
-      storage: this.ctx.storage,
+      transaction: (run) => this.transaction(run),
       sql: this.sql,
       limits: this.limits,
       state: () => this.held.state,
@@ -375,23 +411,16 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.keepUpkeepArmed();
   }
 
-  /** Arms the upkeep alarm off the response's path; a failure is logged and counted, never silent. */
-  private keepUpkeepArmed(): void {
-    this.scheduleAlarm().catch((err: unknown) => {
-      // Checked again on the next write: this object's lifetime must not go without upkeep.
-      this.alarmChecked = false;
-      recordDroppedWrite("upkeep_alarm_not_armed", err);
-    });
-  }
-
   /**
-   * Once per object lifetime: the daily upkeep alarm exists (the alarm re-arms itself). Alarms run
-   * on the real clock, whatever time the caller simulated.
+   * After a write: the alarm rings by the time what is held first has upkeep due (src/state/upkeep.ts),
+   * moved earlier only when this write brings that time forward (new data expires after old data, so
+   * most writes change nothing and cost no storage call). Off the response's path; a failure is
+   * logged and counted, never silent. Alarms run on the real clock, whatever time the caller simulated.
    */
-  private async scheduleAlarm(): Promise<void> {
-    if (this.alarmChecked) return;
-    this.alarmChecked = true;
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + DAY_MS);
+  private keepUpkeepArmed(): void {
+    const due = nextUpkeepAt(this.held, this.limits, this.seenRetentionMs, null, Date.now());
+    if (this.armedAt !== undefined && this.armedAt !== null && this.armedAt <= due) return;
+    this.alarmNoLaterThan(due).catch((err: unknown) => recordDroppedWrite("upkeep_alarm_not_armed", err));
   }
 
   /**
@@ -464,7 +493,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const now = Date.now();
     let written = 0;
     // The views and the aggregates commit together; the views' export lines left from the worker.
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       for (const view of views) if (storeEvent(this.sql, view, false)) written++;
       if (written > 0) pruneAndSave(this.sql, this.held.state, now, this.limits);
       else if (dirty) saveState(this.sql, this.held.state);
@@ -660,8 +689,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     deleteJourneys(this.sql);
     deleteMessages(this.sql);
     // The outbox stays: its lines were acknowledged under this id and still go out.
-    await this.ctx.storage.setAlarm(this.soonerForOutbox(this.held.mergedAt + IDLE_DELETE_MS, Date.now()));
-    this.alarmChecked = true;
+    await this.changeAlarm(this.soonerForOutbox(this.held.mergedAt + IDLE_DELETE_MS, Date.now()), "exactly");
     return result;
   }
 
@@ -746,7 +774,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       if (this.flushTimer !== null) clearTimeout(this.flushTimer);
       this.flushTimer = null;
       await this.ctx.storage.deleteAlarm();
+      this.armedAt = null;
       await this.ctx.storage.deleteAll();
+      forgetTables(this.sql);
       createMetaTable(this.sql);
       setMeta(this.sql, "erased", "1");
       this.held = { ...emptyHeld(), erased: true };
@@ -758,50 +788,52 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
 
   /**
    * The one alarm. The outbox: lines older than its bound go (counted), the rest are sent, and a
-   * refusal brings the alarm back sooner (backoff). Daily upkeep: prune old events, counters and
-   * remembered ids. A visitor idle for 400 days (the cookie's lifetime) and an old forwarding
-   * address are deleted whole.
+   * refusal brings the alarm back sooner (backoff). Upkeep, when something held reaches its bound
+   * (src/state/upkeep.ts; at most daily): prune old events, counters and remembered ids. A visitor
+   * idle for 400 days (the cookie's lifetime) and an old forwarding address are deleted whole.
    */
   override async alarm(): Promise<void> {
+    // It rang: none is set until this sets the next one.
+    this.armedAt = null;
     // Whatever memory holds is written first (a no-op when nothing is pending).
     this.flushPending();
     const now = Date.now();
-    const { erased, mergedInto, mergedAt, state, consentAt } = this.held;
+    const { erased, mergedInto, mergedAt } = this.held;
     if (erased) return;
     // Anything held that is recent keeps the visitor: a newsletter reader's history is brand sends
     // only (no lastSeen), and must not go as "idle" the day after it arrived or was backfilled.
-    const lastHeld = Math.max(
-      state.lastSeen ?? 0,
-      consentAt,
-      this.held.traits.at,
-      ...Object.values(state.lastByType),
-    );
-    const lastActive = mergedInto ? mergedAt : lastHeld;
+    const lastActive = mergedInto ? mergedAt : lastHeldAt(this.held);
     if (now - lastActive > IDLE_DELETE_MS) {
       await this.ctx.storage.deleteAll();
+      forgetTables(this.sql);
       this.held = emptyHeld();
-      this.alarmChecked = false;
       createTables(this.sql);
-      createJourneyTables(this.sql);
-      createMessageTable(this.sql);
       return;
     }
     dropExpired(this.sql, now);
     await this.sendQueued(null);
     if (mergedInto) {
-      await this.ctx.storage.setAlarm(this.soonerForOutbox(mergedAt + IDLE_DELETE_MS, now));
+      await this.changeAlarm(this.soonerForOutbox(mergedAt + IDLE_DELETE_MS, now), "exactly");
       return;
     }
-    // Woken early (the outbox, a journey check): the upkeep waits for its day (a new lifetime runs it at once).
+    // Woken early (the outbox, a journey check): the upkeep waits for its time (a new lifetime runs it
+    // at once). Then the next is when the first thing held reaches its bound, not a day later.
     if (now >= this.upkeepDueAt) {
       forgetSeenBefore(this.sql, now - this.seenRetentionMs);
-      this.persistAfterApply(now);
-      this.upkeepDueAt = now + DAY_MS;
+      pruneAndSave(this.sql, this.held.state, now, this.limits);
+      this.upkeepDueAt = nextUpkeepAt(
+        this.held,
+        this.limits,
+        this.seenRetentionMs,
+        oldestSeenAt(this.sql),
+        now,
+      );
     }
     const scoring = await this.scoring();
     if (scoring) await this.checkJourneyTriggers(now);
     const next = Math.min(this.upkeepDueAt, this.nextJourneyCheck(scoring, now) ?? Number.POSITIVE_INFINITY);
-    await this.ctx.storage.setAlarm(this.soonerForOutbox(next, now));
+    // "earlier": a write while this ran may have set a sooner one (none is set since it rang).
+    await this.alarmNoLaterThan(this.soonerForOutbox(next, now));
   }
 
   // ---- Journeys (src/journeys/, docs/journeys.md) ----
@@ -941,10 +973,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // caller simulating another time must not fire the upkeep alarm at once).
     if (due === null || due <= Date.now()) return;
     this.ctx.waitUntil(
-      (async () => {
-        const current = await this.ctx.storage.getAlarm();
-        if (current === null || current > due) await this.ctx.storage.setAlarm(due);
-      })().catch((err: unknown) => recordDroppedWrite("journey_check_not_armed", err)),
+      this.alarmNoLaterThan(due).catch((err: unknown) => recordDroppedWrite("journey_check_not_armed", err)),
     );
   }
 
@@ -1000,17 +1029,13 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       saveJourneyTraits(this.sql, this.held.traits);
     }
     const scoring = await this.scoring();
-    // One alarm for both: the daily upkeep (a person known only by their traits is kept, and goes
-    // when idle) and, sooner, the moment a trait's date comparison turns (a real-clock time).
+    // One alarm for both: the upkeep (a person known only by their traits is kept, and goes when
+    // idle) and, sooner, the moment a trait's date comparison turns (a real-clock time).
     const due = this.nextJourneyCheck(scoring, options.now);
-    const upkeep = Date.now() + DAY_MS;
-    this.alarmChecked = true;
+    const upkeep = nextUpkeepAt(this.held, this.limits, this.seenRetentionMs, null, Date.now());
     this.ctx.waitUntil(
       this.alarmNoLaterThan(due !== null && due > Date.now() ? Math.min(due, upkeep) : upkeep).catch(
-        (err: unknown) => {
-          this.alarmChecked = false;
-          recordDroppedWrite("journey_check_not_armed", err);
-        },
+        (err: unknown) => recordDroppedWrite("journey_check_not_armed", err),
       ),
     );
     if (!scoring || scoring.journeys.stateTriggered.length === 0 || !this.marketing()) return [];
@@ -1166,7 +1191,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const privacy = this.journeyPrivacy();
     if (!privacy.keep) return;
     let queued: SeqRange | null = null;
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       if (!recordSent(this.sql, message, message.sentAt) || !privacy.measure) return;
       queued = enqueueExport(this.sql, [messageRecord(this.exportId(), message, message.sentAt)], Date.now());
     });
@@ -1180,7 +1205,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (this.held.erased) return;
     const privacy = this.journeyPrivacy();
     let queued: SeqRange | null = null;
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       if (report.outcome === "delivered") markDelivered(this.sql, report.key);
       if (!privacy.keep || !recordOutcome(this.sql, report) || !privacy.measure) return;
       queued = enqueueExport(

@@ -37,7 +37,8 @@ export function takeTokens(bucket: TokenBucket, count: number, now: Millis): num
 
 /** What a batch needs of the object: its storage, its bounds, and its state (replaced by `reload`). */
 export interface BatchHost {
-  readonly storage: DurableObjectStorage;
+  /** Runs `run` in one storage transaction (the object's, which knows what a rollback undoes). */
+  transaction<T>(run: () => T): T;
   readonly sql: SqlStorage;
   readonly limits: StateLimits;
   state(): MutableVisitorState;
@@ -86,7 +87,7 @@ function applyInOneTransaction(
   now: Millis,
 ): BatchOutcome {
   const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [], stored: [] };
-  host.storage.transactionSync(() => {
+  host.transaction(() => {
     const state = host.state();
     for (const event of events) {
       if (!storeEvent(host.sql, event)) {
@@ -116,7 +117,7 @@ function applyEventByEvent(
   const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [], stored: [] };
   for (const event of events) {
     try {
-      host.storage.transactionSync(() => {
+      host.transaction(() => {
         if (!storeEvent(host.sql, event)) {
           outcome.duplicates++;
           return;

@@ -1,6 +1,7 @@
 import type { Millis, VisitorEvent } from "../core/model.ts";
 import { emptyState, type StateLimits } from "../core/visitor-state.ts";
 import type { CompiledRules } from "../rules/index.ts";
+import { lazyTable } from "./lazy-tables.ts";
 import { mergeVisitorState } from "./merge.ts";
 import type { TokenSpend, VisitorDump } from "./visitor-object.ts";
 import {
@@ -88,15 +89,19 @@ export function keepOnlyAddress(
   setMeta(sql, "mergedAt", String(handedAt));
 }
 
+/** The person's used identity tokens: created by the first token spent (lazy-tables.ts). */
+const spentTokenTable = lazyTable("spent_token", (sql) =>
+  sql.exec("CREATE TABLE IF NOT EXISTS spent_token (id TEXT PRIMARY KEY, exp INTEGER NOT NULL)"),
+);
+
 /**
  * Records `tokenId` as used until `expiresAt`; `replayed` when it was used already. Runs without an
  * await, so two calls cannot both see the token unused. Expired ids are pruned on every write.
  */
 export function spendToken(sql: SqlStorage, tokenId: string, expiresAt: Millis, now: Millis): TokenSpend {
-  // Created here, not with the other tables, so this stays one self-contained piece (and after a deleteAll).
-  sql.exec("CREATE TABLE IF NOT EXISTS spent_token (id TEXT PRIMARY KEY, exp INTEGER NOT NULL)");
-  sql.exec("DELETE FROM spent_token WHERE exp < ?", now);
-  if (sql.exec("SELECT 1 FROM spent_token WHERE id = ?", tokenId).toArray().length > 0) return "replayed";
-  sql.exec("INSERT INTO spent_token (id, exp) VALUES (?, ?)", tokenId, expiresAt);
+  spentTokenTable.query(sql, "DELETE FROM spent_token WHERE exp < ?", now);
+  if (spentTokenTable.query(sql, "SELECT 1 FROM spent_token WHERE id = ?", tokenId).length > 0)
+    return "replayed";
+  spentTokenTable.write(sql, "INSERT INTO spent_token (id, exp) VALUES (?, ?)", tokenId, expiresAt);
   return "spent";
 }

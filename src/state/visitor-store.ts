@@ -1,7 +1,7 @@
 import * as z from "zod";
 import type { Millis, VisitorEvent } from "../core/model.ts";
 import { emptyState, type MutableVisitorState, prune, type StateLimits } from "../core/visitor-state.ts";
-import { createOutboxTable } from "./export-outbox.ts";
+import { lazyTable } from "./lazy-tables.ts";
 import { parseStored, parseStoredJson } from "./stored-value.ts";
 import { type DeadLetter, DeadLetterSchema } from "./visitor-object.ts";
 
@@ -118,17 +118,24 @@ export function emptyHeld(visitorId = ""): HeldVisitor {
   };
 }
 
+/**
+ * The tables every visitor writes, created when the object starts. The others (dead letters, the
+ * outbox, the journeys' tables) are created by their first write (lazy-tables.ts).
+ */
 export function createTables(sql: SqlStorage): void {
   sql.exec(`CREATE TABLE IF NOT EXISTS event (
       id TEXT PRIMARY KEY, ts INTEGER NOT NULL, type TEXT NOT NULL, channel TEXT NOT NULL, props TEXT NOT NULL)`);
   sql.exec("CREATE INDEX IF NOT EXISTS event_ts ON event (ts)");
   sql.exec("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, ts INTEGER NOT NULL)");
   createMetaTable(sql);
+}
+
+/** Rejected events: created by the first one, which most visitors never send. */
+const deadLetterTable = lazyTable("dead_letter", (sql) =>
   sql.exec(
     "CREATE TABLE IF NOT EXISTS dead_letter (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL)",
-  );
-  createOutboxTable(sql);
-}
+  ),
+);
 
 /** The one table an erased object keeps (its tombstone lives there). */
 export function createMetaTable(sql: SqlStorage): void {
@@ -273,6 +280,11 @@ export function forgetSeenBefore(sql: SqlStorage, before: Millis): void {
   sql.exec("DELETE FROM seen WHERE ts < ?", before);
 }
 
+/** The time of the earliest event id still remembered (null: none). */
+export function oldestSeenAt(sql: SqlStorage): Millis | null {
+  return sql.exec<{ ts: number | null }>("SELECT MIN(ts) AS ts FROM seen").one().ts;
+}
+
 /** Prunes memory and storage to the same bounds, then writes the aggregate row (no I/O awaited). */
 export function pruneAndSave(
   sql: SqlStorage,
@@ -298,13 +310,15 @@ function deletePrunedEvents(sql: SqlStorage, state: MutableVisitorState, now: Mi
 
 /** Keeps a rejected or unappliable event aside (the last DEAD_LETTER_LIMIT of them). */
 export function addDeadLetter(sql: SqlStorage, letter: DeadLetter): void {
-  sql.exec(
+  deadLetterTable.write(
+    sql,
     "INSERT INTO dead_letter (at, reason, raw) VALUES (?, ?, ?)",
     letter.at,
     letter.reason.slice(0, 2000),
     letter.raw.slice(0, 4096),
   );
-  sql.exec(
+  deadLetterTable.query(
+    sql,
     "DELETE FROM dead_letter WHERE seq NOT IN (SELECT seq FROM dead_letter ORDER BY seq DESC LIMIT ?)",
     DEAD_LETTER_LIMIT,
   );
@@ -312,7 +326,7 @@ export function addDeadLetter(sql: SqlStorage, letter: DeadLetter): void {
 
 export function readDeadLetters(sql: SqlStorage): DeadLetter[] {
   const letters: DeadLetter[] = [];
-  for (const row of sql.exec("SELECT at, reason, raw FROM dead_letter ORDER BY seq")) {
+  for (const row of deadLetterTable.query(sql, "SELECT at, reason, raw FROM dead_letter ORDER BY seq")) {
     const letter = parseStored(DeadLetterSchema, row, "dead_letter");
     if (letter) letters.push(letter);
   }
@@ -322,10 +336,13 @@ export function readDeadLetters(sql: SqlStorage): DeadLetter[] {
 /** Withdrawn personalization consent: the behaviour held so far goes; consent and identity stay. */
 export function deleteBehaviour(sql: SqlStorage): void {
   sql.exec("DELETE FROM event");
-  sql.exec("DELETE FROM dead_letter");
+  deadLetterTable.query(sql, "DELETE FROM dead_letter");
 }
 
-/** After a hand-over: everything but the forwarding address and the visitor's own id goes. */
+/**
+ * After a hand-over: everything but the forwarding address and the visitor's own id goes (their rows:
+ * the tables stay, so what lazy-tables.ts knows of them stays true).
+ */
 export function deleteAllButAddress(sql: SqlStorage): void {
   deleteBehaviour(sql);
   sql.exec("DELETE FROM seen");

@@ -364,8 +364,9 @@ describe("VisitorDO write-behind", () => {
     expect(refused.pageViewMeasured).toBeUndefined();
     expect(refused.events.map((e) => e.type)).toEqual(["page_view", "page_view"]); // kept, not measured
     expect(await runDurableObjectAlarm(rawStubOf(id))).toBe(true);
+    // The outbox is created by the first line queued: this visitor's object never had one.
     const outbox = await runInDurableObject(rawStubOf(id), (_i: VisitorDO, ctx) =>
-      ctx.storage.sql.exec("SELECT seq FROM outbox").toArray(),
+      ctx.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'outbox'").toArray(),
     );
     expect(outbox).toEqual([]);
   });
@@ -381,7 +382,52 @@ describe("VisitorDO write-behind", () => {
   });
 });
 
+/** When the visitor's object's one alarm is set to ring (null: none). */
+const alarmOf = (id: string) =>
+  runInDurableObject(rawStubOf(id), (_i: VisitorDO, ctx) => ctx.storage.getAlarm());
+
 describe("VisitorDO upkeep", () => {
+  it("a visitor who came once is not woken every day: the alarm rings when their page view leaves the 30-day log", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const seenAt = Date.now() - HOUR;
+    await stub.ingest(id, [ev(seenAt)], { now: seenAt });
+    const leaves = seenAt + 30 * DAY + 1;
+    expect(await alarmOf(id)).toBe(leaves);
+    // Rung early (the test runs it now): nothing has reached its bound, the alarm is set again for it.
+    expect(await runDurableObjectAlarm(rawStubOf(id))).toBe(true);
+    expect(await alarmOf(id)).toBe(leaves);
+    expect((await stub.snapshot({ now: Date.now() })).events).toHaveLength(1);
+  });
+
+  it("once the log is empty, the alarm waits for the next bound: the hour counters' 90 days", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const now = Date.now();
+    // A newsletter send 35 days ago: past the 30-day log and the ids' 31 days, within the counters'
+    // 90 (the rules count sends for an open rate). A send is not the person's activity, so no
+    // inactivity check of the demo rules' journeys comes before it.
+    const at = now - 35 * DAY;
+    await stub.ingest(id, [{ ...ev(at, "email_send"), channel: "email" }], { now: at });
+    expect(await runDurableObjectAlarm(rawStubOf(id))).toBe(true);
+    expect((await stub.snapshot({ now })).events).toHaveLength(0);
+    await runInDurableObject(rawStubOf(id), (_i: VisitorDO, ctx) => {
+      expect(ctx.storage.sql.exec("SELECT id FROM seen").toArray()).toEqual([]);
+    });
+    const bucket = Math.floor(at / HOUR) * HOUR;
+    expect(await alarmOf(id)).toBe(bucket + 90 * DAY + 1);
+  });
+
+  it("a consent answer alone keeps the visitor 400 days; an event then brings the alarm forward to its own bound", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const now = Date.now();
+    await stub.setConsent({ personalization: true }, { visitorId: id, now });
+    expect(await alarmOf(id)).toBe(now + IDLE_DELETE_MS + 1);
+    await stub.ingest(id, [ev(now)], { now });
+    expect(await alarmOf(id)).toBe(now + 30 * DAY + 1);
+  });
+
   it("a visitor idle for 400 days deletes itself at its alarm", async () => {
     const id = fresh();
     const stub = stubOf(id);
