@@ -259,6 +259,9 @@ export class CountTally {
       const current = currentAt + walker.plain.index;
       const throughHourEnd = this.#throughHourEnd;
       let tail = walk.tail;
+      // The open bucket and whether the walk is still after the cut change only as it crosses a start.
+      let bucket = cells[current]!;
+      let open = walk.open;
       while (next >= 0 && earliest > since) {
         // An entry is read only as far as counting needs, so a malformed one is skipped.
         const entry: unknown = events[next--];
@@ -267,11 +270,15 @@ export class CountTally {
         if (typeof ts !== "number") continue;
         if (ts < earliest) {
           earliest = ts;
-          if (earliest <= boundary) boundary = this.#advance(walker, walk, earliest);
+          if (earliest <= boundary) {
+            boundary = this.#advance(walker, walk, earliest);
+            bucket = cells[current]!;
+            open = walk.open;
+          }
         }
-        if ((entry as VisitorEvent).type !== type || !walk.open) continue;
+        if ((entry as VisitorEvent).type !== type || !open) continue;
         if (ts <= throughHourEnd) tail++;
-        if (ts <= now) cells[cells[current]!]!++;
+        if (ts <= now) cells[bucket]!++;
       }
       walk.tail = tail;
     } else {
