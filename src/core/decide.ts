@@ -190,7 +190,7 @@ interface Eligible {
 
 /** What the search through a placement's candidates found. */
 interface CandidateSearch {
-  readonly eligible: Eligible[];
+  readonly eligible: readonly Eligible[];
   /** An experiment held the visitor out (or the global holdout did): the placement keeps its default. */
   readonly heldOut: boolean;
   /** Why the candidates after the one that ended the search were never evaluated (null: all were). */
@@ -439,7 +439,8 @@ function searchCandidates(
   excluded: boolean,
   traces: CandidateTrace[] | null,
 ): CandidateSearch {
-  const eligible: Eligible[] = [];
+  // Made at the first eligible candidate: most placements that show their default have none.
+  let eligible: Eligible[] | null = null;
   for (const experience of placement.experiences) {
     if (excluded) {
       recordLoss(
@@ -456,16 +457,24 @@ function searchCandidates(
       const experimentId = experience.experiment!.id;
       recordLoss(traces, experience, "held_out", `held out of ${experimentId}`);
       return {
-        eligible,
+        eligible: eligible ?? NO_ELIGIBLE,
         heldOut: true,
         stoppedBy: `not evaluated: held out of ${experimentId} at ${experience.id}, the placement keeps its default`,
       };
     }
+    eligible ??= [];
     eligible.push(candidate);
     if (placement.pick === "priority") break;
   }
-  return { eligible, heldOut: false, stoppedBy: null };
+  return eligible === null ? NOTHING_ELIGIBLE : { eligible, heldOut: false, stoppedBy: null };
 }
+
+const NO_ELIGIBLE: readonly Eligible[] = Object.freeze([]);
+const NOTHING_ELIGIBLE: CandidateSearch = Object.freeze({
+  eligible: NO_ELIGIBLE,
+  heldOut: false,
+  stoppedBy: null,
+});
 
 /** Dates, channel, audience, frequency caps and suppression; a failed check is recorded as the loss. */
 function passesChecks(

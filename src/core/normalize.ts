@@ -68,29 +68,61 @@ const isCount = (count: unknown) => typeof count === "number";
  */
 export function normalizeState(state: VisitorState | null): VisitorState | null {
   if (!isObject(state)) return null;
+  const visitorId = typeof state.visitorId === "string" ? state.visitorId : "";
+  const firstSeen = finiteOrNull(state.firstSeen);
+  const lastSeen = finiteOrNull(state.lastSeen);
+  const sessionCount = finiteOrNull(state.sessionCount) ?? 0;
   // The log is kept as it is: each reader checks an entry as it reads it (isStoredEvent,
   // event-counts.ts), so a decision that reads no events does not walk 500 of them.
   const events: VisitorState["events"] = Array.isArray(state.events) ? state.events : [];
+  const counts = recordOrEmpty<VisitorState["counts"][string]>(state.counts);
+  const prunedThrough = finiteOrNull(state.prunedThrough);
+  const lastByType = checkedRecord(state.lastByType, allNumbers, isNumber);
+  // Read only through decayAll (scope.ts intentOf), which skips an entry that is not a score.
+  const intent = recordOrEmpty<VisitorState["intent"][string]>(state.intent);
+  const engagement = checkedRecord(state.engagement, allEngagements, isEngagement);
+  const engagementHours = !Array.isArray(state.engagementHours)
+    ? []
+    : state.engagementHours.every(isCount)
+      ? state.engagementHours
+      : state.engagementHours.map((count) => (typeof count === "number" ? count : 0));
+  const exposures = checkedRecord(state.exposures, allTimes, isTimes);
+  const assignments = checkedRecord(state.assignments, allStrings, isString);
+  const conversions = checkedRecord(state.conversions, allNumbers, isNumber);
+  // Our own object's state passes every check unchanged: it is then read as it is, not copied
+  // (what else it holds, such as `counting`, no reader of a decision looks at).
+  if (
+    visitorId === state.visitorId &&
+    firstSeen === state.firstSeen &&
+    lastSeen === state.lastSeen &&
+    sessionCount === state.sessionCount &&
+    events === state.events &&
+    counts === state.counts &&
+    prunedThrough === state.prunedThrough &&
+    lastByType === state.lastByType &&
+    intent === state.intent &&
+    engagement === state.engagement &&
+    engagementHours === state.engagementHours &&
+    exposures === state.exposures &&
+    assignments === state.assignments &&
+    conversions === state.conversions
+  )
+    return state;
   return {
-    visitorId: typeof state.visitorId === "string" ? state.visitorId : "",
-    firstSeen: finiteOrNull(state.firstSeen),
-    lastSeen: finiteOrNull(state.lastSeen),
-    sessionCount: finiteOrNull(state.sessionCount) ?? 0,
+    visitorId,
+    firstSeen,
+    lastSeen,
+    sessionCount,
     events,
-    counts: recordOrEmpty(state.counts),
-    prunedThrough: finiteOrNull(state.prunedThrough),
-    lastByType: checkedRecord(state.lastByType, allNumbers, isNumber),
-    // Read only through decayAll (scope.ts intentOf), which skips an entry that is not a score.
-    intent: recordOrEmpty(state.intent),
-    engagement: checkedRecord(state.engagement, allEngagements, isEngagement),
-    engagementHours: !Array.isArray(state.engagementHours)
-      ? []
-      : state.engagementHours.every(isCount)
-        ? state.engagementHours
-        : state.engagementHours.map((count) => (typeof count === "number" ? count : 0)),
-    exposures: checkedRecord(state.exposures, allTimes, isTimes),
-    assignments: checkedRecord(state.assignments, allStrings, isString),
-    conversions: checkedRecord(state.conversions, allNumbers, isNumber),
+    counts,
+    prunedThrough,
+    lastByType,
+    intent,
+    engagement,
+    engagementHours,
+    exposures,
+    assignments,
+    conversions,
   };
 }
 
