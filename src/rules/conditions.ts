@@ -30,8 +30,9 @@ export interface NamedTests {
   readonly condition: (id: string) => Test;
   readonly segment: (id: string) => Test;
   /**
-   * The rules version's plan of windowed counts: a count without `where` takes a slot in it, so a
-   * decision counts them all in one pass over the log. Without one, each count reads the log itself.
+   * The rules version's plan of windowed counts: a count without `where`, or whose `where` is an
+   * equality on one event prop, takes a slot in it, so a decision walks the log once per type (and
+   * per filtered prop) for all of them. Without one, each count reads the log itself.
    */
   readonly counts?: CountPlan;
 }
@@ -135,8 +136,9 @@ function segmentMembership(id: string, at: string, named: NamedTests): Test {
 }
 
 /**
- * Events of one type in (now − window, now]: read from the plan's counts (one pass over the log per
- * decision for all of them), or, filtered by a `where` the plan cannot group by, counted in the log.
+ * Events of one type in (now − window, now]: read from the plan's counts (one walk of the log per
+ * type and decision for all its windows), or, filtered by a `where` the plan cannot group by,
+ * counted in the log.
  */
 function windowedCount(
   plan: CountPlan | undefined,

@@ -5,8 +5,8 @@ import type { VisitorEvent, VisitorState } from "../../src/core/model.ts";
 import { emptyState, HOUR_MS } from "../../src/core/visitor-state.ts";
 
 /**
- * A rules version's planned counts are worked out in one backward pass over the log per decision
- * (docs/decisions.md, record 20): each must equal the walk that count would make on its own
+ * A rules version's planned counts are worked out by one backward walk of the log per type (and per
+ * filtered prop) and decision (docs/decisions.md, record 20): each must equal the walk that count would make on its own
  * (countSince for an unfiltered count, countInWindow with the `where` for a filtered one), on any log.
  */
 const NOW = Date.parse("2026-11-22T12:00:00Z");
@@ -109,7 +109,7 @@ const propIs =
     );
   };
 
-describe("planned counts, one pass over the log", () => {
+describe("planned counts, one walk per type", () => {
   it("equal each count's own walk on any log, read in any order, whatever else the plan counts", () => {
     fc.assert(
       fc.property(
