@@ -164,7 +164,8 @@ interface DecisionRun {
   /** What conditions read (caches filled as rules read them). */
   readonly scope: EvalScope;
   readonly templateScope: TemplateScope;
-  readonly redirects: RedirectScope;
+  /** The request's own host, where a redirect may go: parsed only when one renders (most decisions have none). */
+  siteHost: string | null | undefined;
   readonly scores: Readonly<Record<string, number>>;
   readonly top: { readonly dimension: string | null; readonly value: number };
   /** Every assignment, stored and new: what this decision buckets into. */
@@ -172,18 +173,12 @@ interface DecisionRun {
   readonly newAssignments: Record<string, string>;
   readonly replacedAssignments: Record<string, string>;
   readonly exposures: Exposure[];
-  /** Placement groups that already show an experience on this page. */
-  readonly usedGroups: Set<string>;
+  /** Placement groups that already show an experience on this page (made at the first). */
+  usedGroups: Set<string> | null;
   /** Which experiment of each layer the visitor is in (drawn when a layered candidate needs it). */
   readonly layers: LayerDraws;
   /** In the program-wide control group: every placement shows its default. */
   globallyHeldOut: boolean;
-}
-
-/** Where this decision's redirects may go: the request's own host and the rules' listed hosts. */
-interface RedirectScope {
-  readonly siteHost: () => string | null;
-  readonly hosts: readonly string[];
 }
 
 /** A candidate that passed every check, with the variant and content it would show. */
@@ -195,7 +190,7 @@ interface Eligible {
 
 /** What the search through a placement's candidates found. */
 interface CandidateSearch {
-  readonly eligible: Eligible[];
+  readonly eligible: readonly Eligible[];
   /** An experiment held the visitor out (or the global holdout did): the placement keeps its default. */
   readonly heldOut: boolean;
   /** Why the candidates after the one that ended the search were never evaluated (null: all were). */
@@ -297,28 +292,16 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
     forced: input.forced,
     scope,
     templateScope,
-    redirects: redirectScope(context, rules.settings?.redirectHosts ?? NO_HOSTS),
+    siteHost: undefined,
     scores,
     top,
     assignments,
     newAssignments: {},
     replacedAssignments: {},
     exposures: [],
-    usedGroups: new Set<string>(),
+    usedGroups: null,
     layers: new LayerDraws(visitorId),
     globallyHeldOut: false,
-  };
-}
-
-function redirectScope(context: RequestContext, hosts: readonly string[]): RedirectScope {
-  let siteHost: string | null | undefined;
-  return {
-    // Parsed only when a redirect renders: most decisions have none.
-    siteHost: () => {
-      if (siteHost === undefined) siteHost = hostOf(context.url);
-      return siteHost;
-    },
-    hosts,
   };
 }
 
@@ -378,10 +361,10 @@ function decidePlacement(
 ): Decision {
   const forced = forcedDecision(run, placementId, placement, traces);
   if (forced) {
-    if (placement.group) run.usedGroups.add(placement.group);
+    if (placement.group) useGroup(run, placement.group);
     return forced;
   }
-  const excluded = placement.group !== null && run.usedGroups.has(placement.group);
+  const excluded = placement.group !== null && run.usedGroups?.has(placement.group) === true;
   const search = run.globallyHeldOut
     ? globallyHeldOutSearch(placement, traces)
     : searchCandidates(run, placement, excluded, traces);
@@ -395,6 +378,11 @@ function decidePlacement(
   // Every candidate gets an entry in an explanation, those the search never reached included.
   if (traces && stoppedBy !== null) traceUnreached(traces, placement, stoppedBy);
   return decision;
+}
+
+function useGroup(run: DecisionRun, group: string): void {
+  run.usedGroups ??= new Set();
+  run.usedGroups.add(group);
 }
 
 function recordLoss(
@@ -451,7 +439,8 @@ function searchCandidates(
   excluded: boolean,
   traces: CandidateTrace[] | null,
 ): CandidateSearch {
-  const eligible: Eligible[] = [];
+  // Made at the first eligible candidate: most placements that show their default have none.
+  let eligible: Eligible[] | null = null;
   for (const experience of placement.experiences) {
     if (excluded) {
       recordLoss(
@@ -468,16 +457,24 @@ function searchCandidates(
       const experimentId = experience.experiment!.id;
       recordLoss(traces, experience, "held_out", `held out of ${experimentId}`);
       return {
-        eligible,
+        eligible: eligible ?? NO_ELIGIBLE,
         heldOut: true,
         stoppedBy: `not evaluated: held out of ${experimentId} at ${experience.id}, the placement keeps its default`,
       };
     }
+    eligible ??= [];
     eligible.push(candidate);
     if (placement.pick === "priority") break;
   }
-  return { eligible, heldOut: false, stoppedBy: null };
+  return eligible === null ? NOTHING_ELIGIBLE : { eligible, heldOut: false, stoppedBy: null };
 }
+
+const NO_ELIGIBLE: readonly Eligible[] = Object.freeze([]);
+const NOTHING_ELIGIBLE: CandidateSearch = Object.freeze({
+  eligible: NO_ELIGIBLE,
+  heldOut: false,
+  stoppedBy: null,
+});
 
 /** Dates, channel, audience, frequency caps and suppression; a failed check is recorded as the loss. */
 function passesChecks(
@@ -653,7 +650,7 @@ function winningDecision(
     variant,
     capped: experience.caps.length > 0,
   });
-  if (placement.group) run.usedGroups.add(placement.group);
+  if (placement.group) useGroup(run, placement.group);
   return decision;
 }
 
@@ -676,8 +673,18 @@ function defaultDecision(
 }
 
 function traceUnreached(traces: CandidateTrace[], placement: CompiledPlacement, stoppedBy: string): void {
+  const experiences = placement.experiences;
+  // The search traces candidates in order, so those traced are usually the first ones: then the
+  // rest are the unreached, with no set of names built (at 2,000 rules a placement has 100).
+  let prefix = traces.length <= experiences.length;
+  for (let i = 0; prefix && i < traces.length; i++) prefix = traces[i]!.experience === experiences[i]!.id;
+  if (prefix) {
+    for (let i = traces.length; i < experiences.length; i++)
+      recordLoss(traces, experiences[i]!, "lower_priority", stoppedBy);
+    return;
+  }
   const traced = new Set(traces.map((trace) => trace.experience));
-  for (const experience of placement.experiences)
+  for (const experience of experiences)
     if (!traced.has(experience.id)) recordLoss(traces, experience, "lower_priority", stoppedBy);
 }
 
@@ -737,8 +744,10 @@ function renderTemplate(
   let html = template ? template(scope) : null;
   // A target rendered from request or profile data (`{{ context.query.next }}`) goes only where the
   // rules allow (url-policy.ts); a refused one renders nothing, so the page is served as it came.
-  if (html && placement.action === "redirect")
-    html = redirectTarget(html, run.redirects.siteHost(), run.redirects.hosts);
+  if (html && placement.action === "redirect") {
+    if (run.siteHost === undefined) run.siteHost = hostOf(run.context.url);
+    html = redirectTarget(html, run.siteHost, run.rules.settings?.redirectHosts ?? NO_HOSTS);
+  }
   return html;
 }
 

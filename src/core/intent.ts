@@ -69,7 +69,10 @@ export function addSignal(
   return { value: clamp(decayed(score, now, halfLifeMs) + delta, cap), ts: now };
 }
 
-/** Every dimension decayed to `now`. Own keys only. */
+/**
+ * Every dimension decayed to `now`. Own keys only; an entry that is not a score (`{ value, ts }`
+ * numbers) is skipped, so a decision reads a stored map without checking it first.
+ */
 export function decayAll(
   scores: Readonly<Record<string, IntentScore>>,
   now: number,
@@ -77,9 +80,21 @@ export function decayAll(
 ): Record<string, number> {
   const values: Record<string, number> = {};
   for (const dimension of Object.keys(scores)) {
-    setOwn(values, dimension, decayed(scores[dimension], now, settingOf(halfLives, dimension)));
+    const score: unknown = scores[dimension];
+    if (!isScore(score)) continue;
+    setOwn(values, dimension, decayed(score, now, settingOf(halfLives, dimension)));
   }
   return values;
+}
+
+function isScore(value: unknown): value is IntentScore {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    !Array.isArray(value) &&
+    typeof (value as IntentScore).value === "number" &&
+    typeof (value as IntentScore).ts === "number"
+  );
 }
 
 /**
@@ -93,7 +108,9 @@ export function topOfDecayed(values: Readonly<Record<string, number>>): {
 } {
   let dimension: string | null = null;
   let value = 0;
-  for (const [candidate, score] of Object.entries(values)) {
+  // Keys, not entries: no pair allocated per dimension (this runs on every decision).
+  for (const candidate of Object.keys(values)) {
+    const score = values[candidate]!;
     if (score > value || (score === value && dimension !== null && candidate < dimension)) {
       dimension = candidate;
       value = score;

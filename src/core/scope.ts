@@ -1,4 +1,4 @@
-import { type CountPlan, countInWindow, countSince, isStoredEvent } from "./event-counts.ts";
+import { type CountPlan, type CountTally, countInWindow, countSince, isStoredEvent } from "./event-counts.ts";
 import { DEFAULT_EVENT_SIDES, type EventSides, lastActivity } from "./event-sides.ts";
 import { decayAll, decayed, topOfDecayed } from "./intent.ts";
 import type { Consent, RequestContext, Traits, VisitorEvent, VisitorState } from "./model.ts";
@@ -32,7 +32,7 @@ export interface EvalScope {
   /** In an explained decision, what each segment's conditions told the trace (told again on reuse). */
   segmentTraces?: Map<string, ReadonlyArray<readonly [string, boolean, string]>>;
   /** The rules' planned windowed counts (event-counts.ts), each worked out at its first read. */
-  countCache?: { readonly plan: CountPlan; readonly counts: Int32Array };
+  countCache?: CountTally;
   visitorCache?: Record<string, unknown>;
   activityCache?: { at: number | null };
 }
@@ -267,16 +267,11 @@ export function countEvents(
 
 /** A count the rules planned (event-counts.ts): worked out at its first read in a decision, then kept. */
 export function plannedCount(scope: EvalScope, plan: CountPlan, slot: number): number {
-  let cache = scope.countCache;
+  let tally = scope.countCache;
   // A slot planned after the decision began (a condition compiled late) starts the counts again.
-  if (!cache || cache.plan !== plan || cache.counts.length <= slot) {
-    cache = { plan, counts: plan.fresh() };
-    scope.countCache = cache;
+  if (tally === undefined || !tally.covers(plan, slot)) {
+    tally = plan.tally(scope.state, scope.now);
+    scope.countCache = tally;
   }
-  let count = cache.counts[slot]!;
-  if (count < 0) {
-    count = plan.count(slot, scope.state, scope.now);
-    cache.counts[slot] = count;
-  }
-  return count;
+  return tally.count(slot);
 }

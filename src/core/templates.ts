@@ -325,6 +325,8 @@ export function compileTemplate(
   if (parts.every((part) => typeof part === "string")) {
     const text = parts.join("");
     template = () => text;
+  } else if (parts.every((part) => typeof part === "string" || !("each" in part))) {
+    template = flatTemplate(parts as readonly (string | Lookup)[], ESCAPERS[mode]);
   } else {
     const escapeValue = ESCAPERS[mode];
     const value = (part: Lookup, scope: TemplateScope, item: unknown) =>
@@ -347,6 +349,69 @@ export function compileTemplate(
     };
   }
   return { ok: true, template };
+}
+
+/**
+ * A template without loops, the common shape ("Hello {{ traits.firstName | default: \"there\" }}"):
+ * each placeholder made once into a reader with its filters and escaping, and literal text around
+ * one placeholder joined directly, since every placement of every page renders one.
+ */
+function flatTemplate(parts: readonly (string | Lookup)[], escapeValue: (text: string) => string): Template {
+  const renders = parts.map((part) => (typeof part === "string" ? part : placeholder(part, escapeValue)));
+  const [first, second, third] = renders;
+  if (renders.length === 1 && typeof first === "function") return first;
+  if (renders.length === 2 && typeof first === "string" && typeof second === "function")
+    return (scope) => first + second(scope);
+  if (renders.length === 2 && typeof first === "function" && typeof second === "string")
+    return (scope) => first(scope) + second;
+  if (
+    renders.length === 3 &&
+    typeof first === "string" &&
+    typeof second === "function" &&
+    typeof third === "string"
+  )
+    return (scope) => first + second(scope) + third;
+  return (scope) => {
+    let out = "";
+    for (const render of renders) out += typeof render === "string" ? render : render(scope);
+    return out;
+  };
+}
+
+/**
+ * One placeholder outside a loop, rendered: the value at its path, its filters, the mode's escaping.
+ * With only `default` filters (the usual), the value is the path's text or else the first non-empty
+ * default, as applyFilters would make it, the default escaped once.
+ */
+function placeholder(part: Lookup, escapeValue: (text: string) => string): (scope: TemplateScope) => string {
+  const { path, filters } = part;
+  const read = pathReader(path);
+  if (!filters.every((filter) => filter.kind === "default"))
+    return (scope) => escapeValue(applyFilters(read(scope), filters));
+  let fallback = "";
+  for (const filter of filters)
+    if (filter.kind === "default" && filter.text.length > 0) {
+      fallback = filter.text;
+      break;
+    }
+  const shownFallback = escapeValue(fallback);
+  return (scope) => {
+    const text = scalar(read(scope));
+    return text === null ? shownFallback : escapeValue(text);
+  };
+}
+
+/** `lookup` of one path, with the two-segment paths most templates use (`traits.firstName`) read directly. */
+function pathReader(path: readonly string[]): (scope: TemplateScope) => unknown {
+  if (path.length !== 2) return (scope) => lookup(scope, path);
+  const [root, key] = path as [string, string];
+  return (scope) => {
+    if (typeof scope !== "object" || scope === null || !Object.hasOwn(scope, root)) return undefined;
+    const below: unknown = scope[root];
+    return typeof below === "object" && below !== null && Object.hasOwn(below, key)
+      ? (below as Record<string, unknown>)[key]
+      : undefined;
+  };
 }
 
 /** Outside a loop: `item.*` reads the scope like any other path. */

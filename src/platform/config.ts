@@ -95,6 +95,12 @@ export const ConfigSchema = z.object({
   EVENT_LOG_MAX: wholeNumber(1, 10_000).default(500),
   EVENT_LOG_MAX_AGE_DAYS: wholeNumber(1, 400).default(30),
   /**
+   * How many idle days an anonymous visitor's object is kept before it deletes itself (a known
+   * person's is kept 400, the cookie's lifetime). Stored data is the largest cost of the visitors
+   * who never come back (docs/benchmarks.md); a returning browser after it is a new visitor again.
+   */
+  ANONYMOUS_IDLE_DAYS: wholeNumber(1, 400).default(400),
+  /**
    * Where journeys' messages go, per channel (docs/journeys.md, the delivery contract): an https URL
    * that receives signed webhooks, or `log` (the default) to write each message to the log only.
    */

@@ -1,5 +1,5 @@
 import { preferredChannel } from "../core/channels.ts";
-import type { CountPlan } from "../core/event-counts.ts";
+import type { CountPlan, PropEquality } from "../core/event-counts.ts";
 import type { VisitorEvent } from "../core/model.ts";
 import {
   countEvents,
@@ -30,8 +30,9 @@ export interface NamedTests {
   readonly condition: (id: string) => Test;
   readonly segment: (id: string) => Test;
   /**
-   * The rules version's plan of windowed counts: a count without `where` takes a slot in it, so a
-   * decision counts them all in one pass over the log. Without one, each count reads the log itself.
+   * The rules version's plan of windowed counts: a count without `where`, or whose `where` is an
+   * equality on one event prop, takes a slot in it, so a decision walks the log once per type (and
+   * per filtered prop) for all of them. Without one, each count reads the log itself.
    */
   readonly counts?: CountPlan;
 }
@@ -74,7 +75,12 @@ function traced(at: string, test: (scope: EvalScope) => boolean, why: string): T
   };
 }
 
+// Two parts (the usual) joined directly: a condition is a call per level, and these run per candidate.
 function allOf(parts: readonly Test[]): Test {
+  if (parts.length === 2) {
+    const [first, second] = parts as [Test, Test];
+    return (scope, trace) => first(scope, trace) && second(scope, trace);
+  }
   return (scope, trace) => {
     for (const part of parts) if (!part(scope, trace)) return false;
     return true;
@@ -82,6 +88,14 @@ function allOf(parts: readonly Test[]): Test {
 }
 
 function anyOf(parts: readonly Test[], at: string): Test {
+  if (parts.length === 2) {
+    const [first, second] = parts as [Test, Test];
+    return (scope, trace) => {
+      if (first(scope, trace) || second(scope, trace)) return true;
+      if (trace) trace(at, false, "no alternative matched");
+      return false;
+    };
+  }
   return (scope, trace) => {
     for (const part of parts) if (part(scope, trace)) return true;
     if (trace) trace(at, false, "no alternative matched");
@@ -122,29 +136,68 @@ function segmentMembership(id: string, at: string, named: NamedTests): Test {
 }
 
 /**
- * Events of one type in (now − window, now]: read from the plan's counts (one pass per decision for
- * all of them), or, filtered by `where`, counted in the log of that type.
+ * Events of one type in (now − window, now]: read from the plan's counts (one walk of the log per
+ * type and decision for all its windows), or, filtered by a `where` the plan cannot group by,
+ * counted in the log.
  */
 function windowedCount(
   plan: CountPlan | undefined,
   type: string,
   windowMs: number,
-  filter: ((event: VisitorEvent, now: number) => boolean) | null,
+  where: ConditionWith<"countWithin">["countWithin"]["where"] | null,
 ): (scope: EvalScope) => number {
-  if (plan && !filter) {
-    const slot = plan.slot(type, windowMs);
-    return (scope) => plannedCount(scope, plan, slot);
-  }
+  const slot = plan ? plannedSlot(plan, type, windowMs, where) : null;
+  if (plan && slot !== null) return (scope) => plannedCount(scope, plan, slot);
+  const filter = where ? eventFilter(where) : null;
   return (scope) => countEvents(scope, type, scope.now - windowMs, filter);
+}
+
+/** The plan's slot for this count, or null when its `where` is one the plan cannot group by. */
+function plannedSlot(
+  plan: CountPlan,
+  type: string,
+  windowMs: number,
+  where: ConditionWith<"countWithin">["countWithin"]["where"] | null,
+): number | null {
+  const equality = where ? propEquality(where) : null;
+  return !where || equality ? plan.slot(type, windowMs, equality) : null;
+}
+
+/**
+ * A `where` the plan counts by (event.props.<key> eq a string, number or boolean): what eventFilter
+ * would test, so the planned count is the filtered walk's. Null for any other filter.
+ */
+function propEquality(
+  where: NonNullable<ConditionWith<"countWithin">["countWithin"]["where"]>,
+): PropEquality | null {
+  const segments = where.path.split(".");
+  const value: unknown = where.value;
+  if (where.op !== "eq" || segments.length !== 3 || segments[0] !== "event" || segments[1] !== "props")
+    return null;
+  if (
+    typeof value === "string" ||
+    typeof value === "boolean" ||
+    (typeof value === "number" && !Number.isNaN(value))
+  )
+    return { key: segments[2]!, value };
+  return null;
 }
 
 function eventCount(condition: ConditionWith<"countWithin">, at: string, plan: CountPlan | undefined): Test {
   const { event, window, where } = condition.countWithin;
   const windowMs = parseDuration(window) ?? 0;
-  const count = windowedCount(plan, event, windowMs, where ? eventFilter(where) : null);
   // The schema allows only count operators with a whole number here, which always compile.
   const wanted = comparator(condition.op, condition.value) as Comparison;
   const why = `count of ${event} in ${window} ${condition.op} ${condition.value}`;
+  const slot = plan ? plannedSlot(plan, event, windowMs, where ?? null) : null;
+  if (plan && slot !== null)
+    // The planned count read here, not through `count`: one call less per candidate.
+    return (scope, trace) => {
+      const result = wanted(plannedCount(scope, plan, slot), scope.now);
+      if (trace) trace(at, result, why);
+      return result;
+    };
+  const count = windowedCount(plan, event, windowMs, where ?? null);
   return (scope, trace) => {
     const result = wanted(count(scope), scope.now);
     if (trace) trace(at, result, why);
@@ -226,6 +279,18 @@ function pathComparison(condition: ConditionWith<"path">, at: string): Test {
   const whyNot = (actual: unknown) =>
     readsDate && dateOf(actual) === null ? `${condition.path} is not a date` : why;
   const read = pathReader(segments);
+  if (segments.length === 2 && segments[0] === "traits") {
+    // A trait (the most common path), read here rather than through `read`: one call less.
+    const key = segments[1]!;
+    return (scope, trace) => {
+      const traits = scope.traits;
+      const actual =
+        typeof traits === "object" && traits !== null && Object.hasOwn(traits, key) ? traits[key] : undefined;
+      const result = compare(actual, scope.now);
+      if (trace) trace(at, result, actual === undefined ? `${condition.path} is missing` : whyNot(actual));
+      return result;
+    };
+  }
   return (scope, trace) => {
     const actual = read(scope);
     const result = compare(actual, scope.now);

@@ -1,11 +1,12 @@
 import type { Millis } from "../core/model.ts";
 import type { StateLimits } from "../core/visitor-state.ts";
-import { DAY_MS, type HeldVisitor, IDLE_DELETE_MS } from "./visitor-store.ts";
+import { DAY_MS, type HeldVisitor } from "./visitor-store.ts";
 
 /**
  * When a visitor's object next has upkeep to do (docs/decisions.md, record 25). The upkeep lets go
  * of what has reached its bound: events past the log's age, hourly counters past their retention,
- * remembered event ids past theirs, and the whole visitor once idle for IDLE_DELETE_MS. Nothing else
+ * remembered event ids past theirs, and the whole visitor once idle for `idleMs` (400 days for a
+ * known person, ANONYMOUS_IDLE_DAYS for an anonymous visitor). Nothing else
  * expires, so until the first of these there is nothing to wake for: an object that woke every day
  * would cost one Durable Object request and one alarm write a day for each of the millions of
  * visitors who came once, for the 400 days their cookie lives.
@@ -29,19 +30,18 @@ export function lastHeldAt(held: HeldVisitor): Millis {
  */
 export function nextUpkeepAt(
   held: HeldVisitor,
-  limits: StateLimits,
-  seenRetentionMs: Millis,
+  limits: StateLimits & { readonly idleMs: Millis; readonly seenRetentionMs: Millis },
   oldestSeenAt: Millis | null,
   now: Millis,
 ): Millis {
   // Each bound is "older than": a thing at `t` goes once now − bound > t, so at t + bound + 1.
-  let due = lastHeldAt(held) + IDLE_DELETE_MS + 1;
+  let due = lastHeldAt(held) + limits.idleMs + 1;
   const oldestEvent = held.state.events[0]?.ts;
   if (oldestEvent !== undefined) due = Math.min(due, oldestEvent + limits.maxEventAgeMs + 1);
   for (const buckets of Object.values(held.state.counts)) {
     const first = buckets[0]?.[0];
     if (first !== undefined) due = Math.min(due, first + limits.countRetentionMs + 1);
   }
-  if (oldestSeenAt !== null) due = Math.min(due, oldestSeenAt + seenRetentionMs + 1);
+  if (oldestSeenAt !== null) due = Math.min(due, oldestSeenAt + limits.seenRetentionMs + 1);
   return Math.max(due, now + DAY_MS);
 }

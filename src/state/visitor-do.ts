@@ -31,6 +31,7 @@ import {
   messageRecord,
   shownRecords,
 } from "./export-record.ts";
+import { isKnownId } from "./identity.ts";
 import {
   deleteMessages,
   foldMessages,
@@ -157,6 +158,8 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    * log, which a backfill reaches back to, and a day's margin; an id older than that is refused anyway.
    */
   private readonly seenRetentionMs: Millis;
+  /** How long an anonymous visitor is kept idle (ANONYMOUS_IDLE_DAYS); a known person, IDLE_DELETE_MS. */
+  private readonly anonymousIdleMs: Millis;
   /** The outbox's sends, one after another: a row is never on its way twice at once. */
   private sending: Promise<void> = Promise.resolve();
   /** Sends the queue refused in a row: the alarm's backoff (export-outbox.ts). */
@@ -182,6 +185,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     });
     this.limits = limits;
     this.seenRetentionMs = Math.max(limits.maxEventAgeMs, ACCEPT_WINDOW_MS) + DAY_MS;
+    this.anonymousIdleMs = config.ANONYMOUS_IDLE_DAYS * DAY_MS;
     void ctx.blockConcurrencyWhile(async () => {
       // Only the tables every visitor writes: the rest are created by their first write (lazy-tables.ts).
       createTables(this.sql);
@@ -411,6 +415,12 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.keepUpkeepArmed();
   }
 
+  /** What the upkeep lets go and when (src/state/upkeep.ts): the log's bounds, the ids', the idle visitor's. */
+  private upkeepBounds() {
+    const idleMs = isKnownId(this.held.state.visitorId) ? IDLE_DELETE_MS : this.anonymousIdleMs;
+    return { ...this.limits, seenRetentionMs: this.seenRetentionMs, idleMs };
+  }
+
   /**
    * After a write: the alarm rings by the time what is held first has upkeep due (src/state/upkeep.ts),
    * moved earlier only when this write brings that time forward (new data expires after old data, so
@@ -418,7 +428,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    * logged and counted, never silent. Alarms run on the real clock, whatever time the caller simulated.
    */
   private keepUpkeepArmed(): void {
-    const due = nextUpkeepAt(this.held, this.limits, this.seenRetentionMs, null, Date.now());
+    const due = nextUpkeepAt(this.held, this.upkeepBounds(), null, Date.now());
     if (this.armedAt !== undefined && this.armedAt !== null && this.armedAt <= due) return;
     this.alarmNoLaterThan(due).catch((err: unknown) => recordDroppedWrite("upkeep_alarm_not_armed", err));
   }
@@ -803,7 +813,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // Anything held that is recent keeps the visitor: a newsletter reader's history is brand sends
     // only (no lastSeen), and must not go as "idle" the day after it arrived or was backfilled.
     const lastActive = mergedInto ? mergedAt : lastHeldAt(this.held);
-    if (now - lastActive > IDLE_DELETE_MS) {
+    if (now - lastActive > (mergedInto ? IDLE_DELETE_MS : this.upkeepBounds().idleMs)) {
       await this.ctx.storage.deleteAll();
       forgetTables(this.sql);
       this.held = emptyHeld();
@@ -821,13 +831,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     if (now >= this.upkeepDueAt) {
       forgetSeenBefore(this.sql, now - this.seenRetentionMs);
       pruneAndSave(this.sql, this.held.state, now, this.limits);
-      this.upkeepDueAt = nextUpkeepAt(
-        this.held,
-        this.limits,
-        this.seenRetentionMs,
-        oldestSeenAt(this.sql),
-        now,
-      );
+      this.upkeepDueAt = nextUpkeepAt(this.held, this.upkeepBounds(), oldestSeenAt(this.sql), now);
     }
     const scoring = await this.scoring();
     if (scoring) await this.checkJourneyTriggers(now);
@@ -1032,7 +1036,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // One alarm for both: the upkeep (a person known only by their traits is kept, and goes when
     // idle) and, sooner, the moment a trait's date comparison turns (a real-clock time).
     const due = this.nextJourneyCheck(scoring, options.now);
-    const upkeep = nextUpkeepAt(this.held, this.limits, this.seenRetentionMs, null, Date.now());
+    const upkeep = nextUpkeepAt(this.held, this.upkeepBounds(), null, Date.now());
     this.ctx.waitUntil(
       this.alarmNoLaterThan(due !== null && due > Date.now() ? Math.min(due, upkeep) : upkeep).catch(
         (err: unknown) => recordDroppedWrite("journey_check_not_armed", err),

@@ -98,4 +98,27 @@ describe("decide() reads only what a rule reads", () => {
     expect(shown(result).foot).toBe("foot-three-this-week");
     expect(result.segments).toEqual(["browsers"]);
   });
+
+  it("skips stored intent entries that are not scores, and decays the rest", async () => {
+    const rules = await compile({ ...doc, dimensions: { running: { halfLife: "1d", cap: 100 } } });
+    const state = stateOf(views, rules);
+    const result = decide(rules, {
+      visitorId: "v1",
+      now: NOW,
+      traits: {},
+      state: {
+        ...state,
+        intent: {
+          running: { value: 8, ts: NOW - DAY },
+          hiking: { value: "9", ts: NOW },
+          trail: null,
+          camp: [1, 2],
+          ski: { value: 50 },
+        } as never,
+      },
+      context: context(),
+      consent: {},
+    });
+    expect(result.intent).toEqual({ top: "running", scores: { running: 4 } });
+  });
 });

@@ -418,6 +418,24 @@ describe("VisitorDO upkeep", () => {
     expect(await alarmOf(id)).toBe(bucket + 90 * DAY + 1);
   });
 
+  it("with ANONYMOUS_IDLE_DAYS=30 an anonymous visitor idle 31 days is deleted at its alarm; a known person is kept", async () => {
+    const deployed = { ...env, ANONYMOUS_IDLE_DAYS: "30" } as unknown as Env;
+    const now = Date.now();
+    const anonymous = fresh("anon");
+    const known = `u_${"c".repeat(24)}${(++n).toString(16).padStart(8, "0")}`;
+    const kept: Record<string, boolean> = {};
+    for (const id of [anonymous, known]) {
+      await runInDurableObject(rawStubOf(id), async (_default: VisitorDO, ctx) => {
+        // The same storage, as an object deployed with ANONYMOUS_IDLE_DAYS=30 opens it.
+        const visitor = new VisitorDO(ctx, deployed);
+        await visitor.ingest(id, [ev(now - 31 * DAY, "product_view")], { now: now - 31 * DAY });
+        await visitor.alarm();
+        kept[id] = (await visitor.exportAll()) !== null;
+      });
+    }
+    expect(kept).toEqual({ [anonymous]: false, [known]: true });
+  });
+
   it("a consent answer alone keeps the visitor 400 days; an event then brings the alarm forward to its own bound", async () => {
     const id = fresh();
     const stub = stubOf(id);
