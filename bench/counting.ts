@@ -112,6 +112,36 @@ export default {
 };
 `;
 
+/**
+ * The entry of a plain (uncounted) run: the built worker and its objects as they are, except that
+ * the EXPORT queue the bench does not bind is a sink that accepts and keeps nothing (see the
+ * module comment: without it every returning page's export send throws and is logged). One env
+ * view per env object, as above. No binding is wrapped, nothing is counted.
+ */
+const SINK_ENTRY = `import worker, * as built from "./index.js";
+const exportSink = { send: async () => {}, sendBatch: async () => {} };
+const views = new WeakMap();
+function sinkEnv(env) {
+  if (env.EXPORT) return env;
+  let out = views.get(env);
+  if (!out) { out = { ...env, EXPORT: exportSink }; views.set(env, out); }
+  return out;
+}
+function sunk(Base) {
+  return class extends Base { constructor(ctx, env) { super(ctx, sinkEnv(env)); } };
+}
+export const VisitorDO = sunk(built.VisitorDO);
+export const ExperimentDO = sunk(built.ExperimentDO);
+export default { ...worker, fetch(request, env, ctx) { return worker.fetch(request, sinkEnv(env), ctx); } };
+`;
+
+/** Writes the plain run's entry (EXPORT a sink, nothing counted) beside the built worker; returns its path. */
+export function sinkEntry(outdir: string): string {
+  const path = join(outdir, "plain.js");
+  writeFileSync(path, SINK_ENTRY);
+  return path;
+}
+
 /** Writes the counting entry beside the built worker and returns its path. */
 export function countingEntry(outdir: string): string {
   const path = join(outdir, "counting.js");

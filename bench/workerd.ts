@@ -4,12 +4,18 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
-import { countingEntry } from "./counting.ts";
+import { countingEntry, sinkEntry } from "./counting.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 // The newest date the benchmark's workerd (miniflare 4, stable) accepts.
 export const COMPAT = "2026-07-30";
-const OUTDIR = join(ROOT, ".wrangler/bench-build");
+/**
+ * Where the bundle is built; BENCH_BUILD names a directory holding an `index.js` built elsewhere
+ * instead (e.g. `wrangler deploy --dry-run --outdir <dir>` at an earlier commit), for a before/after
+ * of the same bench. The bench writes its entry modules beside it.
+ */
+const PREBUILT = process.env.BENCH_BUILD;
+const OUTDIR = PREBUILT ?? join(ROOT, ".wrangler/bench-build");
 /** The top-level `compatibility_flags` of wrangler.toml, as deployed. */
 const WORKER_FLAGS: string[] = JSON.parse(
   /^compatibility_flags\s*=\s*(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, "wrangler.toml"), "utf8"))?.[1] ??
@@ -18,7 +24,7 @@ const WORKER_FLAGS: string[] = JSON.parse(
 
 let built = false;
 export function buildNorthstar(): string {
-  if (!built) {
+  if (!built && !PREBUILT) {
     execFileSync(
       "npx",
       ["wrangler", "deploy", "--dry-run", "--outdir", OUTDIR, "--config", "wrangler.toml"],
@@ -39,18 +45,21 @@ export async function startNorthstar(
   vars: Record<string, string> = {},
   /** Where Durable Objects keep their SQLite files (one per object): lets a bench count objects. */
   durableObjectsPersist?: string,
-  /** Put bench/counting.ts's entry in front: Durable Object requests, SQLite rows and KV calls counted. */
+  /**
+   * Put bench/counting.ts's counting entry in front (Durable Object requests, SQLite rows and KV
+   * calls counted); else its plain entry (nothing counted, the unbound EXPORT queue a sink).
+   */
   counting = false,
 ): Promise<{ mf: Miniflare; url: string }> {
   const built = buildNorthstar();
   const mf = new Miniflare({
     ...(durableObjectsPersist ? { durableObjectsPersist } : {}),
-    modules: counting
-      ? [
-          { type: "ESModule", path: countingEntry(OUTDIR) },
-          { type: "ESModule", path: built },
-        ]
-      : [{ type: "ESModule", path: built }],
+    // Either entry imports the built worker unchanged: the counting one wraps its bindings, the
+    // plain one only gives it a sink for the EXPORT queue the bench does not bind.
+    modules: [
+      { type: "ESModule", path: counting ? countingEntry(OUTDIR) : sinkEntry(OUTDIR) },
+      { type: "ESModule", path: built },
+    ],
     modulesRoot: OUTDIR,
     compatibilityDate: COMPAT,
     // The worker's own flags (it runs without nodejs_compat: with it, every timer goes through

@@ -10,8 +10,9 @@ export { VisitorDO } from "./state/visitor-do.ts";
 export default {
   fetch(request, env, ctx) {
     // The console (<NS_PREFIX>/console) is HTML over the API; everything else is the API or a page.
-    if (isConsolePath(new URL(request.url).pathname, env)) return handleConsole(request, env, ctx);
-    return handle(request, env, ctx);
+    const url = new URL(request.url);
+    if (isConsolePath(url.pathname, env)) return handleConsole(request, env, ctx);
+    return handle(request, env, ctx, url);
   },
   queue(batch, env, ctx) {
     return handleQueue(batch, env, ctx);

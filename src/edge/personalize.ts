@@ -213,6 +213,11 @@ export interface PageOutline {
   readonly rulesVersion: string | null;
   /** The beacon tag, appended before `</body>` whatever the decision. */
   readonly bodyEnd: string;
+  /**
+   * The decision may change what goes before `</body>`: a new visitor's first page's tag carries
+   * what it assigned and showed (src/edge/first-page.ts). Otherwise `bodyEnd` is final at once.
+   */
+  readonly bodyEndAwaitsDecision: boolean;
 }
 
 /** A page's personalization once started: its outline at once, the rest when decided. */
@@ -329,6 +334,8 @@ export async function startPersonalization(
     setCookies,
     rulesVersion: rules?.version ?? null,
     bodyEnd: injectBeacon ? beaconTag(config, pageView === undefined) : "",
+    // Only a visitor without a valid cookie has a first page's claim (see decidePage).
+    bodyEndAwaitsDecision: injectBeacon && cookieId === null,
   };
   const visit: PageVisit = {
     env,
@@ -362,6 +369,7 @@ function nothingToPersonalize(rulesVersion: string | null, failOpen: string[]): 
     setCookies: [],
     rulesVersion,
     bodyEnd: "",
+    bodyEndAwaitsDecision: false,
   };
   return new PageStart(outline, Promise.resolve({ ...NO_PERSONALIZATION, rulesVersion, failOpen }));
 }
@@ -512,7 +520,13 @@ async function readStoredVisitor(visit: PageVisit, rules: LoadedRules): Promise<
           now,
           pageView: visit.pageView,
           visitorId,
-          eventsSince: now - rules.compiled.eventHorizonMs,
+          // Only the part of the log this page's placements read crosses the RPC (a preview lists
+          // segments too, so it gets what every rule reads).
+          eventsSince:
+            now -
+            (visit.preview
+              ? rules.compiled.eventHorizonMs
+              : rules.compiled.eventHorizonFor(visit.placements)),
           consentMode: config.CONSENT_MODE,
         }),
       storeDeadline,

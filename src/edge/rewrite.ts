@@ -87,17 +87,24 @@ function handlerFor(
 ): HTMLRewriterElementContentHandlers {
   // The promise never rejects (decisions fail open), and vetted() never throws.
   const change = proposed instanceof Promise ? proposed.then(vetted) : vetted(proposed);
+  // Once the decision is in, the handler applies it synchronously: a handler that returns a
+  // promise makes the runtime suspend the stream at the element, even when nothing is left to wait for.
+  let decided: { readonly change: WebChange | null } | null = change instanceof Promise ? null : { change };
+  if (change instanceof Promise)
+    void change.then((c) => {
+      decided = { change: c };
+    });
   let applied = false;
   return {
     element(el) {
       if (applied && action !== "set_attribute") return;
       applied = true;
-      if (!(change instanceof Promise)) {
-        if (change) apply(el, change);
+      if (decided) {
+        if (decided.change) apply(el, decided.change);
         return;
       }
       // The promise never rejects (decisions fail open), so the handler cannot throw.
-      return change.then((c) => {
+      return (change as Promise<WebChange | null>).then((c) => {
         if (c) apply(el, c);
       });
     },

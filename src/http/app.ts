@@ -90,10 +90,15 @@ export interface RegisteredRoute {
 const apis = new Map<string, Hono<AppEnv>>();
 const MAX_APIS = 4;
 
-export async function handle(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+export async function handle(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+  /** The request's URL, when the caller has parsed it already (once per request is enough). */
+  url: URL = new URL(request.url),
+): Promise<Response> {
   const parsed = readConfig(env);
   const { config } = parsed;
-  const url = new URL(request.url);
   const path = url.pathname;
   const prefix = config.NS_PREFIX;
   if (path === prefix || path.startsWith(`${prefix}/`)) {

@@ -29,10 +29,26 @@ function hmacKey(secret: string): Promise<CryptoKey> {
   return key;
 }
 
+const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/**
+ * Base64url without padding, three bytes to four characters by table: it runs on pages (a new
+ * visitor's or a crawler's drawn id, a cookie's signature), where `btoa` plus three replaces cost more.
+ */
 export function toBase64Url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const a = BASE64URL;
+  let out = "";
+  let i = 0;
+  for (; i + 2 < bytes.length; i += 3) {
+    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
+    out += a[n >>> 18]! + a[(n >>> 12) & 63]! + a[(n >>> 6) & 63]! + a[n & 63]!;
+  }
+  if (i < bytes.length) {
+    const n = (bytes[i]! << 16) | ((bytes[i + 1] ?? 0) << 8);
+    out += a[n >>> 18]! + a[(n >>> 12) & 63]!;
+    if (i + 1 < bytes.length) out += a[(n >>> 6) & 63]!;
+  }
+  return out;
 }
 
 /**

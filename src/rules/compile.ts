@@ -52,6 +52,13 @@ export interface CompiledRules extends DecisionRules {
    */
   readonly eventHorizonMs: number;
   /**
+   * The same, for deciding these placements alone (a page's): the longest window their experiences'
+   * audiences read, through every named condition and segment they reference, unbounded when their
+   * content reads the visitor's history. A page asks the visitor's object for no more (a preview,
+   * which lists segments, asks for `eventHorizonMs`).
+   */
+  eventHorizonFor(placements: readonly string[]): number;
+  /**
    * The event types whose hourly counters some condition can read (an unfiltered countWithin, both
    * sides of a rate, in any audience, segment, named condition, list or journey): the visitor's object
    * counts only these at ingest (docs/decisions.md, record 21).
@@ -192,6 +199,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     affinityHalfLifeMs: doc.settings.affinity ? (parseDuration(doc.settings.affinity.halfLife) ?? 0) : 0,
     templatesReadHistory: templatesReadHistory(doc),
     eventHorizonMs: eventHorizon(doc),
+    eventHorizonFor: placementHorizons(doc),
     countedTypes: countedTypes(doc),
     conversionTypes: new Set([
       "purchase",
@@ -511,6 +519,67 @@ function eventHorizon(doc: RulesDocument): number {
   return horizonMs;
 }
 
+/** How far back one condition reads the log: its own windows and those of what it names, once each. */
+function conditionHorizon(doc: RulesDocument, root: Condition, seen: Set<string>): number {
+  let horizonMs = 0;
+  eachCondition(root, "", (condition) => {
+    if ("countWithin" in condition)
+      horizonMs = Math.max(horizonMs, parseDuration(condition.countWithin.window) ?? 0);
+    if ("rate" in condition) horizonMs = Math.max(horizonMs, parseDuration(condition.rate.within) ?? 0);
+    if ("affinity" in condition || ("path" in condition && condition.path === LAST_CATEGORY))
+      horizonMs = Number.POSITIVE_INFINITY;
+    const named =
+      "ref" in condition
+        ? { key: `condition:${condition.ref}`, condition: own(doc.conditions, condition.ref) }
+        : "segment" in condition
+          ? {
+              key: `segment:${condition.segment}`,
+              condition: own(doc.segments, condition.segment)?.condition,
+            }
+          : null;
+    if (named && !seen.has(named.key)) {
+      seen.add(named.key);
+      // An unknown name reads nothing (validation refuses one anyway).
+      if (named.condition) horizonMs = Math.max(horizonMs, conditionHorizon(doc, named.condition, seen));
+    }
+  });
+  return horizonMs;
+}
+
+function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+/**
+ * `eventHorizon` per placement: what deciding it reads of the log (its experiences' audiences and
+ * whatever they name; unbounded when its default or an experience's content reads the history or
+ * ranks a list). `eventHorizonFor` answers for a set of placements, the longest of theirs; a
+ * placement it does not know gets the whole document's horizon.
+ */
+function placementHorizons(doc: RulesDocument): (placements: readonly string[]) => number {
+  const whole = eventHorizon(doc);
+  const byPlacement = new Map<string, number>();
+  const readsHistory = (content: Content | null | undefined) =>
+    Boolean(content?.items) || contentReadsHistory(content);
+  for (const [id, placement] of Object.entries(doc.placements)) {
+    let horizonMs = readsHistory(placement.default) ? Number.POSITIVE_INFINITY : 0;
+    for (const experience of doc.experiences) {
+      if (experience.placement !== id) continue;
+      if (experience.audience)
+        horizonMs = Math.max(horizonMs, conditionHorizon(doc, experience.audience, new Set()));
+      if ([experience.content, ...Object.values(experience.variants ?? {})].some(readsHistory))
+        horizonMs = Number.POSITIVE_INFINITY;
+    }
+    // Never more than the document's own horizon, which every read so far has been held to.
+    byPlacement.set(id, Math.min(horizonMs, whole));
+  }
+  return (placements) => {
+    let horizonMs = 0;
+    for (const id of placements) horizonMs = Math.max(horizonMs, byPlacement.get(id) ?? whole);
+    return horizonMs;
+  };
+}
+
 const LAST_CATEGORY = "visitor.lastCategory";
 /** Template paths read from the event log (a template path is words and dots, so a text search finds it). */
 const HISTORY_PATHS = /\baffinity\.top\b|\bvisitor\.lastCategory\b/;
@@ -528,11 +597,13 @@ function contentsOf(doc: RulesDocument): Array<Content | null | undefined> {
 
 /** Some template reads `affinity.top` or `visitor.lastCategory` (decide() works them out only then). */
 function templatesReadHistory(doc: RulesDocument): boolean {
-  return contentsOf(doc).some((content) => {
-    if (!content) return false;
-    const texts = [content.html, content.redirect, content.attribute, JSON.stringify(content.json ?? null)];
-    return texts.some((text) => text !== undefined && HISTORY_PATHS.test(text));
-  });
+  return contentsOf(doc).some(contentReadsHistory);
+}
+
+function contentReadsHistory(content: Content | null | undefined): boolean {
+  if (!content) return false;
+  const texts = [content.html, content.redirect, content.attribute, JSON.stringify(content.json ?? null)];
+  return texts.some((text) => text !== undefined && HISTORY_PATHS.test(text));
 }
 
 /** What a page at a path rewrites, cached per path for the life of this rules version. */
