@@ -507,11 +507,7 @@ function eventHorizon(doc: RulesDocument): number {
   ];
   for (const root of roots) {
     eachCondition(root, "", (condition) => {
-      if ("countWithin" in condition)
-        horizonMs = Math.max(horizonMs, parseDuration(condition.countWithin.window) ?? 0);
-      if ("rate" in condition) horizonMs = Math.max(horizonMs, parseDuration(condition.rate.within) ?? 0);
-      if ("affinity" in condition || ("path" in condition && condition.path === LAST_CATEGORY))
-        horizonMs = Number.POSITIVE_INFINITY;
+      horizonMs = Math.max(horizonMs, ownHorizon(condition));
     });
   }
   if (templatesReadHistory(doc) || contentsOf(doc).some((content) => content?.items))
@@ -519,15 +515,20 @@ function eventHorizon(doc: RulesDocument): number {
   return horizonMs;
 }
 
+/** How far back one condition itself reads the log (not what it names): its window, or all of it. */
+function ownHorizon(condition: Condition): number {
+  if ("countWithin" in condition) return parseDuration(condition.countWithin.window) ?? 0;
+  if ("rate" in condition) return parseDuration(condition.rate.within) ?? 0;
+  if ("affinity" in condition || ("path" in condition && condition.path === LAST_CATEGORY))
+    return Number.POSITIVE_INFINITY;
+  return 0;
+}
+
 /** How far back one condition reads the log: its own windows and those of what it names, once each. */
 function conditionHorizon(doc: RulesDocument, root: Condition, seen: Set<string>): number {
   let horizonMs = 0;
   eachCondition(root, "", (condition) => {
-    if ("countWithin" in condition)
-      horizonMs = Math.max(horizonMs, parseDuration(condition.countWithin.window) ?? 0);
-    if ("rate" in condition) horizonMs = Math.max(horizonMs, parseDuration(condition.rate.within) ?? 0);
-    if ("affinity" in condition || ("path" in condition && condition.path === LAST_CATEGORY))
-      horizonMs = Number.POSITIVE_INFINITY;
+    horizonMs = Math.max(horizonMs, ownHorizon(condition));
     const named =
       "ref" in condition
         ? { key: `condition:${condition.ref}`, condition: own(doc.conditions, condition.ref) }
