@@ -1,5 +1,5 @@
 import type { Env } from "../platform/env.ts";
-import type { ExportRecord } from "./export-record.ts";
+import type { ExportMessage, ExportRecord } from "./export-record.ts";
 import { recordDroppedWrite } from "./stored-value.ts";
 
 /**
@@ -9,33 +9,53 @@ import { recordDroppedWrite } from "./stored-value.ts";
  * object sends through its outbox (export-outbox.ts), so a refused send is tried again.
  */
 
-/** Queues takes at most 100 messages and 256 KB per sendBatch; a chunk stays under both. */
-const MAX_MESSAGES = 100;
-const MAX_BYTES = 200_000;
+/**
+ * Queues bills an operation per 64 KB of a message written, read and deleted: records go together,
+ * a message of at most MESSAGE_BYTES (UTF-8, its JSON array) each, instead of one message each.
+ */
+const MESSAGE_BYTES = 60_000;
+/** A sendBatch takes at most 256 KB: a chunk of records stays under it, packed as it may be. */
+const CHUNK_BYTES = 180_000;
+const encoder = new TextEncoder();
+
+/** One record's size in a message: its JSON's UTF-8 bytes and the comma after it. */
+function sizeOf(record: ExportRecord): number {
+  return encoder.encode(JSON.stringify(record)).length + 1;
+}
+
+/** Greedy runs of `records`, each at most `limit` bytes by `sizeOf` (a larger record goes alone). */
+function runsOf(records: readonly ExportRecord[], limit: number): ExportRecord[][] {
+  const runs: ExportRecord[][] = [];
+  let run: ExportRecord[] = [];
+  let bytes = 2; // the array's brackets
+  for (const record of records) {
+    const size = sizeOf(record);
+    if (run.length > 0 && bytes + size > limit) {
+      runs.push(run);
+      run = [];
+      bytes = 2;
+    }
+    run.push(record);
+    bytes += size;
+  }
+  if (run.length) runs.push(run);
+  return runs;
+}
 
 /** The records in sendBatch-sized chunks (an event is at most 32 KB, so every record fits one). */
 export function chunksOf(records: readonly ExportRecord[]): ExportRecord[][] {
-  const chunks: ExportRecord[][] = [];
-  let chunk: ExportRecord[] = [];
-  let bytes = 0;
-  for (const record of records) {
-    const size = JSON.stringify(record).length * 2; // UTF-16 length bounds UTF-8 bytes from above
-    if (chunk.length === MAX_MESSAGES || (chunk.length > 0 && bytes + size > MAX_BYTES)) {
-      chunks.push(chunk);
-      chunk = [];
-      bytes = 0;
-    }
-    chunk.push(record);
-    bytes += size;
-  }
-  if (chunk.length) chunks.push(chunk);
-  return chunks;
+  return runsOf(records, CHUNK_BYTES);
+}
+
+/** One chunk's queue messages: its records packed into messages of at most MESSAGE_BYTES. */
+export function messagesOf(chunk: readonly ExportRecord[]): ExportMessage[] {
+  return runsOf(chunk, MESSAGE_BYTES);
 }
 
 /** Sends the records, one sendBatch per chunk (one for any ordinary ingest); rejects if a send fails. */
 export async function sendExport(env: Pick<Env, "EXPORT">, records: readonly ExportRecord[]): Promise<void> {
   for (const chunk of chunksOf(records))
-    await env.EXPORT.sendBatch(chunk.map((body) => ({ body, contentType: "json" as const })));
+    await env.EXPORT.sendBatch(messagesOf(chunk).map((body) => ({ body, contentType: "json" as const })));
 }
 
 /** Sends tried by the worker before it gives up on them (a transient refusal costs nothing). */

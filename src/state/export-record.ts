@@ -140,6 +140,14 @@ export const ExportRecordSchema = z.discriminatedUnion("kind", [
   DeliveryRecordSchema,
 ]);
 export type ExportRecord = z.infer<typeof ExportRecordSchema>;
+
+/**
+ * What one EXPORT queue message carries: the records sent together (a page's lines, a batch's
+ * events), up to 64 KB, so that they cost one queue operation each way instead of one per record
+ * (docs/decisions.md, record 27). A message of one bare record, as sent before, is read too.
+ */
+export const ExportMessageSchema = z.union([ExportRecordSchema, z.array(ExportRecordSchema).min(1)]);
+export type ExportMessage = z.infer<typeof ExportMessageSchema>;
 export type ExportKind = ExportRecord["kind"];
 export const EXPORT_KINDS: readonly ExportKind[] = [
   "event",

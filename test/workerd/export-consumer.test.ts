@@ -8,11 +8,14 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { gunzipLines } from "../../src/export/files.ts";
 import worker from "../../src/index.ts";
+import { messagesOf } from "../../src/state/export-producer.ts";
 import {
+  type ExportMessage,
   type ExportRecord,
   ExportRecordSchema,
   erasureRecord,
   eventRecord,
+  exposureRecord,
 } from "../../src/state/export-record.ts";
 
 // The consumer side of the export, driven through the vitest plugin's queue helpers: 10,000
@@ -24,13 +27,13 @@ const HOUR = 3_600_000;
 const START = Date.UTC(2026, 0, 1); // its own partitions: nothing else in this file writes there
 
 let seq = 0;
-function message(body: ExportRecord, attempts = 1): MessageBatchMessage<ExportRecord> {
+function message<Body extends ExportMessage>(body: Body, attempts = 1): MessageBatchMessage<Body> {
   return { id: `m-${++seq}`, timestamp: new Date(START), attempts, body };
 }
 
 /** Runs the worker's queue() handler on one batch, with `bucket` standing in for EXPORT_BUCKET. */
-async function deliver(messages: MessageBatchMessage<ExportRecord>[], bucket: R2Bucket = env.EXPORT_BUCKET) {
-  const batch = createMessageBatch<ExportRecord>(QUEUE, messages);
+async function deliver(messages: MessageBatchMessage<ExportMessage>[], bucket: R2Bucket = env.EXPORT_BUCKET) {
+  const batch = createMessageBatch<ExportMessage>(QUEUE, messages);
   const ctx = createExecutionContext();
   await worker.queue(batch as MessageBatch, { ...env, EXPORT_BUCKET: bucket }, ctx);
   return getQueueResult(batch, ctx);
@@ -134,6 +137,50 @@ describe("the export consumer", () => {
 
     const erasures = await readBack("type=erasure/date=2026-01-01/hour=01/");
     expect(erasures.records).toEqual([erasure]);
+  });
+
+  it("records sent together in one message (a page's view and exposure) are written to their own files; the message is acknowledged only once every file is", async () => {
+    const at = Date.UTC(2026, 0, 3, 7);
+    const view = eventRecord("visitor-p", {
+      id: "pv-1",
+      type: "page_view",
+      ts: at,
+      channel: "web",
+      props: {},
+    });
+    const shown = exposureRecord(
+      "visitor-p",
+      at,
+      { placement: "home-hero", experience: "hero-running", experiment: null, variant: null },
+      "v1",
+    );
+    const [packed] = messagesOf([view, shown]);
+    expect(packed).toEqual([view, shown]); // small lines: one message, one queue operation
+    // R2 fails after the page view's file: the message is retried, not half acknowledged.
+    const crashed = await deliver([message(packed!)], failingAfter(1));
+    expect(crashed.retryMessages).toHaveLength(1);
+    expect(crashed.explicitAcks).toEqual([]);
+    const again = await deliver([message(packed!, 2)]);
+    expect(again.explicitAcks).toHaveLength(1);
+    expect((await readBack("type=event/date=2026-01-03/hour=07/")).records).toEqual([view]);
+    expect((await readBack("type=exposure/date=2026-01-03/hour=07/")).records).toEqual([shown]);
+  });
+
+  it("records are packed into messages of at most 60 KB each", () => {
+    const big = Array.from({ length: 40 }, (_, i) =>
+      eventRecord("visitor-big", {
+        id: `big-${i}`,
+        type: "product_view",
+        ts: START,
+        channel: "web",
+        props: { blob: "é".repeat(2000) }, // 4,000 bytes in UTF-8
+      }),
+    );
+    const messages = messagesOf(big);
+    expect(messages.length).toBeGreaterThan(1);
+    expect(messages.flat()).toEqual(big);
+    for (const m of messages)
+      expect(new TextEncoder().encode(JSON.stringify(m)).length).toBeLessThanOrEqual(60_000);
   });
 
   it("a message that is no export record is retried (kept for the dead-letter queue), the rest written", async () => {

@@ -20,7 +20,12 @@ import {
   SEND_DEADLINE_MS,
   sendOutbox,
 } from "../../src/state/export-outbox.ts";
-import { type ExportRecord, ExportRecordSchema, eventRecord } from "../../src/state/export-record.ts";
+import {
+  type ExportMessage,
+  type ExportRecord,
+  ExportRecordSchema,
+  eventRecord,
+} from "../../src/state/export-record.ts";
 import { droppedWriteCount } from "../../src/state/stored-value.ts";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
 import { canonicalForUser } from "../../src/state/visitor-id.ts";
@@ -284,13 +289,14 @@ describe("the object's outbox: nothing acknowledged is lost on the way out", () 
       }),
       taken,
       queue: {
-        async sendBatch(messages: Iterable<MessageSendRequest<ExportRecord>>) {
+        async sendBatch(messages: Iterable<MessageSendRequest<ExportMessage>>) {
           if (fault.down) {
             refuse();
             throw new Error("injected: queue unavailable");
           }
           const batch = [...messages];
-          taken.push(...batch.map((message) => message.body.id));
+          // A message carries the records sent together (record 27): the ids of each.
+          taken.push(...batch.flatMap((message) => [message.body].flat().map((record) => record.id)));
           await env.EXPORT.sendBatch(batch);
         },
       } as unknown as Queue,
