@@ -5,6 +5,8 @@
  * bench/decide.bench.ts, bench/rules.bench.ts and the hand-written reference
  * (bench/reference-decider.ts), which is written for exactly these rules.
  */
+
+import { seededRandom } from "../scripts/seeded-random.ts";
 import type { RequestContext, Traits, VisitorEvent, VisitorState } from "../src/core/model.ts";
 import { applyEvent, emptyState, recordExposure, type Scoring } from "../src/core/visitor-state.ts";
 
@@ -125,18 +127,6 @@ export interface BenchVisitor {
   readonly context: RequestContext;
 }
 
-/** A small deterministic generator (mulberry32), so every run decides for the same visitors. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const NAMES = ["Ana", "Zoë", "O'Brien", "Li <3", "", "Karim", "Émile & Co"];
 const TIERS = ["gold", "silver", "bronze"];
 
@@ -149,7 +139,7 @@ const TIERS = ["gold", "silver", "bronze"];
 export function benchVisitors(rules: Scoring, count = 100): BenchVisitor[] {
   const visitors: BenchVisitor[] = [];
   for (let v = 0; v < count; v++) {
-    const rnd = random(v + 1);
+    const rnd = seededRandom(v + 1); // one generator per visitor: every run decides for the same visitors
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)]!;
     const visitorId = `visitor-${v}`;
     const state = emptyState(visitorId);

@@ -13,6 +13,7 @@
  * and for how much they then buy come from a seeded generator, so the same seed makes the same choices.
  * Ends with the hero test's results from GET /v1/experiments/hero-test.
  */
+import { seededRandom } from "./seeded-random.ts";
 
 export interface Options {
   readonly url: string;
@@ -49,18 +50,6 @@ function options(argv: readonly string[]): Options {
     concurrency: whole("concurrency", 6),
     adminToken: process.env.ADMIN_TOKEN ?? "dev-admin-token",
     serverKey: process.env.SERVER_API_KEY ?? "dev-server-api-key",
-  };
-}
-
-/** mulberry32: a small seeded generator, one per visitor so each visitor's choices are its own. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
@@ -102,7 +91,7 @@ function armOf(page: string): Arm {
 }
 
 async function oneVisitor(o: Options, index: number): Promise<Outcome> {
-  const random = generator(o.seed * 100_003 + index);
+  const random = seededRandom(o.seed * 100_003 + index);
   const first = await must(
     await fetch(`${o.url}/`, { headers: { "user-agent": BROWSER_UA }, redirect: "manual" }),
     "home page",

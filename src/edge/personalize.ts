@@ -48,7 +48,7 @@ export interface PagePersonalization {
   readonly record: (() => Promise<unknown>) | null;
 }
 
-const NO_SLOTS: PageSlots = { placements: [], slots: [], mayRedirect: false };
+const NO_SLOTS: PageSlots = { placements: [], slots: [], mayRedirect: false, eventHorizonMs: 0 };
 
 /** Serve the origin's page as it is (also what a failure falls back to). */
 export const NO_PERSONALIZATION: PagePersonalization = {
@@ -253,6 +253,8 @@ interface PageVisit {
   readonly now: number;
   readonly rules: LoadedRules | null;
   readonly placements: readonly string[];
+  /** How far back this page's placements read the log (worked out once per path and rules version). */
+  readonly eventHorizonMs: number;
   readonly preview: { preview: Preview; token: string } | null;
   readonly visitorId: string;
   /** The visitor brought a valid cookie: their object and profile are worth reading. */
@@ -344,6 +346,7 @@ export async function startPersonalization(
     now,
     rules,
     placements: page.placements,
+    eventHorizonMs: page.eventHorizonMs,
     preview,
     visitorId,
     returning: cookieId !== null,
@@ -522,11 +525,7 @@ async function readStoredVisitor(visit: PageVisit, rules: LoadedRules): Promise<
           visitorId,
           // Only the part of the log this page's placements read crosses the RPC (a preview lists
           // segments too, so it gets what every rule reads).
-          eventsSince:
-            now -
-            (visit.preview
-              ? rules.compiled.eventHorizonMs
-              : rules.compiled.eventHorizonFor(visit.placements)),
+          eventsSince: now - (visit.preview ? rules.compiled.eventHorizonMs : visit.eventHorizonMs),
           consentMode: config.CONSENT_MODE,
         }),
       storeDeadline,

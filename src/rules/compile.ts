@@ -83,6 +83,8 @@ export interface PageSlots {
   readonly slots: readonly PageSlot[];
   /** A redirect placement applies: the response must wait for the decision. */
   readonly mayRedirect: boolean;
+  /** How far back deciding these placements reads the log (`eventHorizonFor`), once per path. */
+  readonly eventHorizonMs: number;
 }
 
 /** Each list's items, compiled once and shared by every content that ranks it. */
@@ -183,6 +185,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
   const placementOrder = Object.keys(doc.placements);
   const segments: Record<string, Test> = {};
   for (const id of Object.keys(doc.segments)) segments[id] = named.segment(id);
+  const horizonFor = placementHorizons(doc);
   return {
     version: doc.version,
     hash,
@@ -199,7 +202,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     affinityHalfLifeMs: doc.settings.affinity ? (parseDuration(doc.settings.affinity.halfLife) ?? 0) : 0,
     templatesReadHistory: templatesReadHistory(doc),
     eventHorizonMs: eventHorizon(doc),
-    eventHorizonFor: placementHorizons(doc),
+    eventHorizonFor: horizonFor,
     countedTypes: countedTypes(doc),
     conversionTypes: new Set([
       "purchase",
@@ -209,7 +212,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     placementsForPath(path) {
       return this.pageForPath(path).placements;
     },
-    pageForPath: pageSlotsFinder(placements, placementOrder),
+    pageForPath: pageSlotsFinder(placements, placementOrder, horizonFor),
     journeys: compileJourneys(doc, named),
   };
 }
@@ -611,12 +614,13 @@ function contentReadsHistory(content: Content | null | undefined): boolean {
 function pageSlotsFinder(
   placements: Readonly<Record<string, CompiledPlacement>>,
   placementOrder: readonly string[],
+  horizonFor: (placements: readonly string[]) => number,
 ): (path: string) => PageSlots {
   const pathCache = new Map<string, PageSlots>();
   return (path) => {
     let page = pathCache.get(path);
     if (!page) {
-      page = pageSlots(placements, placementOrder, path);
+      page = pageSlots(placements, placementOrder, path, horizonFor);
       // Bounded: a crawler walking a million URLs must not grow the isolate's memory.
       if (pathCache.size < 2000) pathCache.set(path, page);
     }
@@ -628,6 +632,7 @@ function pageSlots(
   placements: Readonly<Record<string, CompiledPlacement>>,
   placementOrder: readonly string[],
   path: string,
+  horizonFor: (placements: readonly string[]) => number,
 ): PageSlots {
   const ids = placementOrder.filter((id) => {
     const placement = placements[id]!;
@@ -640,5 +645,5 @@ function pageSlots(
     if (action === "redirect") mayRedirect = true;
     else if (selector) slots.push({ selector, action, attribute });
   }
-  return { placements: ids, slots, mayRedirect };
+  return { placements: ids, slots, mayRedirect, eventHorizonMs: horizonFor(ids) };
 }

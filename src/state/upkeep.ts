@@ -22,6 +22,9 @@ export function lastHeldAt(held: HeldVisitor): Millis {
   return latest;
 }
 
+/** The bounds the upkeep holds a visitor's object to: the log's, the remembered ids', the idle visitor's. */
+export type UpkeepBounds = StateLimits & { readonly idleMs: Millis; readonly seenRetentionMs: Millis };
+
 /**
  * The first time upkeep would change something, on the real clock, and never sooner than a day from
  * `now` (upkeep runs at most daily, as it did when it ran every day: a bound is reached within a day).
@@ -30,7 +33,7 @@ export function lastHeldAt(held: HeldVisitor): Millis {
  */
 export function nextUpkeepAt(
   held: HeldVisitor,
-  limits: StateLimits & { readonly idleMs: Millis; readonly seenRetentionMs: Millis },
+  limits: UpkeepBounds,
   oldestSeenAt: Millis | null,
   now: Millis,
 ): Millis {

@@ -60,7 +60,7 @@ import {
 import { forgetTables, transaction } from "./lazy-tables.ts";
 import { activeRules } from "./rules-loader.ts";
 import { recordDroppedWrite } from "./stored-value.ts";
-import { lastHeldAt, nextUpkeepAt } from "./upkeep.ts";
+import { lastHeldAt, nextUpkeepAt, type UpkeepBounds } from "./upkeep.ts";
 import { applyBackfill } from "./visitor-backfill.ts";
 import { applyBatch, type BatchHost, fullBucket, takeTokens } from "./visitor-ingest.ts";
 import { dumpOf, foldDump, keepOnlyAddress, spendToken } from "./visitor-merge.ts";
@@ -158,8 +158,11 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    * log, which a backfill reaches back to, and a day's margin; an id older than that is refused anyway.
    */
   private readonly seenRetentionMs: Millis;
-  /** How long an anonymous visitor is kept idle (ANONYMOUS_IDLE_DAYS); a known person, IDLE_DELETE_MS. */
-  private readonly anonymousIdleMs: Millis;
+  /**
+   * What the upkeep lets go and when (src/state/upkeep.ts): the log's bounds, the ids', and the idle
+   * visitor's, a known person's (IDLE_DELETE_MS) or an anonymous visitor's (ANONYMOUS_IDLE_DAYS).
+   */
+  private readonly bounds: { readonly known: UpkeepBounds; readonly anonymous: UpkeepBounds };
   /** The outbox's sends, one after another: a row is never on its way twice at once. */
   private sending: Promise<void> = Promise.resolve();
   /** Sends the queue refused in a row: the alarm's backoff (export-outbox.ts). */
@@ -185,7 +188,11 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     });
     this.limits = limits;
     this.seenRetentionMs = Math.max(limits.maxEventAgeMs, ACCEPT_WINDOW_MS) + DAY_MS;
-    this.anonymousIdleMs = config.ANONYMOUS_IDLE_DAYS * DAY_MS;
+    const kept = { ...limits, seenRetentionMs: this.seenRetentionMs };
+    this.bounds = {
+      known: { ...kept, idleMs: IDLE_DELETE_MS },
+      anonymous: { ...kept, idleMs: config.ANONYMOUS_IDLE_DAYS * DAY_MS },
+    };
     void ctx.blockConcurrencyWhile(async () => {
       // Only the tables every visitor writes: the rest are created by their first write (lazy-tables.ts).
       createTables(this.sql);
@@ -415,10 +422,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     this.keepUpkeepArmed();
   }
 
-  /** What the upkeep lets go and when (src/state/upkeep.ts): the log's bounds, the ids', the idle visitor's. */
-  private upkeepBounds() {
-    const idleMs = isKnownId(this.held.state.visitorId) ? IDLE_DELETE_MS : this.anonymousIdleMs;
-    return { ...this.limits, seenRetentionMs: this.seenRetentionMs, idleMs };
+  /** This visitor's upkeep bounds: whether they are a known person is read from their id. */
+  private upkeepBounds(): UpkeepBounds {
+    return isKnownId(this.held.state.visitorId) ? this.bounds.known : this.bounds.anonymous;
   }
 
   /**
