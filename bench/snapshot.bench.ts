@@ -71,7 +71,8 @@ function busyVisitor(rules: CompiledRules): MutableVisitorState {
   const events: VisitorEvent[] = [];
   const categories = ["running", "hiking", "camp"];
   for (let day = 0; day < 120; day++) {
-    const at = day * DAY + (day % 13) * HOUR;
+    // An hour back at least: every event before the decision.
+    const at = day * DAY + (day % 13) * HOUR + HOUR;
     events.push(event("email_send", at + 1, { campaign: `c${day}` }, "email"));
     if (day % 2 === 0) events.push(event("email_open", at, { campaign: `c${day}` }, "email"));
     if (day % 5 === 0) events.push(event("email_click", at - 1, { campaign: `c${day}` }, "email"));
