@@ -3,10 +3,12 @@
 // each; and an object stored with the earlier rowid tables keeps everything it held.
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import type { Env } from "../../src/platform/env.ts";
+import type { ExportMessage } from "../../src/state/export-record.ts";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
 import { createTables, loadHeld } from "../../src/state/visitor-store.ts";
-import { eid, idOf, newVisitor, sendEvents, visit } from "./helpers.ts";
+import { eid, idOf, newVisitor, sendEvents, visit, visitorCookie } from "./helpers.ts";
 
 const stubOf = (name: string) => env.VISITOR.get(env.VISITOR.idFromName(name));
 
@@ -102,6 +104,42 @@ describe("the rows a visitor's object writes", () => {
     // Each event more: its log row and its remembered id. The batch's aggregates and its export
     // lines' outbox row (written, then deleted once the queue took it) are the batch's, not the event's.
     expect(five - one).toBe(4 * 2);
+  });
+});
+
+describe("a new visitor's beacon first call", () => {
+  it("sends its page view and its first page's exposure lines to the export as one queue message", async () => {
+    const page = await visit("/");
+    const html = await page.text();
+    const cookie = visitorCookie(page);
+    const firstPage = /data-first="([^"]*)"/
+      .exec(html)?.[1]
+      ?.replace(/&quot;/g, '"')
+      .replace(/&amp;/g, "&");
+    expect(firstPage).toBeDefined();
+    const messages: ExportMessage[] = [];
+    // The object (started here, before the call creates anything) sends through a recording queue.
+    await runInDurableObject(stubOf(idOf(cookie)), (instance: VisitorDO) => {
+      const recording = {
+        async sendBatch(batch: Iterable<MessageSendRequest<ExportMessage>>) {
+          for (const message of batch) messages.push(message.body);
+        },
+      } as unknown as Queue;
+      const own = instance as unknown as { env: Env };
+      own.env = Object.create(env, { EXPORT: { value: recording } }) as Env;
+    });
+    const event = { id: eid(), type: "page_view", props: { path: "/" } };
+    const res = await visit("/_ns/v1/events", {
+      method: "POST",
+      headers: { cookie, "content-type": "text/plain;charset=UTF-8" },
+      body: JSON.stringify({ sentAt: Date.now(), events: [event], firstPage }),
+    });
+    expect(res.status).toBe(202);
+
+    await vi.waitFor(() => expect(messages).toHaveLength(1));
+    const lines = [messages[0]!].flat();
+    expect(lines.map((line) => line.kind).sort()).toEqual(["event", "exposure", "exposure"]);
+    expect(lines.find((line) => line.kind === "event")?.id).toBe(`event:${idOf(cookie)}:${event.id}`);
   });
 });
 
