@@ -256,7 +256,9 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // The first page's exposure lines ride in the batch's outbox row, with its page view: one row
     // and one queue message for the beacon's first call (record 28).
     const batch = this.batchHost(privacy.measure, () =>
-      firstPage ? shownRecords(this.exportId(), options.now, firstPage.exposures, firstPage.rulesVersion) : [],
+      firstPage
+        ? shownRecords(this.exportId(), options.now, firstPage.exposures, firstPage.rulesVersion)
+        : [],
     );
     const outcome = applyBatch(batch.host, events, scoring, options.now);
     if (outcome.accepted > 0) {
@@ -285,11 +287,6 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private exportId(): string {
     // An object called without its id yet (empty) is still named: by its object id.
     return this.held.state.visitorId || this.ctx.id.toString();
-  }
-
-  /** Facts into the outbox now, onto the EXPORT queue after the answer (one sendBatch). */
-  private export(records: readonly ExportRecord[]): void {
-    this.sendSoon(enqueueExport(this.sql, records, Date.now()));
   }
 
   /** Sends the rows just queued, off the response's path; what the queue refuses waits for the alarm. */
