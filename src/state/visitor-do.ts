@@ -102,6 +102,7 @@ import {
   loadHeld,
   oldestSeenAt,
   pruneAndSave,
+  pruneForUpkeep,
   readHandedExperiments,
   saveConsent,
   saveJourneyTraits,
@@ -848,7 +849,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // at once). Then the next is when the first thing held reaches its bound, not a day later.
     if (now >= this.upkeepDueAt) {
       forgetSeenBefore(this.sql, now - this.seenRetentionMs);
-      pruneAndSave(this.sql, this.held.state, now, this.limits);
+      pruneForUpkeep(this.sql, this.held.state, now, this.limits);
       this.upkeepDueAt = nextUpkeepAt(this.held, this.upkeepBounds(), oldestSeenAt(this.sql), now);
     }
     const scoring = await this.scoring();

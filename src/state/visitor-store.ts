@@ -317,6 +317,22 @@ export function pruneAndSave(
   saveState(sql, state);
 }
 
+/**
+ * The upkeep's prune: the aggregate row is written only when something went (most wake-ups of a
+ * quiet visitor's object find the bound it woke for already moved by a later write).
+ */
+export function pruneForUpkeep(
+  sql: SqlStorage,
+  state: MutableVisitorState,
+  now: Millis,
+  limits: StateLimits,
+): void {
+  const countBefore = state.events.length;
+  if (!prune(state, now, limits)) return;
+  if (state.events.length < countBefore) deletePrunedEvents(sql, state, now);
+  saveState(sql, state);
+}
+
 function deletePrunedEvents(sql: SqlStorage, state: MutableVisitorState, now: Millis): void {
   const oldestKept = state.events[0]?.ts ?? now + 1;
   sql.exec("DELETE FROM event WHERE ts < ?", oldestKept);
