@@ -67,7 +67,7 @@ async function profile(id: string) {
 }
 
 describe("a visitor object's tables", () => {
-  it("a new visitor's object holds only its event, seen and meta tables after its first page views", async () => {
+  it("a new visitor's object holds only its event and meta tables after its first page views", async () => {
     const cookie = await newVisitor();
     const visitorId = idOf(cookie);
     for (let page = 0; page < 2; page++) await (await visit("/", { cookie })).arrayBuffer();
@@ -77,7 +77,7 @@ describe("a visitor object's tables", () => {
       "page_view",
       "page_view",
     ]);
-    expect(await tablesOf(visitorId)).toEqual(["event", "meta", "seen"]);
+    expect(await tablesOf(visitorId)).toEqual(["event", "meta"]);
   });
 
   it("the beacon's events add the export outbox (their lines are queued with them) and no other table", async () => {
@@ -85,7 +85,7 @@ describe("a visitor object's tables", () => {
     const visitorId = idOf(cookie);
     expect((await sendEvents(cookie, [{ id: eid(), type: "product_view", props: {} }])).status).toBe(202);
 
-    expect(await tablesOf(visitorId)).toEqual(["event", "meta", "outbox", "seen"]);
+    expect(await tablesOf(visitorId)).toEqual(["event", "meta", "outbox"]);
     expect((await profile(visitorId)).state!.events.map((event) => event.type)).toEqual(["product_view"]);
   });
 
