@@ -103,7 +103,6 @@ import {
   loadHeld,
   oldestSeenAt,
   pruneAndSave,
-  pruneForUpkeep,
   readHandedExperiments,
   saveConsent,
   saveJourneyTraits,
@@ -848,7 +847,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // at once). Then the next is when the first thing held reaches its bound, not a day later.
     if (now >= this.upkeepDueAt) {
       forgetSeenBefore(this.sql, now - this.seenRetentionMs);
-      pruneForUpkeep(this.sql, this.held.state, now, this.limits);
+      pruneAndSave(this.sql, this.held.state, now, this.limits, true);
       this.upkeepDueAt = nextUpkeepAt(this.held, this.upkeepBounds(), oldestSeenAt(this.sql), now);
     }
     const scoring = await this.scoring();

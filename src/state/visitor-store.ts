@@ -325,32 +325,20 @@ export function oldestSeenAt(sql: SqlStorage): Millis | null {
   return seenTable.query<{ ts: number | null }>(sql, "SELECT MIN(ts) AS ts FROM seen")[0]?.ts ?? null;
 }
 
-/** Prunes memory and storage to the same bounds, then writes the aggregate row (no I/O awaited). */
+/**
+ * Prunes memory and storage to the same bounds, then writes the aggregate row (no I/O awaited).
+ * `onlyIfPruned` (the upkeep's): the row is written only when something went; most wake-ups of a
+ * quiet visitor's object find the bound it woke for already moved by a later write.
+ */
 export function pruneAndSave(
   sql: SqlStorage,
   state: MutableVisitorState,
   now: Millis,
   limits: StateLimits,
+  onlyIfPruned = false,
 ): void {
   const log = state.events.slice();
-  prune(state, now, limits);
-  if (state.events.length < log.length)
-    letGo(sql, log.slice(0, log.length - state.events.length), state, now, limits);
-  saveState(sql, state);
-}
-
-/**
- * The upkeep's prune: the aggregate row is written only when something went (most wake-ups of a
- * quiet visitor's object find the bound it woke for already moved by a later write).
- */
-export function pruneForUpkeep(
-  sql: SqlStorage,
-  state: MutableVisitorState,
-  now: Millis,
-  limits: StateLimits,
-): void {
-  const log = state.events.slice();
-  if (!prune(state, now, limits)) return;
+  if (!prune(state, now, limits) && onlyIfPruned) return;
   if (state.events.length < log.length)
     letGo(sql, log.slice(0, log.length - state.events.length), state, now, limits);
   saveState(sql, state);

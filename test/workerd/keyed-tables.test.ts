@@ -9,7 +9,7 @@ import type { Env } from "../../src/platform/env.ts";
 import type { ExportMessage } from "../../src/state/export-record.ts";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
 import { createTables, loadHeld } from "../../src/state/visitor-store.ts";
-import { eid, idOf, newVisitor, sendEvents, visit, visitorCookie } from "./helpers.ts";
+import { eid, idOf, newVisitor, sendEvents, visit, visitorCookie, writeHeldViews } from "./helpers.ts";
 
 const stubOf = (name: string) => env.VISITOR.get(env.VISITOR.idFromName(name));
 
@@ -54,13 +54,6 @@ function stopCounting(name: string): Promise<number> {
   return runInDurableObject(stubOf(name), (instance: VisitorDO, ctx) => {
     (instance as unknown as Counted).sql = ctx.storage.sql;
     return tallies.get(name)!.rows;
-  });
-}
-
-/** What the write-behind timer does WRITE_BEHIND_MS after a page view: the held views are written. */
-function writeHeldViews(name: string): Promise<void> {
-  return runInDurableObject(stubOf(name), (instance: VisitorDO) => {
-    (instance as unknown as { flushPending(): void }).flushPending();
   });
 }
 

@@ -7,7 +7,17 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import bundledDocument from "../../rules/northstar.rules.json";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
 import { canonicalForUser } from "../../src/state/visitor-id.ts";
-import { ADMIN, eid, idOf, newVisitor, publishDoc, sendEvents, unpublishRules, visit } from "./helpers.ts";
+import {
+  ADMIN,
+  eid,
+  idOf,
+  newVisitor,
+  publishDoc,
+  sendEvents,
+  unpublishRules,
+  visit,
+  writeHeldViews,
+} from "./helpers.ts";
 
 function rules(): Record<string, unknown> {
   // biome-ignore lint/suspicious/noExplicitAny: the test edits arbitrary parts of a JSON document
@@ -43,13 +53,6 @@ function tablesOf(visitorId: string): Promise<string[]> {
       .toArray()
       .map((row) => row.name),
   );
-}
-
-/** What the write-behind timer does WRITE_BEHIND_MS after a page view: the held views are written. */
-function writeHeldViews(visitorId: string): Promise<void> {
-  return runInDurableObject(stubOf(visitorId), (instance: VisitorDO) => {
-    (instance as unknown as { flushPending(): void }).flushPending();
-  });
 }
 
 async function profile(id: string) {
