@@ -11,7 +11,15 @@ import { LayerDraws, layerLossDetail, layerWinDetail } from "./layers.ts";
 import type { Consent, RequestContext, Traits, VisitorState } from "./model.ts";
 import { isObject, normalizeContext, normalizeState } from "./normalize.ts";
 import { type RankedItem, rankItems } from "./ranking.ts";
-import { type EvalScope, intentOf, lastCategoryOf, type Trace, topOf, topTagOf } from "./scope.ts";
+import {
+  type EvalScope,
+  intentOf,
+  lastCategoryOf,
+  type Test,
+  type Trace,
+  topOf,
+  topTagOf,
+} from "./scope.ts";
 import type { TemplateScope } from "./templates.ts";
 import { isTimeZone, utcOffsetMinutes } from "./time-zone.ts";
 import { redirectTarget } from "./url-policy.ts";
@@ -179,6 +187,12 @@ interface DecisionRun {
   readonly layers: LayerDraws;
   /** In the program-wide control group: every placement shows its default. */
   globallyHeldOut: boolean;
+  /**
+   * Explained decisions: the first condition an audience failed on (its path and why), told by
+   * `audienceTrace`, one function per decision rather than a closure per candidate.
+   */
+  failedCondition: string | null;
+  audienceTrace: Trace | null;
 }
 
 /** A candidate that passed every check, with the variant and content it would show. */
@@ -282,7 +296,7 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
     templateScope.affinity = { top: topTagOf(scope).tag };
     visitor.lastCategory = lastCategoryOf(scope);
   }
-  return {
+  const run: DecisionRun = {
     rules,
     visitorId,
     now,
@@ -302,7 +316,14 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
     usedGroups: null,
     layers: new LayerDraws(visitorId),
     globallyHeldOut: false,
+    failedCondition: null,
+    audienceTrace: null,
   };
+  if (input.explain)
+    run.audienceTrace = (path, result, why) => {
+      if (!result && run.failedCondition === null) run.failedCondition = `${path}: ${why}`;
+    };
+  return run;
 }
 
 function hostOf(url: string | null | undefined): string | null {
@@ -524,21 +545,17 @@ function passesChecks(
 }
 
 /**
- * The audience, told to record the first condition that failed as the loss's detail. Apart from
- * passesChecks: the closure's captured variable would otherwise cost every candidate of every
- * unexplained decision an allocation.
+ * The audience, told to record the first condition that failed as the loss's detail (through the
+ * decision's one trace function: no closure per candidate).
  */
 function explainedAudience(
   run: DecisionRun,
   experience: CompiledExperience,
   traces: CandidateTrace[],
 ): boolean {
-  let failed: string | null = null;
-  const trace: Trace = (path, result, why) => {
-    if (!result && failed === null) failed = `${path}: ${why}`;
-  };
-  if (experience.audience?.(run.scope, trace) !== false) return true;
-  recordLoss(traces, experience, "audience", failed);
+  run.failedCondition = null;
+  if (experience.audience?.(run.scope, run.audienceTrace ?? undefined) !== false) return true;
+  recordLoss(traces, experience, "audience", run.failedCondition);
   return false;
 }
 
@@ -679,14 +696,56 @@ function traceUnreached(traces: CandidateTrace[], placement: CompiledPlacement, 
   let prefix = traces.length <= experiences.length;
   for (let i = 0; prefix && i < traces.length; i++) prefix = traces[i]!.experience === experiences[i]!.id;
   if (prefix) {
-    for (let i = traces.length; i < experiences.length; i++)
-      recordLoss(traces, experiences[i]!, "lower_priority", stoppedBy);
+    const rest = unreachedTraces(placement, traces.length, stoppedBy);
+    for (let i = 0; i < rest.length; i++) traces.push(rest[i]!);
     return;
   }
   const traced = new Set(traces.map((trace) => trace.experience));
   for (const experience of experiences)
     if (!traced.has(experience.id)) recordLoss(traces, experience, "lower_priority", stoppedBy);
 }
+
+/**
+ * The traces of a placement's candidates from `from` on, never reached for `stoppedBy`: the same for
+ * every visitor stopped at the same candidate, so made once per rules version and shared (frozen)
+ * by every explanation that lists them. At 2,000 rules an explained page lists some 1,900 of them,
+ * and making them per decision was most of its garbage and its long tail.
+ */
+function unreachedTraces(
+  placement: CompiledPlacement,
+  from: number,
+  stoppedBy: string,
+): readonly CandidateTrace[] {
+  let known = unreached.get(placement);
+  if (!known) {
+    known = new Map();
+    unreached.set(placement, known);
+  }
+  const key = `${from} ${stoppedBy}`;
+  let traces = known.get(key);
+  if (!traces) {
+    const made: CandidateTrace[] = [];
+    for (let i = from; i < placement.experiences.length; i++) {
+      const experience = placement.experiences[i]!;
+      made.push(
+        Object.freeze({
+          experience: experience.id,
+          ruleIndex: experience.index,
+          outcome: "lower_priority",
+          detail: stoppedBy,
+        }),
+      );
+    }
+    traces = Object.freeze(made);
+    // Bounded: a placement has one such list per candidate a search can stop at, and a held-out
+    // reason per experiment; past the bound they are made per decision, as before.
+    if (known.size < MAX_UNREACHED_LISTS) known.set(key, traces);
+  }
+  return traces;
+}
+
+const MAX_UNREACHED_LISTS = 256;
+const unreached = new WeakMap<CompiledPlacement, Map<string, readonly CandidateTrace[]>>();
 
 /**
  * One decision, its content rendered. Built as one literal (no spreads of partial objects): every
@@ -754,10 +813,18 @@ function renderTemplate(
 const NO_SEGMENTS: readonly string[] = Object.freeze([]);
 
 function segmentsOf(rules: DecisionRules, scope: EvalScope): string[] {
+  let named = namedSegments.get(rules);
+  if (!named) {
+    named = Object.entries(rules.segments);
+    namedSegments.set(rules, named);
+  }
   const segments: string[] = [];
-  for (const [id, test] of Object.entries(rules.segments)) if (test(scope)) segments.push(id);
+  for (const [id, test] of named) if (test(scope)) segments.push(id);
   return segments;
 }
+
+/** Each rules version's segments as a list, made once: the API lists them on every decision. */
+const namedSegments = new WeakMap<DecisionRules, ReadonlyArray<readonly [string, Test]>>();
 
 /**
  * Which channel and when, for outbound channels: the channel with the best engagement rate, and

@@ -190,19 +190,57 @@ function eventCount(condition: ConditionWith<"countWithin">, at: string, plan: C
   const wanted = comparator(condition.op, condition.value) as Comparison;
   const why = `count of ${event} in ${window} ${condition.op} ${condition.value}`;
   const slot = plan ? plannedSlot(plan, event, windowMs, where ?? null) : null;
-  if (plan && slot !== null)
-    // The planned count read here, not through `count`: one call less per candidate.
+  if (plan && slot !== null) {
+    // The planned count read here, not through `count`, and compared directly (a count is a whole
+    // number, which the comparator would only check again): two calls less per candidate.
+    const direct = plannedCountTest(condition, plan, slot, at, why);
+    if (direct) return direct;
     return (scope, trace) => {
       const result = wanted(plannedCount(scope, plan, slot), scope.now);
       if (trace) trace(at, result, why);
       return result;
     };
+  }
   const count = windowedCount(plan, event, windowMs, where ?? null);
   return (scope, trace) => {
     const result = wanted(count(scope), scope.now);
     if (trace) trace(at, result, why);
     return result;
   };
+}
+
+/**
+ * A planned count compared with the condition's whole-number bound, one closure per operator that
+ * reads the count and compares it itself: the answer the operator's comparator gives for a count
+ * (always a finite number), without the two calls through it and the reader.
+ */
+function plannedCountTest(
+  condition: ConditionWith<"countWithin">,
+  plan: CountPlan,
+  slot: number,
+  at: string,
+  why: string,
+): Test | null {
+  const bound = condition.value;
+  if (!Number.isFinite(bound)) return null;
+  const told = (trace: Parameters<Test>[1], result: boolean) => {
+    if (trace) trace(at, result, why);
+    return result;
+  };
+  switch (condition.op) {
+    case "gte":
+      return (scope, trace) => told(trace, plannedCount(scope, plan, slot) >= bound);
+    case "gt":
+      return (scope, trace) => told(trace, plannedCount(scope, plan, slot) > bound);
+    case "lte":
+      return (scope, trace) => told(trace, plannedCount(scope, plan, slot) <= bound);
+    case "lt":
+      return (scope, trace) => told(trace, plannedCount(scope, plan, slot) < bound);
+    case "eq":
+      return (scope, trace) => told(trace, plannedCount(scope, plan, slot) === bound);
+    default:
+      return null;
+  }
 }
 
 const RATE_BOUNDS = [
@@ -305,23 +343,33 @@ function silence(condition: ConditionWith<"silence">, at: string): Test {
   const quietMs = parseDuration(quiet) ?? 0;
   const withinMs = within ? (parseDuration(within) ?? Number.POSITIVE_INFINITY) : Number.POSITIVE_INFINITY;
   const why = `${after} then no ${without.join("/")} for ${quiet}`;
-  const holds = (state: EvalScope["state"], now: number): boolean => {
-    if (!state) return false;
-    const openedAt = own(state.lastByType, after);
-    if (openedAt === undefined) return false;
-    const quietFor = now - openedAt;
-    if (quietFor < quietMs || quietFor > withinMs) return false;
-    for (const type of without) {
-      const closedAt = own(state.lastByType, type);
-      if (closedAt !== undefined && closedAt >= openedAt) return false;
-    }
-    return true;
-  };
+  // One closure that reads the state itself: this runs per candidate.
   return (scope, trace) => {
-    const result = holds(scope.state, scope.now);
+    const result = silentSince(scope.state, scope.now, after, without, quietMs, withinMs);
     if (trace) trace(at, result, why);
     return result;
   };
+}
+
+/** An `after` event at least `quietMs` (at most `withinMs`) ago, with none of `without` since it. */
+function silentSince(
+  state: EvalScope["state"],
+  now: number,
+  after: string,
+  without: readonly string[],
+  quietMs: number,
+  withinMs: number,
+): boolean {
+  if (!state) return false;
+  const openedAt = own(state.lastByType, after);
+  if (openedAt === undefined) return false;
+  const quietFor = now - openedAt;
+  if (quietFor < quietMs || quietFor > withinMs) return false;
+  for (const type of without) {
+    const closedAt = own(state.lastByType, type);
+    if (closedAt !== undefined && closedAt >= openedAt) return false;
+  }
+  return true;
 }
 
 /** Nothing the person did for a while: what the brand sent them meanwhile does not count. */
@@ -340,6 +388,15 @@ function inactivity(condition: ConditionWith<"inactive">, at: string): Test {
 function intentLevel(condition: ConditionWith<"intent">, at: string): Test {
   const { dimension, top, above } = condition.intent;
   const why = top ? `top intent is ${top}` : `intent ${dimension ?? "(top)"} above ${above ?? 0}`;
+  if (top === undefined && dimension) {
+    // The common shape (a dimension above a level), tested in one closure: these run per candidate.
+    const level = above ?? 0;
+    return (scope, trace) => {
+      const result = (intentOf(scope)[dimension] ?? 0) > level;
+      if (trace) trace(at, result, why);
+      return result;
+    };
+  }
   const holds = (scope: EvalScope): boolean => {
     if (top !== undefined) {
       const strongest = topOf(scope);
