@@ -191,7 +191,8 @@ interface DecisionRun {
    * Explained decisions: the first condition an audience failed on (its path and why), told by
    * `audienceTrace`, one function per decision rather than a closure per candidate.
    */
-  failedCondition: string | null;
+  failedPath: string | null;
+  failedWhy: string;
   audienceTrace: Trace | null;
 }
 
@@ -316,12 +317,16 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
     usedGroups: null,
     layers: new LayerDraws(visitorId),
     globallyHeldOut: false,
-    failedCondition: null,
+    failedPath: null,
+    failedWhy: "",
     audienceTrace: null,
   };
   if (input.explain)
     run.audienceTrace = (path, result, why) => {
-      if (!result && run.failedCondition === null) run.failedCondition = `${path}: ${why}`;
+      if (!result && run.failedPath === null) {
+        run.failedPath = path;
+        run.failedWhy = why;
+      }
     };
   return run;
 }
@@ -553,11 +558,61 @@ function explainedAudience(
   experience: CompiledExperience,
   traces: CandidateTrace[],
 ): boolean {
-  run.failedCondition = null;
+  run.failedPath = null;
   if (experience.audience?.(run.scope, run.audienceTrace ?? undefined) !== false) return true;
-  recordLoss(traces, experience, "audience", run.failedCondition);
+  traces.push(audienceLoss(run.rules, experience, run.failedPath, run.failedWhy));
   return false;
 }
+
+/**
+ * The trace of a candidate whose audience failed on `path` for `why`. The visitors an experience
+ * turns away fail on one of a few of its conditions, for reasons worded by the rules, so each
+ * experience keeps the last few such traces it made (frozen, shared) and hands one out again when
+ * the failure is the same: at 2,000 rules an explained page lists some 800 audience losses, and a
+ * new object and a new text for each was a good part of its garbage.
+ */
+function audienceLoss(
+  rules: DecisionRules,
+  experience: CompiledExperience,
+  path: string | null,
+  why: string,
+): CandidateTrace {
+  let byExperience = audienceLosses.get(rules);
+  if (!byExperience) {
+    byExperience = [];
+    audienceLosses.set(rules, byExperience);
+  }
+  let known = byExperience[experience.index];
+  if (known === undefined) {
+    known = [];
+    byExperience[experience.index] = known;
+  }
+  for (let i = 0; i < known.length; i++) {
+    const loss = known[i]!;
+    if (loss.path === path && loss.why === why) return loss.trace;
+  }
+  const trace: CandidateTrace = Object.freeze({
+    experience: experience.id,
+    ruleIndex: experience.index,
+    outcome: "audience",
+    detail: path === null ? null : `${path}: ${why}`,
+  });
+  // The newest first; at most a few per experience, however many ways its audience can fail.
+  known.unshift({ path, why, trace });
+  if (known.length > AUDIENCE_LOSSES_KEPT) known.pop();
+  return trace;
+}
+
+const AUDIENCE_LOSSES_KEPT = 4;
+
+interface AudienceLoss {
+  readonly path: string | null;
+  readonly why: string;
+  readonly trace: CandidateTrace;
+}
+
+/** Per rules version, by experience index: the last audience losses each experience traced. */
+const audienceLosses = new WeakMap<DecisionRules, (AudienceLoss[] | undefined)[]>();
 
 /**
  * A candidate whose experiment shares a layer is one only for the visitors the layer gives to that
@@ -696,8 +751,8 @@ function traceUnreached(traces: CandidateTrace[], placement: CompiledPlacement, 
   let prefix = traces.length <= experiences.length;
   for (let i = 0; prefix && i < traces.length; i++) prefix = traces[i]!.experience === experiences[i]!.id;
   if (prefix) {
-    const rest = unreachedTraces(placement, traces.length, stoppedBy);
-    for (let i = 0; i < rest.length; i++) traces.push(rest[i]!);
+    // One push of them all: the list grows once, not once per few entries.
+    traces.push(...unreachedTraces(placement, traces.length, stoppedBy));
     return;
   }
   const traced = new Set(traces.map((trace) => trace.experience));
