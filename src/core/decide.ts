@@ -394,6 +394,12 @@ function decidePlacement(
   const search = run.globallyHeldOut
     ? globallyHeldOutSearch(placement, traces)
     : searchCandidates(run, placement, excluded, traces);
+  if (isEligible(search)) {
+    // The first eligible candidate of a placement that picks by priority: the usual winner.
+    const decision = winningDecision(run, placementId, placement, search, traces);
+    if (traces) traceUnreached(traces, placement, `after ${search.experience.id}`);
+    return decision;
+  }
   let stoppedBy = search.stoppedBy;
   let decision: Decision;
   if (search.eligible.length > 0) {
@@ -456,15 +462,15 @@ function globallyHeldOutSearch(
 
 /**
  * The placement's candidates in priority order, each checked in turn: the first eligible one ends
- * the search under pick=priority; every eligible one is kept under pick=score; an experiment
- * holding the visitor out ends it with no winner.
+ * the search under pick=priority (and is what it returns); every eligible one is kept under
+ * pick=score; an experiment holding the visitor out ends it with no winner.
  */
 function searchCandidates(
   run: DecisionRun,
   placement: CompiledPlacement,
   excluded: boolean,
   traces: CandidateTrace[] | null,
-): CandidateSearch {
+): Eligible | CandidateSearch {
   // Made at the first eligible candidate: most placements that show their default have none.
   let eligible: Eligible[] | null = null;
   for (const experience of placement.experiences) {
@@ -488,12 +494,15 @@ function searchCandidates(
         stoppedBy: `not evaluated: held out of ${experimentId} at ${experience.id}, the placement keeps its default`,
       };
     }
+    // Under pick=priority the first is the winner, handed back as it is (no list, no search made).
+    if (placement.pick === "priority") return candidate;
     eligible ??= [];
     eligible.push(candidate);
-    if (placement.pick === "priority") break;
   }
   return eligible === null ? NOTHING_ELIGIBLE : { eligible, heldOut: false, stoppedBy: null };
 }
+
+const isEligible = (found: Eligible | CandidateSearch): found is Eligible => "experience" in found;
 
 const NO_ELIGIBLE: readonly Eligible[] = Object.freeze([]);
 const NOTHING_ELIGIBLE: CandidateSearch = Object.freeze({

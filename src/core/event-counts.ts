@@ -43,6 +43,8 @@ interface Layout {
   readonly slotWindow: readonly number[];
   readonly sets: number;
   readonly buckets: number;
+  /** A tally's cells, all zero: copied at the start of each decision, one allocation of the right size. */
+  readonly zeros: readonly number[];
 }
 
 /**
@@ -134,7 +136,10 @@ export class CountPlan {
         sets: [...valueSets.values()],
       });
     }
-    return { walkers, slotSet, slotWindow, sets, buckets };
+    // Slots, buckets, each set's pointer and open bucket, and the discard cell (CountTally).
+    const zeros: number[] = [];
+    for (let c = 0; c < this.#types.length + buckets + 2 * sets + 1; c++) zeros.push(0);
+    return { walkers, slotSet, slotWindow, sets, buckets, zeros };
   }
 }
 
@@ -199,10 +204,9 @@ export class CountTally {
     this.#pointersAt = this.#bucketsAt + layout.buckets;
     this.#currentAt = this.#pointersAt + layout.sets;
     this.#discard = this.#currentAt + layout.sets;
-    // A plain array: allocating a typed one costs more than a decision's walk of a short log.
-    const cells: number[] = [];
-    for (let c = 0; c <= this.#discard; c++) cells.push(0);
-    this.#cells = cells;
+    // A plain array (allocating a typed one costs more than a decision's walk of a short log),
+    // copied from the layout's zeros rather than grown a cell at a time.
+    this.#cells = layout.zeros.slice();
   }
 
   /** Whether this tally counts `plan`'s `slot` (a slot planned after it began needs a new one). */
