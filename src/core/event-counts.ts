@@ -266,6 +266,8 @@ export class CountTally {
       // The open bucket and whether the walk is still after the cut change only as it crosses a start.
       let bucket = cells[current]!;
       let open = walk.open;
+      // Counted into `bucket` since it was last written back: a local, not a cell, per entry.
+      let counted = 0;
       while (next >= 0 && earliest > since) {
         // An entry is read only as far as counting needs, so a malformed one is skipped.
         const entry: unknown = events[next--];
@@ -275,6 +277,8 @@ export class CountTally {
         if (ts < earliest) {
           earliest = ts;
           if (earliest <= boundary) {
+            cells[bucket]! += counted;
+            counted = 0;
             boundary = this.#advance(walker, walk, earliest);
             bucket = cells[current]!;
             open = walk.open;
@@ -282,8 +286,9 @@ export class CountTally {
         }
         if ((entry as VisitorEvent).type !== type || !open) continue;
         if (ts <= throughHourEnd) tail++;
-        if (ts <= now) cells[bucket]!++;
+        if (ts <= now) counted++;
       }
+      cells[bucket]! += counted;
       walk.tail = tail;
     } else {
       const key = walker.key!;
