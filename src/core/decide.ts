@@ -187,13 +187,6 @@ interface DecisionRun {
   readonly layers: LayerDraws;
   /** In the program-wide control group: every placement shows its default. */
   globallyHeldOut: boolean;
-  /**
-   * Explained decisions: the first condition an audience failed on (its path and why), told by
-   * `audienceTrace`, one function per decision rather than a closure per candidate.
-   */
-  failedPath: string | null;
-  failedWhy: string;
-  audienceTrace: Trace | null;
 }
 
 /** A candidate that passed every check, with the variant and content it would show. */
@@ -297,7 +290,7 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
     templateScope.affinity = { top: topTagOf(scope).tag };
     visitor.lastCategory = lastCategoryOf(scope);
   }
-  const run: DecisionRun = {
+  return {
     rules,
     visitorId,
     now,
@@ -317,18 +310,7 @@ function startRun(rules: DecisionRules, input: DecisionInput): DecisionRun {
     usedGroups: null,
     layers: new LayerDraws(visitorId),
     globallyHeldOut: false,
-    failedPath: null,
-    failedWhy: "",
-    audienceTrace: null,
   };
-  if (input.explain)
-    run.audienceTrace = (path, result, why) => {
-      if (!result && run.failedPath === null) {
-        run.failedPath = path;
-        run.failedWhy = why;
-      }
-    };
-  return run;
 }
 
 function hostOf(url: string | null | undefined): string | null {
@@ -559,19 +541,31 @@ function passesChecks(
 }
 
 /**
- * The audience, told to record the first condition that failed as the loss's detail (through the
- * decision's one trace function: no closure per candidate).
+ * The audience, told to record the first condition that failed as the loss's detail. One trace
+ * function for every candidate (a closure per candidate, or even per decision, cost the explained
+ * decision its garbage and its tail: the per-decision one had the young generation promote megabytes).
  */
 function explainedAudience(
   run: DecisionRun,
   experience: CompiledExperience,
   traces: CandidateTrace[],
 ): boolean {
-  run.failedPath = null;
-  if (experience.audience?.(run.scope, run.audienceTrace ?? undefined) !== false) return true;
-  traces.push(audienceLoss(run.rules, experience, run.failedPath, run.failedWhy));
+  // Set just before the audience runs and read just after: decide() is synchronous, so no other
+  // audience can tell the trace anything in between.
+  firstFailure.path = null;
+  if (experience.audience?.(run.scope, tellFirstFailure) !== false) return true;
+  traces.push(audienceLoss(run.rules, experience, firstFailure.path, firstFailure.why));
   return false;
 }
+
+/** The first condition the audience being explained failed on: its path and why (path null: none yet). */
+const firstFailure: { path: string | null; why: string } = { path: null, why: "" };
+const tellFirstFailure: Trace = (path, result, why) => {
+  if (!result && firstFailure.path === null) {
+    firstFailure.path = path;
+    firstFailure.why = why;
+  }
+};
 
 /**
  * The trace of a candidate whose audience failed on `path` for `why`. The visitors an experience
