@@ -31,7 +31,8 @@
  *
  * Run: `npm run bench -- proxy` (or `node bench/proxy.bench.ts`). Environment: BENCH_SECONDS (per
  * slice, default 4), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 10), BENCH_VISITORS
- * (default 20), BENCH_SLOW_ROUNDS (default 21), BENCH_COUNT_ROUNDS (counted pass, default 2).
+ * (default 20), BENCH_SLOW_ROUNDS (default 21), BENCH_COUNT_ROUNDS (counted pass, default 2),
+ * BENCH_FIRST_VISITS (new visitors whose page and beacon's first call the counted pass counts, default 100).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -58,6 +59,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const VISITORS = Number(process.env.BENCH_VISITORS ?? 20);
 const SLOW_ROUNDS = Number(process.env.BENCH_SLOW_ROUNDS ?? 21);
+/** New visitors whose whole first visit (page, then the beacon's first call) the counted pass counts. */
+const FIRST_VISITS = Number(process.env.BENCH_FIRST_VISITS ?? 100);
 const COUNT_ROUNDS = Number(process.env.BENCH_COUNT_ROUNDS ?? 2);
 
 function bigPage(): string {
@@ -343,10 +346,62 @@ async function countedPass(
         `${spec.name.padEnd(20)} ${plainRps.toFixed(0).padStart(11)}  ${countedRps.toFixed(0).padStart(13)}  ${(countedRps / plainRps).toFixed(2).padStart(14)}  ${plainCpu.toFixed(2).padStart(9)}  ${countedCpu.toFixed(2).padStart(11)}  ${(countedCpu - plainCpu >= 0 ? "+" : "") + (countedCpu - plainCpu).toFixed(2)}`,
       );
     }
+    const newVisitors = counted[NORTHSTAR.findIndex((spec) => spec.visitors === "new")];
+    if (newVisitors) lines.push(...(await firstVisits(newVisitors, FIRST_VISITS)));
     return { lines, calls };
   } finally {
     for (const t of counted) await t.dispose();
   }
+}
+
+/**
+ * What a new visitor costs in all, which a page alone does not show: their object is created by
+ * the beacon's first call (record 12), not by the page. `count` new browsers in turn, each loading
+ * the page without a cookie, then sending what the beacon's first call sends (the page view and the
+ * tag's `data-first` claim, as test/workerd/first-page.test.ts plays it); the calls counted per
+ * 1,000 such visits, once the object's writes behind (5 s) and its outbox sends have landed.
+ */
+async function firstVisits(target: Target, count: number): Promise<string[]> {
+  const before = await target.counts!();
+  const objectsBefore = target.objects!();
+  let accepted = 0;
+  for (let i = 0; i < count; i++) {
+    const page = await fetch(`${target.url}${target.path}`, { headers: { "user-agent": BROWSER_UA } });
+    const html = await page.text();
+    const cookie = page.headers
+      .getSetCookie()
+      .find((c) => c.includes("ns_vid"))
+      ?.split(";")[0];
+    const claim = /data-first="([^"]*)"/.exec(html)?.[1];
+    if (!cookie) throw new Error(`${target.name}: a first page set no visitor cookie`);
+    const firstPage = claim
+      ?.replace(/&quot;/g, '"')
+      .replace(/&lt;/g, "<")
+      .replace(/&gt;/g, ">")
+      .replace(/&amp;/g, "&");
+    const beacon = await fetch(`${target.url}/_ns/v1/events`, {
+      method: "POST",
+      headers: { "user-agent": BROWSER_UA, cookie, "content-type": "text/plain;charset=UTF-8" },
+      body: JSON.stringify({
+        sentAt: Date.now(),
+        events: [{ id: `first-${i}-${Date.now()}`, type: "page_view", props: { path: target.path } }],
+        ...(firstPage ? { firstPage } : {}),
+      }),
+    });
+    await beacon.arrayBuffer();
+    if (beacon.status === 202) accepted++;
+  }
+  if (accepted !== count)
+    throw new Error(`${target.name}: ${count - accepted} beacon first calls not accepted`);
+  await new Promise((resolve) => setTimeout(resolve, 6000));
+  const c = countsBetween(before, await target.counts!());
+  const per = (n: number) => ((1000 * n) / count).toFixed(0);
+  return [
+    "",
+    `a new visitor's first visit in all (the page without a cookie, then the beacon's first call: its page view and the first page's claim), ${count} visitors in turn, per 1,000 visitors:`,
+    "target               visitors  DO requests  (alarms)  rows written  rows read  KV reads  KV writes  queue msgs  objects",
+    `${target.name.replace(" (counted)", "").padEnd(20)} ${String(count).padStart(8)}  ${per(c.doRequests).padStart(11)}  ${`(${per(c.alarms)})`.padStart(8)}  ${per(c.rowsWritten).padStart(12)}  ${per(c.rowsRead).padStart(9)}  ${per(c.kvReads).padStart(8)}  ${per(c.kvWrites).padStart(9)}  ${per(c.queueMessages).padStart(10)}  ${per(target.objects!() - objectsBefore).padStart(7)}`,
+  ];
 }
 
 export async function run(): Promise<string[]> {

@@ -303,7 +303,9 @@ function recordEngagement(state: MutableVisitorState, event: VisitorEvent): void
 }
 
 /** Keeps storage bounded: recent events by count and age, counters by age, exposures by count. */
-export function prune(s: MutableVisitorState, now: Millis, limits = DEFAULT_LIMITS): void {
+/** Lets go of what is past the bounds; answers whether anything went. */
+export function prune(s: MutableVisitorState, now: Millis, limits = DEFAULT_LIMITS): boolean {
+  let changed = false;
   const oldest = now - limits.maxEventAgeMs;
   let drop = 0;
   while (drop < s.events.length && s.events[drop]!.ts < oldest) drop++;
@@ -313,17 +315,23 @@ export function prune(s: MutableVisitorState, now: Millis, limits = DEFAULT_LIMI
     const through = s.events[drop - 1]!.ts;
     if (s.prunedThrough === null || through > s.prunedThrough) s.prunedThrough = through;
     s.events.splice(0, drop);
+    changed = true;
   }
   const countFloor = now - limits.countRetentionMs;
   for (const [type, buckets] of Object.entries(s.counts)) {
     const kept = buckets.filter((b) => b[0] >= countFloor);
+    if (kept.length === buckets.length) continue;
+    changed = true;
     if (kept.length) s.counts[type] = kept;
     else delete s.counts[type];
   }
   for (const [id, times] of Object.entries(s.exposures)) {
-    if (times.length > limits.maxExposuresPerExperience)
+    if (times.length > limits.maxExposuresPerExperience) {
       s.exposures[id] = times.slice(-limits.maxExposuresPerExperience);
+      changed = true;
+    }
   }
+  return changed;
 }
 
 export function recordExposure(

@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import * as z from "zod";
 import type { ShardTally } from "../core/experiment-tally.ts";
 import type { Env } from "../platform/env.ts";
+import { ensureKeyedTables, type KeyedTable } from "../platform/keyed-tables.ts";
 import { log } from "../platform/log.ts";
 import { parseStored, recordDroppedWrite } from "../state/stored-value.ts";
 import {
@@ -68,20 +69,44 @@ const IDS_PER_STATEMENT = 50;
 /** Rows shard 0 moves to their own shards per alarm. */
 const MOVE_BATCH = 500;
 
+/**
+ * A shard's tables, keyed WITHOUT ROWID so a visitor's first exposure (or goal, or adoption) is one
+ * row written, not the row and its key's index (docs/decisions.md, record 28); a shard stored before
+ * is rebuilt once when it starts.
+ */
+const SHARD_TABLES: readonly KeyedTable[] = [
+  {
+    name: "exposure",
+    create: `CREATE TABLE IF NOT EXISTS exposure (visitor TEXT PRIMARY KEY, variant TEXT NOT NULL,
+      at INTEGER NOT NULL, converted_at INTEGER) WITHOUT ROWID`,
+    columns: ["visitor", "variant", "at", "converted_at"],
+  },
+  {
+    name: "goal_conversion",
+    create: `CREATE TABLE IF NOT EXISTS goal_conversion (visitor TEXT NOT NULL, goal TEXT NOT NULL,
+      first_at INTEGER NOT NULL, value REAL NOT NULL, PRIMARY KEY (visitor, goal)) WITHOUT ROWID`,
+    columns: ["visitor", "goal", "first_at", "value"],
+  },
+  {
+    name: "adopted",
+    create: `CREATE TABLE IF NOT EXISTS adopted (source TEXT NOT NULL, into_visitor TEXT NOT NULL,
+      PRIMARY KEY (source, into_visitor)) WITHOUT ROWID`,
+    columns: ["source", "into_visitor"],
+  },
+  {
+    name: "meta",
+    create: "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    columns: ["key", "value"],
+  },
+];
+
 export class ExperimentDO extends DurableObject<Env> implements ExperimentShard {
   private readonly sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS exposure (
-      visitor TEXT PRIMARY KEY, variant TEXT NOT NULL, at INTEGER NOT NULL, converted_at INTEGER)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS goal_conversion (
-      visitor TEXT NOT NULL, goal TEXT NOT NULL, first_at INTEGER NOT NULL, value REAL NOT NULL,
-      PRIMARY KEY (visitor, goal))`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS adopted (
-      source TEXT NOT NULL, into_visitor TEXT NOT NULL, PRIMARY KEY (source, into_visitor))`);
-    this.sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    ensureKeyedTables(this.sql, SHARD_TABLES);
     this.homeStrays();
   }
 

@@ -3,8 +3,8 @@ import type { Millis } from "../core/model.ts";
 import { withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
-import { chunksOf, sendExport } from "./export-producer.ts";
-import { type ExportRecord, ExportRecordSchema } from "./export-record.ts";
+import { CHUNK_BYTES, messagesOf, sendExport } from "./export-producer.ts";
+import { ExportMessageSchema, type ExportRecord, ExportRecordSchema } from "./export-record.ts";
 import { lazyTable } from "./lazy-tables.ts";
 import { parseStoredJson, recordDroppedWrite } from "./stored-value.ts";
 
@@ -13,12 +13,17 @@ import { parseStoredJson, recordDroppedWrite } from "./stored-value.ts";
  * acknowledges are written as rows in the same storage transaction as the facts themselves, so
  * what was acknowledged is queued for export, atomically. A row is sent after the answer and
  * deleted only once the EXPORT queue accepted it; what the queue refused waits for the object's
- * alarm, which tries again with backoff. The outbox is bounded (rows and age): what goes past the
+ * alarm, which tries again with backoff. A row holds the lines of one send, packed as one queue
+ * message (up to 60 KB): its insert and its delete are one row written each, whatever the number of
+ * lines (docs/decisions.md, record 28). The outbox is bounded (rows and age): what goes past the
  * bound is deleted, logged and counted (`write_dropped`, reasons `export_outbox_full` and
  * `export_outbox_expired`), never silent.
  */
 
-/** Rows one visitor may hold unsent: ten full ingest batches, far past an ordinary outage's backlog. */
+/**
+ * Rows one visitor may hold unsent: a thousand sends (a batch's lines, a message's, a delivery's),
+ * far past an ordinary outage's backlog; the age bound below comes first for a steady visitor.
+ */
 export const OUTBOX_MAX_ROWS = 1000;
 /** A row not accepted in this long is dropped: a queue down for days is an incident, not a retry. */
 export const OUTBOX_MAX_AGE_MS = 3 * 86_400_000;
@@ -30,6 +35,7 @@ const RETRY_MAX_MS = 15 * 60_000;
  * the queue took it after all, the retry sends its lines again, which the export's ids deduplicate.
  */
 export const SEND_DEADLINE_MS = 5000;
+const encoder = new TextEncoder();
 /** Rows read per send: Queues takes at most 100 messages per sendBatch. */
 const PAGE_ROWS = 100;
 
@@ -44,14 +50,22 @@ export interface SeqRange {
   readonly to: number;
 }
 
-/** Created by the first line queued: most visitors' lines are accepted at once, and never wait here. */
+/**
+ * Created by the first line queued: most visitors' lines are accepted at once, and never wait here.
+ * `seq` is the rowid, without AUTOINCREMENT (its counter is a table of its own and a row written per
+ * insert): a seq may be given again once the newest rows are gone, which only a send that took them
+ * does, and sends never overlap. Outboxes created before keep their AUTOINCREMENT, which reads the same.
+ */
 const outboxTable = lazyTable("outbox", (sql) =>
   sql.exec(
-    "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, body TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL)",
   ),
 );
 
-/** One `outbox` row as SQLite gives it back; `body` is an export record as JSON text. */
+/**
+ * One `outbox` row as SQLite gives it back; `body` is a queue message as JSON text: the lines of one
+ * send as an array, or one line alone (rows written before record 28).
+ */
 const OutboxRowSchema = z.object({ seq: z.number(), body: z.string() });
 
 /**
@@ -63,22 +77,23 @@ export function enqueueExport(
   records: readonly ExportRecord[],
   now: Millis,
 ): SeqRange | null {
-  if (records.length === 0) return null;
+  // A line the consumer would refuse never reaches the queue; nor does it undo its fact's transaction.
+  const lines: ExportRecord[] = [];
+  for (const record of records) {
+    const line = ExportRecordSchema.safeParse(record);
+    if (line.success) lines.push(line.data);
+    else recordDroppedWrite("export_line_invalid", line.error.issues[0]?.message ?? "invalid");
+  }
+  if (lines.length === 0) return null;
   let from = Number.POSITIVE_INFINITY;
   let to = 0;
-  for (const record of records) {
-    // A line the consumer would refuse never reaches the queue; nor does it undo its fact's transaction.
-    const line = ExportRecordSchema.safeParse(record);
-    if (!line.success) {
-      recordDroppedWrite("export_line_invalid", line.error.issues[0]?.message ?? "invalid");
-      continue;
-    }
+  for (const message of messagesOf(lines)) {
     const row = outboxTable
       .write<{ seq: number }>(
         sql,
         "INSERT INTO outbox (at, body) VALUES (?, ?) RETURNING seq",
         now,
-        JSON.stringify(line.data),
+        JSON.stringify(message),
       )
       .one();
     from = Math.min(from, row.seq);
@@ -90,7 +105,7 @@ export function enqueueExport(
     OUTBOX_MAX_ROWS,
   ).length;
   if (dropped > 0)
-    recordDroppedWrite("export_outbox_full", `${dropped} export lines over ${OUTBOX_MAX_ROWS}`);
+    recordDroppedWrite("export_outbox_full", `${dropped} sends' export lines over ${OUTBOX_MAX_ROWS} sends`);
   return { from, to };
 }
 
@@ -101,11 +116,12 @@ export function dropExpired(sql: SqlStorage, now: Millis): number {
     "DELETE FROM outbox WHERE at < ? RETURNING seq",
     now - OUTBOX_MAX_AGE_MS,
   ).length;
-  if (dropped > 0) recordDroppedWrite("export_outbox_expired", `${dropped} export lines unsent for 3 days`);
+  if (dropped > 0)
+    recordDroppedWrite("export_outbox_expired", `${dropped} sends' export lines unsent for 3 days`);
   return dropped;
 }
 
-/** How many rows wait to be sent. */
+/** How many sends' rows wait to be sent. */
 export function pendingExports(sql: SqlStorage): number {
   return outboxTable.query<{ n: number }>(sql, "SELECT COUNT(*) AS n FROM outbox")[0]?.n ?? 0;
 }
@@ -128,30 +144,51 @@ export async function sendOutbox(
     const page = readPage(sql, after, last);
     if (page.rows.length === 0) return true;
     after = page.rows[page.rows.length - 1]!.seq;
-    for (const chunk of chunksOf(page.rows.map((row) => row.record))) {
-      const seqs = chunk.map((record) => page.seqOf.get(record)!);
-      const sent = await withDeadline(() => sendExport(env, chunk), SEND_DEADLINE_MS);
+    // Whole rows per sendBatch, so a row is deleted only once every line it holds was accepted.
+    for (const chunk of rowChunks(page.rows)) {
+      const lines = chunk.flatMap((row) => row.lines);
+      const sent = await withDeadline(() => sendExport(env, lines), SEND_DEADLINE_MS);
       if (!sent.ok) {
         log("warn", "export_deferred", {
-          lines: chunk.length,
+          lines: lines.length,
           error: sent.reason === "error" ? sent.error : `no answer in ${SEND_DEADLINE_MS} ms`,
         });
         return false;
       }
       if (gone()) return true;
-      for (const seq of seqs) outboxTable.query(sql, "DELETE FROM outbox WHERE seq = ?", seq);
+      for (const row of chunk) outboxTable.query(sql, "DELETE FROM outbox WHERE seq = ?", row.seq);
     }
   }
 }
 
+interface OutboxRow {
+  readonly seq: number;
+  readonly lines: readonly ExportRecord[];
+  /** The body's UTF-8 bytes: what the row adds to a sendBatch. */
+  readonly bytes: number;
+}
+
+/** Greedy runs of whole rows, each within one sendBatch (a row is at most one 60 KB message). */
+function rowChunks(rows: readonly OutboxRow[]): OutboxRow[][] {
+  const chunks: OutboxRow[][] = [];
+  let chunk: OutboxRow[] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    if (chunk.length > 0 && bytes + row.bytes > CHUNK_BYTES) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(row);
+    bytes += row.bytes;
+  }
+  if (chunk.length) chunks.push(chunk);
+  return chunks;
+}
+
 /** Up to PAGE_ROWS rows after `after`; a row that does not parse is logged, counted and deleted. */
-function readPage(
-  sql: SqlStorage,
-  after: number,
-  last: number,
-): { rows: Array<{ seq: number; record: ExportRecord }>; seqOf: Map<ExportRecord, number> } {
-  const rows: Array<{ seq: number; record: ExportRecord }> = [];
-  const seqOf = new Map<ExportRecord, number>();
+function readPage(sql: SqlStorage, after: number, last: number): { rows: OutboxRow[] } {
+  const rows: OutboxRow[] = [];
   const raw = outboxTable.query(
     sql,
     "SELECT seq, body FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
@@ -161,22 +198,25 @@ function readPage(
   );
   for (const one of raw) {
     const row = OutboxRowSchema.safeParse(one);
-    const record = row.success
-      ? parseStoredJson(ExportRecordSchema, row.data.body, "outbox.body")
+    const message = row.success
+      ? parseStoredJson(ExportMessageSchema, row.data.body, "outbox.body")
       : undefined;
-    if (!row.success || !record) {
+    if (!row.success || !message) {
       // Written by the schema that reads it, so only damage gets here: it can never be sent.
       if (row.success) outboxTable.query(sql, "DELETE FROM outbox WHERE seq = ?", row.data.seq);
       recordDroppedWrite("export_outbox_invalid", "an outbox row that does not parse");
       continue;
     }
-    rows.push({ seq: row.data.seq, record });
-    seqOf.set(record, row.data.seq);
+    rows.push({
+      seq: row.data.seq,
+      lines: Array.isArray(message) ? message : [message],
+      bytes: encoder.encode(row.data.body).length,
+    });
   }
   // A page of only damaged rows must still move on: the next read starts after them.
   if (rows.length === 0 && raw.length > 0) {
     const lastSeq = OutboxRowSchema.safeParse(raw[raw.length - 1]);
     if (lastSeq.success) return readPage(sql, lastSeq.data.seq, last);
   }
-  return { rows, seqOf };
+  return { rows };
 }

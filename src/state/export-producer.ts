@@ -15,7 +15,7 @@ import { recordDroppedWrite } from "./stored-value.ts";
  */
 const MESSAGE_BYTES = 60_000;
 /** A sendBatch takes at most 256 KB: a chunk of records stays under it, packed as it may be. */
-const CHUNK_BYTES = 180_000;
+export const CHUNK_BYTES = 180_000;
 const encoder = new TextEncoder();
 
 /** One record's size in a message: its JSON's UTF-8 bytes and the comma after it. */

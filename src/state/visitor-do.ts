@@ -102,6 +102,7 @@ import {
   loadHeld,
   oldestSeenAt,
   pruneAndSave,
+  pruneForUpkeep,
   readHandedExperiments,
   saveConsent,
   saveJourneyTraits,
@@ -252,11 +253,22 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // (what a rollback falls back to).
     this.flushPending();
     const assignedFirst = this.keepFirstPageAssignments(options.firstPage);
-    const batch = this.batchHost(privacy.measure);
+    const firstPage = options.firstPage;
+    // The first page's exposure lines ride in the batch's outbox row, with its page view: one row
+    // and one queue message for the beacon's first call (record 28).
+    const batch = this.batchHost(privacy.measure, () =>
+      firstPage
+        ? shownRecords(this.exportId(), options.now, firstPage.exposures, firstPage.rulesVersion)
+        : [],
+    );
     const outcome = applyBatch(batch.host, events, scoring, options.now);
-    if (outcome.accepted > 0) this.keepUpkeepArmed();
-    if (options.firstPage && outcome.accepted > 0)
-      this.keepFirstPageShown(options.firstPage, options.now, privacy.measure);
+    if (outcome.accepted > 0) {
+      // The batch saved the whole state it holds (the first page's assignments included): nothing
+      // is left for the write-behind flush to write again.
+      this.stateDirty = false;
+      this.keepUpkeepArmed();
+    }
+    if (firstPage && outcome.accepted > 0) this.keepFirstPageCaps(firstPage, options.now);
     if (scoring && outcome.stored.length > 0) this.journeysAfterIngest(scoring, outcome.stored, options.now);
     // A goal reached by someone who refused measurement is kept (it is their behaviour) but not counted.
     const conversions =
@@ -276,11 +288,6 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
   private exportId(): string {
     // An object called without its id yet (empty) is still named: by its object id.
     return this.held.state.visitorId || this.ctx.id.toString();
-  }
-
-  /** Facts into the outbox now, onto the EXPORT queue after the answer (one sendBatch). */
-  private export(records: readonly ExportRecord[]): void {
-    this.sendSoon(enqueueExport(this.sql, records, Date.now()));
   }
 
   /** Sends the rows just queued, off the response's path; what the queue refuses waits for the alarm. */
@@ -360,8 +367,12 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
    * visitors only), so stored and queued for export commit together. `queued()` is the outbox range
    * the batch wrote, to send once the answer has left.
    */
-  private batchHost(measure: boolean): { host: BatchHost; queued: () => SeqRange | null } {
+  private batchHost(
+    measure: boolean,
+    alongside: () => readonly ExportRecord[] = () => [],
+  ): { host: BatchHost; queued: () => SeqRange | null } {
     let queued: SeqRange | null = null;
+    let alongsideQueued = false;
     const host: BatchHost = {
       transaction: (run) => this.transaction(run),
       sql: this.sql,
@@ -371,11 +382,13 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
       keepForExport: (stored) => {
         if (!measure) return;
         const id = this.exportId();
-        const range = enqueueExport(
-          this.sql,
-          stored.map((event) => eventRecord(id, event)),
-          Date.now(),
-        );
+        const records: ExportRecord[] = stored.map((event) => eventRecord(id, event));
+        // With the first events stored, once (a batch that falls back to one event at a time calls this per event).
+        if (records.length > 0 && !alongsideQueued) {
+          alongsideQueued = true;
+          records.push(...alongside());
+        }
+        const range = enqueueExport(this.sql, records, Date.now());
         queued =
           range && queued ? { from: Math.min(queued.from, range.from), to: range.to } : (range ?? queued);
       },
@@ -580,12 +593,12 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     return true;
   }
 
-  private keepFirstPageShown(first: FirstPageRecord, now: Millis, measured: boolean): void {
+  /** The first page's capped exposures, written behind (its export lines went with the batch's). */
+  private keepFirstPageCaps(first: FirstPageRecord, now: Millis): void {
     if (this.keepCappedExposures(first.exposures, now)) {
       this.stateDirty = true;
       this.writeBehind();
     }
-    if (measured) this.export(shownRecords(this.exportId(), now, first.exposures, first.rulesVersion));
   }
 
   /**
@@ -836,7 +849,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // at once). Then the next is when the first thing held reaches its bound, not a day later.
     if (now >= this.upkeepDueAt) {
       forgetSeenBefore(this.sql, now - this.seenRetentionMs);
-      pruneAndSave(this.sql, this.held.state, now, this.limits);
+      pruneForUpkeep(this.sql, this.held.state, now, this.limits);
       this.upkeepDueAt = nextUpkeepAt(this.held, this.upkeepBounds(), oldestSeenAt(this.sql), now);
     }
     const scoring = await this.scoring();

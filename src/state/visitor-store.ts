@@ -1,6 +1,7 @@
 import * as z from "zod";
 import type { Millis, VisitorEvent } from "../core/model.ts";
 import { emptyState, type MutableVisitorState, prune, type StateLimits } from "../core/visitor-state.ts";
+import { ensureKeyedTables, type KeyedTable } from "../platform/keyed-tables.ts";
 import { lazyTable } from "./lazy-tables.ts";
 import { parseStored, parseStoredJson } from "./stored-value.ts";
 import { type DeadLetter, DeadLetterSchema } from "./visitor-object.ts";
@@ -119,15 +120,33 @@ export function emptyHeld(visitorId = ""): HeldVisitor {
 }
 
 /**
- * The tables every visitor writes, created when the object starts. The others (dead letters, the
+ * The tables every visitor writes, keyed WITHOUT ROWID so a page view, a remembered id or a meta
+ * value is one row written (record 28): the log by time then id (loaded and pruned in that order),
+ * the remembered ids and the meta keys by themselves. Created when the object starts; an object
+ * stored before is rebuilt once (src/platform/keyed-tables.ts). The others (dead letters, the
  * outbox, the journeys' tables) are created by their first write (lazy-tables.ts).
  */
+const VISITOR_TABLES: readonly KeyedTable[] = [
+  {
+    name: "event",
+    create: `CREATE TABLE IF NOT EXISTS event (ts INTEGER NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
+      channel TEXT NOT NULL, props TEXT NOT NULL, PRIMARY KEY (ts, id)) WITHOUT ROWID`,
+    columns: ["ts", "id", "type", "channel", "props"],
+  },
+  {
+    name: "seen",
+    create: "CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, ts INTEGER NOT NULL) WITHOUT ROWID",
+    columns: ["id", "ts"],
+  },
+];
+const META_TABLE: KeyedTable = {
+  name: "meta",
+  create: "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+  columns: ["key", "value"],
+};
+
 export function createTables(sql: SqlStorage): void {
-  sql.exec(`CREATE TABLE IF NOT EXISTS event (
-      id TEXT PRIMARY KEY, ts INTEGER NOT NULL, type TEXT NOT NULL, channel TEXT NOT NULL, props TEXT NOT NULL)`);
-  sql.exec("CREATE INDEX IF NOT EXISTS event_ts ON event (ts)");
-  sql.exec("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, ts INTEGER NOT NULL)");
-  createMetaTable(sql);
+  ensureKeyedTables(sql, [...VISITOR_TABLES, META_TABLE]);
 }
 
 /** Rejected events: created by the first one, which most visitors never send. */
@@ -139,7 +158,7 @@ const deadLetterTable = lazyTable("dead_letter", (sql) =>
 
 /** The one table an erased object keeps (its tombstone lives there). */
 export function createMetaTable(sql: SqlStorage): void {
-  sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+  ensureKeyedTables(sql, [META_TABLE]);
 }
 
 /** Reads everything back from storage; a value that does not parse is logged and read as absent. */
@@ -252,9 +271,9 @@ export function storeEvent(sql: SqlStorage, event: VisitorEvent, remember = true
     if (fresh.length === 0) return false;
   }
   sql.exec(
-    "INSERT OR REPLACE INTO event (id, ts, type, channel, props) VALUES (?, ?, ?, ?, ?)",
-    event.id,
+    "INSERT OR REPLACE INTO event (ts, id, type, channel, props) VALUES (?, ?, ?, ?, ?)",
     event.ts,
+    event.id,
     event.type,
     event.channel,
     JSON.stringify(event.props),
@@ -298,13 +317,29 @@ export function pruneAndSave(
   saveState(sql, state);
 }
 
+/**
+ * The upkeep's prune: the aggregate row is written only when something went (most wake-ups of a
+ * quiet visitor's object find the bound it woke for already moved by a later write).
+ */
+export function pruneForUpkeep(
+  sql: SqlStorage,
+  state: MutableVisitorState,
+  now: Millis,
+  limits: StateLimits,
+): void {
+  const countBefore = state.events.length;
+  if (!prune(state, now, limits)) return;
+  if (state.events.length < countBefore) deletePrunedEvents(sql, state, now);
+  saveState(sql, state);
+}
+
 function deletePrunedEvents(sql: SqlStorage, state: MutableVisitorState, now: Millis): void {
   const oldestKept = state.events[0]?.ts ?? now + 1;
   sql.exec("DELETE FROM event WHERE ts < ?", oldestKept);
   // Same-millisecond ties at the boundary: keep exactly the ids still in memory.
   const kept = new Set(state.events.map((event) => event.id));
   for (const row of sql.exec<{ id: string }>("SELECT id FROM event WHERE ts = ?", oldestKept).toArray()) {
-    if (!kept.has(row.id)) sql.exec("DELETE FROM event WHERE id = ?", row.id);
+    if (!kept.has(row.id)) sql.exec("DELETE FROM event WHERE ts = ? AND id = ?", oldestKept, row.id);
   }
 }
 

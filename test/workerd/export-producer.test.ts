@@ -11,6 +11,7 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import * as z from "zod";
 import { handle } from "../../src/http/app.ts";
 import {
   dropExpired,
@@ -457,9 +458,9 @@ describe("the object's outbox: nothing acknowledged is lost on the way out", () 
     expect(await linesWithId(`event:${visitorId}:${event.id}`)).toBe(1);
   });
 
-  it(`holds at most ${OUTBOX_MAX_ROWS} lines: the oldest go past it, counted as export_outbox_full`, async () => {
+  it(`holds at most ${OUTBOX_MAX_ROWS} unsent sends: the oldest go past it, counted as export_outbox_full`, async () => {
     const visitorId = `outbox-full-${eid()}`;
-    const records = Array.from({ length: OUTBOX_MAX_ROWS + 5 }, (_, i) =>
+    const sends = Array.from({ length: OUTBOX_MAX_ROWS + 5 }, (_, i) =>
       eventRecord(visitorId, {
         id: `e-${i}`,
         type: "page_view",
@@ -470,15 +471,49 @@ describe("the object's outbox: nothing acknowledged is lost on the way out", () 
     );
     const before = droppedWriteCount("export_outbox_full");
     const ids = await runInDurableObject(stubOf(visitorId), (_instance: VisitorDO, ctx) => {
-      enqueueExport(ctx.storage.sql, records, Date.now());
+      for (const record of sends) enqueueExport(ctx.storage.sql, [record], Date.now());
       return ctx.storage.sql
         .exec<{ body: string }>("SELECT body FROM outbox ORDER BY seq")
         .toArray()
-        .map((row) => ExportRecordSchema.parse(JSON.parse(row.body)).id);
+        .flatMap((row) =>
+          z
+            .array(ExportRecordSchema)
+            .parse(JSON.parse(row.body))
+            .map((line) => line.id),
+        );
     });
     expect(ids).toHaveLength(OUTBOX_MAX_ROWS);
-    expect(ids[0]).toBe(records[5]!.id);
-    expect(droppedWriteCount("export_outbox_full")).toBe(before + 1);
+    expect(ids[0]).toBe(sends[5]!.id);
+    expect(droppedWriteCount("export_outbox_full")).toBe(before + 5);
+  });
+
+  it("a send's lines wait in one outbox row, and go to the queue as one message", async () => {
+    const visitorId = `outbox-packed-${eid()}`;
+    const lines = Array.from({ length: 3 }, (_, i) =>
+      eventRecord(visitorId, {
+        id: `e-${i}`,
+        type: "search",
+        ts: Date.UTC(2026, 0, 1),
+        channel: "web",
+        props: {},
+      }),
+    );
+    const messages: ExportMessage[] = [];
+    const queue = {
+      async sendBatch(batch: Iterable<MessageSendRequest<ExportMessage>>) {
+        for (const message of batch) messages.push(message.body);
+      },
+    } as unknown as Queue;
+    const rows = await runInDurableObject(stubOf(visitorId), async (_instance: VisitorDO, ctx) => {
+      const range = enqueueExport(ctx.storage.sql, lines, Date.now());
+      const waiting = ctx.storage.sql.exec("SELECT seq FROM outbox").toArray().length;
+      expect(await sendOutbox(ctx.storage.sql, { EXPORT: queue }, range, () => false)).toBe(true);
+      return { waiting, left: ctx.storage.sql.exec("SELECT seq FROM outbox").toArray().length };
+    });
+    expect(rows).toEqual({ waiting: 1, left: 0 });
+    expect(messages.map((message) => [message].flat().map((line) => line.id))).toEqual([
+      lines.map((line) => line.id),
+    ]);
   });
 
   it("a line unsent for 3 days is dropped at the alarm, counted as export_outbox_expired, never sent", async () => {

@@ -85,7 +85,7 @@ describe("a visitor object's tables", () => {
     const visitorId = idOf(cookie);
     expect((await sendEvents(cookie, [{ id: eid(), type: "product_view", props: {} }])).status).toBe(202);
 
-    expect(await tablesOf(visitorId)).toEqual(["event", "meta", "outbox", "seen", "sqlite_sequence"]);
+    expect(await tablesOf(visitorId)).toEqual(["event", "meta", "outbox", "seen"]);
     expect((await profile(visitorId)).state!.events.map((event) => event.type)).toEqual(["product_view"]);
   });
 
