@@ -11,15 +11,7 @@ import { LayerDraws, layerLossDetail, layerWinDetail } from "./layers.ts";
 import type { Consent, RequestContext, Traits, VisitorState } from "./model.ts";
 import { isObject, normalizeContext, normalizeState } from "./normalize.ts";
 import { type RankedItem, rankItems } from "./ranking.ts";
-import {
-  type EvalScope,
-  intentOf,
-  lastCategoryOf,
-  type Test,
-  type Trace,
-  topOf,
-  topTagOf,
-} from "./scope.ts";
+import { type EvalScope, intentOf, lastCategoryOf, type Test, type Trace, topOf, topTagOf } from "./scope.ts";
 import type { TemplateScope } from "./templates.ts";
 import { isTimeZone, utcOffsetMinutes } from "./time-zone.ts";
 import { redirectTarget } from "./url-policy.ts";

@@ -401,7 +401,9 @@ function pathComparison(condition: ConditionWith<"path">, at: string): Test {
 
 /** The trait `key` of the scope's traits (own keys only), or undefined. */
 function traitOf(traits: EvalScope["traits"], key: string): unknown {
-  return typeof traits === "object" && traits !== null && Object.hasOwn(traits, key) ? traits[key] : undefined;
+  return typeof traits === "object" && traits !== null && Object.hasOwn(traits, key)
+    ? traits[key]
+    : undefined;
 }
 
 /**
