@@ -391,6 +391,18 @@ function pathComparison(condition: ConditionWith<"path">, at: string): Test {
       return result;
     };
   }
+  if (condition.op === "in") {
+    // One of a list (a campaign, a country): tested here, without a call through the comparator.
+    const values = new Set(condition.value as readonly unknown[]);
+    return (scope, trace) => {
+      const actual = read(scope);
+      const result = Array.isArray(actual)
+        ? actual.some((element) => values.has(element))
+        : values.has(actual);
+      if (trace) trace(at, result, actual === undefined ? missing : why);
+      return result;
+    };
+  }
   return (scope, trace) => {
     const actual = read(scope);
     const result = compare(actual, scope.now);
