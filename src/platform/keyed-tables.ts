@@ -18,6 +18,8 @@ export interface KeyedTable {
   readonly create: string;
   /** The columns a rebuild copies, the same in the old layout and the new. */
   readonly columns: readonly string[];
+  /** Created by its first write elsewhere (src/state/lazy-tables.ts): here only rebuilt if stored before. */
+  readonly onFirstWrite?: boolean;
 }
 
 /**
@@ -33,8 +35,9 @@ export function ensureKeyedTables(sql: SqlStorage, tables: readonly KeyedTable[]
   );
   for (const table of tables) {
     const layout = stored.get(table.name);
-    if (layout === undefined) sql.exec(table.create);
-    else if (!/WITHOUT\s+ROWID\s*$/i.test(layout)) rebuild(sql, table);
+    if (layout === undefined) {
+      if (!table.onFirstWrite) sql.exec(table.create);
+    } else if (!/WITHOUT\s+ROWID\s*$/i.test(layout)) rebuild(sql, table);
   }
 }
 

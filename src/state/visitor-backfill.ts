@@ -4,7 +4,7 @@ import { log } from "../platform/log.ts";
 import type { CompiledRules } from "../rules/index.ts";
 import type { BatchHost } from "./visitor-ingest.ts";
 import type { BackfillLine } from "./visitor-object.ts";
-import { DAY_MS, pruneAndSave, storeEvent } from "./visitor-store.ts";
+import { DAY_MS, loggedIds, pruneAndSave, storeEvent } from "./visitor-store.ts";
 
 /**
  * Backfill on the visitor's object: older history stored and folded into the state in one
@@ -36,9 +36,10 @@ export function applyBackfill(
   try {
     host.transaction(() => {
       const fresh: VisitorEvent[] = [];
+      const logged = loggedIds(host.state());
       for (const [index, event] of events.entries()) {
         if (lines[index]!.status === "refused") continue;
-        if (storeEvent(host.sql, event)) fresh.push(event);
+        if (storeEvent(host.sql, event, logged)) fresh.push(event);
         else lines[index] = { status: "duplicate" };
       }
       if (fresh.length === 0) return;

@@ -90,6 +90,7 @@ import {
   visitorObject,
 } from "./visitor-object.ts";
 import {
+  ACCEPT_WINDOW_MS,
   addDeadLetter,
   createMetaTable,
   createTables,
@@ -102,7 +103,6 @@ import {
   loadHeld,
   oldestSeenAt,
   pruneAndSave,
-  pruneForUpkeep,
   readHandedExperiments,
   saveConsent,
   saveJourneyTraits,
@@ -128,8 +128,6 @@ import {
  * transaction in visitor-backfill.ts, the merge protocol in visitor-merge.ts. This class holds the memory and the order of the steps.
  */
 
-/** Events older than this are refused at the door (LIMITS.pastMs in src/http/events.ts). */
-const ACCEPT_WINDOW_MS = 7 * DAY_MS;
 /**
  * Write-behind: page views and decision records are held in memory and written together at most
  * once per this long per visitor (docs/decisions.md, record 13).
@@ -523,7 +521,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     let written = 0;
     // The views and the aggregates commit together; the views' export lines left from the worker.
     this.transaction(() => {
-      for (const view of views) if (storeEvent(this.sql, view, false)) written++;
+      for (const view of views) if (storeEvent(this.sql, view, null)) written++;
       if (written > 0) pruneAndSave(this.sql, this.held.state, now, this.limits);
       else if (dirty) saveState(this.sql, this.held.state);
     });
@@ -636,16 +634,16 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     saveConsent(this.sql, this.held.consent);
     this.held.consentAt = options.now ?? Date.now();
     setMeta(this.sql, "consentAt", String(this.held.consentAt));
-    if (this.held.consent.personalization === false) this.forgetBehaviour();
+    if (this.held.consent.personalization === false) this.forgetBehaviour(this.held.consentAt);
     this.keepUpkeepArmed();
     return this.held.consent;
   }
 
   /** Withdrawn personalization consent: the behaviour held so far goes too, consent stays. */
-  private forgetBehaviour(): void {
+  private forgetBehaviour(now: Millis): void {
     this.pendingViews = [];
     this.stateDirty = false;
-    deleteBehaviour(this.sql);
+    deleteBehaviour(this.sql, this.held.state.events, now, this.limits);
     // Journeys read behaviour: their entries go too, and each instance ends at its next step.
     deleteJourneys(this.sql);
     deleteMessages(this.sql);
@@ -849,7 +847,7 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     // at once). Then the next is when the first thing held reaches its bound, not a day later.
     if (now >= this.upkeepDueAt) {
       forgetSeenBefore(this.sql, now - this.seenRetentionMs);
-      pruneForUpkeep(this.sql, this.held.state, now, this.limits);
+      pruneAndSave(this.sql, this.held.state, now, this.limits, true);
       this.upkeepDueAt = nextUpkeepAt(this.held, this.upkeepBounds(), oldestSeenAt(this.sql), now);
     }
     const scoring = await this.scoring();

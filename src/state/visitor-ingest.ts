@@ -2,7 +2,7 @@ import type { Millis, VisitorEvent } from "../core/model.ts";
 import { applyEvent, type MutableVisitorState, type StateLimits } from "../core/visitor-state.ts";
 import { log } from "../platform/log.ts";
 import type { CompiledRules } from "../rules/index.ts";
-import { addDeadLetter, pruneAndSave, storeEvent } from "./visitor-store.ts";
+import { addDeadLetter, loggedIds, pruneAndSave, storeEvent } from "./visitor-store.ts";
 
 /**
  * Ingest on the visitor's object: the per-visitor rate limit, and a batch of events applied in one
@@ -89,8 +89,9 @@ function applyInOneTransaction(
   const outcome: BatchOutcome = { accepted: 0, duplicates: 0, failed: [], stored: [] };
   host.transaction(() => {
     const state = host.state();
+    const logged = loggedIds(state);
     for (const event of events) {
-      if (!storeEvent(host.sql, event)) {
+      if (!storeEvent(host.sql, event, logged)) {
         outcome.duplicates++;
         continue;
       }
@@ -118,11 +119,11 @@ function applyEventByEvent(
   for (const event of events) {
     try {
       host.transaction(() => {
-        if (!storeEvent(host.sql, event)) {
+        const state = host.state();
+        if (!storeEvent(host.sql, event, loggedIds(state))) {
           outcome.duplicates++;
           return;
         }
-        const state = host.state();
         applyEvent(state, event, scoring, host.limits);
         pruneAndSave(host.sql, state, now, host.limits);
         host.keepForExport([event]);

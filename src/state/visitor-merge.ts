@@ -8,6 +8,7 @@ import {
   addDeadLetter,
   deleteAllButAddress,
   type HeldVisitor,
+  loggedIds,
   readDeadLetters,
   readSeenSince,
   rememberSeen,
@@ -48,7 +49,8 @@ export function foldDump(
 ): number {
   const fresh: VisitorEvent[] = [];
   const duplicates: VisitorEvent[] = [];
-  for (const event of source.state.events) (storeEvent(sql, event) ? fresh : duplicates).push(event);
+  const logged = loggedIds(held.state);
+  for (const event of source.state.events) (storeEvent(sql, event, logged) ? fresh : duplicates).push(event);
   rememberSeen(sql, source.seen ?? []);
   mergeVisitorState(
     held.state,

@@ -120,11 +120,11 @@ export function emptyHeld(visitorId = ""): HeldVisitor {
 }
 
 /**
- * The tables every visitor writes, keyed WITHOUT ROWID so a page view, a remembered id or a meta
- * value is one row written (record 28): the log by time then id (loaded and pruned in that order),
- * the remembered ids and the meta keys by themselves. Created when the object starts; an object
- * stored before is rebuilt once (src/platform/keyed-tables.ts). The others (dead letters, the
- * outbox, the journeys' tables) are created by their first write (lazy-tables.ts).
+ * The tables every visitor writes, keyed WITHOUT ROWID so a page view, an event or a meta value is
+ * one row written (record 28): the log by time then id (loaded and pruned in that order), the meta
+ * keys by themselves. Created when the object starts; an object stored before is rebuilt once
+ * (src/platform/keyed-tables.ts). The others (remembered ids, dead letters, the outbox, the
+ * journeys' tables) are created by their first write (lazy-tables.ts).
  */
 const VISITOR_TABLES: readonly KeyedTable[] = [
   {
@@ -133,12 +133,16 @@ const VISITOR_TABLES: readonly KeyedTable[] = [
       channel TEXT NOT NULL, props TEXT NOT NULL, PRIMARY KEY (ts, id)) WITHOUT ROWID`,
     columns: ["ts", "id", "type", "channel", "props"],
   },
-  {
-    name: "seen",
-    create: "CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, ts INTEGER NOT NULL) WITHOUT ROWID",
-    columns: ["id", "ts"],
-  },
 ];
+const SEEN_CREATE =
+  "CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, ts INTEGER NOT NULL) WITHOUT ROWID";
+/** An object stored before keeps its `seen` rows, rebuilt keyed; a new one creates it on its first row. */
+const SEEN_TABLE: KeyedTable = {
+  name: "seen",
+  create: SEEN_CREATE,
+  columns: ["id", "ts"],
+  onFirstWrite: true,
+};
 const META_TABLE: KeyedTable = {
   name: "meta",
   create: "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
@@ -146,8 +150,15 @@ const META_TABLE: KeyedTable = {
 };
 
 export function createTables(sql: SqlStorage): void {
-  ensureKeyedTables(sql, [...VISITOR_TABLES, META_TABLE]);
+  ensureKeyedTables(sql, [...VISITOR_TABLES, SEEN_TABLE, META_TABLE]);
 }
+
+/**
+ * The ids of events the log let go while a replay of them could still be accepted (record 28): the
+ * log itself, held whole in memory, answers for the rest. Created by its first row, which most
+ * visitors never write (their events leave the log by age, when a replay is refused anyway).
+ */
+const seenTable = lazyTable("seen", (sql) => sql.exec(SEEN_CREATE));
 
 /** Rejected events: created by the first one, which most visitors never send. */
 const deadLetterTable = lazyTable("dead_letter", (sql) =>
@@ -259,16 +270,27 @@ export function readHandedExperiments(sql: SqlStorage): string[] {
 }
 
 /**
- * Writes a new event; false when its id was seen before (idempotency). The page views the proxy
- * records carry ids it just made (`pv:<uuid>`), never sent twice: they skip the idempotency row,
- * one write fewer on the most frequent event.
+ * Events a replay of which is still accepted: live ones up to ACCEPT_WINDOW_MS old (the door's
+ * window, LIMITS.pastMs in src/http/events.ts), backfilled ones up to the log's age.
  */
-export function storeEvent(sql: SqlStorage, event: VisitorEvent, remember = true): boolean {
-  if (remember) {
-    const fresh = sql
-      .exec("INSERT INTO seen (id, ts) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING id", event.id, event.ts)
-      .toArray();
-    if (fresh.length === 0) return false;
+export const ACCEPT_WINDOW_MS = 7 * DAY_MS;
+
+/** The ids an object has taken: its log's, as memory holds it (a batch adds what it stores). */
+export function loggedIds(state: MutableVisitorState): Set<string> {
+  return new Set(state.events.map((event) => event.id));
+}
+
+/**
+ * Writes a new event; false when its id was taken before (idempotency): it is in the log (`logged`,
+ * memory's copy of it) or among the ids the log let go while a replay could still come (`seen`).
+ * The page views the proxy records carry ids it just made (`pv:<uuid>`), never sent twice: they
+ * pass no `logged` and skip the check.
+ */
+export function storeEvent(sql: SqlStorage, event: VisitorEvent, logged: Set<string> | null): boolean {
+  if (logged) {
+    if (logged.has(event.id)) return false;
+    if (seenTable.query(sql, "SELECT 1 AS taken FROM seen WHERE id = ?", event.id).length > 0) return false;
+    logged.add(event.id);
   }
   sql.exec(
     "INSERT OR REPLACE INTO event (ts, id, type, channel, props) VALUES (?, ?, ?, ?, ?)",
@@ -284,53 +306,68 @@ export function storeEvent(sql: SqlStorage, event: VisitorEvent, remember = true
 /** Remembers event ids seen elsewhere (a merged visitor's), so their replays stay duplicates here. */
 export function rememberSeen(sql: SqlStorage, seen: ReadonlyArray<readonly [string, Millis]>): void {
   for (const [id, ts] of seen)
-    sql.exec("INSERT INTO seen (id, ts) VALUES (?, ?) ON CONFLICT DO NOTHING", id, ts);
+    seenTable.write(sql, "INSERT INTO seen (id, ts) VALUES (?, ?) ON CONFLICT DO NOTHING", id, ts);
 }
 
 /** The event ids seen since `since`, oldest window first: what a merge carries so replays stay idempotent. */
 export function readSeenSince(sql: SqlStorage, since: Millis): Array<readonly [string, Millis]> {
-  return sql
-    .exec<{ id: string; ts: number }>("SELECT id, ts FROM seen WHERE ts >= ?", since)
-    .toArray()
+  return seenTable
+    .query<{ id: string; ts: number }>(sql, "SELECT id, ts FROM seen WHERE ts >= ?", since)
     .map((row) => [row.id, row.ts] as const);
 }
 
 export function forgetSeenBefore(sql: SqlStorage, before: Millis): void {
-  sql.exec("DELETE FROM seen WHERE ts < ?", before);
+  seenTable.query(sql, "DELETE FROM seen WHERE ts < ?", before);
 }
 
 /** The time of the earliest event id still remembered (null: none). */
 export function oldestSeenAt(sql: SqlStorage): Millis | null {
-  return sql.exec<{ ts: number | null }>("SELECT MIN(ts) AS ts FROM seen").one().ts;
+  return seenTable.query<{ ts: number | null }>(sql, "SELECT MIN(ts) AS ts FROM seen")[0]?.ts ?? null;
 }
 
-/** Prunes memory and storage to the same bounds, then writes the aggregate row (no I/O awaited). */
+/**
+ * Prunes memory and storage to the same bounds, then writes the aggregate row (no I/O awaited).
+ * `onlyIfPruned` (the upkeep's): the row is written only when something went; most wake-ups of a
+ * quiet visitor's object find the bound it woke for already moved by a later write.
+ */
 export function pruneAndSave(
   sql: SqlStorage,
   state: MutableVisitorState,
   now: Millis,
   limits: StateLimits,
+  onlyIfPruned = false,
 ): void {
-  const countBefore = state.events.length;
-  prune(state, now, limits);
-  if (state.events.length < countBefore) deletePrunedEvents(sql, state, now);
+  const log = state.events.slice();
+  if (!prune(state, now, limits) && onlyIfPruned) return;
+  if (state.events.length < log.length)
+    letGo(sql, log.slice(0, log.length - state.events.length), state, now, limits);
   saveState(sql, state);
 }
 
 /**
- * The upkeep's prune: the aggregate row is written only when something went (most wake-ups of a
- * quiet visitor's object find the bound it woke for already moved by a later write).
+ * The events the log let go leave storage; the ids of those a replay could still bring (the
+ * 500-event bound lets go of recent events; age only of events past every accept window) are kept
+ * in `seen`, so the replay stays a duplicate.
  */
-export function pruneForUpkeep(
+function letGo(
   sql: SqlStorage,
+  gone: readonly VisitorEvent[],
   state: MutableVisitorState,
   now: Millis,
   limits: StateLimits,
 ): void {
-  const countBefore = state.events.length;
-  if (!prune(state, now, limits)) return;
-  if (state.events.length < countBefore) deletePrunedEvents(sql, state, now);
-  saveState(sql, state);
+  deletePrunedEvents(sql, state, now);
+  rememberSeen(sql, replayable(gone, now, limits));
+}
+
+/** The events of `events` a replay of which could still be accepted at `now`, as [id, ts]. */
+function replayable(
+  events: readonly VisitorEvent[],
+  now: Millis,
+  limits: StateLimits,
+): Array<readonly [string, Millis]> {
+  const since = now - Math.max(limits.maxEventAgeMs, ACCEPT_WINDOW_MS);
+  return events.filter((event) => event.ts >= since).map((event) => [event.id, event.ts] as const);
 }
 
 function deletePrunedEvents(sql: SqlStorage, state: MutableVisitorState, now: Millis): void {
@@ -368,8 +405,17 @@ export function readDeadLetters(sql: SqlStorage): DeadLetter[] {
   return letters;
 }
 
-/** Withdrawn personalization consent: the behaviour held so far goes; consent and identity stay. */
-export function deleteBehaviour(sql: SqlStorage): void {
+/**
+ * Withdrawn personalization consent: the behaviour held so far goes; consent and identity stay, and
+ * the ids of its events a replay could still bring are remembered, so a replay is no new event.
+ */
+export function deleteBehaviour(
+  sql: SqlStorage,
+  log: readonly VisitorEvent[],
+  now: Millis,
+  limits: StateLimits,
+): void {
+  rememberSeen(sql, replayable(log, now, limits));
   sql.exec("DELETE FROM event");
   deadLetterTable.query(sql, "DELETE FROM dead_letter");
 }
@@ -379,7 +425,8 @@ export function deleteBehaviour(sql: SqlStorage): void {
  * the tables stay, so what lazy-tables.ts knows of them stays true).
  */
 export function deleteAllButAddress(sql: SqlStorage): void {
-  deleteBehaviour(sql);
-  sql.exec("DELETE FROM seen");
+  sql.exec("DELETE FROM event");
+  deadLetterTable.query(sql, "DELETE FROM dead_letter");
+  seenTable.query(sql, "DELETE FROM seen");
   sql.exec("DELETE FROM meta WHERE key NOT IN ('mergedInto', 'id')");
 }

@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import bundledDocument from "../../rules/northstar.rules.json";
 import { hashRules, parseRules, type RulesKv } from "../../src/rules/index.ts";
@@ -178,4 +179,11 @@ export function countedVisitors(calls: string[]): typeof env.VISITOR {
       );
     },
   } as unknown as typeof env.VISITOR;
+}
+
+/** What the write-behind timer does WRITE_BEHIND_MS after a page view: the visitor's held views are written. */
+export function writeHeldViews(visitorId: string): Promise<void> {
+  return runInDurableObject(env.VISITOR.get(env.VISITOR.idFromName(visitorId)), (instance: VisitorDO) => {
+    (instance as unknown as { flushPending(): void }).flushPending();
+  });
 }

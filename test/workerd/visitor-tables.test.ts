@@ -7,7 +7,17 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import bundledDocument from "../../rules/northstar.rules.json";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
 import { canonicalForUser } from "../../src/state/visitor-id.ts";
-import { ADMIN, eid, idOf, newVisitor, publishDoc, sendEvents, unpublishRules, visit } from "./helpers.ts";
+import {
+  ADMIN,
+  eid,
+  idOf,
+  newVisitor,
+  publishDoc,
+  sendEvents,
+  unpublishRules,
+  visit,
+  writeHeldViews,
+} from "./helpers.ts";
 
 function rules(): Record<string, unknown> {
   // biome-ignore lint/suspicious/noExplicitAny: the test edits arbitrary parts of a JSON document
@@ -45,13 +55,6 @@ function tablesOf(visitorId: string): Promise<string[]> {
   );
 }
 
-/** What the write-behind timer does WRITE_BEHIND_MS after a page view: the held views are written. */
-function writeHeldViews(visitorId: string): Promise<void> {
-  return runInDurableObject(stubOf(visitorId), (instance: VisitorDO) => {
-    (instance as unknown as { flushPending(): void }).flushPending();
-  });
-}
-
 async function profile(id: string) {
   const res = await visit(`/_ns/v1/profiles/${encodeURIComponent(id)}`, { headers: ADMIN });
   expect(res.status).toBe(200);
@@ -67,7 +70,7 @@ async function profile(id: string) {
 }
 
 describe("a visitor object's tables", () => {
-  it("a new visitor's object holds only its event, seen and meta tables after its first page views", async () => {
+  it("a new visitor's object holds only its event and meta tables after its first page views", async () => {
     const cookie = await newVisitor();
     const visitorId = idOf(cookie);
     for (let page = 0; page < 2; page++) await (await visit("/", { cookie })).arrayBuffer();
@@ -77,7 +80,7 @@ describe("a visitor object's tables", () => {
       "page_view",
       "page_view",
     ]);
-    expect(await tablesOf(visitorId)).toEqual(["event", "meta", "seen"]);
+    expect(await tablesOf(visitorId)).toEqual(["event", "meta"]);
   });
 
   it("the beacon's events add the export outbox (their lines are queued with them) and no other table", async () => {
@@ -85,7 +88,7 @@ describe("a visitor object's tables", () => {
     const visitorId = idOf(cookie);
     expect((await sendEvents(cookie, [{ id: eid(), type: "product_view", props: {} }])).status).toBe(202);
 
-    expect(await tablesOf(visitorId)).toEqual(["event", "meta", "outbox", "seen"]);
+    expect(await tablesOf(visitorId)).toEqual(["event", "meta", "outbox"]);
     expect((await profile(visitorId)).state!.events.map((event) => event.type)).toEqual(["product_view"]);
   });
 
