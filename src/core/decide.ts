@@ -11,7 +11,7 @@ import { LayerDraws, layerLossDetail, layerWinDetail } from "./layers.ts";
 import type { Consent, RequestContext, Traits, VisitorState } from "./model.ts";
 import { isObject, normalizeContext, normalizeState } from "./normalize.ts";
 import { type RankedItem, rankItems } from "./ranking.ts";
-import { type EvalScope, intentOf, lastCategoryOf, type Trace, topOf, topTagOf } from "./scope.ts";
+import { type EvalScope, intentOf, lastCategoryOf, type Test, type Trace, topOf, topTagOf } from "./scope.ts";
 import type { TemplateScope } from "./templates.ts";
 import { isTimeZone, utcOffsetMinutes } from "./time-zone.ts";
 import { redirectTarget } from "./url-policy.ts";
@@ -368,6 +368,12 @@ function decidePlacement(
   const search = run.globallyHeldOut
     ? globallyHeldOutSearch(placement, traces)
     : searchCandidates(run, placement, excluded, traces);
+  if (isEligible(search)) {
+    // The first eligible candidate of a placement that picks by priority: the usual winner.
+    const decision = winningDecision(run, placementId, placement, search, traces);
+    if (traces) traceUnreached(traces, placement, `after ${search.experience.id}`);
+    return decision;
+  }
   let stoppedBy = search.stoppedBy;
   let decision: Decision;
   if (search.eligible.length > 0) {
@@ -430,15 +436,15 @@ function globallyHeldOutSearch(
 
 /**
  * The placement's candidates in priority order, each checked in turn: the first eligible one ends
- * the search under pick=priority; every eligible one is kept under pick=score; an experiment
- * holding the visitor out ends it with no winner.
+ * the search under pick=priority (and is what it returns); every eligible one is kept under
+ * pick=score; an experiment holding the visitor out ends it with no winner.
  */
 function searchCandidates(
   run: DecisionRun,
   placement: CompiledPlacement,
   excluded: boolean,
   traces: CandidateTrace[] | null,
-): CandidateSearch {
+): Eligible | CandidateSearch {
   // Made at the first eligible candidate: most placements that show their default have none.
   let eligible: Eligible[] | null = null;
   for (const experience of placement.experiences) {
@@ -462,12 +468,15 @@ function searchCandidates(
         stoppedBy: `not evaluated: held out of ${experimentId} at ${experience.id}, the placement keeps its default`,
       };
     }
+    // Under pick=priority the first is the winner, handed back as it is (no list, no search made).
+    if (placement.pick === "priority") return candidate;
     eligible ??= [];
     eligible.push(candidate);
-    if (placement.pick === "priority") break;
   }
   return eligible === null ? NOTHING_ELIGIBLE : { eligible, heldOut: false, stoppedBy: null };
 }
+
+const isEligible = (found: Eligible | CandidateSearch): found is Eligible => "experience" in found;
 
 const NO_ELIGIBLE: readonly Eligible[] = Object.freeze([]);
 const NOTHING_ELIGIBLE: CandidateSearch = Object.freeze({
@@ -524,23 +533,81 @@ function passesChecks(
 }
 
 /**
- * The audience, told to record the first condition that failed as the loss's detail. Apart from
- * passesChecks: the closure's captured variable would otherwise cost every candidate of every
- * unexplained decision an allocation.
+ * The audience, told to record the first condition that failed as the loss's detail. One trace
+ * function for every candidate (a closure per candidate, or even per decision, cost the explained
+ * decision its garbage and its tail: the per-decision one had the young generation promote megabytes).
  */
 function explainedAudience(
   run: DecisionRun,
   experience: CompiledExperience,
   traces: CandidateTrace[],
 ): boolean {
-  let failed: string | null = null;
-  const trace: Trace = (path, result, why) => {
-    if (!result && failed === null) failed = `${path}: ${why}`;
-  };
-  if (experience.audience?.(run.scope, trace) !== false) return true;
-  recordLoss(traces, experience, "audience", failed);
+  // Set just before the audience runs and read just after: decide() is synchronous, so no other
+  // audience can tell the trace anything in between.
+  firstFailure.path = null;
+  if (experience.audience?.(run.scope, tellFirstFailure) !== false) return true;
+  traces.push(audienceLoss(run.rules, experience, firstFailure.path, firstFailure.why));
   return false;
 }
+
+/** The first condition the audience being explained failed on: its path and why (path null: none yet). */
+const firstFailure: { path: string | null; why: string } = { path: null, why: "" };
+const tellFirstFailure: Trace = (path, result, why) => {
+  if (!result && firstFailure.path === null) {
+    firstFailure.path = path;
+    firstFailure.why = why;
+  }
+};
+
+/**
+ * The trace of a candidate whose audience failed on `path` for `why`. The visitors an experience
+ * turns away fail on one of a few of its conditions, for reasons worded by the rules, so each
+ * experience keeps the last few such traces it made (frozen, shared) and hands one out again when
+ * the failure is the same: at 2,000 rules an explained page lists some 800 audience losses, and a
+ * new object and a new text for each was a good part of its garbage.
+ */
+function audienceLoss(
+  rules: DecisionRules,
+  experience: CompiledExperience,
+  path: string | null,
+  why: string,
+): CandidateTrace {
+  let byExperience = audienceLosses.get(rules);
+  if (!byExperience) {
+    byExperience = [];
+    audienceLosses.set(rules, byExperience);
+  }
+  let known = byExperience[experience.index];
+  if (known === undefined) {
+    known = [];
+    byExperience[experience.index] = known;
+  }
+  for (let i = 0; i < known.length; i++) {
+    const loss = known[i]!;
+    if (loss.path === path && loss.why === why) return loss.trace;
+  }
+  const trace: CandidateTrace = Object.freeze({
+    experience: experience.id,
+    ruleIndex: experience.index,
+    outcome: "audience",
+    detail: path === null ? null : `${path}: ${why}`,
+  });
+  // The newest first; at most a few per experience, however many ways its audience can fail.
+  known.unshift({ path, why, trace });
+  if (known.length > AUDIENCE_LOSSES_KEPT) known.pop();
+  return trace;
+}
+
+const AUDIENCE_LOSSES_KEPT = 4;
+
+interface AudienceLoss {
+  readonly path: string | null;
+  readonly why: string;
+  readonly trace: CandidateTrace;
+}
+
+/** Per rules version, by experience index: the last audience losses each experience traced. */
+const audienceLosses = new WeakMap<DecisionRules, (AudienceLoss[] | undefined)[]>();
 
 /**
  * A candidate whose experiment shares a layer is one only for the visitors the layer gives to that
@@ -679,14 +746,56 @@ function traceUnreached(traces: CandidateTrace[], placement: CompiledPlacement, 
   let prefix = traces.length <= experiences.length;
   for (let i = 0; prefix && i < traces.length; i++) prefix = traces[i]!.experience === experiences[i]!.id;
   if (prefix) {
-    for (let i = traces.length; i < experiences.length; i++)
-      recordLoss(traces, experiences[i]!, "lower_priority", stoppedBy);
+    // One push of them all: the list grows once, not once per few entries.
+    traces.push(...unreachedTraces(placement, traces.length, stoppedBy));
     return;
   }
   const traced = new Set(traces.map((trace) => trace.experience));
   for (const experience of experiences)
     if (!traced.has(experience.id)) recordLoss(traces, experience, "lower_priority", stoppedBy);
 }
+
+/**
+ * The traces of a placement's candidates from `from` on, never reached for `stoppedBy`: the same for
+ * every visitor stopped at the same candidate, so made once per rules version and shared (frozen)
+ * by every explanation that lists them. At 2,000 rules an explained page lists some 1,900 of them,
+ * and making them per decision was most of its garbage and its long tail.
+ */
+function unreachedTraces(
+  placement: CompiledPlacement,
+  from: number,
+  stoppedBy: string,
+): readonly CandidateTrace[] {
+  let known = unreached.get(placement);
+  if (!known) {
+    known = new Map();
+    unreached.set(placement, known);
+  }
+  const key = `${from} ${stoppedBy}`;
+  let traces = known.get(key);
+  if (!traces) {
+    const made: CandidateTrace[] = [];
+    for (let i = from; i < placement.experiences.length; i++) {
+      const experience = placement.experiences[i]!;
+      made.push(
+        Object.freeze({
+          experience: experience.id,
+          ruleIndex: experience.index,
+          outcome: "lower_priority",
+          detail: stoppedBy,
+        }),
+      );
+    }
+    traces = Object.freeze(made);
+    // Bounded: a placement has one such list per candidate a search can stop at, and a held-out
+    // reason per experiment; past the bound they are made per decision, as before.
+    if (known.size < MAX_UNREACHED_LISTS) known.set(key, traces);
+  }
+  return traces;
+}
+
+const MAX_UNREACHED_LISTS = 256;
+const unreached = new WeakMap<CompiledPlacement, Map<string, readonly CandidateTrace[]>>();
 
 /**
  * One decision, its content rendered. Built as one literal (no spreads of partial objects): every
@@ -754,10 +863,18 @@ function renderTemplate(
 const NO_SEGMENTS: readonly string[] = Object.freeze([]);
 
 function segmentsOf(rules: DecisionRules, scope: EvalScope): string[] {
+  let named = namedSegments.get(rules);
+  if (!named) {
+    named = Object.entries(rules.segments);
+    namedSegments.set(rules, named);
+  }
   const segments: string[] = [];
-  for (const [id, test] of Object.entries(rules.segments)) if (test(scope)) segments.push(id);
+  for (const [id, test] of named) if (test(scope)) segments.push(id);
   return segments;
 }
+
+/** Each rules version's segments as a list, made once: the API lists them on every decision. */
+const namedSegments = new WeakMap<DecisionRules, ReadonlyArray<readonly [string, Test]>>();
 
 /**
  * Which channel and when, for outbound channels: the channel with the best engagement rate, and

@@ -16,8 +16,37 @@ const HTML_ESCAPES: Readonly<Record<string, string>> = {
 const HTML_SPECIAL = /[&<>"']/;
 
 export function escapeHtml(value: string): string {
-  // Most values (names, cities) have nothing to escape: test first, and skip the replace's allocation.
-  return HTML_SPECIAL.test(value) ? value.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!) : value;
+  // A long text goes through the regex engine; a short one (a name, a city: what templates render
+  // on every page, and most have nothing to escape) is escaped in one look at each character, with
+  // no regex entered and nothing allocated when nothing needs escaping.
+  if (value.length > 64)
+    return HTML_SPECIAL.test(value) ? value.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!) : value;
+  let out = "";
+  let from = 0;
+  for (let i = 0; i < value.length; i++) {
+    const entity = entityOf(value.charCodeAt(i));
+    if (entity === null) continue;
+    out += value.slice(from, i) + entity;
+    from = i + 1;
+  }
+  return from === 0 ? value : out + value.slice(from);
+}
+
+function entityOf(code: number): string | null {
+  switch (code) {
+    case 38:
+      return "&amp;";
+    case 60:
+      return "&lt;";
+    case 62:
+      return "&gt;";
+    case 34:
+      return "&quot;";
+    case 39:
+      return "&#39;";
+    default:
+      return null;
+  }
 }
 
 /**

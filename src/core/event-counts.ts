@@ -43,6 +43,8 @@ interface Layout {
   readonly slotWindow: readonly number[];
   readonly sets: number;
   readonly buckets: number;
+  /** A tally's cells, all zero: copied at the start of each decision, one allocation of the right size. */
+  readonly zeros: readonly number[];
 }
 
 /**
@@ -134,7 +136,10 @@ export class CountPlan {
         sets: [...valueSets.values()],
       });
     }
-    return { walkers, slotSet, slotWindow, sets, buckets };
+    // Slots, buckets, each set's pointer and open bucket, and the discard cell (CountTally).
+    const zeros: number[] = [];
+    for (let c = 0; c < this.#types.length + buckets + 2 * sets + 1; c++) zeros.push(0);
+    return { walkers, slotSet, slotWindow, sets, buckets, zeros };
   }
 }
 
@@ -199,10 +204,9 @@ export class CountTally {
     this.#pointersAt = this.#bucketsAt + layout.buckets;
     this.#currentAt = this.#pointersAt + layout.sets;
     this.#discard = this.#currentAt + layout.sets;
-    // A plain array: allocating a typed one costs more than a decision's walk of a short log.
-    const cells: number[] = [];
-    for (let c = 0; c <= this.#discard; c++) cells.push(0);
-    this.#cells = cells;
+    // A plain array (allocating a typed one costs more than a decision's walk of a short log),
+    // copied from the layout's zeros rather than grown a cell at a time.
+    this.#cells = layout.zeros.slice();
   }
 
   /** Whether this tally counts `plan`'s `slot` (a slot planned after it began needs a new one). */
@@ -262,6 +266,8 @@ export class CountTally {
       // The open bucket and whether the walk is still after the cut change only as it crosses a start.
       let bucket = cells[current]!;
       let open = walk.open;
+      // Counted into `bucket` since it was last written back: a local, not a cell, per entry.
+      let counted = 0;
       while (next >= 0 && earliest > since) {
         // An entry is read only as far as counting needs, so a malformed one is skipped.
         const entry: unknown = events[next--];
@@ -271,6 +277,8 @@ export class CountTally {
         if (ts < earliest) {
           earliest = ts;
           if (earliest <= boundary) {
+            cells[bucket]! += counted;
+            counted = 0;
             boundary = this.#advance(walker, walk, earliest);
             bucket = cells[current]!;
             open = walk.open;
@@ -278,8 +286,9 @@ export class CountTally {
         }
         if ((entry as VisitorEvent).type !== type || !open) continue;
         if (ts <= throughHourEnd) tail++;
-        if (ts <= now) cells[bucket]!++;
+        if (ts <= now) counted++;
       }
+      cells[bucket]! += counted;
       walk.tail = tail;
     } else {
       const key = walker.key!;

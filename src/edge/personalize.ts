@@ -22,7 +22,7 @@ import {
   sentVisitorCookie,
   visitorCookieHeader,
 } from "../state/visitor-id.ts";
-import { type VisitorSnapshot, visitorObject } from "../state/visitor-object.ts";
+import { PAGE_VIEW_ID_PREFIX, type VisitorSnapshot, visitorObject } from "../state/visitor-object.ts";
 import { BEACON_VERSION } from "./beacon.ts";
 import { isBot, webContext } from "./context.ts";
 import { firstPageClaim } from "./first-page.ts";
@@ -406,7 +406,7 @@ function previewCookie(token: string, config: Config): string {
 
 function pageViewOf(url: URL, now: number): VisitorEvent {
   return {
-    id: `pv:${crypto.randomUUID()}`,
+    id: `${PAGE_VIEW_ID_PREFIX}${crypto.randomUUID()}`,
     type: "page_view",
     ts: now,
     channel: "web",

@@ -122,16 +122,74 @@ function namedCondition(id: string, named: NamedTests): Test {
 
 function segmentMembership(id: string, at: string, named: NamedTests): Test {
   let membership: Test | null = null;
+  const plain = `segment ${id}`;
+  // The words for a failure inside the segment: the same words for every reader that fails on the
+  // same condition, so made again only when the failing condition or its words change.
+  const failure = lastWords((path, why) => `segment ${id} — ${path}: ${why}`);
   return (scope, trace) => {
     membership ??= named.segment(id);
     if (!trace) return membership(scope);
-    // With a trace, the explanation names the segment and the condition inside it that failed.
-    let innerFailure: string | null = null;
-    const result = membership(scope, (path, ok, why) => {
-      if (!ok && innerFailure === null) innerFailure = `${path}: ${why}`;
-    });
-    trace(at, result, innerFailure && !result ? `segment ${id} — ${innerFailure}` : `segment ${id}`);
+    // With a trace, the explanation names the segment and the condition inside it that failed. A
+    // segment this decision has already evaluated (compile.ts memoizedSegment) is read from what its
+    // conditions told: the same answer as hearing them told again, without a closure per reader.
+    const known = scope.segmentCache?.get(id);
+    const told = known === undefined ? undefined : scope.segmentTraces?.get(id);
+    let result: boolean;
+    let heard: ReadonlyArray<readonly [string, boolean, string]>;
+    if (known !== undefined && told !== undefined) {
+      result = known;
+      heard = told;
+    } else {
+      const evaluated = hear(membership, scope);
+      result = evaluated.result;
+      heard = evaluated.told;
+    }
+    let words = plain;
+    if (!result)
+      for (let i = 0; i < heard.length; i++) {
+        const said = heard[i]!;
+        if (!said[1]) {
+          words = failure.text(said[0], said[2]);
+          break;
+        }
+      }
+    trace(at, result, words);
     return result;
+  };
+}
+
+/** A segment evaluated with a trace: what its conditions told, in order, and its result. */
+function hear(
+  membership: Test,
+  scope: EvalScope,
+): { told: ReadonlyArray<readonly [string, boolean, string]>; result: boolean } {
+  const told: Array<readonly [string, boolean, string]> = [];
+  const result = membership(scope, (path, ok, why) => {
+    told.push([path, ok, why]);
+  });
+  return { told, result };
+}
+
+/**
+ * Words made from a condition's path and why, kept for the last pair: a trace tells the same
+ * condition's static words over and over, and each new text would be new garbage in an explained
+ * decision (and compared again by content when shared).
+ */
+function lastWords(make: (path: string, why: string) => string): {
+  text(path: string, why: string): string;
+} {
+  let lastPath: string | null = null;
+  let lastWhy = "";
+  let last = "";
+  return {
+    text(path, why) {
+      if (path !== lastPath || why !== lastWhy) {
+        lastPath = path;
+        lastWhy = why;
+        last = make(path, why);
+      }
+      return last;
+    },
   };
 }
 
@@ -190,19 +248,57 @@ function eventCount(condition: ConditionWith<"countWithin">, at: string, plan: C
   const wanted = comparator(condition.op, condition.value) as Comparison;
   const why = `count of ${event} in ${window} ${condition.op} ${condition.value}`;
   const slot = plan ? plannedSlot(plan, event, windowMs, where ?? null) : null;
-  if (plan && slot !== null)
-    // The planned count read here, not through `count`: one call less per candidate.
+  if (plan && slot !== null) {
+    // The planned count read here, not through `count`, and compared directly (a count is a whole
+    // number, which the comparator would only check again): two calls less per candidate.
+    const direct = plannedCountTest(condition, plan, slot, at, why);
+    if (direct) return direct;
     return (scope, trace) => {
       const result = wanted(plannedCount(scope, plan, slot), scope.now);
       if (trace) trace(at, result, why);
       return result;
     };
+  }
   const count = windowedCount(plan, event, windowMs, where ?? null);
   return (scope, trace) => {
     const result = wanted(count(scope), scope.now);
     if (trace) trace(at, result, why);
     return result;
   };
+}
+
+/**
+ * A planned count compared with the condition's whole-number bound, one closure per operator that
+ * reads the count and compares it itself: the answer the operator's comparator gives for a count
+ * (always a finite number), without the two calls through it and the reader.
+ */
+function plannedCountTest(
+  condition: ConditionWith<"countWithin">,
+  plan: CountPlan,
+  slot: number,
+  at: string,
+  why: string,
+): Test | null {
+  const bound = condition.value;
+  if (!Number.isFinite(bound)) return null;
+  const told = (trace: Parameters<Test>[1], result: boolean) => {
+    if (trace) trace(at, result, why);
+    return result;
+  };
+  switch (condition.op) {
+    case "gte":
+      return (scope, trace) => told(trace, plannedCount(scope, plan, slot) >= bound);
+    case "gt":
+      return (scope, trace) => told(trace, plannedCount(scope, plan, slot) > bound);
+    case "lte":
+      return (scope, trace) => told(trace, plannedCount(scope, plan, slot) <= bound);
+    case "lt":
+      return (scope, trace) => told(trace, plannedCount(scope, plan, slot) < bound);
+    case "eq":
+      return (scope, trace) => told(trace, plannedCount(scope, plan, slot) === bound);
+    default:
+      return null;
+  }
 }
 
 const RATE_BOUNDS = [
@@ -276,27 +372,104 @@ function pathComparison(condition: ConditionWith<"path">, at: string): Test {
   const why = `${condition.path} ${condition.op} ${JSON.stringify(condition.value) ?? ""}`.trim();
   // A date comparison on something that is no date says so: the CRM sent text, not a timestamp.
   const readsDate = condition.op === "olderThan" || condition.op === "within";
-  const whyNot = (actual: unknown) =>
-    readsDate && dateOf(actual) === null ? `${condition.path} is not a date` : why;
+  const notADate = `${condition.path} is not a date`;
+  const whyNot = (actual: unknown) => (readsDate && dateOf(actual) === null ? notADate : why);
+  // Made once: an explained decision tells it for every candidate whose trait is missing.
+  const missing = `${condition.path} is missing`;
   const read = pathReader(segments);
   if (segments.length === 2 && segments[0] === "traits") {
     // A trait (the most common path), read here rather than through `read`: one call less.
     const key = segments[1]!;
+    const direct = traitTest(condition, key, at, why, missing);
+    if (direct) return direct;
     return (scope, trace) => {
       const traits = scope.traits;
       const actual =
         typeof traits === "object" && traits !== null && Object.hasOwn(traits, key) ? traits[key] : undefined;
       const result = compare(actual, scope.now);
-      if (trace) trace(at, result, actual === undefined ? `${condition.path} is missing` : whyNot(actual));
+      if (trace) trace(at, result, actual === undefined ? missing : whyNot(actual));
+      return result;
+    };
+  }
+  if (condition.op === "in") {
+    // One of a list (a campaign, a country): tested here, without a call through the comparator.
+    const values = new Set(condition.value as readonly unknown[]);
+    return (scope, trace) => {
+      const actual = read(scope);
+      const result = Array.isArray(actual)
+        ? actual.some((element) => values.has(element))
+        : values.has(actual);
+      if (trace) trace(at, result, actual === undefined ? missing : why);
       return result;
     };
   }
   return (scope, trace) => {
     const actual = read(scope);
     const result = compare(actual, scope.now);
-    if (trace) trace(at, result, actual === undefined ? `${condition.path} is missing` : whyNot(actual));
+    if (trace) trace(at, result, actual === undefined ? missing : whyNot(actual));
     return result;
   };
+}
+
+/** The trait `key` of the scope's traits (own keys only), or undefined. */
+function traitOf(traits: EvalScope["traits"], key: string): unknown {
+  return typeof traits === "object" && traits !== null && Object.hasOwn(traits, key)
+    ? traits[key]
+    : undefined;
+}
+
+/**
+ * The trait comparisons audiences make most (equal to a value, a number bound), tested in the
+ * closure itself: the answer the operator's comparator gives, without a call through it.
+ */
+function traitTest(
+  condition: ConditionWith<"path">,
+  key: string,
+  at: string,
+  why: string,
+  missing: string,
+): Test | null {
+  const expected: unknown = condition.value;
+  const told = (trace: Parameters<Test>[1], result: boolean, actual: unknown) => {
+    if (trace) trace(at, result, actual === undefined ? missing : why);
+    return result;
+  };
+  if (condition.op === "eq" && (typeof expected === "string" || typeof expected === "boolean"))
+    return (scope, trace) => {
+      const actual = traitOf(scope.traits, key);
+      return told(trace, actual === expected, actual);
+    };
+  if (typeof expected !== "number" || !Number.isFinite(expected)) return null;
+  const bound = expected;
+  switch (condition.op) {
+    case "eq":
+      return (scope, trace) => {
+        const actual = traitOf(scope.traits, key);
+        return told(trace, actual === bound, actual);
+      };
+    case "gte":
+      return (scope, trace) => {
+        const actual = traitOf(scope.traits, key);
+        return told(trace, typeof actual === "number" && Number.isFinite(actual) && actual >= bound, actual);
+      };
+    case "gt":
+      return (scope, trace) => {
+        const actual = traitOf(scope.traits, key);
+        return told(trace, typeof actual === "number" && Number.isFinite(actual) && actual > bound, actual);
+      };
+    case "lte":
+      return (scope, trace) => {
+        const actual = traitOf(scope.traits, key);
+        return told(trace, typeof actual === "number" && Number.isFinite(actual) && actual <= bound, actual);
+      };
+    case "lt":
+      return (scope, trace) => {
+        const actual = traitOf(scope.traits, key);
+        return told(trace, typeof actual === "number" && Number.isFinite(actual) && actual < bound, actual);
+      };
+    default:
+      return null;
+  }
 }
 
 /** An event (add_to_cart) not followed by any of the closing ones (purchase) for a while. */
@@ -305,23 +478,33 @@ function silence(condition: ConditionWith<"silence">, at: string): Test {
   const quietMs = parseDuration(quiet) ?? 0;
   const withinMs = within ? (parseDuration(within) ?? Number.POSITIVE_INFINITY) : Number.POSITIVE_INFINITY;
   const why = `${after} then no ${without.join("/")} for ${quiet}`;
-  const holds = (state: EvalScope["state"], now: number): boolean => {
-    if (!state) return false;
-    const openedAt = own(state.lastByType, after);
-    if (openedAt === undefined) return false;
-    const quietFor = now - openedAt;
-    if (quietFor < quietMs || quietFor > withinMs) return false;
-    for (const type of without) {
-      const closedAt = own(state.lastByType, type);
-      if (closedAt !== undefined && closedAt >= openedAt) return false;
-    }
-    return true;
-  };
+  // One closure that reads the state itself: this runs per candidate.
   return (scope, trace) => {
-    const result = holds(scope.state, scope.now);
+    const result = silentSince(scope.state, scope.now, after, without, quietMs, withinMs);
     if (trace) trace(at, result, why);
     return result;
   };
+}
+
+/** An `after` event at least `quietMs` (at most `withinMs`) ago, with none of `without` since it. */
+function silentSince(
+  state: EvalScope["state"],
+  now: number,
+  after: string,
+  without: readonly string[],
+  quietMs: number,
+  withinMs: number,
+): boolean {
+  if (!state) return false;
+  const openedAt = own(state.lastByType, after);
+  if (openedAt === undefined) return false;
+  const quietFor = now - openedAt;
+  if (quietFor < quietMs || quietFor > withinMs) return false;
+  for (const type of without) {
+    const closedAt = own(state.lastByType, type);
+    if (closedAt !== undefined && closedAt >= openedAt) return false;
+  }
+  return true;
 }
 
 /** Nothing the person did for a while: what the brand sent them meanwhile does not count. */
@@ -340,6 +523,15 @@ function inactivity(condition: ConditionWith<"inactive">, at: string): Test {
 function intentLevel(condition: ConditionWith<"intent">, at: string): Test {
   const { dimension, top, above } = condition.intent;
   const why = top ? `top intent is ${top}` : `intent ${dimension ?? "(top)"} above ${above ?? 0}`;
+  if (top === undefined && dimension) {
+    // The common shape (a dimension above a level), tested in one closure: these run per candidate.
+    const level = above ?? 0;
+    return (scope, trace) => {
+      const result = (intentOf(scope)[dimension] ?? 0) > level;
+      if (trace) trace(at, result, why);
+      return result;
+    };
+  }
   const holds = (scope: EvalScope): boolean => {
     if (top !== undefined) {
       const strongest = topOf(scope);

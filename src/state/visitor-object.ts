@@ -316,3 +316,6 @@ export interface SentMessage extends MessageFacts {
   /** When the journey sent it, on its own clock (the person's hour, after quiet hours). */
   readonly sentAt: Millis;
 }
+
+/** The ids of the page views the proxy records: `pv:<uuid>`, made by the worker for one page, never sent twice. */
+export const PAGE_VIEW_ID_PREFIX = "pv:";

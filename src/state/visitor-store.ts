@@ -4,7 +4,7 @@ import { emptyState, type MutableVisitorState, prune, type StateLimits } from ".
 import { ensureKeyedTables, type KeyedTable } from "../platform/keyed-tables.ts";
 import { lazyTable } from "./lazy-tables.ts";
 import { parseStored, parseStoredJson } from "./stored-value.ts";
-import { type DeadLetter, DeadLetterSchema } from "./visitor-object.ts";
+import { type DeadLetter, DeadLetterSchema, PAGE_VIEW_ID_PREFIX } from "./visitor-object.ts";
 
 /**
  * The visitor object's persistence and retention, on its SQLite storage: the tables, what is read
@@ -360,14 +360,19 @@ function letGo(
   rememberSeen(sql, replayable(gone, now, limits));
 }
 
-/** The events of `events` a replay of which could still be accepted at `now`, as [id, ts]. */
+/**
+ * The events of `events` a replay of which could still be accepted at `now`, as [id, ts]. The
+ * proxy's page views (`pv:<uuid>`, made by the worker for one page) are never sent again.
+ */
 function replayable(
   events: readonly VisitorEvent[],
   now: Millis,
   limits: StateLimits,
 ): Array<readonly [string, Millis]> {
   const since = now - Math.max(limits.maxEventAgeMs, ACCEPT_WINDOW_MS);
-  return events.filter((event) => event.ts >= since).map((event) => [event.id, event.ts] as const);
+  return events
+    .filter((event) => event.ts >= since && !event.id.startsWith(PAGE_VIEW_ID_PREFIX))
+    .map((event) => [event.id, event.ts] as const);
 }
 
 function deletePrunedEvents(sql: SqlStorage, state: MutableVisitorState, now: Millis): void {

@@ -5,6 +5,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { ExperimentDO } from "../../src/measure/experiment-do.ts";
 import type { Env } from "../../src/platform/env.ts";
 import type { ExportMessage } from "../../src/state/export-record.ts";
 import type { VisitorDO } from "../../src/state/visitor-do.ts";
@@ -216,5 +217,49 @@ describe("an object stored with the earlier rowid tables", () => {
     const stored = await layouts(name);
     expect(Object.keys(stored).sort()).toEqual(["event", "meta", "seen"]);
     for (const layout of Object.values(stored)) expect(layout).toMatch(/WITHOUT ROWID$/);
+  });
+});
+
+describe("an experiment shard stored with the earlier rowid tables", () => {
+  it("is rebuilt keyed when it starts, and reads back its visitors' arms and goals", async () => {
+    const shard = env.EXPERIMENTS.get(env.EXPERIMENTS.idFromName(`rowid-shard-${eid()}`));
+    const rows = await runInDurableObject(shard, async (_instance: ExperimentDO, ctx) => {
+      const sql = ctx.storage.sql;
+      for (const table of ["exposure", "goal_conversion", "adopted", "meta"]) sql.exec(`DROP TABLE ${table}`);
+      // The tables as they were stored before record 28.
+      sql.exec(`CREATE TABLE exposure (
+        visitor TEXT PRIMARY KEY, variant TEXT NOT NULL, at INTEGER NOT NULL, converted_at INTEGER)`);
+      sql.exec(`CREATE TABLE goal_conversion (visitor TEXT NOT NULL, goal TEXT NOT NULL,
+        first_at INTEGER NOT NULL, value REAL NOT NULL, PRIMARY KEY (visitor, goal))`);
+      sql.exec(
+        "CREATE TABLE adopted (source TEXT NOT NULL, into_visitor TEXT NOT NULL, PRIMARY KEY (source, into_visitor))",
+      );
+      sql.exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+      sql.exec("INSERT INTO exposure VALUES ('v-a', 'bold', 1000, NULL), ('v-b', 'control', 2000, NULL)");
+      sql.exec("INSERT INTO goal_conversion VALUES ('v-a', 'purchase', 3000, 84.5)");
+      sql.exec("INSERT INTO meta VALUES ('homed', '1')");
+
+      // What the shard does when it starts, on the same storage.
+      const started = new ExperimentDO(ctx, env as Env);
+      const layouts = sql
+        .exec<{ sql: string }>(
+          "SELECT sql FROM sqlite_master WHERE type = 'table' AND name IN ('exposure', 'goal_conversion', 'adopted', 'meta')",
+        )
+        .toArray()
+        .map((row) => row.sql);
+      return { layouts, read: await started.rows(["v-a", "v-b"]) };
+    });
+    expect(rows.layouts).toHaveLength(4);
+    for (const layout of rows.layouts) expect(layout).toMatch(/WITHOUT ROWID$/);
+    expect(rows.read).toEqual([
+      {
+        visitorId: "v-a",
+        variant: "bold",
+        exposedAt: 1000,
+        convertedAt: 3000,
+        goals: { purchase: { firstAt: 3000, value: 84.5 } },
+      },
+      { visitorId: "v-b", variant: "control", exposedAt: 2000, convertedAt: null, goals: {} },
+    ]);
   });
 });

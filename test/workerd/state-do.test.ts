@@ -183,6 +183,32 @@ describe("VisitorDO ingest", () => {
     });
   });
 
+  it("remembers no id for a proxy page view the log's bound let go (the worker never sends one twice)", async () => {
+    const id = fresh();
+    await runInDurableObject(rawStubOf(id), async (_default: VisitorDO, ctx) => {
+      const configured = new VisitorDO(ctx, { ...env, EVENT_LOG_MAX: "2" } as Env);
+      // On the real clock: the write-behind flush prunes by it.
+      const start = Date.now() - 4 * HOUR;
+      for (let i = 0; i < 4; i++)
+        await configured.snapshot({
+          visitorId: id,
+          now: start + i * HOUR,
+          pageView: {
+            id: `pv:${crypto.randomUUID()}`,
+            type: "page_view",
+            ts: start + i * HOUR,
+            channel: "web",
+            props: {},
+          },
+        });
+      (configured as unknown as { flushPending(): void }).flushPending();
+      expect(ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM event").one().n).toBe(2);
+      expect(ctx.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'seen'").toArray()).toEqual(
+        [],
+      );
+    });
+  });
+
   it("a replay of an event from before consent was withdrawn and given again is still a duplicate", async () => {
     const id = fresh();
     const stub = stubOf(id);
