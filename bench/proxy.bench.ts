@@ -76,7 +76,7 @@ function bigPage(): string {
   }
 }
 
-async function startOrigin(): Promise<{ server: Server; url: string }> {
+export async function startOrigin(): Promise<{ server: Server; url: string }> {
   const page = Buffer.from(bigPage());
   const server = createServer((req, res) => {
     if (req.url?.startsWith("/slow")) {
@@ -93,7 +93,7 @@ async function startOrigin(): Promise<{ server: Server; url: string }> {
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-const PASSTHROUGH = (origin: string) => `export default { fetch(req) {
+export const PASSTHROUGH = (origin: string) => `export default { fetch(req) {
   const u = new URL(req.url); return fetch(new Request(${JSON.stringify(origin)} + u.pathname + u.search, req));
 } };`;
 
@@ -112,7 +112,7 @@ interface Target {
   dispose(): Promise<void>;
 }
 
-const CRAWLER_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+export const CRAWLER_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 /** SQLite files under `dir`: one per Durable Object that was created. */
 function sqliteFiles(dir: string): number {
@@ -136,7 +136,7 @@ async function workerTarget(name: string, script: string): Promise<Target> {
  * placement on "/" (`#hero`: the page issue 17's table compares, one fragment into `#hero`), or
  * rules in which no placement applies to the benchmarked page.
  */
-type BenchRules = "demo" | "hero" | "nochange";
+export type BenchRules = "demo" | "hero" | "nochange";
 
 interface NorthstarSpec {
   readonly name: string;
@@ -154,7 +154,7 @@ const NORTHSTAR: readonly NorthstarSpec[] = [
 ];
 
 /** The demo rules edited for `which`, published as `npm run rules -- publish` does (null: as bundled). */
-async function publishBenchRules(mf: Miniflare, which: BenchRules): Promise<string | null> {
+export async function publishBenchRules(mf: Miniflare, which: BenchRules): Promise<string | null> {
   if (which === "demo") return null;
   const doc = JSON.parse(readFileSync(join(ROOT, "rules/northstar.rules.json"), "utf8"));
   doc.version = `bench-${which}`;

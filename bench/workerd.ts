@@ -50,17 +50,20 @@ export async function startNorthstar(
    * calls counted); else its plain entry (nothing counted, the unbound EXPORT queue a sink).
    */
   counting = false,
+  /** A directory holding an `index.js` built elsewhere (an A/B of two builds in one run); else the bench's build. */
+  buildDir?: string,
 ): Promise<{ mf: Miniflare; url: string }> {
-  const built = buildNorthstar();
+  const outdir = buildDir ?? OUTDIR;
+  const built = buildDir ? join(buildDir, "index.js") : buildNorthstar();
   const mf = new Miniflare({
     ...(durableObjectsPersist ? { durableObjectsPersist } : {}),
     // Either entry imports the built worker unchanged: the counting one wraps its bindings, the
     // plain one only gives it a sink for the EXPORT queue the bench does not bind.
     modules: [
-      { type: "ESModule", path: counting ? countingEntry(OUTDIR) : sinkEntry(OUTDIR) },
+      { type: "ESModule", path: counting ? countingEntry(outdir) : sinkEntry(outdir) },
       { type: "ESModule", path: built },
     ],
-    modulesRoot: OUTDIR,
+    modulesRoot: outdir,
     compatibilityDate: COMPAT,
     // The worker's own flags (it runs without nodejs_compat: with it, every timer goes through
     // Node's timers module, CPU the deployed worker does not spend).

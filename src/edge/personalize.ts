@@ -2,6 +2,7 @@ import type { ConsentMode } from "../core/consent.ts";
 import { type DecisionResult, decide } from "../core/decide.ts";
 import { escapeHtml, jsonForInlineScript } from "../core/escape.ts";
 import type { Consent, RequestContext, VisitorEvent } from "../core/model.ts";
+import { type PageReads, READS_NOTHING_MORE } from "../core/page-state.ts";
 import { decisionConsent, gpcSignal, type PrivacyFacts, privacyVerdict } from "../core/privacy.ts";
 import { countExposures } from "../measure/experiment-object.ts";
 import type { Config } from "../platform/config.ts";
@@ -48,7 +49,13 @@ export interface PagePersonalization {
   readonly record: (() => Promise<unknown>) | null;
 }
 
-const NO_SLOTS: PageSlots = { placements: [], slots: [], mayRedirect: false, eventHorizonMs: 0 };
+const NO_SLOTS: PageSlots = {
+  placements: [],
+  slots: [],
+  mayRedirect: false,
+  eventHorizonMs: 0,
+  reads: READS_NOTHING_MORE,
+};
 
 /** Serve the origin's page as it is (also what a failure falls back to). */
 export const NO_PERSONALIZATION: PagePersonalization = {
@@ -255,6 +262,8 @@ interface PageVisit {
   readonly placements: readonly string[];
   /** How far back this page's placements read the log (worked out once per path and rules version). */
   readonly eventHorizonMs: number;
+  /** What else of the visitor's state they read (worked out with the horizon). */
+  readonly reads: PageReads;
   readonly preview: { preview: Preview; token: string } | null;
   readonly visitorId: string;
   /** The visitor brought a valid cookie: their object and profile are worth reading. */
@@ -347,6 +356,7 @@ export async function startPersonalization(
     rules,
     placements: page.placements,
     eventHorizonMs: page.eventHorizonMs,
+    reads: page.reads,
     preview,
     visitorId,
     returning: cookieId !== null,
@@ -523,9 +533,10 @@ async function readStoredVisitor(visit: PageVisit, rules: LoadedRules): Promise<
           now,
           pageView: visit.pageView,
           visitorId,
-          // Only the part of the log this page's placements read crosses the RPC (a preview lists
-          // segments too, so it gets what every rule reads).
+          // Only the part of the state this page's placements read crosses the RPC (records 26
+          // and 29; a preview lists segments too, so it gets what every rule reads).
           eventsSince: now - (visit.preview ? rules.compiled.eventHorizonMs : visit.eventHorizonMs),
+          ...(visit.preview ? {} : { reads: visit.reads }),
           consentMode: config.CONSENT_MODE,
         }),
       storeDeadline,

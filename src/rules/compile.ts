@@ -10,6 +10,7 @@ import type {
 import { CountPlan } from "../core/event-counts.ts";
 import { type EventSides, eventSides } from "../core/event-sides.ts";
 import type { RequestContext, VisitorEvent } from "../core/model.ts";
+import type { PageReads } from "../core/page-state.ts";
 import type { CompiledListItem, ItemField, RankSpec } from "../core/ranking.ts";
 import type { EvalScope, Test } from "../core/scope.ts";
 import { compileJsonTemplate, compileTemplate } from "../core/templates.ts";
@@ -85,6 +86,8 @@ export interface PageSlots {
   readonly mayRedirect: boolean;
   /** How far back deciding these placements reads the log (`eventHorizonFor`), once per path. */
   readonly eventHorizonMs: number;
+  /** What else of the visitor's state deciding them reads (core/page-state.ts), once per path. */
+  readonly reads: PageReads;
 }
 
 /** Each list's items, compiled once and shared by every content that ranks it. */
@@ -185,7 +188,8 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
   const placementOrder = Object.keys(doc.placements);
   const segments: Record<string, Test> = {};
   for (const id of Object.keys(doc.segments)) segments[id] = named.segment(id);
-  const horizonFor = placementHorizons(doc);
+  const needs = placementNeeds(doc);
+  const horizonFor = needs.horizonFor;
   return {
     version: doc.version,
     hash,
@@ -212,7 +216,7 @@ export function compileRules(doc: RulesDocument, hash: string): CompiledRules {
     placementsForPath(path) {
       return this.pageForPath(path).placements;
     },
-    pageForPath: pageSlotsFinder(placements, placementOrder, horizonFor),
+    pageForPath: pageSlotsFinder(placements, placementOrder, needs),
     journeys: compileJourneys(doc, named),
   };
 }
@@ -527,11 +531,18 @@ function ownHorizon(condition: Condition): number {
   return 0;
 }
 
-/** How far back one condition reads the log: its own windows and those of what it names, once each. */
-function conditionHorizon(doc: RulesDocument, root: Condition, seen: Set<string>): number {
-  let horizonMs = 0;
+/**
+ * Every condition `root` reaches: its own, and those of the named conditions and segments it names,
+ * each name once (`seen`); an unknown name reaches nothing (validation refuses one anyway).
+ */
+function eachReached(
+  doc: RulesDocument,
+  root: Condition,
+  seen: Set<string>,
+  visit: (c: Condition) => void,
+): void {
   eachCondition(root, "", (condition) => {
-    horizonMs = Math.max(horizonMs, ownHorizon(condition));
+    visit(condition);
     const named =
       "ref" in condition
         ? { key: `condition:${condition.ref}`, condition: own(doc.conditions, condition.ref) }
@@ -543,44 +554,121 @@ function conditionHorizon(doc: RulesDocument, root: Condition, seen: Set<string>
           : null;
     if (named && !seen.has(named.key)) {
       seen.add(named.key);
-      // An unknown name reads nothing (validation refuses one anyway).
-      if (named.condition) horizonMs = Math.max(horizonMs, conditionHorizon(doc, named.condition, seen));
+      if (named.condition) eachReached(doc, named.condition, seen, visit);
     }
   });
+}
+
+/** How far back one condition reads the log: its own windows and those of what it names, once each. */
+function conditionHorizon(doc: RulesDocument, root: Condition): number {
+  let horizonMs = 0;
+  eachReached(doc, root, new Set(), (condition) => {
+    horizonMs = Math.max(horizonMs, ownHorizon(condition));
+  });
   return horizonMs;
+}
+
+/** The longest windowed count (`countWithin`, `rate`) a condition, or one it names, reads (0: none). */
+function countsWindow(doc: RulesDocument, root: Condition): number {
+  let windowMs = 0;
+  eachReached(doc, root, new Set(), (condition) => {
+    if ("countWithin" in condition || "rate" in condition)
+      windowMs = Math.max(windowMs, ownHorizon(condition));
+  });
+  return windowMs;
+}
+
+/** Whether a condition, or one it names, reads the visitor's channel engagement. */
+function readsEngagement(doc: RulesDocument, root: Condition): boolean {
+  let reads = false;
+  eachReached(doc, root, new Set(), (condition) => {
+    if ("preferredChannel" in condition) reads = true;
+  });
+  return reads;
 }
 
 function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
   return Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
+/** What deciding a set of placements reads of a visitor's state: the log's horizon and the rest. */
+interface PlacementNeeds {
+  /** How far back they read the log; a placement it does not know gets the document's horizon. */
+  horizonFor(placements: readonly string[]): number;
+  /** What else of the state they read (core/page-state.ts). */
+  readsFor(placements: readonly string[]): PageReads;
+}
+
 /**
- * `eventHorizon` per placement: what deciding it reads of the log (its experiences' audiences and
- * whatever they name; unbounded when its default or an experience's content reads the history or
- * ranks a list). `eventHorizonFor` answers for a set of placements, the longest of theirs; a
- * placement it does not know gets the whole document's horizon.
+ * What deciding each placement reads, worked out once per rules version. The log: `eventHorizon` per
+ * placement (its experiences' audiences and whatever they name; unbounded when its default or an
+ * experience's content reads the history or ranks a list), never more than the document's. The
+ * longest windowed count its audiences (or a ranked list's items) read, for the hourly counters.
+ * The exposures of its capped experiences (their caps count them). Channel engagement when an
+ * audience, or an item of a list its content ranks, reads `preferredChannel`. A placement it does
+ * not know reads every count, every experience's exposures and the engagement.
  */
-function placementHorizons(doc: RulesDocument): (placements: readonly string[]) => number {
+function placementNeeds(doc: RulesDocument): PlacementNeeds {
   const whole = eventHorizon(doc);
-  const byPlacement = new Map<string, number>();
+  const horizons = new Map<string, number>();
+  const windows = new Map<string, number>();
+  const capped = new Map<string, string[]>();
+  const engagement = new Set<string>();
+  const ranks = (content: Content | null | undefined) => Boolean(content?.items);
   const readsHistory = (content: Content | null | undefined) =>
-    Boolean(content?.items) || contentReadsHistory(content);
+    ranks(content) || contentReadsHistory(content);
+  const itemAudiences = Object.values(doc.lists ?? {}).flatMap((list) =>
+    list.items.flatMap((item) => (item.audience ? [item.audience] : [])),
+  );
+  const itemsReadEngagement = itemAudiences.some((audience) => readsEngagement(doc, audience));
+  const itemsWindow = Math.max(0, ...itemAudiences.map((audience) => countsWindow(doc, audience)));
+  let everyWindow = itemsWindow;
+  for (const experience of doc.experiences)
+    if (experience.audience) everyWindow = Math.max(everyWindow, countsWindow(doc, experience.audience));
   for (const [id, placement] of Object.entries(doc.placements)) {
     let horizonMs = readsHistory(placement.default) ? Number.POSITIVE_INFINITY : 0;
+    let windowMs = ranks(placement.default) ? itemsWindow : 0;
+    let engaged = itemsReadEngagement && ranks(placement.default);
+    const caps: string[] = [];
     for (const experience of doc.experiences) {
       if (experience.placement !== id) continue;
-      if (experience.audience)
-        horizonMs = Math.max(horizonMs, conditionHorizon(doc, experience.audience, new Set()));
-      if ([experience.content, ...Object.values(experience.variants ?? {})].some(readsHistory))
-        horizonMs = Number.POSITIVE_INFINITY;
+      if (experience.audience) {
+        horizonMs = Math.max(horizonMs, conditionHorizon(doc, experience.audience));
+        windowMs = Math.max(windowMs, countsWindow(doc, experience.audience));
+        if (readsEngagement(doc, experience.audience)) engaged = true;
+      }
+      const contents = [experience.content, ...Object.values(experience.variants ?? {})];
+      if (contents.some(readsHistory)) horizonMs = Number.POSITIVE_INFINITY;
+      if (contents.some(ranks)) {
+        windowMs = Math.max(windowMs, itemsWindow);
+        if (itemsReadEngagement) engaged = true;
+      }
+      if (experience.caps.length > 0) caps.push(experience.id);
     }
     // Never more than the document's own horizon, which every read so far has been held to.
-    byPlacement.set(id, Math.min(horizonMs, whole));
+    horizons.set(id, Math.min(horizonMs, whole));
+    windows.set(id, windowMs);
+    capped.set(id, caps);
+    if (engaged) engagement.add(id);
   }
-  return (placements) => {
-    let horizonMs = 0;
-    for (const id of placements) horizonMs = Math.max(horizonMs, byPlacement.get(id) ?? whole);
-    return horizonMs;
+  const everyCapped = doc.experiences.filter((e) => e.caps.length > 0).map((e) => e.id);
+  return {
+    horizonFor: (placements) => {
+      let horizonMs = 0;
+      for (const id of placements) horizonMs = Math.max(horizonMs, horizons.get(id) ?? whole);
+      return horizonMs;
+    },
+    readsFor: (placements) => {
+      const exposures = new Set<string>();
+      let engaged = false;
+      let countsWithinMs = 0;
+      for (const id of placements) {
+        countsWithinMs = Math.max(countsWithinMs, windows.get(id) ?? everyWindow);
+        for (const experience of capped.get(id) ?? everyCapped) exposures.add(experience);
+        if (engagement.has(id) || !horizons.has(id)) engaged = true;
+      }
+      return { countsWithinMs, exposures: [...exposures], engagement: engaged };
+    },
   };
 }
 
@@ -614,13 +702,13 @@ function contentReadsHistory(content: Content | null | undefined): boolean {
 function pageSlotsFinder(
   placements: Readonly<Record<string, CompiledPlacement>>,
   placementOrder: readonly string[],
-  horizonFor: (placements: readonly string[]) => number,
+  needs: PlacementNeeds,
 ): (path: string) => PageSlots {
   const pathCache = new Map<string, PageSlots>();
   return (path) => {
     let page = pathCache.get(path);
     if (!page) {
-      page = pageSlots(placements, placementOrder, path, horizonFor);
+      page = pageSlots(placements, placementOrder, path, needs);
       // Bounded: a crawler walking a million URLs must not grow the isolate's memory.
       if (pathCache.size < 2000) pathCache.set(path, page);
     }
@@ -632,7 +720,7 @@ function pageSlots(
   placements: Readonly<Record<string, CompiledPlacement>>,
   placementOrder: readonly string[],
   path: string,
-  horizonFor: (placements: readonly string[]) => number,
+  needs: PlacementNeeds,
 ): PageSlots {
   const ids = placementOrder.filter((id) => {
     const placement = placements[id]!;
@@ -645,5 +733,11 @@ function pageSlots(
     if (action === "redirect") mayRedirect = true;
     else if (selector) slots.push({ selector, action, attribute });
   }
-  return { placements: ids, slots, mayRedirect, eventHorizonMs: horizonFor(ids) };
+  return {
+    placements: ids,
+    slots,
+    mayRedirect,
+    eventHorizonMs: needs.horizonFor(ids),
+    reads: needs.readsFor(ids),
+  };
 }

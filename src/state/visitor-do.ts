@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { ConsentMode } from "../core/consent.ts";
 import { goalsReached } from "../core/goals.ts";
 import type { Consent, Millis, VisitorEvent } from "../core/model.ts";
+import { pageState } from "../core/page-state.ts";
 import { marketingAllowed, type PrivacyVerdict, privacyVerdict } from "../core/privacy.ts";
 import {
   applyEvent,
@@ -470,8 +471,13 @@ export class VisitorDO extends DurableObject<Env> implements VisitorObject {
     const state: VisitorSnapshot =
       pageView && privacy.keep && privacy.measure ? { ...held, pageViewMeasured: true } : held;
     const since = options.eventsSince;
+    // What crosses the RPC boundary is copied: a page gets only what its placements read (record 29).
+    if (options.reads) {
+      const read = pageState(held, options.now, since ?? Number.NEGATIVE_INFINITY, options.reads);
+      return state === held ? read : { ...read, pageViewMeasured: true };
+    }
     if (since === undefined || since <= (held.events[0]?.ts ?? Number.POSITIVE_INFINITY)) return state;
-    // What crosses the RPC boundary is copied: send only the part of the log the rules read.
+    // The decide API: only the part of the log the rules read.
     return { ...state, events: held.events.slice(firstAfter(held.events, since)) };
   }
 

@@ -2,6 +2,7 @@ import * as z from "zod";
 import type { ConsentMode } from "../core/consent.ts";
 import type { GoalEvent } from "../core/goals.ts";
 import type { Consent, Millis, VisitorEvent, VisitorState } from "../core/model.ts";
+import type { PageReads } from "../core/page-state.ts";
 import type { Env } from "../platform/env.ts";
 import type { MessageFacts } from "./export-record.ts";
 import type { DeliveryReport, JourneyRecord, MessageRows } from "./journey-messages.ts";
@@ -96,6 +97,11 @@ export interface SnapshotOptions {
   readonly visitorId?: string;
   /** Only events after this time are sent back: the rules read no further (eventHorizonMs). */
   readonly eventsSince?: Millis;
+  /**
+   * A web page's call: only what its placements read of the rest crosses back too (core/page-state.ts,
+   * docs/decisions.md record 29). Absent (the decide API, a preview): the whole state but the log's trim.
+   */
+  readonly reads?: PageReads;
   readonly forwarded?: boolean;
   /** How an unanswered purpose is read (the deployment's CONSENT_MODE); opt-out when absent. */
   readonly consentMode?: ConsentMode;

@@ -333,6 +333,42 @@ describe("VisitorDO ingest", () => {
   });
 });
 
+describe("VisitorDO snapshot for a page (record 29)", () => {
+  it("a page gets the exposures of its capped experiences and none of the rest; the decide API gets it all", async () => {
+    const id = fresh();
+    const stub = stubOf(id);
+    const mail = (ts: number, type: string): VisitorEvent => ({ ...ev(ts, type), channel: "email" });
+    await stub.ingest(id, [mail(T0, "email_send"), mail(T0 + 60_000, "email_open"), ev(T0 + 120_000)], {
+      now: T0 + 120_000,
+    });
+    await stub.recordDecision({
+      now: T0 + HOUR,
+      visitorId: id,
+      exposures: [
+        { experience: "cart-reminder", placement: "promo-banner", capped: true },
+        { experience: "browse-reminder", placement: "promo-banner", capped: true },
+      ],
+      assignments: {},
+    });
+    const now = T0 + 2 * HOUR;
+    const whole = await stub.snapshot({ now, eventsSince: 0 });
+    const page = await stub.snapshot({
+      now,
+      eventsSince: now,
+      reads: { countsWithinMs: 0, exposures: ["cart-reminder"], engagement: false },
+    });
+    expect(Object.keys(whole.exposures).sort()).toEqual(["browse-reminder", "cart-reminder"]);
+    expect(Object.keys(whole.engagement)).toContain("email");
+    expect(whole.events).toHaveLength(3);
+    expect(page.exposures).toEqual({ "cart-reminder": whole.exposures["cart-reminder"] });
+    expect(page.engagement).toEqual({});
+    expect(page.engagementHours).toEqual([]);
+    expect(page.events).toEqual([]);
+    expect(page.sessionCount).toBe(whole.sessionCount);
+    expect(page.lastByType).toEqual(whole.lastByType);
+  });
+});
+
 describe("VisitorDO storage", () => {
   it("stored values that do not parse read as absent; the visitor's events and other values are kept", async () => {
     const id = fresh();
