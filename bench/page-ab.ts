@@ -6,8 +6,8 @@
  * The first byte is also split, on the one clock of this process, into the time until the origin
  * has the request (what the worker does before its origin request leaves) and the time from the
  * origin's first half written to the first byte received (what it does on the way back). The slow
- * request asks for "/slow", where the hero rules place nothing (the beacon still goes in, and a
- * returning visitor's page view is counted), as bench/proxy.bench.ts's does.
+ * request asks for the target's own page with `?slow`, as bench/proxy.bench.ts's does, so the hero
+ * rules fill `#hero` on it.
  * Builds are directories holding an `index.js` (`wrangler deploy --dry-run --outdir <dir>`).
  *
  * Run: `BENCH_AB=<dirA>,<dirB> node bench/page-ab.ts`. Environment: BENCH_AB_TARGETS (of
@@ -23,7 +23,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
 import { cpuMs, workerdChildren } from "./counting.ts";
-import { type BenchRules, CRAWLER_UA, PASSTHROUGH, publishBenchRules } from "./proxy.bench.ts";
+import {
+  type BenchRules,
+  CRAWLER_UA,
+  isSlow,
+  PASSTHROUGH,
+  publishBenchRules,
+  slowPath,
+} from "./proxy.bench.ts";
 import {
   BROWSER_UA,
   COMPAT,
@@ -88,7 +95,7 @@ const arrived = new Map<string, { at: number; wrote: number }>();
 async function startOrigin(): Promise<{ server: ReturnType<typeof createServer>; url: string }> {
   const page = Buffer.from(readFileSync(join(ROOT, "demo/site/big.html"), "utf8"));
   const server = createServer((req, res) => {
-    if (req.url?.startsWith("/slow")) {
+    if (isSlow(req.url)) {
       const at = performance.now();
       res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
       res.write(page.subarray(0, page.length >> 1));
@@ -122,7 +129,7 @@ async function firstByte(t: AbTarget): Promise<{ total: number; out: number; bac
   };
   if (t.cookies[0]) headers.cookie = t.cookies[0];
   const t0 = performance.now();
-  const res = await fetch(`${t.url}/slow`, { headers });
+  const res = await fetch(`${t.url}${slowPath("/")}`, { headers });
   const reader = res.body!.getReader();
   await reader.read();
   const t3 = performance.now();

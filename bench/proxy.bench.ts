@@ -25,7 +25,8 @@
  * target keeps its Durable Objects' SQLite files in its own directory, one file per object: the
  * objects created per 1,000 pages are counted from them.
  *
- * The slow-origin first byte: the origin sends half the page at once and the rest 300 ms later;
+ * The slow-origin first byte: the origin sends half the page at once and the rest 300 ms later
+ * (`?slow` on the target's own page, so Northstar's page is the one whose `#hero` its rules fill);
  * SLOW_ROUNDS rounds, one request per target per round, the targets' order rotated each round;
  * the median per target.
  *
@@ -76,10 +77,18 @@ function bigPage(): string {
   }
 }
 
+/** A request for the slow origin: any page asked with `?slow`. */
+export function isSlow(url: string | undefined): boolean {
+  return new URL(url ?? "/", "http://origin").searchParams.has("slow");
+}
+
+/** The target's own page, from the slow origin. */
+export const slowPath = (path: string): string => `${path}${path.includes("?") ? "&" : "?"}slow`;
+
 export async function startOrigin(): Promise<{ server: Server; url: string }> {
   const page = Buffer.from(bigPage());
   const server = createServer((req, res) => {
-    if (req.url?.startsWith("/slow")) {
+    if (isSlow(req.url)) {
       // First half at once, the rest 300 ms later: time to first byte shows any buffering.
       res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
       res.write(page.subarray(0, page.length >> 1));
@@ -431,7 +440,7 @@ export async function run(): Promise<string[]> {
     for (let round = 0; round < SLOW_ROUNDS; round++) {
       for (let k = 0; k < targets.length; k++) {
         const t = targets[(round + k) % targets.length]!;
-        slowTtfb.get(t.name)!.push((await timedRequest(t, "/slow")).ttfb);
+        slowTtfb.get(t.name)!.push((await timedRequest(t, slowPath(t.path))).ttfb);
       }
     }
     const slow = new Map([...slowTtfb].map(([name, xs]) => [name, median(xs)]));
