@@ -16,9 +16,7 @@
  * BENCH_VISITORS (default 20). BENCH_AB_FLOORS=1 adds the pass-through and the one-selector
  * rewriter to the first-byte rounds, as the floor the split figures are read against.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
@@ -26,10 +24,10 @@ import { cpuMs, workerdChildren } from "./counting.ts";
 import {
   type BenchRules,
   CRAWLER_UA,
-  isSlow,
   PASSTHROUGH,
   publishBenchRules,
   slowPath,
+  startOrigin as startProxyOrigin,
 } from "./proxy.bench.ts";
 import {
   BROWSER_UA,
@@ -37,7 +35,6 @@ import {
   loadSlice,
   median,
   ONE_SELECTOR_REWRITER,
-  ROOT,
   returningVisitors,
   startNorthstar,
 } from "./workerd.ts";
@@ -92,23 +89,8 @@ async function target(build: string, label: string, kind: string, origin: string
 const arrived = new Map<string, { at: number; wrote: number }>();
 
 /** The proxy bench's origin, recording when each slow request arrived and was first answered. */
-async function startOrigin(): Promise<{ server: ReturnType<typeof createServer>; url: string }> {
-  const page = Buffer.from(readFileSync(join(ROOT, "demo/site/big.html"), "utf8"));
-  const server = createServer((req, res) => {
-    if (isSlow(req.url)) {
-      const at = performance.now();
-      res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-      res.write(page.subarray(0, page.length >> 1));
-      arrived.set(String(req.headers["x-ab-id"]), { at, wrote: performance.now() });
-      setTimeout(() => res.end(page.subarray(page.length >> 1)), 300);
-      return;
-    }
-    res.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": page.length });
-    res.end(page);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
+const startOrigin = () =>
+  startProxyOrigin((req, at, wrote) => arrived.set(String(req.headers["x-ab-id"]), { at, wrote }));
 
 let requestId = 0;
 

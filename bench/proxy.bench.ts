@@ -36,7 +36,7 @@
  * BENCH_FIRST_VISITS (new visitors whose page and beacon's first call the counted pass counts, default 100).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -85,13 +85,22 @@ export function isSlow(url: string | undefined): boolean {
 /** The target's own page, from the slow origin. */
 export const slowPath = (path: string): string => `${path}${path.includes("?") ? "&" : "?"}slow`;
 
-export async function startOrigin(): Promise<{ server: Server; url: string }> {
+/**
+ * The bench's origin: the big page, or slowly (`?slow`). `onSlow` is told, on this process's clock,
+ * when a slow request arrived and when its first half was written (bench/page-ab.ts splits the
+ * first byte with it).
+ */
+export async function startOrigin(
+  onSlow?: (req: IncomingMessage, arrivedAt: number, wroteAt: number) => void,
+): Promise<{ server: Server; url: string }> {
   const page = Buffer.from(bigPage());
   const server = createServer((req, res) => {
     if (isSlow(req.url)) {
+      const arrivedAt = performance.now();
       // First half at once, the rest 300 ms later: time to first byte shows any buffering.
       res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
       res.write(page.subarray(0, page.length >> 1));
+      onSlow?.(req, arrivedAt, performance.now());
       setTimeout(() => res.end(page.subarray(page.length >> 1)), 300);
       return;
     }
