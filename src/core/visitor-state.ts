@@ -302,10 +302,20 @@ function recordEngagement(state: MutableVisitorState, event: VisitorEvent): void
   if (engaged) state.engagementHours[hour]! += 1;
 }
 
-/** Keeps storage bounded: recent events by count and age, counters by age, exposures by count. */
-/** Lets go of what is past the bounds; answers whether anything went. */
-export function prune(s: MutableVisitorState, now: Millis, limits = DEFAULT_LIMITS): boolean {
+/** What a prune let go: the log's oldest events, and whether anything at all went. */
+export interface Pruned {
+  readonly changed: boolean;
+  /** The events the log let go, oldest first (none: the log kept every one). */
+  readonly letGo: readonly VisitorEvent[];
+}
+
+/**
+ * Keeps storage bounded: recent events by count and age, counters by age, exposures by count.
+ * Answers what went, so storage can follow memory.
+ */
+export function prune(s: MutableVisitorState, now: Millis, limits = DEFAULT_LIMITS): Pruned {
   let changed = false;
+  let letGo: VisitorEvent[] = [];
   const oldest = now - limits.maxEventAgeMs;
   let drop = 0;
   while (drop < s.events.length && s.events[drop]!.ts < oldest) drop++;
@@ -314,7 +324,7 @@ export function prune(s: MutableVisitorState, now: Millis, limits = DEFAULT_LIMI
     // Windowed counts read the counters for the part of a window the log no longer holds.
     const through = s.events[drop - 1]!.ts;
     if (s.prunedThrough === null || through > s.prunedThrough) s.prunedThrough = through;
-    s.events.splice(0, drop);
+    letGo = s.events.splice(0, drop);
     changed = true;
   }
   const countFloor = now - limits.countRetentionMs;
@@ -331,7 +341,7 @@ export function prune(s: MutableVisitorState, now: Millis, limits = DEFAULT_LIMI
       changed = true;
     }
   }
-  return changed;
+  return { changed, letGo };
 }
 
 export function recordExposure(

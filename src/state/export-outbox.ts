@@ -3,8 +3,13 @@ import type { Millis } from "../core/model.ts";
 import { withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
-import { CHUNK_BYTES, messagesOf, sendExport } from "./export-producer.ts";
-import { ExportMessageSchema, type ExportRecord, ExportRecordSchema } from "./export-record.ts";
+import { CHUNK_BYTES, messagesOf, sendMessages } from "./export-producer.ts";
+import {
+  type ExportMessage,
+  ExportMessageSchema,
+  type ExportRecord,
+  ExportRecordSchema,
+} from "./export-record.ts";
 import { lazyTable } from "./lazy-tables.ts";
 import { parseStoredJson, recordDroppedWrite } from "./stored-value.ts";
 
@@ -144,13 +149,14 @@ export async function sendOutbox(
     const page = readPage(sql, after, last);
     if (page.rows.length === 0) return true;
     after = page.rows[page.rows.length - 1]!.seq;
-    // Whole rows per sendBatch, so a row is deleted only once every line it holds was accepted.
+    // Each row is the message it was packed as, and whole rows go per sendBatch: a row is deleted
+    // only once the message holding all its lines was accepted.
     for (const chunk of rowChunks(page.rows)) {
-      const lines = chunk.flatMap((row) => row.lines);
-      const sent = await withDeadline(() => sendExport(env, lines), SEND_DEADLINE_MS);
+      const messages = chunk.map((row) => row.message);
+      const sent = await withDeadline(() => sendMessages(env, messages), SEND_DEADLINE_MS);
       if (!sent.ok) {
         log("warn", "export_deferred", {
-          lines: lines.length,
+          lines: messages.reduce((n, message) => n + (Array.isArray(message) ? message.length : 1), 0),
           error: sent.reason === "error" ? sent.error : `no answer in ${SEND_DEADLINE_MS} ms`,
         });
         return false;
@@ -163,7 +169,8 @@ export async function sendOutbox(
 
 interface OutboxRow {
   readonly seq: number;
-  readonly lines: readonly ExportRecord[];
+  /** Its lines, as the queue message they were packed as (a bare line in rows written before record 28). */
+  readonly message: ExportMessage;
   /** The body's UTF-8 bytes: what the row adds to a sendBatch. */
   readonly bytes: number;
 }
@@ -209,7 +216,7 @@ function readPage(sql: SqlStorage, after: number, last: number): { rows: OutboxR
     }
     rows.push({
       seq: row.data.seq,
-      lines: Array.isArray(message) ? message : [message],
+      message,
       bytes: encoder.encode(row.data.body).length,
     });
   }

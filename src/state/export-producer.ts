@@ -54,8 +54,15 @@ export function messagesOf(chunk: readonly ExportRecord[]): ExportMessage[] {
 
 /** Sends the records, one sendBatch per chunk (one for any ordinary ingest); rejects if a send fails. */
 export async function sendExport(env: Pick<Env, "EXPORT">, records: readonly ExportRecord[]): Promise<void> {
-  for (const chunk of chunksOf(records))
-    await env.EXPORT.sendBatch(messagesOf(chunk).map((body) => ({ body, contentType: "json" as const })));
+  for (const chunk of chunksOf(records)) await sendMessages(env, messagesOf(chunk));
+}
+
+/** Messages already packed (the outbox's rows), in one sendBatch: at most 100, within CHUNK_BYTES. */
+export async function sendMessages(
+  env: Pick<Env, "EXPORT">,
+  messages: readonly ExportMessage[],
+): Promise<void> {
+  await env.EXPORT.sendBatch(messages.map((body) => ({ body, contentType: "json" as const })));
 }
 
 /** Sends tried by the worker before it gives up on them (a transient refusal costs nothing). */

@@ -337,10 +337,9 @@ export function pruneAndSave(
   limits: StateLimits,
   onlyIfPruned = false,
 ): void {
-  const log = state.events.slice();
-  if (!prune(state, now, limits) && onlyIfPruned) return;
-  if (state.events.length < log.length)
-    letGo(sql, log.slice(0, log.length - state.events.length), state, now, limits);
+  const pruned = prune(state, now, limits);
+  if (!pruned.changed && onlyIfPruned) return;
+  if (pruned.letGo.length > 0) letGo(sql, pruned.letGo, state, now, limits);
   saveState(sql, state);
 }
 
