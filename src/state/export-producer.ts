@@ -23,38 +23,51 @@ function sizeOf(record: ExportRecord): number {
   return encoder.encode(JSON.stringify(record)).length + 1;
 }
 
-/** Greedy runs of `records`, each at most `limit` bytes by `sizeOf` (a larger record goes alone). */
-function runsOf(records: readonly ExportRecord[], limit: number): ExportRecord[][] {
-  const runs: ExportRecord[][] = [];
-  let run: ExportRecord[] = [];
-  let bytes = 2; // the array's brackets
+/**
+ * The records packed into sendBatch chunks of queue messages, each record sized once: greedy
+ * messages of at most MESSAGE_BYTES (a larger record goes alone), greedy chunks of at most
+ * CHUNK_BYTES of messages. A page's few lines are one message of one chunk, known from their JSON's
+ * length alone (a UTF-16 code unit is at most 3 UTF-8 bytes), without encoding anything.
+ */
+function packed(records: readonly ExportRecord[]): ExportMessage[][] {
+  if (records.length === 0) return [];
+  if (JSON.stringify(records).length * 3 <= MESSAGE_BYTES) return [[[...records]]];
+  const chunks: ExportMessage[][] = [];
+  let chunk: ExportMessage[] = [];
+  let chunkBytes = 0;
+  let message: ExportRecord[] = [];
+  let messageBytes = 2; // the array's brackets
+  const close = () => {
+    if (message.length === 0) return;
+    if (chunk.length > 0 && chunkBytes + messageBytes > CHUNK_BYTES) {
+      chunks.push(chunk);
+      chunk = [];
+      chunkBytes = 0;
+    }
+    chunk.push(message);
+    chunkBytes += messageBytes;
+    message = [];
+    messageBytes = 2;
+  };
   for (const record of records) {
     const size = sizeOf(record);
-    if (run.length > 0 && bytes + size > limit) {
-      runs.push(run);
-      run = [];
-      bytes = 2;
-    }
-    run.push(record);
-    bytes += size;
+    if (message.length > 0 && messageBytes + size > MESSAGE_BYTES) close();
+    message.push(record);
+    messageBytes += size;
   }
-  if (run.length) runs.push(run);
-  return runs;
-}
-
-/** The records in sendBatch-sized chunks (an event is at most 32 KB, so every record fits one). */
-export function chunksOf(records: readonly ExportRecord[]): ExportRecord[][] {
-  return runsOf(records, CHUNK_BYTES);
+  close();
+  chunks.push(chunk);
+  return chunks;
 }
 
 /** One chunk's queue messages: its records packed into messages of at most MESSAGE_BYTES. */
-export function messagesOf(chunk: readonly ExportRecord[]): ExportMessage[] {
-  return runsOf(chunk, MESSAGE_BYTES);
+export function messagesOf(records: readonly ExportRecord[]): ExportMessage[] {
+  return packed(records).flat();
 }
 
 /** Sends the records, one sendBatch per chunk (one for any ordinary ingest); rejects if a send fails. */
 export async function sendExport(env: Pick<Env, "EXPORT">, records: readonly ExportRecord[]): Promise<void> {
-  for (const chunk of chunksOf(records)) await sendMessages(env, messagesOf(chunk));
+  for (const chunk of packed(records)) await sendMessages(env, chunk);
 }
 
 /** Messages already packed (the outbox's rows), in one sendBatch: at most 100, within CHUNK_BYTES. */
@@ -77,10 +90,10 @@ export async function sendExportRetrying(
   env: Pick<Env, "EXPORT">,
   records: readonly ExportRecord[],
 ): Promise<void> {
-  for (const chunk of chunksOf(records)) {
+  for (const chunk of packed(records)) {
     for (let attempt = 1; ; attempt++) {
       try {
-        await sendExport(env, chunk);
+        await sendMessages(env, chunk);
         break;
       } catch (err) {
         if (attempt < BACKGROUND_ATTEMPTS) continue;

@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { gunzipLines } from "../../src/export/files.ts";
 import worker from "../../src/index.ts";
-import { messagesOf } from "../../src/state/export-producer.ts";
+import { CHUNK_BYTES, messagesOf, sendExport } from "../../src/state/export-producer.ts";
 import {
   type ExportMessage,
   type ExportRecord,
@@ -181,6 +181,36 @@ describe("the export consumer", () => {
     expect(messages.flat()).toEqual(big);
     for (const m of messages)
       expect(new TextEncoder().encode(JSON.stringify(m)).length).toBeLessThanOrEqual(60_000);
+  });
+
+  it("a send larger than one sendBatch goes in several, each within 180 KB, every record once and in order", async () => {
+    const big = Array.from({ length: 120 }, (_, i) =>
+      eventRecord("visitor-big", {
+        id: `big-${i}`,
+        type: "product_view",
+        ts: START,
+        channel: "web",
+        props: { blob: "é".repeat(2000) }, // 4,000 bytes in UTF-8: 480 KB in all
+      }),
+    );
+    const batches: unknown[][][] = [];
+    const EXPORT = {
+      sendBatch: async (messages: Iterable<{ body: unknown }>) => {
+        batches.push([...messages].map((m) => m.body as unknown[]));
+      },
+    } as unknown as Queue;
+    await sendExport({ EXPORT }, big);
+    expect(batches.length).toBeGreaterThan(2);
+    expect(batches.flat(2)).toEqual(big);
+    for (const batch of batches)
+      expect(new TextEncoder().encode(JSON.stringify(batch)).length).toBeLessThanOrEqual(CHUNK_BYTES + 2);
+    // A page's few lines: one sendBatch of one message.
+    batches.length = 0;
+    await sendExport(
+      { EXPORT },
+      big.slice(0, 2).map((r) => ({ ...r, event: { ...r.event, props: {} } })),
+    );
+    expect(batches.map((b) => b.length)).toEqual([1]);
   });
 
   it("a message that is no export record is retried (kept for the dead-letter queue), the rest written", async () => {
