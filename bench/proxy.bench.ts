@@ -64,7 +64,7 @@ const SLOW_ROUNDS = Number(process.env.BENCH_SLOW_ROUNDS ?? 21);
 const FIRST_VISITS = Number(process.env.BENCH_FIRST_VISITS ?? 100);
 const COUNT_ROUNDS = Number(process.env.BENCH_COUNT_ROUNDS ?? 2);
 
-function bigPage(): string {
+export function bigPage(): string {
   try {
     return readFileSync(join(ROOT, "demo/site/big.html"), "utf8");
   } catch {

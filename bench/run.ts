@@ -1,6 +1,6 @@
 /**
  * `npm run bench` runs every benchmark but the soak; `npm run bench -- decide` (or bundle, rules,
- * leaves, state, ingest, proxy, breakdown, journeys, snapshot, soak) runs one. The soak (minutes, through `wrangler dev`) runs
+ * leaves, state, ingest, proxy, breakdown, steps, journeys, snapshot, soak) runs one. The soak (minutes, through `wrangler dev`) runs
  * only when named.
  * Benchmarks measure; tests never assert timings. Run on a quiet machine and read medians.
  */
@@ -13,6 +13,7 @@ const benches: Record<string, () => Promise<{ run(): Promise<string[]> }>> = {
   ingest: () => import("./ingest.bench.ts"),
   proxy: () => import("./proxy.bench.ts"),
   breakdown: () => import("./breakdown.bench.ts"),
+  steps: () => import("./steps.bench.ts"),
   journeys: () => import("./journeys.bench.ts"),
   snapshot: () => import("./snapshot.bench.ts"),
   soak: () => import("./soak.bench.ts"),
