@@ -23,7 +23,9 @@
  * that runs behind bench/counting.ts's entry (it wraps the bindings to count calls, which costs CPU
  * of its own: the pass prints what, against the plain instance, interleaved). Each Northstar
  * target keeps its Durable Objects' SQLite files in its own directory, one file per object: the
- * objects created per 1,000 pages are counted from them.
+ * objects created per 1,000 pages are counted from them. The counted pass also plays what pages alone
+ * do not show: new visitors' whole first visits (the page, then the beacon's first call that creates
+ * their object) and returning visitors' own beacon batches (a product view each).
  *
  * The slow-origin first byte: the origin sends half the page at once and the rest 300 ms later
  * (`?slow` on the target's own page, so Northstar's page is the one whose `#hero` its rules fill);
@@ -33,7 +35,8 @@
  * Run: `npm run bench -- proxy` (or `node bench/proxy.bench.ts`). Environment: BENCH_SECONDS (per
  * slice, default 4), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 10), BENCH_VISITORS
  * (default 20), BENCH_SLOW_ROUNDS (default 21), BENCH_COUNT_ROUNDS (counted pass, default 2),
- * BENCH_FIRST_VISITS (new visitors whose page and beacon's first call the counted pass counts, default 100).
+ * BENCH_FIRST_VISITS (new visitors whose page and beacon's first call the counted pass counts, and
+ * returning visitors' beacon batches it counts, default 100 each).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -366,6 +369,8 @@ async function countedPass(
     }
     const newVisitors = counted[NORTHSTAR.findIndex((spec) => spec.visitors === "new")];
     if (newVisitors) lines.push(...(await firstVisits(newVisitors, FIRST_VISITS)));
+    const returning = counted[NORTHSTAR.findIndex((spec) => spec.visitors === "returning")];
+    if (returning) lines.push(...(await beaconBatches(returning, FIRST_VISITS)));
     return { lines, calls };
   } finally {
     for (const t of counted) await t.dispose();
@@ -419,6 +424,52 @@ async function firstVisits(target: Target, count: number): Promise<string[]> {
     `a new visitor's first visit in all (the page without a cookie, then the beacon's first call: its page view and the first page's claim), ${count} visitors in turn, per 1,000 visitors:`,
     "target               visitors  DO requests  (alarms)  rows written  rows read  KV reads  KV writes  queue msgs  objects",
     `${target.name.replace(" (counted)", "").padEnd(20)} ${String(count).padStart(8)}  ${per(c.doRequests).padStart(11)}  ${`(${per(c.alarms)})`.padStart(8)}  ${per(c.rowsWritten).padStart(12)}  ${per(c.rowsRead).padStart(9)}  ${per(c.kvReads).padStart(8)}  ${per(c.kvWrites).padStart(9)}  ${per(c.queueMessages).padStart(10)}  ${per(target.objects!() - objectsBefore).padStart(7)}`,
+  ];
+}
+
+/**
+ * What a returning visitor's own beacon batch costs, which the pages do not show (the load runs no
+ * script): `count` batches of one event, a product view as the beacon sends it from a product page
+ * (an acknowledged event: its log row, and its export line in the batch's outbox row, then sent),
+ * spread over the returning visitors in turn; the calls counted per 1,000 batches, once the
+ * object's writes and sends have landed.
+ */
+async function beaconBatches(target: Target, count: number): Promise<string[]> {
+  const cookies = target.cookies ?? [];
+  if (cookies.length === 0) return [];
+  const before = await target.counts!();
+  for (let i = 0; i < count; i++) {
+    const batch = await fetch(`${target.url}/_ns/v1/events`, {
+      method: "POST",
+      headers: {
+        "user-agent": BROWSER_UA,
+        cookie: cookies[i % cookies.length]!,
+        "content-type": "text/plain;charset=UTF-8",
+      },
+      body: JSON.stringify({
+        sentAt: Date.now(),
+        events: [
+          {
+            id: `batch-${i}-${Date.now()}`,
+            type: "product_view",
+            ts: Date.now(),
+            channel: "web",
+            props: { path: "/products/trail-runner-2", productId: "trail-runner-2", category: "running" },
+          },
+        ],
+      }),
+    });
+    await batch.arrayBuffer();
+    if (batch.status !== 202) throw new Error(`${target.name}: a beacon batch answered ${batch.status}`);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 6000));
+  const c = countsBetween(before, await target.counts!());
+  const per = (n: number) => ((1000 * n) / count).toFixed(0);
+  return [
+    "",
+    `a returning visitor's beacon batch (one event: a product view), ${count} batches over ${cookies.length} visitors in turn, per 1,000 batches:`,
+    "target               batches  DO requests  (alarms)  rows written  rows read  KV reads  KV writes  queue msgs",
+    `${target.name.replace(" (counted)", "").padEnd(20)} ${String(count).padStart(7)}  ${per(c.doRequests).padStart(11)}  ${`(${per(c.alarms)})`.padStart(8)}  ${per(c.rowsWritten).padStart(12)}  ${per(c.rowsRead).padStart(9)}  ${per(c.kvReads).padStart(8)}  ${per(c.kvWrites).padStart(9)}  ${per(c.queueMessages).padStart(10)}`,
   ];
 }
 

@@ -72,64 +72,59 @@ async function read(response: Response): Promise<void> {
   await response.arrayBuffer();
 }
 
+/** The one-selector rewriter's fragment, and its handler as the rewriter bench's floor has it. */
+const HERO = "<h1>Hello runner</h1>";
+const HERO_NOW: HTMLRewriterElementContentHandlers = {
+  element(e) {
+    e.setInnerContent(HERO, { html: true });
+  },
+};
+
+function heroRewriter(hero: HTMLRewriterElementContentHandlers): HTMLRewriter {
+  return new HTMLRewriter().on("#hero", hero);
+}
+
+/** The origin's page through `rewriter`, read to its last byte. */
+async function rewritten(env: StepEnv, rewriter: HTMLRewriter): Promise<void> {
+  await read(rewriter.transform(await env.ORIGIN_SERVICE.fetch(SITE)));
+}
+
 type Step = (env: StepEnv, ctx: ExecutionContext, i: number) => Promise<unknown> | unknown;
 
 const steps: Record<string, Step> = {
   // Whole pages. The floor: the origin's page relayed, then through a one-selector rewriter.
   "page-pass-through": async (env) => read(await env.ORIGIN_SERVICE.fetch(SITE)),
-  "page-rewriter": async (env) =>
-    read(
-      new HTMLRewriter()
-        .on("#hero", {
-          element(e) {
-            e.setInnerContent("<h1>Hello runner</h1>", { html: true });
-          },
-        })
-        .transform(await env.ORIGIN_SERVICE.fetch(SITE)),
-    ),
+  "page-rewriter": async (env) => rewritten(env, heroRewriter(HERO_NOW)),
   "page-rewriter, hero handler async": async (env) =>
-    read(
-      new HTMLRewriter()
-        .on("#hero", {
-          element(e) {
-            return Promise.resolve("<h1>Hello runner</h1>").then((html) => {
-              e.setInnerContent(html, { html: true });
-            });
-          },
-        })
-        .transform(await env.ORIGIN_SERVICE.fetch(SITE)),
+    rewritten(
+      env,
+      heroRewriter({
+        element(e) {
+          return Promise.resolve(HERO).then((html) => {
+            e.setInnerContent(html, { html: true });
+          });
+        },
+      }),
     ),
   "page-rewriter + beacon appended": async (env) =>
-    read(
-      new HTMLRewriter()
-        .on("#hero", {
-          element(e) {
-            e.setInnerContent("<h1>Hello runner</h1>", { html: true });
-          },
-        })
-        .on("body", {
-          element(e) {
-            e.append(BEACON_TAG, { html: true });
-          },
-        })
-        .transform(await env.ORIGIN_SERVICE.fetch(SITE)),
+    rewritten(
+      env,
+      heroRewriter(HERO_NOW).on("body", {
+        element(e) {
+          e.append(BEACON_TAG, { html: true });
+        },
+      }),
     ),
   "page-rewriter + beacon, end tag async": async (env) =>
-    read(
-      new HTMLRewriter()
-        .on("#hero", {
-          element(e) {
-            e.setInnerContent("<h1>Hello runner</h1>", { html: true });
-          },
-        })
-        .on("body", {
-          element(e) {
-            e.onEndTag(async (end) => {
-              end.before(await Promise.resolve(BEACON_TAG), { html: true });
-            });
-          },
-        })
-        .transform(await env.ORIGIN_SERVICE.fetch(SITE)),
+    rewritten(
+      env,
+      heroRewriter(HERO_NOW).on("body", {
+        element(e) {
+          e.onEndTag(async (end) => {
+            end.before(await Promise.resolve(BEACON_TAG), { html: true });
+          });
+        },
+      }),
     ),
   "page-returning": async (env, ctx, i) =>
     read(

@@ -17,6 +17,8 @@ const MESSAGE_BYTES = 60_000;
 /** A sendBatch takes at most 256 KB: a chunk of records stays under it, packed as it may be. */
 export const CHUNK_BYTES = 180_000;
 const encoder = new TextEncoder();
+/** A send this short (a page's view and exposures, a beacon batch) is checked whole first. */
+const FEW = 32;
 
 /** One record's size in a message: its JSON's UTF-8 bytes and the comma after it. */
 function sizeOf(record: ExportRecord): number {
@@ -31,7 +33,8 @@ function sizeOf(record: ExportRecord): number {
  */
 function packed(records: readonly ExportRecord[]): ExportMessage[][] {
   if (records.length === 0) return [];
-  if (JSON.stringify(records).length * 3 <= MESSAGE_BYTES) return [[[...records]]];
+  // A bulk send seldom fits one message, and would pay for a JSON it then throws away.
+  if (records.length <= FEW && JSON.stringify(records).length * 3 <= MESSAGE_BYTES) return [[[...records]]];
   const chunks: ExportMessage[][] = [];
   let chunk: ExportMessage[] = [];
   let chunkBytes = 0;
