@@ -10,6 +10,9 @@
  * rules fill `#hero` on it.
  * Builds are directories holding an `index.js` (`wrangler deploy --dry-run --outdir <dir>`).
  *
+ * Each build runs in BENCH_AB_PROCESSES workerd processes per target (default 2, started A B B A):
+ * two processes of one build can differ by up to 10% for a whole run, more than most changes.
+ *
  * Run: `BENCH_AB=<dirA>,<dirB> node bench/page-ab.ts`. Environment: BENCH_AB_TARGETS (of
  * returning, crawler, new, demo; default returning,crawler), BENCH_SECONDS (per slice, default 3),
  * BENCH_ROUNDS (default 6), BENCH_SLOW_ROUNDS (default 41), BENCH_CONNECTIONS (default 10),
@@ -120,15 +123,41 @@ async function firstByte(t: AbTarget): Promise<{ total: number; out: number; bac
   return { total: t3 - t0, out: origin.at - t0, back: t3 - origin.wrote };
 }
 
+/**
+ * Processes per build and target, started in a balanced order (A B B A …): two workerd processes
+ * of the same build can differ by up to 10% in CPU per page for a whole run (an A/A run,
+ * docs/benchmarks.md), so a build's figure is the mean of its processes' medians.
+ */
+const PROCESSES = Math.max(1, Number(process.env.BENCH_AB_PROCESSES ?? 2));
+
+/** The processes of one target kind: A's and B's, each named `<kind> A1`, `<kind> B1`, … */
+interface AbGroup {
+  readonly kind: string;
+  readonly a: AbTarget[];
+  readonly b: AbTarget[];
+}
+
+const mean = (xs: readonly number[]): number => xs.reduce((sum, x) => sum + x, 0) / Math.max(1, xs.length);
+
 export async function run(): Promise<string[]> {
   if (BUILDS.length !== 2) throw new Error("BENCH_AB=<dirA>,<dirB>");
   const { server, url: origin } = await startOrigin();
-  const pairs: Array<[AbTarget, AbTarget]> = [];
+  const groups: AbGroup[] = [];
   const extra: AbTarget[] = [];
   try {
-    for (const kind of TARGETS)
-      pairs.push([await target(BUILDS[0]!, "A", kind, origin), await target(BUILDS[1]!, "B", kind, origin)]);
-    const all = pairs.flat();
+    for (const kind of TARGETS) {
+      const group: AbGroup = { kind, a: [], b: [] };
+      groups.push(group);
+      for (let p = 0; p < PROCESSES; p++) {
+        // A B, then B A, and so on: neither build is always started first.
+        const order: Array<"a" | "b"> = p % 2 ? ["b", "a"] : ["a", "b"];
+        for (const side of order)
+          group[side].push(
+            await target(BUILDS[side === "a" ? 0 : 1]!, `${side.toUpperCase()}${p + 1}`, kind, origin),
+          );
+      }
+    }
+    const all = groups.flatMap((g) => [...g.a, ...g.b]);
     const rps = new Map<string, number[]>(all.map((t) => [t.name, []]));
     const cpu = new Map<string, number[]>(all.map((t) => [t.name, []]));
     const slice = (t: AbTarget) =>
@@ -141,8 +170,10 @@ export async function run(): Promise<string[]> {
       });
     for (const t of all) await slice(t); // warm-up, discarded (BENCH_ROUNDS=0: first bytes only)
     for (let round = 0; round < ROUNDS; round++) {
-      for (const pair of pairs) {
-        for (const t of round % 2 ? [...pair].reverse() : pair) {
+      for (const group of groups) {
+        // A and B alternate within the round, the order swapped each round.
+        const turns = group.a.flatMap((a, p) => (round % 2 ? [group.b[p]!, a] : [a, group.b[p]!]));
+        for (const t of turns) {
           const cpu0 = t.cpu();
           const s = await slice(t);
           rps.get(t.name)!.push(s.rps);
@@ -168,18 +199,29 @@ export async function run(): Promise<string[]> {
         slow.get(t.name)!.push(await firstByte(t));
       }
     const lines = [
-      `A/B: A ${BUILDS[0]}, B ${BUILDS[1]}; ${ROUNDS}×${SECONDS}s slices interleaved, ${CONNECTIONS} connections; slow-origin first byte median of ${SLOW_ROUNDS}`,
+      `A/B: A ${BUILDS[0]}, B ${BUILDS[1]}; ${PROCESSES} process(es) per build and target, ${ROUNDS}×${SECONDS}s slices interleaved, ${CONNECTIONS} connections; a build's figure is the mean of its processes' medians; slow-origin first byte median of ${SLOW_ROUNDS} per process`,
       "target          req/s A  req/s B  B÷A    CPU ms/page A  B     B÷A    first byte ms A  B     B−A   (until the origin has the request A  B; origin's first write to first byte A  B)",
     ];
-    for (const [a, b] of pairs) {
-      const [ra, rb] = [median(rps.get(a.name)!) || 0, median(rps.get(b.name)!) || 0];
-      const [ca, cb] = [median(cpu.get(a.name)!) || 0, median(cpu.get(b.name)!) || 0];
-      const part = (t: AbTarget, key: "total" | "out" | "back") =>
-        median(slow.get(t.name)!.map((x) => x[key]));
+    for (const { kind, a, b } of groups) {
+      const of = (side: AbTarget[], figure: (t: AbTarget) => number) => mean(side.map(figure));
+      const [ra, rb] = [
+        of(a, (t) => median(rps.get(t.name)!) || 0),
+        of(b, (t) => median(rps.get(t.name)!) || 0),
+      ];
+      const [ca, cb] = [
+        of(a, (t) => median(cpu.get(t.name)!) || 0),
+        of(b, (t) => median(cpu.get(t.name)!) || 0),
+      ];
+      const part = (side: AbTarget[], key: "total" | "out" | "back") =>
+        of(side, (t) => median(slow.get(t.name)!.map((x) => x[key])));
       const [fa, fb] = [part(a, "total"), part(b, "total")];
       lines.push(
-        `${a.name.slice(0, -2).padEnd(14)} ${ra.toFixed(0).padStart(8)} ${rb.toFixed(0).padStart(8)}  ${(rb / ra).toFixed(3)}  ${ca.toFixed(2).padStart(13)} ${cb.toFixed(2).padStart(5)}  ${(cb / ca).toFixed(3)}  ${fa.toFixed(2).padStart(15)} ${fb.toFixed(2).padStart(5)}  ${(fb - fa >= 0 ? "+" : "") + (fb - fa).toFixed(2)}  (${part(a, "out").toFixed(2)} ${part(b, "out").toFixed(2)}; ${part(a, "back").toFixed(2)} ${part(b, "back").toFixed(2)})`,
+        `${kind.padEnd(14)} ${ra.toFixed(0).padStart(8)} ${rb.toFixed(0).padStart(8)}  ${(rb / ra).toFixed(3)}  ${ca.toFixed(2).padStart(13)} ${cb.toFixed(2).padStart(5)}  ${(cb / ca).toFixed(3)}  ${fa.toFixed(2).padStart(15)} ${fb.toFixed(2).padStart(5)}  ${(fb - fa >= 0 ? "+" : "") + (fb - fa).toFixed(2)}  (${part(a, "out").toFixed(2)} ${part(b, "out").toFixed(2)}; ${part(a, "back").toFixed(2)} ${part(b, "back").toFixed(2)})`,
       );
+      if (PROCESSES > 1)
+        lines.push(
+          `  per process, CPU ms/page: ${[...a, ...b].map((t) => `${t.name.slice(kind.length + 1)} ${(median(cpu.get(t.name)!) || 0).toFixed(2)}`).join(", ")}`,
+        );
     }
     for (const t of floors) {
       const part = (key: "total" | "out" | "back") => median(slow.get(t.name)!.map((x) => x[key]));
@@ -189,7 +231,7 @@ export async function run(): Promise<string[]> {
     }
     return lines;
   } finally {
-    for (const t of [...pairs.flat(), ...extra]) await t.dispose();
+    for (const t of [...groups.flatMap((g) => [...g.a, ...g.b]), ...extra]) await t.dispose();
     server.close();
   }
 }
