@@ -63,7 +63,7 @@ function packed(records: readonly ExportRecord[]): ExportMessage[][] {
   return chunks;
 }
 
-/** One chunk's queue messages: its records packed into messages of at most MESSAGE_BYTES. */
+/** The records as queue messages of at most MESSAGE_BYTES each (the outbox keeps one per row). */
 export function messagesOf(records: readonly ExportRecord[]): ExportMessage[] {
   return packed(records).flat();
 }
