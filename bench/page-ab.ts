@@ -14,7 +14,7 @@
  * two processes of one build can differ by up to 10% for a whole run, more than most changes.
  *
  * Run: `BENCH_AB=<dirA>,<dirB> node bench/page-ab.ts`. Environment: BENCH_AB_TARGETS (of
- * returning, crawler, new, demo; default returning,crawler), BENCH_SECONDS (per slice, default 3),
+ * returning, crawler, new, demo, nochange; default returning,crawler), BENCH_SECONDS (per slice, default 3),
  * BENCH_ROUNDS (default 6), BENCH_SLOW_ROUNDS (default 41), BENCH_CONNECTIONS (default 10),
  * BENCH_VISITORS (default 20). BENCH_AB_FLOORS=1 adds the pass-through and the one-selector
  * rewriter to the first-byte rounds, as the floor the split figures are read against.
@@ -55,15 +55,22 @@ interface AbTarget {
   readonly url: string;
   readonly cookies: readonly string[];
   readonly userAgent: string;
+  /** The page asked: "/" (the hero rules' page), "/big" for the page nothing changes. */
+  readonly path: string;
   readonly cpu: () => number;
   dispose(): Promise<void>;
 }
 
-const SPECS: Record<string, { rules: BenchRules; visitors: "returning" | "new" | "crawler" }> = {
+const SPECS: Record<
+  string,
+  { rules: BenchRules; visitors: "returning" | "new" | "crawler"; path?: string; beacon?: boolean }
+> = {
   returning: { rules: "hero", visitors: "returning" },
   crawler: { rules: "hero", visitors: "crawler" },
   new: { rules: "hero", visitors: "new" },
   demo: { rules: "demo", visitors: "returning" },
+  // The pass-through path: a URL with no placement, auto-injection off (as the proxy bench's ns-nochange).
+  nochange: { rules: "nochange", visitors: "returning", path: "/big", beacon: false },
 };
 
 async function target(build: string, label: string, kind: string, origin: string): Promise<AbTarget> {
@@ -71,7 +78,14 @@ async function target(build: string, label: string, kind: string, origin: string
   if (!spec) throw new Error(`unknown target ${kind}`);
   const persist = mkdtempSync(join(tmpdir(), "ns-ab-do-"));
   const before = workerdChildren();
-  const { mf, url } = await startNorthstar(origin, { BEACON_AUTO_INJECT: "true" }, persist, false, build);
+  const beacon = spec.beacon ?? true;
+  const { mf, url } = await startNorthstar(
+    origin,
+    { BEACON_AUTO_INJECT: String(beacon) },
+    persist,
+    false,
+    build,
+  );
   const pid = [...workerdChildren()].find((p) => !before.has(p))!;
   await publishBenchRules(mf, spec.rules);
   const cookies = spec.visitors === "returning" ? await returningVisitors(`${url}/`, VISITORS) : [];
@@ -80,6 +94,7 @@ async function target(build: string, label: string, kind: string, origin: string
     url,
     cookies,
     userAgent: spec.visitors === "crawler" ? CRAWLER_UA : BROWSER_UA,
+    path: spec.path ?? "/",
     cpu: () => cpuMs(pid),
     dispose: async () => {
       await mf.dispose();
@@ -102,7 +117,15 @@ let requestId = 0;
 async function floorTarget(name: string, script: string): Promise<AbTarget> {
   const mf = new Miniflare({ modules: true, script, compatibilityDate: COMPAT, port: 0 });
   const url = (await mf.ready).toString().replace(/\/$/, "");
-  return { name, url, cookies: [], userAgent: BROWSER_UA, cpu: () => 0, dispose: () => mf.dispose() };
+  return {
+    name,
+    url,
+    path: "/",
+    cookies: [],
+    userAgent: BROWSER_UA,
+    cpu: () => 0,
+    dispose: () => mf.dispose(),
+  };
 }
 
 async function firstByte(t: AbTarget): Promise<{ total: number; out: number; back: number }> {
@@ -114,7 +137,7 @@ async function firstByte(t: AbTarget): Promise<{ total: number; out: number; bac
   };
   if (t.cookies[0]) headers.cookie = t.cookies[0];
   const t0 = performance.now();
-  const res = await fetch(`${t.url}${slowPath("/")}`, { headers });
+  const res = await fetch(`${t.url}${slowPath(t.path)}`, { headers });
   const reader = res.body!.getReader();
   await reader.read();
   const t3 = performance.now();
@@ -162,7 +185,7 @@ export async function run(): Promise<string[]> {
     const cpu = new Map<string, number[]>(all.map((t) => [t.name, []]));
     const slice = (t: AbTarget) =>
       loadSlice({
-        url: `${t.url}/`,
+        url: `${t.url}${t.path}`,
         seconds: SECONDS,
         connections: CONNECTIONS,
         cookies: t.cookies,

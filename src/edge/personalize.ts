@@ -14,7 +14,7 @@ import type { PageSlot, PageSlots } from "../rules/index.ts";
 import { sendExportRetrying } from "../state/export-producer.ts";
 import { type EventRecord, eventRecord, shownRecords } from "../state/export-record.ts";
 import { readTraits } from "../state/profiles.ts";
-import { activeRules, type LoadedRules, servingFallback } from "../state/rules-loader.ts";
+import { activeRules, heldRules, type LoadedRules, servingFallback } from "../state/rules-loader.ts";
 import {
   issueVisitorId,
   readCookieValue,
@@ -372,6 +372,23 @@ export async function startPersonalization(
     outline,
     decidePage(visit).catch((err: unknown) => failedOpen(outline, err)),
   );
+}
+
+/**
+ * A page known at once to be left as the origin sends it: the isolate holds fresh rules with no
+ * placement on this path, the beacon is not injected and no preview is asked for. It starts with no
+ * turn of the event loop and none of a page's personalization work (the cookie's check, a new
+ * visitor's cookie signed for nothing): the pass-through path's budget (DESIGN.md). Null when any
+ * of that is not known at once; the page then takes `startPersonalization`, which ends the same way.
+ */
+export function untouchedPage(request: Request, url: URL, env: Env, config: Config): PageStart | null {
+  if (config.BEACON_AUTO_INJECT) return null;
+  if (config.ADMIN_TOKEN && (url.searchParams.has(PREVIEW_PARAM) || readCookieValue(request, PREVIEW_COOKIE)))
+    return null;
+  const rules = heldRules(env);
+  if (!rules || servingFallback(rules) || rules.compiled.pageForPath(url.pathname).placements.length > 0)
+    return null;
+  return nothingToPersonalize(rules.version, []);
 }
 
 /** No placement on this path, no beacon to add, no preview: the origin's page, as it is. */

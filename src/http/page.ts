@@ -4,6 +4,7 @@ import {
   type PagePersonalization,
   type PageStart,
   startPersonalization,
+  untouchedPage,
 } from "../edge/personalize.ts";
 import { buildDeferredRewriter, buildRewriter } from "../edge/rewrite.ts";
 import type { Config } from "../platform/config.ts";
@@ -84,14 +85,17 @@ export async function servePage(
     request.method === "HEAD" && !looksLikeAsset(url.pathname)
       ? headIsVisitorsOwn(request, url, env, ctx, config)
       : Promise.resolve(false);
-  const starting: Promise<PageStart | null> = decides
-    ? originSent()
-        .then(() => startPersonalization(request, url, env, ctx, config))
-        .catch((err: unknown) => {
-          log("error", "personalize_failed", { error: String(err) });
-          return null;
-        })
-    : Promise.resolve(null);
+  // A page the rules already in memory leave alone starts at once; any other waits a turn.
+  const untouched = decides ? untouchedPage(request, url, env, config) : null;
+  const starting: Promise<PageStart | null> =
+    !decides || untouched
+      ? Promise.resolve(untouched)
+      : originSent()
+          .then(() => startPersonalization(request, url, env, ctx, config))
+          .catch((err: unknown) => {
+            log("error", "personalize_failed", { error: String(err) });
+            return null;
+          });
 
   const [origin, start, privateHead] = await Promise.all([originResult, starting, headOfPage]);
   if (!origin.ok) {

@@ -118,6 +118,16 @@ async function refresh(env: Env): Promise<void> {
 }
 
 /**
+ * The rules this isolate already holds from KV, when no refresh is due: what a request may decide
+ * from at once, without waiting a turn. Null otherwise, and for the bundled file (RULES_SOURCE=file):
+ * the caller then asks `activeRules`, which also starts a due refresh.
+ */
+export function heldRules(env: Env): LoadedRules | null {
+  if (!active || readConfig(env).config.RULES_SOURCE === "file") return null;
+  return Date.now() - checkedAt < REFRESH_MS ? active : null;
+}
+
+/**
  * The rules for this request. Never throws. The first request of an isolate waits for KV (under a
  * deadline) or falls back to the bundled rules; later ones never wait.
  */

@@ -130,6 +130,30 @@ describe("an origin that resets in the middle of the body", () => {
   });
 });
 
+describe("a page the rules leave alone", () => {
+  it("is the origin's page with its caching headers and no cookie, for a new and a returning visitor, while the rules load and once they are held", async () => {
+    await publish({
+      version: "nothing-on-cdn-cached",
+      placements: { hero: { selector: "#hero", pages: ["/elsewhere"] } },
+      experiences: [],
+    });
+    const cookie = await newVisitor();
+    const quiet = { ...env, BEACON_AUTO_INJECT: "false" };
+    // The first request after a reset loads the rules; the next ones answer from what the isolate holds.
+    resetRulesCache();
+    for (const visitor of [undefined, cookie, undefined, cookie]) {
+      const { res } = await fetchVia(quiet, pageRequest("/cdn-cached", visitor ? { cookie: visitor } : {}));
+      const html = await res.text();
+      expect(html).toContain("<h1>Default hero</h1>");
+      expect(html).not.toContain("<script");
+      expect(res.headers.get("cache-control")).toBe("public, max-age=300");
+      expect(res.headers.get("surrogate-key")).toBe("page-cached");
+      expect(res.headers.getSetCookie()).toEqual([]);
+      expect(res.headers.get(readConfig(quiet).config.RULES_HEADER)).toBe("nothing-on-cdn-cached");
+    }
+  });
+});
+
 describe("pages that depend on the visitor are private", () => {
   it("a personalized page loses the origin's CDN-Cache-Control, Surrogate-Control, Surrogate-Key, Cache-Tag and Expires", async () => {
     const { res } = await fetchVia(env, pageRequest("/cdn-cached"));
