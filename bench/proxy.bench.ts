@@ -563,7 +563,8 @@ export async function run(): Promise<string[]> {
       "",
       `budgets: returning ×rewriter ${ratio("ns-returning").toFixed(2)} (≥ 0.90), new ${ratio("ns-new").toFixed(2)} (≥ 0.85), crawler ${ratio("ns-crawler").toFixed(2)}; ` +
         `slow-origin first byte ×pass returning ${(slow.get("ns-returning")! / slowPass).toFixed(2)}, new ${(slow.get("ns-new")! / slowPass).toFixed(2)}, crawler ${(slow.get("ns-crawler")! / slowPass).toFixed(2)} (≤ 1.1; the rewriter ${(slow.get("rewriter")! / slowPass).toFixed(2)}); ` +
-        `single request ×rewriter ${(ns.total / singles.get("rewriter")!.total).toFixed(2)} (≤ 1.3)`,
+        `single request ×rewriter ${(ns.total / singles.get("rewriter")!.total).toFixed(2)} (≤ 1.3); ` +
+        `nothing to change ×pass ${(med("ns-nochange").rps / med("passthrough").rps).toFixed(2)} (≥ 0.95)`,
     );
     return lines;
   } finally {
