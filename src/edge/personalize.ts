@@ -383,10 +383,11 @@ export async function startPersonalization(
  */
 export function untouchedPage(request: Request, url: URL, env: Env, config: Config): PageStart | null {
   if (config.BEACON_AUTO_INJECT) return null;
-  if (config.ADMIN_TOKEN && (url.searchParams.has(PREVIEW_PARAM) || readCookieValue(request, PREVIEW_COOKIE)))
-    return null;
   const rules = heldRules(env);
   if (!rules || servingFallback(rules) || rules.compiled.pageForPath(url.pathname).placements.length > 0)
+    return null;
+  // Last: a page with placements never pays for reading its cookies here.
+  if (config.ADMIN_TOKEN && (url.searchParams.has(PREVIEW_PARAM) || readCookieValue(request, PREVIEW_COOKIE)))
     return null;
   return nothingToPersonalize(rules.version, []);
 }
