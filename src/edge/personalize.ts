@@ -322,7 +322,7 @@ export async function startPersonalization(
   else if (servingFallback(rules)) failOpen.push("rules-bundled");
 
   const page = rules?.compiled.pageForPath(url.pathname) ?? NO_SLOTS;
-  if (page.placements.length === 0 && !config.BEACON_AUTO_INJECT && !preview)
+  if (leftAlone(page, config, preview !== null))
     return nothingToPersonalize(rules?.version ?? null, failOpen);
 
   const setCookies: string[] = [];
@@ -382,14 +382,19 @@ export async function startPersonalization(
  * of that is not known at once; the page then takes `startPersonalization`, which ends the same way.
  */
 export function untouchedPage(request: Request, url: URL, env: Env, config: Config): PageStart | null {
-  if (config.BEACON_AUTO_INJECT) return null;
+  // Held rules came from KV: never the bundled fallback, so nothing to report as failed open.
   const rules = heldRules(env);
-  if (!rules || servingFallback(rules) || rules.compiled.pageForPath(url.pathname).placements.length > 0)
-    return null;
-  // Last: a page with placements never pays for reading its cookies here.
+  if (!rules || !leftAlone(rules.compiled.pageForPath(url.pathname), config, false)) return null;
+  // Last: a page with placements never pays for reading its cookies here. A preview asked for is
+  // verified on the usual path.
   if (config.ADMIN_TOKEN && (url.searchParams.has(PREVIEW_PARAM) || readCookieValue(request, PREVIEW_COOKIE)))
     return null;
   return nothingToPersonalize(rules.version, []);
+}
+
+/** No placement on the page, no beacon to add, no preview: personalization has nothing to do. */
+function leftAlone(page: PageSlots, config: Config, preview: boolean): boolean {
+  return page.placements.length === 0 && !config.BEACON_AUTO_INJECT && !preview;
 }
 
 /** No placement on this path, no beacon to add, no preview: the origin's page, as it is. */

@@ -64,8 +64,10 @@ function decorate(
 
 /**
  * A proxied request outside the reserved prefix. The origin request leaves first; personalization
- * starts in the next turn of the event loop and runs beside it under its deadlines. Assets and non-GET requests never enter the decision path;
- * non-HTML streams back untouched, HTML streams through the native HTMLRewriter.
+ * starts in the next turn of the event loop and runs beside it under its deadlines (a page the rules
+ * in memory leave alone starts at once, with nothing to do). Assets and non-GET requests never
+ * enter the decision path; non-HTML streams back untouched, HTML streams through the native
+ * HTMLRewriter.
  *
  * Personalization never delays the first byte: when the origin answers before the visitor's
  * decision is ready, the page starts streaming at once and each slot waits for the decision where

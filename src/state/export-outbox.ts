@@ -3,7 +3,7 @@ import type { Millis } from "../core/model.ts";
 import { withDeadline } from "../platform/deadline.ts";
 import type { Env } from "../platform/env.ts";
 import { log } from "../platform/log.ts";
-import { CHUNK_BYTES, messagesOf, sendMessages } from "./export-producer.ts";
+import { CHUNK_BYTES, greedyRuns, messagesOf, sendMessages } from "./export-producer.ts";
 import {
   type ExportMessage,
   ExportMessageSchema,
@@ -151,7 +151,8 @@ export async function sendOutbox(
     after = page.rows[page.rows.length - 1]!.seq;
     // Each row is the message it was packed as, and whole rows go per sendBatch: a row is deleted
     // only once the message holding all its lines was accepted.
-    for (const chunk of rowChunks(page.rows)) {
+    // Greedy runs of whole rows, each within one sendBatch (a row is at most one 60 KB message).
+    for (const chunk of greedyRuns(page.rows, (row) => row.bytes, CHUNK_BYTES)) {
       const messages = chunk.map((row) => row.message);
       const sent = await withDeadline(() => sendMessages(env, messages), SEND_DEADLINE_MS);
       if (!sent.ok) {
@@ -173,24 +174,6 @@ interface OutboxRow {
   readonly message: ExportMessage;
   /** The body's UTF-8 bytes: what the row adds to a sendBatch. */
   readonly bytes: number;
-}
-
-/** Greedy runs of whole rows, each within one sendBatch (a row is at most one 60 KB message). */
-function rowChunks(rows: readonly OutboxRow[]): OutboxRow[][] {
-  const chunks: OutboxRow[][] = [];
-  let chunk: OutboxRow[] = [];
-  let bytes = 0;
-  for (const row of rows) {
-    if (chunk.length > 0 && bytes + row.bytes > CHUNK_BYTES) {
-      chunks.push(chunk);
-      chunk = [];
-      bytes = 0;
-    }
-    chunk.push(row);
-    bytes += row.bytes;
-  }
-  if (chunk.length) chunks.push(chunk);
-  return chunks;
 }
 
 /** Up to PAGE_ROWS rows after `after`; a row that does not parse is logged, counted and deleted. */

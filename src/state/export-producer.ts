@@ -35,32 +35,35 @@ function packed(records: readonly ExportRecord[]): ExportMessage[][] {
   if (records.length === 0) return [];
   // A bulk send seldom fits one message, and would pay for a JSON it then throws away.
   if (records.length <= FEW && JSON.stringify(records).length * 3 <= MESSAGE_BYTES) return [[[...records]]];
-  const chunks: ExportMessage[][] = [];
-  let chunk: ExportMessage[] = [];
-  let chunkBytes = 0;
-  let message: ExportRecord[] = [];
-  let messageBytes = 2; // the array's brackets
-  const close = () => {
-    if (message.length === 0) return;
-    if (chunk.length > 0 && chunkBytes + messageBytes > CHUNK_BYTES) {
-      chunks.push(chunk);
-      chunk = [];
-      chunkBytes = 0;
+  const sized = records.map((record) => ({ record, bytes: sizeOf(record) }));
+  // A message's bytes: its records' and the array's brackets.
+  const messages = greedyRuns(sized, (one) => one.bytes, MESSAGE_BYTES - 2).map((run) => ({
+    message: run.map((one) => one.record),
+    bytes: run.reduce((sum, one) => sum + one.bytes, 2),
+  }));
+  return greedyRuns(messages, (one) => one.bytes, CHUNK_BYTES).map((run) => run.map((one) => one.message));
+}
+
+/**
+ * Greedy runs of `items` in their order, each of at most `limit` by `size` (an item larger than the
+ * limit goes alone): records into queue messages, messages (or the outbox's rows) into sendBatches.
+ */
+export function greedyRuns<T>(items: readonly T[], size: (item: T) => number, limit: number): T[][] {
+  const runs: T[][] = [];
+  let run: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const n = size(item);
+    if (run.length > 0 && bytes + n > limit) {
+      runs.push(run);
+      run = [];
+      bytes = 0;
     }
-    chunk.push(message);
-    chunkBytes += messageBytes;
-    message = [];
-    messageBytes = 2;
-  };
-  for (const record of records) {
-    const size = sizeOf(record);
-    if (message.length > 0 && messageBytes + size > MESSAGE_BYTES) close();
-    message.push(record);
-    messageBytes += size;
+    run.push(item);
+    bytes += n;
   }
-  close();
-  chunks.push(chunk);
-  return chunks;
+  if (run.length > 0) runs.push(run);
+  return runs;
 }
 
 /** The records as queue messages of at most MESSAGE_BYTES each (the outbox keeps one per row). */

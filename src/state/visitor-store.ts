@@ -126,14 +126,12 @@ export function emptyHeld(visitorId = ""): HeldVisitor {
  * (src/platform/keyed-tables.ts). The others (remembered ids, dead letters, the outbox, the
  * journeys' tables) are created by their first write (lazy-tables.ts).
  */
-const VISITOR_TABLES: readonly KeyedTable[] = [
-  {
-    name: "event",
-    create: `CREATE TABLE IF NOT EXISTS event (ts INTEGER NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
+const EVENT_TABLE: KeyedTable = {
+  name: "event",
+  create: `CREATE TABLE IF NOT EXISTS event (ts INTEGER NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
       channel TEXT NOT NULL, props TEXT NOT NULL, PRIMARY KEY (ts, id)) WITHOUT ROWID`,
-    columns: ["ts", "id", "type", "channel", "props"],
-  },
-];
+  columns: ["ts", "id", "type", "channel", "props"],
+};
 const SEEN_CREATE =
   "CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, ts INTEGER NOT NULL) WITHOUT ROWID";
 /** An object stored before keeps its `seen` rows, rebuilt keyed; a new one creates it on its first row. */
@@ -150,7 +148,7 @@ const META_TABLE: KeyedTable = {
 };
 
 export function createTables(sql: SqlStorage): void {
-  ensureKeyedTables(sql, [...VISITOR_TABLES, SEEN_TABLE, META_TABLE]);
+  ensureKeyedTables(sql, [EVENT_TABLE, SEEN_TABLE, META_TABLE]);
 }
 
 /**
