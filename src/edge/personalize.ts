@@ -382,6 +382,8 @@ export async function startPersonalization(
  * of that is not known at once; the page then takes `startPersonalization`, which ends the same way.
  */
 export function untouchedPage(request: Request, url: URL, env: Env, config: Config): PageStart | null {
+  // Most sites let the beacon be injected: then no page is left alone, and this costs one check.
+  if (config.BEACON_AUTO_INJECT) return null;
   // Held rules came from KV: never the bundled fallback, so nothing to report as failed open.
   const rules = heldRules(env);
   if (!rules || !leftAlone(rules.compiled.pageForPath(url.pathname), config, false)) return null;
