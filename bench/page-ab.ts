@@ -151,6 +151,18 @@ async function firstByte(t: AbTarget): Promise<{ total: number; out: number; bac
  * of the same build can differ by up to 10% in CPU per page for a whole run (an A/A run,
  * docs/benchmarks.md), so a build's figure is the mean of its processes' medians.
  */
+/**
+ * Whether the builds' processes are apart: only then does B ÷ A say more than how far processes of
+ * the same code differ (up to 10% for a whole run; and a rebuild whose one change was on a path the
+ * bench never takes came out 4.7% apart once: docs/benchmarks.md). Even apart, a gap under about 5%
+ * wants the run repeated with the builds swapped.
+ */
+function separation(a: readonly number[], b: readonly number[]): string {
+  if (Math.max(...b) < Math.min(...a)) return "every B process below every A process";
+  if (Math.min(...b) > Math.max(...a)) return "every B process above every A process";
+  return "the processes overlap: no difference this run can show";
+}
+
 const PROCESSES = Math.max(1, Number(process.env.BENCH_AB_PROCESSES ?? 2));
 
 /** The processes of one target kind: A's and B's, each named `<kind> A1`, `<kind> B1`, … */
@@ -241,10 +253,12 @@ export async function run(): Promise<string[]> {
       lines.push(
         `${kind.padEnd(14)} ${ra.toFixed(0).padStart(8)} ${rb.toFixed(0).padStart(8)}  ${(rb / ra).toFixed(3)}  ${ca.toFixed(2).padStart(13)} ${cb.toFixed(2).padStart(5)}  ${(cb / ca).toFixed(3)}  ${fa.toFixed(2).padStart(15)} ${fb.toFixed(2).padStart(5)}  ${(fb - fa >= 0 ? "+" : "") + (fb - fa).toFixed(2)}  (${part(a, "out").toFixed(2)} ${part(b, "out").toFixed(2)}; ${part(a, "back").toFixed(2)} ${part(b, "back").toFixed(2)})`,
       );
-      if (PROCESSES > 1)
+      if (PROCESSES > 1) {
+        const perProcess = (side: AbTarget[]) => side.map((t) => median(cpu.get(t.name)!) || 0);
         lines.push(
-          `  per process, CPU ms/page: ${[...a, ...b].map((t) => `${t.name.slice(kind.length + 1)} ${(median(cpu.get(t.name)!) || 0).toFixed(2)}`).join(", ")}`,
+          `  per process, CPU ms/page: ${[...a, ...b].map((t) => `${t.name.slice(kind.length + 1)} ${(median(cpu.get(t.name)!) || 0).toFixed(2)}`).join(", ")}; ${separation(perProcess(a), perProcess(b))}`,
         );
+      }
     }
     for (const t of floors) {
       const part = (key: "total" | "out" | "back") => median(slow.get(t.name)!.map((x) => x[key]));
