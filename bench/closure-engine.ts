@@ -19,7 +19,7 @@
  */
 import { escapeHtml } from "../src/core/escape.ts";
 import type { RequestContext, Traits, VisitorState } from "../src/core/model.ts";
-import type { ReferenceDecision, ReferenceResult } from "./reference-decider.ts";
+import { decayedIntents, type ReferenceDecision, type ReferenceResult } from "./reference-decider.ts";
 
 /** What a compiled condition reads. */
 interface Scope {
@@ -244,20 +244,7 @@ export function closureEngine(doc: Json) {
     now: number,
   ): ReferenceResult => {
     const { state } = visitor;
-    const scores: Record<string, number> = {};
-    let top: string | null = null;
-    let topValue = 0;
-    for (const [dimension, halfLife] of halfLives) {
-      const score = state.intent[dimension];
-      if (!score) continue;
-      const dt = now - score.ts;
-      const value = dt > 0 ? score.value * 2 ** (-dt / halfLife) : score.value;
-      scores[dimension] = value;
-      if (value > topValue || (value === topValue && top !== null && dimension < top)) {
-        top = dimension;
-        topValue = value;
-      }
-    }
+    const { top, scores } = decayedIntents(state, halfLives, now);
     const scope: Scope = { ...visitor, now, scores, segments: new Map() };
     const decisions: ReferenceDecision[] = [];
     const exposures: Array<{ experience: string; placement: string }> = [];

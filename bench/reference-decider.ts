@@ -110,6 +110,33 @@ function countWithin(
   return n;
 }
 
+/**
+ * The intent scores decayed to `now` as the engine's model defines them (value × 2^(−Δt/half-life),
+ * a time before the score's reading the stored value) and the strongest (ties to the first name in
+ * order); shared by both baselines (bench/closure-engine.ts), which report them as decide() does.
+ */
+export function decayedIntents(
+  state: VisitorState,
+  halfLives: ReadonlyArray<readonly [dimension: string, halfLifeMs: number]>,
+  now: number,
+): ReferenceResult["intent"] {
+  const scores: Record<string, number> = {};
+  let top: string | null = null;
+  let topValue = 0;
+  for (const [dimension, halfLife] of halfLives) {
+    const score = state.intent[dimension];
+    if (!score) continue;
+    const dt = now - score.ts;
+    const value = dt > 0 ? score.value * 2 ** (-dt / halfLife) : score.value;
+    scores[dimension] = value;
+    if (value > topValue || (value === topValue && top !== null && dimension < top)) {
+      top = dimension;
+      topValue = value;
+    }
+  }
+  return { top, scores };
+}
+
 /** The reference for `scaledDoc(experienceCount)`: call it per visitor, with or without the segment list. */
 export function referenceDecider(experienceCount: number) {
   const placements: Candidate[][] = Array.from({ length: PLACEMENTS }, () => []);
@@ -123,24 +150,12 @@ export function referenceDecider(experienceCount: number) {
       after: `, offer ${i}</div>`,
     });
   const placementIds = placements.map((_, p) => `slot-${p}`);
+  const halfLives = CATEGORIES.map((dimension) => [dimension, HALF_LIFE] as const);
   const segmentIds = Array.from({ length: SEGMENTS }, (_, s) => `seg-${s}`);
 
   return (visitor: BenchVisitor, listSegments: boolean, now = NOW): ReferenceResult => {
     const { state, traits, context } = visitor;
-    const scores: Record<string, number> = {};
-    let top: string | null = null;
-    let topValue = 0;
-    for (const dimension of CATEGORIES) {
-      const score = state.intent[dimension];
-      if (!score) continue;
-      const dt = now - score.ts;
-      const value = dt > 0 ? score.value * 2 ** (-dt / HALF_LIFE) : score.value;
-      scores[dimension] = value;
-      if (value > topValue || (value === topValue && top !== null && dimension < top)) {
-        top = dimension;
-        topValue = value;
-      }
-    }
+    const { top, scores } = decayedIntents(state, halfLives, now);
     const name = traits.firstName;
     const shownName = typeof name === "string" && name.length > 0 ? escapeHtml(name) : "there";
     // 1: in, 0: out, -1: not worked out yet.
