@@ -27,9 +27,19 @@ interface Scope {
   readonly traits: Traits;
   readonly context: RequestContext;
   readonly now: number;
-  readonly scores: Record<string, number>;
-  /** Per named segment: 1 in, 0 out, absent not worked out yet. */
+  readonly scores: Readonly<Record<string, number>>;
+  /** Per named segment: whether the visitor is in it; absent, not worked out yet in this call. */
   readonly segments: Map<string, boolean>;
+}
+
+/** A named segment, evaluated once per call, when first read. */
+function inSegment(scope: Scope, name: string, condition: Condition): boolean {
+  let member = scope.segments.get(name);
+  if (member === undefined) {
+    member = condition(scope);
+    scope.segments.set(name, member);
+  }
+  return member;
 }
 
 type Condition = (scope: Scope) => boolean;
@@ -161,14 +171,7 @@ function compileCondition(spec: Json, segments: ReadonlyMap<string, Condition>):
     const name = spec.segment;
     const segment = segments.get(name);
     if (!segment) throw new Error(`closure engine: segment ${name}`);
-    return (scope) => {
-      let member = scope.segments.get(name);
-      if (member === undefined) {
-        member = segment(scope);
-        scope.segments.set(name, member);
-      }
-      return member;
-    };
+    return (scope) => inSegment(scope, name, segment);
   }
   if (typeof spec.path === "string" && typeof spec.op === "string") {
     const read = scopePath(spec.path);
@@ -259,16 +262,7 @@ export function closureEngine(doc: Json) {
       decisions.push(decision);
     }
     const listed = listSegments
-      ? segmentSpecs
-          .map(([name]) => name)
-          .filter((name) => {
-            let member = scope.segments.get(name);
-            if (member === undefined) {
-              member = segments.get(name)!(scope);
-              scope.segments.set(name, member);
-            }
-            return member;
-          })
+      ? segmentSpecs.map(([name]) => name).filter((name) => inSegment(scope, name, segments.get(name)!))
       : null;
     return { decisions, segments: listed, intent: { top, scores }, exposures };
   };
