@@ -11,7 +11,8 @@
  *   queueMessages  messages sent to the EXPORT queue (the page's exposure lines from the worker, the
  *                outbox's from the objects)
  *
- * The bench's Miniflare binds no Queues, so EXPORT is a sink here that accepts and counts what is sent
+ * The bench's Miniflare binds no Queues, so EXPORT is a sink here that encodes each message as the
+ * queue's json content type does in the sender's isolate (CPU a deployed worker spends), counts it
  * and keeps nothing: without it every export send threw, was tried three times and logged as
  * dropped (on every returning page), and each object's unsent outbox was re-read on every flush,
  * work production never does. Not counted: Workflows and R2 (not bound), and `ctx.storage`
@@ -69,10 +70,11 @@ function kv(ns) {
   const write = (m) => (...a) => { counts.kvWrites++; return ns[m](...a); };
   return view(ns, { get: read("get"), getWithMetadata: read("getWithMetadata"), put: write("put"), delete: write("delete") });
 }
-// The EXPORT queue the bench does not bind: accepted, counted, discarded (see the module comment).
+// The EXPORT queue the bench does not bind: each body encoded as the queue's json content type
+// encodes it (in the sender's isolate), counted, discarded (see the module comment).
 const exportSink = {
-  send: async () => { counts.queueMessages++; },
-  sendBatch: async (messages) => { counts.queueMessages += [...messages].length; },
+  send: async (body) => { JSON.stringify(body); counts.queueMessages++; },
+  sendBatch: async (messages) => { for (const m of messages) { JSON.stringify(m.body); counts.queueMessages++; } },
 };
 // One counting view per env object, as workerd hands the worker the same env on every request:
 // a fresh copy per request would defeat every cache the worker keys by its env (its parsed config).
@@ -114,12 +116,17 @@ export default {
 
 /**
  * The entry of a plain (uncounted) run: the built worker and its objects as they are, except that
- * the EXPORT queue the bench does not bind is a sink that accepts and keeps nothing (see the
- * module comment: without it every returning page's export send throws and is logged). One env
+ * the EXPORT queue the bench does not bind is a sink that encodes each message as the queue would
+ * and keeps nothing (see the module comment: without it every returning page's export send throws
+ * and is logged). One env
  * view per env object, as above. No binding is wrapped, nothing is counted.
  */
 const SINK_ENTRY = `import worker, * as built from "./index.js";
-const exportSink = { send: async () => {}, sendBatch: async () => {} };
+// Each body encoded as the queue's json content type encodes it, in the sender's isolate; then dropped.
+const exportSink = {
+  send: async (body) => { JSON.stringify(body); },
+  sendBatch: async (messages) => { for (const m of messages) JSON.stringify(m.body); },
+};
 const views = new WeakMap();
 function sinkEnv(env) {
   if (env.EXPORT) return env;

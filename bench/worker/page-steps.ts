@@ -47,9 +47,19 @@ interface StepEnv extends Env {
 
 /** The visitors whose cookies the returning pages carry (set up by the `setup` step). */
 const cookies: string[] = [];
-const sink = { EXPORT: { sendBatch: async () => {}, send: async () => {} } as unknown as Queue };
+const sink = {
+  EXPORT: {
+    // Each body encoded as the queue's json content type encodes it in the sender's isolate.
+    sendBatch: async (messages: Iterable<MessageSendRequest>) => {
+      for (const m of messages) JSON.stringify(m.body);
+    },
+    send: async (body: unknown) => {
+      JSON.stringify(body);
+    },
+  } as unknown as Queue,
+};
 /**
- * The env the worker's pages get: the bench binds no queue, so EXPORT is a sink that accepts and
+ * The env the worker's pages get: the bench binds no queue, so EXPORT is a sink that encodes and
  * keeps nothing (as bench/counting.ts's). One view per env object: the worker parses its
  * configuration once per env, and workerd hands it the same one on every request.
  */
