@@ -99,6 +99,11 @@ async function rewritten(env: StepEnv, rewriter: HTMLRewriter): Promise<void> {
   await read(rewriter.transform(await env.ORIGIN_SERVICE.fetch(SITE)));
 }
 
+/** The one-selector rewriter with `body` called on the page's `<body>` (the beacon tag's two ways in). */
+function withBodyHandler(env: StepEnv, body: (element: Element) => void): Promise<void> {
+  return rewritten(env, heroRewriter(HERO_NOW).on("body", { element: body }));
+}
+
 type Step = (env: StepEnv, ctx: ExecutionContext, i: number) => Promise<unknown> | unknown;
 
 const steps: Record<string, Step> = {
@@ -117,25 +122,15 @@ const steps: Record<string, Step> = {
       }),
     ),
   "page-rewriter + beacon appended": async (env) =>
-    rewritten(
-      env,
-      heroRewriter(HERO_NOW).on("body", {
-        element(e) {
-          e.append(BEACON_TAG, { html: true });
-        },
-      }),
-    ),
+    withBodyHandler(env, (body) => {
+      body.append(BEACON_TAG, { html: true });
+    }),
   "page-rewriter + beacon, end tag async": async (env) =>
-    rewritten(
-      env,
-      heroRewriter(HERO_NOW).on("body", {
-        element(e) {
-          e.onEndTag(async (end) => {
-            end.before(await Promise.resolve(BEACON_TAG), { html: true });
-          });
-        },
-      }),
-    ),
+    withBodyHandler(env, (body) => {
+      body.onEndTag(async (end) => {
+        end.before(await Promise.resolve(BEACON_TAG), { html: true });
+      });
+    }),
   "page-returning": async (env, ctx, i) =>
     read(
       await worker.fetch(

@@ -26,6 +26,19 @@ const QUEUE = "northstar-export";
 const HOUR = 3_600_000;
 const START = Date.UTC(2026, 0, 1); // its own partitions: nothing else in this file writes there
 
+/** `count` event records of 4 KB each in UTF-8 (2,000 "é"s), one visitor's, ids big-0, big-1, … */
+function bigRecords(count: number) {
+  return Array.from({ length: count }, (_, i) =>
+    eventRecord("visitor-big", {
+      id: `big-${i}`,
+      type: "product_view",
+      ts: START,
+      channel: "web",
+      props: { blob: "é".repeat(2000) },
+    }),
+  );
+}
+
 let seq = 0;
 function message<Body extends ExportMessage>(body: Body, attempts = 1): MessageBatchMessage<Body> {
   return { id: `m-${++seq}`, timestamp: new Date(START), attempts, body };
@@ -167,15 +180,7 @@ describe("the export consumer", () => {
   });
 
   it("records are packed into messages of at most 60 KB each", () => {
-    const big = Array.from({ length: 40 }, (_, i) =>
-      eventRecord("visitor-big", {
-        id: `big-${i}`,
-        type: "product_view",
-        ts: START,
-        channel: "web",
-        props: { blob: "é".repeat(2000) }, // 4,000 bytes in UTF-8
-      }),
-    );
+    const big = bigRecords(40);
     const messages = messagesOf(big);
     expect(messages.length).toBeGreaterThan(1);
     expect(messages.flat()).toEqual(big);
@@ -184,15 +189,7 @@ describe("the export consumer", () => {
   });
 
   it("a send larger than one sendBatch goes in several, each within 180 KB, every record once and in order", async () => {
-    const big = Array.from({ length: 120 }, (_, i) =>
-      eventRecord("visitor-big", {
-        id: `big-${i}`,
-        type: "product_view",
-        ts: START,
-        channel: "web",
-        props: { blob: "é".repeat(2000) }, // 4,000 bytes in UTF-8: 480 KB in all
-      }),
-    );
+    const big = bigRecords(120); // 480 KB in all
     const batches: unknown[][][] = [];
     const EXPORT = {
       sendBatch: async (messages: Iterable<{ body: unknown }>) => {
